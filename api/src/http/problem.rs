@@ -1,0 +1,130 @@
+use poem::http::StatusCode;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// An RFC 9457 problem: every error Agentry answers has this shape.
+#[derive(Clone, Debug, Object)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:agentry:problem:<code>`.
+    #[oai(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong with this request, for a human.
+    pub detail: String,
+    /// A stable snake_case code for programs.
+    pub code: String,
+}
+
+impl Problem {
+    /// A problem of kind `code` for `status`, titled after the status.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem_type: format!("urn:agentry:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+/// Every error a `/v1` operation can answer, each as `application/problem+json`.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed or breaks a rule about its content.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid credentials.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// Valid credentials that may not do this.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// Nothing here, or it belongs to another organization.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with the current state (a duplicate, a lost race).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The body is larger than the documented limit.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The request is well-formed but a business rule refuses it.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
+    /// Too many requests; retry after the given number of seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
+    /// Something failed on our side; the detail never says what (the logs do, by request id).
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+    /// A part Agentry depends on is unavailable; retry later.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
+}
+
+impl ApiError {
+    /// 400 with a stable code and a detail that says what to fix.
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, code, detail)))
+    }
+
+    /// 401.
+    pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
+        Self::Unauthorized(Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)))
+    }
+
+    /// 403.
+    pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
+        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
+    }
+
+    /// 404.
+    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+        Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, code, detail)))
+    }
+
+    /// 409.
+    pub fn conflict(code: &str, detail: impl Into<String>) -> Self {
+        Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, code, detail)))
+    }
+
+    /// 422.
+    pub fn unprocessable(code: &str, detail: impl Into<String>) -> Self {
+        Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)))
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after_seconds: u64) -> Self {
+        let detail = format!("rate limit exceeded; retry after {retry_after_seconds} s");
+        Self::TooManyRequests(
+            Json(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                detail,
+            )),
+            retry_after_seconds,
+        )
+    }
+
+    /// 500: logs `error` (with the request id, from the current span) and shows nothing of it.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::Internal(Json(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged with this request's id",
+        )))
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(code: &str, detail: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self::Unavailable(
+            Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)),
+            retry_after_seconds,
+        )
+    }
+}

@@ -1,0 +1,139 @@
+//! The parts every `agentry` command stands on, and the background loops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::relay::{LocalBus, NatsBus};
+use commands::{EventBus, EventStore, Relay, database};
+use projections::{ProjectionRunner, Projector};
+use sqlx::PgPool;
+use thiserror::Error;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
+use crate::settings::{DEFAULT_DATABASE_URL, Settings};
+
+/// Port of the private cluster started when no database is configured (not the packaged 5432).
+const PRIVATE_POSTGRES_PORT: u16 = 54329;
+
+/// Why the process could not start; each renders as one line an operator can act on.
+#[derive(Debug, Error)]
+pub enum PlatformError {
+    /// No database is configured, none answers at the default address, and none can be started.
+    #[error(
+        "no database: DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, and a private cluster cannot be started ({0}); set DATABASE_URL or install PostgreSQL (apt-get install postgresql)"
+    )]
+    NoDatabase(EmbeddedPostgresError),
+    /// The private cluster failed to start.
+    #[error("private PostgreSQL: {0}")]
+    Embedded(#[from] EmbeddedPostgresError),
+    /// The database could not be created, reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database could not be migrated.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// NATS could not be configured.
+    #[error("NATS: {0}")]
+    Nats(#[from] commands::relay::BusError),
+}
+
+/// The database, the event store and the bus, plus the background tasks running over them.
+pub struct Platform {
+    /// The event-store database.
+    pub pool: PgPool,
+    /// Appends and loads events.
+    pub store: EventStore,
+    /// Carries committed events (NATS or in-process).
+    pub bus: EventBus,
+    /// Cancelled on shutdown; every background loop watches it.
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Platform {
+    /// Resolves and prepares the database (created if missing, migrated), and connects the bus.
+    pub async fn connect(settings: &Settings) -> Result<Self, PlatformError> {
+        let (url, embedded) = resolve_database(settings).await?;
+        database::create_if_missing(&url).await?;
+        let pool = database::connect(&url, settings.db_max_connections).await?;
+        database::MIGRATOR.run(&pool).await?;
+        let bus = match &settings.nats_url {
+            Some(url) => EventBus::Nats(NatsBus::connect(url).await?),
+            None => EventBus::Local(LocalBus::default()),
+        };
+        let store = EventStore::new(pool.clone(), domain::upcasting::upcasters());
+        Ok(Self {
+            pool,
+            store,
+            bus,
+            shutdown: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            embedded,
+        })
+    }
+
+    /// Starts the relay and one runner per projector. With NATS several processes run this;
+    /// the relay's lock and the projectors' compare-and-set checkpoints keep them from
+    /// doing the same work twice.
+    pub fn start_background(&mut self, projectors: Vec<Arc<dyn Projector>>) {
+        let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.store.signal().clone());
+        self.tasks.spawn(relay.run(self.shutdown.clone()));
+        for projector in projectors {
+            let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
+            self.tasks.spawn(runner.run(self.shutdown.clone()));
+        }
+    }
+
+    /// Stops the background loops (waiting up to 10 s for them), then a private cluster.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.tasks.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!("background tasks did not stop within 10 s");
+        }
+        self.pool.close().await;
+        if let Some(embedded) = self.embedded.take()
+            && let Err(error) = embedded.stop().await
+        {
+            tracing::warn!(%error, "private PostgreSQL did not stop cleanly");
+        }
+    }
+}
+
+/// `DATABASE_URL` when set; else the default address when something answers there; else a
+/// private cluster under the data directory.
+async fn resolve_database(settings: &Settings) -> Result<(String, Option<EmbeddedPostgres>), PlatformError> {
+    if let Some(url) = &settings.database_url {
+        return Ok((url.clone(), None));
+    }
+    if answers(SocketAddr::from(([127, 0, 0, 1], 5432))).await {
+        return Ok((DEFAULT_DATABASE_URL.to_owned(), None));
+    }
+    if EmbeddedPostgres::find_binaries().is_none() {
+        return Err(PlatformError::NoDatabase(EmbeddedPostgresError::NotInstalled {
+            hint: "PostgreSQL's server programs are not installed".to_owned(),
+        }));
+    }
+    let data_dir = settings.data_dir.join("postgres");
+    let embedded = EmbeddedPostgres::start(&data_dir, PRIVATE_POSTGRES_PORT).await?;
+    tracing::info!(
+        data_dir = %embedded.data_dir().display(),
+        port = embedded.port(),
+        "DATABASE_URL is unset and nothing answers at 127.0.0.1:5432: running a private PostgreSQL cluster"
+    );
+    Ok((embedded.url("agentry"), Some(embedded)))
+}
+
+async fn answers(address: SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(address);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
+}

@@ -1,0 +1,80 @@
+//! Typed configuration from the command line and the contract's environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/agentry";
+
+/// `agentry`: an event-sourced backend for AI-agent SaaS.
+#[derive(Debug, Parser)]
+#[command(name = "agentry", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The process's modes, as the contract names them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP API, event relay, projectors and an embedded worker in one process.
+    Serve,
+    /// Only the background side (relay standby, projectors); add more for scale.
+    Worker,
+    /// Apply the migrations and exit.
+    Migrate,
+}
+
+/// Everything the process reads from its environment. Passed down, never global.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// The event store. Unset: postgres://postgres@127.0.0.1:5432/agentry, or a private
+    /// cluster under the data directory when nothing answers there. Created if missing.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// NATS with JetStream, carrying events between nodes. Unset: an in-process bus for one node.
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+
+    /// HTTP address to listen on.
+    #[arg(long, env = "AGENTRY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Where a private PostgreSQL cluster keeps its data when no database is configured.
+    #[arg(long, env = "AGENTRY_DATA_DIR", default_value = ".agentry", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "AGENTRY_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Database connections this process may hold.
+    #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
+    pub db_max_connections: u32,
+
+    /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+}
+
+impl Settings {
+    /// Settings for tests: the given database, an in-process bus and an ephemeral port.
+    pub fn for_tests(database_url: String) -> Self {
+        Self {
+            database_url: Some(database_url),
+            nats_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from(".agentry"),
+            max_body_bytes: 64 * 1024,
+            db_max_connections: 8,
+            log_filter: "warn".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Building the HTTP application on a bound port and serving it until stopped.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+
+use crate::http::{BodyLimit, Observe, into_problem};
+use crate::platform::{Platform, PlatformError};
+use crate::routes::{AppState, service_routes};
+use crate::settings::Settings;
+use crate::telemetry;
+
+/// The process's version, shown in the OpenAPI document.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A built `agentry serve`: the platform connected, its background loops running, the port bound.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    platform: Platform,
+    state: AppState,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database, the private cluster or NATS.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address from `AGENTRY_LISTEN`.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Connects the platform, starts the background loops and binds the listen address
+    /// (port 0 picks a free port: tests run the real server this way).
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let mut platform = Platform::connect(&settings).await?;
+        platform.start_background(Vec::new());
+        let state = AppState {
+            pool: platform.pool.clone(),
+            store: platform.store.clone(),
+            bus: platform.bus.clone(),
+            settings: Arc::new(settings.clone()),
+            metrics: telemetry::metrics_handle(),
+        };
+        let acceptor = TcpListener::bind(settings.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen.to_string(),
+                source,
+            })?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|address| address.as_socket_addr().map(|socket| socket.port()))
+            .unwrap_or(settings.listen.port());
+        Ok(Self {
+            acceptor,
+            port,
+            platform,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `stop` resolves, lets requests in flight finish (up to 10 s), then stops
+    /// the background loops.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(port = self.port, "agentry serving");
+        let app = build_app(self.state);
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+            .await;
+        self.platform.stop().await;
+        served
+    }
+}
+
+/// The whole HTTP surface: `/v1` (documented in `/openapi.json`, browsable at `/docs`) and
+/// the service routes, behind the body limit, problem+json for every error, request ids,
+/// access logs and metrics.
+pub fn build_app(state: AppState) -> impl Endpoint {
+    let api = OpenApiService::new((), "Agentry", VERSION)
+        .description(
+            "Event-sourced backend for AI-agent SaaS. Every error is application/problem+json (RFC 9457).",
+        )
+        .server("/v1");
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let max_body_bytes = state.settings.max_body_bytes;
+    Route::new()
+        .nest("/v1", api.data(state.clone()))
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", service_routes(state))
+        .with(BodyLimit::new(max_body_bytes))
+        .catch_all_error(into_problem)
+        .with(Observe)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,19 @@
+//! Following the event log in committed order.
+//!
+//! Positions are taken when a row is inserted, not when its transaction commits, so a reader
+//! that follows `position > last_seen` can skip an event whose transaction commits late. The
+//! follower reads only rows of transactions older than every transaction still running
+//! (`pg_snapshot_xmin`), ordered by `(transaction_id, position)`: nothing can ever appear
+//! behind its cursor. Details and sources: `docs/event-store.md`.
+
+mod checkpoint;
+mod cursor;
+mod follower;
+mod recorded_event;
+mod signal;
+
+pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use cursor::Cursor;
+pub use follower::{LogFollower, read_after_with};
+pub use recorded_event::RecordedEvent;
+pub use signal::AppendSignal;

@@ -1,0 +1,14 @@
+//! Carrying committed events from the log to the bus, exactly once and in log order.
+
+mod bus;
+mod leader;
+mod local_bus;
+mod nats_bus;
+mod relay_loop;
+mod subject;
+
+pub use bus::{BusError, EventBus};
+pub use local_bus::LocalBus;
+pub use nats_bus::{NatsBus, STREAM_NAME, STREAM_SUBJECTS};
+pub use relay_loop::Relay;
+pub use subject::subject_for;

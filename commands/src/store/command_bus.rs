@@ -1,0 +1,211 @@
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use thiserror::Error;
+
+use super::aggregate_cache::{AggregateCache, Loaded};
+use super::{AppendedEvent, CommandContext, EventStore, NewEvent, StoreError};
+
+/// How many times a command is decided again after losing a race before the caller is told.
+const DEFAULT_ATTEMPTS: usize = 5;
+/// Aggregates kept in memory per bus.
+const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+
+/// Why a command did not commit.
+#[derive(Debug, Error)]
+pub enum CommandError<E> {
+    /// The aggregate refused the command: a business rule, safe to show the caller.
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept winning the race on this aggregate; trying again later may succeed.
+    #[error("the aggregate kept changing concurrently; try again")]
+    Conflict,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// What a committed command produced.
+#[derive(Clone, Debug)]
+pub struct Committed<A: Aggregate> {
+    /// The aggregate as it stands after the command.
+    pub state: A,
+    /// Its version (number of events) after the command.
+    pub version: usize,
+    /// The events written, in order.
+    pub events: Vec<A::Event>,
+    /// Where they were written; empty when the command decided nothing needed recording.
+    pub appended: Vec<AppendedEvent>,
+}
+
+/// Runs cqrs-es aggregates over the [`EventStore`]: decide with `handle`, append the events in
+/// one round trip, and keep the result in memory for the next command.
+///
+/// It replaces `cqrs_es::CqrsFramework` because that reloads the whole history on every
+/// command and returns nothing about what it wrote (see DESIGN-NOTES §1). The `Aggregate`
+/// trait and its `EventSink` are cqrs-es's own, so domain code is unchanged.
+pub struct CommandBus<A: Aggregate> {
+    store: EventStore,
+    services: A::Services,
+    cache: AggregateCache<A>,
+    attempts: usize,
+}
+
+impl<A> CommandBus<A>
+where
+    A: Aggregate + Clone,
+    A::Command: Clone,
+{
+    /// A bus for one aggregate type.
+    pub fn new(store: EventStore, services: A::Services) -> Self {
+        Self {
+            store,
+            services,
+            cache: AggregateCache::new(DEFAULT_CACHE_CAPACITY),
+            attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+
+    /// How many decisions a command gets before [`CommandError::Conflict`]; at least one.
+    pub fn with_attempts(mut self, attempts: usize) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// Decides `command` against the aggregate's current state and commits its events.
+    ///
+    /// A lost race (another node appended first) reloads the missing events and decides again,
+    /// so `handle` must stay free of side effects: look things up before, put them in the command.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        self.run(aggregate_id, command, context, false).await
+    }
+
+    /// Like [`execute`](Self::execute) for a command that creates the aggregate under a fresh id:
+    /// it skips the load and assumes the aggregate is new. If it was not, the append conflicts
+    /// and the command is decided again on the real state, so this is never wrong, only faster.
+    pub async fn create(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        self.run(aggregate_id, command, context, true).await
+    }
+
+    /// The aggregate's current state, brought up to date with the store (one query for the
+    /// events this process has not seen).
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, StoreError> {
+        let slot = self.cache.slot(aggregate_id);
+        let mut guard = slot.lock().await;
+        let loaded = self.refresh(aggregate_id, guard.take()).await?;
+        let state = loaded.state.clone();
+        *guard = Some(loaded);
+        Ok(state)
+    }
+
+    async fn run(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        assume_new: bool,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        let slot = self.cache.slot(aggregate_id);
+        let mut guard = slot.lock().await;
+        let mut current = match guard.take() {
+            Some(loaded) => loaded,
+            None if assume_new => Loaded::default(),
+            None => self
+                .refresh(aggregate_id, None)
+                .await
+                .map_err(CommandError::Store)?,
+        };
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                current = self
+                    .refresh(aggregate_id, Some(current))
+                    .await
+                    .map_err(CommandError::Store)?;
+            }
+            let (state, events) = match self.decide(&current, command.clone()).await {
+                Ok(decision) => decision,
+                Err(rejected) => {
+                    *guard = Some(current);
+                    return Err(rejected);
+                }
+            };
+            if events.is_empty() {
+                let committed = committed(state.clone(), current.version, events, Vec::new());
+                *guard = Some(current);
+                return Ok(committed);
+            }
+            let stored = events
+                .iter()
+                .map(NewEvent::from_domain)
+                .collect::<Result<Vec<_>, _>>();
+            let stored = stored.map_err(CommandError::Store)?;
+            match self
+                .store
+                .append(A::TYPE, aggregate_id, current.version, &stored, context)
+                .await
+            {
+                Ok(appended) => {
+                    let version = current.version + events.len();
+                    *guard = Some(Loaded {
+                        state: state.clone(),
+                        version,
+                    });
+                    return Ok(committed(state, version, events, appended));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
+                        .increment(1);
+                }
+                Err(other) => return Err(CommandError::Store(other)),
+            }
+        }
+        Err(CommandError::Conflict)
+    }
+
+    /// Runs `handle` on a copy, so a rejected or conflicting decision leaves the cache intact.
+    async fn decide(
+        &self,
+        current: &Loaded<A>,
+        command: A::Command,
+    ) -> Result<(A, Vec<A::Event>), CommandError<A::Error>> {
+        let mut state = current.state.clone();
+        let sink = EventSink::default();
+        state
+            .handle(command, &self.services, &sink)
+            .await
+            .map_err(CommandError::Rejected)?;
+        Ok((state, sink.collect().await))
+    }
+
+    async fn refresh(&self, aggregate_id: &str, known: Option<Loaded<A>>) -> Result<Loaded<A>, StoreError> {
+        let mut loaded = known.unwrap_or_default();
+        for event in self.store.load::<A>(aggregate_id, loaded.version).await? {
+            loaded.state.apply(event);
+            loaded.version += 1;
+        }
+        Ok(loaded)
+    }
+}
+
+fn committed<A: Aggregate>(
+    state: A,
+    version: usize,
+    events: Vec<A::Event>,
+    appended: Vec<AppendedEvent>,
+) -> Committed<A> {
+    Committed {
+        state,
+        version,
+        events,
+        appended,
+    }
+}

@@ -1,0 +1,49 @@
+use thiserror::Error;
+
+/// Why the event store could not do what was asked.
+///
+/// `Conflict` is the only expected failure: it means another writer appended to the same
+/// aggregate first, and the caller should reload and decide again.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Another writer appended to this aggregate since it was loaded.
+    #[error("aggregate {aggregate_type}/{aggregate_id} was changed concurrently")]
+    Conflict {
+        /// The aggregate's type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        aggregate_id: String,
+    },
+    /// A payload did not (de)serialize: a bug or an event with no upcaster for its version.
+    #[error("event {event_type} v{event_version} could not be (de)serialized: {source}")]
+    Serialization {
+        /// The stored event type.
+        event_type: String,
+        /// The stored event version.
+        event_version: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// The database failed or could not be reached.
+    #[error("event store database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Turns a database error into `Conflict` when it is the events table's primary key
+    /// (the optimistic-concurrency guard), and nothing else: another unique violation is a bug,
+    /// not a race, and must not be retried as one.
+    pub(crate) fn from_append(error: sqlx::Error, aggregate_type: &str, aggregate_id: &str) -> Self {
+        let is_conflict = error.as_database_error().is_some_and(|db| {
+            db.code().as_deref() == Some("23505") && db.constraint() == Some("events_pkey")
+        });
+        if is_conflict {
+            Self::Conflict {
+                aggregate_type: aggregate_type.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+            }
+        } else {
+            Self::Database(error)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+use std::sync::Arc;
+
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::Value;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::{CommandContext, StoreError};
+use crate::log::AppendSignal;
+
+/// One round trip for all the events of a command, whatever their number: the rows travel
+/// as arrays and the command's metadata once.
+const APPEND: &str = "
+INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
+  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+       AS e(event_id, sequence, event_type, event_version, payload)
+RETURNING event_id, sequence, position, transaction_id::text";
+
+const LOAD: &str = "
+SELECT sequence, event_type, event_version, payload
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+ ORDER BY sequence";
+
+/// An event ready to be appended: the domain event already in its stored form.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// The stable identity the relay and consumers deduplicate by.
+    pub event_id: Uuid,
+    /// The dotted event type (`organization.created`).
+    pub event_type: String,
+    /// The payload's schema version, for upcasting.
+    pub event_version: String,
+    /// The payload as JSON text.
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// Serializes a domain event, giving it a fresh time-ordered id.
+    pub fn from_domain<E: DomainEvent>(event: &E) -> Result<Self, StoreError> {
+        let payload = serde_json::to_string(event).map_err(|source| StoreError::Serialization {
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            source,
+        })?;
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            payload,
+        })
+    }
+}
+
+/// Where an appended event landed: callers can wait for read models to pass `position`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendedEvent {
+    /// The event's stable id.
+    pub event_id: Uuid,
+    /// Its sequence number within the aggregate (1-based).
+    pub sequence: i64,
+    /// Its global position (taken at insert time, not commit time).
+    pub position: i64,
+    /// The writing transaction, the first half of the log cursor.
+    pub transaction_id: u64,
+}
+
+/// The Postgres event store: appends with optimistic concurrency and loads through upcasters.
+///
+/// Cloning is cheap; every clone shares the pool, the upcasters and the append signal.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
+    signal: AppendSignal,
+}
+
+impl EventStore {
+    /// A store over `pool`; `upcasters` turn old payload versions into the current shape on load.
+    pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        Self {
+            pool,
+            upcasters: Arc::new(upcasters),
+            signal: AppendSignal::default(),
+        }
+    }
+
+    /// The pool, for read models and followers that share the database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Fires after every append through this store, so followers in this process wake at once
+    /// instead of waiting for their next poll.
+    pub fn signal(&self) -> &AppendSignal {
+        &self.signal
+    }
+
+    /// Appends `events` after `expected_version` in one round trip, or fails with
+    /// [`StoreError::Conflict`] when another writer got there first (nothing is written then).
+    pub async fn append(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        expected_version: usize,
+        events: &[NewEvent],
+        context: &CommandContext,
+    ) -> Result<Vec<AppendedEvent>, StoreError> {
+        let appended = append_with(
+            &self.pool,
+            aggregate_type,
+            aggregate_id,
+            expected_version,
+            events,
+            context,
+        )
+        .await?;
+        self.signal.notify();
+        Ok(appended)
+    }
+
+    /// Loads the events of one aggregate after `after_sequence`, upcast to the current shape.
+    pub async fn load<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after_sequence: usize,
+    ) -> Result<Vec<A::Event>, StoreError> {
+        let rows: Vec<(i64, String, String, Value)> = sqlx::query_as(LOAD)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(sequence_to_db(after_sequence))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(sequence, event_type, event_version, payload)| {
+                let stored = SerializedEvent::new(
+                    aggregate_id.to_owned(),
+                    usize::try_from(sequence).unwrap_or_default(),
+                    A::TYPE.to_owned(),
+                    event_type,
+                    event_version,
+                    payload,
+                    Value::Null,
+                );
+                self.decode::<A>(stored)
+            })
+            .collect()
+    }
+
+    fn decode<A: Aggregate>(&self, stored: SerializedEvent) -> Result<A::Event, StoreError> {
+        let current = self.upcasters.iter().fold(stored, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        });
+        serde_json::from_value(current.payload).map_err(|source| StoreError::Serialization {
+            event_type: current.event_type,
+            event_version: current.event_version,
+            source,
+        })
+    }
+}
+
+/// [`EventStore::append`] on any executor, so an append can join a caller's transaction
+/// (tests use this to hold a transaction open and commit out of order).
+pub async fn append_with<'e, E: PgExecutor<'e>>(
+    executor: E,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    expected_version: usize,
+    events: &[NewEvent],
+    context: &CommandContext,
+) -> Result<Vec<AppendedEvent>, StoreError> {
+    let metadata =
+        serde_json::to_string(&context.to_metadata()).map_err(|source| StoreError::Serialization {
+            event_type: "metadata".to_owned(),
+            event_version: String::new(),
+            source,
+        })?;
+    let first = sequence_to_db(expected_version) + 1;
+    let sequences: Vec<i64> = (first..).take(events.len()).collect();
+    let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(APPEND)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(metadata)
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(sequences)
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+        .fetch_all(executor)
+        .await
+        .map_err(|error| StoreError::from_append(error, aggregate_type, aggregate_id))?;
+    metrics::counter!("agentry_events_appended_total", "aggregate_type" => aggregate_type.to_owned())
+        .increment(rows.len() as u64);
+    let mut appended: Vec<AppendedEvent> = rows
+        .into_iter()
+        .map(|(event_id, sequence, position, transaction_id)| AppendedEvent {
+            event_id,
+            sequence,
+            position,
+            transaction_id: transaction_id.parse().unwrap_or_default(),
+        })
+        .collect();
+    appended.sort_by_key(|event| event.sequence);
+    Ok(appended)
+}
+
+fn sequence_to_db(sequence: usize) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,12 @@
+//! Writing and loading aggregates.
+
+mod aggregate_cache;
+mod command_bus;
+mod context;
+mod error;
+mod event_store;
+
+pub use command_bus::{CommandBus, CommandError, Committed};
+pub use context::CommandContext;
+pub use error::StoreError;
+pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};

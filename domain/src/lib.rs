@@ -1,0 +1,75 @@
+//! Agentry's domain: aggregates, commands, events and the pure decisions between them.
+//!
+//! Nothing here does I/O. Whatever a decision needs from outside (ids, password hashes, the
+//! current time, a caller's role) is looked up by the application and put into the command,
+//! so `handle` can be re-run on an optimistic-concurrency conflict cheaply and safely. Every
+//! aggregate uses `type Services = ()`.
+//!
+//! # Layout
+//!
+//! One folder per aggregate, each with `aggregate.rs` (state, decisions, `apply`, and the
+//! given/when/then tests at the bottom), `commands.rs`, `events.rs` and `error.rs`:
+//!
+//! | module | aggregate id | what it guards |
+//! | --- | --- | --- |
+//! | [`organization`] | organization id | members, roles, "always one owner", suspension |
+//! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
+//! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
+//! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
+//! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
+//! | [`impersonation`] | impersonation id | an administrator acting as a user, with reason and limit |
+//!
+//! Shared value types: [`Role`] (with the permission checks the API guard uses), [`Actor`]
+//! (who caused a change, stored in event metadata), [`EmailAddress`], and the
+//! [`password_policy`]. [`upcasting`] lifts old stored event shapes to current ones.
+//!
+//! # Event conventions
+//!
+//! Every event enum is serialized internally tagged, `{"type": "<aggregate>.<what_happened>",
+//! ...}`, and `DomainEvent::event_type` returns exactly that tag. `event_version` starts at
+//! `"1"` and grows when a stored shape changes, together with an upcaster. Aggregate `TYPE`s
+//! are single lowercase tokens (they become NATS subject tokens).
+//!
+//! # Example
+//!
+//! The application validates input, looks up what the decision needs, and sends a command:
+//!
+//! ```
+//! use domain::organization::{Organization, OrganizationCommand, OrganizationError};
+//! use domain::{EmailAddress, Role, check_new_password};
+//! # use cqrs_es::test::TestFramework;
+//! # use domain::organization::OrganizationEvent;
+//!
+//! let email = EmailAddress::parse(" Ann@Example.com ")?;
+//! assert_eq!(email.as_str(), "ann@example.com");
+//! assert!(check_new_password("ann", &email).is_err());
+//!
+//! let (owner, newcomer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+//! let add = OrganizationCommand::AddMember { user_id: newcomer, role: Role::Owner, by_role: Role::Admin };
+//! TestFramework::<Organization>::with(())
+//!     .given(vec![OrganizationEvent::Created { name: "Acme".into(), owner_user_id: owner }])
+//!     .when(add)
+//!     .then_expect_error(OrganizationError::OwnerRoleRequired);
+//! # Ok::<(), domain::EmailError>(())
+//! ```
+
+pub mod actor;
+pub mod api_key;
+pub mod email;
+pub mod email_claim;
+pub mod impersonation;
+pub mod organization;
+pub mod password_policy;
+pub mod role;
+pub mod session;
+pub mod upcasting;
+pub mod user;
+
+mod redacted;
+mod sink;
+mod text;
+
+pub use actor::{Actor, ParseActorError};
+pub use email::{EmailAddress, EmailError};
+pub use password_policy::{PasswordPolicyError, check_new_password};
+pub use role::{ParseRoleError, Role};

@@ -1,0 +1,99 @@
+//! Events of the session aggregate. Their JSON shapes are stored forever.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::redacted::Redacted;
+
+/// Why a refresh-token family ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// The user signed out.
+    Logout,
+    /// A spent refresh token was presented again: someone holds a stolen copy, so the whole
+    /// family is ended.
+    ReuseDetected,
+    /// The family was swept after its last token expired.
+    Expired,
+    /// The user's password changed, which ends every sign-in made with the old one.
+    PasswordChanged,
+}
+
+/// What happened to a refresh-token family; internally tagged by the dotted event type.
+///
+/// `Debug` is written by hand so that digests never reach logs.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SessionEvent {
+    /// A user signed in to an organization.
+    #[serde(rename = "session.started")]
+    Started {
+        /// Who signed in.
+        user_id: Uuid,
+        /// The organization.
+        org_id: Uuid,
+        /// Digest of the first refresh token.
+        token_hash: String,
+        /// When it stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The current token was spent and replaced.
+    #[serde(rename = "session.refreshed")]
+    Refreshed {
+        /// Digest of the new current token.
+        token_hash: String,
+        /// When it stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The family ended; none of its tokens works any more.
+    #[serde(rename = "session.revoked")]
+    Revoked {
+        /// Why.
+        reason: RevocationReason,
+    },
+}
+
+impl DomainEvent for SessionEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Started { .. } => "session.started",
+            Self::Refreshed { .. } => "session.refreshed",
+            Self::Revoked { .. } => "session.revoked",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl fmt::Debug for SessionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Started {
+                user_id,
+                org_id,
+                expires_at,
+                ..
+            } => f
+                .debug_struct("Started")
+                .field("user_id", user_id)
+                .field("org_id", org_id)
+                .field("token_hash", &Redacted)
+                .field("expires_at", expires_at)
+                .finish(),
+            Self::Refreshed { expires_at, .. } => f
+                .debug_struct("Refreshed")
+                .field("token_hash", &Redacted)
+                .field("expires_at", expires_at)
+                .finish(),
+            Self::Revoked { reason } => f.debug_struct("Revoked").field("reason", reason).finish(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Agentry's read side: projectors that fold the event log into query tables.
+//!
+//! Every projector runs under a [`ProjectionRunner`], which reads the log with the same
+//! never-back-filling follower as the relay and commits each batch's rows together with the
+//! projector's checkpoint. A crash between the two is impossible, a replay is harmless, and two
+//! runners on two nodes cannot both apply a batch (the checkpoint moves by compare-and-set).
+
+mod projector;
+mod runner;
+
+pub use projector::Projector;
+pub use runner::{ProjectionRunner, wait_for_checkpoint};
