@@ -78,7 +78,15 @@ impl Organization {
             return Err(OrganizationError::AlreadyExists);
         }
         let name = valid_name(name)?;
-        Ok(vec![OrganizationEvent::Created { name, owner_user_id }])
+        // Membership has one event type from the start, so read models that list members
+        // never special-case the founder.
+        Ok(vec![
+            OrganizationEvent::Created { name, owner_user_id },
+            OrganizationEvent::MemberAdded {
+                user_id: owner_user_id,
+                role: Role::Owner,
+            },
+        ])
     }
 
     fn rename(&self, name: &str) -> Decision {
@@ -259,7 +267,7 @@ mod tests {
         org()
             .given_no_previous_events()
             .when(cmd)
-            .then_expect_events(vec![created(owner)]);
+            .then_expect_events(vec![created(owner), added(owner, Role::Owner)]);
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! The event store against the real Postgres and the real NATS: one test binary for the crate.
+
+mod append;
+mod concurrency;
+mod helpers;
+mod relay_order;
+mod relay_outage;
+mod upcasting;
