@@ -62,7 +62,7 @@ impl Platform {
         let pool = database::connect(&url, settings.db_max_connections).await?;
         database::MIGRATOR.run(&pool).await?;
         let bus = match &settings.nats_url {
-            Some(url) => EventBus::Nats(NatsBus::connect(url).await?),
+            Some(url) => EventBus::from(NatsBus::connect(url).await?),
             None => EventBus::Local(LocalBus::default()),
         };
         let store = EventStore::new(pool.clone(), domain::upcasting::upcasters());

@@ -21,7 +21,7 @@ pub enum EventBus {
     /// One node, no broker.
     Local(LocalBus),
     /// JetStream between nodes.
-    Nats(NatsBus),
+    Nats(Box<NatsBus>),
 }
 
 impl EventBus {
@@ -56,5 +56,17 @@ impl EventBus {
     /// Whether several processes share this bus, so only one relay should publish.
     pub fn is_shared(&self) -> bool {
         matches!(self, Self::Nats(_))
+    }
+}
+
+impl From<NatsBus> for EventBus {
+    fn from(bus: NatsBus) -> Self {
+        Self::Nats(Box::new(bus))
+    }
+}
+
+impl From<LocalBus> for EventBus {
+    fn from(bus: LocalBus) -> Self {
+        Self::Local(bus)
     }
 }

@@ -13,6 +13,10 @@ use crate::log::{AppendSignal, Cursor, LogFollower, load_checkpoint, save_checkp
 const IDLE_POLL: Duration = Duration::from_millis(20);
 /// How often a leader checks that its lock connection is alive.
 const LEADERSHIP_CHECK: Duration = Duration::from_secs(1);
+/// How often a busy relay saves its checkpoint. Saving after every batch would add a commit to
+/// every publish cycle; what a crash re-publishes in between is deduplicated by message id
+/// (the window is two minutes, far above this).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Longest pause between retries while NATS or Postgres is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -86,6 +90,7 @@ impl Relay {
         let mut cursor = saved;
         let mut waiter = self.signal.subscribe();
         let mut last_check = Instant::now();
+        let mut last_save = Instant::now();
         while !shutdown.is_cancelled() {
             if let Some(leadership) = leadership.as_mut()
                 && last_check.elapsed() > LEADERSHIP_CHECK
@@ -98,6 +103,9 @@ impl Relay {
             let batch = self.follower.read_after(cursor).await?;
             let Some(last) = batch.last().map(RecordedEvent::cursor) else {
                 metrics::gauge!("agentry_follower_lag_seconds", "follower" => self.name.clone()).set(0.0);
+                if saved != cursor {
+                    saved = self.save(saved, cursor).await;
+                }
                 tokio::select! {
                     () = waiter.wait(IDLE_POLL) => {}
                     () = shutdown.cancelled() => {}
@@ -109,7 +117,13 @@ impl Relay {
             }
             record_lag(&self.name, &batch);
             cursor = last;
-            saved = self.save(saved, cursor).await;
+            if last_save.elapsed() >= CHECKPOINT_EVERY {
+                saved = self.save(saved, cursor).await;
+                last_save = Instant::now();
+            }
+        }
+        if saved != cursor {
+            self.save(saved, cursor).await;
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ fn event(n: usize) -> NewEvent {
 async fn an_event_whose_transaction_commits_late_is_published_not_skipped(pool: PgPool) {
     let store = store(&pool);
     let bus = nats_bus(&nats_url()).await;
-    let relay = spawn_relay(&pool, &store, EventBus::Nats(bus.clone()), "relay");
+    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
 
@@ -78,7 +78,7 @@ async fn an_event_whose_transaction_commits_late_is_published_not_skipped(pool: 
 async fn every_event_of_many_concurrent_appenders_is_published_exactly_once(pool: PgPool) {
     let store = store(&pool);
     let bus = nats_bus(&nats_url()).await;
-    let relay = spawn_relay(&pool, &store, EventBus::Nats(bus.clone()), "relay");
+    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
 
     let mut writers = Vec::new();
@@ -158,7 +158,7 @@ async fn a_restarted_relay_resumes_from_its_checkpoint_without_repeating(pool: P
     let bus = nats_bus(&nats_url()).await;
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
-    let first = spawn_relay(&pool, &store, EventBus::Nats(bus.clone()), "relay");
+    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
     for n in 0..20 {
         store
             .append("organization", &format!("a{n}"), 0, &[event(n)], &ctx)
@@ -180,11 +180,51 @@ async fn a_restarted_relay_resumes_from_its_checkpoint_without_repeating(pool: P
             .await
             .unwrap();
     }
-    let second = spawn_relay(&pool, &store, EventBus::Nats(bus.clone()), "relay");
+    let second = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
     let published = stream_events(bus.jetstream(), org_id, 40, Duration::from_secs(15)).await;
     second.cancel();
 
     let counts = id_counts(&published);
     assert_eq!(counts.len(), 40);
     assert!(counts.values().all(|n| *n == 1));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn events_republished_after_a_lost_checkpoint_are_stored_once(pool: PgPool) {
+    let store = store(&pool);
+    let bus = nats_bus(&nats_url()).await;
+    let org_id = Uuid::now_v7();
+    let ctx = context(org_id);
+    for n in 0..25 {
+        store
+            .append("organization", &format!("r{n}"), 0, &[event(n)], &ctx)
+            .await
+            .unwrap();
+    }
+    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    assert_eq!(
+        stream_events(bus.jetstream(), org_id, 25, Duration::from_secs(15))
+            .await
+            .len(),
+        25
+    );
+    first.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // As if the relay had crashed after publishing but before saving its checkpoint.
+    sqlx::query("DELETE FROM follower_checkpoints WHERE name = 'relay'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let second = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let published = stream_events(bus.jetstream(), org_id, 25, Duration::from_secs(15)).await;
+    second.cancel();
+
+    let counts = id_counts(&published);
+    assert_eq!(counts.len(), 25);
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "the re-publish was deduplicated by message id"
+    );
 }
