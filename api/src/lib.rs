@@ -14,6 +14,7 @@
 
 pub mod embedded_postgres;
 pub mod http;
+pub mod identity_setup;
 pub mod platform;
 pub mod routes;
 pub mod settings;

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
+use api::identity_setup::identity_service;
 use api::platform::Platform;
-use api::settings::{Cli, Command};
-use api::startup::{Application, shutdown_signal};
+use api::settings::{AdminCommand, Cli, Command};
+use api::startup::{Application, background_projectors, shutdown_signal};
 use api::telemetry;
 use clap::Parser;
 
@@ -31,9 +32,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let mut platform = Platform::connect(&cli.settings).await?;
-            platform.start_background(Vec::new());
+            platform.start_background(background_projectors());
             tracing::info!("agentry worker running");
             shutdown_signal().await;
+            platform.stop().await;
+        }
+        Command::Admin(AdminCommand::Create { email, password }) => {
+            let platform = Platform::connect(&cli.settings).await?;
+            let identity = identity_service(&platform, &cli.settings).await?;
+            let user_id = identity.create_platform_admin(&email, &password).await?;
+            tracing::info!(%user_id, "platform administrator ready");
+            println!("platform administrator {user_id}");
             platform.stop().await;
         }
         Command::Migrate => {

@@ -35,6 +35,9 @@ pub enum PlatformError {
     /// The database could not be migrated.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// NATS could not be configured.
     #[error("NATS: {0}")]
     Nats(#[from] commands::relay::BusError),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/agentry";
@@ -29,6 +30,23 @@ pub enum Command {
     Worker,
     /// Apply the migrations and exit.
     Migrate,
+    /// Platform administration from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `agentry admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform administrator (or promote the existing user with that email).
+    Create {
+        /// The administrator's login email.
+        #[arg(long)]
+        email: String,
+        /// Their password (same rule as for every account: at least 12 characters).
+        #[arg(long)]
+        password: String,
+    },
 }
 
 /// Everything the process reads from its environment. Passed down, never global.
@@ -59,6 +77,46 @@ pub struct Settings {
     #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub db_max_connections: u32,
 
+    /// Access-token signing key. Unset: generated once and kept in the database.
+    #[arg(long, env = "AGENTRY_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// SMTP server for password reset mail, e.g. smtp://127.0.0.1:25 or smtps://user:pass@host.
+    /// Unset: reset requests are accepted and logged, no mail is sent.
+    #[arg(long, env = "AGENTRY_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// Sender of Agentry's mail.
+    #[arg(
+        long,
+        env = "AGENTRY_MAIL_FROM",
+        default_value = "Agentry <no-reply@agentry.invalid>",
+        global = true
+    )]
+    pub mail_from: String,
+
+    /// Base URL of links in mail (password reset).
+    #[arg(
+        long,
+        env = "AGENTRY_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// Requests per minute per API key and per user (token bucket, per node).
+    #[arg(
+        long,
+        env = "AGENTRY_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600,
+        global = true
+    )]
+    pub rate_limit_per_minute: u32,
+
+    /// Largest burst per API key and per user.
+    #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
+    pub rate_limit_burst: u32,
+
     /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
@@ -74,6 +132,12 @@ impl Settings {
             data_dir: PathBuf::from(".agentry"),
             max_body_bytes: 64 * 1024,
             db_max_connections: 8,
+            jwt_secret: None,
+            smtp_url: None,
+            mail_from: "Agentry <no-reply@agentry.invalid>".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            rate_limit_per_minute: 6_000,
+            rate_limit_burst: 1_000,
             log_filter: "warn".to_owned(),
         }
     }

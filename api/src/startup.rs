@@ -8,9 +8,10 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
-use crate::http::{BodyLimit, Observe, into_problem};
+use crate::http::{BodyLimit, Observe, RateLimits, into_problem};
+use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
-use crate::routes::{AppState, service_routes};
+use crate::routes::{AppState, service_routes, v1_apis};
 use crate::settings::Settings;
 use crate::telemetry;
 
@@ -46,8 +47,14 @@ impl Application {
     /// (port 0 picks a free port: tests run the real server this way).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let mut platform = Platform::connect(&settings).await?;
-        platform.start_background(Vec::new());
+        platform.start_background(background_projectors());
+        let identity = identity_service(&platform, &settings).await?;
         let state = AppState {
+            identity: Arc::new(identity),
+            rate_limits: Arc::new(RateLimits::new(
+                settings.rate_limit_per_minute,
+                settings.rate_limit_burst,
+            )),
             pool: platform.pool.clone(),
             store: platform.store.clone(),
             bus: platform.bus.clone(),
@@ -99,7 +106,7 @@ impl Application {
 /// the service routes, behind the body limit, problem+json for every error, request ids,
 /// access logs and metrics.
 pub fn build_app(state: AppState) -> impl Endpoint {
-    let api = OpenApiService::new((), "Agentry", VERSION)
+    let api = OpenApiService::new(v1_apis(), "Agentry", VERSION)
         .description(
             "Event-sourced backend for AI-agent SaaS. Every error is application/problem+json (RFC 9457).",
         )
@@ -115,6 +122,11 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .with(BodyLimit::new(max_body_bytes))
         .catch_all_error(into_problem)
         .with(Observe)
+}
+
+/// The read models every node keeps up to date.
+pub fn background_projectors() -> Vec<Arc<dyn projections::Projector>> {
+    vec![Arc::new(projections::IdentityProjector)]
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

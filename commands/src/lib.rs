@@ -14,6 +14,7 @@
 //! Nothing here holds a business rule: those live in the `domain` crate.
 
 pub mod database;
+pub mod identity;
 pub mod log;
 pub mod relay;
 pub mod store;

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use commands::log::{load_checkpoint, save_checkpoint};
-use commands::{AppendSignal, Cursor, LogFollower, RecordedEvent};
+use commands::{AppendSignal, LogFollower, RecordedEvent};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -88,24 +88,4 @@ fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
     }
     metrics::counter!("agentry_projected_events_total", "projector" => name).increment(batch.len() as u64);
-}
-
-/// Waits until the projector `name` has passed `cursor`, so a route can answer with its own
-/// write already visible in a read model. Gives up after `timeout` and says so.
-pub async fn wait_for_checkpoint(
-    pool: &PgPool,
-    name: &str,
-    cursor: Cursor,
-    timeout: Duration,
-) -> Result<bool, sqlx::Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if load_checkpoint(pool, name).await? >= cursor {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }

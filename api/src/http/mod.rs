@@ -1,11 +1,16 @@
 //! What every route shares.
 
+mod auth;
 mod body_limit;
 mod catch_all;
+mod identity_errors;
 mod observe;
 mod problem;
+mod rate_limit;
 
+pub use auth::BearerAuth;
 pub use body_limit::BodyLimit;
 pub use catch_all::{into_problem, problem_response};
 pub use observe::{Observe, RequestId, route_label};
 pub use problem::{ApiError, Problem};
+pub use rate_limit::RateLimits;

@@ -1,7 +1,24 @@
-//! HTTP routes: service routes (health, readiness, metrics, docs) and the `/v1` API.
+//! HTTP routes: service routes (health, readiness, metrics, docs) and the `/v1` API, one
+//! `#[OpenApi]` struct per resource.
 
+mod admin;
+mod api_keys;
+mod auth;
+mod me;
+mod members;
 mod service;
 mod state;
+mod tags;
 
+pub use admin::AdminApi;
+pub use api_keys::ApiKeysApi;
+pub use auth::AuthApi;
+pub use me::MeApi;
+pub use members::MembersApi;
 pub use service::service_routes;
 pub use state::AppState;
+
+/// Every `/v1` API, in the order the docs list them.
+pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, AdminApi) {
+    (AuthApi, MeApi, ApiKeysApi, MembersApi, AdminApi)
+}

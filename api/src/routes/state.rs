@@ -1,9 +1,11 @@
 use std::sync::Arc;
 
+use commands::identity::IdentityService;
 use commands::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
+use crate::http::RateLimits;
 use crate::settings::Settings;
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
@@ -19,4 +21,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Identity and tenancy.
+    pub identity: Arc<IdentityService>,
+    /// Per-key and per-user request budgets.
+    pub rate_limits: Arc<RateLimits>,
 }

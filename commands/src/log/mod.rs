@@ -12,7 +12,7 @@ mod follower;
 mod recorded_event;
 mod signal;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use checkpoint::{load_checkpoint, save_checkpoint, wait_for_checkpoint};
 pub use cursor::Cursor;
 pub use follower::{LogFollower, read_after_with};
 pub use recorded_event::RecordedEvent;

@@ -67,6 +67,16 @@ pub struct AppendedEvent {
     pub transaction_id: u64,
 }
 
+impl AppendedEvent {
+    /// Its place in the log, for waiting until a read model has passed it.
+    pub fn cursor(&self) -> crate::Cursor {
+        crate::Cursor {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
 /// The Postgres event store: appends with optimistic concurrency and loads through upcasters.
 ///
 /// Cloning is cheap; every clone shares the pool, the upcasters and the append signal.

@@ -61,7 +61,13 @@ impl Session {
         self.revocation
     }
 
-    fn start(&self, user_id: Uuid, org_id: Uuid, token_hash: String, expires_at: DateTime<Utc>) -> Decision {
+    fn start(
+        &self,
+        user_id: Uuid,
+        org_id: Option<Uuid>,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+    ) -> Decision {
         if self.exists() {
             return Err(SessionError::AlreadyStarted);
         }
@@ -158,7 +164,7 @@ impl Aggregate for Session {
                 expires_at,
             } => {
                 self.user_id = Some(user_id);
-                self.org_id = Some(org_id);
+                self.org_id = org_id;
                 self.token_hash = token_hash;
                 self.expires_at = Some(expires_at);
             }
@@ -214,7 +220,7 @@ mod tests {
     fn started() -> E {
         E::Started {
             user_id: Uuid::from_u128(1),
-            org_id: Uuid::from_u128(2),
+            org_id: Some(Uuid::from_u128(2)),
             token_hash: "h1".into(),
             expires_at: days(30),
         }
@@ -239,7 +245,7 @@ mod tests {
     fn start() -> C {
         C::StartSession {
             user_id: Uuid::from_u128(1),
-            org_id: Uuid::from_u128(2),
+            org_id: Some(Uuid::from_u128(2)),
             token_hash: "h1".into(),
             expires_at: days(30),
         }

@@ -19,7 +19,7 @@ pub enum SessionCommand {
         /// Who signed in.
         user_id: Uuid,
         /// The organization the session's access tokens are for.
-        org_id: Uuid,
+        org_id: Option<Uuid>,
         /// Digest of the first refresh token.
         token_hash: String,
         /// When that token stops working.

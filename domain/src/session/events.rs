@@ -36,7 +36,7 @@ pub enum SessionEvent {
         /// Who signed in.
         user_id: Uuid,
         /// The organization.
-        org_id: Uuid,
+        org_id: Option<Uuid>,
         /// Digest of the first refresh token.
         token_hash: String,
         /// When it stops working.

@@ -1,0 +1,27 @@
+use commands::identity::IdentityError;
+
+use super::ApiError;
+
+/// One problem per identity outcome, each with a stable code. Internal details are logged,
+/// never shown.
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        let detail = error.to_string();
+        match error {
+            IdentityError::InvalidEmail(_) => Self::unprocessable("invalid_email", detail),
+            IdentityError::WeakPassword(_) => Self::unprocessable("weak_password", detail),
+            IdentityError::EmailTaken => Self::conflict("email_taken", detail),
+            IdentityError::InvalidCredentials => Self::unauthorized("invalid_credentials", detail),
+            IdentityError::NoOrganization(_) => Self::forbidden("no_organization", detail),
+            IdentityError::InvalidToken(_) => Self::unauthorized("invalid_token", detail),
+            IdentityError::TokenExpired => Self::unauthorized("token_expired", detail),
+            IdentityError::RefreshTokenReused => Self::unauthorized("refresh_token_reused", detail),
+            IdentityError::OrganizationSuspended => Self::forbidden("organization_suspended", detail),
+            IdentityError::Forbidden(_) => Self::forbidden("forbidden", detail),
+            IdentityError::NotFound(_) => Self::not_found("not_found", detail),
+            IdentityError::Rejected(_) => Self::unprocessable("rejected", detail),
+            IdentityError::Busy => Self::unavailable("busy", detail, 1),
+            IdentityError::Internal(_) => Self::internal(&detail),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+use std::num::NonZeroU32;
+
+use commands::identity::Caller;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Token buckets per API key and per user (governor's GCRA), in this process's memory: each
+/// node enforces the limit on the traffic it serves.
+pub struct RateLimits {
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl RateLimits {
+    /// `per_minute` requests per minute with bursts of up to `burst`.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(per_minute);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the caller's bucket is empty.
+    pub fn check(&self, caller: &Caller) -> Result<(), u64> {
+        let key = match (caller.api_key_id, caller.user_id) {
+            (Some(key), _) => format!("key:{key}"),
+            (None, Some(user)) => format!("user:{user}"),
+            (None, None) => return Ok(()),
+        };
+        self.limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Building the identity service from the settings.
+
+use commands::identity::{IdentityConfig, IdentityService, Mailer, TokenKeys, signing_secret};
+use secrecy::ExposeSecret;
+
+use crate::platform::{Platform, PlatformError};
+use crate::settings::Settings;
+
+/// The identity service for this process: signing key from `AGENTRY_JWT_SECRET` or the
+/// database, mail from `AGENTRY_SMTP_URL`.
+pub async fn identity_service(
+    platform: &Platform,
+    settings: &Settings,
+) -> Result<IdentityService, PlatformError> {
+    let configured = settings
+        .jwt_secret
+        .as_ref()
+        .map(|secret| secret.expose_secret().to_owned());
+    let secret = signing_secret(&platform.pool, configured.as_deref()).await?;
+    let mailer = match &settings.smtp_url {
+        Some(url) => {
+            Some(Mailer::new(url.expose_secret(), &settings.mail_from).map_err(PlatformError::Config)?)
+        }
+        None => None,
+    };
+    let config = IdentityConfig {
+        public_url: settings.public_url.clone(),
+        mailer,
+        ..IdentityConfig::default()
+    };
+    Ok(IdentityService::new(
+        &platform.store,
+        TokenKeys::new(&secret),
+        config,
+    ))
+}

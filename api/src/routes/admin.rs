@@ -1,0 +1,105 @@
+use chrono::{DateTime, TimeDelta, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::AppState;
+use super::tags::ApiTags;
+use crate::http::{ApiError, BearerAuth, RequestId};
+
+/// Platform administration (platform administrators only).
+pub struct AdminApi;
+
+/// Whom to impersonate, why, and for how long.
+#[derive(Object)]
+struct ImpersonationRequest {
+    user_id: Uuid,
+    org_id: Uuid,
+    /// Required; recorded with every event written under the token.
+    reason: String,
+    /// 1 to 3600 seconds.
+    #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
+    ttl_seconds: i64,
+}
+
+/// An access token acting as the user, marked as an impersonation.
+#[derive(Object)]
+struct ImpersonationResponse {
+    access_token: String,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+enum Impersonating {
+    /// Started.
+    #[oai(status = 201)]
+    Started(Json<ImpersonationResponse>),
+}
+
+#[derive(ApiResponse)]
+enum Done {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// Impersonate a user in one of their organizations.
+    #[oai(path = "/admin/impersonations", method = "post")]
+    async fn impersonate(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        body: Json<ImpersonationRequest>,
+    ) -> Result<Impersonating, ApiError> {
+        let ttl = TimeDelta::seconds(body.ttl_seconds);
+        let request_id = Some(request_id.0.0.clone());
+        let (access_token, expires_at) = state
+            .identity
+            .impersonate(&auth.0, body.user_id, body.org_id, &body.reason, ttl, request_id)
+            .await?;
+        Ok(Impersonating::Started(Json(ImpersonationResponse {
+            access_token,
+            expires_at,
+        })))
+    }
+
+    /// Suspend an organization: its tokens and keys get 403 until it is reactivated.
+    #[oai(path = "/admin/orgs/:id/suspend", method = "post")]
+    async fn suspend(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        /// Why (optional, recorded on the event).
+        reason: Query<Option<String>>,
+    ) -> Result<Done, ApiError> {
+        let reason = reason.0.unwrap_or_default();
+        state
+            .identity
+            .suspend_organization(&auth.0, id.0, &reason, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(Done::Done)
+    }
+
+    /// Reactivate a suspended organization.
+    #[oai(path = "/admin/orgs/:id/reactivate", method = "post")]
+    async fn reactivate(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Done, ApiError> {
+        state
+            .identity
+            .reactivate_organization(&auth.0, id.0, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(Done::Done)
+    }
+}

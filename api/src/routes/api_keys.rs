@@ -1,0 +1,119 @@
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::AppState;
+use super::tags::ApiTags;
+use crate::http::{ApiError, BearerAuth, RequestId};
+
+/// Organization API keys (owners and admins).
+pub struct ApiKeysApi;
+
+/// A key to create.
+#[derive(Object)]
+struct CreateKeyRequest {
+    /// What the key is for (1–100 characters).
+    name: String,
+}
+
+/// The new key. `key` is shown this once; only its hash is kept.
+#[derive(Object)]
+struct CreatedKeyResponse {
+    id: Uuid,
+    /// `agk_<prefix>_<secret>`: use it as `Authorization: Bearer <key>`.
+    key: String,
+    /// The visible part, to recognise the key later.
+    prefix: String,
+}
+
+/// A key as listed (never its secret).
+#[derive(Object)]
+struct KeyView {
+    id: Uuid,
+    name: String,
+    prefix: String,
+    created_at: DateTime<Utc>,
+    /// At most a minute stale.
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The organization's keys, newest first.
+#[derive(Object)]
+struct KeyList {
+    keys: Vec<KeyView>,
+}
+
+#[derive(ApiResponse)]
+enum KeyCreated {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<CreatedKeyResponse>),
+}
+
+#[derive(ApiResponse)]
+enum KeyRevoked {
+    /// Revoked: the key fails from now on, on every node.
+    #[oai(status = 204)]
+    Revoked,
+}
+
+#[OpenApi(tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// Create an API key for the caller's organization.
+    #[oai(path = "/api-keys", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        body: Json<CreateKeyRequest>,
+    ) -> Result<KeyCreated, ApiError> {
+        let created = state
+            .identity
+            .create_api_key(&auth.0, &body.name, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(KeyCreated::Created(Json(CreatedKeyResponse {
+            id: created.key_id,
+            key: created.key,
+            prefix: created.prefix,
+        })))
+    }
+
+    /// List the organization's API keys.
+    #[oai(path = "/api-keys", method = "get")]
+    async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<KeyList>, ApiError> {
+        let keys = state.identity.list_api_keys(&auth.0).await?;
+        let keys = keys
+            .into_iter()
+            .map(|key| KeyView {
+                id: key.key_id,
+                name: key.name,
+                prefix: key.prefix,
+                created_at: key.created_at,
+                last_used_at: key.last_used_at,
+                revoked_at: key.revoked_at,
+            })
+            .collect();
+        Ok(Json(KeyList { keys }))
+    }
+
+    /// Revoke an API key of the caller's organization.
+    #[oai(path = "/api-keys/:id", method = "delete")]
+    async fn revoke(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<KeyRevoked, ApiError> {
+        state
+            .identity
+            .revoke_api_key(&auth.0, id.0, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(KeyRevoked::Revoked)
+    }
+}

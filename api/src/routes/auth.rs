@@ -1,0 +1,190 @@
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::AppState;
+use super::tags::ApiTags;
+use crate::http::{ApiError, RequestId};
+
+/// Registration, login, refresh and password reset: the routes that need no credentials.
+pub struct AuthApi;
+
+/// A new account.
+#[derive(Object)]
+struct RegisterRequest {
+    /// Login email; also where password reset links go.
+    email: String,
+    /// At least 12 characters, at most 128, not one repeated character, not containing the
+    /// email's local part.
+    password: String,
+    /// Name of the user's first organization (1–100 characters).
+    org_name: String,
+}
+
+/// The new user, their organization, and tokens for it.
+#[derive(Object)]
+struct RegisterResponse {
+    user_id: Uuid,
+    org_id: Uuid,
+    access_token: String,
+    refresh_token: String,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+}
+
+/// Credentials, and optionally which organization to act for.
+#[derive(Object)]
+struct LoginRequest {
+    email: String,
+    password: String,
+    /// Defaults to the first organization the user joined.
+    org_id: Option<Uuid>,
+}
+
+/// A fresh token pair.
+#[derive(Object)]
+struct TokenResponse {
+    /// Short-lived JWT for `Authorization: Bearer`.
+    access_token: String,
+    /// Single-use: exchange it at `/v1/auth/refresh`; a reused one revokes the session.
+    refresh_token: String,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+}
+
+/// A refresh token to exchange.
+#[derive(Object)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Whose password to reset.
+#[derive(Object)]
+struct PasswordResetRequest {
+    email: String,
+}
+
+/// The token from the reset link and the new password.
+#[derive(Object)]
+struct PasswordResetConfirm {
+    token: String,
+    new_password: String,
+}
+
+#[derive(ApiResponse)]
+enum Registered {
+    /// The account, its organization and a session were created.
+    #[oai(status = 201)]
+    Created(Json<RegisterResponse>),
+}
+
+#[derive(ApiResponse)]
+enum ResetAccepted {
+    /// Accepted. A link is emailed if, and only if, the account exists (the answer is the same
+    /// either way).
+    #[oai(status = 202)]
+    Accepted,
+}
+
+#[derive(ApiResponse)]
+enum ResetDone {
+    /// The password was changed; the token is spent.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Register a user and their first organization, which they own.
+    #[oai(path = "/auth/register", method = "post")]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<RegisterRequest>,
+    ) -> Result<Registered, ApiError> {
+        let request_id = Some(request_id.0.0.clone());
+        let registered = state
+            .identity
+            .register(&body.email, &body.password, &body.org_name, request_id)
+            .await?;
+        Ok(Registered::Created(Json(RegisterResponse {
+            user_id: registered.user_id,
+            org_id: registered.org_id,
+            access_token: registered.tokens.access_token,
+            refresh_token: registered.tokens.refresh_token,
+            expires_in: registered.tokens.expires_in,
+        })))
+    }
+
+    /// Log in to one organization. A wrong email and a wrong password get the same answer.
+    #[oai(path = "/auth/login", method = "post")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let request_id = Some(request_id.0.0.clone());
+        let tokens = state
+            .identity
+            .login(&body.email, &body.password, body.org_id, request_id)
+            .await?;
+        Ok(Json(token_response(tokens)))
+    }
+
+    /// Exchange a refresh token for a new pair; the old refresh token stops working.
+    #[oai(path = "/auth/refresh", method = "post")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<RefreshRequest>,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let tokens = state
+            .identity
+            .refresh(&body.refresh_token, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(Json(token_response(tokens)))
+    }
+
+    /// Ask for a password reset link by email. Always 202.
+    #[oai(path = "/auth/password-reset", method = "post")]
+    async fn password_reset(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<PasswordResetRequest>,
+    ) -> Result<ResetAccepted, ApiError> {
+        state
+            .identity
+            .request_password_reset(&body.email, Some(request_id.0.0.clone()))
+            .await?;
+        Ok(ResetAccepted::Accepted)
+    }
+
+    /// Set a new password with the token from a reset link.
+    #[oai(path = "/auth/password-reset/confirm", method = "post")]
+    async fn password_reset_confirm(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<PasswordResetConfirm>,
+    ) -> Result<ResetDone, ApiError> {
+        let request_id = Some(request_id.0.0.clone());
+        state
+            .identity
+            .confirm_password_reset(&body.token, &body.new_password, request_id)
+            .await?;
+        Ok(ResetDone::Done)
+    }
+}
+
+fn token_response(tokens: commands::identity::TokenPair) -> TokenResponse {
+    TokenResponse {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: tokens.expires_in,
+    }
+}

@@ -1,0 +1,53 @@
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::AppState;
+use super::tags::ApiTags;
+use crate::http::{ApiError, BearerAuth};
+
+/// The caller.
+pub struct MeApi;
+
+/// Who the credentials act as.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct MeResponse {
+    /// The user (absent for an API key).
+    user_id: Option<Uuid>,
+    /// The user's email (absent for an API key).
+    email: Option<String>,
+    /// The API key (for an API key).
+    api_key_id: Option<Uuid>,
+    /// The organization (absent only for a platform administrator's own token).
+    org_id: Option<Uuid>,
+    /// `owner`, `admin`, `member` or `auditor`.
+    role: Option<String>,
+    /// The platform administrator impersonating this user, when this is an impersonation token.
+    impersonator_id: Option<Uuid>,
+    /// Whether the caller is a platform administrator.
+    is_platform_admin: bool,
+}
+
+#[OpenApi(tag = "ApiTags::Me")]
+impl MeApi {
+    /// Who am I: user, organization, role, and the impersonator if any.
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MeResponse>, ApiError> {
+        let caller = auth.0;
+        let email = match caller.user_id {
+            Some(user_id) => state.identity.user_email(user_id).await?,
+            None => None,
+        };
+        Ok(Json(MeResponse {
+            user_id: caller.user_id,
+            email,
+            api_key_id: caller.api_key_id,
+            org_id: caller.org_id,
+            role: caller.role.map(|role| role.to_string()),
+            impersonator_id: caller.impersonator_id,
+            is_platform_admin: caller.is_platform_admin,
+        }))
+    }
+}

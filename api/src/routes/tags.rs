@@ -1,0 +1,16 @@
+use poem_openapi::Tags;
+
+/// Sections of the API documentation.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Registration, login, token refresh and password reset.
+    Auth,
+    /// The caller.
+    Me,
+    /// Organization API keys.
+    ApiKeys,
+    /// Organization members and roles.
+    Members,
+    /// Platform administration.
+    Admin,
+}

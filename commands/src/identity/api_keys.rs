@@ -1,0 +1,74 @@
+//! Organization API keys: shown once, stored as a hash, found by prefix, revocable.
+
+use domain::Role;
+use domain::api_key::ApiKeyCommand;
+use uuid::Uuid;
+
+use super::{Caller, IdentityError, IdentityService, KeySummary, lookups, secrets};
+
+/// A new key. `key` is shown to the caller once and never stored.
+#[derive(Clone, Debug)]
+pub struct CreatedKey {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// The full secret: `agk_<prefix>_<secret>`.
+    pub key: String,
+    /// The visible prefix, to recognise the key in lists and logs.
+    pub prefix: String,
+}
+
+impl IdentityService {
+    /// Creates a key for the caller's organization (owners and admins).
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        name: &str,
+        request_id: Option<String>,
+    ) -> Result<CreatedKey, IdentityError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_manage_api_keys, "manage API keys")?;
+        let key_id = Uuid::now_v7();
+        let prefix = secrets::random_prefix();
+        let key = format!("agk_{prefix}_{}", secrets::random_secret(32));
+        let create = ApiKeyCommand::CreateApiKey {
+            org_id,
+            name: name.to_owned(),
+            prefix: prefix.clone(),
+            key_hash: secrets::secret_hash(&key),
+            created_by: caller.actor(),
+        };
+        let created = self
+            .keys
+            .create(&key_id.to_string(), create, &caller.context(request_id))
+            .await?;
+        self.wait_for_views(created.appended.last()).await?;
+        Ok(CreatedKey { key_id, key, prefix })
+    }
+
+    /// Revokes a key of the caller's organization; from the answer on, it fails on every node.
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        key_id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_manage_api_keys, "manage API keys")?;
+        if !lookups::api_key_in_org(&self.pool, org_id, key_id).await? {
+            return Err(IdentityError::NotFound("API key"));
+        }
+        let revoke = ApiKeyCommand::RevokeApiKey { by: caller.actor() };
+        let revoked = self
+            .keys
+            .execute(&key_id.to_string(), revoke, &caller.context(request_id))
+            .await?;
+        self.wait_for_views(revoked.appended.last()).await
+    }
+
+    /// The keys of the caller's organization (owners and admins).
+    pub async fn list_api_keys(&self, caller: &Caller) -> Result<Vec<KeySummary>, IdentityError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_manage_api_keys, "manage API keys")?;
+        Ok(lookups::api_keys_of(&self.pool, org_id).await?)
+    }
+}

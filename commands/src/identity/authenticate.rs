@@ -1,0 +1,79 @@
+//! Turning a bearer credential into a [`Caller`].
+
+use domain::Role;
+
+use super::sessions::ensure_active;
+use super::{Caller, IdentityError, IdentityService, lookups, secrets};
+
+impl IdentityService {
+    /// Resolves an access token or an API key (`agk_…`) to the organization, user and role it
+    /// acts as. Membership, role and suspension are read now, not from the token, so a removal,
+    /// a demotion, a revocation or a suspension applies to the very next request on every node.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller, IdentityError> {
+        if let Some(key) = bearer.strip_prefix("agk_") {
+            return self.authenticate_key(bearer, key).await;
+        }
+        let claims = self.tokens.verify(bearer)?;
+        let user = lookups::user_by_id(&self.pool, claims.sub)
+            .await?
+            .ok_or(IdentityError::InvalidToken(
+                "the user of this token does not exist",
+            ))?;
+        let Some(org_id) = claims.org else {
+            if !user.is_platform_admin || claims.imp.is_some() {
+                return Err(IdentityError::InvalidToken("this token acts for no organization"));
+            }
+            return Ok(Caller {
+                org_id: None,
+                user_id: Some(user.user_id),
+                api_key_id: None,
+                role: None,
+                impersonator_id: None,
+                is_platform_admin: true,
+            });
+        };
+        ensure_active(&self.pool, org_id).await?;
+        let role =
+            lookups::role_in(&self.pool, org_id, user.user_id)
+                .await?
+                .ok_or(IdentityError::InvalidToken(
+                    "you are no longer a member of this organization",
+                ))?;
+        Ok(Caller {
+            org_id: Some(org_id),
+            user_id: Some(user.user_id),
+            api_key_id: None,
+            role: Some(role),
+            impersonator_id: claims.imp,
+            is_platform_admin: user.is_platform_admin && claims.imp.is_none(),
+        })
+    }
+
+    async fn authenticate_key(&self, full_key: &str, after_scheme: &str) -> Result<Caller, IdentityError> {
+        let invalid = IdentityError::InvalidToken("unknown or invalid API key");
+        let Some((prefix, _)) = after_scheme.split_once('_') else {
+            return Err(invalid);
+        };
+        let Some(key) = lookups::api_key_by_prefix(&self.pool, prefix).await? else {
+            return Err(invalid);
+        };
+        if !secrets::hashes_equal(&key.key_hash, &secrets::secret_hash(full_key)) {
+            return Err(invalid);
+        }
+        if key.revoked {
+            return Err(IdentityError::InvalidToken("this API key has been revoked"));
+        }
+        ensure_active(&self.pool, key.org_id).await?;
+        if let Err(error) = lookups::touch_api_key(&self.pool, key.key_id).await {
+            tracing::warn!(%error, "could not record API key use");
+        }
+        Ok(Caller {
+            org_id: Some(key.org_id),
+            user_id: None,
+            api_key_id: Some(key.key_id),
+            role: Some(Role::Member),
+            impersonator_id: None,
+            is_platform_admin: false,
+        })
+    }
+}

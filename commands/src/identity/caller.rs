@@ -1,0 +1,68 @@
+//! Who is calling: resolved once per request from a token or an API key.
+
+use domain::{Actor, Role};
+use uuid::Uuid;
+
+use super::IdentityError;
+use crate::CommandContext;
+
+/// The authenticated caller. Every `/v1` route acts for `org_id` from here, never from the
+/// request body.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The organization the credentials act for; `None` only for a platform administrator's
+    /// own token.
+    pub org_id: Option<Uuid>,
+    /// The user, for tokens.
+    pub user_id: Option<Uuid>,
+    /// The API key, for keys.
+    pub api_key_id: Option<Uuid>,
+    /// The role in `org_id` (API keys act as `member`).
+    pub role: Option<Role>,
+    /// The administrator behind an impersonation token.
+    pub impersonator_id: Option<Uuid>,
+    /// Whether the user is a platform administrator (never true while impersonating).
+    pub is_platform_admin: bool,
+}
+
+impl Caller {
+    /// Who events written for this caller name as their actor.
+    pub fn actor(&self) -> Actor {
+        match (self.user_id, self.api_key_id) {
+            (_, Some(id)) => Actor::ApiKey { id },
+            (Some(id), None) => Actor::User { id },
+            (None, None) => Actor::System,
+        }
+    }
+
+    /// The event metadata for a command issued by this caller in request `request_id`.
+    pub fn context(&self, request_id: Option<String>) -> CommandContext {
+        CommandContext {
+            actor: self.actor(),
+            org_id: self.org_id,
+            request_id,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            impersonator_id: self.impersonator_id,
+        }
+    }
+
+    /// The organization, or 403 for credentials that act for none.
+    pub fn org(&self) -> Result<Uuid, IdentityError> {
+        self.org_id
+            .ok_or_else(|| IdentityError::Forbidden("these credentials act for no organization".to_owned()))
+    }
+
+    /// The caller's role when `allowed` accepts it; 403 naming `what` otherwise.
+    pub fn require(&self, allowed: fn(Role) -> bool, what: &str) -> Result<Role, IdentityError> {
+        match self.role {
+            Some(role) if allowed(role) => Ok(role),
+            Some(role) => Err(IdentityError::Forbidden(format!(
+                "the {role} role may not {what}"
+            ))),
+            None => Err(IdentityError::Forbidden(format!(
+                "these credentials may not {what}"
+            ))),
+        }
+    }
+}

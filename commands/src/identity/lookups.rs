@@ -1,0 +1,214 @@
+//! Reads of the identity read model (tables kept by the `identity` projector). Every query
+//! that concerns an organization's data takes the organization.
+
+use chrono::{DateTime, Utc};
+use domain::Role;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A user as login needs them.
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// Their normalized email.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Whether they are a platform administrator.
+    pub is_platform_admin: bool,
+}
+
+/// An API key as authentication needs it.
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// Its organization.
+    pub org_id: Uuid,
+    /// SHA-256 of its secret part.
+    pub key_hash: String,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// An API key as its organization lists it (never the hash).
+#[derive(Clone, Debug)]
+pub struct KeySummary {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its visible prefix.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used, at minute precision.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A member as their organization lists them.
+#[derive(Clone, Debug)]
+pub struct MemberRow {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// Their email.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// The user with this (normalized) email.
+pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let row: Option<(Uuid, String, String, bool)> =
+        sqlx::query_as("SELECT user_id, email, password_hash, is_platform_admin FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(into_user))
+}
+
+/// The user with this id.
+pub async fn user_by_id(pool: &PgPool, user_id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    let row: Option<(Uuid, String, String, bool)> = sqlx::query_as(
+        "SELECT user_id, email, password_hash, is_platform_admin FROM users WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(into_user))
+}
+
+fn into_user((user_id, email, password_hash, is_platform_admin): (Uuid, String, String, bool)) -> UserRow {
+    UserRow {
+        user_id,
+        email,
+        password_hash,
+        is_platform_admin,
+    }
+}
+
+/// The user's role in the organization, if they are a member.
+pub async fn role_in(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(role,)| role.parse().ok()))
+}
+
+/// The organization the user joined first: where a login without `org_id` goes.
+pub async fn first_organization(pool: &PgPool, user_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT org_id FROM memberships WHERE user_id = $1 ORDER BY added_at, org_id LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(org,)| org))
+}
+
+/// `Some(suspended)` for an existing organization.
+pub async fn organization_suspended(pool: &PgPool, org_id: Uuid) -> Result<Option<bool>, sqlx::Error> {
+    let row: Option<(bool,)> = sqlx::query_as("SELECT suspended FROM organizations WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(suspended,)| suspended))
+}
+
+/// The key with this prefix, in any organization (the prefix is how a presented key is found).
+pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<KeyRow>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, String, bool)> = sqlx::query_as(
+        "SELECT key_id, org_id, key_hash, revoked_at IS NOT NULL FROM api_keys WHERE prefix = $1",
+    )
+    .bind(prefix)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(key_id, org_id, key_hash, revoked)| KeyRow {
+        key_id,
+        org_id,
+        key_hash,
+        revoked,
+    }))
+}
+
+/// Whether the key exists in this organization (another organization's key is "not found").
+pub async fn api_key_in_org(pool: &PgPool, org_id: Uuid, key_id: Uuid) -> Result<bool, sqlx::Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT key_id FROM api_keys WHERE org_id = $1 AND key_id = $2")
+            .bind(org_id)
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// The organization's keys, newest first.
+pub async fn api_keys_of(pool: &PgPool, org_id: Uuid) -> Result<Vec<KeySummary>, sqlx::Error> {
+    type Row = (
+        Uuid,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT key_id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+          WHERE org_id = $1 ORDER BY created_at DESC, key_id",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(key_id, name, prefix, created_at, last_used_at, revoked_at)| KeySummary {
+                key_id,
+                name,
+                prefix,
+                created_at,
+                last_used_at,
+                revoked_at,
+            },
+        )
+        .collect())
+}
+
+/// Records that a key was used, at most once a minute per key so authentication does not
+/// write on every request.
+pub async fn touch_api_key(pool: &PgPool, key_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+          WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(key_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The organization's members with their emails.
+pub async fn members_of(pool: &PgPool, org_id: Uuid) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT m.user_id, u.email, m.role FROM memberships m JOIN users u USING (user_id)
+          WHERE m.org_id = $1 ORDER BY m.added_at, m.user_id",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user_id, email, role)| {
+            Some(MemberRow {
+                user_id,
+                email,
+                role: role.parse().ok()?,
+            })
+        })
+        .collect())
+}

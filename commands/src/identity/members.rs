@@ -1,0 +1,93 @@
+//! Organization membership: invite, change role, remove, list.
+
+use domain::organization::OrganizationCommand;
+use domain::{EmailAddress, Role};
+use uuid::Uuid;
+
+use super::{Caller, IdentityError, IdentityService, MemberRow, lookups};
+
+impl IdentityService {
+    /// Adds the registered user with `email` to the caller's organization with `role`.
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        email: &str,
+        role: Role,
+        request_id: Option<String>,
+    ) -> Result<MemberRow, IdentityError> {
+        let org_id = caller.org()?;
+        let by_role = caller.require(Role::can_manage_members, "manage members")?;
+        let email = EmailAddress::parse(email)?;
+        let user = lookups::user_by_email(&self.pool, email.as_str())
+            .await?
+            .ok_or(IdentityError::NotFound("registered user with that email"))?;
+        let add = OrganizationCommand::AddMember {
+            user_id: user.user_id,
+            role,
+            by_role,
+        };
+        let added = self
+            .organizations
+            .execute(&org_id.to_string(), add, &caller.context(request_id))
+            .await?;
+        self.wait_for_views(added.appended.last()).await?;
+        Ok(MemberRow {
+            user_id: user.user_id,
+            email: user.email,
+            role,
+        })
+    }
+
+    /// Changes a member's role.
+    pub async fn change_member_role(
+        &self,
+        caller: &Caller,
+        user_id: Uuid,
+        role: Role,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        let org_id = caller.org()?;
+        let by_role = caller.require(Role::can_manage_members, "manage members")?;
+        let change = OrganizationCommand::ChangeMemberRole {
+            user_id,
+            role,
+            by_role,
+        };
+        let changed = self
+            .organizations
+            .execute(&org_id.to_string(), change, &caller.context(request_id))
+            .await?;
+        self.wait_for_views(changed.appended.last()).await
+    }
+
+    /// Removes a member; the last owner stays.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        user_id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        let org_id = caller.org()?;
+        let by_role = caller.require(Role::can_manage_members, "manage members")?;
+        let remove = OrganizationCommand::RemoveMember { user_id, by_role };
+        let removed = self
+            .organizations
+            .execute(&org_id.to_string(), remove, &caller.context(request_id))
+            .await?;
+        self.wait_for_views(removed.appended.last()).await
+    }
+
+    /// The members of the caller's organization (any role may read).
+    pub async fn list_members(&self, caller: &Caller) -> Result<Vec<MemberRow>, IdentityError> {
+        Ok(lookups::members_of(&self.pool, caller.org()?).await?)
+    }
+}
+
+impl IdentityService {
+    /// A user's email, for `/v1/me`.
+    pub async fn user_email(&self, user_id: Uuid) -> Result<Option<String>, IdentityError> {
+        Ok(lookups::user_by_id(&self.pool, user_id)
+            .await?
+            .map(|user| user.email))
+    }
+}

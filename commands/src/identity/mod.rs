@@ -1,0 +1,33 @@
+//! Identity and tenancy: registration, login, tokens, API keys, members, platform
+//! administration, and the resolution of every request's caller.
+//!
+//! Decisions live in the domain aggregates (`organization`, `user`, `email_claim`, `api_key`,
+//! `session`, `impersonation`); this module looks up what they need, hashes and signs, and
+//! reads the `identity` read model for look-ups (user by email, key by prefix, memberships).
+
+mod admin;
+mod api_keys;
+mod authenticate;
+mod caller;
+mod error;
+mod lookups;
+mod mailer;
+mod members;
+mod password_reset;
+mod passwords;
+mod secrets;
+mod service;
+mod sessions;
+mod tokens;
+
+pub use api_keys::CreatedKey;
+pub use caller::Caller;
+pub use error::IdentityError;
+pub use lookups::{KeySummary, MemberRow, UserRow};
+pub use mailer::Mailer;
+pub use service::{IdentityConfig, IdentityService, Registered, TokenPair};
+pub use tokens::{AccessClaims, TokenKeys, signing_secret};
+
+/// Name of the projector that keeps the identity read model; commands wait for it so a
+/// client's next request sees its own write.
+pub const IDENTITY_VIEW: &str = "identity";

@@ -1,0 +1,90 @@
+//! Password reset by a single-use, expiring link sent by email.
+
+use chrono::Utc;
+use domain::user::UserCommand;
+use domain::{EmailAddress, check_new_password};
+use uuid::Uuid;
+
+use super::sessions::user_context;
+use super::{IdentityError, IdentityService, lookups, passwords, secrets};
+
+impl IdentityService {
+    /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
+    /// so the answer never tells whether an account exists.
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        let Ok(email) = EmailAddress::parse(email) else {
+            return Ok(());
+        };
+        let Some(user) = lookups::user_by_email(&self.pool, email.as_str()).await? else {
+            return Ok(());
+        };
+        let token = format!("{}.{}", user.user_id.simple(), secrets::random_secret(32));
+        let request = UserCommand::RequestPasswordReset {
+            token_hash: secrets::secret_hash(&token),
+            expires_at: Utc::now() + self.config.reset_ttl,
+        };
+        self.users
+            .execute(
+                &user.user_id.to_string(),
+                request,
+                &user_context(user.user_id, request_id),
+            )
+            .await?;
+        let link = format!(
+            "{}/reset-password?token={token}",
+            self.config.public_url.trim_end_matches('/')
+        );
+        let body = format!(
+            "Someone asked to reset the password of your Agentry account.\n\nTo choose a new password, open:\n{link}\n\nThe link works once and expires in {} minutes. If you did not ask for this, ignore this message.\n",
+            self.config.reset_ttl.num_minutes()
+        );
+        match &self.config.mailer {
+            Some(mailer) => {
+                if let Err(error) = mailer
+                    .send(&user.email, "Reset your Agentry password", body)
+                    .await
+                {
+                    tracing::error!(%error, user = %user.user_id, "password reset email not sent");
+                }
+            }
+            None => {
+                tracing::warn!(user = %user.user_id, "password reset requested but AGENTRY_SMTP_URL is not set")
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token; the token then stops working.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        let invalid = IdentityError::InvalidToken("invalid or expired password reset token");
+        let user_id = token
+            .split_once('.')
+            .and_then(|(user, _)| Uuid::try_parse(user).ok())
+            .ok_or(invalid)?;
+        let user = self.users.load(&user_id.to_string()).await?;
+        let email: EmailAddress = user.email().cloned().ok_or(IdentityError::InvalidToken(
+            "invalid or expired password reset token",
+        ))?;
+        check_new_password(new_password, &email)?;
+        let password_hash = passwords::hash_password(new_password.to_owned()).await?;
+        let complete = UserCommand::CompletePasswordReset {
+            token_hash: secrets::secret_hash(token),
+            password_hash,
+            now: Utc::now(),
+        };
+        let done = self
+            .users
+            .execute(&user_id.to_string(), complete, &user_context(user_id, request_id))
+            .await?;
+        self.wait_for_views(done.appended.last()).await
+    }
+}

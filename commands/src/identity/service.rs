@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use domain::api_key::ApiKey;
+use domain::email_claim::EmailClaim;
+use domain::impersonation::Impersonation;
+use domain::organization::Organization;
+use domain::session::Session;
+use domain::user::User;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::error::RejectionKind;
+use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
+use crate::store::AppendedEvent;
+use crate::{CommandBus, EventStore};
+
+/// How long a write waits for the identity read model before answering anyway.
+const VIEW_WAIT: Duration = Duration::from_secs(5);
+
+/// Lifetimes and outside services of identity.
+#[derive(Clone)]
+pub struct IdentityConfig {
+    /// Lifetime of an access token.
+    pub access_ttl: TimeDelta,
+    /// Lifetime of a refresh token (each refresh starts it again).
+    pub refresh_ttl: TimeDelta,
+    /// Lifetime of a password reset link.
+    pub reset_ttl: TimeDelta,
+    /// Base URL for links in emails.
+    pub public_url: String,
+    /// Sends password reset emails; `None` logs that it could not.
+    pub mailer: Option<Mailer>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl: TimeDelta::minutes(15),
+            refresh_ttl: TimeDelta::days(30),
+            reset_ttl: TimeDelta::hours(1),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            mailer: None,
+        }
+    }
+}
+
+/// A pair of tokens as login, registration and refresh return them.
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    /// The JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Single-use; exchange it for a new pair.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// What registration created.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    /// The new user.
+    pub user_id: Uuid,
+    /// Their first organization, which they own.
+    pub org_id: Uuid,
+    /// Tokens for that organization.
+    pub tokens: TokenPair,
+}
+
+/// Identity's application service: one per process, shared by every route.
+pub struct IdentityService {
+    pub(super) pool: PgPool,
+    pub(super) users: CommandBus<User>,
+    pub(super) emails: CommandBus<EmailClaim>,
+    pub(super) organizations: CommandBus<Organization>,
+    pub(super) keys: CommandBus<ApiKey>,
+    pub(super) sessions: CommandBus<Session>,
+    pub(super) impersonations: CommandBus<Impersonation>,
+    pub(super) tokens: TokenKeys,
+    pub(super) config: IdentityConfig,
+}
+
+impl IdentityService {
+    /// A service over `store`, signing with `tokens`.
+    pub fn new(store: &EventStore, tokens: TokenKeys, config: IdentityConfig) -> Self {
+        Self {
+            pool: store.pool().clone(),
+            users: CommandBus::new(store.clone(), ()),
+            emails: CommandBus::new(store.clone(), ()),
+            organizations: CommandBus::new(store.clone(), ()),
+            keys: CommandBus::new(store.clone(), ()),
+            sessions: CommandBus::new(store.clone(), ()),
+            impersonations: CommandBus::new(store.clone(), ()),
+            tokens,
+            config,
+        }
+    }
+
+    /// The token keys, for tests and tools that mint tokens.
+    pub fn token_keys(&self) -> &TokenKeys {
+        &self.tokens
+    }
+
+    /// Waits until the identity read model includes `last`, so the caller's next request
+    /// (a login, a key's first use, a revoked key's rejection) sees this write on every node.
+    pub(super) async fn wait_for_views(&self, last: Option<&AppendedEvent>) -> Result<(), IdentityError> {
+        let Some(last) = last else { return Ok(()) };
+        let caught_up =
+            crate::log::wait_for_checkpoint(&self.pool, IDENTITY_VIEW, last.cursor(), VIEW_WAIT).await?;
+        if !caught_up {
+            tracing::warn!("identity read model is lagging; answering before it caught up");
+        }
+        Ok(())
+    }
+}
+
+/// Runs a command's decision on a new aggregate without writing anything: validates input
+/// that would otherwise fail halfway through a multi-aggregate operation.
+pub(super) async fn dry_run<A>(command: A::Command) -> Result<(), IdentityError>
+where
+    A: Aggregate<Services = ()>,
+    A::Error: RejectionKind,
+{
+    let mut aggregate = A::default();
+    let sink = EventSink::default();
+    aggregate
+        .handle(command, &(), &sink)
+        .await
+        .map_err(RejectionKind::into_identity_error)
+}

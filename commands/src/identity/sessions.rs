@@ -1,0 +1,226 @@
+//! Registration, login and refresh-token rotation.
+
+use chrono::Utc;
+use domain::email_claim::EmailClaimCommand;
+use domain::organization::{Organization, OrganizationCommand};
+use domain::session::SessionCommand;
+use domain::user::UserCommand;
+use domain::{Actor, EmailAddress, check_new_password};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::service::dry_run;
+use super::{IdentityError, IdentityService, Registered, TokenPair, lookups, passwords, secrets, tokens};
+use crate::CommandContext;
+
+impl IdentityService {
+    /// Creates a user, their first organization (with them as owner) and a session.
+    ///
+    /// Every input is validated before anything is written; the email is claimed first, so of
+    /// two racing registrations of one email exactly one gets past that step.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        org_name: &str,
+        request_id: Option<String>,
+    ) -> Result<Registered, IdentityError> {
+        let email = EmailAddress::parse(email)?;
+        check_new_password(password, &email)?;
+        let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let create_org = OrganizationCommand::CreateOrganization {
+            name: org_name.to_owned(),
+            owner_user_id: user_id,
+        };
+        dry_run::<Organization>(create_org.clone()).await?;
+        let password_hash = passwords::hash_password(password.to_owned()).await?;
+        let mut context = user_context(user_id, request_id);
+        let claim = EmailClaimCommand::ClaimEmail { user_id };
+        self.emails
+            .create(&email_claim_id(&email), claim, &context)
+            .await?;
+        let register = UserCommand::RegisterUser { email, password_hash };
+        self.users
+            .create(&user_id.to_string(), register, &context)
+            .await?;
+        context.org_id = Some(org_id);
+        let created = self
+            .organizations
+            .create(&org_id.to_string(), create_org, &context)
+            .await?;
+        self.wait_for_views(created.appended.last()).await?;
+        let tokens = self.start_session(user_id, Some(org_id), &context).await?;
+        Ok(Registered {
+            user_id,
+            org_id,
+            tokens,
+        })
+    }
+
+    /// Checks the password and opens a session for `org_id`, or for the first organization the
+    /// user joined. A wrong email and a wrong password get the same answer in about the same time.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        org_id: Option<Uuid>,
+        request_id: Option<String>,
+    ) -> Result<TokenPair, IdentityError> {
+        let user = match EmailAddress::parse(email) {
+            Ok(email) => lookups::user_by_email(&self.pool, email.as_str()).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        if !passwords::verify_password(password.to_owned(), stored).await {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let user = user.ok_or(IdentityError::InvalidCredentials)?;
+        let org_id = match org_id {
+            Some(org_id) => {
+                lookups::role_in(&self.pool, org_id, user.user_id)
+                    .await?
+                    .ok_or_else(|| {
+                        IdentityError::NoOrganization("you are not a member of that organization".to_owned())
+                    })?;
+                Some(org_id)
+            }
+            None => lookups::first_organization(&self.pool, user.user_id).await?,
+        };
+        match org_id {
+            Some(org_id) => ensure_active(&self.pool, org_id).await?,
+            None if user.is_platform_admin => {}
+            None => {
+                return Err(IdentityError::NoOrganization(
+                    "you are not a member of any organization".to_owned(),
+                ));
+            }
+        }
+        let mut context = user_context(user.user_id, request_id);
+        context.org_id = org_id;
+        self.start_session(user.user_id, org_id, &context).await
+    }
+
+    /// Exchanges a refresh token for a new pair. The old token stops working; presenting it
+    /// again revokes the whole session (a stolen token is useless once either party refreshes).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        request_id: Option<String>,
+    ) -> Result<TokenPair, IdentityError> {
+        let family = parse_refresh_token(refresh_token)?;
+        let session = self.sessions.load(&family.to_string()).await?;
+        let (Some(user_id), org_id) = (session.user_id(), session.org_id()) else {
+            return Err(IdentityError::InvalidToken("unknown or invalid refresh token"));
+        };
+        let now = Utc::now();
+        let new_token = new_refresh_token(family);
+        let rotate = SessionCommand::RefreshSession {
+            presented_hash: secrets::secret_hash(refresh_token),
+            new_hash: secrets::secret_hash(&new_token),
+            new_expires_at: now + self.config.refresh_ttl,
+            now,
+        };
+        let mut context = user_context(user_id, request_id);
+        context.org_id = org_id;
+        let rotated = self
+            .sessions
+            .execute(&family.to_string(), rotate, &context)
+            .await?;
+        if rotated.state.is_revoked() {
+            tracing::warn!(session = %family, user = %user_id, "refresh token reuse: session revoked");
+            return Err(IdentityError::RefreshTokenReused);
+        }
+        if let Some(org_id) = org_id {
+            ensure_active(&self.pool, org_id).await?;
+            if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
+                return Err(IdentityError::InvalidToken(
+                    "you are no longer a member of this organization",
+                ));
+            }
+        }
+        Ok(TokenPair {
+            access_token: self.access_token(user_id, org_id, None)?,
+            refresh_token: new_token,
+            expires_in: self.config.access_ttl.num_seconds(),
+        })
+    }
+
+    /// Starts a refresh-token family and returns its first pair.
+    pub(super) async fn start_session(
+        &self,
+        user_id: Uuid,
+        org_id: Option<Uuid>,
+        context: &CommandContext,
+    ) -> Result<TokenPair, IdentityError> {
+        let family = Uuid::now_v7();
+        let refresh_token = new_refresh_token(family);
+        let start = SessionCommand::StartSession {
+            user_id,
+            org_id,
+            token_hash: secrets::secret_hash(&refresh_token),
+            expires_at: Utc::now() + self.config.refresh_ttl,
+        };
+        self.sessions.create(&family.to_string(), start, context).await?;
+        Ok(TokenPair {
+            access_token: self.access_token(user_id, org_id, None)?,
+            refresh_token,
+            expires_in: self.config.access_ttl.num_seconds(),
+        })
+    }
+
+    pub(super) fn access_token(
+        &self,
+        user: Uuid,
+        org: Option<Uuid>,
+        impersonator: Option<Uuid>,
+    ) -> Result<String, IdentityError> {
+        let now = Utc::now();
+        self.tokens.issue(&tokens::claims(
+            user,
+            org,
+            impersonator,
+            now,
+            now + self.config.access_ttl,
+        ))
+    }
+}
+
+/// 403 for a suspended organization, 401 for one that does not exist.
+pub(super) async fn ensure_active(pool: &PgPool, org_id: Uuid) -> Result<(), IdentityError> {
+    match lookups::organization_suspended(pool, org_id).await? {
+        Some(false) => Ok(()),
+        Some(true) => Err(IdentityError::OrganizationSuspended),
+        None => Err(IdentityError::InvalidToken(
+            "the organization of these credentials does not exist",
+        )),
+    }
+}
+
+pub(super) fn user_context(user_id: Uuid, request_id: Option<String>) -> CommandContext {
+    CommandContext {
+        actor: Actor::User { id: user_id },
+        org_id: None,
+        request_id,
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        impersonator_id: None,
+    }
+}
+
+/// The email claim's aggregate id: a digest, so addresses never appear in NATS subjects or ids.
+pub(super) fn email_claim_id(email: &EmailAddress) -> String {
+    secrets::secret_hash(email.as_str())
+}
+
+/// `rt_<family>_<secret>`: the family id finds the session without a look-up table.
+fn new_refresh_token(family: Uuid) -> String {
+    format!("rt_{}_{}", family.simple(), secrets::random_secret(32))
+}
+
+fn parse_refresh_token(token: &str) -> Result<Uuid, IdentityError> {
+    token
+        .strip_prefix("rt_")
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(family, _)| Uuid::try_parse(family).ok())
+        .ok_or(IdentityError::InvalidToken("unknown or invalid refresh token"))
+}

@@ -1,0 +1,50 @@
+//! The identity read model: users, organizations, memberships and API keys.
+//!
+//! Folded from the user, organization and api_key events into the tables of
+//! `migrations/20261125000002_identity_views.sql`, which answer sign-in, the auth guard's
+//! role and suspension checks, and the member and key listings. Every write is an upsert or
+//! an update keyed on the table's primary key, so replaying the log after the rows and the
+//! checkpoint were deleted rebuilds the same rows.
+
+mod api_keys;
+mod decode;
+mod organizations;
+mod users;
+
+use async_trait::async_trait;
+use commands::RecordedEvent;
+use sqlx::PgConnection;
+
+use crate::Projector;
+
+/// The identity projector's name: its checkpoint key and `projections rebuild` argument.
+pub const IDENTITY: &str = "identity";
+
+/// Keeps `users`, `organizations`, `memberships` and `api_keys` up to date with the log.
+///
+/// Only the event types listed by each table group are read; every other event, including
+/// other events of the same aggregates (a password reset request, say), is ignored without
+/// looking at its payload. A folded event whose payload does not parse fails the batch (see
+/// the `decode` module) rather than being skipped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityProjector;
+
+#[async_trait]
+impl Projector for IdentityProjector {
+    fn name(&self) -> &'static str {
+        IDENTITY
+    }
+
+    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+        let event_type = event.event_type.as_str();
+        if users::FOLDS.contains(&event_type) {
+            users::apply(connection, event).await
+        } else if organizations::FOLDS.contains(&event_type) {
+            organizations::apply(connection, event).await
+        } else if api_keys::FOLDS.contains(&event_type) {
+            api_keys::apply(connection, event).await
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The read models against the real Postgres, fed through the real command path and runner:
+//! one test binary for the crate.
+
+mod api_keys;
+mod helpers;
+mod organizations;
+mod replay;
+mod users;
