@@ -357,11 +357,20 @@ async fn malformed_registrations_answer_400_problems_and_change_nothing() {
             bad,
         ),
         Case::new(
-            "just under the limit but not JSON",
+            "exactly the limit but not JSON",
             post.clone(),
             register,
             JSON,
             CaseBody::Fixed(vec![b'{'; MAX_BODY_BYTES]),
+            bad,
+        ),
+        // Last: were it accepted, it would register someone (and show as events written).
+        Case::new(
+            "org_name a number, all else valid",
+            post.clone(),
+            register,
+            JSON,
+            json_body(&registration_with("org_name", json!(12345))),
             bad,
         ),
     ];

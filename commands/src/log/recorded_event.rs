@@ -55,6 +55,54 @@ impl RecordedEvent {
     }
 }
 
+impl RecordedEvent {
+    /// The JSON published on the bus: this event with every credential digest in `data` (any
+    /// field named `*_hash`, such as `password_hash` or `key_hash`) left out. Digests stay in the
+    /// store, where the aggregates need them; subscribers never receive anything to crack.
+    pub fn to_bus_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut event = self.clone();
+        if let Value::Object(fields) = &mut event.data {
+            fields.retain(|name, _| !name.ends_with("_hash"));
+        }
+        serde_json::to_vec(&event)
+    }
+}
+
 fn as_string<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::{Value, json};
+    use uuid::Uuid;
+
+    use super::RecordedEvent;
+
+    #[test]
+    fn credential_digests_never_reach_the_bus() {
+        let event = RecordedEvent {
+            id: Uuid::now_v7(),
+            position: 7,
+            transaction_id: 42,
+            org_id: None,
+            aggregate_type: "user".into(),
+            aggregate_id: "u".into(),
+            sequence: 1,
+            event_type: "user.registered".into(),
+            version: "1".into(),
+            data: json!({ "type": "user.registered", "email": "a@b.co", "password_hash": "$argon2id$..." }),
+            metadata: json!({ "actor": "system" }),
+        };
+
+        let published: Value = serde_json::from_slice(&event.to_bus_json().unwrap()).unwrap();
+
+        assert_eq!(
+            published["data"],
+            json!({ "type": "user.registered", "email": "a@b.co" })
+        );
+        assert_eq!(published["transaction_id"], "42");
+        assert_eq!(published["type"], "user.registered");
+    }
 }

@@ -79,7 +79,9 @@ impl NatsBus {
         self.ensure_stream().await?;
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
-            let payload = serde_json::to_vec(event).map_err(|error| BusError::Nats(error.to_string()))?;
+            let payload = event
+                .to_bus_json()
+                .map_err(|error| BusError::Nats(error.to_string()))?;
             let message = PublishMessage::build()
                 .payload(Bytes::from(payload))
                 .message_id(event.id.to_string());
