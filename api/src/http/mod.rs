@@ -7,6 +7,7 @@ mod identity_errors;
 mod observe;
 mod problem;
 mod rate_limit;
+mod text;
 
 pub use auth::BearerAuth;
 pub use body_limit::BodyLimit;
@@ -14,3 +15,4 @@ pub use catch_all::{into_problem, problem_response};
 pub use observe::{Observe, RequestId, route_label};
 pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
+pub use text::Text;

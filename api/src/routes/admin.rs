@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId};
+use crate::http::{ApiError, BearerAuth, RequestId, Text};
 
 /// Platform administration (platform administrators only).
 pub struct AdminApi;
@@ -18,7 +18,7 @@ struct ImpersonationRequest {
     user_id: Uuid,
     org_id: Uuid,
     /// Required; recorded with every event written under the token.
-    reason: String,
+    reason: Text,
     /// 1 to 3600 seconds.
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
     ttl_seconds: i64,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId};
+use crate::http::{ApiError, BearerAuth, RequestId, Text};
 
 /// Organization API keys (owners and admins).
 pub struct ApiKeysApi;
@@ -16,7 +16,7 @@ pub struct ApiKeysApi;
 #[derive(Object)]
 struct CreateKeyRequest {
     /// What the key is for (1–100 characters).
-    name: String,
+    name: Text,
 }
 
 /// The new key. `key` is shown this once; only its hash is kept.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, RequestId};
+use crate::http::{ApiError, RequestId, Text};
 
 /// Registration, login, refresh and password reset: the routes that need no credentials.
 pub struct AuthApi;
@@ -14,12 +14,12 @@ pub struct AuthApi;
 #[derive(Object)]
 struct RegisterRequest {
     /// Login email; also where password reset links go.
-    email: String,
+    email: Text,
     /// At least 12 characters, at most 128, not one repeated character, not containing the
     /// email's local part.
-    password: String,
+    password: Text,
     /// Name of the user's first organization (1–100 characters).
-    org_name: String,
+    org_name: Text,
 }
 
 /// The new user, their organization, and tokens for it.
@@ -36,8 +36,8 @@ struct RegisterResponse {
 /// Credentials, and optionally which organization to act for.
 #[derive(Object)]
 struct LoginRequest {
-    email: String,
-    password: String,
+    email: Text,
+    password: Text,
     /// Defaults to the first organization the user joined.
     org_id: Option<Uuid>,
 }
@@ -56,20 +56,20 @@ struct TokenResponse {
 /// A refresh token to exchange.
 #[derive(Object)]
 struct RefreshRequest {
-    refresh_token: String,
+    refresh_token: Text,
 }
 
 /// Whose password to reset.
 #[derive(Object)]
 struct PasswordResetRequest {
-    email: String,
+    email: Text,
 }
 
 /// The token from the reset link and the new password.
 #[derive(Object)]
 struct PasswordResetConfirm {
-    token: String,
-    new_password: String,
+    token: Text,
+    new_password: Text,
 }
 
 #[derive(ApiResponse)]

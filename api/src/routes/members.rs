@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId};
+use crate::http::{ApiError, BearerAuth, RequestId, Text};
 
 /// Organization members and roles.
 pub struct MembersApi;
@@ -51,7 +51,7 @@ impl From<Role> for RoleName {
 /// Who to add, with which role. The user must have registered.
 #[derive(Object)]
 struct AddMemberRequest {
-    email: String,
+    email: Text,
     role: RoleName,
 }
 

@@ -33,19 +33,40 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     cleaned_up: bool,
+    owns_database: bool,
 }
 
 impl TestApp {
     /// Builds the application with `Settings::for_tests` against a fresh, uniquely named
     /// database (the application creates and migrates it) and serves it in the background.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with settings adjusted by `configure` (rate limits, SMTP…).
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let database_name = format!("agentry_test_{}", Uuid::new_v4().simple());
+        Self::spawn_on(database_name, true, configure).await
+    }
+
+    /// A second node on this app's database (same event store, own process state: caches,
+    /// rate limits, background loops). Its `cleanup` stops it without dropping the database.
+    pub async fn spawn_node(&self) -> Self {
+        Self::spawn_on(self.database_name.clone(), false, |_| {}).await
+    }
+
+    async fn spawn_on(
+        database_name: String,
+        owns_database: bool,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         install_crypto_provider();
         let base = base_database_url();
-        let database_name = format!("agentry_test_{}", Uuid::new_v4().simple());
         let database_url = with_database(&base, &database_name);
         let maintenance_url = with_database(&base, "postgres");
 
-        let settings = Settings::for_tests(database_url.clone());
+        let mut settings = Settings::for_tests(database_url.clone());
+        configure(&mut settings);
         let app = Application::build(settings)
             .await
             .unwrap_or_else(|error| panic!("the application did not start: {error}"));
@@ -77,7 +98,8 @@ impl TestApp {
             maintenance_url,
             stop: Some(stop),
             server: Some(server),
-            cleaned_up: false,
+            cleaned_up: !owns_database,
+            owns_database,
         }
     }
 
@@ -98,7 +120,9 @@ impl TestApp {
             }
         }
         self.pool.close().await;
-        drop_database(&self.maintenance_url, &self.database_name).await;
+        if self.owns_database {
+            drop_database(&self.maintenance_url, &self.database_name).await;
+        }
         self.cleaned_up = true;
     }
 
@@ -163,11 +187,11 @@ impl Drop for TestApp {
     /// The database is dropped even when a test panicked before `cleanup`: from a thread with
     /// its own runtime, since `Drop` cannot await.
     fn drop(&mut self) {
-        if self.cleaned_up {
-            return;
-        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if self.cleaned_up {
+            return;
         }
         let maintenance_url = self.maintenance_url.clone();
         let database_name = self.database_name.clone();
