@@ -1,6 +1,5 @@
 //! The parts every `agentry` command stands on, and the background loops.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
-use crate::settings::{DEFAULT_DATABASE_URL, Settings};
+use crate::settings::Settings;
 
 /// Port of the private cluster started when no database is configured (not the packaged 5432).
 const PRIVATE_POSTGRES_PORT: u16 = 54329;
@@ -23,7 +22,7 @@ const PRIVATE_POSTGRES_PORT: u16 = 54329;
 pub enum PlatformError {
     /// No database is configured, none answers at the default address, and none can be started.
     #[error(
-        "no database: DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, and a private cluster cannot be started ({0}); set DATABASE_URL or install PostgreSQL (apt-get install postgresql)"
+        "no database: DATABASE_URL is unset, nothing answers at the default address, and a private cluster cannot be started ({0}); set DATABASE_URL or install PostgreSQL (apt-get install postgresql)"
     )]
     NoDatabase(EmbeddedPostgresError),
     /// The private cluster failed to start.
@@ -115,8 +114,9 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
     if let Some(url) = &settings.database_url {
         return Ok((url.clone(), None));
     }
-    if answers(SocketAddr::from(([127, 0, 0, 1], 5432))).await {
-        return Ok((DEFAULT_DATABASE_URL.to_owned(), None));
+    let default = &settings.default_database_url;
+    if answers(default).await {
+        return Ok((default.clone(), None));
     }
     if EmbeddedPostgres::find_binaries().is_none() {
         return Err(PlatformError::NoDatabase(EmbeddedPostgresError::NotInstalled {
@@ -128,13 +128,17 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
     tracing::info!(
         data_dir = %embedded.data_dir().display(),
         port = embedded.port(),
-        "DATABASE_URL is unset and nothing answers at 127.0.0.1:5432: running a private PostgreSQL cluster"
+        "DATABASE_URL is unset and nothing answers at the default address: running a private PostgreSQL cluster"
     );
     Ok((embedded.url("agentry"), Some(embedded)))
 }
 
-async fn answers(address: SocketAddr) -> bool {
-    let connect = tokio::net::TcpStream::connect(address);
+/// Whether something accepts TCP connections at the URL's host and port.
+async fn answers(url: &str) -> bool {
+    let Ok(options) = url.parse::<sqlx::postgres::PgConnectOptions>() else {
+        return false;
+    };
+    let connect = tokio::net::TcpStream::connect((options.get_host().to_owned(), options.get_port()));
     matches!(
         tokio::time::timeout(Duration::from_secs(1), connect).await,
         Ok(Ok(_))

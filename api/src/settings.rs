@@ -57,6 +57,11 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Where to look for a database when DATABASE_URL is unset, before starting a private
+    /// cluster. Hidden: it exists so tests can make "nothing answers there" true.
+    #[arg(long, env = "AGENTRY_DEFAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide = true, global = true)]
+    pub default_database_url: String,
+
     /// NATS with JetStream, carrying events between nodes. Unset: an in-process bus for one node.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
@@ -127,6 +132,7 @@ impl Settings {
     pub fn for_tests(database_url: String) -> Self {
         Self {
             database_url: Some(database_url),
+            default_database_url: DEFAULT_DATABASE_URL.to_owned(),
             nats_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: PathBuf::from(".agentry"),

@@ -228,3 +228,35 @@ async fn events_republished_after_a_lost_checkpoint_are_stored_once(pool: PgPool
         "the re-publish was deduplicated by message id"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_nodes_relaying_one_database_publish_each_event_once(pool: PgPool) {
+    let store = store(&pool);
+    let bus = nats_bus(&nats_url()).await;
+    let org_id = Uuid::now_v7();
+    let ctx = context(org_id);
+    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let second = spawn_relay(
+        &pool,
+        &store,
+        EventBus::from(nats_bus(&nats_url()).await),
+        "relay",
+    );
+    for n in 0..60 {
+        store
+            .append("organization", &format!("n{n}"), 0, &[event(n)], &ctx)
+            .await
+            .unwrap();
+        if n == 30 {
+            // The leader goes away mid-stream; the other node takes over from the checkpoint.
+            first.cancel();
+        }
+    }
+
+    let published = stream_events(bus.jetstream(), org_id, 60, Duration::from_secs(30)).await;
+    second.cancel();
+
+    let counts = id_counts(&published);
+    assert_eq!(counts.len(), 60, "every event published");
+    assert!(counts.values().all(|n| *n == 1), "none twice");
+}

@@ -1,0 +1,121 @@
+//! A node killed while writing loses nothing and publishes nothing twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::node::{Node, database_url, drop_database, install_crypto_provider, register};
+
+fn nats_url() -> String {
+    std::env::var("NATS_TEST_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_write_loses_no_event_and_publishes_none_twice() {
+    install_crypto_provider();
+    let name = format!("agentry_proc_{}", Uuid::new_v4().simple());
+    let env = [("DATABASE_URL", database_url(&name)), ("NATS_URL", nats_url())];
+    let node = Node::serve(&env);
+    let url = node.url("");
+    let writer = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut accounts = Vec::new();
+        for n in 0..80 {
+            if let Some(account) = register(&client, &url, n).await {
+                accounts.push(account);
+            }
+        }
+        accounts
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    node.kill();
+    let mut accounts = writer.await.unwrap();
+    assert!(
+        !accounts.is_empty() && accounts.len() < 80,
+        "the kill landed mid-write ({} registered)",
+        accounts.len()
+    );
+
+    let node = Node::serve(&env);
+    let client = reqwest::Client::new();
+    for n in 100..105 {
+        accounts.push(
+            register(&client, &node.url(""), n)
+                .await
+                .expect("the restarted node serves"),
+        );
+    }
+
+    let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT org_id FROM events WHERE org_id IS NOT NULL")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        orgs.len() >= accounts.len(),
+        "every registered organization has events"
+    );
+    let jetstream = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    for org in orgs {
+        let stored: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM events WHERE org_id = $1")
+            .bind(org)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let published = published_ids(&jetstream, org, stored.len()).await;
+        let duplicated: Vec<_> = published.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            duplicated.is_empty(),
+            "org {org}: published twice: {duplicated:?}"
+        );
+        let published: HashSet<Uuid> = published.into_keys().collect();
+        assert_eq!(
+            published, stored,
+            "org {org}: the stream holds exactly the stored events"
+        );
+    }
+    pool.close().await;
+    node.terminate();
+    drop_database(&name).await;
+}
+
+/// How often each event id of `org` is in the stream, read until `expected` ids arrived and a
+/// quiet moment passed.
+async fn published_ids(js: &jetstream::Context, org: Uuid, expected: usize) -> HashMap<Uuid, usize> {
+    let stream = js.get_stream("AGENTRY_EVENTS").await.unwrap();
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: format!("agentry.{org}.events.>"),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut counts: HashMap<Uuid, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen: usize = counts.values().sum();
+        let wait = if seen >= expected {
+            Duration::from_millis(300)
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        match tokio::time::timeout(wait, messages.next()).await {
+            Ok(Some(Ok(message))) => {
+                let event: Value = serde_json::from_slice(&message.payload).unwrap();
+                *counts
+                    .entry(event["id"].as_str().unwrap().parse().unwrap())
+                    .or_default() += 1;
+            }
+            _ => return counts,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! With no database configured and none at the default address, `serve` runs its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::node::{Node, install_crypto_provider, register};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_database_serve_runs_a_private_postgres_that_keeps_its_data() {
+    install_crypto_provider();
+    let data_dir = std::env::temp_dir().join(format!("agentry-private-{}", Uuid::new_v4().simple()));
+    let env = [
+        // Nothing answers on port 1, as on a machine without a PostgreSQL service.
+        (
+            "AGENTRY_DEFAULT_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/agentry".to_owned(),
+        ),
+        ("AGENTRY_DATA_DIR", data_dir.display().to_string()),
+    ];
+    let node = Node::serve(&env);
+    assert!(
+        node.log_contains("private PostgreSQL"),
+        "the log says a private cluster runs"
+    );
+    let client = reqwest::Client::new();
+    let account = register(&client, &node.url(""), 1)
+        .await
+        .expect("registration on the private cluster");
+    node.terminate();
+
+    let node = Node::serve(&env);
+    let login = client
+        .post(node.url("/v1/auth/login"))
+        .json(&json!({ "email": account["email"], "password": "correct horse battery staple" }))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "the account survived the restart");
+    node.terminate();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
