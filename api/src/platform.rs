@@ -84,6 +84,10 @@ impl Platform {
     pub fn start_background(&mut self, projectors: Vec<Arc<dyn Projector>>) {
         let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.store.signal().clone());
         self.tasks.spawn(relay.run(self.shutdown.clone()));
+        self.tasks.spawn(commands::log::watch_gate(
+            self.pool.clone(),
+            self.shutdown.clone(),
+        ));
         for projector in projectors {
             let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
             self.tasks.spawn(runner.run(self.shutdown.clone()));

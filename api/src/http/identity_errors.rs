@@ -20,8 +20,26 @@ impl From<IdentityError> for ApiError {
             IdentityError::Forbidden(_) => Self::forbidden("forbidden", detail),
             IdentityError::NotFound(_) => Self::not_found("not_found", detail),
             IdentityError::Rejected(_) => Self::unprocessable("rejected", detail),
-            IdentityError::Busy => Self::unavailable("busy", detail, 1),
+            IdentityError::Busy => Self::conflict("concurrent_modification", detail),
             IdentityError::Internal(_) => Self::internal(&detail),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_race_is_a_409_and_an_internal_error_shows_nothing_of_itself() {
+        assert!(matches!(
+            ApiError::from(IdentityError::Busy),
+            ApiError::Conflict(_)
+        ));
+        let ApiError::Internal(problem) = ApiError::from(IdentityError::Internal("password=hunter2".into()))
+        else {
+            panic!("internal errors are 500");
+        };
+        assert!(!problem.0.detail.contains("hunter2"));
     }
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use commands::relay::{NatsBus, STREAM_NAME};
+use commands::store::NewEvent;
 use commands::{CommandContext, EventBus, EventStore, Relay};
 use domain::Actor;
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,6 +21,16 @@ use uuid::Uuid;
 /// The store every test uses: the real one, with the domain's upcasters.
 pub fn store(pool: &PgPool) -> EventStore {
     EventStore::new(pool.clone(), domain::upcasting::upcasters())
+}
+
+/// A small stored event, for tests of the store and the relay that need no aggregate.
+pub fn renamed_event(n: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "organization.renamed".to_owned(),
+        event_version: "1".to_owned(),
+        payload: json!({ "type": "organization.renamed", "name": format!("name {n}") }).to_string(),
+    }
 }
 
 /// A user acting in a fresh organization.

@@ -2,6 +2,7 @@
 
 mod append;
 mod concurrency;
+mod gate;
 mod helpers;
 mod relay_order;
 mod relay_outage;

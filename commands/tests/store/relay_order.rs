@@ -7,20 +7,12 @@ use std::time::Duration;
 
 use commands::store::{NewEvent, append_with};
 use commands::{EventBus, EventStore};
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{context, id_counts, nats_bus, nats_url, spawn_relay, store, stream_events};
-
-fn event(n: usize) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "organization.renamed".to_owned(),
-        event_version: "1".to_owned(),
-        payload: json!({ "type": "organization.renamed", "name": format!("name {n}") }).to_string(),
-    }
-}
+use crate::helpers::{
+    context, id_counts, nats_bus, nats_url, renamed_event as event, spawn_relay, store, stream_events,
+};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_event_whose_transaction_commits_late_is_published_not_skipped(pool: PgPool) {

@@ -4,21 +4,12 @@
 use std::time::Duration;
 
 use commands::EventBus;
-use commands::store::NewEvent;
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{PrivateNats, context, id_counts, nats_bus, spawn_relay, store, stream_events};
-
-fn event(n: usize) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "organization.renamed".to_owned(),
-        event_version: "1".to_owned(),
-        payload: json!({ "type": "organization.renamed", "name": format!("name {n}") }).to_string(),
-    }
-}
+use crate::helpers::{
+    PrivateNats, context, id_counts, nats_bus, renamed_event as event, spawn_relay, store, stream_events,
+};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn writes_go_on_while_nats_is_down_and_every_event_arrives_once_after(pool: PgPool) {
