@@ -70,7 +70,16 @@ pub async fn stream_events(
     expected: usize,
     within: Duration,
 ) -> Vec<Value> {
-    let stream = js.get_stream(STREAM_NAME).await.expect("stream exists");
+    // The relay creates the stream on its first publish, which may not have happened yet.
+    let mut stream = js.get_stream(STREAM_NAME).await;
+    for _ in 0..100 {
+        if stream.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream = js.get_stream(STREAM_NAME).await;
+    }
+    let stream = stream.expect("the relay created the stream");
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: format!("agentry.{org_id}.events.>"),
