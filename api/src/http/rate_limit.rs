@@ -1,4 +1,5 @@
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use commands::identity::Caller;
 use governor::clock::{Clock, DefaultClock};
@@ -9,7 +10,12 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 pub struct RateLimits {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
+    checks: AtomicU64,
 }
+
+/// Every this many checks, buckets that are full again are forgotten, so memory follows the
+/// number of recently active callers rather than every caller ever seen.
+const PRUNE_EVERY: u64 = 10_000;
 
 impl RateLimits {
     /// `per_minute` requests per minute with bursts of up to `burst`.
@@ -19,6 +25,7 @@ impl RateLimits {
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
             clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
         }
     }
 
@@ -29,6 +36,9 @@ impl RateLimits {
             (None, Some(user)) => format!("user:{user}"),
             (None, None) => return Ok(()),
         };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
