@@ -1,6 +1,9 @@
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::AppState;
@@ -156,12 +159,18 @@ impl AuthApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         body: Json<PasswordResetRequest>,
-    ) -> Result<ResetAccepted, ApiError> {
-        state
-            .identity
-            .request_password_reset(&body.email, Some(request_id.0.0.clone()))
-            .await?;
-        Ok(ResetAccepted::Accepted)
+    ) -> ResetAccepted {
+        // The work (look-up, event, SMTP) happens after the answer, so neither the answer nor
+        // its timing tells whether the account exists.
+        let identity = Arc::clone(&state.identity);
+        let (email, request_id) = (body.0.email.0, Some(request_id.0.0.clone()));
+        let work = async move {
+            if let Err(error) = identity.request_password_reset(&email, request_id).await {
+                tracing::error!(%error, "password reset request failed");
+            }
+        };
+        tokio::spawn(work.instrument(tracing::Span::current()));
+        ResetAccepted::Accepted
     }
 
     /// Set a new password with the token from a reset link.

@@ -2,6 +2,15 @@
 //! database per test, spoken to over real HTTP. One test binary for the crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod accounts;
+mod admin;
+mod api_keys;
 mod bad_input;
 mod helpers;
+mod identity_flows;
+mod password_reset;
+mod rate_limit;
+mod roles;
 mod service_routes;
+mod smtp_server;
+mod tenancy;

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use domain::email_claim::EmailClaimCommand;
 use domain::organization::{Organization, OrganizationCommand};
-use domain::session::SessionCommand;
+use domain::session::{RevocationReason, SessionCommand};
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
 use sqlx::PgPool;
@@ -112,6 +112,28 @@ impl IdentityService {
         let (Some(user_id), org_id) = (session.user_id(), session.org_id()) else {
             return Err(IdentityError::InvalidToken("unknown or invalid refresh token"));
         };
+        // Refusals that are not about the token itself come first and spend nothing: the same
+        // refresh token works again once the organization is reactivated.
+        if let Some(org_id) = org_id {
+            ensure_active(&self.pool, org_id).await?;
+            if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
+                return Err(IdentityError::InvalidToken(
+                    "you are no longer a member of this organization",
+                ));
+            }
+        }
+        let mut context = user_context(user_id, request_id);
+        context.org_id = org_id;
+        let user = self.users.load(&user_id.to_string()).await?;
+        if user.credential_version() != session.credential_version() && !session.is_revoked() {
+            let end = SessionCommand::EndSession {
+                reason: RevocationReason::PasswordChanged,
+            };
+            self.sessions.execute(&family.to_string(), end, &context).await?;
+            return Err(IdentityError::InvalidToken(
+                "the password was changed since this session began; log in again",
+            ));
+        }
         let now = Utc::now();
         let new_token = new_refresh_token(family);
         let rotate = SessionCommand::RefreshSession {
@@ -120,8 +142,6 @@ impl IdentityService {
             new_expires_at: now + self.config.refresh_ttl,
             now,
         };
-        let mut context = user_context(user_id, request_id);
-        context.org_id = org_id;
         let rotated = self
             .sessions
             .execute(&family.to_string(), rotate, &context)
@@ -129,14 +149,6 @@ impl IdentityService {
         if rotated.state.is_revoked() {
             tracing::warn!(session = %family, user = %user_id, "refresh token reuse: session revoked");
             return Err(IdentityError::RefreshTokenReused);
-        }
-        if let Some(org_id) = org_id {
-            ensure_active(&self.pool, org_id).await?;
-            if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
-                return Err(IdentityError::InvalidToken(
-                    "you are no longer a member of this organization",
-                ));
-            }
         }
         Ok(TokenPair {
             access_token: self.access_token(user_id, org_id, None)?,
@@ -154,11 +166,13 @@ impl IdentityService {
     ) -> Result<TokenPair, IdentityError> {
         let family = Uuid::now_v7();
         let refresh_token = new_refresh_token(family);
+        let credential_version = self.users.load(&user_id.to_string()).await?.credential_version();
         let start = SessionCommand::StartSession {
             user_id,
             org_id,
             token_hash: secrets::secret_hash(&refresh_token),
             expires_at: Utc::now() + self.config.refresh_ttl,
+            credential_version,
         };
         self.sessions.create(&family.to_string(), start, context).await?;
         Ok(TokenPair {

@@ -25,11 +25,18 @@ pub struct Session {
     org_id: Option<Uuid>,
     token_hash: String,
     expires_at: Option<DateTime<Utc>>,
+    credential_version: u64,
     spent_hashes: Vec<String>,
     revocation: Option<RevocationReason>,
 }
 
 impl Session {
+    /// The user's credential version when the session started: the application ends the
+    /// session when the user's current version is newer (the password changed since).
+    pub fn credential_version(&self) -> u64 {
+        self.credential_version
+    }
+
     /// Whether `StartSession` has happened.
     pub fn exists(&self) -> bool {
         self.user_id.is_some()
@@ -67,6 +74,7 @@ impl Session {
         org_id: Option<Uuid>,
         token_hash: String,
         expires_at: DateTime<Utc>,
+        credential_version: u64,
     ) -> Decision {
         if self.exists() {
             return Err(SessionError::AlreadyStarted);
@@ -76,6 +84,7 @@ impl Session {
             org_id,
             token_hash,
             expires_at,
+            credential_version,
         }])
     }
 
@@ -142,7 +151,8 @@ impl Aggregate for Session {
                 org_id,
                 token_hash,
                 expires_at,
-            } => self.start(user_id, org_id, token_hash, expires_at)?,
+                credential_version,
+            } => self.start(user_id, org_id, token_hash, expires_at, credential_version)?,
             C::RefreshSession {
                 presented_hash,
                 new_hash,
@@ -162,11 +172,13 @@ impl Aggregate for Session {
                 org_id,
                 token_hash,
                 expires_at,
+                credential_version,
             } => {
                 self.user_id = Some(user_id);
                 self.org_id = org_id;
                 self.token_hash = token_hash;
                 self.expires_at = Some(expires_at);
+                self.credential_version = credential_version;
             }
             SessionEvent::Refreshed {
                 token_hash,
@@ -223,6 +235,7 @@ mod tests {
             org_id: Some(Uuid::from_u128(2)),
             token_hash: "h1".into(),
             expires_at: days(30),
+            credential_version: 0,
         }
     }
 
@@ -248,6 +261,7 @@ mod tests {
             org_id: Some(Uuid::from_u128(2)),
             token_hash: "h1".into(),
             expires_at: days(30),
+            credential_version: 0,
         }
     }
 

@@ -24,6 +24,8 @@ pub enum SessionCommand {
         token_hash: String,
         /// When that token stops working.
         expires_at: DateTime<Utc>,
+        /// The user's credential version now; a later password change ends this session.
+        credential_version: u64,
     },
     /// Trade the presented refresh token for a new one.
     RefreshSession {
@@ -50,6 +52,7 @@ impl fmt::Debug for SessionCommand {
                 user_id,
                 org_id,
                 expires_at,
+                credential_version,
                 ..
             } => f
                 .debug_struct("StartSession")
@@ -57,6 +60,7 @@ impl fmt::Debug for SessionCommand {
                 .field("org_id", org_id)
                 .field("token_hash", &Redacted)
                 .field("expires_at", expires_at)
+                .field("credential_version", credential_version)
                 .finish(),
             Self::RefreshSession {
                 new_expires_at, now, ..

@@ -41,6 +41,10 @@ pub enum SessionEvent {
         token_hash: String,
         /// When it stops working.
         expires_at: DateTime<Utc>,
+        /// The user's credential version when the session started (absent, so 0, in sessions
+        /// started before it was recorded).
+        #[serde(default)]
+        credential_version: u64,
     },
     /// The current token was spent and replaced.
     #[serde(rename = "session.refreshed")]
@@ -80,6 +84,7 @@ impl fmt::Debug for SessionEvent {
                 user_id,
                 org_id,
                 expires_at,
+                credential_version,
                 ..
             } => f
                 .debug_struct("Started")
@@ -87,6 +92,7 @@ impl fmt::Debug for SessionEvent {
                 .field("org_id", org_id)
                 .field("token_hash", &Redacted)
                 .field("expires_at", expires_at)
+                .field("credential_version", credential_version)
                 .finish(),
             Self::Refreshed { expires_at, .. } => f
                 .debug_struct("Refreshed")

@@ -24,6 +24,7 @@ pub struct User {
     password_hash: String,
     pending_reset: Option<PendingReset>,
     platform_admin: bool,
+    credential_version: u64,
 }
 
 /// The one reset token that may still be used: only the latest request counts.
@@ -47,6 +48,12 @@ impl User {
     /// The current Argon2id PHC string, for verifying a login; `None` before registration.
     pub fn password_hash(&self) -> Option<&str> {
         self.exists().then_some(self.password_hash.as_str())
+    }
+
+    /// How many times the password has changed: sessions started at an older version are
+    /// ended, so a password change or reset locks out whoever held the old credentials.
+    pub fn credential_version(&self) -> u64 {
+        self.credential_version
     }
 
     /// Whether the user may use the platform administration routes.
@@ -152,6 +159,7 @@ impl Aggregate for User {
             | UserEvent::PasswordResetCompleted { password_hash } => {
                 self.password_hash = password_hash;
                 self.pending_reset = None;
+                self.credential_version += 1;
             }
             UserEvent::PasswordResetRequested {
                 token_hash,

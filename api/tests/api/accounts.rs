@@ -1,0 +1,202 @@
+//! People and credentials for identity and tenancy tests, made the way a client makes them:
+//! through the HTTP API (and, for platform administrators, the real `agentry` binary).
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+/// Every account in these tests uses it: long enough, and containing no test email's name.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A user signed in to one organization.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub user_id: Uuid,
+    /// The organization `access_token` acts for.
+    pub org_id: Uuid,
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// An API key as `POST /v1/api-keys` answered it.
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    pub id: Uuid,
+    /// The full secret, `agk_<prefix>_<secret>`.
+    pub key: String,
+    pub prefix: String,
+}
+
+/// A platform administrator's own token (it acts for no organization).
+#[derive(Clone, Debug)]
+pub struct PlatformAdmin {
+    pub user_id: Uuid,
+    pub email: String,
+    pub access_token: String,
+}
+
+/// `<name>@example.com`.
+pub fn email_of(name: &str) -> String {
+    format!("{name}@example.com")
+}
+
+/// Registers `<name>@example.com` with an organization of their own, which they own.
+pub async fn register(app: &TestApp, name: &str) -> Account {
+    let email = email_of(name);
+    let response = app
+        .post_json(
+            "/v1/auth/register",
+            &json!({ "email": email, "password": PASSWORD, "org_name": format!("{name}'s org") }),
+        )
+        .await;
+    let body = expect_json(response, StatusCode::CREATED, "registration").await;
+    Account {
+        user_id: uuid_at(&body, "user_id"),
+        org_id: uuid_at(&body, "org_id"),
+        email,
+        access_token: body["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Logs `email` in to `org_id` (or their first organization) and returns the access token.
+pub async fn login(app: &TestApp, email: &str, org_id: Option<Uuid>) -> String {
+    login_pair(app, email, org_id).await.0
+}
+
+/// Like [`login`], returning `(access_token, refresh_token)`.
+pub async fn login_pair(app: &TestApp, email: &str, org_id: Option<Uuid>) -> (String, String) {
+    let response = app
+        .post_json(
+            "/v1/auth/login",
+            &json!({ "email": email, "password": PASSWORD, "org_id": org_id }),
+        )
+        .await;
+    let body = expect_json(response, StatusCode::OK, "login").await;
+    let token = |field: &str| body[field].as_str().unwrap().to_owned();
+    (token("access_token"), token("refresh_token"))
+}
+
+/// Registers `<name>@example.com`, has `owner` add them to the owner's organization with
+/// `role`, and signs them in to that organization.
+pub async fn add_member(app: &TestApp, owner: &Account, name: &str, role: &str) -> Account {
+    let user = register(app, name).await;
+    let response = app
+        .with_bearer(&owner.access_token)
+        .post_json("/v1/members", &json!({ "email": user.email, "role": role }))
+        .await;
+    let body = expect_json(response, StatusCode::CREATED, "adding a member").await;
+    assert_eq!(uuid_at(&body, "user_id"), user.user_id, "{body}");
+    let (access_token, refresh_token) = login_pair(app, &user.email, Some(owner.org_id)).await;
+    Account {
+        org_id: owner.org_id,
+        access_token,
+        refresh_token,
+        ..user
+    }
+}
+
+/// Creates an API key named `name` with `token`'s credentials.
+pub async fn create_api_key(app: &TestApp, token: &str, name: &str) -> ApiKey {
+    let response = app
+        .with_bearer(token)
+        .post_json("/v1/api-keys", &json!({ "name": name }))
+        .await;
+    let body = expect_json(response, StatusCode::CREATED, "creating an API key").await;
+    ApiKey {
+        id: uuid_at(&body, "id"),
+        key: body["key"].as_str().unwrap().to_owned(),
+        prefix: body["prefix"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Creates a platform administrator `<name>@example.com` with `agentry admin create` (the
+/// real binary, on the app's database) and logs them in.
+pub async fn platform_admin(app: &TestApp, name: &str) -> PlatformAdmin {
+    let email = email_of(name);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["admin", "create", "--email", &email, "--password", PASSWORD])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("NATS_URL")
+        .env_remove("AGENTRY_JWT_SECRET")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running `agentry admin create`");
+    assert!(
+        output.status.success(),
+        "`agentry admin create` exited with {}:\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    let access_token = login_when_visible(app, &email).await;
+    let me = me(app, &access_token).await;
+    assert_eq!(me["is_platform_admin"], true, "{me}");
+    PlatformAdmin {
+        user_id: uuid_at(&me, "user_id"),
+        email,
+        access_token,
+    }
+}
+
+/// The binary wrote the administrator from another process; this app's read model finds such
+/// appends by polling, so login is retried until it sees them.
+async fn login_when_visible(app: &TestApp, email: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = app
+            .post_json("/v1/auth/login", &json!({ "email": email, "password": PASSWORD }))
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::OK {
+            return body["access_token"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            status == StatusCode::UNAUTHORIZED && Instant::now() < deadline,
+            "the administrator could not log in: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /v1/me` with `token`, which must answer 200.
+pub async fn me(app: &TestApp, token: &str) -> Value {
+    let response = app.with_bearer(token).get("/v1/me").await;
+    expect_json(response, StatusCode::OK, "GET /v1/me").await
+}
+
+/// The metadata of every event of `event_type`, oldest first.
+pub async fn event_metadata(app: &TestApp, event_type: &str) -> Vec<Value> {
+    sqlx::query_scalar::<_, Value>(
+        "SELECT metadata::jsonb FROM events WHERE event_type = $1 ORDER BY position",
+    )
+    .bind(event_type)
+    .fetch_all(&app.pool)
+    .await
+    .expect("reading event metadata")
+}
+
+/// Asserts `status` and returns the JSON body, showing the body when the status is wrong.
+pub async fn expect_json(response: reqwest::Response, status: StatusCode, what: &str) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "{what} answered {actual}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{what}: not JSON ({error}): {text}"))
+}
+
+/// The UUID in string field `field` of `body`.
+pub fn uuid_at(body: &Value, field: &str) -> Uuid {
+    body[field]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("`{field}` is not a UUID: {body}"))
+}

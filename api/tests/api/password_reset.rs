@@ -1,0 +1,300 @@
+//! Password reset by email, against a real SMTP server started by the test: the request always
+//! answers 202, only a real account gets a link, and the link's token works once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, assert_problem};
+use crate::identity_flows::{PASSWORD, assert_code, login, register};
+use crate::smtp_server::{ReceivedMail, SmtpServer};
+
+const PUBLIC_URL: &str = "https://agentry.example";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+/// The application with its mail going to `smtp` and links pointing at [`PUBLIC_URL`].
+async fn spawn_with_mail(smtp: &SmtpServer) -> TestApp {
+    let url = smtp.url();
+    TestApp::spawn_with(move |settings| {
+        settings.smtp_url = Some(url.into());
+        settings.public_url = PUBLIC_URL.to_owned();
+    })
+    .await
+}
+
+async fn request_reset(app: &TestApp, email: &str) -> Response {
+    app.post_json("/v1/auth/password-reset", &json!({ "email": email }))
+        .await
+}
+
+async fn confirm(app: &TestApp, token: &str, new_password: &str) -> Response {
+    app.post_json(
+        "/v1/auth/password-reset/confirm",
+        &json!({ "token": token, "new_password": new_password }),
+    )
+    .await
+}
+
+/// 202 with nothing to read: the same whether or not the account exists.
+async fn assert_accepted(response: Response) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body.is_empty(), "a 202 tells nothing: {body:?}");
+}
+
+/// The token of the reset link in `mail`, after undoing the transfer encoding.
+fn reset_token(mail: &ReceivedMail) -> String {
+    let body = mail.body_text();
+    let link_start = format!("{PUBLIC_URL}/reset-password?token=");
+    let start = body
+        .find(&link_start)
+        .unwrap_or_else(|| panic!("the mail holds a link {link_start}…: {body}"));
+    body[start + link_start.len()..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Requests a reset for `email` and returns the token the mail brought.
+async fn reset_token_for(app: &TestApp, smtp: &mut SmtpServer, email: &str) -> String {
+    assert_accepted(request_reset(app, email).await).await;
+    reset_token(&smtp.expect_mail().await)
+}
+
+#[tokio::test]
+async fn a_reset_for_an_unknown_email_answers_202_and_sends_no_mail() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register(&app, "ada@example.com").await;
+    let before = app.event_count().await;
+
+    assert_accepted(request_reset(&app, "nobody@example.com").await).await;
+    assert_accepted(request_reset(&app, "not an email").await).await;
+
+    let mail = smtp.next_mail(Duration::from_millis(500)).await;
+    assert!(mail.is_none(), "no mail for an unknown address: {mail:?}");
+    assert_eq!(app.event_count().await, before, "nothing is written");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register(&app, "ada@example.com").await;
+
+    assert_accepted(request_reset(&app, "Ada@Example.com").await).await;
+    let mail = smtp.expect_mail().await;
+
+    assert_eq!(mail.rcpt_to, vec!["ada@example.com".to_owned()], "{mail:?}");
+    assert_eq!(mail.mail_from, "no-reply@agentry.invalid", "{mail:?}");
+    let to = mail.header("To").unwrap_or_default();
+    assert!(to.contains("ada@example.com"), "To: {to}");
+    let subject = mail.header("Subject").unwrap_or_default();
+    assert!(subject.contains("password"), "Subject: {subject}");
+    let token = reset_token(&mail);
+    assert!(!token.is_empty(), "{}", mail.body_text());
+
+    assert_eq!(
+        confirm(&app, &token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    assert_code(
+        login(&app, "ada@example.com", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let before = app.event_count().await;
+    assert_code(
+        confirm(&app, &token, "yet another passphrase").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(app.event_count().await, before, "a spent token changes nothing");
+    assert_eq!(
+        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        StatusCode::OK,
+        "the spent token's second use did not change the password"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn malformed_or_forged_reset_tokens_answer_401_and_change_nothing() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let account = register(&app, "ada@example.com").await;
+    let real = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    let before = app.event_count().await;
+
+    let (user_part, secret) = real.split_once('.').unwrap();
+    let wrong_secret = format!("{user_part}.{}", secret.chars().rev().collect::<String>());
+    let someone_else = format!("{}.{secret}", Uuid::now_v7().simple());
+    let no_secret = format!("{}.", account.user_id.simple());
+    for token in [
+        "garbage",
+        "",
+        ".",
+        wrong_secret.as_str(),
+        someone_else.as_str(),
+        no_secret.as_str(),
+    ] {
+        let response = confirm(&app, token, NEW_PASSWORD).await;
+        let problem = assert_problem(response, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(problem["code"], "invalid_token", "{token:?}: {problem}");
+    }
+
+    assert_eq!(app.event_count().await, before);
+    assert_eq!(
+        login(&app, "ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK,
+        "the password is unchanged"
+    );
+    // The real link still works.
+    assert_eq!(
+        confirm(&app, &real, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_weak_new_password_answers_422_and_the_link_still_works() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register(&app, "ada@example.com").await;
+    let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    let before = app.event_count().await;
+
+    let problem = assert_code(
+        confirm(&app, &token, "short").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "weak_password",
+    )
+    .await;
+
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("12"), "the detail states the rule: {detail}");
+    assert_eq!(app.event_count().await, before, "nothing is written");
+    assert_eq!(
+        confirm(&app, &token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn only_the_latest_reset_link_works() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register(&app, "ada@example.com").await;
+
+    let first = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    let second = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+
+    assert_ne!(first, second, "each request mails a new token");
+    assert_code(
+        confirm(&app, &first, NEW_PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_eq!(
+        confirm(&app, &second, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_completed_reset_ends_the_sessions_started_before_it() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let account = register(&app, "ada@example.com").await;
+
+    let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    assert_eq!(
+        confirm(&app, &token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    let refresh = app
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({ "refresh_token": account.refresh_token }),
+        )
+        .await;
+    let problem = assert_problem(refresh, StatusCode::UNAUTHORIZED).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("password was changed")
+    );
+    let fresh = login(&app, "ada@example.com", NEW_PASSWORD).await;
+    assert_eq!(
+        fresh.status(),
+        StatusCode::OK,
+        "a new login starts a session that refreshes"
+    );
+    let fresh: serde_json::Value = fresh.json().await.unwrap();
+    let refreshed = app
+        .post_json(
+            "/v1/auth/refresh",
+            &json!({ "refresh_token": fresh["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    app.cleanup().await;
+}
+
+/// "Always answers 202 (no account enumeration)" holds for the answer's timing too, as it does
+/// for login: a known address's event and mail happen after the answer, so the time cannot tell
+/// whether an account exists.
+#[tokio::test]
+async fn a_reset_request_takes_similar_time_whether_or_not_the_account_exists() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register(&app, "ada@example.com").await;
+
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for (email, samples) in [
+            ("ada@example.com", &mut known),
+            ("nobody@example.com", &mut unknown),
+        ] {
+            let started = Instant::now();
+            assert_accepted(request_reset(&app, email).await).await;
+            samples.push(started.elapsed());
+        }
+        smtp.expect_mail().await;
+    }
+
+    let (known, unknown) = (median(known), median(unknown));
+    assert!(
+        known < unknown * 3 && unknown < known * 3,
+        "medians differ more than threefold: account {known:?}, no account {unknown:?}"
+    );
+    app.cleanup().await;
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}

@@ -1,0 +1,258 @@
+//! Tenant isolation: "another organization's resource answers 404, never its data".
+//!
+//! [`id_routes`] is a table of every `/v1` route that takes an id. Each row makes a resource
+//! in organization A; the test calls the route with organization B's owner token and expects
+//! a 404 problem that shows nothing of A and changes nothing, then (the control) makes the
+//! same call as A's owner and expects it to work. A new route joins by adding a row; the
+//! OpenAPI document is checked against the table, so a route without a row fails the suite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures::future::BoxFuture;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::accounts::{Account, add_member, create_api_key, expect_json, register};
+use crate::helpers::{TestApp, check_problem};
+
+/// Routes under this prefix are platform-wide (platform administrators act on any
+/// organization by design); `admin.rs` tests who may call them.
+const PLATFORM_ROUTES: &str = "/v1/admin/";
+
+/// What a row made in organization A.
+struct Resource {
+    /// Goes into the route's `{…}` path segment.
+    id: Uuid,
+    /// A's data about it (names, emails, prefixes, secrets) that B must never see.
+    private: Vec<String>,
+}
+
+/// Makes a resource in the organization of the given owner.
+type Setup = for<'a> fn(&'a TestApp, &'a Account) -> BoxFuture<'a, Resource>;
+
+/// A `/v1` route that takes an id.
+struct IdRoute {
+    method: Method,
+    /// As the OpenAPI document writes it: one `{…}` segment for the id.
+    path: &'static str,
+    body: Option<Value>,
+    setup: Setup,
+    /// What A's owner gets for the same call.
+    success: StatusCode,
+}
+
+/// Every `/v1` route that takes an id. Add a row for each new one.
+fn id_routes() -> Vec<IdRoute> {
+    vec![
+        IdRoute {
+            method: Method::DELETE,
+            path: "/v1/api-keys/{id}",
+            body: None,
+            setup: an_api_key,
+            success: StatusCode::NO_CONTENT,
+        },
+        IdRoute {
+            method: Method::PATCH,
+            path: "/v1/members/{user_id}",
+            body: Some(json!({ "role": "member" })),
+            setup: an_admin_member,
+            success: StatusCode::NO_CONTENT,
+        },
+        IdRoute {
+            method: Method::DELETE,
+            path: "/v1/members/{user_id}",
+            body: None,
+            setup: an_admin_member,
+            success: StatusCode::NO_CONTENT,
+        },
+    ]
+}
+
+fn an_api_key<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("deploy key of {}", owner.org_id.simple());
+        let key = create_api_key(app, &owner.access_token, &name).await;
+        Resource {
+            id: key.id,
+            private: vec![name, key.prefix, key.key],
+        }
+    })
+}
+
+fn an_admin_member<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("admin-{}", Uuid::new_v4().simple());
+        let member = add_member(app, owner, &name, "admin").await;
+        Resource {
+            id: member.user_id,
+            private: vec![member.email],
+        }
+    })
+}
+
+impl IdRoute {
+    fn label(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// The path with its `{…}` segment replaced by `id`.
+    fn path_for(&self, id: Uuid) -> String {
+        let (before, rest) = self.path.split_once('{').expect("a `{…}` segment");
+        let (_, after) = rest.split_once('}').expect("a closing `}`");
+        format!("{before}{id}{after}")
+    }
+
+    async fn call(&self, app: &TestApp, token: &str, id: Uuid) -> reqwest::Response {
+        let mut request = app
+            .with_bearer(token)
+            .request(self.method.clone(), &self.path_for(id));
+        if let Some(body) = &self.body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+}
+
+/// What organization A's owner is known by, besides what each resource adds.
+fn private_to(owner: &Account) -> Vec<String> {
+    vec![
+        owner.email.clone(),
+        owner.org_id.to_string(),
+        owner.user_id.to_string(),
+    ]
+}
+
+/// Each mismatch as a line, so one run reports every row that leaks.
+async fn check_isolated(app: &TestApp, route: &IdRoute, a: &Account, b: &Account) -> Vec<String> {
+    let label = route.label();
+    let mut mismatches = Vec::new();
+    let resource = (route.setup)(app, a).await;
+    let before = app.event_count().await;
+
+    let response = route.call(app, &b.access_token, resource.id).await;
+    match check_problem(response, StatusCode::NOT_FOUND).await {
+        Ok(problem) => {
+            let text = problem.to_string();
+            for secret in resource.private.iter().chain(&private_to(a)) {
+                if text.contains(secret.as_str()) {
+                    mismatches.push(format!("{label}: B's answer shows A's `{secret}`: {text}"));
+                }
+            }
+        }
+        Err(mismatch) => mismatches.push(format!("{label} with B's token: {mismatch}")),
+    }
+    let after = app.event_count().await;
+    if after != before {
+        mismatches.push(format!(
+            "{label} with B's token: events went from {before} to {after}"
+        ));
+    }
+
+    let control = route.call(app, &a.access_token, resource.id).await;
+    if control.status() != route.success {
+        let status = control.status();
+        let body = control.text().await.unwrap_or_default();
+        mismatches.push(format!(
+            "{label} with A's token (control): {status}, expected {}: {body}",
+            route.success
+        ));
+    }
+    mismatches
+}
+
+#[tokio::test]
+async fn another_organizations_ids_answer_404_show_nothing_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let a = register(&app, "owner-a").await;
+    let b = register(&app, "owner-b").await;
+
+    let mut mismatches = Vec::new();
+    for route in id_routes() {
+        mismatches.extend(check_isolated(&app, &route, &a, &b).await);
+    }
+
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatch(es):\n  {}",
+        mismatches.len(),
+        mismatches.join("\n  ")
+    );
+    app.cleanup().await;
+}
+
+/// Keeps the table honest: every organization-scoped `/v1` route with a path parameter in the
+/// published OpenAPI document must have a row in [`id_routes`].
+#[tokio::test]
+async fn every_v1_route_that_takes_an_id_is_in_the_isolation_table() {
+    let app = TestApp::spawn().await;
+    let document = expect_json(app.get("/openapi.json").await, StatusCode::OK, "openapi").await;
+    let base = document["servers"][0]["url"].as_str().unwrap_or("");
+    assert_eq!(
+        base, "/v1",
+        "the routes are served under /v1: {}",
+        document["servers"]
+    );
+    let covered: Vec<String> = id_routes().iter().map(IdRoute::label).collect();
+
+    let mut missing = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        let path = format!("{base}{path}");
+        if !path.contains('{') || path.starts_with(PLATFORM_ROUTES) {
+            continue;
+        }
+        for method in operations.as_object().unwrap().keys() {
+            let label = format!("{} {path}", method.to_uppercase());
+            if !covered.contains(&label) {
+                missing.push(label);
+            }
+        }
+    }
+
+    assert!(
+        missing.is_empty(),
+        "routes that take an id but have no row in tenancy::id_routes: {missing:?}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn lists_show_only_the_callers_organization() {
+    let app = TestApp::spawn().await;
+    let a = register(&app, "owner-a").await;
+    let a_member = add_member(&app, &a, "member-a", "member").await;
+    let a_key = create_api_key(&app, &a.access_token, "a's key").await;
+    let b = register(&app, "owner-b").await;
+    let b_key = create_api_key(&app, &b.access_token, "b's key").await;
+    let b_client = app.with_bearer(&b.access_token);
+
+    let members = expect_json(b_client.get("/v1/members").await, StatusCode::OK, "members").await;
+    let keys = expect_json(b_client.get("/v1/api-keys").await, StatusCode::OK, "keys").await;
+
+    let member_ids: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(member_ids, [b.user_id.to_string()], "{members}");
+    let key_ids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(key_ids, [b_key.id.to_string()], "{keys}");
+    let seen = format!("{members}{keys}");
+    for secret in [
+        a.email,
+        a.user_id.to_string(),
+        a_member.email,
+        a_member.user_id.to_string(),
+        a_key.id.to_string(),
+        a_key.prefix,
+        "a's key".to_owned(),
+    ] {
+        assert!(!seen.contains(&secret), "B's lists show A's `{secret}`: {seen}");
+    }
+    app.cleanup().await;
+}
