@@ -17,8 +17,9 @@ use sqlx::PgConnection;
 
 use crate::Projector;
 
-/// The identity projector's name: its checkpoint key and `projections rebuild` argument.
-pub const IDENTITY: &str = "identity";
+/// The identity projector's name: its checkpoint key and `projections rebuild` argument. The
+/// identity service waits on the same name for its writes to become visible.
+pub const IDENTITY: &str = commands::identity::IDENTITY_VIEW;
 
 /// Keeps `users`, `organizations`, `memberships` and `api_keys` up to date with the log.
 ///
