@@ -1,12 +1,11 @@
 //! A node killed while writing loses nothing and publishes nothing twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
-use serde_json::Value;
+use async_nats::jetstream;
+use testkit::{id_counts, stream_events};
 use uuid::Uuid;
 
 use crate::node::{Node, database_url, drop_database, install_crypto_provider, register};
@@ -69,13 +68,14 @@ async fn a_node_killed_mid_write_loses_no_event_and_publishes_none_twice() {
             .unwrap()
             .into_iter()
             .collect();
-        let published = published_ids(&jetstream, org, stored.len()).await;
+        let events = stream_events(&jetstream, org, stored.len(), Duration::from_secs(30)).await;
+        let published = id_counts(&events);
         let duplicated: Vec<_> = published.iter().filter(|(_, n)| **n > 1).collect();
         assert!(
             duplicated.is_empty(),
             "org {org}: published twice: {duplicated:?}"
         );
-        let published: HashSet<Uuid> = published.into_keys().collect();
+        let published: HashSet<Uuid> = published.keys().map(|id| id.parse().unwrap()).collect();
         assert_eq!(
             published, stored,
             "org {org}: the stream holds exactly the stored events"
@@ -84,38 +84,4 @@ async fn a_node_killed_mid_write_loses_no_event_and_publishes_none_twice() {
     pool.close().await;
     node.terminate();
     drop_database(&name).await;
-}
-
-/// How often each event id of `org` is in the stream, read until `expected` ids arrived and a
-/// quiet moment passed.
-async fn published_ids(js: &jetstream::Context, org: Uuid, expected: usize) -> HashMap<Uuid, usize> {
-    let stream = js.get_stream("AGENTRY_EVENTS").await.unwrap();
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("agentry.{org}.events.>"),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut counts: HashMap<Uuid, usize> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen: usize = counts.values().sum();
-        let wait = if seen >= expected {
-            Duration::from_millis(300)
-        } else {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        };
-        match tokio::time::timeout(wait, messages.next()).await {
-            Ok(Some(Ok(message))) => {
-                let event: Value = serde_json::from_slice(&message.payload).unwrap();
-                *counts
-                    .entry(event["id"].as_str().unwrap().parse().unwrap())
-                    .or_default() += 1;
-            }
-            _ => return counts,
-        }
-    }
 }

@@ -5,3 +5,4 @@ mod crash;
 mod node;
 mod private_postgres;
 mod process_commands;
+mod worker_and_readiness;
