@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError};
+use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError, default_data_dir};
 use crate::settings::Settings;
 
 /// Port of the private cluster started when no database is configured (not the packaged 5432).
@@ -28,7 +28,17 @@ pub enum PlatformError {
     /// The private cluster failed to start.
     #[error("private PostgreSQL: {0}")]
     Embedded(#[from] EmbeddedPostgresError),
-    /// The database could not be created, reached or migrated.
+    /// The database could not be reached or created.
+    #[error(
+        "cannot use the database at {address}: {source}; check that PostgreSQL runs there, or set DATABASE_URL"
+    )]
+    Unreachable {
+        /// Host, port and database name (never the password).
+        address: String,
+        /// What the driver said.
+        source: sqlx::Error,
+    },
+    /// A database operation failed after connecting.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// The database could not be migrated.
@@ -60,8 +70,14 @@ impl Platform {
     /// Resolves and prepares the database (created if missing, migrated), and connects the bus.
     pub async fn connect(settings: &Settings) -> Result<Self, PlatformError> {
         let (url, embedded) = resolve_database(settings).await?;
-        database::create_if_missing(&url).await?;
-        let pool = database::connect(&url, settings.db_max_connections).await?;
+        let unreachable = |source| PlatformError::Unreachable {
+            address: describe(&url),
+            source,
+        };
+        database::create_if_missing(&url).await.map_err(unreachable)?;
+        let pool = database::connect(&url, settings.db_max_connections)
+            .await
+            .map_err(unreachable)?;
         database::MIGRATOR.run(&pool).await?;
         let bus = match &settings.nats_url {
             Some(url) => EventBus::from(NatsBus::connect(url).await?),
@@ -127,7 +143,11 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
             hint: "PostgreSQL's server programs are not installed".to_owned(),
         }));
     }
-    let data_dir = settings.data_dir.join("postgres");
+    let data_dir = settings
+        .data_dir
+        .clone()
+        .unwrap_or_else(default_data_dir)
+        .join("postgres");
     let embedded = EmbeddedPostgres::start(&data_dir, PRIVATE_POSTGRES_PORT).await?;
     tracing::info!(
         data_dir = %embedded.data_dir().display(),
@@ -135,6 +155,19 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
         "DATABASE_URL is unset and nothing answers at the default address: running a private PostgreSQL cluster"
     );
     Ok((embedded.url("agentry"), Some(embedded)))
+}
+
+/// `host:port/database` of a URL, for messages: never the user or password.
+fn describe(url: &str) -> String {
+    match url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(options) => format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        ),
+        Err(_) => "an unparsable DATABASE_URL".to_owned(),
+    }
 }
 
 /// Whether something accepts TCP connections at the URL's host and port.

@@ -71,8 +71,9 @@ pub struct Settings {
     pub listen: SocketAddr,
 
     /// Where a private PostgreSQL cluster keeps its data when no database is configured.
-    #[arg(long, env = "AGENTRY_DATA_DIR", default_value = ".agentry", global = true)]
-    pub data_dir: PathBuf,
+    /// Unset: /var/lib/agentry when running as root, ./.agentry otherwise.
+    #[arg(long, env = "AGENTRY_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
@@ -135,7 +136,7 @@ impl Settings {
             default_database_url: DEFAULT_DATABASE_URL.to_owned(),
             nats_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: PathBuf::from(".agentry"),
+            data_dir: None,
             max_body_bytes: 64 * 1024,
             db_max_connections: 8,
             jwt_secret: None,

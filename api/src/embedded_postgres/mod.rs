@@ -61,6 +61,17 @@ pub struct EmbeddedPostgres {
     runner: Runner,
 }
 
+/// Where a private cluster lives when `AGENTRY_DATA_DIR` is not set: `/var/lib/agentry` for
+/// root (the server runs as `postgres`, which cannot enter root's home), `./.agentry`
+/// otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if service_user::current_euid() == Some(0) {
+        PathBuf::from("/var/lib/agentry")
+    } else {
+        PathBuf::from(".agentry")
+    }
+}
+
 impl EmbeddedPostgres {
     /// Directory of initdb/pg_ctl/postgres, searching /usr/lib/postgresql/<highest major>/bin,
     /// then PATH.

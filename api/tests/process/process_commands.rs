@@ -55,3 +55,28 @@ async fn migrate_creates_a_missing_database_and_applies_every_migration() {
     connection.close().await.unwrap();
     drop_database(&name).await;
 }
+
+#[test]
+fn an_unreachable_database_is_one_clear_line_without_the_password() {
+    let output = Command::new(BINARY)
+        .arg("migrate")
+        .env(
+            "DATABASE_URL",
+            "postgres://agentry:hunter2-secret@127.0.0.1:1/agentry",
+        )
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+
+    assert!(!output.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1/agentry") && stderr.contains("DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password never reaches the output: {stderr}"
+    );
+}
