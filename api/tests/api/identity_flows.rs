@@ -216,9 +216,11 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401_in_similar_time(
         "every answer is the same problem: {bodies:?}"
     );
     let (known, unknown) = (median(wrong_password.0), median(unknown_email.0));
+    // Millisecond timings vary by more than threefold on a loaded machine; the slack keeps
+    // the test about the real signal (a skipped hash or write costs tens of milliseconds).
     assert!(
-        known < unknown * 3 && unknown < known * 3,
-        "medians differ more than threefold: wrong password {known:?}, unknown email {unknown:?}"
+        (known < unknown * 3 && unknown < known * 3) || known.abs_diff(unknown) < Duration::from_millis(15),
+        "medians differ more than threefold and by more than 15 ms: wrong password {known:?}, unknown email {unknown:?}"
     );
     assert_eq!(app.event_count().await, before, "a failed login writes nothing");
     app.cleanup().await;

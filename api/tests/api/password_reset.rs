@@ -287,9 +287,11 @@ async fn a_reset_request_takes_similar_time_whether_or_not_the_account_exists() 
     }
 
     let (known, unknown) = (median(known), median(unknown));
+    // Millisecond timings vary by more than threefold on a loaded machine; the slack keeps
+    // the test about the real signal (a skipped hash or write costs tens of milliseconds).
     assert!(
-        known < unknown * 3 && unknown < known * 3,
-        "medians differ more than threefold: account {known:?}, no account {unknown:?}"
+        (known < unknown * 3 && unknown < known * 3) || known.abs_diff(unknown) < Duration::from_millis(10),
+        "medians differ more than threefold and by more than 10 ms: account {known:?}, no account {unknown:?}"
     );
     app.cleanup().await;
 }

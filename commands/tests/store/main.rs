@@ -4,6 +4,7 @@ mod append;
 mod concurrency;
 mod gate;
 mod helpers;
+mod postgres_es_interop;
 mod relay_order;
 mod relay_outage;
 mod upcasting;
