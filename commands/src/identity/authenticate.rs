@@ -2,7 +2,7 @@
 
 use domain::Role;
 
-use super::sessions::ensure_active;
+use super::sessions::require_active;
 use super::{Caller, IdentityError, IdentityService, lookups, secrets};
 
 impl IdentityService {
@@ -14,38 +14,35 @@ impl IdentityService {
             return self.authenticate_key(bearer, key).await;
         }
         let claims = self.tokens.verify(bearer)?;
-        let user = lookups::user_by_id(&self.pool, claims.sub)
+        let standing = lookups::standing(&self.pool, claims.sub, claims.org)
             .await?
             .ok_or(IdentityError::InvalidToken(
                 "the user of this token does not exist",
             ))?;
         let Some(org_id) = claims.org else {
-            if !user.is_platform_admin || claims.imp.is_some() {
+            if !standing.is_platform_admin || claims.imp.is_some() {
                 return Err(IdentityError::InvalidToken("this token acts for no organization"));
             }
             return Ok(Caller {
                 org_id: None,
-                user_id: Some(user.user_id),
+                user_id: Some(claims.sub),
                 api_key_id: None,
                 role: None,
                 impersonator_id: None,
                 is_platform_admin: true,
             });
         };
-        ensure_active(&self.pool, org_id).await?;
-        let role =
-            lookups::role_in(&self.pool, org_id, user.user_id)
-                .await?
-                .ok_or(IdentityError::InvalidToken(
-                    "you are no longer a member of this organization",
-                ))?;
+        require_active(standing.org_suspended)?;
+        let role = standing.role.ok_or(IdentityError::InvalidToken(
+            "you are no longer a member of this organization",
+        ))?;
         Ok(Caller {
             org_id: Some(org_id),
-            user_id: Some(user.user_id),
+            user_id: Some(claims.sub),
             api_key_id: None,
             role: Some(role),
             impersonator_id: claims.imp,
-            is_platform_admin: user.is_platform_admin && claims.imp.is_none(),
+            is_platform_admin: standing.is_platform_admin && claims.imp.is_none(),
         })
     }
 
@@ -63,7 +60,7 @@ impl IdentityService {
         if key.revoked {
             return Err(IdentityError::InvalidToken("this API key has been revoked"));
         }
-        ensure_active(&self.pool, key.org_id).await?;
+        require_active(key.org_suspended)?;
         if let Err(error) = lookups::touch_api_key(&self.pool, key.key_id).await {
             tracing::warn!(%error, "could not record API key use");
         }

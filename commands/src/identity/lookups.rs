@@ -30,6 +30,19 @@ pub struct KeyRow {
     pub key_hash: String,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whether its organization is suspended (`None`: the organization does not exist).
+    pub org_suspended: Option<bool>,
+}
+
+/// What authentication needs to know about a token's user in its organization, in one query.
+#[derive(Clone, Debug)]
+pub struct Standing {
+    /// Whether the user is a platform administrator.
+    pub is_platform_admin: bool,
+    /// Whether the organization is suspended (`None`: no organization asked, or it does not exist).
+    pub org_suspended: Option<bool>,
+    /// The user's role there, if they are a member.
+    pub role: Option<Role>,
 }
 
 /// An API key as its organization lists it (never the hash).
@@ -120,19 +133,50 @@ pub async fn organization_suspended(pool: &PgPool, org_id: Uuid) -> Result<Optio
     Ok(row.map(|(suspended,)| suspended))
 }
 
-/// The key with this prefix, in any organization (the prefix is how a presented key is found).
+/// The key with this prefix, in any organization (the prefix is how a presented key is
+/// found), with its organization's standing.
 pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<KeyRow>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, String, bool)> = sqlx::query_as(
-        "SELECT key_id, org_id, key_hash, revoked_at IS NOT NULL FROM api_keys WHERE prefix = $1",
+    let row: Option<(Uuid, Uuid, String, bool, Option<bool>)> = sqlx::query_as(
+        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended
+           FROM api_keys k LEFT JOIN organizations o USING (org_id)
+          WHERE k.prefix = $1",
     )
     .bind(prefix)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(key_id, org_id, key_hash, revoked)| KeyRow {
-        key_id,
-        org_id,
-        key_hash,
-        revoked,
+    Ok(
+        row.map(|(key_id, org_id, key_hash, revoked, org_suspended)| KeyRow {
+            key_id,
+            org_id,
+            key_hash,
+            revoked,
+            org_suspended,
+        }),
+    )
+}
+
+/// The user's standing in `org_id` (or only as a user, without one): `None` when the user
+/// does not exist. One query, because it runs on every authenticated request.
+pub async fn standing(
+    pool: &PgPool,
+    user_id: Uuid,
+    org_id: Option<Uuid>,
+) -> Result<Option<Standing>, sqlx::Error> {
+    let row: Option<(bool, Option<bool>, Option<String>)> = sqlx::query_as(
+        "SELECT u.is_platform_admin, o.suspended, m.role
+           FROM users u
+           LEFT JOIN organizations o ON o.org_id = $2
+           LEFT JOIN memberships m ON m.org_id = $2 AND m.user_id = u.user_id
+          WHERE u.user_id = $1",
+    )
+    .bind(user_id)
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(is_platform_admin, org_suspended, role)| Standing {
+        is_platform_admin,
+        org_suspended,
+        role: role.and_then(|role| role.parse().ok()),
     }))
 }
 

@@ -201,7 +201,12 @@ impl IdentityService {
 
 /// 403 for a suspended organization, 401 for one that does not exist.
 pub(super) async fn ensure_active(pool: &PgPool, org_id: Uuid) -> Result<(), IdentityError> {
-    match lookups::organization_suspended(pool, org_id).await? {
+    require_active(lookups::organization_suspended(pool, org_id).await?)
+}
+
+/// [`ensure_active`] on an already read suspension flag (`None`: no such organization).
+pub(super) fn require_active(suspended: Option<bool>) -> Result<(), IdentityError> {
+    match suspended {
         Some(false) => Ok(()),
         Some(true) => Err(IdentityError::OrganizationSuspended),
         None => Err(IdentityError::InvalidToken(
