@@ -74,6 +74,44 @@ async fn metrics_are_prometheus_text_counting_requests_by_route_with_latency_buc
     app.cleanup().await;
 }
 
+/// Events appended, relay lag and the lag of each follower (the relay and every projector)
+/// show once something was written.
+#[tokio::test]
+async fn metrics_report_appends_relay_lag_and_projector_lag_after_a_write() {
+    let app = TestApp::spawn().await;
+    let registered = app
+        .post_json(
+            "/v1/auth/register",
+            &serde_json::json!({
+                "email": "metrics@example.com",
+                "password": "correct horse battery staple",
+                "org_name": "Metrics",
+            }),
+        )
+        .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = app.get("/metrics").await.text().await.unwrap();
+        if text.contains("agentry_relay_lag_seconds_bucket") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    for expected in [
+        "agentry_events_appended_total{aggregate_type=\"organization\"}",
+        "agentry_relay_lag_seconds_bucket",
+        "agentry_follower_lag_seconds{follower=\"relay\"}",
+        "agentry_follower_lag_seconds{follower=\"identity\"}",
+        "agentry_projected_events_total{projector=\"identity\"}",
+    ] {
+        assert!(text.contains(expected), "/metrics lacks {expected}:\n{text}");
+    }
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn metrics_fold_unknown_routes_into_one_label() {
     let app = TestApp::spawn().await;
