@@ -24,8 +24,8 @@ CREATE TABLE events
 
 -- The follower reads in (transaction_id, position) order.
 CREATE INDEX events_log_order ON events (transaction_id, position);
--- Per-organization history (audit, export) in log order.
-CREATE INDEX events_org_position ON events (org_id, position);
+-- No per-organization index yet: every append pays for each index, and nothing reads the log
+-- by organization until the audit read side (which will add the one its queries need).
 
 -- Where each follower of the log (relay, projectors) has got to. Written in the same
 -- transaction as the follower's own effects where it has any.

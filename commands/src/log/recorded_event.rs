@@ -60,6 +60,11 @@ impl RecordedEvent {
     /// field named `*_hash`, such as `password_hash` or `key_hash`) left out. Digests stay in the
     /// store, where the aggregates need them; subscribers never receive anything to crack.
     pub fn to_bus_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let has_digest =
+            matches!(&self.data, Value::Object(fields) if fields.keys().any(|name| name.ends_with("_hash")));
+        if !has_digest {
+            return serde_json::to_vec(self);
+        }
         let mut event = self.clone();
         if let Value::Object(fields) = &mut event.data {
             fields.retain(|name, _| !name.ends_with("_hash"));

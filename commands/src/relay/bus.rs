@@ -3,6 +3,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::broadcast;
 
+use async_nats::jetstream::context::PublishAckFuture;
+
 use super::{LocalBus, NatsBus};
 use crate::RecordedEvent;
 
@@ -25,12 +27,13 @@ pub enum EventBus {
 }
 
 impl EventBus {
-    /// Publishes a batch in order, returning once every event is durably accepted.
-    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<(), BusError> {
+    /// Sends a batch in order and returns its pending acknowledgements, so the caller can do
+    /// other work (read the next batch) while the broker stores it.
+    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<PendingAcks, BusError> {
         match self {
             Self::Local(bus) => {
                 bus.publish(events);
-                Ok(())
+                Ok(PendingAcks::default())
             }
             Self::Nats(bus) => bus.publish(events).await,
         }
@@ -68,5 +71,26 @@ impl From<NatsBus> for EventBus {
 impl From<LocalBus> for EventBus {
     fn from(bus: LocalBus) -> Self {
         Self::Local(bus)
+    }
+}
+
+/// The acknowledgements of a published batch, not yet received.
+#[derive(Default)]
+pub struct PendingAcks {
+    acks: Vec<PublishAckFuture>,
+}
+
+impl PendingAcks {
+    pub(crate) fn new(acks: Vec<PublishAckFuture>) -> Self {
+        Self { acks }
+    }
+
+    /// Resolves once every event of the batch is durably stored; an error means some may not be
+    /// (or may be: an ack timeout does not say), so the batch must be sent again with its ids.
+    pub async fn confirmed(self) -> Result<(), BusError> {
+        for ack in self.acks {
+            ack.await.map_err(|error| BusError::Nats(error.to_string()))?;
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ mod nats_bus;
 mod relay_loop;
 mod subject;
 
-pub use bus::{BusError, EventBus};
+pub use bus::{BusError, EventBus, PendingAcks};
 pub use local_bus::LocalBus;
 pub use nats_bus::{NatsBus, STREAM_NAME, STREAM_SUBJECTS};
 pub use relay_loop::Relay;

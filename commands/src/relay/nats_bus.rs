@@ -6,7 +6,7 @@ use async_nats::connection::State;
 use async_nats::jetstream::{self, context::ContextBuilder, message::PublishMessage, stream};
 use bytes::Bytes;
 
-use super::{BusError, subject_for};
+use super::{BusError, PendingAcks, subject_for};
 use crate::RecordedEvent;
 
 /// The JetStream stream that holds every event.
@@ -71,11 +71,12 @@ impl NatsBus {
         self.client.connection_state() == State::Connected
     }
 
-    /// Publishes a batch with every ack in flight at once, then waits for all of them.
+    /// Sends a batch with every ack in flight at once; the returned [`PendingAcks`] resolve
+    /// when JetStream stored it.
     ///
     /// Each message id is the event id, so a batch retried after a timeout (which does not
     /// mean "not stored") or after a relay crash is stored once.
-    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<(), BusError> {
+    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<PendingAcks, BusError> {
         self.ensure_stream().await?;
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
@@ -92,10 +93,7 @@ impl NatsBus {
                 .map_err(|error| BusError::Nats(error.to_string()))?;
             acks.push(ack);
         }
-        for ack in acks {
-            ack.await.map_err(|error| BusError::Nats(error.to_string()))?;
-        }
-        Ok(())
+        Ok(PendingAcks::new(acks))
     }
 
     /// Creates the stream on first use (and again after a failure), so neither the relay nor

@@ -91,6 +91,7 @@ impl Relay {
         let mut waiter = self.signal.subscribe();
         let mut last_check = Instant::now();
         let mut last_save = Instant::now();
+        let mut prefetched = None;
         while !shutdown.is_cancelled() {
             if let Some(leadership) = leadership.as_mut()
                 && last_check.elapsed() > LEADERSHIP_CHECK
@@ -100,7 +101,10 @@ impl Relay {
                 }
                 last_check = Instant::now();
             }
-            let batch = self.follower.read_after(cursor).await?;
+            let batch = match prefetched.take() {
+                Some(batch) => batch,
+                None => self.follower.read_after(cursor).await?,
+            };
             let Some(last) = batch.last().map(RecordedEvent::cursor) else {
                 metrics::gauge!("agentry_follower_lag_seconds", "follower" => self.name.clone()).set(0.0);
                 if saved != cursor {
@@ -112,9 +116,11 @@ impl Relay {
                 }
                 continue;
             };
-            if !self.publish_until_accepted(&batch, shutdown).await {
+            let Some(next) = self.publish_until_accepted(&batch, last, shutdown).await else {
                 return Ok(());
-            }
+            };
+            // A failed read ahead is simply read again at the top of the loop.
+            prefetched = next.ok();
             record_lag(&self.name, &batch);
             cursor = last;
             if last_save.elapsed() >= CHECKPOINT_EVERY {
@@ -128,19 +134,34 @@ impl Relay {
         Ok(())
     }
 
-    /// Retries the same batch (same message ids) until the bus takes it; `false` on shutdown.
-    async fn publish_until_accepted(&self, batch: &[RecordedEvent], shutdown: &CancellationToken) -> bool {
+    /// Retries the same batch (same message ids) until the bus takes it; `None` on shutdown.
+    ///
+    /// While the broker stores the batch, the events after it are read, so the next cycle
+    /// starts at once: that read ahead is what this returns.
+    async fn publish_until_accepted(
+        &self,
+        batch: &[RecordedEvent],
+        last: Cursor,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<Vec<RecordedEvent>, sqlx::Error>> {
         let mut backoff = Backoff::default();
         loop {
-            match self.bus.publish(batch).await {
-                Ok(()) => return true,
+            let outcome = match self.bus.publish(batch).await {
+                Ok(pending) => {
+                    let (confirmed, next) = tokio::join!(pending.confirmed(), self.follower.read_after(last));
+                    confirmed.map(|()| next)
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(next) => return Some(next),
                 Err(error) => {
                     metrics::counter!("agentry_relay_publish_failures_total").increment(1);
                     tracing::warn!(%error, relay = %self.name, events = batch.len(), "publish failed; retrying");
                 }
             }
             if shutdown.is_cancelled() {
-                return false;
+                return None;
             }
             pause(shutdown, backoff.next()).await;
         }
