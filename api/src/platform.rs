@@ -14,9 +14,6 @@ use tokio_util::sync::CancellationToken;
 use crate::embedded_postgres::{EmbeddedPostgres, EmbeddedPostgresError, default_data_dir};
 use crate::settings::Settings;
 
-/// Port of the private cluster started when no database is configured (not the packaged 5432).
-const PRIVATE_POSTGRES_PORT: u16 = 54329;
-
 /// Why the process could not start; each renders as one line an operator can act on.
 #[derive(Debug, Error)]
 pub enum PlatformError {
@@ -148,7 +145,7 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
         .clone()
         .unwrap_or_else(default_data_dir)
         .join("postgres");
-    let embedded = EmbeddedPostgres::start(&data_dir, PRIVATE_POSTGRES_PORT).await?;
+    let embedded = EmbeddedPostgres::start(&data_dir, settings.private_postgres_port).await?;
     tracing::info!(
         data_dir = %embedded.data_dir().display(),
         port = embedded.port(),

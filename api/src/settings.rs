@@ -75,6 +75,15 @@ pub struct Settings {
     #[arg(long, env = "AGENTRY_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
+    /// Port of the private PostgreSQL cluster (never the packaged 5432).
+    #[arg(
+        long,
+        env = "AGENTRY_PRIVATE_POSTGRES_PORT",
+        default_value_t = 54329,
+        global = true
+    )]
+    pub private_postgres_port: u16,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -137,6 +146,7 @@ impl Settings {
             nats_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
+            private_postgres_port: 54329,
             max_body_bytes: 64 * 1024,
             db_max_connections: 8,
             jwt_secret: None,

@@ -19,7 +19,10 @@ async fn without_a_database_serve_runs_a_private_postgres_that_keeps_its_data() 
             "postgres://postgres@127.0.0.1:1/agentry".to_owned(),
         ),
         ("AGENTRY_DATA_DIR", data_dir.display().to_string()),
+        // A port of its own, so a cluster left behind by an aborted run never collides.
+        ("AGENTRY_PRIVATE_POSTGRES_PORT", testkit::free_port().to_string()),
     ];
+    let _stop_cluster = StopClusterOnDrop(data_dir.join("postgres"));
     let node = Node::serve(&env);
     assert!(
         node.log_contains("private PostgreSQL"),
@@ -42,4 +45,35 @@ async fn without_a_database_serve_runs_a_private_postgres_that_keeps_its_data() 
     assert_eq!(login.status(), 200, "the account survived the restart");
     node.terminate();
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Stops the private cluster even when the test fails halfway (the server outlives a killed
+/// `agentry` on purpose, so nothing else would stop it).
+struct StopClusterOnDrop(std::path::PathBuf);
+
+impl Drop for StopClusterOnDrop {
+    fn drop(&mut self) {
+        if !self.0.join("postmaster.pid").exists() {
+            return;
+        }
+        let Some(bin) = api::embedded_postgres::EmbeddedPostgres::find_binaries() else {
+            return;
+        };
+        let pg_ctl = bin.join("pg_ctl").display().to_string();
+        let data = self.0.display().to_string();
+        let _ = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &pg_ctl,
+                "stop",
+                "-D",
+                &data,
+                "-m",
+                "immediate",
+            ])
+            .status();
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap_or(&self.0));
+    }
 }
