@@ -9,6 +9,7 @@ mod bad_input;
 mod helpers;
 mod identity_flows;
 mod password_reset;
+mod races;
 mod rate_limit;
 mod roles;
 mod service_routes;
