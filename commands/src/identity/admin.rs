@@ -25,11 +25,12 @@ impl IdentityService {
         let user_id = match self.emails.create(&claim_id, claim, &context).await {
             Ok(_) => {
                 let password_hash = passwords::hash_password(password.to_owned()).await?;
-                let register = UserCommand::RegisterUser { email, password_hash };
+                // Registered and promoted in one append: never visible as a plain user.
+                let register = UserCommand::RegisterPlatformAdmin { email, password_hash };
                 self.users
                     .create(&candidate.to_string(), register, &context)
                     .await?;
-                candidate
+                return Ok(candidate);
             }
             Err(CommandError::Rejected(_)) => self
                 .emails

@@ -144,6 +144,11 @@ impl Aggregate for User {
                 now,
             } => self.complete_reset(&token_hash, password_hash, now)?,
             C::PromoteToPlatformAdmin => self.promote()?,
+            C::RegisterPlatformAdmin { email, password_hash } => {
+                let mut events = self.register(email, password_hash)?;
+                events.push(UserEvent::PromotedToPlatformAdmin);
+                events
+            }
         };
         write_all(sink, self, events).await;
         Ok(())
@@ -371,5 +376,16 @@ mod tests {
             let json = serde_json::to_value(&event).unwrap();
             assert_eq!(json["type"], event.event_type().as_str());
         }
+    }
+
+    #[test]
+    fn a_platform_admin_is_registered_and_promoted_in_one_decision() {
+        TestFramework::<User>::with(())
+            .given_no_previous_events()
+            .when(C::RegisterPlatformAdmin {
+                email: email(),
+                password_hash: HASH.into(),
+            })
+            .then_expect_events(vec![registered(), E::PromotedToPlatformAdmin]);
     }
 }

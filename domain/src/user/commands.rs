@@ -44,6 +44,15 @@ pub enum UserCommand {
     },
     /// Make the user a platform administrator (`agentry admin create`).
     PromoteToPlatformAdmin,
+    /// Register a new user who is a platform administrator from the start (`agentry admin
+    /// create` for a new email): one command, so nobody ever sees them registered but not yet
+    /// an administrator.
+    RegisterPlatformAdmin {
+        /// The normalized email.
+        email: EmailAddress,
+        /// Argon2id PHC string of the chosen password.
+        password_hash: String,
+    },
 }
 
 impl fmt::Debug for UserCommand {
@@ -51,6 +60,11 @@ impl fmt::Debug for UserCommand {
         match self {
             Self::RegisterUser { email, .. } => f
                 .debug_struct("RegisterUser")
+                .field("email", email)
+                .field("password_hash", &Redacted)
+                .finish(),
+            Self::RegisterPlatformAdmin { email, .. } => f
+                .debug_struct("RegisterPlatformAdmin")
                 .field("email", email)
                 .field("password_hash", &Redacted)
                 .finish(),
