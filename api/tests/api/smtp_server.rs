@@ -86,6 +86,12 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Listens on `127.0.0.1:0` and serves every connection in the background.
     pub async fn start() -> Self {
+        Self::start_with_greeting_delay(Duration::ZERO).await
+    }
+
+    /// Like [`start`](Self::start), but every session waits `delay` before greeting: a slow
+    /// mail server, to show what does and does not wait for it.
+    pub async fn start_with_greeting_delay(delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port for the SMTP server");
@@ -98,7 +104,7 @@ impl SmtpServer {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        connections.spawn(serve_connection(stream, sender.clone()));
+                        connections.spawn(serve_connection(stream, sender.clone(), delay));
                     }
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
@@ -139,7 +145,12 @@ impl Drop for SmtpServer {
 }
 
 /// One SMTP session. Any I/O error just ends it.
-async fn serve_connection(stream: TcpStream, delivered: mpsc::UnboundedSender<ReceivedMail>) {
+async fn serve_connection(
+    stream: TcpStream,
+    delivered: mpsc::UnboundedSender<ReceivedMail>,
+    delay: Duration,
+) {
+    tokio::time::sleep(delay).await;
     let _ = session(stream, delivered).await;
 }
 
