@@ -269,7 +269,7 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
     let app = TestApp::spawn().await;
     let account = register(&app, "ada@example.com").await;
     let spent = account.refresh_token.clone();
-    let (_, newer) = token_pair(refresh(&app, &spent).await).await;
+    let (newer_access, newer) = token_pair(refresh(&app, &spent).await).await;
 
     // The thief (or the victim) presents the spent token: reuse is detected...
     assert_code(
@@ -286,6 +286,21 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
     )
     .await;
     assert_problem(refresh(&app, &spent).await, StatusCode::UNAUTHORIZED).await;
+    // The family's access tokens stop too, once the read model has the revocation (at once in
+    // practice; the guard reads it from the sessions view).
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = app.with_bearer(&newer_access).get("/v1/me").await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked family's access token is refused"
+    );
     let revoked = count(
         &app,
         "SELECT count(*) FROM events WHERE aggregate_type = 'session' AND event_type = 'session.revoked'",
@@ -468,6 +483,7 @@ async fn an_expired_access_token_answers_401_token_expired() {
     let now = Utc::now().timestamp();
     let expired = keys
         .issue(&AccessClaims {
+            sid: None,
             sub: account.user_id,
             org: Some(account.org_id),
             imp: None,
@@ -478,6 +494,7 @@ async fn an_expired_access_token_answers_401_token_expired() {
     // The control: the same key and claims, not yet expired, are accepted.
     let fresh = keys
         .issue(&AccessClaims {
+            sid: None,
             sub: account.user_id,
             org: Some(account.org_id),
             imp: None,
@@ -519,6 +536,7 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
     let spliced = format!("{}.{grace_payload}.{}", parts[0], parts[2]);
     let now = Utc::now().timestamp();
     let claims = AccessClaims {
+        sid: None,
         sub: ada.user_id,
         org: Some(ada.org_id),
         imp: None,
@@ -531,6 +549,7 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
     let nobody = signing_keys(&app)
         .await
         .issue(&AccessClaims {
+            sid: None,
             sub: Uuid::now_v7(),
             ..claims.clone()
         })

@@ -228,12 +228,17 @@ async fn a_completed_reset_ends_the_sessions_started_before_it() {
     let app = spawn_with_mail(&smtp).await;
     let account = register(&app, "ada@example.com").await;
 
+    let before = app.with_bearer(&account.access_token).get("/v1/me").await;
+    assert_eq!(before.status(), StatusCode::OK);
     let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
     assert_eq!(
         confirm(&app, &token, NEW_PASSWORD).await.status(),
         StatusCode::NO_CONTENT
     );
 
+    // The access token issued before the reset stops at once, not when it expires.
+    let old_access = app.with_bearer(&account.access_token).get("/v1/me").await;
+    assert_code(old_access, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let refresh = app
         .post_json(
             "/v1/auth/refresh",

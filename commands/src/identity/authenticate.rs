@@ -14,11 +14,16 @@ impl IdentityService {
             return self.authenticate_key(bearer, key).await;
         }
         let claims = self.tokens.verify(bearer)?;
-        let standing = lookups::standing(&self.pool, claims.sub, claims.org)
+        let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid)
             .await?
             .ok_or(IdentityError::InvalidToken(
                 "the user of this token does not exist",
             ))?;
+        if standing.session_revoked {
+            return Err(IdentityError::InvalidToken(
+                "the session of this token has ended; log in again",
+            ));
+        }
         let Some(org_id) = claims.org else {
             if !standing.is_platform_admin || claims.imp.is_some() {
                 return Err(IdentityError::InvalidToken("this token acts for no organization"));

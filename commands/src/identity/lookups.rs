@@ -43,6 +43,9 @@ pub struct Standing {
     pub org_suspended: Option<bool>,
     /// The user's role there, if they are a member.
     pub role: Option<Role>,
+    /// Whether the token's session has ended (false when the token names no session, or the
+    /// session is not projected yet).
+    pub session_revoked: bool,
 }
 
 /// An API key as its organization lists it (never the hash).
@@ -155,29 +158,51 @@ pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<Key
     )
 }
 
-/// The user's standing in `org_id` (or only as a user, without one): `None` when the user
-/// does not exist. One query, because it runs on every authenticated request.
+/// The user's standing in `org_id` (or only as a user, without one) and whether `session_id`
+/// has ended: `None` when the user does not exist. One query, because it runs on every
+/// authenticated request.
 pub async fn standing(
     pool: &PgPool,
     user_id: Uuid,
     org_id: Option<Uuid>,
+    session_id: Option<Uuid>,
 ) -> Result<Option<Standing>, sqlx::Error> {
-    let row: Option<(bool, Option<bool>, Option<String>)> = sqlx::query_as(
-        "SELECT u.is_platform_admin, o.suspended, m.role
+    let row: Option<StandingRow> = sqlx::query_as(
+        "SELECT u.is_platform_admin, o.suspended AS org_suspended, m.role,
+                s.revoked_at IS NOT NULL AS session_revoked
            FROM users u
            LEFT JOIN organizations o ON o.org_id = $2
            LEFT JOIN memberships m ON m.org_id = $2 AND m.user_id = u.user_id
+           LEFT JOIN sessions s ON s.session_id = $3 AND s.user_id = u.user_id
           WHERE u.user_id = $1",
     )
     .bind(user_id)
     .bind(org_id)
+    .bind(session_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(is_platform_admin, org_suspended, role)| Standing {
-        is_platform_admin,
-        org_suspended,
-        role: role.and_then(|role| role.parse().ok()),
+    Ok(row.map(|row| Standing {
+        is_platform_admin: row.is_platform_admin,
+        org_suspended: row.org_suspended,
+        role: row.role.and_then(|role| role.parse().ok()),
+        session_revoked: row.session_revoked,
     }))
+}
+
+#[derive(sqlx::FromRow)]
+struct StandingRow {
+    is_platform_admin: bool,
+    org_suspended: Option<bool>,
+    role: Option<String>,
+    session_revoked: bool,
+}
+
+/// The user's sessions that have not ended, for ending them all.
+pub async fn live_sessions_of(pool: &PgPool, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT session_id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
 }
 
 /// Whether the key exists in this organization (another organization's key is "not found").

@@ -1,12 +1,14 @@
 //! Password reset by a single-use, expiring link sent by email.
 
 use chrono::Utc;
+use domain::session::{RevocationReason, SessionCommand, SessionError};
 use domain::user::UserCommand;
 use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
 use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, passwords, secrets};
+use crate::CommandContext;
 
 impl IdentityService {
     /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
@@ -81,10 +83,32 @@ impl IdentityService {
             password_hash,
             now: Utc::now(),
         };
+        let context = user_context(user_id, request_id);
         let done = self
             .users
-            .execute(&user_id.to_string(), complete, &user_context(user_id, request_id))
+            .execute(&user_id.to_string(), complete, &context)
             .await?;
-        self.wait_for_views(done.appended.last()).await
+        self.wait_for_views(done.appended.last()).await?;
+        self.end_sessions_of(user_id, &context).await
+    }
+}
+
+impl IdentityService {
+    /// Ends every live session of the user (after a password reset), so tokens issued with the
+    /// old password stop working now rather than when they expire. Sessions started while this
+    /// runs are still caught at their next refresh by the credential version.
+    async fn end_sessions_of(&self, user_id: Uuid, context: &CommandContext) -> Result<(), IdentityError> {
+        let mut last = None;
+        for session in lookups::live_sessions_of(&self.pool, user_id).await? {
+            let end = SessionCommand::EndSession {
+                reason: RevocationReason::PasswordChanged,
+            };
+            match self.sessions.execute(&session.to_string(), end, context).await {
+                Ok(ended) => last = ended.appended.last().copied().or(last),
+                Err(crate::CommandError::Rejected(SessionError::Revoked)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        self.wait_for_views(last.as_ref()).await
     }
 }

@@ -125,14 +125,16 @@ impl IdentityService {
         let mut context = user_context(user_id, request_id);
         context.org_id = org_id;
         let user = self.users.load(&user_id.to_string()).await?;
+        let password_changed = "the password was changed since this session began; log in again";
+        if session.revocation_reason() == Some(RevocationReason::PasswordChanged) {
+            return Err(IdentityError::InvalidToken(password_changed));
+        }
         if user.credential_version() != session.credential_version() && !session.is_revoked() {
             let end = SessionCommand::EndSession {
                 reason: RevocationReason::PasswordChanged,
             };
             self.sessions.execute(&family.to_string(), end, &context).await?;
-            return Err(IdentityError::InvalidToken(
-                "the password was changed since this session began; log in again",
-            ));
+            return Err(IdentityError::InvalidToken(password_changed));
         }
         let now = Utc::now();
         let new_token = new_refresh_token(family);
@@ -151,7 +153,7 @@ impl IdentityService {
             return Err(IdentityError::RefreshTokenReused);
         }
         Ok(TokenPair {
-            access_token: self.access_token(user_id, org_id, None)?,
+            access_token: self.access_token(user_id, org_id, family)?,
             refresh_token: new_token,
             expires_in: self.config.access_ttl.num_seconds(),
         })
@@ -176,26 +178,22 @@ impl IdentityService {
         };
         self.sessions.create(&family.to_string(), start, context).await?;
         Ok(TokenPair {
-            access_token: self.access_token(user_id, org_id, None)?,
+            access_token: self.access_token(user_id, org_id, family)?,
             refresh_token,
             expires_in: self.config.access_ttl.num_seconds(),
         })
     }
 
+    /// An access token of `session` for `user` in `org`.
     pub(super) fn access_token(
         &self,
         user: Uuid,
         org: Option<Uuid>,
-        impersonator: Option<Uuid>,
+        session: Uuid,
     ) -> Result<String, IdentityError> {
         let now = Utc::now();
-        self.tokens.issue(&tokens::claims(
-            user,
-            org,
-            impersonator,
-            now,
-            now + self.config.access_ttl,
-        ))
+        let claims = tokens::claims(user, org, None, now, now + self.config.access_ttl).in_session(session);
+        self.tokens.issue(&claims)
     }
 }
 

@@ -21,6 +21,11 @@ pub struct AccessClaims {
     /// The platform administrator impersonating `sub`, when this is an impersonation token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imp: Option<Uuid>,
+    /// The session (refresh-token family) the token was issued for: when that session ends
+    /// (theft detected, password changed), the token stops working at once. Absent for
+    /// impersonation tokens, which belong to no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
     /// Expires at (seconds since the epoch).
@@ -77,8 +82,17 @@ pub fn claims(
         sub: user,
         org,
         imp: impersonator,
+        sid: None,
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
+    }
+}
+
+impl AccessClaims {
+    /// These claims, tied to `session`.
+    pub fn in_session(mut self, session: Uuid) -> Self {
+        self.sid = Some(session);
+        self
     }
 }
 

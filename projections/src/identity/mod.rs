@@ -1,4 +1,4 @@
-//! The identity read model: users, organizations, memberships and API keys.
+//! The identity read model: users, organizations, memberships, API keys and sessions.
 //!
 //! Folded from the user, organization and api_key events into the tables of
 //! `migrations/20261125000002_identity_views.sql`, which answer sign-in, the auth guard's
@@ -9,6 +9,7 @@
 mod api_keys;
 mod decode;
 mod organizations;
+mod sessions;
 mod users;
 
 use async_trait::async_trait;
@@ -21,7 +22,7 @@ use crate::Projector;
 /// identity service waits on the same name for its writes to become visible.
 pub const IDENTITY: &str = commands::identity::IDENTITY_VIEW;
 
-/// Keeps `users`, `organizations`, `memberships` and `api_keys` up to date with the log.
+/// Keeps `users`, `organizations`, `memberships`, `api_keys` and `sessions` up to date with the log.
 ///
 /// Only the event types listed by each table group are read; every other event, including
 /// other events of the same aggregates (a password reset request, say), is ignored without
@@ -44,6 +45,8 @@ impl Projector for IdentityProjector {
             organizations::apply(connection, event).await
         } else if api_keys::FOLDS.contains(&event_type) {
             api_keys::apply(connection, event).await
+        } else if sessions::FOLDS.contains(&event_type) {
+            sessions::apply(connection, event).await
         } else {
             Ok(())
         }

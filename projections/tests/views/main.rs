@@ -5,4 +5,5 @@ mod api_keys;
 mod helpers;
 mod organizations;
 mod replay;
+mod sessions;
 mod users;

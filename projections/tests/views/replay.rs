@@ -250,7 +250,7 @@ async fn events_it_does_not_fold_are_passed_over_unread(pool: PgPool) {
         aggregate_type: "session",
         aggregate_id: "family-1".into(),
         sequence: 1,
-        event_type: "session.started",
+        event_type: "session.refreshed",
         version: "1",
         payload: json!({}),
         metadata: json!({}),
