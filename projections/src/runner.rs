@@ -80,11 +80,7 @@ impl ProjectionRunner {
 }
 
 fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
-    let lag = batch
-        .last()
-        .and_then(RecordedEvent::recorded_at)
-        .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1e3);
-    if let Some(seconds) = lag {
+    if let Some(seconds) = batch.last().and_then(|event| event.age_seconds(Utc::now())) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
     }
     metrics::counter!("agentry_projected_events_total", "projector" => name).increment(batch.len() as u64);

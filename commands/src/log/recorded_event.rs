@@ -46,6 +46,13 @@ impl RecordedEvent {
         }
     }
 
+    /// Seconds from its recording to `now` (never negative), for the lag every follower
+    /// reports; `None` when the metadata has no recording time.
+    pub fn age_seconds(&self, now: DateTime<Utc>) -> Option<f64> {
+        let micros = (now - self.recorded_at()?).num_microseconds().unwrap_or(0).max(0);
+        Some(micros as f64 / 1e6)
+    }
+
     /// When the writer recorded it (stamped just before the append), if the metadata says.
     pub fn recorded_at(&self) -> Option<DateTime<Utc>> {
         let text = self.metadata.get("recorded_at")?.as_str()?;

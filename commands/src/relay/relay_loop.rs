@@ -186,11 +186,7 @@ impl Relay {
 
 fn record_lag(name: &str, batch: &[RecordedEvent]) {
     let now = Utc::now();
-    let lag = |event: &RecordedEvent| {
-        event
-            .recorded_at()
-            .map(|at| (now - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6)
-    };
+    let lag = |event: &RecordedEvent| event.age_seconds(now);
     for seconds in batch.iter().filter_map(lag) {
         metrics::histogram!("agentry_relay_lag_seconds").record(seconds);
     }
