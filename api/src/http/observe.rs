@@ -11,6 +11,13 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// The id as command metadata takes it.
+    pub fn for_events(&self) -> Option<String> {
+        Some(self.0.clone())
+    }
+}
+
 const HEADER: &str = "x-request-id";
 
 /// Gives each request its id and its log span, logs its outcome, and counts it in `/metrics`

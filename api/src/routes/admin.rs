@@ -57,7 +57,7 @@ impl AdminApi {
         body: Json<ImpersonationRequest>,
     ) -> Result<Impersonating, ApiError> {
         let ttl = TimeDelta::seconds(body.ttl_seconds);
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         let (access_token, expires_at) = state
             .identity
             .impersonate(&auth.0, body.user_id, body.org_id, &body.reason, ttl, request_id)
@@ -82,7 +82,7 @@ impl AdminApi {
         let reason = reason.0.unwrap_or_default();
         state
             .identity
-            .suspend_organization(&auth.0, id.0, &reason, Some(request_id.0.0.clone()))
+            .suspend_organization(&auth.0, id.0, &reason, request_id.for_events())
             .await?;
         Ok(Done::Done)
     }
@@ -98,7 +98,7 @@ impl AdminApi {
     ) -> Result<Done, ApiError> {
         state
             .identity
-            .reactivate_organization(&auth.0, id.0, Some(request_id.0.0.clone()))
+            .reactivate_organization(&auth.0, id.0, request_id.for_events())
             .await?;
         Ok(Done::Done)
     }

@@ -74,7 +74,7 @@ impl ApiKeysApi {
     ) -> Result<KeyCreated, ApiError> {
         let created = state
             .identity
-            .create_api_key(&auth.0, &body.name, Some(request_id.0.0.clone()))
+            .create_api_key(&auth.0, &body.name, request_id.for_events())
             .await?;
         Ok(KeyCreated::Created(Json(CreatedKeyResponse {
             id: created.key_id,
@@ -112,7 +112,7 @@ impl ApiKeysApi {
     ) -> Result<KeyRevoked, ApiError> {
         state
             .identity
-            .revoke_api_key(&auth.0, id.0, Some(request_id.0.0.clone()))
+            .revoke_api_key(&auth.0, id.0, request_id.for_events())
             .await?;
         Ok(KeyRevoked::Revoked)
     }

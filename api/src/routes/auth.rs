@@ -107,7 +107,7 @@ impl AuthApi {
         request_id: Data<&RequestId>,
         body: Json<RegisterRequest>,
     ) -> Result<Registered, ApiError> {
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         let registered = state
             .identity
             .register(&body.email, &body.password, &body.org_name, request_id)
@@ -129,7 +129,7 @@ impl AuthApi {
         request_id: Data<&RequestId>,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         let tokens = state
             .identity
             .login(&body.email, &body.password, body.org_id, request_id)
@@ -147,7 +147,7 @@ impl AuthApi {
     ) -> Result<Json<TokenResponse>, ApiError> {
         let tokens = state
             .identity
-            .refresh(&body.refresh_token, Some(request_id.0.0.clone()))
+            .refresh(&body.refresh_token, request_id.for_events())
             .await?;
         Ok(Json(token_response(tokens)))
     }
@@ -163,7 +163,7 @@ impl AuthApi {
         // The work (look-up, event, SMTP) happens after the answer, so neither the answer nor
         // its timing tells whether the account exists.
         let identity = Arc::clone(&state.identity);
-        let (email, request_id) = (body.0.email.0, Some(request_id.0.0.clone()));
+        let (email, request_id) = (body.0.email.0, request_id.for_events());
         let work = async move {
             if let Err(error) = identity.request_password_reset(&email, request_id).await {
                 tracing::error!(%error, "password reset request failed");
@@ -181,7 +181,7 @@ impl AuthApi {
         request_id: Data<&RequestId>,
         body: Json<PasswordResetConfirm>,
     ) -> Result<ResetDone, ApiError> {
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         state
             .identity
             .confirm_password_reset(&body.token, &body.new_password, request_id)

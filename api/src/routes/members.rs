@@ -115,7 +115,7 @@ impl MembersApi {
         auth: BearerAuth,
         body: Json<AddMemberRequest>,
     ) -> Result<MemberAdded, ApiError> {
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         let member = state
             .identity
             .add_member(&auth.0, &body.email, body.role.into(), request_id)
@@ -137,7 +137,7 @@ impl MembersApi {
         user_id: Path<Uuid>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<MemberChanged, ApiError> {
-        let request_id = Some(request_id.0.0.clone());
+        let request_id = request_id.for_events();
         state
             .identity
             .change_member_role(&auth.0, user_id.0, body.role.into(), request_id)
@@ -156,7 +156,7 @@ impl MembersApi {
     ) -> Result<MemberChanged, ApiError> {
         state
             .identity
-            .remove_member(&auth.0, user_id.0, Some(request_id.0.0.clone()))
+            .remove_member(&auth.0, user_id.0, request_id.for_events())
             .await?;
         Ok(MemberChanged::Done)
     }
