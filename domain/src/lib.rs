@@ -44,10 +44,13 @@
 //! assert_eq!(email.as_str(), "ann@example.com");
 //! assert!(check_new_password("ann", &email).is_err());
 //!
-//! let (owner, newcomer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-//! let add = OrganizationCommand::AddMember { user_id: newcomer, role: Role::Owner, by_role: Role::Admin };
+//! let (owner, admin, newcomer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+//! let add = OrganizationCommand::AddMember { user_id: newcomer, role: Role::Owner, by: admin };
 //! TestFramework::<Organization>::with(())
-//!     .given(vec![OrganizationEvent::Created { name: "Acme".into(), owner_user_id: owner }])
+//!     .given(vec![
+//!         OrganizationEvent::Created { name: "Acme".into(), owner_user_id: owner },
+//!         OrganizationEvent::MemberAdded { user_id: admin, role: Role::Admin },
+//!     ])
 //!     .when(add)
 //!     .then_expect_error(OrganizationError::OwnerRoleRequired);
 //! # Ok::<(), domain::EmailError>(())

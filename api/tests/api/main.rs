@@ -14,4 +14,5 @@ mod rate_limit;
 mod roles;
 mod service_routes;
 mod smtp_server;
+mod stale_nodes;
 mod tenancy;

@@ -84,7 +84,9 @@ impl RejectionKind for OrganizationError {
         match self {
             Self::NotFound => IdentityError::NotFound("organization"),
             Self::NotAMember => IdentityError::NotFound("member"),
-            Self::NotPermitted { .. } | Self::OwnerRoleRequired => IdentityError::Forbidden(self.to_string()),
+            Self::NotPermitted { .. } | Self::OwnerRoleRequired | Self::ActorNotAMember => {
+                IdentityError::Forbidden(self.to_string())
+            }
             other => IdentityError::Rejected(other.to_string()),
         }
     }

@@ -16,7 +16,7 @@ impl IdentityService {
         request_id: Option<String>,
     ) -> Result<MemberRow, IdentityError> {
         let org_id = caller.org()?;
-        let by_role = caller.require(Role::can_manage_members, "manage members")?;
+        let by = acting_user(caller)?;
         let email = EmailAddress::parse(email)?;
         let user = lookups::user_by_email(&self.pool, email.as_str())
             .await?
@@ -24,7 +24,7 @@ impl IdentityService {
         let add = OrganizationCommand::AddMember {
             user_id: user.user_id,
             role,
-            by_role,
+            by,
         };
         let added = self
             .organizations
@@ -47,12 +47,8 @@ impl IdentityService {
         request_id: Option<String>,
     ) -> Result<(), IdentityError> {
         let org_id = caller.org()?;
-        let by_role = caller.require(Role::can_manage_members, "manage members")?;
-        let change = OrganizationCommand::ChangeMemberRole {
-            user_id,
-            role,
-            by_role,
-        };
+        let by = acting_user(caller)?;
+        let change = OrganizationCommand::ChangeMemberRole { user_id, role, by };
         let changed = self
             .organizations
             .execute(&org_id.to_string(), change, &caller.context(request_id))
@@ -68,8 +64,8 @@ impl IdentityService {
         request_id: Option<String>,
     ) -> Result<(), IdentityError> {
         let org_id = caller.org()?;
-        let by_role = caller.require(Role::can_manage_members, "manage members")?;
-        let remove = OrganizationCommand::RemoveMember { user_id, by_role };
+        let by = acting_user(caller)?;
+        let remove = OrganizationCommand::RemoveMember { user_id, by };
         let removed = self
             .organizations
             .execute(&org_id.to_string(), remove, &caller.context(request_id))
@@ -81,6 +77,16 @@ impl IdentityService {
     pub async fn list_members(&self, caller: &Caller) -> Result<Vec<MemberRow>, IdentityError> {
         Ok(lookups::members_of(&self.pool, caller.org()?).await?)
     }
+}
+
+/// The user managing members. The role from the caller (read from the identity view) refuses
+/// early and cheaply; the organization aggregate then decides from its own member list, so a
+/// demotion counts at once even while the view lags.
+fn acting_user(caller: &Caller) -> Result<Uuid, IdentityError> {
+    caller.require(Role::can_manage_members, "manage members")?;
+    caller
+        .user_id
+        .ok_or_else(|| IdentityError::Forbidden("only a user may manage members".to_owned()))
 }
 
 impl IdentityService {

@@ -116,22 +116,26 @@ where
     ) -> Result<Committed<A>, CommandError<A::Error>> {
         let slot = self.cache.slot(aggregate_id);
         let mut guard = slot.lock().await;
-        let mut current = match guard.take() {
-            Some(loaded) => loaded,
-            None if assume_new => Loaded::default(),
-            None => self
-                .refresh(aggregate_id, None)
-                .await
-                .map_err(CommandError::Store)?,
+        // `fresh`: the state was just read from the store, not remembered or assumed.
+        let (mut current, mut fresh) = match guard.take() {
+            Some(loaded) => (loaded, false),
+            None if assume_new => (Loaded::default(), false),
+            None => (self.refresh_or_drop(aggregate_id, None).await?, true),
         };
-        for attempt in 0..self.attempts {
-            if attempt > 0 {
-                current = self
-                    .refresh(aggregate_id, Some(current))
-                    .await
-                    .map_err(CommandError::Store)?;
+        let mut attempts = 0;
+        loop {
+            let decision = self.decide(&current, command.clone()).await;
+            let writes_nothing = matches!(&decision, Ok((_, events)) if events.is_empty());
+            if !fresh && (decision.is_err() || writes_nothing) {
+                // A refusal or a no-op decided on remembered state may only reflect what this
+                // process missed (another node removed the member, changed the role): such a
+                // decision never reaches the store, so no conflict would correct it. Catch up
+                // with one query for the missing tail and decide again before answering.
+                current = self.refresh_or_drop(aggregate_id, Some(current)).await?;
+                fresh = true;
+                continue;
             }
-            let (state, events) = match self.decide(&current, command.clone()).await {
+            let (state, events) = match decision {
                 Ok(decision) => decision,
                 Err(rejected) => {
                     *guard = Some(current);
@@ -139,15 +143,15 @@ where
                 }
             };
             if events.is_empty() {
-                let committed = committed(state.clone(), current.version, events, Vec::new());
+                let committed = committed(state, current.version, events, Vec::new());
                 *guard = Some(current);
                 return Ok(committed);
             }
             let stored = events
                 .iter()
                 .map(NewEvent::from_domain)
-                .collect::<Result<Vec<_>, _>>();
-            let stored = stored.map_err(CommandError::Store)?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CommandError::Store)?;
             match self
                 .store
                 .append(A::TYPE, aggregate_id, current.version, &stored, context)
@@ -164,11 +168,28 @@ where
                 Err(StoreError::Conflict { .. }) => {
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
                         .increment(1);
+                    attempts += 1;
+                    if attempts >= self.attempts {
+                        return Err(CommandError::Conflict);
+                    }
+                    current = self.refresh_or_drop(aggregate_id, Some(current)).await?;
+                    fresh = true;
                 }
                 Err(other) => return Err(CommandError::Store(other)),
             }
         }
-        Err(CommandError::Conflict)
+    }
+
+    /// [`refresh`](Self::refresh) for a command: a failure leaves the slot empty (the next
+    /// command reloads from the store) and becomes the command's error.
+    async fn refresh_or_drop(
+        &self,
+        aggregate_id: &str,
+        known: Option<Loaded<A>>,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        self.refresh(aggregate_id, known)
+            .await
+            .map_err(CommandError::Store)
     }
 
     /// Runs `handle` on a copy, so a rejected or conflicting decision leaves the cache intact.
@@ -186,11 +207,24 @@ where
         Ok((state, sink.collect().await))
     }
 
+    /// Applies the events after `known` (one indexed query for the missing tail).
+    ///
+    /// Each loaded event must carry the next sequence: a gap or a repeat would mean the cache
+    /// and the store disagree, and deciding on such a state could break any invariant.
     async fn refresh(&self, aggregate_id: &str, known: Option<Loaded<A>>) -> Result<Loaded<A>, StoreError> {
         let mut loaded = known.unwrap_or_default();
-        for event in self.store.load::<A>(aggregate_id, loaded.version).await? {
+        for (sequence, event) in self.store.load::<A>(aggregate_id, loaded.version).await? {
+            let expected = loaded.version + 1;
+            if sequence != expected {
+                return Err(StoreError::SequenceGap {
+                    aggregate_type: A::TYPE.to_owned(),
+                    aggregate_id: aggregate_id.to_owned(),
+                    expected,
+                    found: sequence,
+                });
+            }
             loaded.state.apply(event);
-            loaded.version += 1;
+            loaded.version = expected;
         }
         Ok(loaded)
     }

@@ -24,6 +24,19 @@ pub enum StoreError {
         /// What serde said.
         source: serde_json::Error,
     },
+    /// An aggregate's stored sequence skipped or repeated a number: the cache and the store
+    /// disagree, and nothing may be decided on that state.
+    #[error("aggregate {aggregate_type}/{aggregate_id}: expected sequence {expected}, found {found}")]
+    SequenceGap {
+        /// The aggregate's type.
+        aggregate_type: String,
+        /// The aggregate's id.
+        aggregate_id: String,
+        /// The sequence that should have come next.
+        expected: usize,
+        /// The sequence that did.
+        found: usize,
+    },
     /// The database failed or could not be reached.
     #[error("event store database error: {0}")]
     Database(#[from] sqlx::Error),

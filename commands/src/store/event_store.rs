@@ -131,12 +131,13 @@ impl EventStore {
         Ok(appended)
     }
 
-    /// Loads the events of one aggregate after `after_sequence`, upcast to the current shape.
+    /// Loads the events of one aggregate after `after_sequence`, upcast to the current shape,
+    /// each with its sequence number.
     pub async fn load<A: Aggregate>(
         &self,
         aggregate_id: &str,
         after_sequence: usize,
-    ) -> Result<Vec<A::Event>, StoreError> {
+    ) -> Result<Vec<(usize, A::Event)>, StoreError> {
         let rows: Vec<(i64, String, String, Value)> = sqlx::query_as(LOAD)
             .bind(A::TYPE)
             .bind(aggregate_id)
@@ -145,16 +146,18 @@ impl EventStore {
             .await?;
         rows.into_iter()
             .map(|(sequence, event_type, event_version, payload)| {
+                // The column is CHECKed to be at least 1, so this never falls back.
+                let sequence = usize::try_from(sequence).unwrap_or_default();
                 let stored = SerializedEvent::new(
                     aggregate_id.to_owned(),
-                    usize::try_from(sequence).unwrap_or_default(),
+                    sequence,
                     A::TYPE.to_owned(),
                     event_type,
                     event_version,
                     payload,
                     Value::Null,
                 );
-                self.decode::<A>(stored)
+                Ok((sequence, self.decode::<A>(stored)?))
             })
             .collect()
     }

@@ -100,7 +100,7 @@ async fn another_node_loads_what_one_node_wrote(pool: PgPool) {
     let add = OrganizationCommand::AddMember {
         user_id: member,
         role: Role::Auditor,
-        by_role: Role::Owner,
+        by: owner,
     };
     writer.execute(&id, add, &context(org_id)).await.unwrap();
 

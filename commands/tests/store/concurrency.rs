@@ -55,9 +55,10 @@ async fn concurrent_commands_on_one_aggregate_from_two_nodes_all_land_once(pool:
     ];
     let org_id = Uuid::now_v7();
     let id = org_id.to_string();
+    let owner = Uuid::new_v4();
     let create = OrganizationCommand::CreateOrganization {
         name: "Acme".into(),
-        owner_user_id: Uuid::new_v4(),
+        owner_user_id: owner,
     };
     nodes[0].create(&id, create, &context(org_id)).await.unwrap();
     nodes[1].load(&id).await.unwrap();
@@ -71,7 +72,7 @@ async fn concurrent_commands_on_one_aggregate_from_two_nodes_all_land_once(pool:
             let add = OrganizationCommand::AddMember {
                 user_id: member,
                 role: Role::Member,
-                by_role: Role::Owner,
+                by: owner,
             };
             node.execute(&id, add, &context(org_id)).await
         }));

@@ -56,7 +56,7 @@ async fn the_command_bus_continues_what_postgres_es_wrote(pool: PgPool) {
     let add = OrganizationCommand::AddMember {
         user_id: member,
         role: Role::Member,
-        by_role: Role::Owner,
+        by: owner,
     };
     let committed = bus
         .execute(&org_id.to_string(), add, &context(org_id))

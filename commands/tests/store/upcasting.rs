@@ -35,7 +35,7 @@ async fn an_organization_created_at_version_1_still_loads_and_takes_commands(poo
     let add = OrganizationCommand::AddMember {
         user_id: member,
         role: Role::Member,
-        by_role: Role::Owner,
+        by: owner,
     };
     let committed = bus
         .execute(&org_id.to_string(), add, &context(org_id))

@@ -95,8 +95,15 @@ impl Organization {
         Ok(vec![OrganizationEvent::Renamed { name }])
     }
 
-    fn add_member(&self, user_id: Uuid, role: Role, by_role: Role) -> Decision {
+    /// The acting user's role, from this aggregate's own member list: authorization must not
+    /// come from a read model, which can lag behind a demotion or a removal.
+    fn acting_role(&self, by: Uuid) -> Result<Role, OrganizationError> {
+        self.role_of(by).ok_or(OrganizationError::ActorNotAMember)
+    }
+
+    fn add_member(&self, user_id: Uuid, role: Role, by: Uuid) -> Decision {
         self.require_exists()?;
+        let by_role = self.acting_role(by)?;
         may_manage(by_role, role)?;
         if self.members.contains_key(&user_id) {
             return Err(OrganizationError::AlreadyMember);
@@ -104,8 +111,9 @@ impl Organization {
         Ok(vec![OrganizationEvent::MemberAdded { user_id, role }])
     }
 
-    fn change_member_role(&self, user_id: Uuid, role: Role, by_role: Role) -> Decision {
+    fn change_member_role(&self, user_id: Uuid, role: Role, by: Uuid) -> Decision {
         self.require_exists()?;
+        let by_role = self.acting_role(by)?;
         may_manage(by_role, role)?;
         let current = self.current_role(user_id)?;
         may_manage(by_role, current)?;
@@ -118,8 +126,9 @@ impl Organization {
         Ok(vec![OrganizationEvent::MemberRoleChanged { user_id, role }])
     }
 
-    fn remove_member(&self, user_id: Uuid, by_role: Role) -> Decision {
+    fn remove_member(&self, user_id: Uuid, by: Uuid) -> Decision {
         self.require_exists()?;
+        let by_role = self.acting_role(by)?;
         require_manager(by_role)?;
         let current = self.current_role(user_id)?;
         may_manage(by_role, current)?;
@@ -192,17 +201,9 @@ impl Aggregate for Organization {
         let events = match command {
             C::CreateOrganization { name, owner_user_id } => self.create(&name, owner_user_id)?,
             C::RenameOrganization { name } => self.rename(&name)?,
-            C::AddMember {
-                user_id,
-                role,
-                by_role,
-            } => self.add_member(user_id, role, by_role)?,
-            C::ChangeMemberRole {
-                user_id,
-                role,
-                by_role,
-            } => self.change_member_role(user_id, role, by_role)?,
-            C::RemoveMember { user_id, by_role } => self.remove_member(user_id, by_role)?,
+            C::AddMember { user_id, role, by } => self.add_member(user_id, role, by)?,
+            C::ChangeMemberRole { user_id, role, by } => self.change_member_role(user_id, role, by)?,
+            C::RemoveMember { user_id, by } => self.remove_member(user_id, by)?,
             C::SuspendOrganization { reason } => self.suspend(&reason)?,
             C::ReactivateOrganization => self.reactivate()?,
         };
@@ -338,40 +339,43 @@ mod tests {
 
     #[test]
     fn an_admin_adds_a_member() {
+        let acting = Uuid::new_v4();
         let user = Uuid::new_v4();
         let cmd = C::AddMember {
             user_id: user,
             role: Role::Member,
-            by_role: Role::Admin,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4())])
+            .given(vec![created(Uuid::new_v4()), added(acting, Role::Admin)])
             .when(cmd)
             .then_expect_events(vec![added(user, Role::Member)]);
     }
 
     #[test]
     fn a_member_cannot_add_members() {
+        let acting = Uuid::new_v4();
         let cmd = C::AddMember {
             user_id: Uuid::new_v4(),
             role: Role::Member,
-            by_role: Role::Member,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4())])
+            .given(vec![created(Uuid::new_v4()), added(acting, Role::Member)])
             .when(cmd)
             .then_expect_error(OrganizationError::NotPermitted { role: Role::Member });
     }
 
     #[test]
     fn an_admin_cannot_grant_the_owner_role() {
+        let acting = Uuid::new_v4();
         let cmd = C::AddMember {
             user_id: Uuid::new_v4(),
             role: Role::Owner,
-            by_role: Role::Admin,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4())])
+            .given(vec![created(Uuid::new_v4()), added(acting, Role::Admin)])
             .when(cmd)
             .then_expect_error(OrganizationError::OwnerRoleRequired);
     }
@@ -382,7 +386,7 @@ mod tests {
         let cmd = C::AddMember {
             user_id: owner,
             role: Role::Member,
-            by_role: Role::Owner,
+            by: owner,
         };
         org()
             .given(vec![created(owner)])
@@ -392,14 +396,19 @@ mod tests {
 
     #[test]
     fn an_owner_promotes_a_member_to_owner() {
+        let acting = Uuid::new_v4();
         let user = Uuid::new_v4();
         let cmd = C::ChangeMemberRole {
             user_id: user,
             role: Role::Owner,
-            by_role: Role::Owner,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4()), added(user, Role::Member)])
+            .given(vec![
+                created(Uuid::new_v4()),
+                added(user, Role::Member),
+                added(acting, Role::Owner),
+            ])
             .when(cmd)
             .then_expect_events(vec![E::MemberRoleChanged {
                 user_id: user,
@@ -409,27 +418,33 @@ mod tests {
 
     #[test]
     fn changing_the_role_of_a_non_member_is_rejected() {
+        let acting = Uuid::new_v4();
         let cmd = C::ChangeMemberRole {
             user_id: Uuid::new_v4(),
             role: Role::Admin,
-            by_role: Role::Owner,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4())])
+            .given(vec![created(Uuid::new_v4()), added(acting, Role::Owner)])
             .when(cmd)
             .then_expect_error(OrganizationError::NotAMember);
     }
 
     #[test]
     fn an_admin_cannot_demote_an_owner() {
+        let acting = Uuid::new_v4();
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
         let cmd = C::ChangeMemberRole {
             user_id: first,
             role: Role::Member,
-            by_role: Role::Admin,
+            by: acting,
         };
         org()
-            .given(vec![created(first), added(second, Role::Owner)])
+            .given(vec![
+                created(first),
+                added(second, Role::Owner),
+                added(acting, Role::Admin),
+            ])
             .when(cmd)
             .then_expect_error(OrganizationError::OwnerRoleRequired);
     }
@@ -440,7 +455,7 @@ mod tests {
         let cmd = C::ChangeMemberRole {
             user_id: owner,
             role: Role::Admin,
-            by_role: Role::Owner,
+            by: owner,
         };
         org()
             .given(vec![created(owner)])
@@ -450,27 +465,37 @@ mod tests {
 
     #[test]
     fn setting_the_role_a_member_already_has_records_nothing() {
+        let acting = Uuid::new_v4();
         let user = Uuid::new_v4();
         let cmd = C::ChangeMemberRole {
             user_id: user,
             role: Role::Auditor,
-            by_role: Role::Admin,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4()), added(user, Role::Auditor)])
+            .given(vec![
+                created(Uuid::new_v4()),
+                added(user, Role::Auditor),
+                added(acting, Role::Admin),
+            ])
             .when(cmd)
             .then_expect_events(vec![]);
     }
 
     #[test]
     fn an_owner_is_removed_while_another_owner_remains() {
+        let acting = Uuid::new_v4();
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
         let cmd = C::RemoveMember {
             user_id: first,
-            by_role: Role::Owner,
+            by: acting,
         };
         org()
-            .given(vec![created(first), added(second, Role::Owner)])
+            .given(vec![
+                created(first),
+                added(second, Role::Owner),
+                added(acting, Role::Owner),
+            ])
             .when(cmd)
             .then_expect_events(vec![E::MemberRemoved { user_id: first }]);
     }
@@ -480,7 +505,7 @@ mod tests {
         let owner = Uuid::new_v4();
         let cmd = C::RemoveMember {
             user_id: owner,
-            by_role: Role::Owner,
+            by: owner,
         };
         org()
             .given(vec![created(owner)])
@@ -490,40 +515,88 @@ mod tests {
 
     #[test]
     fn an_admin_cannot_remove_an_owner() {
+        let acting = Uuid::new_v4();
         let owner = Uuid::new_v4();
         let cmd = C::RemoveMember {
             user_id: owner,
-            by_role: Role::Admin,
+            by: acting,
         };
         org()
-            .given(vec![created(owner)])
+            .given(vec![created(owner), added(acting, Role::Admin)])
             .when(cmd)
             .then_expect_error(OrganizationError::OwnerRoleRequired);
     }
 
     #[test]
     fn an_auditor_cannot_remove_members() {
+        let acting = Uuid::new_v4();
         let user = Uuid::new_v4();
         let cmd = C::RemoveMember {
             user_id: user,
-            by_role: Role::Auditor,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4()), added(user, Role::Member)])
+            .given(vec![
+                created(Uuid::new_v4()),
+                added(user, Role::Member),
+                added(acting, Role::Auditor),
+            ])
             .when(cmd)
             .then_expect_error(OrganizationError::NotPermitted { role: Role::Auditor });
     }
 
     #[test]
     fn removing_a_non_member_is_rejected() {
+        let acting = Uuid::new_v4();
         let cmd = C::RemoveMember {
             user_id: Uuid::new_v4(),
-            by_role: Role::Owner,
+            by: acting,
         };
         org()
-            .given(vec![created(Uuid::new_v4())])
+            .given(vec![created(Uuid::new_v4()), added(acting, Role::Owner)])
             .when(cmd)
             .then_expect_error(OrganizationError::NotAMember);
+    }
+
+    #[test]
+    fn a_demoted_admin_may_no_longer_manage_members() {
+        let (owner, former_admin) = (Uuid::new_v4(), Uuid::new_v4());
+        let cmd = C::AddMember {
+            user_id: Uuid::new_v4(),
+            role: Role::Member,
+            by: former_admin,
+        };
+        org()
+            .given(vec![
+                created(owner),
+                added(former_admin, Role::Admin),
+                E::MemberRoleChanged {
+                    user_id: former_admin,
+                    role: Role::Member,
+                },
+            ])
+            .when(cmd)
+            .then_expect_error(OrganizationError::NotPermitted { role: Role::Member });
+    }
+
+    #[test]
+    fn a_removed_admin_may_no_longer_manage_members() {
+        let (owner, former_admin, member) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let cmd = C::RemoveMember {
+            user_id: member,
+            by: former_admin,
+        };
+        org()
+            .given(vec![
+                created(owner),
+                added(former_admin, Role::Admin),
+                added(member, Role::Member),
+                E::MemberRemoved {
+                    user_id: former_admin,
+                },
+            ])
+            .when(cmd)
+            .then_expect_error(OrganizationError::ActorNotAMember);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use crate::role::Role;
 
 /// What a caller asks of an organization.
 ///
-/// `by_role` is the caller's own role in this organization, looked up by the application
-/// before the command is sent: the aggregate decides whether that role may do it.
+/// `by` is the acting user. The aggregate looks up their role in its own member list, never in
+/// a read model (which can lag behind a demotion), and decides whether that role may do it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OrganizationCommand {
     /// Create the organization with its first owner (at registration).
@@ -28,8 +28,8 @@ pub enum OrganizationCommand {
         user_id: Uuid,
         /// The role to give them.
         role: Role,
-        /// The caller's role.
-        by_role: Role,
+        /// The acting user.
+        by: Uuid,
     },
     /// Change a member's role.
     ChangeMemberRole {
@@ -37,15 +37,15 @@ pub enum OrganizationCommand {
         user_id: Uuid,
         /// Their new role.
         role: Role,
-        /// The caller's role.
-        by_role: Role,
+        /// The acting user.
+        by: Uuid,
     },
     /// Remove a member.
     RemoveMember {
         /// The member.
         user_id: Uuid,
-        /// The caller's role.
-        by_role: Role,
+        /// The acting user.
+        by: Uuid,
     },
     /// Suspend the organization (platform administrators only; checked by the application).
     SuspendOrganization {

@@ -32,6 +32,9 @@ pub enum OrganizationError {
         /// The caller's role.
         role: Role,
     },
+    /// The acting user is not (or no longer) a member of this organization.
+    #[error("you are not a member of this organization")]
+    ActorNotAMember,
     /// Only owners may grant, change or remove the owner role.
     #[error("only an owner may grant, change or remove the owner role")]
     OwnerRoleRequired,

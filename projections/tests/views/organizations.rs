@@ -58,7 +58,7 @@ async fn members_added_re_roled_and_removed_are_reflected_row_by_row(pool: PgPoo
         let add = OrganizationCommand::AddMember {
             user_id,
             role,
-            by_role: Role::Owner,
+            by: owner,
         };
         organization(&store, org_id, add).await;
     }
@@ -82,12 +82,12 @@ async fn members_added_re_roled_and_removed_are_reflected_row_by_row(pool: PgPoo
     let promote = OrganizationCommand::ChangeMemberRole {
         user_id: ann,
         role: Role::Admin,
-        by_role: Role::Owner,
+        by: owner,
     };
     organization(&store, org_id, promote).await;
     let remove = OrganizationCommand::RemoveMember {
         user_id: bob,
-        by_role: Role::Owner,
+        by: owner,
     };
     organization(&store, org_id, remove).await;
     catch_up(&runner, &pool).await;

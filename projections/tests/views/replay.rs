@@ -33,13 +33,13 @@ async fn history(store: &EventStore) {
     let add = OrganizationCommand::AddMember {
         user_id: bob,
         role: Role::Member,
-        by_role: Role::Owner,
+        by: ann,
     };
     organization(store, org_id, add).await;
     let re_role = OrganizationCommand::ChangeMemberRole {
         user_id: bob,
         role: Role::Admin,
-        by_role: Role::Owner,
+        by: ann,
     };
     organization(store, org_id, re_role).await;
     let suspend = OrganizationCommand::SuspendOrganization {
@@ -50,12 +50,12 @@ async fn history(store: &EventStore) {
     let add = OrganizationCommand::AddMember {
         user_id: ann,
         role: Role::Auditor,
-        by_role: Role::Owner,
+        by: bob,
     };
     organization(store, other, add).await;
     let remove = OrganizationCommand::RemoveMember {
         user_id: ann,
-        by_role: Role::Owner,
+        by: bob,
     };
     organization(store, other, remove).await;
     let kept = create_api_key(store, org_id, "kept", "ak_kept", Actor::User { id: ann }).await;
