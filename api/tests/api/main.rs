@@ -11,6 +11,7 @@ mod identity_flows;
 mod password_reset;
 mod races;
 mod rate_limit;
+mod registration_recovery;
 mod roles;
 mod service_routes;
 mod smtp_server;

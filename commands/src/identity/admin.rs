@@ -23,15 +23,7 @@ impl IdentityService {
         let context = CommandContext::system(None);
         let claim = EmailClaimCommand::ClaimEmail { user_id: candidate };
         let user_id = match self.emails.create(&claim_id, claim, &context).await {
-            Ok(_) => {
-                let password_hash = passwords::hash_password(password.to_owned()).await?;
-                // Registered and promoted in one append: never visible as a plain user.
-                let register = UserCommand::RegisterPlatformAdmin { email, password_hash };
-                self.users
-                    .create(&candidate.to_string(), register, &context)
-                    .await?;
-                return Ok(candidate);
-            }
+            Ok(_) => candidate,
             Err(CommandError::Rejected(_)) => self
                 .emails
                 .load(&claim_id)
@@ -40,6 +32,16 @@ impl IdentityService {
                 .ok_or(IdentityError::Internal("email claim without a user".to_owned()))?,
             Err(other) => return Err(other.into()),
         };
+        // A new claim, or one whose user an interrupted registration never created: create
+        // the user, registered and promoted in one append (never visible as a plain user).
+        if !self.users.load(&user_id.to_string()).await?.exists() {
+            let password_hash = passwords::hash_password(password.to_owned()).await?;
+            let register = UserCommand::RegisterPlatformAdmin { email, password_hash };
+            self.users
+                .create(&user_id.to_string(), register, &context)
+                .await?;
+            return Ok(user_id);
+        }
         match self
             .users
             .execute(

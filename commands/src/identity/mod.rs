@@ -15,6 +15,7 @@ mod mailer;
 mod members;
 mod password_reset;
 mod passwords;
+mod registration;
 mod secrets;
 mod service;
 mod sessions;

@@ -1,62 +1,15 @@
 //! Registration, login and refresh-token rotation.
 
 use chrono::Utc;
-use domain::email_claim::EmailClaimCommand;
-use domain::organization::{Organization, OrganizationCommand};
 use domain::session::{RevocationReason, SessionCommand};
-use domain::user::UserCommand;
-use domain::{Actor, EmailAddress, check_new_password};
+use domain::{Actor, EmailAddress};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::service::dry_run;
-use super::{IdentityError, IdentityService, Registered, TokenPair, lookups, passwords, secrets, tokens};
+use super::{IdentityError, IdentityService, TokenPair, lookups, passwords, secrets, tokens};
 use crate::CommandContext;
 
 impl IdentityService {
-    /// Creates a user, their first organization (with them as owner) and a session.
-    ///
-    /// Every input is validated before anything is written; the email is claimed first, so of
-    /// two racing registrations of one email exactly one gets past that step.
-    pub async fn register(
-        &self,
-        email: &str,
-        password: &str,
-        org_name: &str,
-        request_id: Option<String>,
-    ) -> Result<Registered, IdentityError> {
-        let email = EmailAddress::parse(email)?;
-        check_new_password(password, &email)?;
-        let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let create_org = OrganizationCommand::CreateOrganization {
-            name: org_name.to_owned(),
-            owner_user_id: user_id,
-        };
-        dry_run::<Organization>(create_org.clone()).await?;
-        let password_hash = passwords::hash_password(password.to_owned()).await?;
-        let mut context = user_context(user_id, request_id);
-        let claim = EmailClaimCommand::ClaimEmail { user_id };
-        self.emails
-            .create(&email_claim_id(&email), claim, &context)
-            .await?;
-        let register = UserCommand::RegisterUser { email, password_hash };
-        self.users
-            .create(&user_id.to_string(), register, &context)
-            .await?;
-        context.org_id = Some(org_id);
-        let created = self
-            .organizations
-            .create(&org_id.to_string(), create_org, &context)
-            .await?;
-        self.wait_for_views(created.appended.last()).await?;
-        let tokens = self.start_session(user_id, Some(org_id), &context).await?;
-        Ok(Registered {
-            user_id,
-            org_id,
-            tokens,
-        })
-    }
-
     /// Checks the password and opens a session for `org_id`, or for the first organization the
     /// user joined. A wrong email and a wrong password get the same answer in about the same time.
     pub async fn login(
