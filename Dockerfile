@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Agentry container image: one binary, `agentry`, built from the `api` crate.
+# Agentry container image: one binary, `agentry`, built from the `agentry` crate.
 #
 #   docker build -t agentry .
 #   docker run --rm -e DATABASE_URL=postgres://... -p 8080:8080 agentry          # serve
@@ -25,7 +25,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p api --bin agentry \
+    cargo build --release --locked -p agentry --bin agentry \
     && install -D -m 0755 target/release/agentry /out/agentry
 
 # ---- runtime ----------------------------------------------------------------------------------

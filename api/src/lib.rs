@@ -1,22 +1,15 @@
-//! Agentry's process: configuration, the HTTP API and the background loops, in one binary.
+//! Agentry's HTTP API: poem + poem-openapi routes over the application services. HTTP only:
+//! the process (settings, startup, background loops) is the `agentry` crate.
 //!
 //! A newcomer's map:
-//! - [`settings`]: the command line and environment (`agentry --help` lists every variable).
-//! - [`platform`]: connects the parts every command needs: the database (created, migrated,
-//!   or a private cluster when none is configured), the event store and the bus, and runs the
-//!   background loops (relay, projectors).
-//! - [`startup`]: builds the HTTP application on a bound port and serves it until stopped.
-//! - [`http`]: what every route shares: problem+json errors, the body limit, request ids,
-//!   access logs and metrics.
+//! - [`app`]: the whole surface assembled, [`build_app`].
+//! - [`http`]: what every route shares: problem+json errors, the auth guard, the body limit,
+//!   request ids, access logs, metrics and rate limits.
 //! - [`routes`]: one file per resource, each an `#[OpenApi]` struct with its DTOs.
-//! - [`telemetry`]: JSON logs and the Prometheus recorder.
-//! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
 
-pub mod embedded_postgres;
+pub mod app;
 pub mod http;
-pub mod identity_setup;
-pub mod platform;
 pub mod routes;
-pub mod settings;
-pub mod startup;
-pub mod telemetry;
+
+pub use app::build_app;
+pub use routes::{AppState, HttpConfig};

@@ -1,24 +1,9 @@
-//! Agentry's application layer: everything between a pure domain decision and the outside world.
+//! Agentry's application services: what a request asks, looked up, decided by the domain's
+//! aggregates and recorded through the event store (`eventstore`).
 //!
-//! A newcomer's map:
-//! - [`store`]: the event store. [`EventStore`] appends a command's events in one round trip
-//!   and loads aggregates through the upcasters; [`CommandBus`] runs cqrs-es aggregates over it
-//!   with an in-memory aggregate cache and optimistic-concurrency retries.
-//! - [`log`]: the follower that reads the whole log in an order that never back-fills
-//!   (`(transaction_id, position)` behind the `pg_snapshot_xmin` gate) and the checkpoints of
-//!   everything that follows it.
-//! - [`relay`]: publishes every committed event exactly once, in log order, to the [`EventBus`]:
-//!   NATS JetStream between nodes, or an in-process bus for a single node.
-//! - [`database`]: creating, connecting and migrating the database.
+//! - [`identity`]: registration, sessions, API keys, members, platform administration.
 //!
-//! Nothing here holds a business rule: those live in the `domain` crate.
+//! Runs, billing and knowledge join here as siblings. Nothing here holds a business rule:
+//! those live in the `domain` crate.
 
-pub mod database;
 pub mod identity;
-pub mod log;
-pub mod relay;
-pub mod store;
-
-pub use log::{AppendSignal, Cursor, LogFollower, RecordedEvent};
-pub use relay::{EventBus, Relay};
-pub use store::{CommandBus, CommandContext, CommandError, Committed, EventStore, StoreError};

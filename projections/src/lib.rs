@@ -5,11 +5,11 @@
 //! projector's checkpoint. A crash between the two is impossible, a replay is harmless, and two
 //! runners on two nodes cannot both apply a batch (the checkpoint moves by compare-and-set).
 
-mod identity;
+pub mod identity;
 mod projector;
 mod runner;
 
-pub use commands::log::wait_for_checkpoint;
+pub use eventstore::log::wait_for_checkpoint;
 pub use identity::{IDENTITY, IdentityProjector};
 pub use projector::Projector;
 pub use runner::ProjectionRunner;

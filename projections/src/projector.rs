@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use commands::RecordedEvent;
+use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 /// One read model: how each event changes its tables.

@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::log::{load_checkpoint, save_checkpoint};
-use commands::{AppendSignal, LogFollower, RecordedEvent};
+use eventstore::log::{load_checkpoint, save_checkpoint};
+use eventstore::{AppendSignal, LogFollower, RecordedEvent};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

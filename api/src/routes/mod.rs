@@ -16,7 +16,7 @@ pub use auth::AuthApi;
 pub use me::MeApi;
 pub use members::MembersApi;
 pub use service::service_routes;
-pub use state::AppState;
+pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.
 pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, AdminApi) {

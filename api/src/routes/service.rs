@@ -42,7 +42,7 @@ async fn readyz(state: Data<&AppState>) -> Response {
         failing.push(format!("postgres {postgres}"));
     }
     let nats = match &state.bus {
-        commands::EventBus::Local(_) => "not configured (in-process bus)".to_owned(),
+        eventstore::EventBus::Local(_) => "not configured (in-process bus)".to_owned(),
         bus if bus.is_connected() => "ok".to_owned(),
         _ => "failing: not connected".to_owned(),
     };

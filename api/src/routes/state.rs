@@ -1,12 +1,11 @@
 use std::sync::Arc;
 
 use commands::identity::IdentityService;
-use commands::{EventBus, EventStore};
+use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::http::RateLimits;
-use crate::settings::Settings;
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
 #[derive(Clone)]
@@ -17,12 +16,19 @@ pub struct AppState {
     pub store: EventStore,
     /// The bus (for readiness and, later, streaming).
     pub bus: EventBus,
-    /// The process settings.
-    pub settings: Arc<Settings>,
+    /// What the HTTP layer itself is configured with.
+    pub config: Arc<HttpConfig>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Identity and tenancy.
     pub identity: Arc<IdentityService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
+}
+
+/// The settings the HTTP layer reads (the process's settings live in the `agentry` crate).
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::sessions::{email_claim_id, user_context};
 use super::{Caller, IdentityError, IdentityService, lookups, passwords, tokens};
-use crate::{CommandContext, CommandError};
+use eventstore::{CommandContext, CommandError};
 
 impl IdentityService {
     /// Creates a platform administrator, or promotes the existing user with that email (the

@@ -4,7 +4,7 @@ use domain::{Actor, Role};
 use uuid::Uuid;
 
 use super::IdentityError;
-use crate::CommandContext;
+use eventstore::CommandContext;
 
 /// The authenticated caller. Every `/v1` route acts for `org_id` from here, never from the
 /// request body.

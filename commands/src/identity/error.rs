@@ -6,7 +6,7 @@ use domain::user::UserError;
 use domain::{EmailError, PasswordPolicyError};
 use thiserror::Error;
 
-use crate::{CommandError, StoreError};
+use eventstore::{CommandError, StoreError};
 
 /// Everything identity operations can answer besides success. The API maps each variant to
 /// one problem response; nothing here carries a secret.

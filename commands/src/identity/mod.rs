@@ -10,7 +10,6 @@ mod api_keys;
 mod authenticate;
 mod caller;
 mod error;
-mod lookups;
 mod mailer;
 mod members;
 mod password_reset;
@@ -24,11 +23,12 @@ mod tokens;
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
 pub use error::IdentityError;
-pub use lookups::{KeySummary, MemberRow, UserRow};
 pub use mailer::Mailer;
+pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
-/// Name of the projector that keeps the identity read model; commands wait for it so a
-/// client's next request sees its own write.
-pub const IDENTITY_VIEW: &str = "identity";
+/// The identity read model's name, which writes wait on to become visible.
+pub use projections::IDENTITY as IDENTITY_VIEW;
+/// The identity read model's queries (kept beside its folds in `projections`).
+use projections::identity::queries as lookups;

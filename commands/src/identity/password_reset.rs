@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, passwords, secrets};
-use crate::CommandContext;
+use eventstore::CommandContext;
 
 impl IdentityService {
     /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
@@ -105,7 +105,7 @@ impl IdentityService {
             };
             match self.sessions.execute(&session.to_string(), end, context).await {
                 Ok(ended) => last = ended.appended.last().copied().or(last),
-                Err(crate::CommandError::Rejected(SessionError::Revoked)) => {}
+                Err(eventstore::CommandError::Rejected(SessionError::Revoked)) => {}
                 Err(other) => return Err(other.into()),
             }
         }

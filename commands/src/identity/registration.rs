@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::service::dry_run;
 use super::sessions::{email_claim_id, user_context};
 use super::{IdentityError, IdentityService, Registered, passwords};
-use crate::CommandError;
+use eventstore::CommandError;
 
 /// Namespace of first-organization ids (UUID v5 of the user id): any fixed UUID works, this
 /// one must simply never change.

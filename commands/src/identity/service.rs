@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::error::RejectionKind;
 use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
-use crate::store::AppendedEvent;
-use crate::{CommandBus, EventStore};
+use eventstore::store::AppendedEvent;
+use eventstore::{CommandBus, EventStore};
 
 /// How long a write waits for the identity read model before answering anyway.
 const VIEW_WAIT: Duration = Duration::from_secs(5);
@@ -108,7 +108,7 @@ impl IdentityService {
     pub(super) async fn wait_for_views(&self, last: Option<&AppendedEvent>) -> Result<(), IdentityError> {
         let Some(last) = last else { return Ok(()) };
         let caught_up =
-            crate::log::wait_for_checkpoint(&self.pool, IDENTITY_VIEW, last.cursor(), VIEW_WAIT).await?;
+            eventstore::log::wait_for_checkpoint(&self.pool, IDENTITY_VIEW, last.cursor(), VIEW_WAIT).await?;
         if !caught_up {
             tracing::warn!("identity read model is lagging; answering before it caught up");
         }

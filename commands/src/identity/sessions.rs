@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{IdentityError, IdentityService, TokenPair, lookups, passwords, secrets, tokens};
-use crate::CommandContext;
+use eventstore::CommandContext;
 
 impl IdentityService {
     /// Checks the password and opens a session for `org_id`, or for the first organization the

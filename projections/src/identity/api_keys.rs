@@ -3,8 +3,8 @@
 //! `last_used_at` is never written here: the auth guard stamps it, and the upserts below leave
 //! it alone.
 
-use commands::RecordedEvent;
 use domain::api_key::ApiKeyEvent;
+use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use super::decode::{aggregate_uuid, payload, recorded_at};

@@ -7,7 +7,7 @@
 //! silently disagreeing with the log: a password change or a key revocation that never lands.
 
 use chrono::{DateTime, Utc};
-use commands::RecordedEvent;
+use eventstore::RecordedEvent;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;

@@ -4,23 +4,25 @@
 //! `migrations/20261125000002_identity_views.sql`, which answer sign-in, the auth guard's
 //! role and suspension checks, and the member and key listings. Every write is an upsert or
 //! an update keyed on the table's primary key, so replaying the log after the rows and the
-//! checkpoint were deleted rebuilds the same rows.
+//! checkpoint were deleted rebuilds the same rows. The reads of these tables live beside the
+//! folds, in [`queries`].
 
 mod api_keys;
 mod decode;
 mod organizations;
+pub mod queries;
 mod sessions;
 mod users;
 
 use async_trait::async_trait;
-use commands::RecordedEvent;
+use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use crate::Projector;
 
 /// The identity projector's name: its checkpoint key and `projections rebuild` argument. The
 /// identity service waits on the same name for its writes to become visible.
-pub const IDENTITY: &str = commands::identity::IDENTITY_VIEW;
+pub const IDENTITY: &str = "identity";
 
 /// Keeps `users`, `organizations`, `memberships`, `api_keys` and `sessions` up to date with the log.
 ///

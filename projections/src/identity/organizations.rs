@@ -2,9 +2,9 @@
 
 use std::borrow::Cow;
 
-use commands::RecordedEvent;
 use domain::organization::{CREATED_EVENT_TYPE, OrganizationEvent};
 use domain::upcasting::organization_created_v1_to_v2;
+use eventstore::RecordedEvent;
 use serde_json::Value;
 use sqlx::PgConnection;
 

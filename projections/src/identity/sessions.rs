@@ -1,7 +1,7 @@
 //! The `sessions` table, from session (refresh-token family) events.
 
-use commands::RecordedEvent;
 use domain::session::SessionEvent;
+use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use super::decode::{aggregate_uuid, payload, recorded_at};

@@ -1,7 +1,7 @@
 //! The `users` table, from user events.
 
-use commands::RecordedEvent;
 use domain::user::UserEvent;
+use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use super::decode::{aggregate_uuid, payload, recorded_at};

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use commands::log::load_checkpoint;
-use commands::{CommandBus, CommandContext, Cursor, EventStore};
 use domain::api_key::{ApiKey, ApiKeyCommand};
 use domain::organization::{Organization, OrganizationCommand};
 use domain::user::{User, UserCommand};
 use domain::{Actor, EmailAddress};
+use eventstore::log::load_checkpoint;
+use eventstore::{CommandBus, CommandContext, Cursor, EventStore};
 use projections::{IDENTITY, IdentityProjector, ProjectionRunner, Projector};
 use serde_json::Value;
 use sqlx::PgPool;

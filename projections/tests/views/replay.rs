@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use commands::{Cursor, EventStore, RecordedEvent};
 use domain::organization::OrganizationCommand;
 use domain::user::UserCommand;
 use domain::{Actor, Role};
+use eventstore::{Cursor, EventStore, RecordedEvent};
 use projections::{IDENTITY, IdentityProjector, ProjectionRunner, Projector};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};

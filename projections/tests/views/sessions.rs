@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, TimeDelta, Utc};
-use commands::{CommandBus, CommandContext};
 use domain::session::{RevocationReason, Session, SessionCommand};
+use eventstore::{CommandBus, CommandContext};
 use sqlx::PgPool;
 use uuid::Uuid;
 

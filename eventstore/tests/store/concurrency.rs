@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use commands::{CommandBus, CommandError};
 use domain::Role;
 use domain::email_claim::{EmailClaim, EmailClaimCommand, EmailClaimError};
 use domain::organization::{Organization, OrganizationCommand};
+use eventstore::{CommandBus, CommandError};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use commands::store::{NewEvent, append_with};
-use commands::{EventBus, EventStore};
+use eventstore::store::{NewEvent, append_with};
+use eventstore::{EventBus, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use commands::relay::NatsBus;
-use commands::{CommandBus, CommandContext, EventBus, EventStore, Relay, database};
 use domain::organization::{Organization, OrganizationCommand};
+use eventstore::relay::NatsBus;
+use eventstore::{CommandBus, CommandContext, EventBus, EventStore, Relay, database};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use sqlx::PgPool;

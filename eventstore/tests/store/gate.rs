@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use commands::log::gate_age_seconds;
-use commands::store::append_with;
+use eventstore::log::gate_age_seconds;
+use eventstore::store::append_with;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -4,19 +4,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, Route, Server};
-use poem_openapi::OpenApiService;
 
-use crate::http::{BodyLimit, Observe, RateLimits, into_problem};
 use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
-use crate::routes::{AppState, service_routes, v1_apis};
 use crate::settings::Settings;
 use crate::telemetry;
-
-/// The process's version, shown in the OpenAPI document.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use api::http::RateLimits;
+use api::{AppState, HttpConfig, build_app};
 
 /// A built `agentry serve`: the platform connected, its background loops running, the port bound.
 pub struct Application {
@@ -58,7 +54,9 @@ impl Application {
             pool: platform.pool.clone(),
             store: platform.store.clone(),
             bus: platform.bus.clone(),
-            settings: Arc::new(settings.clone()),
+            config: Arc::new(HttpConfig {
+                max_body_bytes: settings.max_body_bytes,
+            }),
             metrics: telemetry::metrics_handle(),
         };
         let acceptor = TcpListener::bind(settings.listen)
@@ -100,28 +98,6 @@ impl Application {
         self.platform.stop().await;
         served
     }
-}
-
-/// The whole HTTP surface: `/v1` (documented in `/openapi.json`, browsable at `/docs`) and
-/// the service routes, behind the body limit, problem+json for every error, request ids,
-/// access logs and metrics.
-pub fn build_app(state: AppState) -> impl Endpoint {
-    let api = OpenApiService::new(v1_apis(), "Agentry", VERSION)
-        .description(
-            "Event-sourced backend for AI-agent SaaS. Every error is application/problem+json (RFC 9457).",
-        )
-        .server("/v1");
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
-    let max_body_bytes = state.settings.max_body_bytes;
-    Route::new()
-        .nest("/v1", api.data(state.clone()))
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .nest("/", service_routes(state))
-        .with(BodyLimit::new(max_body_bytes))
-        .catch_all_error(into_problem)
-        .with(Observe)
 }
 
 /// The read models every node keeps up to date.

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use commands::CommandBus;
 use cqrs_es::EventStore as _;
 use cqrs_es::persist::PersistedEventStore;
 use domain::Role;
 use domain::organization::{Organization, OrganizationCommand};
+use eventstore::CommandBus;
 use postgres_es::{PostgresEventRepository, postgres_cqrs};
 use sqlx::PgPool;
 use uuid::Uuid;

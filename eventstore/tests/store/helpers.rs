@@ -1,10 +1,10 @@
 //! Shared test plumbing: stores, contexts, NATS (shared and private), and stream readers.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use commands::relay::NatsBus;
-use commands::store::NewEvent;
-use commands::{CommandContext, EventBus, EventStore, Relay};
 use domain::Actor;
+use eventstore::relay::NatsBus;
+use eventstore::store::NewEvent;
+use eventstore::{CommandContext, EventBus, EventStore, Relay};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;

@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Utc};
-use commands::{CommandBus, CommandError};
 use domain::organization::{Organization, OrganizationCommand, OrganizationError};
 use domain::{Actor, Role};
+use eventstore::{CommandBus, CommandError};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;

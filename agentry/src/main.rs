@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use api::identity_setup::identity_service;
-use api::platform::Platform;
-use api::settings::{AdminCommand, Cli, Command};
-use api::startup::{Application, background_projectors, shutdown_signal};
-use api::telemetry;
+use agentry::identity_setup::identity_service;
+use agentry::platform::Platform;
+use agentry::settings::{AdminCommand, Cli, Command};
+use agentry::startup::{Application, background_projectors, shutdown_signal};
+use agentry::telemetry;
 use clap::Parser;
 
 #[tokio::main]

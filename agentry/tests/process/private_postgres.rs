@@ -56,7 +56,7 @@ impl Drop for StopClusterOnDrop {
         if !self.0.join("postmaster.pid").exists() {
             return;
         }
-        let Some(bin) = api::embedded_postgres::EmbeddedPostgres::find_binaries() else {
+        let Some(bin) = agentry::embedded_postgres::EmbeddedPostgres::find_binaries() else {
             return;
         };
         let pg_ctl = bin.join("pg_ctl").display().to_string();

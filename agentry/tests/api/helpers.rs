@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use api::settings::Settings;
-use api::startup::Application;
+use agentry::settings::Settings;
+use agentry::startup::Application;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::Value;

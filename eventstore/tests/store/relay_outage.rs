@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use commands::EventBus;
+use eventstore::EventBus;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::relay::{LocalBus, NatsBus};
-use commands::{EventBus, EventStore, Relay, database};
+use eventstore::relay::{LocalBus, NatsBus};
+use eventstore::{EventBus, EventStore, Relay, database};
 use projections::{ProjectionRunner, Projector};
 use sqlx::PgPool;
 use thiserror::Error;
@@ -46,7 +46,7 @@ pub enum PlatformError {
     Config(String),
     /// NATS could not be configured.
     #[error("NATS: {0}")]
-    Nats(#[from] commands::relay::BusError),
+    Nats(#[from] eventstore::relay::BusError),
 }
 
 /// The database, the event store and the bus, plus the background tasks running over them.
@@ -97,7 +97,7 @@ impl Platform {
     pub fn start_background(&mut self, projectors: Vec<Arc<dyn Projector>>) {
         let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.store.signal().clone());
         self.tasks.spawn(relay.run(self.shutdown.clone()));
-        self.tasks.spawn(commands::log::watch_gate(
+        self.tasks.spawn(eventstore::log::watch_gate(
             self.pool.clone(),
             self.shutdown.clone(),
         ));

@@ -1,9 +1,9 @@
 //! Events stored in an old shape still load.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use commands::CommandBus;
 use domain::Role;
 use domain::organization::{Organization, OrganizationCommand};
+use eventstore::CommandBus;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
