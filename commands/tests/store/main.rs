@@ -7,4 +7,5 @@ mod helpers;
 mod postgres_es_interop;
 mod relay_order;
 mod relay_outage;
+mod storable;
 mod upcasting;
