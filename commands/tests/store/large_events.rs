@@ -1,0 +1,104 @@
+//! An event larger than the NATS server's `max_payload` must not stop the relay: it is
+//! published without its large `data` fields, flagged as cut, and stays whole in the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use commands::EventBus;
+use commands::log::read_event;
+use commands::store::NewEvent;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{context, nats_bus, nats_url, renamed_event, spawn_relay, store, stream_events};
+
+const FIVE_MIB: usize = 5 * 1024 * 1024;
+
+fn tool_output(bytes: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "tool_call.completed".to_owned(),
+        event_version: "1".to_owned(),
+        payload: json!({
+            "type": "tool_call.completed",
+            "call_id": "call-1",
+            "output": "o".repeat(bytes),
+        })
+        .to_string(),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_5_mib_event_does_not_delay_the_events_after_it(pool: PgPool) {
+    let store = store(&pool);
+    let bus = nats_bus(&nats_url()).await;
+    let max_payload = bus.client().max_payload();
+    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let org_id = Uuid::now_v7();
+    let ctx = context(org_id);
+    let big = tool_output(FIVE_MIB);
+    store
+        .append("run", "big", 0, std::slice::from_ref(&big), &ctx)
+        .await
+        .unwrap();
+    let small: Vec<NewEvent> = (0..10).map(renamed_event).collect();
+    for (n, event) in small.iter().enumerate() {
+        store
+            .append(
+                "organization",
+                &format!("after-{n}"),
+                0,
+                std::slice::from_ref(event),
+                &ctx,
+            )
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+
+    // Generous for a loaded two-core machine: an idle relay delivers these in milliseconds.
+    let published = stream_events(bus.jetstream(), org_id, 11, Duration::from_secs(20)).await;
+    let waited = started.elapsed();
+    relay.cancel();
+
+    let ids: Vec<&str> = published.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut expected = vec![big.event_id.to_string()];
+    expected.extend(small.iter().map(|e| e.event_id.to_string()));
+    assert_eq!(
+        ids, expected,
+        "every event published once, in log order (after {waited:?})"
+    );
+    let cut = &published[0];
+    assert_eq!(cut["truncated"], true, "{}", short(cut));
+    assert_eq!(cut["truncated_fields"], json!(["output"]), "{}", short(cut));
+    assert_eq!(
+        cut["data"],
+        json!({ "type": "tool_call.completed", "call_id": "call-1" }),
+        "the small fields stay"
+    );
+    assert!(serde_json::to_vec(cut).unwrap().len() < max_payload);
+    for event in &published[1..] {
+        assert!(event.get("truncated").is_none(), "{event}");
+        assert!(event.get("truncated_fields").is_none(), "{event}");
+    }
+
+    let whole = read_event(&pool, org_id, big.event_id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(whole.data["output"].as_str().unwrap().len(), FIVE_MIB);
+}
+
+/// The event JSON without its long strings, for assertion messages.
+fn short(event: &Value) -> String {
+    let mut event = event.clone();
+    if let Some(Value::Object(data)) = event.get_mut("data") {
+        for value in data.values_mut() {
+            if value.as_str().is_some_and(|text| text.len() > 100) {
+                *value = json!("…");
+            }
+        }
+    }
+    event.to_string()
+}
