@@ -121,9 +121,11 @@ impl NatsBus {
             .subscribe(subject_filter(filter))
             .await
             .map_err(|error| BusError::Nats(error.to_string()))?;
-        self.client
-            .flush()
+        // The round trip that proves the server registered the subscription; bounded, so a
+        // caller is told NATS is unavailable instead of waiting for it to come back.
+        tokio::time::timeout(ACK_TIMEOUT, self.client.flush())
             .await
+            .map_err(|_| BusError::Nats("no answer from NATS to a subscription".to_owned()))?
             .map_err(|error| BusError::Nats(error.to_string()))?;
         let events = subscriber.map(|message| {
             serde_json::from_slice::<BusEvent>(&message.payload)

@@ -152,3 +152,21 @@ async fn a_subscriber_of_everything_sees_every_organization(pool: PgPool) {
     assert_eq!(orgs.iter().filter(|org| **org == a).count(), 5);
     assert_eq!(orgs.iter().filter(|org| **org == b).count(), 3);
 }
+
+#[tokio::test]
+async fn subscribing_while_nats_is_down_fails_instead_of_waiting_for_it() {
+    let mut nats = crate::helpers::PrivateNats::start();
+    let bus = EventBus::from(nats_bus(&nats.url()).await);
+    nats.kill();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(30), bus.subscribe(EventFilter::All)).await;
+
+    assert!(
+        matches!(outcome, Ok(Err(_))),
+        "expected an error within 30 s, got {}",
+        match outcome {
+            Err(_) => "no answer at all".to_owned(),
+            Ok(result) => format!("{result:?}"),
+        }
+    );
+}
