@@ -102,3 +102,86 @@ fn short(event: &Value) -> String {
     }
     event.to_string()
 }
+
+/// A nats-server of this test's own with a small `max_payload`, killed on drop.
+struct SmallPayloadNats {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmallPayloadNats {
+    fn start(max_payload: usize) -> Self {
+        let port = testkit::free_port();
+        let dir = std::env::temp_dir().join(format!("agentry-nats-small-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("nats.conf");
+        let store = dir.join("js").display().to_string();
+        std::fs::write(
+            &config,
+            format!("host: 127.0.0.1\nport: {port}\nmax_payload: {max_payload}\njetstream {{ store_dir: \"{store}\" }}\n"),
+        )
+        .unwrap();
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned());
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, dir, child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server with max_payload {max_payload} did not start");
+    }
+}
+
+impl Drop for SmallPayloadNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_relay_cuts_to_the_limit_the_connected_server_announces(pool: PgPool) {
+    let nats = SmallPayloadNats::start(64 * 1024);
+    let store = store(&pool);
+    let bus = nats_bus(&format!("nats://127.0.0.1:{}", nats.port)).await;
+    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let org_id = Uuid::now_v7();
+    let ctx = context(org_id);
+    // Far below the default 1 MiB, far above this server's 64 KiB.
+    let big = tool_output(200 * 1024);
+    let after = renamed_event(1);
+    store
+        .append("run", "big", 0, std::slice::from_ref(&big), &ctx)
+        .await
+        .unwrap();
+    store
+        .append("organization", "after", 0, std::slice::from_ref(&after), &ctx)
+        .await
+        .unwrap();
+
+    let published = stream_events(bus.jetstream(), org_id, 2, Duration::from_secs(20)).await;
+    relay.cancel();
+
+    assert_eq!(
+        bus.client().max_payload(),
+        64 * 1024,
+        "the server's limit was read"
+    );
+    let ids: Vec<&str> = published.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [big.event_id.to_string(), after.event_id.to_string()]);
+    assert_eq!(
+        published[0]["truncated_fields"],
+        json!(["output"]),
+        "{}",
+        short(&published[0])
+    );
+}
