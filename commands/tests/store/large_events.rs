@@ -123,7 +123,7 @@ impl SmallPayloadNats {
         )
         .unwrap();
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned());
-        let child = std::process::Command::new(binary)
+        let mut child = std::process::Command::new(binary)
             .arg("-c")
             .arg(&config)
             .stdout(std::process::Stdio::null())
@@ -136,6 +136,8 @@ impl SmallPayloadNats {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("nats-server with max_payload {max_payload} did not start");
     }
 }
