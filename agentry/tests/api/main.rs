@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod bad_input;
+mod events;
 mod helpers;
 mod identity_flows;
 mod password_reset;

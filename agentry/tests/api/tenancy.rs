@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::accounts::{Account, add_member, create_api_key, expect_json, register};
+use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
@@ -52,6 +53,13 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::NO_CONTENT,
         },
         IdRoute {
+            method: Method::GET,
+            path: "/v1/events/{id}",
+            body: None,
+            setup: an_event,
+            success: StatusCode::OK,
+        },
+        IdRoute {
             method: Method::PATCH,
             path: "/v1/members/{user_id}",
             body: Some(json!({ "role": "member" })),
@@ -75,6 +83,28 @@ fn an_api_key<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resourc
         Resource {
             id: key.id,
             private: vec![name, key.prefix, key.key],
+        }
+    })
+}
+
+/// An event of A's (an API key's creation), which A's owner can read: shown here first, so a
+/// 404 for B below is about isolation and not about a route that never answers.
+fn an_event<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("event key of {}", owner.org_id.simple());
+        let key = create_api_key(app, &owner.access_token, &name).await;
+        let id = event_id_of(app, owner.org_id, "api_key.created").await;
+        let path = format!("/v1/events/{id}");
+        let event = expect_json(
+            app.with_bearer(&owner.access_token).get(&path).await,
+            StatusCode::OK,
+            "the owner reading their event",
+        )
+        .await;
+        assert_eq!(event["data"]["name"], name.as_str(), "{event}");
+        Resource {
+            id,
+            private: vec![name, key.prefix, key.id.to_string()],
         }
     })
 }

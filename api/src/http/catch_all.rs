@@ -1,8 +1,10 @@
 use poem::http::StatusCode;
 use poem::web::Json;
 use poem::{IntoResponse, Response};
+use poem_openapi::error::ParseRequestPayloadError;
 
 use super::Problem;
+use super::text::NUL_REFUSED;
 
 /// Turns every error that did not come from a typed operation response into problem+json:
 /// unknown routes, wrong methods, unparsable bodies, bad parameters, wrong content types.
@@ -10,6 +12,12 @@ use super::Problem;
 pub async fn into_problem(error: poem::Error) -> Response {
     if error.is_from_response() {
         return error.into_response();
+    }
+    if let Some(refused) = error.downcast_ref::<ParseRequestPayloadError>()
+        && refused.reason.contains(NUL_REFUSED)
+    {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return problem_response(Problem::new(status, "unstorable_text", refused.reason.clone()));
     }
     let status = error.status();
     let (code, detail) = if status.is_server_error() {

@@ -21,6 +21,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::NotFound(_) => Self::not_found("not_found", detail),
             IdentityError::Rejected(_) => Self::unprocessable("rejected", detail),
             IdentityError::Busy => Self::conflict("concurrent_modification", detail),
+            IdentityError::Unstorable(store) => store.into(),
             IdentityError::Internal(_) => Self::internal(&detail),
         }
     }

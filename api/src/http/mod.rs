@@ -7,6 +7,7 @@ mod identity_errors;
 mod observe;
 mod problem;
 mod rate_limit;
+mod store_errors;
 mod text;
 
 pub use auth::BearerAuth;

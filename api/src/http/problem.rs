@@ -92,6 +92,11 @@ impl ApiError {
         Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, code, detail)))
     }
 
+    /// 413: something to record is over a documented size.
+    pub fn payload_too_large(code: &str, detail: impl Into<String>) -> Self {
+        Self::PayloadTooLarge(Json(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)))
+    }
+
     /// 422.
     pub fn unprocessable(code: &str, detail: impl Into<String>) -> Self {
         Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)))

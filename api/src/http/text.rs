@@ -5,11 +5,16 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
-/// A JSON string field that accepts only JSON strings.
+/// What a [`Text`] holding U+0000 is refused with; the problem mapping (`catch_all`) answers
+/// it as 422 `unstorable_text`.
+pub(super) const NUL_REFUSED: &str = "text must not contain U+0000 (the NUL character): it cannot be stored";
+
+/// A JSON string field that accepts only JSON strings, and none holding U+0000.
 ///
 /// poem-openapi's `String` quietly turns `5` or `true` into `"5"` and `"true"`, so a client
 /// sending the wrong type would get a business-rule answer (or, worse, a success) instead of
-/// 400. Every string in a `/v1` request body uses this type.
+/// 400. Every string in a `/v1` request body uses this type. U+0000 is refused here, before
+/// any work, because the event store refuses it anyway (the read side could never hold it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Text(pub String);
 
@@ -46,6 +51,7 @@ impl Type for Text {
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
+            Value::String(text) if text.contains('\0') => Err(ParseError::custom(NUL_REFUSED)),
             Value::String(text) => Ok(Self(text)),
             other => Err(ParseError::expected_type(other)),
         }

@@ -4,6 +4,7 @@
 mod admin;
 mod api_keys;
 mod auth;
+mod events;
 mod me;
 mod members;
 mod service;
@@ -13,12 +14,13 @@ mod tags;
 pub use admin::AdminApi;
 pub use api_keys::ApiKeysApi;
 pub use auth::AuthApi;
+pub use events::EventsApi;
 pub use me::MeApi;
 pub use members::MembersApi;
 pub use service::service_routes;
 pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.
-pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, AdminApi) {
-    (AuthApi, MeApi, ApiKeysApi, MembersApi, AdminApi)
+pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi) {
+    (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi)
 }

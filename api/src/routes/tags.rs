@@ -11,6 +11,8 @@ pub enum ApiTags {
     ApiKeys,
     /// Organization members and roles.
     Members,
+    /// The organization's events.
+    Events,
     /// Platform administration.
     Admin,
 }

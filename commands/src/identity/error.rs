@@ -51,6 +51,10 @@ pub enum IdentityError {
     /// The same resource changed concurrently too often; retrying may succeed.
     #[error("the resource changed concurrently; retry")]
     Busy,
+    /// The event store refused what the request would record (too large, or text it can
+    /// never store): the caller's input, not our failure.
+    #[error(transparent)]
+    Unstorable(StoreError),
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),
@@ -58,7 +62,10 @@ pub enum IdentityError {
 
 impl From<StoreError> for IdentityError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            StoreError::EventTooLarge { .. } | StoreError::UnstorableText { .. } => Self::Unstorable(error),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

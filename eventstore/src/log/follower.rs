@@ -2,7 +2,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{Cursor, RecordedEvent};
+use super::{Cursor, RecordedEvent, parse_transaction_id};
 
 /// The gate and the order that never back-fill: only transactions older than every running
 /// one, read in `(transaction_id, position)` order. The gate is taken in the same statement.
@@ -15,7 +15,8 @@ SELECT event_id, position, transaction_id::text, org_id, aggregate_type, aggrega
  ORDER BY transaction_id, position
  LIMIT $3";
 
-type Row = (
+/// One `events` row as the follower's queries select it.
+pub(super) type Row = (
     Uuid,
     i64,
     String,
@@ -71,10 +72,12 @@ pub async fn read_after_with<'e, E: PgExecutor<'e>>(
         .bind(limit)
         .fetch_all(executor)
         .await?;
-    Ok(rows.into_iter().map(into_event).collect())
+    rows.into_iter().map(into_event).collect()
 }
 
-fn into_event(row: Row) -> RecordedEvent {
+/// A row as an event; a transaction id that does not parse is an error (never 0, which would
+/// move a cursor back to the start of the log).
+pub(super) fn into_event(row: Row) -> Result<RecordedEvent, sqlx::Error> {
     let (
         id,
         position,
@@ -88,10 +91,15 @@ fn into_event(row: Row) -> RecordedEvent {
         data,
         metadata,
     ) = row;
-    RecordedEvent {
+    let transaction_id =
+        parse_transaction_id(&transaction_id).map_err(|detail| sqlx::Error::ColumnDecode {
+            index: "transaction_id".to_owned(),
+            source: detail.into(),
+        })?;
+    Ok(RecordedEvent {
         id,
         position,
-        transaction_id: transaction_id.parse().unwrap_or_default(),
+        transaction_id,
         org_id,
         aggregate_type,
         aggregate_id,
@@ -100,5 +108,45 @@ fn into_event(row: Row) -> RecordedEvent {
         version,
         data,
         metadata,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{Row, into_event};
+
+    fn row_with_transaction_id(transaction_id: &str) -> Row {
+        (
+            Uuid::now_v7(),
+            7,
+            transaction_id.to_owned(),
+            None,
+            "organization".to_owned(),
+            "o".to_owned(),
+            1,
+            "organization.renamed".to_owned(),
+            "1".to_owned(),
+            json!({ "type": "organization.renamed" }),
+            json!({}),
+        )
+    }
+
+    #[test]
+    fn a_transaction_id_that_is_not_a_number_is_an_error_not_zero() {
+        let outcome = into_event(row_with_transaction_id("not-a-number"));
+        assert!(
+            matches!(&outcome, Err(sqlx::Error::ColumnDecode { index, .. }) if index == "transaction_id"),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            into_event(row_with_transaction_id("98765"))
+                .unwrap()
+                .transaction_id,
+            98765
+        );
     }
 }

@@ -10,6 +10,7 @@ mod checkpoint;
 mod cursor;
 mod follower;
 mod gate;
+mod read_event;
 mod recorded_event;
 mod signal;
 
@@ -17,5 +18,7 @@ pub use checkpoint::{load_checkpoint, save_checkpoint, wait_for_checkpoint};
 pub use cursor::Cursor;
 pub use follower::{LogFollower, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};
+pub use read_event::read_event;
 pub use recorded_event::RecordedEvent;
+pub(crate) use recorded_event::parse_transaction_id;
 pub use signal::AppendSignal;

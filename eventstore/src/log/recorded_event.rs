@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -8,15 +8,16 @@ use super::Cursor;
 /// A committed event as every follower sees it, and as it is published on the bus.
 ///
 /// This is the documented event JSON of `docs/events.md`: external NATS subscribers receive
-/// exactly this serialization.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// exactly this serialization (without credential digests, and cut when too large: see
+/// `relay::BusEvent`). It deserializes from the same JSON, for bus subscribers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     /// Stable identity: the JetStream message id, and what consumers deduplicate by.
     pub id: Uuid,
     /// Global position (insert order).
     pub position: i64,
     /// The writing transaction; with `position`, the log cursor.
-    #[serde(serialize_with = "as_string")]
+    #[serde(serialize_with = "as_string", deserialize_with = "from_string")]
     pub transaction_id: u64,
     /// The tenant, absent for platform-wide facts.
     pub org_id: Option<Uuid>,
@@ -63,25 +64,38 @@ impl RecordedEvent {
 }
 
 impl RecordedEvent {
-    /// The JSON published on the bus: this event with every credential digest in `data` (any
-    /// field named `*_hash`, such as `password_hash` or `key_hash`) left out. Digests stay in the
-    /// store, where the aggregates need them; subscribers never receive anything to crack.
-    pub fn to_bus_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let has_digest =
-            matches!(&self.data, Value::Object(fields) if fields.keys().any(|name| name.ends_with("_hash")));
-        if !has_digest {
-            return serde_json::to_vec(self);
-        }
+    /// This event as it may leave the store (on the bus, over HTTP): every credential digest in
+    /// `data` (any field named `*_hash`, such as `password_hash` or `key_hash`) left out.
+    /// Digests stay in the store, where the aggregates need them; nobody outside receives
+    /// anything to crack.
+    pub fn without_digests(&self) -> Self {
         let mut event = self.clone();
         if let Value::Object(fields) = &mut event.data {
             fields.retain(|name, _| !name.ends_with("_hash"));
         }
-        serde_json::to_vec(&event)
+        event
     }
+
+    /// The JSON of [`without_digests`](Self::without_digests), whole.
+    pub fn to_bus_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&self.without_digests())
+    }
+}
+
+/// Reads a transaction id as Postgres prints an `xid8` (decimal text). Anything else is an
+/// error, never 0: a cursor at 0 would make a follower read the whole log again.
+pub(crate) fn parse_transaction_id(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|error| format!("transaction id {text:?} is not a number: {error}"))
 }
 
 fn as_string<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+fn from_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_transaction_id(&text).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

@@ -1,11 +1,8 @@
-use std::sync::Arc;
-
 use thiserror::Error;
-use tokio::sync::broadcast;
 
 use async_nats::jetstream::context::PublishAckFuture;
 
-use super::{LocalBus, NatsBus};
+use super::{EventFilter, EventSubscription, LocalBus, NatsBus};
 use crate::RecordedEvent;
 
 /// Why a batch was not (yet) published. The relay retries it with the same message ids.
@@ -39,12 +36,13 @@ impl EventBus {
         }
     }
 
-    /// Live events of this process's in-process bus; `None` with NATS, where subscribers use
-    /// JetStream or core NATS subscriptions instead.
-    pub fn subscribe_local(&self) -> Option<broadcast::Receiver<Arc<RecordedEvent>>> {
+    /// Live committed events passing `filter`, from now on, the same way on either bus: what
+    /// streaming to clients builds on. See [`EventSubscription`] for what a consumer must
+    /// allow for (duplicates and cut events on NATS, a missed count in process).
+    pub async fn subscribe(&self, filter: EventFilter) -> Result<EventSubscription, BusError> {
         match self {
-            Self::Local(bus) => Some(bus.subscribe()),
-            Self::Nats(_) => None,
+            Self::Local(bus) => Ok(bus.subscribe(filter)),
+            Self::Nats(bus) => bus.subscribe(filter).await,
         }
     }
 

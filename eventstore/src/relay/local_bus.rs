@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use futures::stream;
+use tokio::sync::broadcast::{self, error::RecvError};
 
+use super::{BusEvent, EventFilter, EventSubscription, SubscriptionError};
 use crate::RecordedEvent;
 
 /// How many events a slow in-process subscriber may fall behind before it sees `Lagged` and
@@ -30,8 +32,20 @@ impl LocalBus {
         }
     }
 
-    /// A new subscriber, seeing events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
-        self.sender.subscribe()
+    /// Events passing `filter`, published from now on, in the form NATS carries them (no
+    /// digests); a subscriber more than 4,096 events behind gets [`SubscriptionError::Missed`].
+    pub fn subscribe(&self, filter: EventFilter) -> EventSubscription {
+        let events = stream::unfold(self.sender.subscribe(), move |mut receiver| async move {
+            loop {
+                let item = match receiver.recv().await {
+                    Ok(event) if filter.matches(&event) => Ok(BusEvent::complete(&event)),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => Err(SubscriptionError::Missed(missed)),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((item, receiver));
+            }
+        });
+        EventSubscription::new(Box::pin(events))
     }
 }

@@ -1,14 +1,18 @@
 //! Carrying committed events from the log to the bus, exactly once and in log order.
 
 mod bus;
+mod bus_event;
 mod leader;
 mod local_bus;
 mod nats_bus;
 mod relay_loop;
 mod subject;
+mod subscription;
 
 pub use bus::{BusError, EventBus, PendingAcks};
+pub use bus_event::BusEvent;
 pub use local_bus::LocalBus;
 pub use nats_bus::{NatsBus, STREAM_NAME, STREAM_SUBJECTS};
 pub use relay_loop::Relay;
 pub use subject::subject_for;
+pub use subscription::{EventFilter, EventSubscription, SubscriptionError};

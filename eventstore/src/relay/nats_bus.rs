@@ -5,8 +5,12 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::jetstream::{self, context::ContextBuilder, message::PublishMessage, stream};
 use bytes::Bytes;
+use futures::StreamExt;
 
-use super::{BusError, PendingAcks, subject_for};
+use super::subject::subject_filter;
+use super::{
+    BusError, BusEvent, EventFilter, EventSubscription, PendingAcks, SubscriptionError, subject_for,
+};
 use crate::RecordedEvent;
 
 /// The JetStream stream that holds every event.
@@ -19,6 +23,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Publishes in flight before the relay waits for acks.
 const MAX_ACKS_IN_FLIGHT: usize = 1_024;
+/// Room left in the server's `max_payload` for the message's headers (`Nats-Msg-Id` takes
+/// about 60 bytes); the event JSON gets the rest.
+const HEADER_ALLOWANCE: usize = 1_024;
 
 /// NATS JetStream as the bus between nodes.
 #[derive(Clone, Debug)]
@@ -79,10 +86,19 @@ impl NatsBus {
     pub async fn publish(&self, events: &[RecordedEvent]) -> Result<PendingAcks, BusError> {
         self.ensure_stream().await?;
         let mut acks = Vec::with_capacity(events.len());
+        // The limit the connected server announced (the client's default until it has).
+        let max_json = self.client.max_payload().saturating_sub(HEADER_ALLOWANCE);
         for event in events {
-            let payload = event
-                .to_bus_json()
+            let (sent, payload) = BusEvent::encode_within(event, max_json)
                 .map_err(|error| BusError::Nats(error.to_string()))?;
+            if sent.truncated {
+                metrics::counter!("agentry_relay_truncated_events_total").increment(1);
+                tracing::info!(
+                    event_id = %event.id, event_type = %event.event_type, fields = ?sent.truncated_fields,
+                    max_payload = max_json + HEADER_ALLOWANCE,
+                    "event too large for NATS: published without its largest data fields"
+                );
+            }
             let message = PublishMessage::build()
                 .payload(Bytes::from(payload))
                 .message_id(event.id.to_string());
@@ -94,6 +110,28 @@ impl NatsBus {
             acks.push(ack);
         }
         Ok(PendingAcks::new(acks))
+    }
+
+    /// A core subscription on the contract's subjects for `filter`: it sees every publish from
+    /// now on (a re-published event twice). Returns once the server has registered it, so
+    /// nothing published after this returns is missed.
+    pub async fn subscribe(&self, filter: EventFilter) -> Result<EventSubscription, BusError> {
+        let subscriber = self
+            .client
+            .subscribe(subject_filter(filter))
+            .await
+            .map_err(|error| BusError::Nats(error.to_string()))?;
+        // The round trip that proves the server registered the subscription; bounded, so a
+        // caller is told NATS is unavailable instead of waiting for it to come back.
+        tokio::time::timeout(ACK_TIMEOUT, self.client.flush())
+            .await
+            .map_err(|_| BusError::Nats("no answer from NATS to a subscription".to_owned()))?
+            .map_err(|error| BusError::Nats(error.to_string()))?;
+        let events = subscriber.map(|message| {
+            serde_json::from_slice::<BusEvent>(&message.payload)
+                .map_err(|error| SubscriptionError::Unreadable(format!("{}: {error}", message.subject)))
+        });
+        Ok(EventSubscription::new(Box::pin(events)))
     }
 
     /// Creates the stream on first use (and again after a failure), so neither the relay nor

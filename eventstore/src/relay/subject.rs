@@ -1,4 +1,5 @@
 use super::super::RecordedEvent;
+use super::EventFilter;
 
 /// `agentry.<org_id>.events.<aggregate_type>.<aggregate_id>`, the contract's subject for an
 /// event. Platform-wide events (no organization) use `system` in place of the org id.
@@ -14,6 +15,16 @@ pub fn subject_for(event: &RecordedEvent) -> String {
         token(&event.aggregate_type),
         token(&event.aggregate_id)
     )
+}
+
+/// The subjects a subscriber of `filter` listens on: one organization's
+/// `agentry.<org_id>.events.>`, the platform's `agentry.system.events.>`, or all of them.
+pub(super) fn subject_filter(filter: EventFilter) -> String {
+    match filter {
+        EventFilter::All => "agentry.*.events.>".to_owned(),
+        EventFilter::Organization(org_id) => format!("agentry.{org_id}.events.>"),
+        EventFilter::Platform => "agentry.system.events.>".to_owned(),
+    }
 }
 
 fn token(raw: &str) -> String {

@@ -37,6 +37,30 @@ pub enum StoreError {
         /// The sequence that did.
         found: usize,
     },
+    /// An event larger than [`MAX_EVENT_BYTES`](super::MAX_EVENT_BYTES) (payload and
+    /// metadata together): nothing of the command was written.
+    #[error("event {event_type} is {bytes} bytes; the store accepts at most {limit} bytes per event")]
+    EventTooLarge {
+        /// The refused event's type.
+        event_type: String,
+        /// Its payload and metadata, in bytes of JSON.
+        bytes: usize,
+        /// The limit it broke.
+        limit: usize,
+    },
+    /// Text the read side can never hold: U+0000 anywhere (Postgres `json` accepts it, `text`
+    /// and `jsonb` refuse it, so a projector could never store the event). Nothing was written.
+    #[error("event {event_type} has a NUL character (U+0000) in its {field}, which cannot be stored")]
+    UnstorableText {
+        /// The refused event's type.
+        event_type: String,
+        /// Where the NUL is: `payload`, `metadata`, `event_type`, `event_version` or `aggregate_id`.
+        field: String,
+    },
+    /// The database answered something the store cannot read (a transaction id that is not a
+    /// number): never papered over, since a wrong cursor would skip or repeat events.
+    #[error("unexpected value from the event store: {0}")]
+    Unexpected(String),
     /// The database failed or could not be reached.
     #[error("event store database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -6,16 +6,20 @@ use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::storable::check_storable;
 use super::{CommandContext, StoreError};
-use crate::log::AppendSignal;
+use crate::log::{AppendSignal, parse_transaction_id};
 
 /// One round trip for all the events of a command, whatever their number: the rows travel
-/// as arrays and the command's metadata once.
+/// as arrays and the command's metadata once. `WITH ORDINALITY … ORDER BY` makes the rows reach
+/// the insert in the order given, so positions (taken at insert) follow sequences; without it
+/// that order would only be what today's plan happens to produce.
 const APPEND: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
-  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[])
-       AS e(event_id, sequence, event_type, event_version, payload)
+  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(event_id, sequence, event_type, event_version, payload, n)
+ ORDER BY e.n
 RETURNING event_id, sequence, position, transaction_id::text";
 
 const LOAD: &str = "
@@ -109,7 +113,9 @@ impl EventStore {
     }
 
     /// Appends `events` after `expected_version` in one round trip, or fails with
-    /// [`StoreError::Conflict`] when another writer got there first (nothing is written then).
+    /// [`StoreError::Conflict`] when another writer got there first, with
+    /// [`StoreError::EventTooLarge`] or [`StoreError::UnstorableText`] when an event could never
+    /// be handled (nothing of the command is written then).
     pub async fn append(
         &self,
         aggregate_type: &str,
@@ -194,6 +200,7 @@ pub async fn append_with<'e, E: PgExecutor<'e>>(
             event_version: String::new(),
             source,
         })?;
+    check_storable(aggregate_id, events, &metadata)?;
     let first = sequence_to_db(expected_version) + 1;
     let sequences: Vec<i64> = (first..).take(events.len()).collect();
     let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(APPEND)
@@ -215,15 +222,17 @@ pub async fn append_with<'e, E: PgExecutor<'e>>(
         .map_err(|error| StoreError::from_append(error, aggregate_type, aggregate_id))?;
     metrics::counter!("agentry_events_appended_total", "aggregate_type" => aggregate_type.to_owned())
         .increment(rows.len() as u64);
-    let mut appended: Vec<AppendedEvent> = rows
+    let mut appended = rows
         .into_iter()
-        .map(|(event_id, sequence, position, transaction_id)| AppendedEvent {
-            event_id,
-            sequence,
-            position,
-            transaction_id: transaction_id.parse().unwrap_or_default(),
+        .map(|(event_id, sequence, position, transaction_id)| {
+            Ok(AppendedEvent {
+                event_id,
+                sequence,
+                position,
+                transaction_id: parse_transaction_id(&transaction_id).map_err(StoreError::Unexpected)?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, StoreError>>()?;
     appended.sort_by_key(|event| event.sequence);
     Ok(appended)
 }

@@ -5,8 +5,10 @@ mod command_bus;
 mod context;
 mod error;
 mod event_store;
+mod storable;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
 pub use context::CommandContext;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
+pub use storable::MAX_EVENT_BYTES;

@@ -1,0 +1,73 @@
+use eventstore::StoreError;
+
+use super::ApiError;
+
+/// One problem per event-store outcome. The two refusals are the caller's input (a result too
+/// large to record, text holding U+0000) and get their own codes, never a 500; a lost race is
+/// a 409 like every other; the rest is ours, logged and not shown.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let detail = error.to_string();
+        match error {
+            StoreError::EventTooLarge { .. } => Self::payload_too_large("event_too_large", detail),
+            StoreError::UnstorableText { .. } => Self::unprocessable("unstorable_text", detail),
+            StoreError::Conflict { .. } => Self::conflict("concurrent_modification", detail),
+            StoreError::Serialization { .. }
+            | StoreError::SequenceGap { .. }
+            | StoreError::Unexpected(_)
+            | StoreError::Database(_) => Self::internal(&detail),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use eventstore::StoreError;
+    use eventstore::store::MAX_EVENT_BYTES;
+
+    use super::ApiError;
+
+    #[test]
+    fn refusals_have_their_own_codes_and_are_never_a_500() {
+        let too_large = ApiError::from(StoreError::EventTooLarge {
+            event_type: "tool_call.completed".into(),
+            bytes: MAX_EVENT_BYTES + 1,
+            limit: MAX_EVENT_BYTES,
+        });
+        let ApiError::PayloadTooLarge(problem) = too_large else {
+            panic!("413 expected, got {too_large:?}");
+        };
+        assert_eq!(
+            (problem.0.status, problem.0.code.as_str()),
+            (413, "event_too_large")
+        );
+        assert!(
+            problem.0.detail.contains(&MAX_EVENT_BYTES.to_string()),
+            "{}",
+            problem.0.detail
+        );
+
+        let nul = ApiError::from(StoreError::UnstorableText {
+            event_type: "user.registered".into(),
+            field: "payload".into(),
+        });
+        let ApiError::Unprocessable(problem) = nul else {
+            panic!("422 expected, got {nul:?}");
+        };
+        assert_eq!(
+            (problem.0.status, problem.0.code.as_str()),
+            (422, "unstorable_text")
+        );
+        assert_eq!(problem.0.problem_type, "urn:agentry:problem:unstorable_text");
+    }
+
+    #[test]
+    fn an_internal_store_failure_shows_nothing_of_itself() {
+        let error = ApiError::from(StoreError::Unexpected("transaction id \"x\"".into()));
+        let ApiError::Internal(problem) = error else {
+            panic!("500 expected");
+        };
+        assert!(!problem.0.detail.contains("transaction id"));
+    }
+}
