@@ -11,11 +11,13 @@
 //! - [`routes`]: one file per resource, each an `#[OpenApi]` struct with its DTOs.
 //! - [`telemetry`]: JSON logs and the Prometheus recorder.
 //! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
+//! - [`restored_store`]: `agentry store restored`, run after restoring a logical dump.
 
 pub mod embedded_postgres;
 pub mod http;
 pub mod identity_setup;
 pub mod platform;
+pub mod restored_store;
 pub mod routes;
 pub mod settings;
 pub mod startup;
