@@ -134,6 +134,25 @@ async fn record_publishes(nats: &PrivateNats) -> Arc<Mutex<Vec<String>>> {
     published
 }
 
+/// `pg_dump -Fc` of `source` restored with `pg_restore` into a new database `target`; returns a
+/// pool on the server's maintenance database.
+async fn dump_and_restore(source: &str, target: &str) -> PgPool {
+    let dump = std::env::temp_dir().join(format!("{source}.dump"));
+    let dump = dump.to_str().unwrap();
+    postgres_tool("pg_dump", &["-Fc", "-f", dump, "-d", &database_url(source)]);
+    let admin = PgPool::connect(&database_url("postgres")).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{target}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    postgres_tool(
+        "pg_restore",
+        &["--no-owner", "--no-privileges", "-d", &database_url(target), dump],
+    );
+    std::fs::remove_file(dump).unwrap();
+    admin
+}
+
 /// Gives the restored rows the transaction ids an *older cluster* would have left on them.
 ///
 /// In one cluster a restore looks harmless: the restored ids are this cluster's own past, all
@@ -195,26 +214,7 @@ async fn a_restored_store_keeps_logins_and_revocations_and_relays_only_new_event
     old_node.terminate();
     source_pool.close().await;
 
-    // Dump and restore into another database with the real tools.
-    let dump = std::env::temp_dir().join(format!("{source}.dump"));
-    let dump = dump.to_str().unwrap();
-    postgres_tool("pg_dump", &["-Fc", "-f", dump, "-d", &database_url(&source)]);
-    let admin = PgPool::connect(&database_url("postgres")).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{target}\""))
-        .execute(&admin)
-        .await
-        .unwrap();
-    postgres_tool(
-        "pg_restore",
-        &[
-            "--no-owner",
-            "--no-privileges",
-            "-d",
-            &database_url(&target),
-            dump,
-        ],
-    );
-    std::fs::remove_file(dump).unwrap();
+    let admin = dump_and_restore(&source, &target).await;
     let pool = PgPool::connect(&database_url(&target)).await.unwrap();
     as_if_from_an_older_cluster(&pool).await;
     let restored: HashSet<String> = sqlx::query_scalar("SELECT event_id::text FROM events")
@@ -320,6 +320,50 @@ async fn a_restored_store_keeps_logins_and_revocations_and_relays_only_new_event
     assert_eq!(login(&client, &node, &email, NEW_PASSWORD).await.0, 200);
 
     node.terminate();
+    pool.close().await;
+    admin.close().await;
+    drop_database(&source).await;
+    drop_database(&target).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_appended_after_the_restore_make_the_command_refuse_and_change_nothing() {
+    install_crypto_provider();
+    let client = reqwest::Client::new();
+    let (source, target) = (
+        format!("agentry_proc_{}", Uuid::new_v4().simple()),
+        format!("agentry_proc_{}", Uuid::new_v4().simple()),
+    );
+    let old_node = Node::serve(&[("DATABASE_URL", database_url(&source))]);
+    let account = register(&client, &old_node.url(""), 1).await.unwrap();
+    old_node.terminate();
+    let admin = dump_and_restore(&source, &target).await;
+    let pool = PgPool::connect(&database_url(&target)).await.unwrap();
+    as_if_from_an_older_cluster(&pool).await;
+    // Someone wrote to the restored store before making it consistent.
+    change_password(&pool, account["user_id"].as_str().unwrap()).await;
+    let before: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_id::text, transaction_id::text FROM events ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    let refused = store_restored(&target);
+
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("appended by this cluster after the restore"),
+        "{stderr}"
+    );
+    let after: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_id::text, transaction_id::text FROM events ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after, before, "nothing was renumbered");
+
     pool.close().await;
     admin.close().await;
     drop_database(&source).await;

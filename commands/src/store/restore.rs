@@ -39,8 +39,12 @@ pub const RELAY_CHECKPOINT: &str = "relay";
 /// session with it on the database means a node is running.
 const NODE_APPLICATION_NAME: &str = "agentry";
 
-/// How many times (100 ms apart) node sessions are counted before the store counts as live.
-const NODE_LOOKS: u32 = 30;
+/// How long a node's session may stay idle and still count as a running node's.
+const NODE_QUIET: Duration = Duration::from_secs(5);
+
+/// How many times (100 ms apart) node sessions are counted before the store counts as live:
+/// longer than [`NODE_QUIET`], so a closed connection drops out first.
+const NODE_LOOKS: u32 = 80;
 
 /// What [`normalise_restored_log`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,17 +135,25 @@ pub async fn normalise_restored_log(
 
 /// Sessions of running `agentry` nodes on this database, other than this one.
 ///
-/// A session that was just closed (the command's own migration pool, say) stays listed for a
-/// moment while its backend exits, so a count above zero is looked at again for a while; a
-/// running node keeps its sessions (its relay and projectors poll many times a second).
+/// A running node's sessions are busy: its relay and projectors query the log many times a
+/// second. A session counts while it is in a query or transaction, or ran one within
+/// [`NODE_QUIET`]; one that stays quiet longer is a closed pool's connection still on its way
+/// out (this command's own migration pool, say), so the count is taken again until it is zero
+/// or [`NODE_LOOKS`] looks were made.
 async fn running_nodes(connection: &mut PgConnection) -> Result<i64, sqlx::Error> {
     let mut looks = 0;
     loop {
+        // Within a transaction the activity view is read once and cached; read it afresh.
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut *connection)
+            .await?;
         let sessions: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()",
+              WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()
+                AND (state <> 'idle' OR state_change > clock_timestamp() - make_interval(secs => $2))",
         )
         .bind(NODE_APPLICATION_NAME)
+        .bind(NODE_QUIET.as_secs_f64())
         .fetch_one(&mut *connection)
         .await?;
         looks += 1;
