@@ -156,3 +156,59 @@ async fn a_replayed_session_start_does_not_revive_a_revoked_session(pool: PgPool
             .unwrap();
     assert!(revoked, "a revoked session stays revoked");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn clearing_the_views_and_replaying_the_log_rebuilds_identical_rows(pool: PgPool) {
+    let store = store(&pool);
+    let user_id = register_user(&store, "ann@example.com", "digest-1").await;
+    let change = UserCommand::ChangePassword {
+        password_hash: "digest-2".into(),
+    };
+    user(&store, user_id, change).await;
+    let org_id = create_organization(&store, "Acme", user_id).await;
+    let key_id = create_api_key(&store, org_id, "CI", "ak_rebuilt", Actor::System).await;
+    revoke_api_key(&store, org_id, key_id).await;
+    let session_id = Uuid::now_v7();
+    let start = SessionCommand::StartSession {
+        user_id,
+        org_id: Some(org_id),
+        token_hash: "h1".into(),
+        expires_at: Utc::now() + TimeDelta::days(30),
+        credential_version: 0,
+    };
+    CommandBus::<Session>::new(store.clone(), ())
+        .create(
+            &session_id.to_string(),
+            start,
+            &CommandContext::system(Some(org_id)),
+        )
+        .await
+        .unwrap();
+    catch_up(&runner(&store), &pool).await;
+    let sessions = "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY session_id), '[]') FROM sessions s";
+    let before: (serde_json::Value, serde_json::Value) = (
+        snapshot(&pool).await,
+        sqlx::query_scalar(sessions).fetch_one(&pool).await.unwrap(),
+    );
+
+    let mut transaction = pool.begin().await.unwrap();
+    IdentityProjector.clear(&mut transaction).await.unwrap();
+    sqlx::query("DELETE FROM follower_checkpoints WHERE name = $1")
+        .bind(projections::IDENTITY)
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let (users,): (i64,) = sqlx::query_as("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "clear empties the views");
+    catch_up(&runner(&store), &pool).await;
+
+    let after: (serde_json::Value, serde_json::Value) = (
+        snapshot(&pool).await,
+        sqlx::query_scalar(sessions).fetch_one(&pool).await.unwrap(),
+    );
+    assert_eq!(after, before);
+}
