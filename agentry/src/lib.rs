@@ -11,10 +11,12 @@
 //! - [`identity_setup`]: the identity service from the settings.
 //! - [`telemetry`]: JSON logs and the Prometheus recorder.
 //! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
+//! - [`restored_store`]: `agentry store restored`, run after restoring a logical dump.
 
 pub mod embedded_postgres;
 pub mod identity_setup;
 pub mod platform;
+pub mod restored_store;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

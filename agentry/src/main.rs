@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use agentry::identity_setup::identity_service;
 use agentry::platform::Platform;
-use agentry::settings::{AdminCommand, Cli, Command};
+use agentry::restored_store::{RESTORE_APPLICATION_NAME, make_restored_store_consistent};
+use agentry::settings::{AdminCommand, Cli, Command, StoreCommand};
 use agentry::startup::{Application, background_projectors, shutdown_signal};
 use agentry::telemetry;
 use clap::Parser;
@@ -44,6 +45,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(%user_id, "platform administrator ready");
             println!("platform administrator {user_id}");
             platform.stop().await;
+        }
+        Command::Store(StoreCommand::Restored) => {
+            let platform = Platform::connect(&cli.settings).await?;
+            // Its own connections, named apart from a node's so it does not count itself as one.
+            let options = platform
+                .pool
+                .connect_options()
+                .as_ref()
+                .clone()
+                .application_name(RESTORE_APPLICATION_NAME);
+            platform.pool.close().await;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await?;
+            let result = make_restored_store_consistent(&pool, &background_projectors()).await;
+            pool.close().await;
+            platform.stop().await;
+            let done = result?;
+            tracing::info!("{done}");
+            println!("{done}");
         }
         Command::Migrate => {
             let platform = Platform::connect(&cli.settings).await?;

@@ -33,6 +33,18 @@ pub enum Command {
     /// Platform administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Maintenance of the event store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `agentry store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// After restoring a logical dump (pg_dump/pg_restore), before starting any node: renumber
+    /// the restored events' transaction ids, place the relay at the end of the restored log and
+    /// rebuild the read models. Safe to run twice; refuses while nodes are running.
+    Restored,
 }
 
 /// `agentry admin …`.

@@ -5,6 +5,7 @@ mod command_bus;
 mod context;
 mod error;
 mod event_store;
+pub mod restore;
 mod storable;
 
 pub use command_bus::{CommandBus, CommandError, Committed};

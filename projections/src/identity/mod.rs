@@ -6,6 +6,15 @@
 //! an update keyed on the table's primary key, so replaying the log after the rows and the
 //! checkpoint were deleted rebuilds the same rows. The reads of these tables live beside the
 //! folds, in [`queries`].
+//!
+//!
+//! No write ever moves a row backwards: each row keeps the `sequence` of the last event of its
+//! aggregate it folded (`version`), and a write happens only for a newer event. An older event
+//! delivered again after newer ones (a checkpoint moved back, a restore, a re-delivery) changes
+//! nothing, so a replayed `user.registered` cannot bring back an old password digest nor a
+//! replayed `api_key.created` un-revoke a key. This needs each aggregate's events in sequence
+//! order, which the log follower gives (see `docs/event-store.md`). Membership rows are deleted
+//! on removal, so their guard is their organization's version.
 
 mod api_keys;
 mod decode;
@@ -37,6 +46,13 @@ pub struct IdentityProjector;
 impl Projector for IdentityProjector {
     fn name(&self) -> &'static str {
         IDENTITY
+    }
+
+    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE users, organizations, memberships, api_keys, sessions")
+            .execute(connection)
+            .await?;
+        Ok(())
     }
 
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {

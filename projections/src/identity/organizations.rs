@@ -21,42 +21,62 @@ pub(super) const FOLDS: &[&str] = &[
     "organization.member_removed",
 ];
 
-/// The row as it stands right after creation (a replay over an existing row resets it, and the
-/// organization's later events follow). The founder's membership comes from its own
-/// `member_added` event.
+/// The row as it stands right after creation; over a row that folded it already (a replay),
+/// nothing. The founder's membership comes from its own `member_added` event.
 const CREATE: &str = "
-INSERT INTO organizations (org_id, name, suspended, created_at) VALUES ($1, $2, false, $3)
+INSERT INTO organizations (org_id, name, suspended, created_at, version) VALUES ($1, $2, false, $3, $4)
 ON CONFLICT (org_id) DO UPDATE
-   SET name = EXCLUDED.name, suspended = false, created_at = EXCLUDED.created_at";
-const RENAME: &str = "UPDATE organizations SET name = $2 WHERE org_id = $1";
-const SET_SUSPENDED: &str = "UPDATE organizations SET suspended = $2 WHERE org_id = $1";
+   SET name = EXCLUDED.name, suspended = false, created_at = EXCLUDED.created_at, version = EXCLUDED.version
+ WHERE organizations.version < EXCLUDED.version";
+const RENAME: &str = "UPDATE organizations SET name = $2, version = $3 WHERE org_id = $1 AND version < $3";
+const SET_SUSPENDED: &str =
+    "UPDATE organizations SET suspended = $2, version = $3 WHERE org_id = $1 AND version < $3";
+
+/// The membership statements first move their organization's version (`$2`) and then act only
+/// if it moved: a removed member's row is gone, so the organization's version is what remembers
+/// that a replayed `member_added` is old. Every membership event is an organization event, so
+/// the organization's row exists (created at sequence 1) and its version orders them.
 const ADD_MEMBER: &str = "
-INSERT INTO memberships (org_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)
+WITH advanced AS (UPDATE organizations SET version = $2 WHERE org_id = $1 AND version < $2 RETURNING org_id)
+INSERT INTO memberships (org_id, user_id, role, added_at) SELECT org_id, $3, $4, $5 FROM advanced
 ON CONFLICT (org_id, user_id) DO UPDATE SET role = EXCLUDED.role, added_at = EXCLUDED.added_at";
-const CHANGE_ROLE: &str = "UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2";
-const REMOVE_MEMBER: &str = "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2";
+const CHANGE_ROLE: &str = "
+WITH advanced AS (UPDATE organizations SET version = $2 WHERE org_id = $1 AND version < $2 RETURNING org_id)
+UPDATE memberships m SET role = $4 FROM advanced a WHERE m.org_id = a.org_id AND m.user_id = $3";
+const REMOVE_MEMBER: &str = "
+WITH advanced AS (UPDATE organizations SET version = $2 WHERE org_id = $1 AND version < $2 RETURNING org_id)
+DELETE FROM memberships m USING advanced a WHERE m.org_id = a.org_id AND m.user_id = $3";
 
 /// Folds one organization event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let org_id = aggregate_uuid(event)?;
+    let sequence = event.sequence;
     let query = match payload::<OrganizationEvent>(event, &current_shape(event))? {
         OrganizationEvent::Created { name, .. } => sqlx::query(CREATE)
             .bind(org_id)
             .bind(name)
-            .bind(recorded_at(event)?),
-        OrganizationEvent::Renamed { name } => sqlx::query(RENAME).bind(org_id).bind(name),
-        OrganizationEvent::Suspended { .. } => sqlx::query(SET_SUSPENDED).bind(org_id).bind(true),
-        OrganizationEvent::Reactivated => sqlx::query(SET_SUSPENDED).bind(org_id).bind(false),
+            .bind(recorded_at(event)?)
+            .bind(sequence),
+        OrganizationEvent::Renamed { name } => sqlx::query(RENAME).bind(org_id).bind(name).bind(sequence),
+        OrganizationEvent::Suspended { .. } => {
+            sqlx::query(SET_SUSPENDED).bind(org_id).bind(true).bind(sequence)
+        }
+        OrganizationEvent::Reactivated => sqlx::query(SET_SUSPENDED).bind(org_id).bind(false).bind(sequence),
         OrganizationEvent::MemberAdded { user_id, role } => sqlx::query(ADD_MEMBER)
             .bind(org_id)
+            .bind(sequence)
             .bind(user_id)
             .bind(role.as_str())
             .bind(recorded_at(event)?),
         OrganizationEvent::MemberRoleChanged { user_id, role } => sqlx::query(CHANGE_ROLE)
             .bind(org_id)
+            .bind(sequence)
             .bind(user_id)
             .bind(role.as_str()),
-        OrganizationEvent::MemberRemoved { user_id } => sqlx::query(REMOVE_MEMBER).bind(org_id).bind(user_id),
+        OrganizationEvent::MemberRemoved { user_id } => sqlx::query(REMOVE_MEMBER)
+            .bind(org_id)
+            .bind(sequence)
+            .bind(user_id),
     };
     query.execute(connection).await?;
     Ok(())

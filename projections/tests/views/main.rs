@@ -5,5 +5,6 @@ mod api_keys;
 mod helpers;
 mod organizations;
 mod replay;
+mod replayed_events;
 mod sessions;
 mod users;

@@ -115,6 +115,10 @@ impl Projector for Noting {
         IDENTITY
     }
 
+    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        IdentityProjector.clear(connection).await
+    }
+
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
         IdentityProjector.apply(connection, event).await?;
         sqlx::query("INSERT INTO applied_events (event_id) VALUES ($1)")
