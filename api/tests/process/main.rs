@@ -5,4 +5,5 @@ mod crash;
 mod node;
 mod private_postgres;
 mod process_commands;
+mod relay_failover;
 mod worker_and_readiness;

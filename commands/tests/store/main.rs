@@ -5,6 +5,8 @@ mod concurrency;
 mod gate;
 mod helpers;
 mod postgres_es_interop;
+mod raw_publishes;
+mod relay_lease;
 mod relay_order;
 mod relay_outage;
 mod upcasting;
