@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod crash;
+mod follower_health;
 mod node;
 mod private_postgres;
 mod process_commands;

@@ -22,4 +22,6 @@ pub use gate::{gate_age_seconds, watch_gate};
 pub use lease::{LEASE_RENEW_EVERY, LEASE_TTL, Lease, LeaseClaim, LeaseTimings};
 pub use recorded_event::RecordedEvent;
 pub use signal::AppendSignal;
-pub use stall::{FollowerFault, blocked_followers, record_fault, stall_seconds, watch_stalls};
+pub use stall::{
+    BLOCKED_AFTER_ATTEMPTS, FollowerFault, blocked_followers, record_fault, stall_seconds, watch_stalls,
+};

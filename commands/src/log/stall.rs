@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use super::RecordedEvent;
 
+/// Consecutive failures on one event after which a follower counts as blocked by it (fewer may
+/// be a passing database error).
+pub const BLOCKED_AFTER_ATTEMPTS: i32 = 3;
+
 /// How often [`watch_stalls`] refreshes `agentry_follower_stall_seconds`.
 const STALL_REFRESH: Duration = Duration::from_secs(3);
 
@@ -49,7 +53,19 @@ pub async fn stall_seconds(
 }
 
 /// Publishes `agentry_follower_stall_seconds{follower}` for `names` every few seconds.
+///
+/// First it gives each follower a checkpoint row (at the start of the log) if it has none, so
+/// a follower that never delivered anything is known to `/readyz` on every node.
 pub async fn watch_stalls(pool: PgPool, names: Vec<String>, shutdown: CancellationToken) {
+    let registered = sqlx::query(
+        "INSERT INTO follower_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&names)
+    .execute(&pool)
+    .await;
+    if let Err(error) = registered {
+        tracing::warn!(%error, "could not register the followers' checkpoints");
+    }
     while !shutdown.is_cancelled() {
         match stall_seconds(&pool, Some(&names)).await {
             Ok(stalls) => {

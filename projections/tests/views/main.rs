@@ -5,5 +5,6 @@ mod api_keys;
 mod helpers;
 mod organizations;
 mod replay;
+mod runner_lease;
 mod sessions;
 mod users;
