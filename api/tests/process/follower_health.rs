@@ -57,6 +57,21 @@ async fn insert_event(
     .unwrap()
 }
 
+/// `agentry_follower_stall_seconds{follower="relay"}` as `/metrics` shows it now (0 if absent).
+async fn relay_stall_gauge(node: &Node) -> f64 {
+    let metrics = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find(|line| line.starts_with("agentry_follower_stall_seconds{follower=\"relay\"}"))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_names_the_followers_stalled_behind_a_held_gate_and_recovers_after() {
     install_crypto_provider();
@@ -86,21 +101,19 @@ async fn readyz_names_the_followers_stalled_behind_a_held_gate_and_recovers_afte
         body.contains("follower relay stalled") && body.contains("follower identity stalled"),
         "the answer names each stalled follower: {body}"
     );
-    let metrics = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let stall = metrics
-        .lines()
-        .find(|line| line.starts_with("agentry_follower_stall_seconds{follower=\"relay\"}"))
-        .unwrap_or_else(|| panic!("no relay stall gauge:\n{metrics}"));
-    let seconds: f64 = stall.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(
-        seconds > 1.0,
-        "the stall age grows while the gate is held: {stall}"
-    );
+    // The gauge is refreshed every 3 s.
+    let started = Instant::now();
+    loop {
+        let seconds = relay_stall_gauge(&node).await;
+        if seconds > 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the relay's stall gauge does not grow while the gate is held: {seconds}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     held.rollback().await.unwrap();
     readyz_until(&node, Duration::from_secs(20), |status, _| status == 200).await;
