@@ -9,9 +9,9 @@ use commands::log::{Lease, LeaseTimings, load_checkpoint, save_checkpoint, save_
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Short durations so a test sees a lease expire in about a second.
+/// Short durations so a test sees a lease expire within seconds.
 const QUICK: LeaseTimings = LeaseTimings {
-    ttl: Duration::from_secs(2),
+    ttl: Duration::from_secs(3),
     renew_every: Duration::from_millis(200),
 };
 
