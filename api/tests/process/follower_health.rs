@@ -158,3 +158,59 @@ async fn a_projector_stopped_by_an_event_it_cannot_store_is_named_with_the_event
     node.terminate();
     drop_database(&name).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_that_cannot_save_its_checkpoint_is_counted_and_reported_stalled() {
+    install_crypto_provider();
+    let name = format!("agentry_proc_{}", Uuid::new_v4().simple());
+    let node = Node::serve(&[
+        ("DATABASE_URL", database_url(&name)),
+        ("AGENTRY_FOLLOWER_STALL_SECONDS", "2".to_owned()),
+    ]);
+    let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
+    // From now on, every move of the relay's checkpoint fails (as on a full or broken disk).
+    sqlx::query(
+        "CREATE FUNCTION refuse_relay_checkpoint() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.name = 'relay' THEN RAISE EXCEPTION 'checkpoint storage refused by the test'; END IF;
+             RETURN NEW;
+         END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_relay_checkpoint BEFORE INSERT OR UPDATE ON follower_checkpoints
+         FOR EACH ROW EXECUTE FUNCTION refuse_relay_checkpoint()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    insert_event(
+        &pool,
+        "probe",
+        "probe.happened",
+        json!({ "type": "probe.happened" }),
+    )
+    .await;
+
+    let body = readyz_until(&node, Duration::from_secs(20), |status, _| status == 503).await;
+    assert!(
+        body.contains("follower relay stalled"),
+        "the relay is reported stalled: {body}"
+    );
+    let metrics = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("agentry_checkpoint_save_failures_total{follower=\"relay\"}"),
+        "failed saves are counted:\n{metrics}"
+    );
+    pool.close().await;
+    node.terminate();
+    drop_database(&name).await;
+}
