@@ -91,20 +91,28 @@ impl Platform {
         })
     }
 
-    /// Starts the relay and one runner per projector. With NATS several processes run this;
-    /// the relay's lock and the projectors' compare-and-set checkpoints keep them from
-    /// doing the same work twice.
+    /// Starts the relay, one runner per projector, and the watchers of the log gate and of the
+    /// followers' stall ages. With NATS several processes run this: each follower (the relay,
+    /// every projector) works on one process at a time, the holder of its lease; the others
+    /// stand by and take over within seconds when the holder stops renewing.
     pub fn start_background(&mut self, projectors: Vec<Arc<dyn Projector>>) {
         let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.store.signal().clone());
+        let mut followers = vec![relay.name().to_owned()];
         self.tasks.spawn(relay.run(self.shutdown.clone()));
         self.tasks.spawn(eventstore::log::watch_gate(
             self.pool.clone(),
             self.shutdown.clone(),
         ));
         for projector in projectors {
+            followers.push(projector.name().to_owned());
             let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
             self.tasks.spawn(runner.run(self.shutdown.clone()));
         }
+        self.tasks.spawn(eventstore::log::watch_stalls(
+            self.pool.clone(),
+            followers,
+            self.shutdown.clone(),
+        ));
     }
 
     /// Stops the background loops (waiting up to 10 s for them), then a private cluster.

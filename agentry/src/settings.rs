@@ -144,6 +144,16 @@ pub struct Settings {
     #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
     pub rate_limit_burst: u32,
 
+    /// Seconds a log follower (the relay, a projector) may leave a committed event undelivered
+    /// before `/readyz` reports it stalled (503 naming it).
+    #[arg(
+        long,
+        env = "AGENTRY_FOLLOWER_STALL_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub follower_stall_seconds: u64,
+
     /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
@@ -167,6 +177,7 @@ impl Settings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             rate_limit_per_minute: 6_000,
             rate_limit_burst: 1_000,
+            follower_stall_seconds: 60,
             log_filter: "warn".to_owned(),
         }
     }

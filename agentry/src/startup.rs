@@ -56,6 +56,7 @@ impl Application {
             bus: platform.bus.clone(),
             config: Arc::new(HttpConfig {
                 max_body_bytes: settings.max_body_bytes,
+                follower_stall_seconds: settings.follower_stall_seconds,
             }),
             metrics: telemetry::metrics_handle(),
         };

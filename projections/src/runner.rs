@@ -1,81 +1,212 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use eventstore::log::{load_checkpoint, save_checkpoint};
+use eventstore::log::{
+    Lease, LeaseClaim, LeaseTimings, load_checkpoint, record_fault, save_checkpoint, save_checkpoint_as,
+};
 use eventstore::{AppendSignal, LogFollower, RecordedEvent};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::Projector;
 
 /// How long an idle runner waits before looking for appends from other processes.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// Most events one batch applies.
+const BATCH_EVENTS: usize = 50;
+/// How long a batch keeps applying events before it commits what it has. Its transaction holds
+/// the log gate for every follower (the relay, the other projectors) from its first write to
+/// its commit, so batches stay this short whatever the events cost.
+const BATCH_BUDGET: Duration = Duration::from_millis(5);
+/// First pause after a failed batch; it doubles while the same failure repeats.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Longest pause between retries of a failing batch.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
-/// Keeps one projector up to date with the log.
+/// Keeps one projector up to date with the log: on one process at a time, the holder of the
+/// projector's lease (the same lease as the relay's, under the projector's name).
 pub struct ProjectionRunner {
     pool: PgPool,
     follower: LogFollower,
     signal: AppendSignal,
     projector: Arc<dyn Projector>,
+    timings: LeaseTimings,
+    /// Whether the last batch failed on an event (the `agentry_projector_blocked` gauge is 1).
+    failing: AtomicBool,
+}
+
+/// What one step did.
+enum Step {
+    /// A batch was applied and the checkpoint moved.
+    Applied,
+    /// Nothing to apply.
+    CaughtUp,
+    /// The checkpoint was not ours to move (another runner, or a lost lease); rolled back.
+    NotOurs,
 }
 
 impl ProjectionRunner {
     /// A runner for `projector` over `pool`'s log, woken early by `signal`.
     pub fn new(pool: PgPool, signal: AppendSignal, projector: Arc<dyn Projector>) -> Self {
         Self {
-            follower: LogFollower::new(pool.clone()).with_batch_size(500),
+            follower: LogFollower::new(pool.clone()).with_batch_size(BATCH_EVENTS),
             pool,
             signal,
             projector,
+            timings: LeaseTimings::default(),
+            failing: AtomicBool::new(false),
         }
     }
 
-    /// Runs until `shutdown`; errors are logged and retried from the last checkpoint.
+    /// Uses other lease durations (tests shorten them).
+    pub fn with_lease_timings(mut self, timings: LeaseTimings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// Runs until `shutdown`: takes the projector's lease when it is free (trying every second
+    /// while another process holds it) and applies batches while it can prove it holds it.
+    /// Errors are logged and retried from the last checkpoint.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut waiter = self.signal.subscribe();
+        let holder = Uuid::new_v4();
         let name = self.projector.name();
         while !shutdown.is_cancelled() {
-            match self.step().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(0.0);
+            let lease = match Lease::try_acquire(&self.pool, name, holder, self.timings).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    pause(&shutdown, self.timings.renew_every).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, projector = name, "projector cannot reach Postgres for its lease");
+                    pause(&shutdown, RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            tracing::info!(projector = name, epoch = lease.claim().epoch, "projector running");
+            self.run_while_leader(&lease, &shutdown).await;
+            if shutdown.is_cancelled() {
+                lease.release().await;
+            }
+        }
+    }
+
+    async fn run_while_leader(&self, lease: &Lease, shutdown: &CancellationToken) {
+        let name = self.projector.name();
+        let mut waiter = self.signal.subscribe();
+        let mut retry = RETRY_PAUSE;
+        while !shutdown.is_cancelled() {
+            if !lease.is_valid() {
+                tracing::warn!(projector = name, "projector cannot prove its lease; standing by");
+                return;
+            }
+            match self.step_as(Some(lease.claim())).await {
+                Ok(Step::Applied) => retry = RETRY_PAUSE,
+                Ok(Step::CaughtUp) => {
+                    retry = RETRY_PAUSE;
                     tokio::select! {
                         () = waiter.wait(IDLE_POLL) => {}
                         () = shutdown.cancelled() => {}
                     }
                 }
+                Ok(Step::NotOurs) => {
+                    tracing::warn!(
+                        projector = name,
+                        "projector checkpoint refused: another process took over"
+                    );
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(%error, projector = name, "projector batch failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        () = shutdown.cancelled() => {}
-                    }
+                    pause(shutdown, retry).await;
+                    retry = (retry * 2).min(MAX_RETRY_PAUSE);
                 }
             }
         }
     }
 
-    /// Applies one batch with its checkpoint in one transaction; `false` when caught up.
+    /// Applies one batch with its checkpoint in one transaction, without a lease (tools and
+    /// tests stepping by hand; two such runners are kept apart by the checkpoint's
+    /// compare-and-set). `false` when caught up.
     pub async fn step(&self) -> Result<bool, sqlx::Error> {
+        Ok(!matches!(self.step_as(None).await?, Step::CaughtUp))
+    }
+
+    /// One batch: at most [`BATCH_EVENTS`] events, and no more once [`BATCH_BUDGET`] is spent,
+    /// applied with the checkpoint in one transaction.
+    async fn step_as(&self, claim: Option<LeaseClaim>) -> Result<Step, sqlx::Error> {
         let name = self.projector.name();
         let from = load_checkpoint(&self.pool, name).await?;
-        let batch = self.follower.read_after(from).await?;
-        let Some(to) = batch.last().map(RecordedEvent::cursor) else {
-            return Ok(false);
-        };
-        let mut transaction = self.pool.begin().await?;
-        for event in &batch {
-            self.projector.apply(&mut transaction, event).await?;
+        let mut batch = self.follower.read_after(from).await?;
+        if batch.is_empty() {
+            return Ok(Step::CaughtUp);
         }
-        if !save_checkpoint(&mut *transaction, name, from, to).await? {
-            // Another runner applied this batch first; ours rolls back untouched.
+        batch.truncate(whole_transactions(&batch, BATCH_EVENTS));
+        let mut transaction = self.pool.begin().await?;
+        let started = Instant::now();
+        let mut applied = 0;
+        for (index, event) in batch.iter().enumerate() {
+            // A batch ends only between two writers' transactions: a command's events become
+            // visible together (a user registered and promoted in one append is never seen as
+            // a plain user), as they were committed.
+            let continues_transaction =
+                index > 0 && batch[index - 1].transaction_id == event.transaction_id;
+            if applied > 0 && !continues_transaction && started.elapsed() >= BATCH_BUDGET {
+                break;
+            }
+            if let Err(error) = self.projector.apply(&mut transaction, event).await {
+                drop(transaction);
+                self.report_failure(event, &error).await;
+                return Err(error);
+            }
+            applied += 1;
+        }
+        let applied = &batch[..applied];
+        let to = applied.last().map_or(from, RecordedEvent::cursor);
+        let saved = match claim {
+            Some(claim) => save_checkpoint_as(&mut *transaction, name, from, to, claim).await?,
+            None => save_checkpoint(&mut *transaction, name, from, to).await?,
+        };
+        if !saved {
+            // Another runner applied this batch first, or took the lease; ours rolls back untouched.
             transaction.rollback().await?;
-            return Ok(true);
+            return Ok(Step::NotOurs);
         }
         transaction.commit().await?;
-        record_lag(name, &batch);
-        Ok(true)
+        if self.failing.swap(false, Ordering::AcqRel) {
+            metrics::gauge!("agentry_projector_blocked", "projector" => name).set(0.0);
+            tracing::info!(
+                projector = name,
+                "projector got past the event it could not apply"
+            );
+        }
+        record_lag(name, applied);
+        Ok(Step::Applied)
+    }
+
+    /// Makes a failed event loud: an error log line naming it, a metric, and a fault row that
+    /// every node's `/readyz` reads. The event's payload is never logged (it may hold secrets).
+    async fn report_failure(&self, event: &RecordedEvent, error: &sqlx::Error) {
+        let name = self.projector.name();
+        self.failing.store(true, Ordering::Release);
+        metrics::counter!("agentry_projector_failures_total", "projector" => name).increment(1);
+        metrics::gauge!("agentry_projector_blocked", "projector" => name).set(1.0);
+        let attempts = record_fault(&self.pool, name, event, &error.to_string()).await;
+        if let Err(fault_error) = &attempts {
+            tracing::warn!(error = %fault_error, projector = name, "could not record the projector's fault");
+        }
+        tracing::error!(
+            projector = name,
+            event_id = %event.id,
+            event_type = %event.event_type,
+            position = event.position,
+            attempts = attempts.ok(),
+            %error,
+            "projector cannot apply an event; it holds its checkpoint and retries"
+        );
     }
 }
 
@@ -84,4 +215,69 @@ fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
     }
     metrics::counter!("agentry_projected_events_total", "projector" => name).increment(batch.len() as u64);
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// How many events of a read batch to use so that it ends on a transaction boundary: a full
+/// read (`limit` events) may have cut its last transaction short, so that transaction's events
+/// wait for the next read, unless they are all the batch holds (one command of more than
+/// `limit` events is then applied in parts, the only case that is).
+fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
+    if batch.len() < limit {
+        return batch.len();
+    }
+    let Some(last) = batch.last() else { return 0 };
+    match batch.iter().position(|event| event.transaction_id == last.transaction_id) {
+        Some(0) | None => batch.len(),
+        Some(start) => start,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eventstore::RecordedEvent;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::whole_transactions;
+
+    fn event(transaction_id: u64, position: i64) -> RecordedEvent {
+        RecordedEvent {
+            id: Uuid::now_v7(),
+            position,
+            transaction_id,
+            org_id: None,
+            aggregate_type: "user".into(),
+            aggregate_id: "u".into(),
+            sequence: position,
+            event_type: "user.registered".into(),
+            version: "1".into(),
+            data: json!({}),
+            metadata: json!({}),
+        }
+    }
+
+    #[test]
+    fn a_full_read_leaves_its_last_transaction_for_the_next_batch() {
+        let batch = [event(7, 1), event(8, 2), event(8, 3)];
+        assert_eq!(whole_transactions(&batch, 3), 1);
+    }
+
+    #[test]
+    fn a_read_that_is_not_full_is_used_whole() {
+        let batch = [event(7, 1), event(8, 2)];
+        assert_eq!(whole_transactions(&batch, 3), 2);
+    }
+
+    #[test]
+    fn one_transaction_larger_than_a_read_is_used_whole() {
+        let batch = [event(8, 1), event(8, 2), event(8, 3)];
+        assert_eq!(whole_transactions(&batch, 3), 3);
+    }
 }

@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod crash;
+mod follower_health;
 mod node;
 mod private_postgres;
 mod process_commands;
+mod relay_failover;
 mod restore;
 mod worker_and_readiness;

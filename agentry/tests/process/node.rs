@@ -92,6 +92,11 @@ impl Node {
         );
     }
 
+    /// The process id, for signals other than the ones below (SIGSTOP, SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|line| line.contains(needle))
     }

@@ -31,4 +31,6 @@ pub struct AppState {
 pub struct HttpConfig {
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `/readyz` fails when a follower has left an event undelivered for longer than this.
+    pub follower_stall_seconds: u64,
 }

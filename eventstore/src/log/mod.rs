@@ -10,15 +10,21 @@ mod checkpoint;
 mod cursor;
 mod follower;
 mod gate;
+mod lease;
 mod read_event;
 mod recorded_event;
 mod signal;
+mod stall;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, wait_for_checkpoint};
+pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_as, wait_for_checkpoint};
 pub use cursor::Cursor;
 pub use follower::{LogFollower, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};
+pub use lease::{LEASE_RENEW_EVERY, LEASE_TTL, Lease, LeaseClaim, LeaseTimings};
 pub use read_event::read_event;
 pub use recorded_event::RecordedEvent;
 pub(crate) use recorded_event::parse_transaction_id;
 pub use signal::AppendSignal;
+pub use stall::{
+    BLOCKED_AFTER_ATTEMPTS, FollowerFault, blocked_followers, record_fault, stall_seconds, watch_stalls,
+};

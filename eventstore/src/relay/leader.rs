@@ -1,34 +1,65 @@
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
+use uuid::Uuid;
 
-/// A session-level advisory lock on a connection of its own (never a pooled one, which would
-/// carry the lock to unrelated work): held while the process is the one publisher, released
-/// by Postgres the moment the process or its connection dies.
-pub(crate) struct Leadership {
-    connection: PgConnection,
+use crate::log::{Cursor, Lease, LeaseTimings, save_checkpoint, save_checkpoint_as};
+
+/// Why this process may publish: it holds the relay's lease (a bus shared between processes),
+/// or it is the only publisher there can be (the in-process bus).
+pub(crate) enum Leadership {
+    /// The in-process bus: nobody else publishes to it.
+    Sole,
+    /// The holder of the relay's lease on a shared bus.
+    Leased(Lease),
 }
 
 impl Leadership {
-    /// Tries once to become the leader for `key`; `None` when another process is.
-    pub async fn try_acquire(pool: &PgPool, key: i64) -> Result<Option<Self>, sqlx::Error> {
-        let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
-        let (acquired,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut connection)
-            .await?;
-        Ok(acquired.then_some(Self { connection }))
+    /// Tries once to take the lease `name`; `None` while another process holds it.
+    pub async fn try_acquire(
+        pool: &PgPool,
+        name: &str,
+        holder: Uuid,
+        timings: LeaseTimings,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        Ok(Lease::try_acquire(pool, name, holder, timings)
+            .await?
+            .map(Self::Leased))
     }
 
-    /// Whether the lock is still ours: its connection still answers.
-    pub async fn is_held(&mut self) -> bool {
-        self.connection.ping().await.is_ok()
+    /// Whether this process may still publish (checked just before each batch).
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Self::Sole => true,
+            Self::Leased(lease) => lease.is_valid(),
+        }
     }
-}
 
-/// The advisory-lock key of a named follower: stable across processes and versions.
-pub(crate) fn lock_key(name: &str) -> i64 {
-    // FNV-1a: tiny, stable, and good enough to keep a handful of names apart.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    /// The lease epoch, for the log.
+    pub fn epoch(&self) -> i64 {
+        match self {
+            Self::Sole => 0,
+            Self::Leased(lease) => lease.claim().epoch,
+        }
+    }
+
+    /// Moves the checkpoint forward from `from` to `to`; under a lease, only while the lease
+    /// row still names this holder and epoch.
+    pub async fn save_checkpoint(
+        &self,
+        pool: &PgPool,
+        name: &str,
+        from: Cursor,
+        to: Cursor,
+    ) -> Result<bool, sqlx::Error> {
+        match self {
+            Self::Sole => save_checkpoint(pool, name, from, to).await,
+            Self::Leased(lease) => save_checkpoint_as(pool, name, from, to, lease.claim()).await,
+        }
+    }
+
+    /// Hands the lease over at once (on shutdown).
+    pub async fn release(self) {
+        if let Self::Leased(lease) = self {
+            lease.release().await;
+        }
+    }
 }

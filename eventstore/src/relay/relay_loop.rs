@@ -3,16 +3,18 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::EventBus;
-use super::leader::{Leadership, lock_key};
+use super::leader::Leadership;
 use crate::RecordedEvent;
-use crate::log::{AppendSignal, Cursor, LogFollower, load_checkpoint, save_checkpoint};
+use crate::log::{AppendSignal, Cursor, LeaseTimings, LogFollower};
+
+/// The relay's default name: its checkpoint and lease key.
+pub const RELAY_NAME: &str = "relay";
 
 /// How long an idle relay sleeps before looking for appends made by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(20);
-/// How often a leader checks that its lock connection is alive.
-const LEADERSHIP_CHECK: Duration = Duration::from_secs(1);
 /// How often a busy relay saves its checkpoint. Saving after every batch would add a commit to
 /// every publish cycle; what a crash re-publishes in between is deduplicated by message id
 /// (the window is two minutes, far above this).
@@ -25,13 +27,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Exactly once in the stream comes from two halves: the checkpoint moves only after the whole
 /// batch is acknowledged (so nothing is skipped), and each message id is the event id (so what
 /// is re-published after a crash or a timeout is stored once). While the bus is down, appends go
-/// on and the relay retries the same batch until it is back.
+/// on and the relay retries the same batch until it is back. With a shared bus, only the holder
+/// of the relay's lease publishes (see [`crate::log::Lease`]).
 pub struct Relay {
     pool: PgPool,
     follower: LogFollower,
     bus: EventBus,
     signal: AppendSignal,
     name: String,
+    timings: LeaseTimings,
+}
+
+/// Why a leader stopped publishing.
+enum Stopped {
+    /// Shutdown was asked for.
+    Shutdown,
+    /// It can no longer prove it holds the lease; another process may be publishing.
+    LostLease,
+}
+
+/// What came of publishing one batch.
+enum Published {
+    /// The bus stored it; carries the read-ahead of the next batch.
+    Accepted(Result<Vec<RecordedEvent>, sqlx::Error>),
+    /// Not sent (again): shutdown, or the lease is no longer provably held.
+    Stopped(Stopped),
 }
 
 impl Relay {
@@ -42,7 +62,8 @@ impl Relay {
             pool,
             bus,
             signal,
-            name: "relay".to_owned(),
+            name: RELAY_NAME.to_owned(),
+            timings: LeaseTimings::default(),
         }
     }
 
@@ -52,63 +73,79 @@ impl Relay {
         self
     }
 
+    /// Uses other lease durations (tests shorten them).
+    pub fn with_lease_timings(mut self, timings: LeaseTimings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// Its checkpoint and lease name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs until `shutdown` is cancelled. With a shared bus only one process publishes at a
-    /// time (an advisory lock); the others wait to take over.
+    /// time (the holder of the relay's lease); the others try to take over every second,
+    /// through the pool.
     pub async fn run(self, shutdown: CancellationToken) {
+        let holder = Uuid::new_v4();
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let leadership = if self.bus.is_shared() {
-                match Leadership::try_acquire(&self.pool, lock_key(&self.name)).await {
-                    Ok(Some(leadership)) => Some(leadership),
+                match Leadership::try_acquire(&self.pool, &self.name, holder, self.timings).await {
+                    Ok(Some(leadership)) => leadership,
                     Ok(None) => {
-                        pause(&shutdown, Duration::from_secs(1)).await;
+                        pause(&shutdown, self.timings.renew_every).await;
                         continue;
                     }
                     Err(error) => {
-                        tracing::warn!(%error, relay = %self.name, "relay cannot reach Postgres for its lock");
+                        tracing::warn!(%error, relay = %self.name, "relay cannot reach Postgres for its lease");
                         pause(&shutdown, backoff.next()).await;
                         continue;
                     }
                 }
             } else {
-                None
+                Leadership::Sole
             };
-            tracing::info!(relay = %self.name, "relay publishing");
-            if let Err(error) = self.publish_while_leader(leadership, &shutdown).await {
-                tracing::warn!(%error, relay = %self.name, "relay interrupted; resuming from its checkpoint");
-                pause(&shutdown, backoff.next()).await;
+            tracing::info!(relay = %self.name, epoch = leadership.epoch(), "relay publishing");
+            let outcome = self.publish_while_leader(&leadership, &shutdown).await;
+            if shutdown.is_cancelled() {
+                leadership.release().await;
+            }
+            match outcome {
+                Ok(Stopped::Shutdown) => {}
+                Ok(Stopped::LostLease) => {
+                    tracing::warn!(relay = %self.name, "relay cannot prove its lease; stopped publishing");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, relay = %self.name, "relay interrupted; resuming from its checkpoint");
+                    pause(&shutdown, backoff.next()).await;
+                }
             }
         }
     }
 
     async fn publish_while_leader(
         &self,
-        mut leadership: Option<Leadership>,
+        leadership: &Leadership,
         shutdown: &CancellationToken,
-    ) -> Result<(), sqlx::Error> {
-        let mut saved = load_checkpoint(&self.pool, &self.name).await?;
+    ) -> Result<Stopped, sqlx::Error> {
+        let mut saved = crate::log::load_checkpoint(&self.pool, &self.name).await?;
         let mut cursor = saved;
         let mut waiter = self.signal.subscribe();
-        let mut last_check = Instant::now();
         let mut last_save = Instant::now();
         let mut prefetched = None;
         while !shutdown.is_cancelled() {
-            if let Some(leadership) = leadership.as_mut()
-                && last_check.elapsed() > LEADERSHIP_CHECK
-            {
-                if !leadership.is_held().await {
-                    return Err(sqlx::Error::PoolClosed);
-                }
-                last_check = Instant::now();
-            }
             let batch = match prefetched.take() {
                 Some(batch) => batch,
                 None => self.follower.read_after(cursor).await?,
             };
             let Some(last) = batch.last().map(RecordedEvent::cursor) else {
-                metrics::gauge!("agentry_follower_lag_seconds", "follower" => self.name.clone()).set(0.0);
                 if saved != cursor {
-                    saved = self.save(saved, cursor).await;
+                    saved = self.save(leadership, saved, cursor).await?;
+                }
+                if !leadership.is_valid() {
+                    return Ok(Stopped::LostLease);
                 }
                 tokio::select! {
                     () = waiter.wait(IDLE_POLL) => {}
@@ -116,36 +153,51 @@ impl Relay {
                 }
                 continue;
             };
-            let Some(next) = self.publish_until_accepted(&batch, last, shutdown).await else {
-                return Ok(());
+            let next = match self
+                .publish_until_accepted(leadership, &batch, last, shutdown)
+                .await
+            {
+                Published::Accepted(next) => next,
+                Published::Stopped(stopped) => {
+                    // What was acknowledged before this batch is kept, if the lease still allows.
+                    if saved != cursor && leadership.is_valid() {
+                        self.save(leadership, saved, cursor).await?;
+                    }
+                    return Ok(stopped);
+                }
             };
             // A failed read ahead is simply read again at the top of the loop.
             prefetched = next.ok();
             record_lag(&self.name, &batch);
             cursor = last;
             if last_save.elapsed() >= CHECKPOINT_EVERY {
-                saved = self.save(saved, cursor).await;
+                saved = self.save(leadership, saved, cursor).await?;
                 last_save = Instant::now();
             }
         }
         if saved != cursor {
-            self.save(saved, cursor).await;
+            self.save(leadership, saved, cursor).await?;
         }
-        Ok(())
+        Ok(Stopped::Shutdown)
     }
 
-    /// Retries the same batch (same message ids) until the bus takes it; `None` on shutdown.
+    /// Retries the same batch (same message ids) until the bus takes it, checking just before
+    /// every attempt that this process still holds the lease.
     ///
     /// While the broker stores the batch, the events after it are read, so the next cycle
-    /// starts at once: that read ahead is what this returns.
+    /// starts at once: that read ahead comes back with the acceptance.
     async fn publish_until_accepted(
         &self,
+        leadership: &Leadership,
         batch: &[RecordedEvent],
         last: Cursor,
         shutdown: &CancellationToken,
-    ) -> Option<Result<Vec<RecordedEvent>, sqlx::Error>> {
+    ) -> Published {
         let mut backoff = Backoff::default();
         loop {
+            if !leadership.is_valid() {
+                return Published::Stopped(Stopped::LostLease);
+            }
             let outcome = match self.bus.publish(batch).await {
                 Ok(pending) => {
                     let (confirmed, next) = tokio::join!(pending.confirmed(), self.follower.read_after(last));
@@ -154,36 +206,49 @@ impl Relay {
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(next) => return Some(next),
+                Ok(next) => return Published::Accepted(next),
                 Err(error) => {
                     metrics::counter!("agentry_relay_publish_failures_total").increment(1);
                     tracing::warn!(%error, relay = %self.name, events = batch.len(), "publish failed; retrying");
                 }
             }
             if shutdown.is_cancelled() {
-                return None;
+                return Published::Stopped(Stopped::Shutdown);
             }
             pause(shutdown, backoff.next()).await;
         }
     }
 
-    /// Moves the checkpoint; on failure keeps the old one, so at worst a restart re-publishes
-    /// (deduplicated by message id) and never skips.
-    async fn save(&self, saved: Cursor, cursor: Cursor) -> Cursor {
-        match save_checkpoint(&self.pool, &self.name, saved, cursor).await {
-            Ok(true) => cursor,
-            Ok(false) => {
-                tracing::warn!(relay = %self.name, "relay checkpoint moved by another process");
-                load_checkpoint(&self.pool, &self.name).await.unwrap_or(saved)
-            }
-            Err(error) => {
-                tracing::warn!(%error, relay = %self.name, "relay checkpoint not saved; will retry");
-                saved
-            }
+    /// Moves the checkpoint. A refusal means another process holds the lease now (or moved the
+    /// checkpoint): this one must stop, and nothing acknowledged is lost (the new leader
+    /// re-publishes from the checkpoint, deduplicated by message id). Errors are returned, not
+    /// swallowed: the relay logs them, counts them and resumes from the saved checkpoint.
+    async fn save(
+        &self,
+        leadership: &Leadership,
+        saved: Cursor,
+        cursor: Cursor,
+    ) -> Result<Cursor, sqlx::Error> {
+        let outcome = leadership
+            .save_checkpoint(&self.pool, &self.name, saved, cursor)
+            .await;
+        if !matches!(outcome, Ok(true)) {
+            metrics::counter!("agentry_checkpoint_save_failures_total", "follower" => self.name.clone())
+                .increment(1);
+        }
+        match outcome? {
+            true => Ok(cursor),
+            false => Err(sqlx::Error::Protocol(format!(
+                "the checkpoint of {} was refused: another process leads or moved it",
+                self.name
+            ))),
         }
     }
 }
 
+/// The relay's lag: a histogram of every event's age when published, and the last one's age
+/// as the follower's gauge (moved only when something is delivered; a stall shows in
+/// `agentry_follower_stall_seconds`, computed from the store).
 fn record_lag(name: &str, batch: &[RecordedEvent]) {
     let now = Utc::now();
     let lag = |event: &RecordedEvent| event.age_seconds(now);

@@ -33,7 +33,7 @@ use sqlx::PgConnection;
 pub const RESTORED_TRANSACTION_ID: &str = "1";
 
 /// The relay's checkpoint name (`eventstore::Relay::new`).
-pub const RELAY_CHECKPOINT: &str = "relay";
+pub const RELAY_CHECKPOINT: &str = crate::relay::RELAY_NAME;
 
 /// The `application_name` of every `agentry` node's connections (`database::connect`): a
 /// session with it on the database means a node is running.
@@ -186,5 +186,13 @@ async fn reset_checkpoints(
     .bind(last_position)
     .execute(&mut *connection)
     .await?;
+    // Leases and recorded faults name processes and cursors of the old cluster: the first node
+    // to start takes each lease afresh, and a fault is recorded again if it recurs.
+    sqlx::query("DELETE FROM follower_leases")
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("DELETE FROM follower_faults")
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }

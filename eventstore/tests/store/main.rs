@@ -6,6 +6,8 @@ mod gate;
 mod helpers;
 mod large_events;
 mod postgres_es_interop;
+mod raw_publishes;
+mod relay_lease;
 mod relay_order;
 mod relay_outage;
 mod storable;

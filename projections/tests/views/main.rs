@@ -6,5 +6,6 @@ mod helpers;
 mod organizations;
 mod replay;
 mod replayed_events;
+mod runner_lease;
 mod sessions;
 mod users;

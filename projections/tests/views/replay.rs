@@ -154,7 +154,7 @@ async fn two_runners_stepping_concurrently_apply_every_event_exactly_once(pool: 
         .execute(&pool)
         .await
         .unwrap();
-    // 600 events: more than one runner batch (500), so the runners race on two batches.
+    // 600 events: many runner batches (50 events at most each), so the runners race on each.
     for index in 0..300 {
         create_organization(&store, &format!("Org {index}"), Uuid::new_v4()).await;
     }
