@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use commands::identity::DEFAULT_VIEW_WAIT;
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -132,6 +133,17 @@ pub struct Settings {
     #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
     pub rate_limit_burst: u32,
 
+    /// How long an identity write (revocation, removal, suspension…) waits, in milliseconds, for
+    /// the read model that authentication uses; past it the answer is 503 `not_yet_effective`
+    /// (the write is recorded) rather than a success that has not taken effect.
+    #[arg(
+        long,
+        env = "AGENTRY_VIEW_WAIT_MS",
+        default_value_t = DEFAULT_VIEW_WAIT.as_millis() as u64,
+        global = true
+    )]
+    pub view_wait_ms: u64,
+
     /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
@@ -155,6 +167,9 @@ impl Settings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             rate_limit_per_minute: 6_000,
             rate_limit_burst: 1_000,
+            // Longer than a node's default: many test applications share two cores and one
+            // cluster-wide gate, and a test that needs a stalled view sets its own.
+            view_wait_ms: 15_000,
             log_filter: "warn".to_owned(),
         }
     }

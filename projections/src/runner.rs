@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::log::{load_checkpoint, save_checkpoint};
+use commands::log::{announce_progress, load_checkpoint, save_checkpoint};
 use commands::{AppendSignal, LogFollower, RecordedEvent};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +73,7 @@ impl ProjectionRunner {
             transaction.rollback().await?;
             return Ok(true);
         }
+        announce_progress(&mut *transaction, name, to).await?;
         transaction.commit().await?;
         record_lag(name, &batch);
         Ok(true)

@@ -8,6 +8,7 @@ mod api_keys;
 mod bad_input;
 mod helpers;
 mod identity_flows;
+mod not_yet_effective;
 mod password_reset;
 mod races;
 mod rate_limit;

@@ -41,7 +41,13 @@ impl IdentityService {
             .keys
             .create(&key_id.to_string(), create, &caller.context(request_id))
             .await?;
-        self.wait_for_views(created.appended.last()).await?;
+        // Kept: the client's next request is the key's first use, and authentication finds keys in
+        // the read model.
+        self.wait_for_views(
+            created.appended.last(),
+            "the API key was created but cannot be used yet, and its secret is not shown again: revoke it and create another once the service has caught up",
+        )
+        .await?;
         Ok(CreatedKey { key_id, key, prefix })
     }
 
@@ -62,7 +68,12 @@ impl IdentityService {
             .keys
             .execute(&key_id.to_string(), revoke, &caller.context(request_id))
             .await?;
-        self.wait_for_views(revoked.appended.last()).await
+        // Kept: a revocation must not report success while the key still authenticates.
+        self.wait_for_views(
+            revoked.appended.last(),
+            "the API key was revoked but may still be accepted for a short while",
+        )
+        .await
     }
 
     /// The keys of the caller's organization (owners and admins).

@@ -51,6 +51,13 @@ pub enum IdentityError {
     /// The same resource changed concurrently too often; retrying may succeed.
     #[error("the resource changed concurrently; retry")]
     Busy,
+    /// The write is committed, but the read model that authentication and authorization use has
+    /// not caught up with it in time, so it is not in effect yet; it will be without another
+    /// request. The text says what was recorded; repeating the request would do it twice.
+    #[error(
+        "{0}: the change is recorded and will take effect on its own, but is not in effect yet because the service is behind; do not repeat this request, and retry what depends on it later"
+    )]
+    NotYetEffective(&'static str),
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),

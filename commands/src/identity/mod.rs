@@ -25,7 +25,7 @@ pub use caller::Caller;
 pub use error::IdentityError;
 pub use lookups::{KeySummary, MemberRow, UserRow};
 pub use mailer::Mailer;
-pub use service::{IdentityConfig, IdentityService, Registered, TokenPair};
+pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// Name of the projector that keeps the identity read model; commands wait for it so a

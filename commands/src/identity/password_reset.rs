@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, passwords, secrets};
 use crate::CommandContext;
+use crate::store::AppendedEvent;
 
 impl IdentityService {
     /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
@@ -88,8 +89,15 @@ impl IdentityService {
             .users
             .execute(&user_id.to_string(), complete, &context)
             .await?;
-        self.wait_for_views(done.appended.last()).await?;
-        self.end_sessions_of(user_id, &context).await
+        let ended = self.end_sessions_of(user_id, &context).await?;
+        // One wait for both: the view applies events in order, so once it holds the last ended
+        // session it holds the new password too. Kept: login reads the password from the view,
+        // and old sessions must stop working.
+        self.wait_for_views(
+            ended.as_ref().or(done.appended.last()),
+            "the password was changed, but the old password and sessions may still work for a short while",
+        )
+        .await
     }
 }
 
@@ -97,7 +105,12 @@ impl IdentityService {
     /// Ends every live session of the user (after a password reset), so tokens issued with the
     /// old password stop working now rather than when they expire. Sessions started while this
     /// runs are still caught at their next refresh by the credential version.
-    async fn end_sessions_of(&self, user_id: Uuid, context: &CommandContext) -> Result<(), IdentityError> {
+    /// Returns the last event written, for the caller to wait on.
+    async fn end_sessions_of(
+        &self,
+        user_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<Option<AppendedEvent>, IdentityError> {
         let mut last = None;
         for session in lookups::live_sessions_of(&self.pool, user_id).await? {
             let end = SessionCommand::EndSession {
@@ -109,6 +122,6 @@ impl IdentityService {
                 Err(other) => return Err(other.into()),
             }
         }
-        self.wait_for_views(last.as_ref()).await
+        Ok(last)
     }
 }

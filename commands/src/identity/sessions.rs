@@ -48,7 +48,13 @@ impl IdentityService {
             .organizations
             .create(&org_id.to_string(), create_org, &context)
             .await?;
-        self.wait_for_views(created.appended.last()).await?;
+        // Kept: the new tokens' first use and the first login read the user and their membership
+        // from the view.
+        self.wait_for_views(
+            created.appended.last(),
+            "the account and its organization were created; log in once the service has caught up",
+        )
+        .await?;
         let tokens = self.start_session(user_id, Some(org_id), &context).await?;
         Ok(Registered {
             user_id,

@@ -10,12 +10,14 @@ mod checkpoint;
 mod cursor;
 mod follower;
 mod gate;
+mod progress;
 mod recorded_event;
 mod signal;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, wait_for_checkpoint};
+pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use cursor::Cursor;
 pub use follower::{LogFollower, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};
+pub use progress::{FollowerProgress, RECHECK, announce_progress};
 pub use recorded_event::RecordedEvent;
 pub use signal::AppendSignal;

@@ -5,6 +5,7 @@ mod concurrency;
 mod gate;
 mod helpers;
 mod postgres_es_interop;
+mod progress;
 mod relay_order;
 mod relay_outage;
 mod upcasting;
