@@ -101,6 +101,12 @@ impl Platform {
             self.pool.clone(),
             self.shutdown.clone(),
         ));
+        self.start_projectors(projectors);
+    }
+
+    /// Starts one runner per projector, without the relay (`agentry admin create` keeps the
+    /// read models current while it waits for them, and publishes nothing).
+    pub fn start_projectors(&mut self, projectors: Vec<Arc<dyn Projector>>) {
         for projector in projectors {
             let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
             self.tasks.spawn(runner.run(self.shutdown.clone()));
