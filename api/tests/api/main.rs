@@ -8,6 +8,7 @@ mod api_keys;
 mod bad_input;
 mod helpers;
 mod identity_flows;
+mod key_first_use;
 mod not_yet_effective;
 mod password_reset;
 mod races;

@@ -11,6 +11,10 @@ use super::{IdentityError, IdentityService, lookups, passwords, secrets};
 use crate::CommandContext;
 use crate::store::AppendedEvent;
 
+/// What a completed reset has done when the read model has not caught up with it.
+const PASSWORD_CHANGED: &str =
+    "the password was changed, but the old password and sessions may still work for a short while";
+
 impl IdentityService {
     /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
     /// so the answer never tells whether an account exists.
@@ -89,15 +93,13 @@ impl IdentityService {
             .users
             .execute(&user_id.to_string(), complete, &context)
             .await?;
+        // Kept, and needed before the next step too: the sessions to end are read from the view,
+        // which must hold every session started before the reset.
+        self.wait_for_views(done.appended.last(), PASSWORD_CHANGED)
+            .await?;
         let ended = self.end_sessions_of(user_id, &context).await?;
-        // One wait for both: the view applies events in order, so once it holds the last ended
-        // session it holds the new password too. Kept: login reads the password from the view,
-        // and old sessions must stop working.
-        self.wait_for_views(
-            ended.as_ref().or(done.appended.last()),
-            "the password was changed, but the old password and sessions may still work for a short while",
-        )
-        .await
+        // Kept: old sessions must stop working when this answers.
+        self.wait_for_views(ended.as_ref(), PASSWORD_CHANGED).await
     }
 }
 

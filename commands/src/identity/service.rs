@@ -142,6 +142,20 @@ impl IdentityService {
         }
         Ok(())
     }
+
+    /// Waits until the identity read model holds every event committed before this call (on any
+    /// node); `false` when it has not within [`IdentityConfig::view_wait`]. For reads that find
+    /// nothing where a write of a moment ago may not have arrived yet, so that the write itself
+    /// need not wait.
+    pub(super) async fn catch_up_views(&self) -> Result<bool, IdentityError> {
+        let Some(head) = crate::log::log_head(&self.pool).await? else {
+            return Ok(true);
+        };
+        Ok(self
+            .progress
+            .wait_for(IDENTITY_VIEW, head, self.config.view_wait)
+            .await?)
+    }
 }
 
 /// Runs a command's decision on a new aggregate without writing anything: validates input

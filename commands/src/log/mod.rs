@@ -18,6 +18,6 @@ pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use cursor::Cursor;
 pub use follower::{LogFollower, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};
-pub use progress::{FollowerProgress, RECHECK, announce_progress};
+pub use progress::{FollowerProgress, RECHECK, announce_progress, log_head};
 pub use recorded_event::RecordedEvent;
 pub use signal::AppendSignal;

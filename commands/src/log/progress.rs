@@ -47,6 +47,26 @@ pub async fn announce_progress<'e, E: PgExecutor<'e>>(
     Ok(())
 }
 
+/// The cursor of the last event committed so far (`None`: the log is empty). A follower past it
+/// holds every event committed before this call, whichever node wrote it.
+pub async fn log_head<'e, E: PgExecutor<'e>>(executor: E) -> Result<Option<Cursor>, sqlx::Error> {
+    let head: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    head.map(|(transaction_id, position)| {
+        let transaction_id = transaction_id
+            .parse()
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        Ok(Cursor {
+            transaction_id,
+            position,
+        })
+    })
+    .transpose()
+}
+
 /// This process's knowledge of where each follower stands, shared by every waiting request.
 #[derive(Clone, Debug)]
 pub struct FollowerProgress {
