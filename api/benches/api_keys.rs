@@ -34,7 +34,9 @@ async fn main() {
     let _ = sqlx::Postgres::drop_database(&url).await;
 
     let (address, stop) = serve(&url).await;
-    let pool = commands::database::connect(&url, clients as u32 + 4).await.unwrap();
+    let pool = commands::database::connect(&url, clients as u32 + 4)
+        .await
+        .unwrap();
     sqlx::query("CREATE TABLE bare (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, aggregate_id text, payload json, metadata json)")
         .execute(&pool)
         .await
@@ -45,11 +47,14 @@ async fn main() {
         .unwrap();
     let token = register_owner(&http, &address).await;
 
-    println!("{clients} clients, {rounds} alternating rounds of {} s per phase\n", phase.as_secs());
+    println!(
+        "{clients} clients, {rounds} alternating rounds of {} s per phase\n",
+        phase.as_secs()
+    );
     println!("| round | bare INSERT+COMMIT /s | API keys created /s | ratio | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     let (mut bare_sum, mut keys_sum, mut ratios) = (0.0, 0.0, Vec::new());
-    let all_latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let mut all = Histogram::<u64>::new(3).unwrap();
     for round in 1..=rounds {
         // Alternate the raw limit and the route so drift on a shared machine hits both alike.
         let bare = run_bare(&pool, clients, phase).await;
@@ -62,7 +67,7 @@ async fn main() {
             latencies.value_at_quantile(0.5) as f64 / 1e3,
             latencies.value_at_quantile(0.99) as f64 / 1e3,
         );
-        all_latencies.lock().unwrap().add(&*latencies).unwrap();
+        all.add(&*latencies).unwrap();
         ratios.push(keys / bare);
         bare_sum += bare;
         keys_sum += keys;
@@ -70,7 +75,6 @@ async fn main() {
     let n = rounds as f64;
     let min = ratios.iter().copied().fold(f64::MAX, f64::min);
     let max = ratios.iter().copied().fold(f64::MIN, f64::max);
-    let all = all_latencies.lock().unwrap();
     println!(
         "\nmean: bare {:.0}/s, API keys {:.0}/s, ratio {:.1}% ({:.1}–{:.1}%), p50 {:.1} ms, p99 {:.1} ms over {} requests",
         bare_sum / n,
@@ -102,7 +106,9 @@ async fn serve(url: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
     // One owner makes every request: per-user rate limits would measure the limiter.
     settings.rate_limit_per_minute = 100_000_000;
     settings.rate_limit_burst = 1_000_000;
-    let application = Application::build(settings).await.expect("the application starts");
+    let application = Application::build(settings)
+        .await
+        .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(application.run_until_stopped(async move {
@@ -165,7 +171,11 @@ async fn run_key_creation(
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (http, count, stop, measuring) = (http.clone(), count.clone(), stop.clone(), measuring.clone());
-        let (url, token, latencies) = (format!("{address}/v1/api-keys"), token.to_owned(), latencies.clone());
+        let (url, token, latencies) = (
+            format!("{address}/v1/api-keys"),
+            token.to_owned(),
+            latencies.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
