@@ -1,6 +1,9 @@
 //! Building the identity service from the settings.
 
+use std::time::Duration;
+
 use commands::identity::{IdentityConfig, IdentityService, Mailer, TokenKeys, signing_secret};
+use eventstore::log::FollowerProgress;
 use secrecy::ExposeSecret;
 
 use crate::platform::{Platform, PlatformError};
@@ -26,11 +29,15 @@ pub async fn identity_service(
     let config = IdentityConfig {
         public_url: settings.public_url.clone(),
         mailer,
+        view_wait: Duration::from_millis(settings.view_wait_ms),
         ..IdentityConfig::default()
     };
+    // The process's one listener for the projectors' progress, stopped with the platform.
+    let progress = FollowerProgress::start(platform.pool.clone(), platform.shutdown.clone());
     Ok(IdentityService::new(
         &platform.store,
         TokenKeys::new(&secret),
         config,
+        progress,
     ))
 }

@@ -9,6 +9,10 @@ use agentry::settings::{AdminCommand, Cli, Command, StoreCommand};
 use agentry::startup::{Application, background_projectors, shutdown_signal};
 use agentry::telemetry;
 use clap::Parser;
+use commands::identity::IdentityError;
+
+/// How long `agentry admin create` waits for the administrator to be able to log in, in ms.
+const ADMIN_VIEW_WAIT_MS: u64 = 30_000;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,12 +43,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform.stop().await;
         }
         Command::Admin(AdminCommand::Create { email, password }) => {
-            let platform = Platform::connect(&cli.settings).await?;
-            let identity = identity_service(&platform, &cli.settings).await?;
-            let user_id = identity.create_platform_admin(&email, &password).await?;
+            let mut settings = cli.settings;
+            // Not a request: it may wait for a projector lease to change hands.
+            settings.view_wait_ms = settings.view_wait_ms.max(ADMIN_VIEW_WAIT_MS);
+            let mut platform = Platform::connect(&settings).await?;
+            // No node may be running yet (a fresh install): this process keeps the read models
+            // up to date itself, so "ready" means the administrator can log in.
+            platform.start_projectors(background_projectors());
+            let identity = identity_service(&platform, &settings).await?;
+            let created = identity.create_platform_admin(&email, &password).await;
+            platform.stop().await;
+            let user_id = created.map_err(|error| match error {
+                IdentityError::NotYetEffective(_) => anyhow::anyhow!(
+                    "{error} (no identity projector caught up within {} s; is a projector stalled? see /readyz)",
+                    settings.view_wait_ms / 1000
+                ),
+                other => other.into(),
+            })?;
             tracing::info!(%user_id, "platform administrator ready");
             println!("platform administrator {user_id}");
-            platform.stop().await;
         }
         Command::Store(StoreCommand::Restored) => {
             let platform = Platform::connect(&cli.settings).await?;

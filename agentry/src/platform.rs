@@ -103,16 +103,24 @@ impl Platform {
             self.pool.clone(),
             self.shutdown.clone(),
         ));
-        for projector in projectors {
-            followers.push(projector.name().to_owned());
-            let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
-            self.tasks.spawn(runner.run(self.shutdown.clone()));
-        }
+        followers.extend(self.start_projectors(projectors));
         self.tasks.spawn(eventstore::log::watch_stalls(
             self.pool.clone(),
             followers,
             self.shutdown.clone(),
         ));
+    }
+
+    /// Starts one runner per projector, without the relay (`agentry admin create` keeps the
+    /// read models current while it waits for them, and publishes nothing). Returns their names.
+    pub fn start_projectors(&mut self, projectors: Vec<Arc<dyn Projector>>) -> Vec<String> {
+        let mut names = Vec::with_capacity(projectors.len());
+        for projector in projectors {
+            names.push(projector.name().to_owned());
+            let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
+            self.tasks.spawn(runner.run(self.shutdown.clone()));
+        }
+        names
     }
 
     /// Stops the background loops (waiting up to 10 s for them), then a private cluster.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use commands::identity::DEFAULT_VIEW_WAIT;
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -153,6 +154,16 @@ pub struct Settings {
         global = true
     )]
     pub follower_stall_seconds: u64,
+    /// How long an identity write (revocation, removal, suspension…) waits, in milliseconds, for
+    /// the read model that authentication uses; past it the answer is 503 `not_yet_effective`
+    /// (the write is recorded) rather than a success that has not taken effect.
+    #[arg(
+        long,
+        env = "AGENTRY_VIEW_WAIT_MS",
+        default_value_t = DEFAULT_VIEW_WAIT.as_millis() as u64,
+        global = true
+    )]
+    pub view_wait_ms: u64,
 
     /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
@@ -178,6 +189,9 @@ impl Settings {
             rate_limit_per_minute: 6_000,
             rate_limit_burst: 1_000,
             follower_stall_seconds: 60,
+            // Longer than a node's default: many test applications share two cores and one
+            // cluster-wide gate, and a test that needs a stalled view sets its own.
+            view_wait_ms: 15_000,
             log_filter: "warn".to_owned(),
         }
     }

@@ -9,7 +9,6 @@ pub mod identity;
 mod projector;
 mod runner;
 
-pub use eventstore::log::wait_for_checkpoint;
 pub use identity::{IDENTITY, IdentityProjector};
 pub use projector::Projector;
 pub use runner::ProjectionRunner;

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use eventstore::log::{
-    Lease, LeaseClaim, LeaseTimings, load_checkpoint, record_fault, save_checkpoint, save_checkpoint_as,
+    Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault, save_checkpoint,
+    save_checkpoint_as,
 };
 use eventstore::{AppendSignal, LogFollower, RecordedEvent};
 use sqlx::PgPool;
@@ -152,8 +153,7 @@ impl ProjectionRunner {
             // A batch ends only between two writers' transactions: a command's events become
             // visible together (a user registered and promoted in one append is never seen as
             // a plain user), as they were committed.
-            let continues_transaction =
-                index > 0 && batch[index - 1].transaction_id == event.transaction_id;
+            let continues_transaction = index > 0 && batch[index - 1].transaction_id == event.transaction_id;
             if applied > 0 && !continues_transaction && started.elapsed() >= BATCH_BUDGET {
                 break;
             }
@@ -175,6 +175,7 @@ impl ProjectionRunner {
             transaction.rollback().await?;
             return Ok(Step::NotOurs);
         }
+        announce_progress(&mut *transaction, name, to).await?;
         transaction.commit().await?;
         if self.failing.swap(false, Ordering::AcqRel) {
             metrics::gauge!("agentry_projector_blocked", "projector" => name).set(0.0);
@@ -233,7 +234,10 @@ fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
         return batch.len();
     }
     let Some(last) = batch.last() else { return 0 };
-    match batch.iter().position(|event| event.transaction_id == last.transaction_id) {
+    match batch
+        .iter()
+        .position(|event| event.transaction_id == last.transaction_id)
+    {
         Some(0) | None => batch.len(),
         Some(start) => start,
     }

@@ -9,6 +9,8 @@ mod bad_input;
 mod events;
 mod helpers;
 mod identity_flows;
+mod key_first_use;
+mod not_yet_effective;
 mod password_reset;
 mod races;
 mod rate_limit;

@@ -1,6 +1,7 @@
 //! The real `agentry` binary as operators run it: commands, defaults, and crashes.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin_ready;
 mod crash;
 mod follower_health;
 mod node;

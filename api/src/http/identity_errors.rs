@@ -2,6 +2,9 @@ use commands::identity::IdentityError;
 
 use super::ApiError;
 
+/// Seconds a client should give a lagging read model before retrying what depends on a write.
+const NOT_YET_EFFECTIVE_RETRY_AFTER: u64 = 2;
+
 /// One problem per identity outcome, each with a stable code. Internal details are logged,
 /// never shown.
 impl From<IdentityError> for ApiError {
@@ -22,6 +25,9 @@ impl From<IdentityError> for ApiError {
             IdentityError::Rejected(_) => Self::unprocessable("rejected", detail),
             IdentityError::Busy => Self::conflict("concurrent_modification", detail),
             IdentityError::Unstorable(store) => store.into(),
+            IdentityError::NotYetEffective(_) => {
+                Self::unavailable("not_yet_effective", detail, NOT_YET_EFFECTIVE_RETRY_AFTER)
+            }
             IdentityError::Internal(_) => Self::internal(&detail),
         }
     }

@@ -12,9 +12,13 @@ use super::sessions::{email_claim_id, user_context};
 use super::{Caller, IdentityError, IdentityService, lookups, passwords, tokens};
 use eventstore::{CommandContext, CommandError};
 
+/// What `agentry admin create` has done when the read model has not caught up with it.
+const ADMIN_RECORDED: &str = "the platform administrator was created but cannot log in yet";
+
 impl IdentityService {
     /// Creates a platform administrator, or promotes the existing user with that email (the
-    /// `agentry admin create` command). Returns the user id.
+    /// `agentry admin create` command). Returns the user id once they can log in, or
+    /// [`IdentityError::NotYetEffective`] when the read model login uses has not caught up.
     pub async fn create_platform_admin(&self, email: &str, password: &str) -> Result<Uuid, IdentityError> {
         let email = EmailAddress::parse(email)?;
         check_new_password(password, &email)?;
@@ -37,8 +41,11 @@ impl IdentityService {
         if !self.users.load(&user_id.to_string()).await?.exists() {
             let password_hash = passwords::hash_password(password.to_owned()).await?;
             let register = UserCommand::RegisterPlatformAdmin { email, password_hash };
-            self.users
+            let registered = self
+                .users
                 .create(&user_id.to_string(), register, &context)
+                .await?;
+            self.wait_for_views(registered.appended.last(), ADMIN_RECORDED)
                 .await?;
             return Ok(user_id);
         }
@@ -51,7 +58,12 @@ impl IdentityService {
             )
             .await
         {
-            Ok(_) | Err(CommandError::Rejected(domain::user::UserError::AlreadyPlatformAdmin)) => Ok(user_id),
+            Ok(promoted) => {
+                self.wait_for_views(promoted.appended.last(), ADMIN_RECORDED)
+                    .await?;
+                Ok(user_id)
+            }
+            Err(CommandError::Rejected(domain::user::UserError::AlreadyPlatformAdmin)) => Ok(user_id),
             Err(other) => Err(other.into()),
         }
     }
@@ -76,7 +88,12 @@ impl IdentityService {
                 &admin_context(caller, org_id, request_id),
             )
             .await?;
-        self.wait_for_views(done.appended.last()).await
+        // Kept: a suspension must not report success while the organization's credentials work.
+        self.wait_for_views(
+            done.appended.last(),
+            "the organization was suspended but its credentials may still work for a short while",
+        )
+        .await
     }
 
     /// Lifts a suspension.
@@ -96,7 +113,9 @@ impl IdentityService {
                 &admin_context(caller, org_id, request_id),
             )
             .await?;
-        self.wait_for_views(done.appended.last()).await
+        // Kept: the organization's next request reads the suspension flag from the view.
+        self.wait_for_views(done.appended.last(), "the organization was reactivated")
+            .await
     }
 
     /// Lets a platform administrator act as `user_id` in `org_id` for `ttl` with a stated

@@ -56,7 +56,13 @@ impl IdentityService {
         let Some((prefix, _)) = after_scheme.split_once('_') else {
             return Err(invalid);
         };
-        let Some(key) = lookups::api_key_by_prefix(&self.pool, prefix).await? else {
+        let mut found = lookups::api_key_by_prefix(&self.pool, prefix).await?;
+        if found.is_none() && self.catch_up_views().await? {
+            // Key creation does not wait for the read model: a key created a moment ago (on any
+            // node) is found once the model holds everything committed before this request.
+            found = lookups::api_key_by_prefix(&self.pool, prefix).await?;
+        }
+        let Some(key) = found else {
             return Err(invalid);
         };
         if !secrets::hashes_equal(&key.key_hash, &secrets::secret_hash(full_key)) {

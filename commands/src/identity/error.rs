@@ -55,6 +55,13 @@ pub enum IdentityError {
     /// never store): the caller's input, not our failure.
     #[error(transparent)]
     Unstorable(StoreError),
+    /// The write is committed, but the read model that authentication and authorization use has
+    /// not caught up with it in time, so it is not in effect yet; it will be without another
+    /// request. The text says what was recorded; repeating the request would do it twice.
+    #[error(
+        "{0}: the change is recorded and will take effect on its own, but is not in effect yet because the service is behind; do not repeat this request, and retry what depends on it later"
+    )]
+    NotYetEffective(&'static str),
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),

@@ -30,7 +30,9 @@ impl IdentityService {
             .organizations
             .execute(&org_id.to_string(), add, &caller.context(request_id))
             .await?;
-        self.wait_for_views(added.appended.last()).await?;
+        // Kept: the new member's next step (logging in to this organization) reads the view.
+        self.wait_for_views(added.appended.last(), "the member was added")
+            .await?;
         Ok(MemberRow {
             user_id: user.user_id,
             email: user.email,
@@ -53,7 +55,9 @@ impl IdentityService {
             .organizations
             .execute(&org_id.to_string(), change, &caller.context(request_id))
             .await?;
-        self.wait_for_views(changed.appended.last()).await
+        // Kept: every request's role comes from the view; a demotion must be in force.
+        self.wait_for_views(changed.appended.last(), "the member's role was changed")
+            .await
     }
 
     /// Removes a member; the last owner stays.
@@ -70,7 +74,12 @@ impl IdentityService {
             .organizations
             .execute(&org_id.to_string(), remove, &caller.context(request_id))
             .await?;
-        self.wait_for_views(removed.appended.last()).await
+        // Kept: a removal must not report success while the member still gets in.
+        self.wait_for_views(
+            removed.appended.last(),
+            "the member was removed but may keep access for a short while",
+        )
+        .await
     }
 
     /// The members of the caller's organization (any role may read).

@@ -25,7 +25,7 @@ pub use caller::Caller;
 pub use error::IdentityError;
 pub use mailer::Mailer;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
-pub use service::{IdentityConfig, IdentityService, Registered, TokenPair};
+pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// The identity read model's name, which writes wait on to become visible.

@@ -9,6 +9,11 @@ use uuid::Uuid;
 use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, passwords, secrets};
 use eventstore::CommandContext;
+use eventstore::store::AppendedEvent;
+
+/// What a completed reset has done when the read model has not caught up with it.
+const PASSWORD_CHANGED: &str =
+    "the password was changed, but the old password and sessions may still work for a short while";
 
 impl IdentityService {
     /// Sends a reset link when the email belongs to an account; does nothing visible otherwise,
@@ -88,8 +93,13 @@ impl IdentityService {
             .users
             .execute(&user_id.to_string(), complete, &context)
             .await?;
-        self.wait_for_views(done.appended.last()).await?;
-        self.end_sessions_of(user_id, &context).await
+        // Kept, and needed before the next step too: the sessions to end are read from the view,
+        // which must hold every session started before the reset.
+        self.wait_for_views(done.appended.last(), PASSWORD_CHANGED)
+            .await?;
+        let ended = self.end_sessions_of(user_id, &context).await?;
+        // Kept: old sessions must stop working when this answers.
+        self.wait_for_views(ended.as_ref(), PASSWORD_CHANGED).await
     }
 }
 
@@ -97,7 +107,12 @@ impl IdentityService {
     /// Ends every live session of the user (after a password reset), so tokens issued with the
     /// old password stop working now rather than when they expire. Sessions started while this
     /// runs are still caught at their next refresh by the credential version.
-    async fn end_sessions_of(&self, user_id: Uuid, context: &CommandContext) -> Result<(), IdentityError> {
+    /// Returns the last event written, for the caller to wait on.
+    async fn end_sessions_of(
+        &self,
+        user_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<Option<AppendedEvent>, IdentityError> {
         let mut last = None;
         for session in lookups::live_sessions_of(&self.pool, user_id).await? {
             let end = SessionCommand::EndSession {
@@ -109,6 +124,6 @@ impl IdentityService {
                 Err(other) => return Err(other.into()),
             }
         }
-        self.wait_for_views(last.as_ref()).await
+        Ok(last)
     }
 }

@@ -76,7 +76,13 @@ impl IdentityService {
             )
             .await
             .map_err(lost_race)?;
-        self.wait_for_views(created.appended.last()).await?;
+        // Kept: the new tokens' first use and the first login read the user and their
+        // membership from the view.
+        self.wait_for_views(
+            created.appended.last(),
+            "the account and its organization were created; log in once the service has caught up",
+        )
+        .await?;
         let tokens = self.start_session(user_id, Some(org_id), &context).await?;
         Ok(Registered {
             user_id,

@@ -14,11 +14,16 @@ use uuid::Uuid;
 
 use super::error::RejectionKind;
 use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
+use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
 use eventstore::{CommandBus, EventStore};
 
-/// How long a write waits for the identity read model before answering anyway.
-const VIEW_WAIT: Duration = Duration::from_secs(5);
+/// How long a write waits for the identity read model before answering that it is not yet in
+/// effect, unless configured otherwise: longer than a projector's lease takes to change hands
+/// (its 5 s expiry, then a standby's next try), so a node that dies or freezes while holding
+/// the projector costs a slow answer rather than an error; short enough that a projector
+/// stalled for good does not hold request tasks for long.
+pub const DEFAULT_VIEW_WAIT: Duration = Duration::from_secs(8);
 
 /// Lifetimes and outside services of identity.
 #[derive(Clone)]
@@ -33,6 +38,8 @@ pub struct IdentityConfig {
     pub public_url: String,
     /// Sends password reset emails; `None` logs that it could not.
     pub mailer: Option<Mailer>,
+    /// How long a write waits for the identity read model to hold it (see [`DEFAULT_VIEW_WAIT`]).
+    pub view_wait: Duration,
 }
 
 impl Default for IdentityConfig {
@@ -43,6 +50,7 @@ impl Default for IdentityConfig {
             reset_ttl: TimeDelta::hours(1),
             public_url: "http://127.0.0.1:8080".to_owned(),
             mailer: None,
+            view_wait: DEFAULT_VIEW_WAIT,
         }
     }
 }
@@ -72,6 +80,7 @@ pub struct Registered {
 /// Identity's application service: one per process, shared by every route.
 pub struct IdentityService {
     pub(super) pool: PgPool,
+    pub(super) progress: FollowerProgress,
     pub(super) users: CommandBus<User>,
     pub(super) emails: CommandBus<EmailClaim>,
     pub(super) organizations: CommandBus<Organization>,
@@ -83,10 +92,17 @@ pub struct IdentityService {
 }
 
 impl IdentityService {
-    /// A service over `store`, signing with `tokens`.
-    pub fn new(store: &EventStore, tokens: TokenKeys, config: IdentityConfig) -> Self {
+    /// A service over `store`, signing with `tokens`, learning of the identity projector's
+    /// progress from `progress`.
+    pub fn new(
+        store: &EventStore,
+        tokens: TokenKeys,
+        config: IdentityConfig,
+        progress: FollowerProgress,
+    ) -> Self {
         Self {
             pool: store.pool().clone(),
+            progress,
             users: CommandBus::new(store.clone(), ()),
             emails: CommandBus::new(store.clone(), ()),
             organizations: CommandBus::new(store.clone(), ()),
@@ -105,14 +121,42 @@ impl IdentityService {
 
     /// Waits until the identity read model includes `last`, so the caller's next request
     /// (a login, a key's first use, a revoked key's rejection) sees this write on every node.
-    pub(super) async fn wait_for_views(&self, last: Option<&AppendedEvent>) -> Result<(), IdentityError> {
+    ///
+    /// Authentication and authorization read that model, so a write it has not reached yet has
+    /// not taken effect: after [`IdentityConfig::view_wait`] this answers
+    /// [`IdentityError::NotYetEffective`] with `done` (what is already recorded), never success.
+    pub(super) async fn wait_for_views(
+        &self,
+        last: Option<&AppendedEvent>,
+        done: &'static str,
+    ) -> Result<(), IdentityError> {
         let Some(last) = last else { return Ok(()) };
-        let caught_up =
-            eventstore::log::wait_for_checkpoint(&self.pool, IDENTITY_VIEW, last.cursor(), VIEW_WAIT).await?;
+        let caught_up = self
+            .progress
+            .wait_for(IDENTITY_VIEW, last.cursor(), self.config.view_wait)
+            .await?;
         if !caught_up {
-            tracing::warn!("identity read model is lagging; answering before it caught up");
+            tracing::warn!(
+                wait_seconds = self.config.view_wait.as_secs_f64(),
+                "identity read model is behind; the write is recorded but not yet in effect"
+            );
+            return Err(IdentityError::NotYetEffective(done));
         }
         Ok(())
+    }
+
+    /// Waits until the identity read model holds every event committed before this call (on any
+    /// node); `false` when it has not within [`IdentityConfig::view_wait`]. For reads that find
+    /// nothing where a write of a moment ago may not have arrived yet, so that the write itself
+    /// need not wait.
+    pub(super) async fn catch_up_views(&self) -> Result<bool, IdentityError> {
+        let Some(head) = eventstore::log::log_head(&self.pool).await? else {
+            return Ok(true);
+        };
+        Ok(self
+            .progress
+            .wait_for(IDENTITY_VIEW, head, self.config.view_wait)
+            .await?)
     }
 }
 

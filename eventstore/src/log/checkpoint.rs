@@ -1,6 +1,4 @@
-use std::time::Duration;
-
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 
 use super::{Cursor, LeaseClaim};
 
@@ -102,26 +100,6 @@ pub async fn save_checkpoint_as<'e, E: PgExecutor<'e>>(
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
-}
-
-/// Waits until the follower (projector) `name` has passed `cursor`, so a route can answer with its own
-/// write already visible in a read model. Gives up after `timeout` and says so.
-pub async fn wait_for_checkpoint(
-    pool: &PgPool,
-    name: &str,
-    cursor: Cursor,
-    timeout: Duration,
-) -> Result<bool, sqlx::Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if load_checkpoint(pool, name).await? >= cursor {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod gate;
 mod helpers;
 mod large_events;
 mod postgres_es_interop;
+mod progress;
 mod raw_publishes;
 mod relay_lease;
 mod relay_order;
