@@ -1,0 +1,11 @@
+-- One organization's log in the follower's order: the audit log, its export and the history
+-- an auditor reads (issue "Read models and audit") page through an organization's events by
+-- (transaction_id, position) without scanning everyone else's.
+--
+-- Platform-wide events (org_id NULL: a user's registration, email claims, a platform
+-- administrator's promotion) are left out of the index. They concern a person, who may belong
+-- to many organizations; the audit read model attributes each to every organization the user
+-- belongs to when it is recorded (and a registration to the organization created with it, which
+-- shares its correlation id), so those events are read by the audit projector from the log,
+-- not through this index.
+CREATE INDEX events_by_org ON events (org_id, transaction_id, position) WHERE org_id IS NOT NULL;
