@@ -102,10 +102,10 @@ fn env_or(name: &str, default: u64) -> u64 {
 async fn serve(url: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
     let mut settings = Settings::for_tests(url.to_owned());
     // What `agentry serve` uses by default, not the tests' small pool.
-    settings.db_max_connections = 32;
+    settings.database.db_max_connections = 32;
     // One owner makes every request: per-user rate limits would measure the limiter.
-    settings.rate_limit_per_minute = 100_000_000;
-    settings.rate_limit_burst = 1_000_000;
+    settings.http.rate_limit_per_minute = 100_000_000;
+    settings.http.rate_limit_burst = 1_000_000;
     let application = Application::build(settings)
         .await
         .expect("the application starts");

@@ -16,20 +16,21 @@ pub async fn identity_service(
     settings: &Settings,
 ) -> Result<IdentityService, PlatformError> {
     let configured = settings
+        .identity
         .jwt_secret
         .as_ref()
         .map(|secret| secret.expose_secret().to_owned());
     let secret = signing_secret(&platform.pool, configured.as_deref()).await?;
-    let mailer = match &settings.smtp_url {
-        Some(url) => {
-            Some(Mailer::new(url.expose_secret(), &settings.mail_from).map_err(PlatformError::Config)?)
-        }
+    let mailer = match &settings.identity.smtp_url {
+        Some(url) => Some(
+            Mailer::new(url.expose_secret(), &settings.identity.mail_from).map_err(PlatformError::Config)?,
+        ),
         None => None,
     };
     let config = IdentityConfig {
-        public_url: settings.public_url.clone(),
+        public_url: settings.identity.public_url.clone(),
         mailer,
-        view_wait: Duration::from_millis(settings.view_wait_ms),
+        view_wait: Duration::from_millis(settings.identity.view_wait_ms),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.

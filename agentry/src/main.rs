@@ -18,7 +18,7 @@ const ADMIN_VIEW_WAIT_MS: u64 = 30_000;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    telemetry::init_logs(&cli.settings.log_filter);
+    telemetry::init_logs(&cli.settings.operations.log_filter);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -45,7 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Create { email, password }) => {
             let mut settings = cli.settings;
             // Not a request: it may wait for a projector lease to change hands.
-            settings.view_wait_ms = settings.view_wait_ms.max(ADMIN_VIEW_WAIT_MS);
+            settings.identity.view_wait_ms = settings.identity.view_wait_ms.max(ADMIN_VIEW_WAIT_MS);
             let mut platform = Platform::connect(&settings).await?;
             // No node may be running yet (a fresh install): this process keeps the read models
             // up to date itself, so "ready" means the administrator can log in.
@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let user_id = created.map_err(|error| match error {
                 IdentityError::NotYetEffective(_) => anyhow::anyhow!(
                     "{error} (no identity projector caught up within {} s; is a projector stalled? see /readyz)",
-                    settings.view_wait_ms / 1000
+                    settings.identity.view_wait_ms / 1000
                 ),
                 other => other.into(),
             })?;

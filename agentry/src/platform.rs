@@ -72,11 +72,11 @@ impl Platform {
             source,
         };
         database::create_if_missing(&url).await.map_err(unreachable)?;
-        let pool = database::connect(&url, settings.db_max_connections)
+        let pool = database::connect(&url, settings.database.db_max_connections)
             .await
             .map_err(unreachable)?;
         database::MIGRATOR.run(&pool).await?;
-        let bus = match &settings.nats_url {
+        let bus = match &settings.bus.nats_url {
             Some(url) => EventBus::from(NatsBus::connect(url).await?),
             None => EventBus::Local(LocalBus::default()),
         };
@@ -144,10 +144,10 @@ impl Platform {
 /// `DATABASE_URL` when set; else the default address when something answers there; else a
 /// private cluster under the data directory.
 async fn resolve_database(settings: &Settings) -> Result<(String, Option<EmbeddedPostgres>), PlatformError> {
-    if let Some(url) = &settings.database_url {
+    if let Some(url) = &settings.database.database_url {
         return Ok((url.clone(), None));
     }
-    let default = &settings.default_database_url;
+    let default = &settings.database.default_database_url;
     if answers(default).await {
         return Ok((default.clone(), None));
     }
@@ -157,11 +157,12 @@ async fn resolve_database(settings: &Settings) -> Result<(String, Option<Embedde
         }));
     }
     let data_dir = settings
+        .database
         .data_dir
         .clone()
         .unwrap_or_else(default_data_dir)
         .join("postgres");
-    let embedded = EmbeddedPostgres::start(&data_dir, settings.private_postgres_port).await?;
+    let embedded = EmbeddedPostgres::start(&data_dir, settings.database.private_postgres_port).await?;
     tracing::info!(
         data_dir = %embedded.data_dir().display(),
         port = embedded.port(),

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use commands::identity::DEFAULT_VIEW_WAIT;
 use secrecy::SecretString;
 
@@ -12,7 +12,12 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/agent
 
 /// `agentry`: an event-sourced backend for AI-agent SaaS.
 #[derive(Debug, Parser)]
-#[command(name = "agentry", version, about, long_about = None)]
+#[command(
+    name = "agentry",
+    version,
+    about = "Agentry: an event-sourced backend for AI-agent SaaS",
+    long_about = None
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -62,9 +67,31 @@ pub enum AdminCommand {
     },
 }
 
-/// Everything the process reads from its environment. Passed down, never global.
+/// Everything the process reads from its environment, grouped by concern. Passed down, never
+/// global. Each value has its default in exactly one place: its `#[arg]` below.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
+    /// The event-store database, or the private cluster standing in for it.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// The bus between nodes.
+    #[command(flatten)]
+    pub bus: BusSettings,
+    /// The HTTP server.
+    #[command(flatten)]
+    pub http: HttpSettings,
+    /// Sign-in, tokens and mail.
+    #[command(flatten)]
+    pub identity: IdentitySettings,
+    /// Logs and readiness.
+    #[command(flatten)]
+    pub operations: OperationsSettings,
+}
+
+/// Where events are stored.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseSettings {
     /// The event store. Unset: postgres://postgres@127.0.0.1:5432/agentry, or a private
     /// cluster under the data directory when nothing answers there. Created if missing.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
@@ -74,14 +101,6 @@ pub struct Settings {
     /// cluster. Hidden: it exists so tests can make "nothing answers there" true.
     #[arg(long, env = "AGENTRY_DEFAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide = true, global = true)]
     pub default_database_url: String,
-
-    /// NATS with JetStream, carrying events between nodes. Unset: an in-process bus for one node.
-    #[arg(long, env = "NATS_URL", global = true)]
-    pub nats_url: Option<String>,
-
-    /// HTTP address to listen on.
-    #[arg(long, env = "AGENTRY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
-    pub listen: SocketAddr,
 
     /// Where a private PostgreSQL cluster keeps its data when no database is configured.
     /// Unset: /var/lib/agentry when running as root, ./.agentry otherwise.
@@ -97,14 +116,50 @@ pub struct Settings {
     )]
     pub private_postgres_port: u16,
 
+    /// Database connections this process may hold.
+    #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
+    pub db_max_connections: u32,
+}
+
+/// How committed events travel between nodes.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Bus")]
+pub struct BusSettings {
+    /// NATS with JetStream, carrying events between nodes. Unset: an in-process bus for one node.
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+}
+
+/// The HTTP server and what every request is held to.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpSettings {
+    /// HTTP address to listen on.
+    #[arg(long, env = "AGENTRY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "AGENTRY_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
-    /// Database connections this process may hold.
-    #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
-    pub db_max_connections: u32,
+    /// Requests per minute per API key and per user (token bucket, per node).
+    #[arg(
+        long,
+        env = "AGENTRY_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600,
+        global = true
+    )]
+    pub rate_limit_per_minute: u32,
 
+    /// Largest burst per API key and per user.
+    #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
+    pub rate_limit_burst: u32,
+}
+
+/// Sign-in, tokens and the mail identity sends.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Identity")]
+pub struct IdentitySettings {
     /// Access-token signing key. Unset: generated once and kept in the database.
     #[arg(long, env = "AGENTRY_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
@@ -132,28 +187,6 @@ pub struct Settings {
     )]
     pub public_url: String,
 
-    /// Requests per minute per API key and per user (token bucket, per node).
-    #[arg(
-        long,
-        env = "AGENTRY_RATE_LIMIT_PER_MINUTE",
-        default_value_t = 600,
-        global = true
-    )]
-    pub rate_limit_per_minute: u32,
-
-    /// Largest burst per API key and per user.
-    #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
-    pub rate_limit_burst: u32,
-
-    /// Seconds a log follower (the relay, a projector) may leave a committed event undelivered
-    /// before `/readyz` reports it stalled (503 naming it).
-    #[arg(
-        long,
-        env = "AGENTRY_FOLLOWER_STALL_SECONDS",
-        default_value_t = 60,
-        global = true
-    )]
-    pub follower_stall_seconds: u64,
     /// How long an identity write (revocation, removal, suspension…) waits, in milliseconds, for
     /// the read model that authentication uses; past it the answer is 503 `not_yet_effective`
     /// (the write is recorded) rather than a success that has not taken effect.
@@ -164,35 +197,77 @@ pub struct Settings {
         global = true
     )]
     pub view_wait_ms: u64,
+}
 
+/// Logs and readiness.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Operations")]
+pub struct OperationsSettings {
     /// Log filter (tracing's EnvFilter syntax); logs are JSON lines on stdout.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
+
+    /// Seconds a log follower (the relay, a projector) may leave a committed event undelivered
+    /// before `/readyz` reports it stalled (503 naming it).
+    #[arg(
+        long,
+        env = "AGENTRY_FOLLOWER_STALL_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub follower_stall_seconds: u64,
+}
+
+/// The settings alone, for [`Settings::defaults`].
+#[derive(Parser)]
+#[command(name = "agentry")]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
 }
 
 impl Settings {
-    /// Settings for tests: the given database, an in-process bus and an ephemeral port.
-    pub fn for_tests(database_url: String) -> Self {
-        Self {
-            database_url: Some(database_url),
-            default_database_url: DEFAULT_DATABASE_URL.to_owned(),
-            nats_url: None,
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: None,
-            private_postgres_port: 54329,
-            max_body_bytes: 64 * 1024,
-            db_max_connections: 8,
-            jwt_secret: None,
-            smtp_url: None,
-            mail_from: "Agentry <no-reply@agentry.invalid>".to_owned(),
-            public_url: "http://127.0.0.1:8080".to_owned(),
-            rate_limit_per_minute: 6_000,
-            rate_limit_burst: 1_000,
-            follower_stall_seconds: 60,
-            // Longer than a node's default: many test applications share two cores and one
-            // cluster-wide gate, and a test that needs a stalled view sets its own.
-            view_wait_ms: 15_000,
-            log_filter: "warn".to_owned(),
+    /// Every default, as `agentry` would use them with no flag and no environment variable
+    /// (the environment is ignored here, so a developer's shell cannot change a test).
+    pub fn defaults() -> Self {
+        let command = SettingsOnly::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let matches = command.get_matches_from(["agentry"]);
+        match SettingsOnly::from_arg_matches(&matches) {
+            Ok(only) => only.settings,
+            Err(error) => panic!("the settings' own defaults do not parse: {error}"),
         }
+    }
+
+    /// Settings for tests: the defaults with the given database, an ephemeral port, small
+    /// bodies and pools, rate limits no test meets unless it sets its own, and quiet logs.
+    pub fn for_tests(database_url: String) -> Self {
+        let mut settings = Self::defaults();
+        settings.database.database_url = Some(database_url);
+        settings.database.db_max_connections = 8;
+        settings.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.http.max_body_bytes = 64 * 1024;
+        settings.http.rate_limit_per_minute = 6_000;
+        settings.http.rate_limit_burst = 1_000;
+        // Longer than a node's default: many test applications share two cores and one
+        // cluster-wide gate, and a test that needs a stalled view sets its own.
+        settings.identity.view_wait_ms = 15_000;
+        settings.operations.log_filter = "warn".to_owned();
+        settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.database.database_url, None);
+        assert_eq!(settings.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.bus.nats_url, None);
+        assert_eq!(settings.identity.view_wait_ms, 8_000);
+        assert_eq!(settings.operations.follower_stall_seconds, 60);
     }
 }

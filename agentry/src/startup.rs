@@ -48,30 +48,30 @@ impl Application {
         let state = AppState {
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
-                settings.rate_limit_per_minute,
-                settings.rate_limit_burst,
+                settings.http.rate_limit_per_minute,
+                settings.http.rate_limit_burst,
             )),
             pool: platform.pool.clone(),
             store: platform.store.clone(),
             bus: platform.bus.clone(),
             config: Arc::new(HttpConfig {
-                max_body_bytes: settings.max_body_bytes,
-                follower_stall_seconds: settings.follower_stall_seconds,
+                max_body_bytes: settings.http.max_body_bytes,
+                follower_stall_seconds: settings.operations.follower_stall_seconds,
             }),
             metrics: telemetry::metrics_handle(),
         };
-        let acceptor = TcpListener::bind(settings.listen)
+        let acceptor = TcpListener::bind(settings.http.listen)
             .into_acceptor()
             .await
             .map_err(|source| StartupError::Bind {
-                address: settings.listen.to_string(),
+                address: settings.http.listen.to_string(),
                 source,
             })?;
         let port = acceptor
             .local_addr()
             .first()
             .and_then(|address| address.as_socket_addr().map(|socket| socket.port()))
-            .unwrap_or(settings.listen.port());
+            .unwrap_or(settings.http.listen.port());
         Ok(Self {
             acceptor,
             port,

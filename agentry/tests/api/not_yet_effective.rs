@@ -42,7 +42,7 @@ async fn poison_the_identity_projector(app: &TestApp) {
 
 #[tokio::test]
 async fn a_revocation_the_identity_view_cannot_apply_is_a_503_with_retry_after_not_a_204() {
-    let app = TestApp::spawn_with(|settings| settings.view_wait_ms = VIEW_WAIT_MS).await;
+    let app = TestApp::spawn_with(|settings| settings.identity.view_wait_ms = VIEW_WAIT_MS).await;
     let owner = register(&app, "owner").await;
     let healthy = create_api_key(&app, &owner.access_token, "healthy").await;
     let stalled = create_api_key(&app, &owner.access_token, "stalled").await;

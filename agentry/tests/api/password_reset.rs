@@ -19,8 +19,8 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 async fn spawn_with_mail(smtp: &SmtpServer) -> TestApp {
     let url = smtp.url();
     TestApp::spawn_with(move |settings| {
-        settings.smtp_url = Some(url.into());
-        settings.public_url = PUBLIC_URL.to_owned();
+        settings.identity.smtp_url = Some(url.into());
+        settings.identity.public_url = PUBLIC_URL.to_owned();
     })
     .await
 }

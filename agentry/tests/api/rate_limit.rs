@@ -11,8 +11,8 @@ use crate::helpers::{TestApp, assert_problem};
 /// One request a second, in bursts of at most three.
 async fn spawn_limited() -> TestApp {
     TestApp::spawn_with(|settings| {
-        settings.rate_limit_per_minute = 60;
-        settings.rate_limit_burst = 3;
+        settings.http.rate_limit_per_minute = 60;
+        settings.http.rate_limit_burst = 3;
     })
     .await
 }
