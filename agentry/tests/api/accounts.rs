@@ -1,14 +1,15 @@
 //! People and credentials for identity and tenancy tests, made the way a client makes them:
 //! through the HTTP API (and, for platform administrators, the real `agentry` binary).
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use commands::identity::TokenKeys;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_problem};
 
 /// Every account in these tests uses it: long enough, and containing no test email's name.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -48,21 +49,36 @@ pub fn email_of(name: &str) -> String {
 
 /// Registers `<name>@example.com` with an organization of their own, which they own.
 pub async fn register(app: &TestApp, name: &str) -> Account {
-    let email = email_of(name);
-    let response = app
-        .post_json(
-            "/v1/auth/register",
-            &json!({ "email": email, "password": PASSWORD, "org_name": format!("{name}'s org") }),
-        )
-        .await;
+    register_email(app, &email_of(name)).await
+}
+
+/// Registers `email` with [`PASSWORD`] and an organization named after it; fails the test
+/// unless the answer is 201 with the contract's fields.
+pub async fn register_email(app: &TestApp, email: &str) -> Account {
+    let response = register_request(app, email, PASSWORD, &format!("Org of {email}")).await;
     let body = expect_json(response, StatusCode::CREATED, "registration").await;
     Account {
         user_id: uuid_at(&body, "user_id"),
         org_id: uuid_at(&body, "org_id"),
-        email,
+        email: email.to_owned(),
         access_token: body["access_token"].as_str().unwrap().to_owned(),
         refresh_token: body["refresh_token"].as_str().unwrap().to_owned(),
     }
+}
+
+/// `POST /v1/auth/register`, answer unchecked.
+pub async fn register_request(app: &TestApp, email: &str, password: &str, org_name: &str) -> Response {
+    app.post_json(
+        "/v1/auth/register",
+        &json!({ "email": email, "password": password, "org_name": org_name }),
+    )
+    .await
+}
+
+/// `POST /v1/auth/login` without an organization, answer unchecked.
+pub async fn login_request(app: &TestApp, email: &str, password: &str) -> Response {
+    app.post_json("/v1/auth/login", &json!({ "email": email, "password": password }))
+        .await
 }
 
 /// Logs `email` in to `org_id` (or their first organization) and returns the access token.
@@ -199,4 +215,26 @@ pub fn uuid_at(body: &Value, field: &str) -> Uuid {
         .as_str()
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("`{field}` is not a UUID: {body}"))
+}
+
+/// Asserts a problem with `status` and `code`; returns its body.
+pub async fn assert_code(response: Response, status: StatusCode, code: &str) -> Value {
+    let problem = assert_problem(response, status).await;
+    assert_eq!(problem["code"], code, "{problem}");
+    assert_eq!(
+        problem["type"],
+        format!("urn:agentry:problem:{code}"),
+        "{problem}"
+    );
+    problem
+}
+
+/// The key the application signs access tokens with (generated into the database at start).
+pub async fn signing_keys(app: &TestApp) -> TokenKeys {
+    let secret: String =
+        sqlx::query_scalar("SELECT value FROM platform_secrets WHERE name = 'jwt_signing_key'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the application's signing key");
+    TokenKeys::new(secret.as_bytes())
 }

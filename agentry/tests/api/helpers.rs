@@ -1,5 +1,5 @@
 //! Spawning the real application per test, and the requests and assertions tests share.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -21,7 +21,6 @@ const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub address: String,
-    pub port: u16,
     /// Follows no redirects, so every assertion is about the answer itself.
     pub client: reqwest::Client,
     /// A pool of the test's own on the application's database.
@@ -90,7 +89,6 @@ impl TestApp {
 
         Self {
             address: format!("http://127.0.0.1:{port}"),
-            port,
             client,
             pool,
             database_name,

@@ -1,6 +1,6 @@
 //! Registration, login, refresh-token rotation and the credential failures a user meets: each
 //! through real HTTP against the real application, each bad request changing nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -11,63 +11,14 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::accounts::{
+    PASSWORD, assert_code, login_request, me, register_email, register_request, signing_keys,
+};
 use crate::helpers::{TestApp, assert_problem};
-
-/// A password every rule accepts (none of the test emails' local parts occur in it).
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
-
-/// A registered user, their first organization and the tokens registration returned.
-#[derive(Clone, Debug)]
-pub(crate) struct Account {
-    pub email: String,
-    pub user_id: Uuid,
-    pub org_id: Uuid,
-    pub access_token: String,
-    pub refresh_token: String,
-}
-
-/// Registers `email` with [`PASSWORD`] and an organization named after it; fails the test
-/// unless the answer is 201 with the contract's fields.
-pub(crate) async fn register(app: &TestApp, email: &str) -> Account {
-    let response = register_request(app, email, PASSWORD, &format!("Org of {email}")).await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "registering {email}: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap();
-    Account {
-        email: email.to_owned(),
-        user_id: uuid_field(&body, "user_id"),
-        org_id: uuid_field(&body, "org_id"),
-        access_token: string_field(&body, "access_token"),
-        refresh_token: string_field(&body, "refresh_token"),
-    }
-}
-
-pub(crate) async fn register_request(app: &TestApp, email: &str, password: &str, org_name: &str) -> Response {
-    app.post_json(
-        "/v1/auth/register",
-        &json!({ "email": email, "password": password, "org_name": org_name }),
-    )
-    .await
-}
-
-pub(crate) async fn login(app: &TestApp, email: &str, password: &str) -> Response {
-    app.post_json("/v1/auth/login", &json!({ "email": email, "password": password }))
-        .await
-}
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
     app.post_json("/v1/auth/refresh", &json!({ "refresh_token": refresh_token }))
         .await
-}
-
-/// `GET /v1/me` with `token`, expecting 200.
-pub(crate) async fn me(app: &TestApp, token: &str) -> Value {
-    let response = app.with_bearer(token).get("/v1/me").await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "GET /v1/me: {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 /// A 200 token answer: `(access_token, refresh_token)`.
@@ -90,33 +41,6 @@ fn string_field(body: &Value, field: &str) -> String {
         .to_owned()
 }
 
-fn uuid_field(body: &Value, field: &str) -> Uuid {
-    Uuid::parse_str(&string_field(body, field))
-        .unwrap_or_else(|error| panic!("`{field}` is not a UUID ({error}): {body}"))
-}
-
-/// Asserts a problem with `status` and `code`; returns its body.
-pub(crate) async fn assert_code(response: Response, status: StatusCode, code: &str) -> Value {
-    let problem = assert_problem(response, status).await;
-    assert_eq!(problem["code"], code, "{problem}");
-    assert_eq!(
-        problem["type"],
-        format!("urn:agentry:problem:{code}"),
-        "{problem}"
-    );
-    problem
-}
-
-/// The key the application signs access tokens with (generated into the database at start).
-pub(crate) async fn signing_keys(app: &TestApp) -> TokenKeys {
-    let secret: String =
-        sqlx::query_scalar("SELECT value FROM platform_secrets WHERE name = 'jwt_signing_key'")
-            .fetch_one(&app.pool)
-            .await
-            .expect("the application's signing key");
-    TokenKeys::new(secret.as_bytes())
-}
-
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql)
         .fetch_one(&app.pool)
@@ -135,7 +59,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 async fn registering_creates_an_organization_the_user_owns_as_me_shows() {
     let app = TestApp::spawn().await;
 
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
 
     assert_ne!(account.user_id, account.org_id);
     assert!(account.refresh_token.starts_with("rt_"), "{account:?}");
@@ -152,9 +76,10 @@ async fn registering_creates_an_organization_the_user_owns_as_me_shows() {
 #[tokio::test]
 async fn logging_in_without_an_org_id_gives_a_token_for_the_users_organization() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
 
-    let (access_token, refresh_token) = token_pair(login(&app, "ada@example.com", PASSWORD).await).await;
+    let (access_token, refresh_token) =
+        token_pair(login_request(&app, "ada@example.com", PASSWORD).await).await;
 
     assert_ne!(
         refresh_token, account.refresh_token,
@@ -170,7 +95,7 @@ async fn logging_in_without_an_org_id_gives_a_token_for_the_users_organization()
 #[tokio::test]
 async fn logging_in_with_the_email_in_another_case_and_the_org_id_works() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
 
     let response = app
         .post_json(
@@ -190,7 +115,7 @@ async fn logging_in_with_the_email_in_another_case_and_the_org_id_works() {
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_get_the_same_401_in_similar_time() {
     let app = TestApp::spawn().await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     let mut wrong_password = (Vec::new(), Vec::new());
@@ -202,7 +127,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401_in_similar_time(
             ("nobody@example.com", &mut unknown_email),
         ] {
             let started = Instant::now();
-            let response = login(&app, email, "not the right password at all").await;
+            let response = login_request(&app, email, "not the right password at all").await;
             samples.0.push(started.elapsed());
             samples
                 .1
@@ -229,8 +154,8 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401_in_similar_time(
 #[tokio::test]
 async fn logging_in_to_an_organization_the_user_is_not_in_is_refused() {
     let app = TestApp::spawn().await;
-    register(&app, "ada@example.com").await;
-    let other = register(&app, "grace@example.com").await;
+    register_email(&app, "ada@example.com").await;
+    let other = register_email(&app, "grace@example.com").await;
     let before = app.event_count().await;
 
     let response = app
@@ -250,7 +175,7 @@ async fn logging_in_to_an_organization_the_user_is_not_in_is_refused() {
 #[tokio::test]
 async fn refreshing_returns_a_new_pair_that_works() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
 
     let (access_token, refresh_token) = token_pair(refresh(&app, &account.refresh_token).await).await;
 
@@ -267,7 +192,7 @@ async fn refreshing_returns_a_new_pair_that_works() {
 #[tokio::test]
 async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
     let spent = account.refresh_token.clone();
     let (newer_access, newer) = token_pair(refresh(&app, &spent).await).await;
 
@@ -309,14 +234,14 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
     assert_eq!(revoked, 1, "one revocation of the session is recorded");
 
     // Other sessions of the user are untouched: logging in again works.
-    token_pair(login(&app, "ada@example.com", PASSWORD).await).await;
+    token_pair(login_request(&app, "ada@example.com", PASSWORD).await).await;
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn tampered_or_unknown_refresh_tokens_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     let mut tampered = account.refresh_token.clone();
@@ -384,14 +309,14 @@ async fn of_eight_racing_registrations_of_one_email_exactly_one_wins() {
     )
     .await;
     assert_eq!(organizations, 1, "one organization");
-    token_pair(login(&app, "racer@example.com", PASSWORD).await).await;
+    token_pair(login_request(&app, "racer@example.com", PASSWORD).await).await;
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn an_email_taken_in_another_case_answers_409_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     let response = register_request(&app, " ADA@example.com", PASSWORD, "Another org").await;
@@ -471,14 +396,14 @@ async fn an_empty_org_name_answers_422_before_anything_is_written() {
     }
 
     // The email was not claimed by the refused attempts.
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn an_expired_access_token_answers_401_token_expired() {
     let app = TestApp::spawn().await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
     let keys = signing_keys(&app).await;
     let now = Utc::now().timestamp();
     let expired = keys
@@ -515,8 +440,8 @@ async fn an_expired_access_token_answers_401_token_expired() {
 #[tokio::test]
 async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
     let app = TestApp::spawn().await;
-    let ada = register(&app, "ada@example.com").await;
-    let grace = register(&app, "grace@example.com").await;
+    let ada = register_email(&app, "ada@example.com").await;
+    let grace = register_email(&app, "grace@example.com").await;
     let before = app.event_count().await;
 
     let parts: Vec<&str> = ada.access_token.split('.').collect();
@@ -575,7 +500,7 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
 #[tokio::test]
 async fn an_unknown_api_key_answers_401_invalid_token() {
     let app = TestApp::spawn().await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     for key in ["agk_000000000000_x", "agk_", "agk_nounderscore"] {

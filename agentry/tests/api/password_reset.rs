@@ -8,8 +8,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::accounts::{PASSWORD, assert_code, login_request, register_email};
 use crate::helpers::{TestApp, assert_problem};
-use crate::identity_flows::{PASSWORD, assert_code, login, register};
 use crate::smtp_server::{ReceivedMail, SmtpServer};
 
 const PUBLIC_URL: &str = "https://agentry.example";
@@ -70,7 +70,7 @@ async fn reset_token_for(app: &TestApp, smtp: &mut SmtpServer, email: &str) -> S
 async fn a_reset_for_an_unknown_email_answers_202_and_sends_no_mail() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     assert_accepted(request_reset(&app, "nobody@example.com").await).await;
@@ -86,7 +86,7 @@ async fn a_reset_for_an_unknown_email_answers_202_and_sends_no_mail() {
 async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
 
     assert_accepted(request_reset(&app, "Ada@Example.com").await).await;
     let mail = smtp.expect_mail().await;
@@ -106,13 +106,15 @@ async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
     );
 
     assert_code(
-        login(&app, "ada@example.com", PASSWORD).await,
+        login_request(&app, "ada@example.com", PASSWORD).await,
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
     )
     .await;
     assert_eq!(
-        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        login_request(&app, "ada@example.com", NEW_PASSWORD)
+            .await
+            .status(),
         StatusCode::OK
     );
     let before = app.event_count().await;
@@ -124,7 +126,9 @@ async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
     .await;
     assert_eq!(app.event_count().await, before, "a spent token changes nothing");
     assert_eq!(
-        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        login_request(&app, "ada@example.com", NEW_PASSWORD)
+            .await
+            .status(),
         StatusCode::OK,
         "the spent token's second use did not change the password"
     );
@@ -135,7 +139,7 @@ async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
 async fn malformed_or_forged_reset_tokens_answer_401_and_change_nothing() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
     let real = reset_token_for(&app, &mut smtp, "ada@example.com").await;
     let before = app.event_count().await;
 
@@ -158,7 +162,7 @@ async fn malformed_or_forged_reset_tokens_answer_401_and_change_nothing() {
 
     assert_eq!(app.event_count().await, before);
     assert_eq!(
-        login(&app, "ada@example.com", PASSWORD).await.status(),
+        login_request(&app, "ada@example.com", PASSWORD).await.status(),
         StatusCode::OK,
         "the password is unchanged"
     );
@@ -174,7 +178,7 @@ async fn malformed_or_forged_reset_tokens_answer_401_and_change_nothing() {
 async fn a_weak_new_password_answers_422_and_the_link_still_works() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
     let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
     let before = app.event_count().await;
 
@@ -193,7 +197,9 @@ async fn a_weak_new_password_answers_422_and_the_link_still_works() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        login(&app, "ada@example.com", NEW_PASSWORD).await.status(),
+        login_request(&app, "ada@example.com", NEW_PASSWORD)
+            .await
+            .status(),
         StatusCode::OK
     );
     app.cleanup().await;
@@ -203,7 +209,7 @@ async fn a_weak_new_password_answers_422_and_the_link_still_works() {
 async fn only_the_latest_reset_link_works() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
 
     let first = reset_token_for(&app, &mut smtp, "ada@example.com").await;
     let second = reset_token_for(&app, &mut smtp, "ada@example.com").await;
@@ -226,7 +232,7 @@ async fn only_the_latest_reset_link_works() {
 async fn a_completed_reset_ends_the_sessions_started_before_it() {
     let mut smtp = SmtpServer::start().await;
     let app = spawn_with_mail(&smtp).await;
-    let account = register(&app, "ada@example.com").await;
+    let account = register_email(&app, "ada@example.com").await;
 
     let before = app.with_bearer(&account.access_token).get("/v1/me").await;
     assert_eq!(before.status(), StatusCode::OK);
@@ -252,7 +258,7 @@ async fn a_completed_reset_ends_the_sessions_started_before_it() {
             .unwrap()
             .contains("password was changed")
     );
-    let fresh = login(&app, "ada@example.com", NEW_PASSWORD).await;
+    let fresh = login_request(&app, "ada@example.com", NEW_PASSWORD).await;
     assert_eq!(
         fresh.status(),
         StatusCode::OK,
@@ -277,7 +283,7 @@ async fn a_completed_reset_ends_the_sessions_started_before_it() {
 async fn a_reset_request_answers_at_once_whether_or_not_the_account_exists() {
     let mut smtp = SmtpServer::start_with_greeting_delay(Duration::from_secs(2)).await;
     let app = spawn_with_mail(&smtp).await;
-    register(&app, "ada@example.com").await;
+    register_email(&app, "ada@example.com").await;
 
     for email in ["ada@example.com", "nobody@example.com"] {
         let started = Instant::now();

@@ -1,7 +1,7 @@
 //! A minimal, real SMTP server for tests: it listens on an ephemeral port, speaks enough of
 //! RFC 5321 for a client such as lettre (greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP,
 //! QUIT), accepts every message and hands each one to the test.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Shared test plumbing: stores, contexts, NATS (shared and private), and stream readers.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use domain::Actor;
 use eventstore::relay::NatsBus;

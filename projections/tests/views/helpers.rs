@@ -1,6 +1,6 @@
 //! Shared test plumbing: the real store and command buses, a runner driven to the end of the
 //! log, raw events for shapes the current code no longer writes, and table snapshots.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
