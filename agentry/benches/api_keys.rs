@@ -1,15 +1,16 @@
 //! API-key creation over HTTP versus a bare INSERT + COMMIT, at the same client count, in the
 //! same run (issue 10: a write that waits for a read model must stay close to the raw limit).
 //!
-//! `cargo bench -p api --bench api_keys` (needs Postgres). `BENCH_DATABASE_URL` (default
+//! `cargo bench -p agentry --bench api_keys` (needs Postgres). `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_api, dropped and recreated), `BENCH_SECONDS`
 //! per phase (default 5), `BENCH_ROUNDS` alternating rounds (default 3), `BENCH_CLIENTS`
 //! (default 16).
 //!
 //! The real application is built on port 0 exactly as `agentry serve` builds it (its own pool
 //! of the default size, its projectors and relay running), and spoken to by a reqwest client
-//! in this process: every `POST /v1/api-keys` authenticates the owner's token, appends the
-//! key's event and waits until the identity read model holds it, as a client relies on.
+//! in this process: every `POST /v1/api-keys` authenticates the owner's token and appends the
+//! key's event (creation does not wait for the identity read model; a key's first use does,
+//! if it must).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,6 +1,6 @@
 //! Append throughput through the real command path versus a bare INSERT + COMMIT, and relay lag.
 //!
-//! `cargo bench -p commands --bench append` (needs Postgres; NATS for the lag phase).
+//! `cargo bench -p eventstore --bench append` (needs Postgres; NATS for the lag phase).
 //! `BENCH_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/agentry_bench, recreated),
 //! `BENCH_NATS_URL` (default nats://127.0.0.1:4222), `BENCH_SECONDS` per phase (default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
