@@ -32,7 +32,7 @@ const PROMOTE: &str =
 /// Folds one user event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let user_id = aggregate_uuid(event)?;
-    let query = match payload::<UserEvent>(event, &event.data)? {
+    let query = match payload::<UserEvent>(event)? {
         UserEvent::Registered { email, password_hash } => sqlx::query(REGISTER)
             .bind(user_id)
             .bind(email.as_str().to_owned())

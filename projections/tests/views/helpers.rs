@@ -29,7 +29,7 @@ pub fn runner(store: &EventStore) -> ProjectionRunner {
 
 /// A runner of any projector over the store's pool.
 pub fn runner_of(store: &EventStore, projector: Arc<dyn Projector>) -> ProjectionRunner {
-    ProjectionRunner::new(store.pool().clone(), store.signal().clone(), projector)
+    ProjectionRunner::new(store, projector)
 }
 
 /// Steps `runner` until the identity checkpoint reaches the last event in the log, then checks
