@@ -39,7 +39,7 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
             .bind(org_id)
             .bind(name)
             .bind(prefix)
-            .bind(key_hash)
+            .bind(key_hash.as_str().to_owned())
             .bind(created_by.to_string())
             .bind(recorded_at(event)?)
             .bind(event.sequence),
