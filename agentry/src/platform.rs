@@ -96,7 +96,7 @@ impl Platform {
     /// every projector) works on one process at a time, the holder of its lease; the others
     /// stand by and take over within seconds when the holder stops renewing.
     pub fn start_background(&mut self, projectors: Vec<Arc<dyn Projector>>) {
-        let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.store.signal().clone());
+        let relay = Relay::new(&self.store, self.bus.clone());
         let mut followers = vec![relay.name().to_owned()];
         self.tasks.spawn(relay.run(self.shutdown.clone()));
         self.tasks.spawn(eventstore::log::watch_gate(
@@ -117,7 +117,7 @@ impl Platform {
         let mut names = Vec::with_capacity(projectors.len());
         for projector in projectors {
             names.push(projector.name().to_owned());
-            let runner = ProjectionRunner::new(self.pool.clone(), self.store.signal().clone(), projector);
+            let runner = ProjectionRunner::new(&self.store, projector);
             self.tasks.spawn(runner.run(self.shutdown.clone()));
         }
         names

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use eventstore::log::load_checkpoint;
 use eventstore::store::restore::{RestoreError, RestoreOutcome, normalise_restored_log};
-use eventstore::{AppendSignal, Cursor};
+use eventstore::{Cursor, EventStore};
 use projections::{ProjectionRunner, Projector};
 use sqlx::PgPool;
 
@@ -79,7 +79,9 @@ pub async fn make_restored_store_consistent(
 async fn catch_up(pool: &PgPool, projector: Arc<dyn Projector>) -> Result<(), RestoredStoreError> {
     let name = projector.name();
     let target = last_cursor(pool).await?;
-    let runner = ProjectionRunner::new(pool.clone(), AppendSignal::default(), projector);
+    // Its own store, only for the pool and the domain's upcasters: nothing is appended here.
+    let store = EventStore::new(pool.clone(), domain::upcasting::upcasters());
+    let runner = ProjectionRunner::new(&store, projector);
     let deadline = tokio::time::Instant::now() + REBUILD_TIMEOUT;
     while load_checkpoint(pool, name).await? < target {
         if tokio::time::Instant::now() > deadline {

@@ -68,7 +68,7 @@ pub mod session;
 pub mod upcasting;
 pub mod user;
 
-mod redacted;
+pub mod secret;
 mod sink;
 mod text;
 
@@ -76,3 +76,4 @@ pub use actor::{Actor, ParseActorError};
 pub use email::{EmailAddress, EmailError};
 pub use password_policy::{PasswordPolicyError, check_new_password};
 pub use role::{ParseRoleError, Role};
+pub use secret::{PasswordDigest, TokenDigest};

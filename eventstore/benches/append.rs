@@ -218,8 +218,7 @@ async fn relay_lag(pool: &PgPool, store: &EventStore, nats_url: &str, rate: f64,
         .await
         .unwrap();
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), EventBus::from(bus.clone()), store.signal().clone())
-        .with_name("bench-relay");
+    let relay = Relay::new(store, EventBus::from(bus.clone())).with_name("bench-relay");
     tokio::spawn(relay.run(shutdown.clone()));
     let org = Uuid::now_v7();
     let mut subscription = bus

@@ -7,7 +7,7 @@ use eventstore::log::{
     Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault, save_checkpoint,
     save_checkpoint_as,
 };
-use eventstore::{AppendSignal, LogFollower, RecordedEvent};
+use eventstore::{AppendSignal, EventStore, LogFollower, RecordedEvent};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -50,12 +50,13 @@ enum Step {
 }
 
 impl ProjectionRunner {
-    /// A runner for `projector` over `pool`'s log, woken early by `signal`.
-    pub fn new(pool: PgPool, signal: AppendSignal, projector: Arc<dyn Projector>) -> Self {
+    /// A runner for `projector` over `store`'s log (in current shapes), woken early by the
+    /// store's appends.
+    pub fn new(store: &EventStore, projector: Arc<dyn Projector>) -> Self {
         Self {
-            follower: LogFollower::new(pool.clone()).with_batch_size(BATCH_EVENTS),
-            pool,
-            signal,
+            follower: LogFollower::new(store).with_batch_size(BATCH_EVENTS),
+            pool: store.pool().clone(),
+            signal: store.signal().clone(),
             projector,
             timings: LeaseTimings::default(),
             failing: AtomicBool::new(false),

@@ -106,7 +106,7 @@ async fn change_password(pool: &PgPool, user_id: &str) {
         .execute(
             user_id,
             UserCommand::ChangePassword {
-                password_hash: digest,
+                password_hash: digest.into(),
             },
             &CommandContext::system(None),
         )

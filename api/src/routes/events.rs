@@ -35,9 +35,9 @@ struct EventView {
     /// Dotted event type, e.g. `organization.member_added`.
     #[oai(rename = "type")]
     event_type: String,
-    /// Payload schema version as written.
+    /// Payload schema version, the current one (older stored shapes are upcast).
     version: String,
-    /// The payload as written at `version`.
+    /// The payload in the current shape of `version`.
     data: Value,
     /// Actor, request id, correlation and causation ids, impersonator, recorded-at time.
     metadata: Value,
@@ -78,7 +78,7 @@ impl EventsApi {
         let caller = auth.0;
         let org_id = caller.org()?;
         caller.require(|_| true, "read events")?;
-        let event = read_event(&state.pool, org_id, id.0)
+        let event = read_event(&state.pool, state.store.upcasters(), org_id, id.0)
             .await
             .map_err(|error| ApiError::internal(&error))?
             .ok_or_else(|| ApiError::not_found("not_found", "event not found"))?;

@@ -40,7 +40,10 @@ impl IdentityService {
         // the user, registered and promoted in one append (never visible as a plain user).
         if !self.users.load(&user_id.to_string()).await?.exists() {
             let password_hash = passwords::hash_password(password.to_owned()).await?;
-            let register = UserCommand::RegisterPlatformAdmin { email, password_hash };
+            let register = UserCommand::RegisterPlatformAdmin {
+                email,
+                password_hash: password_hash.into(),
+            };
             let registered = self
                 .users
                 .create(&user_id.to_string(), register, &context)

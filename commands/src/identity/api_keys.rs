@@ -34,7 +34,7 @@ impl IdentityService {
             org_id,
             name: name.to_owned(),
             prefix: prefix.clone(),
-            key_hash: secrets::secret_hash(&key),
+            key_hash: secrets::secret_hash(&key).into(),
             created_by: caller.actor(),
         };
         // No wait for the read model: a key is usually handed to another system before its first

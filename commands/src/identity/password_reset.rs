@@ -31,7 +31,7 @@ impl IdentityService {
         };
         let token = format!("{}.{}", user.user_id.simple(), secrets::random_secret(32));
         let request = UserCommand::RequestPasswordReset {
-            token_hash: secrets::secret_hash(&token),
+            token_hash: secrets::secret_hash(&token).into(),
             expires_at: Utc::now() + self.config.reset_ttl,
         };
         self.users
@@ -84,8 +84,8 @@ impl IdentityService {
         check_new_password(new_password, &email)?;
         let password_hash = passwords::hash_password(new_password.to_owned()).await?;
         let complete = UserCommand::CompletePasswordReset {
-            token_hash: secrets::secret_hash(token),
-            password_hash,
+            token_hash: secrets::secret_hash(token).into(),
+            password_hash: password_hash.into(),
             now: Utc::now(),
         };
         let context = user_context(user_id, request_id);

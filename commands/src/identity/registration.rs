@@ -138,7 +138,10 @@ impl IdentityService {
         password_hash: String,
         request_id: Option<String>,
     ) -> Result<(), IdentityError> {
-        let register = UserCommand::RegisterUser { email, password_hash };
+        let register = UserCommand::RegisterUser {
+            email,
+            password_hash: password_hash.into(),
+        };
         let context = user_context(user_id, request_id);
         self.users
             .create(&user_id.to_string(), register, &context)

@@ -92,8 +92,8 @@ impl IdentityService {
         let now = Utc::now();
         let new_token = new_refresh_token(family);
         let rotate = SessionCommand::RefreshSession {
-            presented_hash: secrets::secret_hash(refresh_token),
-            new_hash: secrets::secret_hash(&new_token),
+            presented_hash: secrets::secret_hash(refresh_token).into(),
+            new_hash: secrets::secret_hash(&new_token).into(),
             new_expires_at: now + self.config.refresh_ttl,
             now,
         };
@@ -125,7 +125,7 @@ impl IdentityService {
         let start = SessionCommand::StartSession {
             user_id,
             org_id,
-            token_hash: secrets::secret_hash(&refresh_token),
+            token_hash: secrets::secret_hash(&refresh_token).into(),
             expires_at: Utc::now() + self.config.refresh_ttl,
             credential_version,
         };

@@ -1,7 +1,5 @@
 //! The API key aggregate: state, decisions and how events change the state.
 
-use std::fmt;
-
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -9,7 +7,7 @@ use uuid::Uuid;
 
 use super::{ApiKeyCommand, ApiKeyError, ApiKeyEvent};
 use crate::actor::Actor;
-use crate::redacted::Redacted;
+use crate::secret::TokenDigest;
 use crate::sink::write_all;
 use crate::text::{TextError, trimmed};
 
@@ -21,12 +19,12 @@ type Decision = Result<Vec<ApiKeyEvent>, ApiKeyError>;
 /// An API key of one organization (the aggregate id is the key id).
 ///
 /// `Debug` is written by hand so that the hash never reaches logs.
-#[derive(Default, Serialize, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct ApiKey {
     org_id: Option<Uuid>,
     name: String,
     prefix: String,
-    key_hash: String,
+    key_hash: TokenDigest,
     revoked: bool,
 }
 
@@ -54,7 +52,7 @@ impl ApiKey {
 
     /// Digest of the whole key, to compare with a presented key's digest.
     pub fn key_hash(&self) -> &str {
-        &self.key_hash
+        self.key_hash.as_str()
     }
 
     /// Whether the key was revoked.
@@ -67,7 +65,7 @@ impl ApiKey {
         org_id: Uuid,
         name: &str,
         prefix: String,
-        key_hash: String,
+        key_hash: TokenDigest,
         created_by: Actor,
     ) -> Decision {
         if self.exists() {
@@ -140,18 +138,6 @@ impl Aggregate for ApiKey {
             }
             ApiKeyEvent::Revoked { .. } => self.revoked = true,
         }
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKey")
-            .field("org_id", &self.org_id)
-            .field("name", &self.name)
-            .field("prefix", &self.prefix)
-            .field("key_hash", &Redacted)
-            .field("revoked", &self.revoked)
-            .finish()
     }
 }
 

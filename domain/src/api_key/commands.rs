@@ -1,17 +1,15 @@
 //! Commands of the API key aggregate.
 
-use std::fmt;
-
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::redacted::Redacted;
+use crate::secret::TokenDigest;
 
 /// What a caller asks of an API key.
 ///
 /// The secret is generated and hashed by the application; the domain sees only its hash.
 /// `Debug` is written by hand so that the hash never reaches logs.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ApiKeyCommand {
     /// Record a new key.
     CreateApiKey {
@@ -22,7 +20,7 @@ pub enum ApiKeyCommand {
         /// The public start of the key, used to find it and shown in listings.
         prefix: String,
         /// Digest of the whole key.
-        key_hash: String,
+        key_hash: TokenDigest,
         /// Who created it.
         created_by: Actor,
     },
@@ -31,26 +29,4 @@ pub enum ApiKeyCommand {
         /// Who revoked it.
         by: Actor,
     },
-}
-
-impl fmt::Debug for ApiKeyCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::CreateApiKey {
-                org_id,
-                name,
-                prefix,
-                created_by,
-                ..
-            } => f
-                .debug_struct("CreateApiKey")
-                .field("org_id", org_id)
-                .field("name", name)
-                .field("prefix", prefix)
-                .field("key_hash", &Redacted)
-                .field("created_by", created_by)
-                .finish(),
-            Self::RevokeApiKey { by } => f.debug_struct("RevokeApiKey").field("by", by).finish(),
-        }
-    }
 }

@@ -1,7 +1,5 @@
 //! The session aggregate: state, decisions and how events change the state.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
@@ -9,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{RevocationReason, SessionCommand, SessionError, SessionEvent};
-use crate::redacted::Redacted;
+use crate::secret::TokenDigest;
 use crate::sink::write_all;
 
 type Decision = Result<Vec<SessionEvent>, SessionError>;
@@ -19,14 +17,14 @@ type Decision = Result<Vec<SessionEvent>, SessionError>;
 /// Only the current token may be refreshed; every earlier one is kept as spent, so that
 /// presenting one again is recognised as theft and ends the family. `Debug` is written by
 /// hand so that digests never reach logs.
-#[derive(Default, Serialize, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct Session {
     user_id: Option<Uuid>,
     org_id: Option<Uuid>,
-    token_hash: String,
+    token_hash: TokenDigest,
     expires_at: Option<DateTime<Utc>>,
     credential_version: u64,
-    spent_hashes: Vec<String>,
+    spent_hashes: Vec<TokenDigest>,
     revocation: Option<RevocationReason>,
 }
 
@@ -72,7 +70,7 @@ impl Session {
         &self,
         user_id: Uuid,
         org_id: Option<Uuid>,
-        token_hash: String,
+        token_hash: TokenDigest,
         expires_at: DateTime<Utc>,
         credential_version: u64,
     ) -> Decision {
@@ -92,13 +90,13 @@ impl Session {
     /// is expired).
     fn refresh(
         &self,
-        presented: &str,
-        new_hash: String,
+        presented: &TokenDigest,
+        new_hash: TokenDigest,
         new_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Decision {
         self.require_live()?;
-        if presented == self.token_hash {
+        if *presented == self.token_hash {
             if self.expires_at.is_none_or(|at| now >= at) {
                 return Err(SessionError::Expired);
             }
@@ -107,7 +105,7 @@ impl Session {
                 expires_at: new_expires_at,
             }]);
         }
-        if self.spent_hashes.iter().any(|spent| spent == presented) {
+        if self.spent_hashes.contains(presented) {
             return Ok(vec![SessionEvent::Revoked {
                 reason: RevocationReason::ReuseDetected,
             }]);
@@ -190,19 +188,6 @@ impl Aggregate for Session {
             }
             SessionEvent::Revoked { reason } => self.revocation = Some(reason),
         }
-    }
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("user_id", &self.user_id)
-            .field("org_id", &self.org_id)
-            .field("token_hash", &Redacted)
-            .field("expires_at", &self.expires_at)
-            .field("spent_hashes", &self.spent_hashes.len())
-            .field("revocation", &self.revocation)
-            .finish()
     }
 }
 

@@ -1,13 +1,11 @@
 //! Events of the session aggregate. Their JSON shapes are stored forever.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::redacted::Redacted;
+use crate::secret::TokenDigest;
 
 /// Why a refresh-token family ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +25,7 @@ pub enum RevocationReason {
 /// What happened to a refresh-token family; internally tagged by the dotted event type.
 ///
 /// `Debug` is written by hand so that digests never reach logs.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SessionEvent {
     /// A user signed in to an organization.
@@ -38,7 +36,7 @@ pub enum SessionEvent {
         /// The organization.
         org_id: Option<Uuid>,
         /// Digest of the first refresh token.
-        token_hash: String,
+        token_hash: TokenDigest,
         /// When it stops working.
         expires_at: DateTime<Utc>,
         /// The user's credential version when the session started (absent, so 0, in sessions
@@ -50,7 +48,7 @@ pub enum SessionEvent {
     #[serde(rename = "session.refreshed")]
     Refreshed {
         /// Digest of the new current token.
-        token_hash: String,
+        token_hash: TokenDigest,
         /// When it stops working.
         expires_at: DateTime<Utc>,
     },
@@ -74,32 +72,5 @@ impl DomainEvent for SessionEvent {
 
     fn event_version(&self) -> String {
         "1".to_owned()
-    }
-}
-
-impl fmt::Debug for SessionEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Started {
-                user_id,
-                org_id,
-                expires_at,
-                credential_version,
-                ..
-            } => f
-                .debug_struct("Started")
-                .field("user_id", user_id)
-                .field("org_id", org_id)
-                .field("token_hash", &Redacted)
-                .field("expires_at", expires_at)
-                .field("credential_version", credential_version)
-                .finish(),
-            Self::Refreshed { expires_at, .. } => f
-                .debug_struct("Refreshed")
-                .field("token_hash", &Redacted)
-                .field("expires_at", expires_at)
-                .finish(),
-            Self::Revoked { reason } => f.debug_struct("Revoked").field("reason", reason).finish(),
-        }
     }
 }

@@ -1,7 +1,5 @@
 //! The user aggregate: state, decisions and how events change the state.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
@@ -9,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{UserCommand, UserError, UserEvent};
 use crate::email::EmailAddress;
-use crate::redacted::Redacted;
+use crate::secret::{PasswordDigest, TokenDigest};
 use crate::sink::write_all;
 
 type Decision = Result<Vec<UserEvent>, UserError>;
@@ -18,19 +16,19 @@ type Decision = Result<Vec<UserEvent>, UserError>;
 ///
 /// Email uniqueness is not decided here but by the email claim aggregate, claimed before
 /// `RegisterUser`. `Debug` is written by hand so that hashes never reach logs.
-#[derive(Default, Serialize, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct User {
     email: Option<EmailAddress>,
-    password_hash: String,
+    password_hash: PasswordDigest,
     pending_reset: Option<PendingReset>,
     platform_admin: bool,
     credential_version: u64,
 }
 
 /// The one reset token that may still be used: only the latest request counts.
-#[derive(Serialize, Deserialize, Clone, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 struct PendingReset {
-    token_hash: String,
+    token_hash: TokenDigest,
     expires_at: DateTime<Utc>,
 }
 
@@ -74,19 +72,19 @@ impl User {
         }
     }
 
-    fn register(&self, email: EmailAddress, password_hash: String) -> Decision {
+    fn register(&self, email: EmailAddress, password_hash: PasswordDigest) -> Decision {
         if self.exists() {
             return Err(UserError::AlreadyRegistered);
         }
         Ok(vec![UserEvent::Registered { email, password_hash }])
     }
 
-    fn change_password(&self, password_hash: String) -> Decision {
+    fn change_password(&self, password_hash: PasswordDigest) -> Decision {
         self.require_exists()?;
         Ok(vec![UserEvent::PasswordChanged { password_hash }])
     }
 
-    fn request_reset(&self, token_hash: String, expires_at: DateTime<Utc>) -> Decision {
+    fn request_reset(&self, token_hash: TokenDigest, expires_at: DateTime<Utc>) -> Decision {
         self.require_exists()?;
         Ok(vec![UserEvent::PasswordResetRequested {
             token_hash,
@@ -96,10 +94,15 @@ impl User {
 
     /// A token works once, only if it is the latest one, and only before it expires
     /// (`now >= expires_at` is expired).
-    fn complete_reset(&self, token_hash: &str, password_hash: String, now: DateTime<Utc>) -> Decision {
+    fn complete_reset(
+        &self,
+        token_hash: &TokenDigest,
+        password_hash: PasswordDigest,
+        now: DateTime<Utc>,
+    ) -> Decision {
         self.require_exists()?;
         let pending = self.pending_reset.as_ref().ok_or(UserError::ResetTokenInvalid)?;
-        if pending.token_hash != token_hash {
+        if pending.token_hash != *token_hash {
             return Err(UserError::ResetTokenInvalid);
         }
         if now >= pending.expires_at {
@@ -177,26 +180,6 @@ impl Aggregate for User {
             }
             UserEvent::PromotedToPlatformAdmin => self.platform_admin = true,
         }
-    }
-}
-
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
-            .field("email", &self.email)
-            .field("password_hash", &Redacted)
-            .field("pending_reset", &self.pending_reset)
-            .field("platform_admin", &self.platform_admin)
-            .finish()
-    }
-}
-
-impl fmt::Debug for PendingReset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingReset")
-            .field("token_hash", &Redacted)
-            .field("expires_at", &self.expires_at)
-            .finish()
     }
 }
 

@@ -1,44 +1,42 @@
 //! Commands of the user aggregate.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 
 use crate::email::EmailAddress;
-use crate::redacted::Redacted;
+use crate::secret::{PasswordDigest, TokenDigest};
 
 /// What a caller asks of a user.
 ///
 /// Hashes are computed outside (`password_hash` is an Argon2id PHC string, `token_hash` a
 /// digest of the emailed reset token): the domain never sees a plaintext secret. `Debug` is
 /// written by hand so that hashes never reach logs.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum UserCommand {
     /// Register a new user. The caller must first win the email's claim.
     RegisterUser {
         /// The normalized email.
         email: EmailAddress,
         /// Argon2id PHC string of the chosen password.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
     /// Replace the password (the caller has verified the old one).
     ChangePassword {
         /// Argon2id PHC string of the new password.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
     /// Record a freshly emailed reset token; it replaces any earlier one.
     RequestPasswordReset {
         /// Digest of the token sent by email.
-        token_hash: String,
+        token_hash: TokenDigest,
         /// When the token stops working.
         expires_at: DateTime<Utc>,
     },
     /// Set a new password with a reset token.
     CompletePasswordReset {
         /// Digest of the token the user presented.
-        token_hash: String,
+        token_hash: TokenDigest,
         /// Argon2id PHC string of the new password.
-        password_hash: String,
+        password_hash: PasswordDigest,
         /// The current time, read by the application.
         now: DateTime<Utc>,
     },
@@ -51,39 +49,6 @@ pub enum UserCommand {
         /// The normalized email.
         email: EmailAddress,
         /// Argon2id PHC string of the chosen password.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
-}
-
-impl fmt::Debug for UserCommand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::RegisterUser { email, .. } => f
-                .debug_struct("RegisterUser")
-                .field("email", email)
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::RegisterPlatformAdmin { email, .. } => f
-                .debug_struct("RegisterPlatformAdmin")
-                .field("email", email)
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::ChangePassword { .. } => f
-                .debug_struct("ChangePassword")
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::RequestPasswordReset { expires_at, .. } => f
-                .debug_struct("RequestPasswordReset")
-                .field("token_hash", &Redacted)
-                .field("expires_at", expires_at)
-                .finish(),
-            Self::CompletePasswordReset { now, .. } => f
-                .debug_struct("CompletePasswordReset")
-                .field("token_hash", &Redacted)
-                .field("password_hash", &Redacted)
-                .field("now", now)
-                .finish(),
-            Self::PromoteToPlatformAdmin => f.write_str("PromoteToPlatformAdmin"),
-        }
-    }
 }

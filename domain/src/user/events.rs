@@ -1,18 +1,16 @@
 //! Events of the user aggregate. Their JSON shapes are stored forever.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::email::EmailAddress;
-use crate::redacted::Redacted;
+use crate::secret::{PasswordDigest, TokenDigest};
 
 /// What happened to a user; internally tagged by the dotted event type.
 ///
 /// `Debug` is written by hand so that hashes never reach logs.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum UserEvent {
     /// The user registered.
@@ -21,19 +19,19 @@ pub enum UserEvent {
         /// The normalized email.
         email: EmailAddress,
         /// Argon2id PHC string.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
     /// The password changed; any outstanding reset token stops working.
     #[serde(rename = "user.password_changed")]
     PasswordChanged {
         /// Argon2id PHC string of the new password.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
     /// A reset token was emailed; it replaces any earlier one.
     #[serde(rename = "user.password_reset_requested")]
     PasswordResetRequested {
         /// Digest of the emailed token.
-        token_hash: String,
+        token_hash: TokenDigest,
         /// When it stops working.
         expires_at: DateTime<Utc>,
     },
@@ -41,7 +39,7 @@ pub enum UserEvent {
     #[serde(rename = "user.password_reset_completed")]
     PasswordResetCompleted {
         /// Argon2id PHC string of the new password.
-        password_hash: String,
+        password_hash: PasswordDigest,
     },
     /// The user became a platform administrator.
     #[serde(rename = "user.promoted_to_platform_admin")]
@@ -62,31 +60,5 @@ impl DomainEvent for UserEvent {
 
     fn event_version(&self) -> String {
         "1".to_owned()
-    }
-}
-
-impl fmt::Debug for UserEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Registered { email, .. } => f
-                .debug_struct("Registered")
-                .field("email", email)
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::PasswordChanged { .. } => f
-                .debug_struct("PasswordChanged")
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::PasswordResetRequested { expires_at, .. } => f
-                .debug_struct("PasswordResetRequested")
-                .field("token_hash", &Redacted)
-                .field("expires_at", expires_at)
-                .finish(),
-            Self::PasswordResetCompleted { .. } => f
-                .debug_struct("PasswordResetCompleted")
-                .field("password_hash", &Redacted)
-                .finish(),
-            Self::PromotedToPlatformAdmin => f.write_str("PromotedToPlatformAdmin"),
-        }
     }
 }

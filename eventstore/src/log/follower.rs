@@ -3,6 +3,8 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::{Cursor, RecordedEvent, parse_transaction_id};
+use crate::EventStore;
+use crate::store::Upcasters;
 
 /// The gate and the order that never back-fill: only transactions older than every running
 /// one, read in `(transaction_id, position)` order. The gate is taken in the same statement.
@@ -32,18 +34,23 @@ pub(super) type Row = (
 
 /// Reads committed events after a cursor, in an order where nothing can appear behind it.
 ///
+/// Every event comes out in its current shape, through the store's own upcasters: the relay,
+/// the projectors and bus subscribers never see a payload version the domain no longer writes.
+///
 /// It holds no state: the relay and each projector keep their own cursor (their checkpoint).
 #[derive(Clone, Debug)]
 pub struct LogFollower {
     pool: PgPool,
+    upcasters: Upcasters,
     batch_size: i64,
 }
 
 impl LogFollower {
-    /// A follower reading up to 1,000 events per batch.
-    pub fn new(pool: PgPool) -> Self {
+    /// A follower of `store`'s log (its pool and upcasters) reading up to 1,000 events per batch.
+    pub fn new(store: &EventStore) -> Self {
         Self {
-            pool,
+            pool: store.pool().clone(),
+            upcasters: store.upcasters().clone(),
             batch_size: 1_000,
         }
     }
@@ -56,13 +63,14 @@ impl LogFollower {
 
     /// The next committed events after `after`; empty when the follower is caught up.
     pub async fn read_after(&self, after: Cursor) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        read_after_with(&self.pool, after, self.batch_size).await
+        read_after_with(&self.pool, &self.upcasters, after, self.batch_size).await
     }
 }
 
-/// [`LogFollower::read_after`] on any executor, with an explicit batch size.
+/// [`LogFollower::read_after`] on any executor, with explicit upcasters and batch size.
 pub async fn read_after_with<'e, E: PgExecutor<'e>>(
     executor: E,
+    upcasters: &Upcasters,
     after: Cursor,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
@@ -72,7 +80,9 @@ pub async fn read_after_with<'e, E: PgExecutor<'e>>(
         .bind(limit)
         .fetch_all(executor)
         .await?;
-    rows.into_iter().map(into_event).collect()
+    rows.into_iter()
+        .map(|row| into_event(row).map(|event| upcasters.upcast_recorded(event)))
+        .collect()
 }
 
 /// A row as an event; a transaction id that does not parse is an error (never 0, which would

@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use super::RecordedEvent;
 use super::follower::{Row, into_event};
+use crate::store::Upcasters;
 
 /// One organization's event by its id: what a bus subscriber fetches when the bus carried the
 /// event cut (too large for NATS). Another organization's id, or a platform-wide event (no
@@ -13,9 +14,11 @@ SELECT event_id, position, transaction_id::text, org_id, aggregate_type, aggrega
   FROM events
  WHERE event_id = $1 AND org_id = $2";
 
-/// The committed event `event_id` of organization `org_id`, whole (its payload as written).
+/// The committed event `event_id` of organization `org_id`, whole, in its current shape (as the
+/// bus carried it).
 pub async fn read_event<'e, E: PgExecutor<'e>>(
     executor: E,
+    upcasters: &Upcasters,
     org_id: Uuid,
     event_id: Uuid,
 ) -> Result<Option<RecordedEvent>, sqlx::Error> {
@@ -24,5 +27,8 @@ pub async fn read_event<'e, E: PgExecutor<'e>>(
         .bind(org_id)
         .fetch_optional(executor)
         .await?;
-    row.map(into_event).transpose()
+    Ok(row
+        .map(into_event)
+        .transpose()?
+        .map(|event| upcasters.upcast_recorded(event)))
 }

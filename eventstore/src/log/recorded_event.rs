@@ -30,9 +30,9 @@ pub struct RecordedEvent {
     /// Dotted event type, e.g. `organization.created`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// Payload schema version as written.
+    /// Payload schema version: the current one once the follower has upcast it.
     pub version: String,
-    /// The payload as written.
+    /// The payload, in the shape of `version`.
     pub data: Value,
     /// Actor, request id, correlation and causation ids, impersonator, recorded-at time.
     pub metadata: Value,

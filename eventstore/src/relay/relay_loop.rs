@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::EventBus;
 use super::leader::Leadership;
-use crate::RecordedEvent;
 use crate::log::{AppendSignal, Cursor, LeaseTimings, LogFollower};
+use crate::{EventStore, RecordedEvent};
 
 /// The relay's default name: its checkpoint and lease key.
 pub const RELAY_NAME: &str = "relay";
@@ -55,13 +55,14 @@ enum Published {
 }
 
 impl Relay {
-    /// A relay named `relay` reading `pool`'s log into `bus`, woken early by `signal`.
-    pub fn new(pool: PgPool, bus: EventBus, signal: AppendSignal) -> Self {
+    /// A relay named `relay` reading `store`'s log (in current shapes) into `bus`, woken early
+    /// by the store's appends.
+    pub fn new(store: &EventStore, bus: EventBus) -> Self {
         Self {
-            follower: LogFollower::new(pool.clone()),
-            pool,
+            follower: LogFollower::new(store),
+            pool: store.pool().clone(),
             bus,
-            signal,
+            signal: store.signal().clone(),
             name: RELAY_NAME.to_owned(),
             timings: LeaseTimings::default(),
         }

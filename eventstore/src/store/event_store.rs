@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
@@ -7,6 +5,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::storable::check_storable;
+use super::upcasters::Upcasters;
 use super::{CommandContext, StoreError};
 use crate::log::{AppendSignal, parse_transaction_id};
 
@@ -87,7 +86,7 @@ impl AppendedEvent {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
-    upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
+    upcasters: Upcasters,
     signal: AppendSignal,
 }
 
@@ -96,7 +95,7 @@ impl EventStore {
     pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
         Self {
             pool,
-            upcasters: Arc::new(upcasters),
+            upcasters: Upcasters::new(upcasters),
             signal: AppendSignal::default(),
         }
     }
@@ -104,6 +103,11 @@ impl EventStore {
     /// The pool, for read models and followers that share the database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The upcasters it loads through, for followers of the same log (one list for every reader).
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.upcasters
     }
 
     /// Fires after every append through this store, so followers in this process wake at once
@@ -169,13 +173,7 @@ impl EventStore {
     }
 
     fn decode<A: Aggregate>(&self, stored: SerializedEvent) -> Result<A::Event, StoreError> {
-        let current = self.upcasters.iter().fold(stored, |event, upcaster| {
-            if upcaster.can_upcast(&event.event_type, &event.event_version) {
-                upcaster.upcast(event)
-            } else {
-                event
-            }
-        });
+        let current = self.upcasters.upcast(stored);
         serde_json::from_value(current.payload).map_err(|source| StoreError::Serialization {
             event_type: current.event_type,
             event_version: current.event_version,

@@ -7,9 +7,11 @@ mod error;
 mod event_store;
 pub mod restore;
 mod storable;
+mod upcasters;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
 pub use context::CommandContext;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
 pub use storable::MAX_EVENT_BYTES;
+pub use upcasters::Upcasters;

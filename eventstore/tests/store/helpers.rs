@@ -49,9 +49,9 @@ pub async fn nats_bus(url: &str) -> NatsBus {
 pub use testkit::{PrivateNats, id_counts, stream_events};
 
 /// Starts a relay in the background; cancel the token to stop it.
-pub fn spawn_relay(pool: &PgPool, store: &EventStore, bus: EventBus, name: &str) -> CancellationToken {
+pub fn spawn_relay(store: &EventStore, bus: EventBus, name: &str) -> CancellationToken {
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), bus, store.signal().clone()).with_name(name);
+    let relay = Relay::new(store, bus).with_name(name);
     tokio::spawn(relay.run(shutdown.clone()));
     shutdown
 }

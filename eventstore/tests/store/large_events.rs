@@ -34,7 +34,7 @@ async fn a_5_mib_event_does_not_delay_the_events_after_it(pool: PgPool) {
     let store = store(&pool);
     let bus = nats_bus(&nats_url()).await;
     let max_payload = bus.client().max_payload();
-    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let relay = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
     let big = tool_output(FIVE_MIB);
@@ -83,7 +83,7 @@ async fn a_5_mib_event_does_not_delay_the_events_after_it(pool: PgPool) {
         assert!(event.get("truncated_fields").is_none(), "{event}");
     }
 
-    let whole = read_event(&pool, org_id, big.event_id)
+    let whole = read_event(&pool, store.upcasters(), org_id, big.event_id)
         .await
         .unwrap()
         .expect("stored");
@@ -155,7 +155,7 @@ async fn the_relay_cuts_to_the_limit_the_connected_server_announces(pool: PgPool
     let nats = SmallPayloadNats::start(64 * 1024);
     let store = store(&pool);
     let bus = nats_bus(&format!("nats://127.0.0.1:{}", nats.port)).await;
-    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let relay = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
     // Far below the default 1 MiB, far above this server's 64 KiB.

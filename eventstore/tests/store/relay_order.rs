@@ -19,7 +19,7 @@ use crate::raw_publishes::RawPublishes;
 async fn an_event_whose_transaction_commits_late_is_published_not_skipped(pool: PgPool) {
     let store = store(&pool);
     let bus = nats_bus(&nats_url()).await;
-    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let relay = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
 
@@ -71,7 +71,7 @@ async fn an_event_whose_transaction_commits_late_is_published_not_skipped(pool: 
 async fn every_event_of_many_concurrent_appenders_is_published_exactly_once(pool: PgPool) {
     let store = store(&pool);
     let bus = nats_bus(&nats_url()).await;
-    let relay = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let relay = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     let org_id = Uuid::now_v7();
 
     let mut writers = Vec::new();
@@ -152,7 +152,7 @@ async fn a_restarted_relay_resumes_from_its_checkpoint_without_repeating(pool: P
     let org_id = Uuid::now_v7();
     let raw = RawPublishes::subscribe(&nats_url(), org_id).await;
     let ctx = context(org_id);
-    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let first = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     for n in 0..20 {
         store
             .append("organization", &format!("a{n}"), 0, &[event(n)], &ctx)
@@ -169,7 +169,7 @@ async fn a_restarted_relay_resumes_from_its_checkpoint_without_repeating(pool: P
             .await
             .unwrap();
     }
-    let second = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let second = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     let counts = raw.settle(40, Duration::from_secs(15)).await;
     second.cancel();
 
@@ -193,7 +193,7 @@ async fn events_republished_after_a_lost_checkpoint_are_stored_once(pool: PgPool
             .await
             .unwrap();
     }
-    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let first = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     assert_eq!(
         stream_events(bus.jetstream(), org_id, 25, Duration::from_secs(15))
             .await
@@ -208,7 +208,7 @@ async fn events_republished_after_a_lost_checkpoint_are_stored_once(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    let second = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
+    let second = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let published = stream_events(bus.jetstream(), org_id, 25, Duration::from_secs(15)).await;
     second.cancel();
@@ -228,13 +228,8 @@ async fn two_nodes_relaying_one_database_publish_each_event_once(pool: PgPool) {
     let org_id = Uuid::now_v7();
     let raw = RawPublishes::subscribe(&nats_url(), org_id).await;
     let ctx = context(org_id);
-    let first = spawn_relay(&pool, &store, EventBus::from(bus.clone()), "relay");
-    let second = spawn_relay(
-        &pool,
-        &store,
-        EventBus::from(nats_bus(&nats_url()).await),
-        "relay",
-    );
+    let first = spawn_relay(&store, EventBus::from(bus.clone()), "relay");
+    let second = spawn_relay(&store, EventBus::from(nats_bus(&nats_url()).await), "relay");
     for n in 0..60 {
         store
             .append("organization", &format!("n{n}"), 0, &[event(n)], &ctx)

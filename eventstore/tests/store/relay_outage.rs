@@ -16,7 +16,7 @@ async fn writes_go_on_while_nats_is_down_and_every_event_arrives_once_after(pool
     let mut nats = PrivateNats::start();
     let store = store(&pool);
     let relay_bus = nats_bus(&nats.url()).await;
-    let relay = spawn_relay(&pool, &store, EventBus::from(relay_bus), "relay");
+    let relay = spawn_relay(&store, EventBus::from(relay_bus), "relay");
     let org_id = Uuid::now_v7();
     let ctx = context(org_id);
     for n in 0..50 {

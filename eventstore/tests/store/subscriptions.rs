@@ -65,10 +65,10 @@ async fn receive(subscription: &mut EventSubscription, expected: usize) -> Vec<B
     }
 }
 
-async fn assert_only_organization_a_in_order(store: &EventStore, bus: EventBus, pool: &PgPool) {
+async fn assert_only_organization_a_in_order(store: &EventStore, bus: EventBus) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let mut subscription = bus.subscribe(EventFilter::Organization(a)).await.unwrap();
-    let relay = spawn_relay(pool, store, bus, "relay");
+    let relay = spawn_relay(store, bus, "relay");
 
     let written = write_two_organizations(store, a, b).await;
     let received = receive(&mut subscription, written.len()).await;
@@ -95,14 +95,14 @@ async fn assert_only_organization_a_in_order(store: &EventStore, bus: EventBus, 
 async fn an_in_process_subscriber_receives_its_organizations_events_in_log_order(pool: PgPool) {
     let store = store(&pool);
     let bus = EventBus::from(LocalBus::default());
-    assert_only_organization_a_in_order(&store, bus, &pool).await;
+    assert_only_organization_a_in_order(&store, bus).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_nats_subscriber_receives_its_organizations_events_in_log_order(pool: PgPool) {
     let store = store(&pool);
     let bus = EventBus::from(nats_bus(&nats_url()).await);
-    assert_only_organization_a_in_order(&store, bus, &pool).await;
+    assert_only_organization_a_in_order(&store, bus).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -111,7 +111,7 @@ async fn a_nats_subscriber_sees_an_event_too_large_for_nats_flagged_as_cut(pool:
     let bus = EventBus::from(nats_bus(&nats_url()).await);
     let org = Uuid::now_v7();
     let mut subscription = bus.subscribe(EventFilter::Organization(org)).await.unwrap();
-    let relay = spawn_relay(&pool, &store, bus, "relay");
+    let relay = spawn_relay(&store, bus, "relay");
     let big = NewEvent {
         event_id: Uuid::now_v7(),
         event_type: "message.completed".to_owned(),
@@ -140,7 +140,7 @@ async fn a_subscriber_of_everything_sees_every_organization(pool: PgPool) {
     let store = store(&pool);
     let bus = EventBus::from(LocalBus::default());
     let mut subscription = bus.subscribe(EventFilter::All).await.unwrap();
-    let relay = spawn_relay(&pool, &store, bus, "relay");
+    let relay = spawn_relay(&store, bus, "relay");
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
 
     write_two_organizations(&store, a, b).await;

@@ -27,7 +27,7 @@ const REVOKE: &str = "UPDATE api_keys SET revoked_at = $2, version = $3 WHERE ke
 /// Folds one API key event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let key_id = aggregate_uuid(event)?;
-    let query = match payload::<ApiKeyEvent>(event, &event.data)? {
+    let query = match payload::<ApiKeyEvent>(event)? {
         ApiKeyEvent::Created {
             org_id,
             name,
@@ -39,7 +39,7 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
             .bind(org_id)
             .bind(name)
             .bind(prefix)
-            .bind(key_hash)
+            .bind(key_hash.as_str().to_owned())
             .bind(created_by.to_string())
             .bind(recorded_at(event)?)
             .bind(event.sequence),

@@ -9,7 +9,6 @@
 use chrono::{DateTime, Utc};
 use eventstore::RecordedEvent;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use uuid::Uuid;
 
 /// A folded event whose payload or metadata does not have the shape the projector reads.
@@ -32,9 +31,10 @@ fn malformed(event: &RecordedEvent, reason: impl ToString) -> sqlx::Error {
     }))
 }
 
-/// `data` (the event's payload, possibly upcast) as the domain event enum `T`.
-pub(super) fn payload<T: DeserializeOwned>(event: &RecordedEvent, data: &Value) -> Result<T, sqlx::Error> {
-    T::deserialize(data).map_err(|error| malformed(event, error))
+/// The event's payload (already in its current shape: the follower upcasts) as the domain
+/// event enum `T`.
+pub(super) fn payload<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, sqlx::Error> {
+    T::deserialize(&event.data).map_err(|error| malformed(event, error))
 }
 
 /// The aggregate id, a UUID for every identity aggregate.

@@ -1,11 +1,7 @@
 //! The `organizations` and `memberships` tables, from organization events.
 
-use std::borrow::Cow;
-
 use domain::organization::{CREATED_EVENT_TYPE, OrganizationEvent};
-use domain::upcasting::organization_created_v1_to_v2;
 use eventstore::RecordedEvent;
-use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::decode::{aggregate_uuid, payload, recorded_at};
@@ -51,7 +47,7 @@ DELETE FROM memberships m USING advanced a WHERE m.org_id = a.org_id AND m.user_
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let org_id = aggregate_uuid(event)?;
     let sequence = event.sequence;
-    let query = match payload::<OrganizationEvent>(event, &current_shape(event))? {
+    let query = match payload::<OrganizationEvent>(event)? {
         OrganizationEvent::Created { name, .. } => sqlx::query(CREATE)
             .bind(org_id)
             .bind(name)
@@ -80,17 +76,4 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
     };
     query.execute(connection).await?;
     Ok(())
-}
-
-/// The payload in the current shape.
-///
-/// The event store upcasts old shapes when it loads an aggregate, but the log follower hands
-/// out payloads exactly as written, so a version 1 `organization.created` (`owner` instead of
-/// `owner_user_id`) is lifted here with the store's own upcaster.
-fn current_shape(event: &RecordedEvent) -> Cow<'_, Value> {
-    if event.event_type == CREATED_EVENT_TYPE && event.version == "1" {
-        Cow::Owned(organization_created_v1_to_v2(event.data.clone()))
-    } else {
-        Cow::Borrowed(&event.data)
-    }
 }

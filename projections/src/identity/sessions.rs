@@ -24,7 +24,7 @@ const REVOKE: &str =
 /// Folds one session event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let session_id = aggregate_uuid(event)?;
-    let query = match payload::<SessionEvent>(event, &event.data)? {
+    let query = match payload::<SessionEvent>(event)? {
         SessionEvent::Started { user_id, org_id, .. } => sqlx::query(START)
             .bind(session_id)
             .bind(user_id)

@@ -32,17 +32,17 @@ const PROMOTE: &str =
 /// Folds one user event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let user_id = aggregate_uuid(event)?;
-    let query = match payload::<UserEvent>(event, &event.data)? {
+    let query = match payload::<UserEvent>(event)? {
         UserEvent::Registered { email, password_hash } => sqlx::query(REGISTER)
             .bind(user_id)
             .bind(email.as_str().to_owned())
-            .bind(password_hash)
+            .bind(password_hash.as_str().to_owned())
             .bind(recorded_at(event)?)
             .bind(event.sequence),
         UserEvent::PasswordChanged { password_hash }
         | UserEvent::PasswordResetCompleted { password_hash } => sqlx::query(SET_PASSWORD)
             .bind(user_id)
-            .bind(password_hash)
+            .bind(password_hash.as_str().to_owned())
             .bind(event.sequence),
         UserEvent::PromotedToPlatformAdmin => sqlx::query(PROMOTE).bind(user_id).bind(event.sequence),
         // Not in FOLDS; the table keeps no reset tokens.

@@ -29,7 +29,7 @@ pub fn runner(store: &EventStore) -> ProjectionRunner {
 
 /// A runner of any projector over the store's pool.
 pub fn runner_of(store: &EventStore, projector: Arc<dyn Projector>) -> ProjectionRunner {
-    ProjectionRunner::new(store.pool().clone(), store.signal().clone(), projector)
+    ProjectionRunner::new(store, projector)
 }
 
 /// Steps `runner` until the identity checkpoint reaches the last event in the log, then checks
@@ -92,7 +92,7 @@ pub async fn register_user(store: &EventStore, email: &str, password_hash: &str)
     let user_id = Uuid::now_v7();
     let register = UserCommand::RegisterUser {
         email: EmailAddress::parse(email).unwrap(),
-        password_hash: password_hash.to_owned(),
+        password_hash: password_hash.into(),
     };
     CommandBus::<User>::new(store.clone(), ())
         .create(&user_id.to_string(), register, &CommandContext::system(None))
@@ -142,7 +142,7 @@ pub async fn create_api_key(store: &EventStore, org_id: Uuid, name: &str, prefix
         org_id,
         name: name.to_owned(),
         prefix: prefix.to_owned(),
-        key_hash: format!("hash-of-{prefix}"),
+        key_hash: format!("hash-of-{prefix}").into(),
         created_by: by,
     };
     CommandBus::<ApiKey>::new(store.clone(), ())

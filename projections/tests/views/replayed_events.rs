@@ -24,7 +24,7 @@ use crate::helpers::{
 
 /// Event `sequence` of aggregate `aggregate_id`, as the follower delivers it.
 async fn logged_event(pool: &PgPool, aggregate_id: Uuid, sequence: i64) -> RecordedEvent {
-    read_after_with(pool, Cursor::START, 10_000)
+    read_after_with(pool, store(pool).upcasters(), Cursor::START, 10_000)
         .await
         .unwrap()
         .into_iter()
