@@ -21,12 +21,15 @@ pub const BLOCKED_AFTER_ATTEMPTS: i32 = 3;
 /// How often [`watch_stalls`] refreshes `agentry_follower_stall_seconds`.
 const STALL_REFRESH: Duration = Duration::from_secs(3);
 
-/// Per follower: the age of the oldest committed event it has not delivered. Without a
-/// recording time in that event's metadata, the time since the checkpoint last moved.
+/// Per follower: the age of the oldest committed event it has not delivered; 0 when there is
+/// none (a caught-up follower is not stalled, however long the service has been idle). Without
+/// a recording time in that event's metadata, the time since the checkpoint last moved.
 const STALLS: &str = "
 SELECT f.name,
+       CASE WHEN e.metadata IS NULL THEN 0 ELSE
        COALESCE(EXTRACT(EPOCH FROM clock_timestamp()
                 - COALESCE((e.metadata ->> 'recorded_at')::timestamptz, c.updated_at))::float8, 0)
+       END
   FROM unnest($1::text[]) AS f(name)
   LEFT JOIN follower_checkpoints c ON c.name = f.name
   LEFT JOIN LATERAL (

@@ -11,6 +11,7 @@ mod raw_publishes;
 mod relay_lease;
 mod relay_order;
 mod relay_outage;
+mod stall;
 mod storable;
 mod subscriptions;
 mod upcasting;
