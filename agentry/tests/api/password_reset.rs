@@ -205,6 +205,31 @@ async fn a_weak_new_password_answers_422_and_the_link_still_works() {
     app.cleanup().await;
 }
 
+/// The token is checked before the password rule: a guessed link with a weak password learns
+/// only that the link is wrong (never 422, which would say the account and link are real), and
+/// costs no password hash.
+#[tokio::test]
+async fn a_wrong_link_with_a_weak_password_answers_401_not_422() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let ada = register_email(&app, "ada@example.com").await;
+    let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    let guessed = format!("{}.{}", ada.user_id, "x".repeat(43));
+    assert_ne!(guessed, token);
+    let before = app.event_count().await;
+
+    let response = confirm(&app, &guessed, "short").await;
+
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    assert_eq!(app.event_count().await, before, "nothing is written");
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn only_the_latest_reset_link_works() {
     let mut smtp = SmtpServer::start().await;

@@ -6,6 +6,7 @@ use domain::user::UserCommand;
 use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
+use super::error::RejectionKind;
 use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, passwords, secrets};
 use eventstore::CommandContext;
@@ -81,12 +82,18 @@ impl IdentityService {
         let email: EmailAddress = user.email().cloned().ok_or(IdentityError::InvalidToken(
             "invalid or expired password reset token",
         ))?;
+        let token_hash = secrets::secret_hash(token).into();
+        let now = Utc::now();
+        // The token first: a wrong link must not learn whether the password would pass, nor
+        // cost a hash. The aggregate checks it again when the reset is recorded.
+        user.check_reset_token(&token_hash, now)
+            .map_err(RejectionKind::into_identity_error)?;
         check_new_password(new_password, &email)?;
         let password_hash = passwords::hash_password(new_password.to_owned()).await?;
         let complete = UserCommand::CompletePasswordReset {
-            token_hash: secrets::secret_hash(token).into(),
+            token_hash,
             password_hash: password_hash.into(),
-            now: Utc::now(),
+            now,
         };
         let context = user_context(user_id, request_id);
         let done = self

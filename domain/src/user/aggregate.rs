@@ -92,14 +92,10 @@ impl User {
         }])
     }
 
-    /// A token works once, only if it is the latest one, and only before it expires
-    /// (`now >= expires_at` is expired).
-    fn complete_reset(
-        &self,
-        token_hash: &TokenDigest,
-        password_hash: PasswordDigest,
-        now: DateTime<Utc>,
-    ) -> Decision {
+    /// Whether `token_hash` is the latest reset token and unexpired at `now`: checked first
+    /// when a reset is confirmed, so a wrong link learns nothing about the password rule and
+    /// costs no password hash.
+    pub fn check_reset_token(&self, token_hash: &TokenDigest, now: DateTime<Utc>) -> Result<(), UserError> {
         self.require_exists()?;
         let pending = self.pending_reset.as_ref().ok_or(UserError::ResetTokenInvalid)?;
         if pending.token_hash != *token_hash {
@@ -108,6 +104,18 @@ impl User {
         if now >= pending.expires_at {
             return Err(UserError::ResetTokenExpired);
         }
+        Ok(())
+    }
+
+    /// A token works once, only if it is the latest one, and only before it expires
+    /// (`now >= expires_at` is expired).
+    fn complete_reset(
+        &self,
+        token_hash: &TokenDigest,
+        password_hash: PasswordDigest,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        self.check_reset_token(token_hash, now)?;
         Ok(vec![UserEvent::PasswordResetCompleted { password_hash }])
     }
 
