@@ -75,11 +75,6 @@ impl RecordedEvent {
         }
         event
     }
-
-    /// The JSON of [`without_digests`](Self::without_digests), whole.
-    pub fn to_bus_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(&self.without_digests())
-    }
 }
 
 /// Reads a transaction id as Postgres prints an `xid8` (decimal text). Anything else is an
@@ -105,6 +100,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::RecordedEvent;
+    use crate::relay::BusEvent;
 
     #[test]
     fn credential_digests_never_reach_the_bus() {
@@ -122,7 +118,8 @@ mod tests {
             metadata: json!({ "actor": "system" }),
         };
 
-        let published: Value = serde_json::from_slice(&event.to_bus_json().unwrap()).unwrap();
+        let (_, json) = BusEvent::encode_within(&event, usize::MAX).unwrap();
+        let published: Value = serde_json::from_slice(&json).unwrap();
 
         assert_eq!(
             published["data"],
