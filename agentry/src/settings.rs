@@ -154,6 +154,11 @@ pub struct HttpSettings {
     /// Largest burst per API key and per user.
     #[arg(long, env = "AGENTRY_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
     pub rate_limit_burst: u32,
+
+    /// Serve `/metrics` on this address instead of the API's (so operators can keep it off
+    /// the public port); unset: `/metrics` is on `AGENTRY_LISTEN`.
+    #[arg(long, env = "AGENTRY_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Sign-in, tokens and the mail identity sends.

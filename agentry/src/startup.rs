@@ -12,12 +12,13 @@ use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
 use api::http::RateLimits;
-use api::{AppState, HttpConfig, build_app};
+use api::{AppState, HttpConfig, build_app, metrics_app};
 
 /// A built `agentry serve`: the platform connected, its background loops running, the port bound.
 pub struct Application {
     acceptor: TcpAcceptor,
     port: u16,
+    metrics: Option<(TcpAcceptor, u16)>,
     platform: Platform,
     state: AppState,
 }
@@ -57,24 +58,19 @@ impl Application {
             config: Arc::new(HttpConfig {
                 max_body_bytes: settings.http.max_body_bytes,
                 follower_stall_seconds: settings.operations.follower_stall_seconds,
+                metrics_on_api_port: settings.http.metrics_listen.is_none(),
             }),
             metrics: telemetry::metrics_handle(),
         };
-        let acceptor = TcpListener::bind(settings.http.listen)
-            .into_acceptor()
-            .await
-            .map_err(|source| StartupError::Bind {
-                address: settings.http.listen.to_string(),
-                source,
-            })?;
-        let port = acceptor
-            .local_addr()
-            .first()
-            .and_then(|address| address.as_socket_addr().map(|socket| socket.port()))
-            .unwrap_or(settings.http.listen.port());
+        let (acceptor, port) = bind(settings.http.listen).await?;
+        let metrics = match settings.http.metrics_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         Ok(Self {
             acceptor,
             port,
+            metrics,
             platform,
             state,
         })
@@ -85,6 +81,11 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` is served on when `AGENTRY_METRICS_LISTEN` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
     /// Serves until `stop` resolves, lets requests in flight finish (up to 10 s), then stops
     /// the background loops.
     pub async fn run_until_stopped(
@@ -92,13 +93,53 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(port = self.port, "agentry serving");
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stopping.send(true);
+        });
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let metrics_server = self.metrics.map(|(acceptor, port)| {
+            tracing::info!(port, "metrics serving");
+            let app = metrics_app(self.state.clone());
+            tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                app,
+                until_stopped(),
+                Some(Duration::from_secs(1)),
+            ))
+        });
         let app = build_app(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(app, until_stopped(), Some(Duration::from_secs(10)))
             .await;
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         self.platform.stop().await;
         served
     }
+}
+
+/// Binds `address` (port 0 picks a free port) and tells the port bound.
+async fn bind(address: std::net::SocketAddr) -> Result<(TcpAcceptor, u16), StartupError> {
+    let acceptor = TcpListener::bind(address)
+        .into_acceptor()
+        .await
+        .map_err(|source| StartupError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+    let port = acceptor
+        .local_addr()
+        .first()
+        .and_then(|bound| bound.as_socket_addr().map(|socket| socket.port()))
+        .unwrap_or(address.port());
+    Ok((acceptor, port))
 }
 
 /// The read models every node keeps up to date.

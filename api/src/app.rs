@@ -5,7 +5,7 @@ use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
 use crate::http::{BodyLimit, Observe, into_problem};
-use crate::routes::{AppState, service_routes, v1_apis};
+use crate::routes::{AppState, metrics_routes, service_routes, v1_apis};
 
 /// The service's version, shown in the OpenAPI document.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -30,4 +30,10 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .with(BodyLimit::new(max_body_bytes))
         .catch_all_error(into_problem)
         .with(Observe)
+}
+
+/// `/metrics` on its own, for a separate operators' address; unknown paths there get
+/// problem+json too.
+pub fn metrics_app(state: AppState) -> impl Endpoint {
+    metrics_routes(state).catch_all_error(into_problem)
 }

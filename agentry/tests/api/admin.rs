@@ -117,7 +117,7 @@ async fn an_impersonation_token_stops_working_when_its_time_limit_is_up() {
 
     let response = app.with_bearer(token).get("/v1/me").await;
     let problem = assert_problem(response, StatusCode::UNAUTHORIZED).await;
-    assert_eq!(problem["code"], "token_expired", "{problem}");
+    assert_eq!(problem["code"], "access_token_expired", "{problem}");
     app.cleanup().await;
 }
 
@@ -160,14 +160,17 @@ async fn suspending_twice_reactivating_an_active_or_an_unknown_organization_are_
     let a = register(&app, "owner-a").await;
 
     let response = reactivate(&app, &admin.access_token, a.org_id).await;
-    assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let problem = assert_problem(response, StatusCode::CONFLICT).await;
+    assert_eq!(problem["code"], "not_suspended", "{problem}");
     let response = suspend(&app, &admin.access_token, Uuid::now_v7(), "nobody").await;
-    assert_problem(response, StatusCode::NOT_FOUND).await;
+    let problem = assert_problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(problem["code"], "organization_not_found", "{problem}");
     let response = suspend(&app, &admin.access_token, a.org_id, "first").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let before = app.event_count().await;
     let response = suspend(&app, &admin.access_token, a.org_id, "second").await;
-    assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let problem = assert_problem(response, StatusCode::CONFLICT).await;
+    assert_eq!(problem["code"], "already_suspended", "{problem}");
     assert_eq!(app.event_count().await, before);
     app.cleanup().await;
 }
@@ -186,7 +189,7 @@ async fn only_platform_administrators_suspend_reactivate_and_impersonate() {
     answers.push(impersonate(&app, &a.access_token, &impersonation_of(b.user_id, b.org_id)).await);
     for response in answers {
         let problem = assert_problem(response, StatusCode::FORBIDDEN).await;
-        assert_eq!(problem["code"], "forbidden", "{problem}");
+        assert_eq!(problem["code"], "platform_admin_required", "{problem}");
     }
 
     assert_eq!(app.event_count().await, before);

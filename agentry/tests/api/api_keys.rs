@@ -129,17 +129,14 @@ async fn a_revoked_key_gets_401_at_once_on_every_node() {
     let list = list_keys(&app, &owner.access_token).await;
     assert!(entry(&list, &key)["revoked_at"].is_string(), "{list}");
 
-    // Revoking it again is refused as a business rule, and records nothing.
+    // Revoking it again is refused as a conflict with the key's state, and records nothing.
     let before = app.event_count().await;
     let again = app
         .with_bearer(&owner.access_token)
         .delete(&format!("/v1/api-keys/{}", key.id))
         .await;
-    let problem = assert_problem(again, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(
-        problem["detail"].as_str().unwrap().contains("already revoked"),
-        "{problem}"
-    );
+    let problem = assert_problem(again, StatusCode::CONFLICT).await;
+    assert_eq!(problem["code"], "api_key_already_revoked", "{problem}");
     assert_eq!(app.event_count().await, before);
     node.cleanup().await;
     app.cleanup().await;

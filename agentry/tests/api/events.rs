@@ -140,8 +140,8 @@ async fn a_nul_character_in_input_that_would_reach_an_event_is_refused_and_chang
         )
         .await;
 
-    let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_eq!(problem["code"], "unstorable_text", "{problem}");
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["code"], "control_characters", "{problem}");
     assert_eq!(app.event_count().await, before, "nothing was written");
     app.cleanup().await;
 }

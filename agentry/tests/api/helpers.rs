@@ -21,6 +21,8 @@ const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub address: String,
+    /// Where `/metrics` is served when the test set `AGENTRY_METRICS_LISTEN`, likewise.
+    pub metrics_address: Option<String>,
     /// Follows no redirects, so every assertion is about the answer itself.
     pub client: reqwest::Client,
     /// A pool of the test's own on the application's database.
@@ -70,6 +72,7 @@ impl TestApp {
             .await
             .unwrap_or_else(|error| panic!("the application did not start: {error}"));
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -89,6 +92,7 @@ impl TestApp {
 
         Self {
             address: format!("http://127.0.0.1:{port}"),
+            metrics_address: metrics_port.map(|port| format!("http://127.0.0.1:{port}")),
             client,
             pool,
             database_name,

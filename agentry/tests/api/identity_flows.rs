@@ -165,7 +165,7 @@ async fn logging_in_to_an_organization_the_user_is_not_in_is_refused() {
         )
         .await;
 
-    assert_code(response, StatusCode::FORBIDDEN, "no_organization").await;
+    assert_code(response, StatusCode::FORBIDDEN, "not_a_member_of_organization").await;
     assert_eq!(app.event_count().await, before);
     app.cleanup().await;
 }
@@ -207,7 +207,7 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
     assert_code(
         refresh(&app, &newer).await,
         StatusCode::UNAUTHORIZED,
-        "invalid_token",
+        "session_ended",
     )
     .await;
     assert_problem(refresh(&app, &spent).await, StatusCode::UNAUTHORIZED).await;
@@ -256,7 +256,7 @@ async fn tampered_or_unknown_refresh_tokens_are_refused_and_change_nothing() {
         "",
     ] {
         let response = refresh(&app, token).await;
-        assert_code(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        assert_code(response, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
     }
 
     assert_eq!(app.event_count().await, before, "refused refreshes write nothing");
@@ -401,7 +401,7 @@ async fn an_empty_org_name_answers_422_before_anything_is_written() {
 }
 
 #[tokio::test]
-async fn an_expired_access_token_answers_401_token_expired() {
+async fn an_expired_access_token_answers_401_access_token_expired() {
     let app = TestApp::spawn().await;
     let account = register_email(&app, "ada@example.com").await;
     let keys = signing_keys(&app).await;
@@ -432,13 +432,13 @@ async fn an_expired_access_token_answers_401_token_expired() {
 
     let response = app.with_bearer(expired).get("/v1/me").await;
 
-    assert_code(response, StatusCode::UNAUTHORIZED, "token_expired").await;
+    assert_code(response, StatusCode::UNAUTHORIZED, "access_token_expired").await;
     assert_eq!(app.event_count().await, before);
     app.cleanup().await;
 }
 
 #[tokio::test]
-async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
+async fn tampered_and_foreign_access_tokens_answer_401_invalid_access_token() {
     let app = TestApp::spawn().await;
     let ada = register_email(&app, "ada@example.com").await;
     let grace = register_email(&app, "grace@example.com").await;
@@ -489,7 +489,7 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
     ] {
         let response = app.with_bearer(token).get("/v1/me").await;
         let problem = assert_problem(response, StatusCode::UNAUTHORIZED).await;
-        assert_eq!(problem["code"], "invalid_token", "{what}: {problem}");
+        assert_eq!(problem["code"], "invalid_access_token", "{what}: {problem}");
     }
     assert_eq!(app.event_count().await, before);
     // The control: the untouched token is accepted.
@@ -498,14 +498,14 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
 }
 
 #[tokio::test]
-async fn an_unknown_api_key_answers_401_invalid_token() {
+async fn an_unknown_api_key_answers_401_invalid_api_key() {
     let app = TestApp::spawn().await;
     register_email(&app, "ada@example.com").await;
     let before = app.event_count().await;
 
     for key in ["agk_000000000000_x", "agk_", "agk_nounderscore"] {
         let response = app.with_bearer(key).get("/v1/me").await;
-        let problem = assert_code(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        let problem = assert_code(response, StatusCode::UNAUTHORIZED, "invalid_api_key").await;
         assert!(
             problem["detail"].as_str().unwrap().contains("API key"),
             "{key}: {problem}"

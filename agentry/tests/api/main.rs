@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod bad_input;
+mod control_characters;
 mod events;
 mod helpers;
 mod identity_flows;

@@ -121,7 +121,7 @@ async fn a_reset_link_arrives_by_smtp_and_sets_a_new_password_once() {
     assert_code(
         confirm(&app, &token, "yet another passphrase").await,
         StatusCode::UNAUTHORIZED,
-        "invalid_token",
+        "invalid_reset_token",
     )
     .await;
     assert_eq!(app.event_count().await, before, "a spent token changes nothing");
@@ -157,7 +157,7 @@ async fn malformed_or_forged_reset_tokens_answer_401_and_change_nothing() {
     ] {
         let response = confirm(&app, token, NEW_PASSWORD).await;
         let problem = assert_problem(response, StatusCode::UNAUTHORIZED).await;
-        assert_eq!(problem["code"], "invalid_token", "{token:?}: {problem}");
+        assert_eq!(problem["code"], "invalid_reset_token", "{token:?}: {problem}");
     }
 
     assert_eq!(app.event_count().await, before);
@@ -243,7 +243,7 @@ async fn only_the_latest_reset_link_works() {
     assert_code(
         confirm(&app, &first, NEW_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
-        "invalid_token",
+        "invalid_reset_token",
     )
     .await;
     assert_eq!(
@@ -269,7 +269,7 @@ async fn a_completed_reset_ends_the_sessions_started_before_it() {
 
     // The access token issued before the reset stops at once, not when it expires.
     let old_access = app.with_bearer(&account.access_token).get("/v1/me").await;
-    assert_code(old_access, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_code(old_access, StatusCode::UNAUTHORIZED, "session_ended").await;
     let refresh = app
         .post_json(
             "/v1/auth/refresh",

@@ -212,9 +212,8 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted_until_there_is_anothe
             body.as_ref(),
         )
         .await;
-        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-        let detail = problem["detail"].as_str().unwrap();
-        assert!(detail.contains("last owner"), "{method} says why: {problem}");
+        let problem = assert_problem(response, StatusCode::CONFLICT).await;
+        assert_eq!(problem["code"], "last_owner", "{method}: {problem}");
         assert_eq!(app.event_count().await, before, "{method} changed nothing");
     }
     assert_eq!(me(&app, &owner.access_token).await["role"], "owner");

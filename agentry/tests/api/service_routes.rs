@@ -245,3 +245,56 @@ async fn an_insane_incoming_request_id_is_replaced() {
     }
     app.cleanup().await;
 }
+
+/// Labels come from the routes we define, whatever the status: unauthenticated requests to an
+/// id route with made-up ids (401 before the id is even read), invented methods and unknown
+/// paths add no series.
+#[tokio::test]
+async fn no_request_adds_a_metric_series_of_its_own() {
+    let app = TestApp::spawn().await;
+    for made_up in ["xyzzy-1", "xyzzy-2", "xyzzy-3"] {
+        let path = format!("/v1/members/{made_up}");
+        assert_eq!(
+            app.request(reqwest::Method::DELETE, &path)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let invented = reqwest::Method::from_bytes(format!("XYZZY{}", made_up.len() * 7).as_bytes()).unwrap();
+        app.request(invented, "/healthz").send().await.unwrap();
+    }
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+
+    assert!(
+        !text.contains("xyzzy") && !text.contains("XYZZY"),
+        "made-up values became labels:\n{text}"
+    );
+    assert!(
+        text.lines().any(|line| line.starts_with("http_requests_total{")
+            && line.contains(r#"route="/v1/members/{id}""#)
+            && line.contains(r#"status="401""#)),
+        "the 401s are counted under the route's template:\n{text}"
+    );
+    app.cleanup().await;
+}
+
+/// With `AGENTRY_METRICS_LISTEN`, `/metrics` moves to that address: the public port no longer
+/// serves it.
+#[tokio::test]
+async fn metrics_can_be_served_on_a_separate_address_only() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.http.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let metrics = app.metrics_address.clone().expect("a metrics address");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+
+    let separate = app.client.get(format!("{metrics}/metrics")).send().await.unwrap();
+    assert_eq!(separate.status(), StatusCode::OK);
+    assert!(separate.text().await.unwrap().contains("http_requests_total"));
+    assert_problem(app.get("/metrics").await, StatusCode::NOT_FOUND).await;
+    app.cleanup().await;
+}

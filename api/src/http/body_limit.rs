@@ -2,8 +2,8 @@ use poem::error::ReadBodyError;
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
-use super::Problem;
 use super::catch_all::problem_response;
+use super::{ErrorCode, Problem};
 
 /// Refuses bodies over a documented size with 413 problem+json, whether or not the client sent
 /// `Content-Length` (poem-openapi itself reads bodies without any limit, and poem's `SizeLimit`
@@ -56,7 +56,7 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                 let detail = format!("the request body could not be read: {error}");
                 return Ok(problem_response(Problem::new(
                     StatusCode::BAD_REQUEST,
-                    "unreadable_body",
+                    ErrorCode::BadRequest,
                     detail,
                 )));
             }
@@ -70,7 +70,7 @@ impl<E> BodyLimitEndpoint<E> {
         let detail = format!("request bodies are limited to {} bytes", self.max_bytes);
         problem_response(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             detail,
         ))
     }

@@ -1,29 +1,53 @@
+use poem::PathPattern;
+use poem::error::NotFoundError;
 use poem::http::StatusCode;
 use poem::web::Json;
 use poem::{IntoResponse, Response};
-use poem_openapi::error::ParseRequestPayloadError;
+use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
 
+use super::ErrorCode;
 use super::Problem;
-use super::text::NUL_REFUSED;
+use super::text::CONTROL_REFUSED;
 
 /// Turns every error that did not come from a typed operation response into problem+json:
 /// unknown routes, wrong methods, unparsable bodies, bad parameters, wrong content types.
 /// Errors already shaped by an operation pass through unchanged.
 pub async fn into_problem(error: poem::Error) -> Response {
+    // Kept for the metrics label: the route this error happened on, as a template; none when
+    // no route matched (a nest's prefix is no route).
+    let pattern = if error.is::<NotFoundError>() {
+        None
+    } else {
+        error.data::<PathPattern>().cloned()
+    };
+    let mut response = problem_for(error);
+    if let Some(pattern) = pattern {
+        response.set_data(pattern);
+    }
+    response
+}
+
+fn problem_for(error: poem::Error) -> Response {
     if error.is_from_response() {
         return error.into_response();
     }
-    if let Some(refused) = error.downcast_ref::<ParseRequestPayloadError>()
-        && refused.reason.contains(NUL_REFUSED)
-    {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return problem_response(Problem::new(status, "unstorable_text", refused.reason.clone()));
+    let refused_text = match (
+        error.downcast_ref::<ParseRequestPayloadError>(),
+        error.downcast_ref::<ParseParamError>(),
+    ) {
+        (Some(payload), _) => Some(&payload.reason),
+        (None, Some(parameter)) => Some(&parameter.reason),
+        (None, None) => None,
+    };
+    if let Some(reason) = refused_text.filter(|reason| reason.contains(CONTROL_REFUSED)) {
+        let status = StatusCode::BAD_REQUEST;
+        return problem_response(Problem::new(status, ErrorCode::ControlCharacters, reason.clone()));
     }
     let status = error.status();
     let (code, detail) = if status.is_server_error() {
         tracing::error!(%error, "unhandled error");
         (
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred; it has been logged with this request's id".to_owned(),
         )
     } else {
@@ -40,7 +64,7 @@ pub fn problem_response(problem: Problem) -> Response {
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "code": problem.code,
+        "code": problem.code.as_str(),
     }))
     .with_status(status)
     .into_response();
@@ -51,19 +75,20 @@ pub fn problem_response(problem: Problem) -> Response {
     response
 }
 
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
-        StatusCode::LENGTH_REQUIRED => "length_required",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-        _ => "client_error",
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::NOT_ACCEPTABLE => ErrorCode::NotAcceptable,
+        StatusCode::LENGTH_REQUIRED => ErrorCode::LengthRequired,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Unprocessable,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        _ => ErrorCode::BadRequest,
     }
 }

@@ -1,35 +1,146 @@
-use commands::identity::IdentityError;
+//! Identity outcomes as problems: one exhaustive `match` per error enum, no catch-all arm, so a
+//! refusal added to the domain does not compile until it has its own status and code.
 
-use super::ApiError;
+use commands::identity::{CredentialError, Denial, IdentityError};
+use domain::api_key::ApiKeyError;
+use domain::impersonation::ImpersonationError;
+use domain::organization::OrganizationError;
+use domain::user::UserError;
+use poem::http::StatusCode;
+
+use super::{ApiError, ErrorCode};
 
 /// Seconds a client should give a lagging read model before retrying what depends on a write.
 const NOT_YET_EFFECTIVE_RETRY_AFTER: u64 = 2;
 
-/// One problem per identity outcome, each with a stable code. Internal details are logged,
-/// never shown.
+/// One problem per identity outcome. Internal details are logged, never shown.
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         let detail = error.to_string();
-        match error {
-            IdentityError::InvalidEmail(_) => Self::unprocessable("invalid_email", detail),
-            IdentityError::WeakPassword(_) => Self::unprocessable("weak_password", detail),
-            IdentityError::EmailTaken => Self::conflict("email_taken", detail),
-            IdentityError::InvalidCredentials => Self::unauthorized("invalid_credentials", detail),
-            IdentityError::NoOrganization(_) => Self::forbidden("no_organization", detail),
-            IdentityError::InvalidToken(_) => Self::unauthorized("invalid_token", detail),
-            IdentityError::TokenExpired => Self::unauthorized("token_expired", detail),
-            IdentityError::RefreshTokenReused => Self::unauthorized("refresh_token_reused", detail),
-            IdentityError::OrganizationSuspended => Self::forbidden("organization_suspended", detail),
-            IdentityError::Forbidden(_) => Self::forbidden("forbidden", detail),
-            IdentityError::NotFound(_) => Self::not_found("not_found", detail),
-            IdentityError::Rejected(_) => Self::unprocessable("rejected", detail),
-            IdentityError::Busy => Self::conflict("concurrent_modification", detail),
-            IdentityError::Unstorable(store) => store.into(),
-            IdentityError::NotYetEffective(_) => {
-                Self::unavailable("not_yet_effective", detail, NOT_YET_EFFECTIVE_RETRY_AFTER)
+        let (status, code) = match error {
+            IdentityError::InvalidEmail(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidEmail),
+            IdentityError::WeakPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WeakPassword),
+            IdentityError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
+            IdentityError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
+            IdentityError::NotAMemberOfOrganization => {
+                (StatusCode::FORBIDDEN, ErrorCode::NotAMemberOfOrganization)
             }
-            IdentityError::Internal(_) => Self::internal(&detail),
-        }
+            IdentityError::NoOrganization => (StatusCode::FORBIDDEN, ErrorCode::NoOrganization),
+            IdentityError::Credential(credential) => (StatusCode::UNAUTHORIZED, credential_code(credential)),
+            IdentityError::OrganizationSuspended => (StatusCode::FORBIDDEN, ErrorCode::OrganizationSuspended),
+            IdentityError::Denied(denial) => (StatusCode::FORBIDDEN, denial_code(denial)),
+            IdentityError::Organization(refusal) => organization_problem(refusal),
+            IdentityError::ApiKey(refusal) => api_key_problem(refusal),
+            IdentityError::User(refusal) => user_problem(refusal),
+            IdentityError::Impersonation(refusal) => impersonation_problem(refusal),
+            IdentityError::Busy => (StatusCode::CONFLICT, ErrorCode::ConcurrentModification),
+            IdentityError::Unstorable(store) => return store.into(),
+            IdentityError::NotYetEffective(_) => {
+                return Self::unavailable(ErrorCode::NotYetEffective, detail, NOT_YET_EFFECTIVE_RETRY_AFTER);
+            }
+            IdentityError::Internal(_) => return Self::internal(&detail),
+        };
+        Self::with_status(status, code, detail)
+    }
+}
+
+/// Every credential refusal is a 401; the code tells the client what to do next.
+fn credential_code(error: CredentialError) -> ErrorCode {
+    match error {
+        CredentialError::MalformedAccessToken
+        | CredentialError::UnknownUser
+        | CredentialError::NoOrganizationInToken => ErrorCode::InvalidAccessToken,
+        CredentialError::AccessTokenExpired => ErrorCode::AccessTokenExpired,
+        CredentialError::UnknownOrganization => ErrorCode::UnknownOrganization,
+        CredentialError::SessionEnded => ErrorCode::SessionEnded,
+        CredentialError::MembershipEnded => ErrorCode::MembershipEnded,
+        CredentialError::UnknownApiKey => ErrorCode::InvalidApiKey,
+        CredentialError::ApiKeyRevoked => ErrorCode::ApiKeyRevoked,
+        CredentialError::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
+        CredentialError::RefreshTokenExpired => ErrorCode::RefreshTokenExpired,
+        CredentialError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
+        CredentialError::PasswordChanged => ErrorCode::PasswordChanged,
+        CredentialError::InvalidResetToken => ErrorCode::InvalidResetToken,
+        CredentialError::ResetTokenExpired => ErrorCode::ResetTokenExpired,
+    }
+}
+
+fn denial_code(denial: Denial) -> ErrorCode {
+    match denial {
+        Denial::NoOrganization => ErrorCode::NoOrganizationInCredentials,
+        Denial::RoleNotAllowed { .. } => ErrorCode::RoleNotAllowed,
+        Denial::UserRequired { .. } => ErrorCode::UserRequired,
+        Denial::PlatformAdminRequired => ErrorCode::PlatformAdminRequired,
+    }
+}
+
+fn organization_problem(error: OrganizationError) -> (StatusCode, ErrorCode) {
+    use OrganizationError as E;
+    match error {
+        E::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::OrganizationExists),
+        E::NotFound => (StatusCode::NOT_FOUND, ErrorCode::OrganizationNotFound),
+        E::EmptyName => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::OrganizationNameRequired,
+        ),
+        E::NameTooLong { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::OrganizationNameTooLong,
+        ),
+        E::ReasonTooLong { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::SuspensionReasonTooLong,
+        ),
+        E::NotPermitted { .. } => (StatusCode::FORBIDDEN, ErrorCode::RoleNotAllowed),
+        E::ActorNotAMember => (StatusCode::FORBIDDEN, ErrorCode::ActorNotAMember),
+        E::OwnerRoleRequired => (StatusCode::FORBIDDEN, ErrorCode::OwnerRoleRequired),
+        E::AlreadyMember => (StatusCode::CONFLICT, ErrorCode::AlreadyMember),
+        E::NotAMember => (StatusCode::NOT_FOUND, ErrorCode::MemberNotFound),
+        E::LastOwner => (StatusCode::CONFLICT, ErrorCode::LastOwner),
+        E::AlreadySuspended => (StatusCode::CONFLICT, ErrorCode::AlreadySuspended),
+        E::NotSuspended => (StatusCode::CONFLICT, ErrorCode::NotSuspended),
+    }
+}
+
+fn api_key_problem(error: ApiKeyError) -> (StatusCode, ErrorCode) {
+    match error {
+        ApiKeyError::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::ApiKeyExists),
+        ApiKeyError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::ApiKeyNotFound),
+        ApiKeyError::EmptyName => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ApiKeyNameRequired),
+        ApiKeyError::NameTooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ApiKeyNameTooLong),
+        ApiKeyError::AlreadyRevoked => (StatusCode::CONFLICT, ErrorCode::ApiKeyAlreadyRevoked),
+    }
+}
+
+fn user_problem(error: UserError) -> (StatusCode, ErrorCode) {
+    match error {
+        UserError::AlreadyRegistered => (StatusCode::CONFLICT, ErrorCode::UserExists),
+        UserError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::UserNotFound),
+        UserError::ResetTokenInvalid => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidResetToken),
+        UserError::ResetTokenExpired => (StatusCode::UNAUTHORIZED, ErrorCode::ResetTokenExpired),
+        UserError::AlreadyPlatformAdmin => (StatusCode::CONFLICT, ErrorCode::AlreadyPlatformAdmin),
+    }
+}
+
+fn impersonation_problem(error: ImpersonationError) -> (StatusCode, ErrorCode) {
+    use ImpersonationError as E;
+    match error {
+        E::AlreadyStarted => (StatusCode::CONFLICT, ErrorCode::ImpersonationExists),
+        E::NotFound => (StatusCode::NOT_FOUND, ErrorCode::ImpersonationNotFound),
+        E::AlreadyEnded => (StatusCode::CONFLICT, ErrorCode::ImpersonationEnded),
+        E::EmptyReason => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImpersonationReasonRequired,
+        ),
+        E::ReasonTooLong { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImpersonationReasonTooLong,
+        ),
+        E::ExpiryNotInFuture | E::ExpiryTooFar { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImpersonationTtlOutOfRange,
+        ),
+        E::CannotImpersonateSelf => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CannotImpersonateSelf),
     }
 }
 
@@ -37,12 +148,58 @@ impl From<IdentityError> for ApiError {
 mod tests {
     use super::*;
 
+    fn code_of(error: IdentityError) -> (u16, &'static str) {
+        let problem = match ApiError::from(error) {
+            ApiError::BadRequest(problem)
+            | ApiError::Unauthorized(problem)
+            | ApiError::Forbidden(problem)
+            | ApiError::NotFound(problem)
+            | ApiError::Conflict(problem)
+            | ApiError::PayloadTooLarge(problem)
+            | ApiError::Unprocessable(problem)
+            | ApiError::Internal(problem)
+            | ApiError::TooManyRequests(problem, _)
+            | ApiError::Unavailable(problem, _) => problem.0,
+        };
+        (problem.status, problem.code.as_str())
+    }
+
+    #[test]
+    fn domain_refusals_each_have_their_own_code() {
+        let cases: [(IdentityError, (u16, &str)); 8] = [
+            (OrganizationError::LastOwner.into(), (409, "last_owner")),
+            (OrganizationError::AlreadyMember.into(), (409, "already_member")),
+            (OrganizationError::NotAMember.into(), (404, "member_not_found")),
+            (
+                ImpersonationError::EmptyReason.into(),
+                (422, "impersonation_reason_required"),
+            ),
+            (
+                ApiKeyError::AlreadyRevoked.into(),
+                (409, "api_key_already_revoked"),
+            ),
+            (UserError::ResetTokenExpired.into(), (401, "reset_token_expired")),
+            (
+                CredentialError::RefreshTokenReused.into(),
+                (401, "refresh_token_reused"),
+            ),
+            (
+                Denial::RoleNotAllowed {
+                    role: domain::Role::Member,
+                    action: "manage members",
+                }
+                .into(),
+                (403, "role_not_allowed"),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(code_of(error), expected);
+        }
+    }
+
     #[test]
     fn a_lost_race_is_a_409_and_an_internal_error_shows_nothing_of_itself() {
-        assert!(matches!(
-            ApiError::from(IdentityError::Busy),
-            ApiError::Conflict(_)
-        ));
+        assert_eq!(code_of(IdentityError::Busy), (409, "concurrent_modification"));
         let ApiError::Internal(problem) = ApiError::from(IdentityError::Internal("password=hunter2".into()))
         else {
             panic!("internal errors are 500");

@@ -3,6 +3,7 @@
 mod auth;
 mod body_limit;
 mod catch_all;
+mod codes;
 mod identity_errors;
 mod observe;
 mod problem;
@@ -13,7 +14,8 @@ mod text;
 pub use auth::BearerAuth;
 pub use body_limit::BodyLimit;
 pub use catch_all::{into_problem, problem_response};
-pub use observe::{Observe, RequestId, route_label};
+pub use codes::ErrorCode;
+pub use observe::{Observe, RequestId};
 pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
 pub use text::Text;

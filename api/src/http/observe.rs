@@ -1,6 +1,7 @@
 use std::time::Instant;
 
-use poem::http::{HeaderValue, StatusCode};
+use poem::PathPattern;
+use poem::http::{HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -21,7 +22,9 @@ impl RequestId {
 const HEADER: &str = "x-request-id";
 
 /// Gives each request its id and its log span, logs its outcome, and counts it in `/metrics`
-/// by route template (ids folded to `{id}`, unknown routes to `unmatched`, so labels stay few).
+/// by the route template the router matched (`/v1/members/{id}`), whatever the status, and
+/// every request no route matched as `unmatched`: labels come only from the routes we define,
+/// never from what a client puts in a path, so no request can add a metric series.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Observe;
 
@@ -49,9 +52,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .filter(|value| is_sane_id(value))
             .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
         request.extensions_mut().insert(RequestId(request_id.clone()));
-        let method = request.method().to_string();
-        let route = route_label(request.uri().path());
-        let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+        let method = method_label(request.method());
+        let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %request.uri().path());
         let started = Instant::now();
         let outcome = self.inner.call(request).instrument(span.clone()).await;
         let mut response = match outcome {
@@ -60,17 +62,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         };
         let elapsed = started.elapsed().as_secs_f64();
         let status = response.status();
-        let route = if is_unmatched(status, &route) {
-            "unmatched".to_owned()
-        } else {
-            route
-        };
+        let route = response
+            .data::<PathPattern>()
+            .map_or_else(|| UNMATCHED.to_owned(), |pattern| route_template(&pattern.0));
         metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
-        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
             .record(elapsed);
         span.in_scope(|| {
             tracing::info!(
                 status = status.as_u16(),
+                route = %route,
                 latency_ms = elapsed * 1e3,
                 "request finished"
             )
@@ -82,25 +83,40 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     }
 }
 
-/// A 404 or 405 on a path without ids is an unknown route: one label for all of them, so a
-/// scanner cannot create a metric series per path it tries. (A 404 on a templated path is a
-/// known route answering "no such resource" and keeps its label.)
-fn is_unmatched(status: StatusCode, route: &str) -> bool {
-    (status == StatusCode::NOT_FOUND && !route.contains("{id}")) || status == StatusCode::METHOD_NOT_ALLOWED
-}
+/// The label of every request no route matched (unknown paths, and requests refused before
+/// routing such as an over-long body).
+const UNMATCHED: &str = "unmatched";
 
 fn is_sane_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The route template of `path`: segments that are ids (UUIDs or numbers) become `{id}`.
-pub fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            let is_id = Uuid::parse_str(segment).is_ok()
-                || (!segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()));
-            if is_id { "{id}" } else { segment }
-        })
+/// The method as a label: the standard ones by name, any other (a client may invent methods)
+/// as `OTHER`, so methods cannot add series either.
+fn method_label(method: &Method) -> String {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(method) {
+        method.to_string()
+    } else {
+        "OTHER".to_owned()
+    }
+}
+
+/// The router's pattern as a template, every parameter (poem writes `:param0`) as `{id}`.
+fn route_template(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|segment| if segment.starts_with(':') { "{id}" } else { segment })
         .collect::<Vec<_>>()
         .join("/")
 }

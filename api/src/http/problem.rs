@@ -2,6 +2,8 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
+use super::ErrorCode;
+
 /// An RFC 9457 problem: every error Agentry answers has this shape.
 #[derive(Clone, Debug, Object)]
 pub struct Problem {
@@ -14,19 +16,19 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request, for a human.
     pub detail: String,
-    /// A stable snake_case code for programs.
-    pub code: String,
+    /// A stable snake_case code for programs (the schema lists every code with its meaning).
+    pub code: ErrorCode,
 }
 
 impl Problem {
     /// A problem of kind `code` for `status`, titled after the status.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             problem_type: format!("urn:agentry:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
-            code: code.to_owned(),
+            code,
         }
     }
 }
@@ -67,38 +69,54 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The problem for `status` (one of the statuses above; anything else is answered as 500
+    /// and logged, since it means a mapping is wrong).
+    pub fn with_status(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
+        let problem = Json(Problem::new(status, code, detail));
+        match status {
+            StatusCode::BAD_REQUEST => Self::BadRequest(problem),
+            StatusCode::UNAUTHORIZED => Self::Unauthorized(problem),
+            StatusCode::FORBIDDEN => Self::Forbidden(problem),
+            StatusCode::NOT_FOUND => Self::NotFound(problem),
+            StatusCode::CONFLICT => Self::Conflict(problem),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(problem),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(problem),
+            other => Self::internal(&format!("no problem variant for status {other} ({code})")),
+        }
+    }
+
     /// 400 with a stable code and a detail that says what to fix.
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::BadRequest(Json(Problem::new(StatusCode::BAD_REQUEST, code, detail)))
     }
 
     /// 401.
-    pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Unauthorized(Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)))
     }
 
     /// 403.
-    pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, code, detail)))
     }
 
     /// 404.
-    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::NotFound(Json(Problem::new(StatusCode::NOT_FOUND, code, detail)))
     }
 
     /// 409.
-    pub fn conflict(code: &str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, code, detail)))
     }
 
     /// 413: something to record is over a documented size.
-    pub fn payload_too_large(code: &str, detail: impl Into<String>) -> Self {
+    pub fn payload_too_large(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::PayloadTooLarge(Json(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail)))
     }
 
     /// 422.
-    pub fn unprocessable(code: &str, detail: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)))
     }
 
@@ -108,7 +126,7 @@ impl ApiError {
         Self::TooManyRequests(
             Json(Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 detail,
             )),
             retry_after_seconds,
@@ -120,13 +138,13 @@ impl ApiError {
         tracing::error!(%error, "internal error");
         Self::Internal(Json(Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred; it has been logged with this request's id",
         )))
     }
 
     /// 503 with `Retry-After`.
-    pub fn unavailable(code: &str, detail: impl Into<String>, retry_after_seconds: u64) -> Self {
+    pub fn unavailable(code: ErrorCode, detail: impl Into<String>, retry_after_seconds: u64) -> Self {
         Self::Unavailable(
             Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)),
             retry_after_seconds,

@@ -1,6 +1,6 @@
 use eventstore::StoreError;
 
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 
 /// One problem per event-store outcome. The two refusals are the caller's input (a result too
 /// large to record, text holding U+0000) and get their own codes, never a 500; a lost race is
@@ -9,9 +9,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let detail = error.to_string();
         match error {
-            StoreError::EventTooLarge { .. } => Self::payload_too_large("event_too_large", detail),
-            StoreError::UnstorableText { .. } => Self::unprocessable("unstorable_text", detail),
-            StoreError::Conflict { .. } => Self::conflict("concurrent_modification", detail),
+            StoreError::EventTooLarge { .. } => Self::payload_too_large(ErrorCode::EventTooLarge, detail),
+            StoreError::UnstorableText { .. } => Self::unprocessable(ErrorCode::UnstorableText, detail),
+            StoreError::Conflict { .. } => Self::conflict(ErrorCode::ConcurrentModification, detail),
             StoreError::Serialization { .. }
             | StoreError::SequenceGap { .. }
             | StoreError::Unexpected(_)

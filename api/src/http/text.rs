@@ -2,19 +2,23 @@ use std::borrow::Cow;
 use std::ops::Deref;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
-/// What a [`Text`] holding U+0000 is refused with; the problem mapping (`catch_all`) answers
-/// it as 422 `unstorable_text`.
-pub(super) const NUL_REFUSED: &str = "text must not contain U+0000 (the NUL character): it cannot be stored";
+/// What a [`Text`] holding a control character is refused with; the problem mapping
+/// (`catch_all`) recognises it and answers 400 `control_characters`.
+pub(super) const CONTROL_REFUSED: &str =
+    "text must not contain control characters (U+0000–U+001F, U+007F–U+009F)";
 
-/// A JSON string field that accepts only JSON strings, and none holding U+0000.
+/// A JSON string field that accepts only JSON strings, and none holding a control character.
 ///
 /// poem-openapi's `String` quietly turns `5` or `true` into `"5"` and `"true"`, so a client
 /// sending the wrong type would get a business-rule answer (or, worse, a success) instead of
-/// 400. Every string in a `/v1` request body uses this type. U+0000 is refused here, before
-/// any work, because the event store refuses it anyway (the read side could never hold it).
+/// 400. Every string in a `/v1` request body uses this type. Control characters are refused
+/// here, before any work: U+0000 cannot be stored at all, and the others have no place in an
+/// email, a name or a reason, where they only serve to forge log lines and mail headers or to
+/// make two values look alike. (Text that is meant to span lines, such as a prompt, gets its own
+/// type when it exists.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Text(pub String);
 
@@ -48,13 +52,28 @@ impl Type for Text {
     }
 }
 
+impl Text {
+    fn checked(text: String) -> ParseResult<Self> {
+        if text.chars().any(char::is_control) {
+            return Err(ParseError::custom(CONTROL_REFUSED));
+        }
+        Ok(Self(text))
+    }
+}
+
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
-            Value::String(text) if text.contains('\0') => Err(ParseError::custom(NUL_REFUSED)),
-            Value::String(text) => Ok(Self(text)),
+            Value::String(text) => Self::checked(text),
             other => Err(ParseError::expected_type(other)),
         }
+    }
+}
+
+/// Query and path parameters holding text follow the same rule as bodies.
+impl ParseFromParameter for Text {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Self::checked(value.to_owned())
     }
 }
 

@@ -77,9 +77,9 @@ impl AdminApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         /// Why (optional, recorded on the event).
-        reason: Query<Option<String>>,
+        reason: Query<Option<Text>>,
     ) -> Result<Done, ApiError> {
-        let reason = reason.0.unwrap_or_default();
+        let reason = reason.0.unwrap_or_default().0;
         state
             .identity
             .suspend_organization(&auth.0, id.0, &reason, request_id.for_events())

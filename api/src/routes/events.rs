@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth};
+use crate::http::{ApiError, BearerAuth, ErrorCode};
 
 /// The organization's events, one by one.
 pub struct EventsApi;
@@ -81,7 +81,7 @@ impl EventsApi {
         let event = read_event(&state.pool, state.store.upcasters(), org_id, id.0)
             .await
             .map_err(|error| ApiError::internal(&error))?
-            .ok_or_else(|| ApiError::not_found("not_found", "event not found"))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::NotFound, "event not found"))?;
         Ok(Json(EventView::new(event, org_id)))
     }
 }

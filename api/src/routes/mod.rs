@@ -17,7 +17,7 @@ pub use auth::AuthApi;
 pub use events::EventsApi;
 pub use me::MeApi;
 pub use members::MembersApi;
-pub use service::service_routes;
+pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.

@@ -7,16 +7,25 @@ use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use serde_json::json;
 
 use super::AppState;
-use crate::http::{Problem, problem_response};
+use crate::http::{ErrorCode, Problem, problem_response};
 
 /// `/healthz`, `/readyz` and `/metrics`: outside the `/v1` OpenAPI document because they are
 /// for operators and orchestrators, not API clients.
 pub fn service_routes(state: AppState) -> impl poem::Endpoint {
-    Route::new()
+    let routes = Route::new()
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .at("/metrics", get(metrics))
-        .data(state)
+        .at("/readyz", get(readyz));
+    let routes = if state.config.metrics_on_api_port {
+        routes.at("/metrics", get(metrics))
+    } else {
+        routes
+    };
+    routes.data(state)
+}
+
+/// `/metrics` alone, for the separate metrics address (`AGENTRY_METRICS_LISTEN`).
+pub fn metrics_routes(state: AppState) -> impl poem::Endpoint {
+    Route::new().at("/metrics", get(metrics)).data(state)
 }
 
 /// 200 while the process lives.
@@ -72,7 +81,11 @@ async fn readyz(state: Data<&AppState>) -> Response {
         .into_response();
     }
     let detail = format!("not ready: {}", failing.join("; "));
-    problem_response(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail))
+    problem_response(Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::NotReady,
+        detail,
+    ))
 }
 
 /// Each follower stalled past the threshold, and each projector blocked by an event.

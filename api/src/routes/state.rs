@@ -33,4 +33,7 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// `/readyz` fails when a follower has left an event undelivered for longer than this.
     pub follower_stall_seconds: u64,
+    /// Whether `/metrics` is served on the API's own port; `false` when operators serve it on
+    /// a separate address ([`crate::metrics_app`]) and keep it off the public one.
+    pub metrics_on_api_port: bool,
 }

@@ -3,13 +3,13 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::email_claim::EmailClaimCommand;
 use domain::impersonation::ImpersonationCommand;
-use domain::organization::OrganizationCommand;
+use domain::organization::{OrganizationCommand, OrganizationError};
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
 use uuid::Uuid;
 
 use super::sessions::{email_claim_id, user_context};
-use super::{Caller, IdentityError, IdentityService, lookups, passwords, tokens};
+use super::{Caller, Denial, IdentityError, IdentityService, lookups, passwords, tokens};
 use eventstore::{CommandContext, CommandError};
 
 /// What `agentry admin create` has done when the read model has not caught up with it.
@@ -134,7 +134,7 @@ impl IdentityService {
     ) -> Result<(String, DateTime<Utc>), IdentityError> {
         let admin_id = require_platform_admin(caller)?;
         if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
-            return Err(IdentityError::NotFound("member"));
+            return Err(OrganizationError::NotAMember.into());
         }
         let now = Utc::now();
         let expires_at = now + ttl;
@@ -167,9 +167,7 @@ impl IdentityService {
 fn require_platform_admin(caller: &Caller) -> Result<Uuid, IdentityError> {
     match caller.user_id {
         Some(user_id) if caller.is_platform_admin => Ok(user_id),
-        _ => Err(IdentityError::Forbidden(
-            "only platform administrators may do this".to_owned(),
-        )),
+        _ => Err(Denial::PlatformAdminRequired.into()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Organization API keys: shown once, stored as a hash, found by prefix, revocable.
 
 use domain::Role;
-use domain::api_key::ApiKeyCommand;
+use domain::api_key::{ApiKeyCommand, ApiKeyError};
 use uuid::Uuid;
 
 use super::{Caller, IdentityError, IdentityService, KeySummary, lookups, secrets};
@@ -61,7 +61,7 @@ impl IdentityService {
             known = lookups::api_key_in_org(&self.pool, org_id, key_id).await?;
         }
         if !known {
-            return Err(IdentityError::NotFound("API key"));
+            return Err(ApiKeyError::NotFound.into());
         }
         let revoke = ApiKeyCommand::RevokeApiKey { by: caller.actor() };
         let revoked = self

@@ -3,7 +3,7 @@
 use domain::Role;
 
 use super::sessions::require_active;
-use super::{Caller, IdentityError, IdentityService, lookups, secrets};
+use super::{Caller, CredentialError, IdentityError, IdentityService, lookups, secrets};
 
 impl IdentityService {
     /// Resolves an access token or an API key (`agk_…`) to the organization, user and role it
@@ -16,17 +16,13 @@ impl IdentityService {
         let claims = self.tokens.verify(bearer)?;
         let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid)
             .await?
-            .ok_or(IdentityError::InvalidToken(
-                "the user of this token does not exist",
-            ))?;
+            .ok_or(CredentialError::UnknownUser)?;
         if standing.session_revoked {
-            return Err(IdentityError::InvalidToken(
-                "the session of this token has ended; log in again",
-            ));
+            return Err(CredentialError::SessionEnded.into());
         }
         let Some(org_id) = claims.org else {
             if !standing.is_platform_admin || claims.imp.is_some() {
-                return Err(IdentityError::InvalidToken("this token acts for no organization"));
+                return Err(CredentialError::NoOrganizationInToken.into());
             }
             return Ok(Caller {
                 org_id: None,
@@ -38,9 +34,7 @@ impl IdentityService {
             });
         };
         require_active(standing.org_suspended)?;
-        let role = standing.role.ok_or(IdentityError::InvalidToken(
-            "you are no longer a member of this organization",
-        ))?;
+        let role = standing.role.ok_or(CredentialError::MembershipEnded)?;
         Ok(Caller {
             org_id: Some(org_id),
             user_id: Some(claims.sub),
@@ -52,7 +46,7 @@ impl IdentityService {
     }
 
     async fn authenticate_key(&self, full_key: &str, after_scheme: &str) -> Result<Caller, IdentityError> {
-        let invalid = IdentityError::InvalidToken("unknown or invalid API key");
+        let invalid = IdentityError::from(CredentialError::UnknownApiKey);
         let Some((prefix, _)) = after_scheme.split_once('_') else {
             return Err(invalid);
         };
@@ -69,7 +63,7 @@ impl IdentityService {
             return Err(invalid);
         }
         if key.revoked {
-            return Err(IdentityError::InvalidToken("this API key has been revoked"));
+            return Err(CredentialError::ApiKeyRevoked.into());
         }
         require_active(key.org_suspended)?;
         if let Err(error) = lookups::touch_api_key(&self.pool, key.key_id).await {

@@ -3,7 +3,7 @@
 use domain::{Actor, Role};
 use uuid::Uuid;
 
-use super::IdentityError;
+use super::{Denial, IdentityError};
 use eventstore::CommandContext;
 
 /// The authenticated caller. Every `/v1` route acts for `org_id` from here, never from the
@@ -49,20 +49,15 @@ impl Caller {
 
     /// The organization, or 403 for credentials that act for none.
     pub fn org(&self) -> Result<Uuid, IdentityError> {
-        self.org_id
-            .ok_or_else(|| IdentityError::Forbidden("these credentials act for no organization".to_owned()))
+        self.org_id.ok_or(IdentityError::Denied(Denial::NoOrganization))
     }
 
-    /// The caller's role when `allowed` accepts it; 403 naming `what` otherwise.
-    pub fn require(&self, allowed: fn(Role) -> bool, what: &str) -> Result<Role, IdentityError> {
+    /// The caller's role when `allowed` accepts it; 403 naming `action` otherwise.
+    pub fn require(&self, allowed: fn(Role) -> bool, action: &'static str) -> Result<Role, IdentityError> {
         match self.role {
             Some(role) if allowed(role) => Ok(role),
-            Some(role) => Err(IdentityError::Forbidden(format!(
-                "the {role} role may not {what}"
-            ))),
-            None => Err(IdentityError::Forbidden(format!(
-                "these credentials may not {what}"
-            ))),
+            Some(role) => Err(Denial::RoleNotAllowed { role, action }.into()),
+            None => Err(Denial::NoOrganization.into()),
         }
     }
 }

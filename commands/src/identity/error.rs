@@ -1,4 +1,5 @@
 use domain::api_key::ApiKeyError;
+use domain::email_claim::EmailClaimError;
 use domain::impersonation::ImpersonationError;
 use domain::organization::OrganizationError;
 use domain::session::SessionError;
@@ -8,8 +9,10 @@ use thiserror::Error;
 
 use eventstore::{CommandError, StoreError};
 
-/// Everything identity operations can answer besides success. The API maps each variant to
-/// one problem response; nothing here carries a secret.
+/// Everything identity operations can answer besides success. The API maps each variant (and
+/// each variant of the domain refusals it carries) to one problem with its own stable code, by
+/// exhaustive matches: a new refusal cannot reach clients without a code. Nothing here carries a
+/// secret, and no variant carries free text a client would have to parse.
 #[derive(Debug, Error)]
 pub enum IdentityError {
     /// The email is not a usable address.
@@ -24,30 +27,33 @@ pub enum IdentityError {
     /// Wrong email or password (deliberately not saying which).
     #[error("wrong email or password")]
     InvalidCredentials,
+    /// A login named an organization the user is not a member of.
+    #[error("you are not a member of that organization")]
+    NotAMemberOfOrganization,
     /// The user belongs to no organization they could log in to.
-    #[error("{0}")]
-    NoOrganization(String),
-    /// A token or key that is malformed, unknown, or signed by someone else.
-    #[error("{0}")]
-    InvalidToken(&'static str),
-    /// A token that was valid but has expired.
-    #[error("the token has expired")]
-    TokenExpired,
-    /// A spent refresh token was presented again: its whole family is now revoked.
-    #[error("this refresh token was already used; every token of its session has been revoked")]
-    RefreshTokenReused,
+    #[error("you are not a member of any organization")]
+    NoOrganization,
+    /// A bearer credential or emailed link that is not (or no longer) accepted.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
     /// The organization is suspended by the platform.
     #[error("the organization is suspended")]
     OrganizationSuspended,
-    /// The caller's role does not allow this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// No such resource in the caller's organization.
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// A business rule refused the request.
-    #[error("{0}")]
-    Rejected(String),
+    /// Valid credentials that may not do this.
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// An organization refused the command.
+    #[error(transparent)]
+    Organization(#[from] OrganizationError),
+    /// An API key refused the command.
+    #[error(transparent)]
+    ApiKey(#[from] ApiKeyError),
+    /// A user refused the command.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// An impersonation refused the command.
+    #[error(transparent)]
+    Impersonation(#[from] ImpersonationError),
     /// The same resource changed concurrently too often; retrying may succeed.
     #[error("the resource changed concurrently; retry")]
     Busy,
@@ -67,6 +73,83 @@ pub enum IdentityError {
     Internal(String),
 }
 
+/// Why a bearer credential (access token, refresh token, API key) or an emailed link was not
+/// accepted. The API answers each with 401 and its own code, so a client knows whether to
+/// refresh, log in again, or give up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CredentialError {
+    /// Not a token we signed, or tampered with.
+    #[error("the access token is malformed or its signature is invalid")]
+    MalformedAccessToken,
+    /// An access token past its expiry: refresh it.
+    #[error("the access token has expired")]
+    AccessTokenExpired,
+    /// The token names a user that does not exist.
+    #[error("the user of this token does not exist")]
+    UnknownUser,
+    /// A token without an organization from someone who needs one.
+    #[error("this token acts for no organization")]
+    NoOrganizationInToken,
+    /// The organization of the credentials does not exist.
+    #[error("the organization of these credentials does not exist")]
+    UnknownOrganization,
+    /// The session the token belongs to was ended (logout, reuse, password change).
+    #[error("the session of this token has ended; log in again")]
+    SessionEnded,
+    /// The user was removed from the token's organization.
+    #[error("you are no longer a member of this organization")]
+    MembershipEnded,
+    /// Not an API key we issued.
+    #[error("unknown or invalid API key")]
+    UnknownApiKey,
+    /// A revoked API key.
+    #[error("this API key has been revoked")]
+    ApiKeyRevoked,
+    /// Not a refresh token we issued.
+    #[error("unknown or invalid refresh token")]
+    InvalidRefreshToken,
+    /// A refresh token past its expiry: log in again.
+    #[error("the refresh token has expired; log in again")]
+    RefreshTokenExpired,
+    /// A spent refresh token was presented again: its whole family is now revoked.
+    #[error("this refresh token was already used; every token of its session has been revoked")]
+    RefreshTokenReused,
+    /// The password changed since the session began.
+    #[error("the password was changed since this session began; log in again")]
+    PasswordChanged,
+    /// A password reset link that is unknown, used, or superseded.
+    #[error("invalid or already used password reset link")]
+    InvalidResetToken,
+    /// A password reset link past its expiry: ask for a new one.
+    #[error("the password reset link has expired; ask for a new one")]
+    ResetTokenExpired,
+}
+
+/// Why valid credentials may not do what they asked. The API answers each with 403.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Denial {
+    /// The credentials act for no organization (a platform administrator's own token).
+    #[error("these credentials act for no organization")]
+    NoOrganization,
+    /// The caller's role does not allow the action.
+    #[error("the {role} role may not {action}")]
+    RoleNotAllowed {
+        /// The caller's role (API keys act as `member`).
+        role: domain::Role,
+        /// What was asked, as "manage members", "read the audit log"…
+        action: &'static str,
+    },
+    /// Only a user, not an API key, may do this.
+    #[error("only a logged-in user may {action}, not an API key")]
+    UserRequired {
+        /// What was asked.
+        action: &'static str,
+    },
+    /// Only platform administrators may do this.
+    #[error("only platform administrators may do this")]
+    PlatformAdminRequired,
+}
+
 impl From<StoreError> for IdentityError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -82,71 +165,32 @@ impl From<sqlx::Error> for IdentityError {
     }
 }
 
-/// How each aggregate's refusals read for API clients.
-pub(crate) trait RejectionKind: std::error::Error {
-    /// `NotFound` when the refusal means "no such thing", else a plain rejection.
-    fn into_identity_error(self) -> IdentityError
-    where
-        Self: Sized,
-    {
-        IdentityError::Rejected(self.to_string())
-    }
-}
-
-impl RejectionKind for OrganizationError {
-    fn into_identity_error(self) -> IdentityError {
-        match self {
-            Self::NotFound => IdentityError::NotFound("organization"),
-            Self::NotAMember => IdentityError::NotFound("member"),
-            Self::NotPermitted { .. } | Self::OwnerRoleRequired | Self::ActorNotAMember => {
-                IdentityError::Forbidden(self.to_string())
+/// A session refuses only for reasons about the refresh token presented.
+impl From<SessionError> for IdentityError {
+    fn from(error: SessionError) -> Self {
+        Self::Credential(match error {
+            SessionError::Expired => CredentialError::RefreshTokenExpired,
+            SessionError::Revoked => CredentialError::SessionEnded,
+            SessionError::AlreadyStarted | SessionError::NotFound | SessionError::InvalidToken => {
+                CredentialError::InvalidRefreshToken
             }
-            other => IdentityError::Rejected(other.to_string()),
+        })
+    }
+}
+
+/// The only refusal of an email claim is that someone holds it.
+impl From<EmailClaimError> for IdentityError {
+    fn from(error: EmailClaimError) -> Self {
+        match error {
+            EmailClaimError::AlreadyClaimed => Self::EmailTaken,
         }
     }
 }
 
-impl RejectionKind for ApiKeyError {
-    fn into_identity_error(self) -> IdentityError {
-        match self {
-            Self::NotFound => IdentityError::NotFound("API key"),
-            other => IdentityError::Rejected(other.to_string()),
-        }
-    }
-}
-
-impl RejectionKind for SessionError {
-    fn into_identity_error(self) -> IdentityError {
-        match self {
-            Self::Expired => IdentityError::TokenExpired,
-            Self::Revoked => IdentityError::InvalidToken("the session of this refresh token has ended"),
-            _ => IdentityError::InvalidToken("unknown or invalid refresh token"),
-        }
-    }
-}
-
-impl RejectionKind for UserError {
-    fn into_identity_error(self) -> IdentityError {
-        match self {
-            Self::ResetTokenInvalid | Self::ResetTokenExpired | Self::NotFound => {
-                IdentityError::InvalidToken("invalid or expired password reset token")
-            }
-            other => IdentityError::Rejected(other.to_string()),
-        }
-    }
-}
-
-impl RejectionKind for ImpersonationError {}
-impl RejectionKind for domain::email_claim::EmailClaimError {
-    fn into_identity_error(self) -> IdentityError {
-        IdentityError::EmailTaken
-    }
-}
-
-impl<E: RejectionKind> From<CommandError<E>> for IdentityError {
+impl<E: Into<IdentityError>> From<CommandError<E>> for IdentityError {
     fn from(error: CommandError<E>) -> Self {
         match error {
-            CommandError::Rejected(rejection) => rejection.into_identity_error(),
+            CommandError::Rejected(rejection) => rejection.into(),
             CommandError::Conflict => Self::Busy,
             CommandError::Store(store) => store.into(),
         }

@@ -1,10 +1,11 @@
 //! Organization membership: invite, change role, remove, list.
 
 use domain::organization::OrganizationCommand;
+use domain::user::UserError;
 use domain::{EmailAddress, Role};
 use uuid::Uuid;
 
-use super::{Caller, IdentityError, IdentityService, MemberRow, lookups};
+use super::{Caller, Denial, IdentityError, IdentityService, MemberRow, lookups};
 
 impl IdentityService {
     /// Adds the registered user with `email` to the caller's organization with `role`.
@@ -20,7 +21,7 @@ impl IdentityService {
         let email = EmailAddress::parse(email)?;
         let user = lookups::user_by_email(&self.pool, email.as_str())
             .await?
-            .ok_or(IdentityError::NotFound("registered user with that email"))?;
+            .ok_or(UserError::NotFound)?;
         let add = OrganizationCommand::AddMember {
             user_id: user.user_id,
             role,
@@ -93,9 +94,9 @@ impl IdentityService {
 /// demotion counts at once even while the view lags.
 fn acting_user(caller: &Caller) -> Result<Uuid, IdentityError> {
     caller.require(Role::can_manage_members, "manage members")?;
-    caller
-        .user_id
-        .ok_or_else(|| IdentityError::Forbidden("only a user may manage members".to_owned()))
+    caller.user_id.ok_or(IdentityError::Denied(Denial::UserRequired {
+        action: "manage members",
+    }))
 }
 
 impl IdentityService {

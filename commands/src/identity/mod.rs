@@ -22,7 +22,7 @@ mod tokens;
 
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
-pub use error::IdentityError;
+pub use error::{CredentialError, Denial, IdentityError};
 pub use mailer::Mailer;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};

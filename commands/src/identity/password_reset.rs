@@ -6,9 +6,8 @@ use domain::user::UserCommand;
 use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
-use super::error::RejectionKind;
 use super::sessions::user_context;
-use super::{IdentityError, IdentityService, lookups, passwords, secrets};
+use super::{CredentialError, IdentityError, IdentityService, lookups, passwords, secrets};
 use eventstore::CommandContext;
 use eventstore::store::AppendedEvent;
 
@@ -73,21 +72,19 @@ impl IdentityService {
         new_password: &str,
         request_id: Option<String>,
     ) -> Result<(), IdentityError> {
-        let invalid = IdentityError::InvalidToken("invalid or expired password reset token");
+        let invalid = CredentialError::InvalidResetToken;
         let user_id = token
             .split_once('.')
             .and_then(|(user, _)| Uuid::try_parse(user).ok())
             .ok_or(invalid)?;
         let user = self.users.load(&user_id.to_string()).await?;
-        let email: EmailAddress = user.email().cloned().ok_or(IdentityError::InvalidToken(
-            "invalid or expired password reset token",
-        ))?;
+        let email: EmailAddress = user.email().cloned().ok_or(CredentialError::InvalidResetToken)?;
         let token_hash = secrets::secret_hash(token).into();
         let now = Utc::now();
         // The token first: a wrong link must not learn whether the password would pass, nor
         // cost a hash. The aggregate checks it again when the reset is recorded.
         user.check_reset_token(&token_hash, now)
-            .map_err(RejectionKind::into_identity_error)?;
+            .map_err(IdentityError::from)?;
         check_new_password(new_password, &email)?;
         let password_hash = passwords::hash_password(new_password.to_owned()).await?;
         let complete = UserCommand::CompletePasswordReset {

@@ -167,7 +167,7 @@ fn create_organization(name: &str, owner_user_id: Uuid) -> OrganizationCommand {
 /// of the same registration created it first.
 fn lost_race<E>(error: CommandError<E>) -> IdentityError
 where
-    E: super::error::RejectionKind,
+    E: Into<IdentityError>,
 {
     match error {
         CommandError::Rejected(_) => IdentityError::EmailTaken,

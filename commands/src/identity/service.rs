@@ -12,7 +12,6 @@ use domain::user::User;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::error::RejectionKind;
 use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
@@ -165,12 +164,9 @@ impl IdentityService {
 pub(super) async fn dry_run<A>(command: A::Command) -> Result<(), IdentityError>
 where
     A: Aggregate<Services = ()>,
-    A::Error: RejectionKind,
+    A::Error: Into<IdentityError>,
 {
     let mut aggregate = A::default();
     let sink = EventSink::default();
-    aggregate
-        .handle(command, &(), &sink)
-        .await
-        .map_err(RejectionKind::into_identity_error)
+    aggregate.handle(command, &(), &sink).await.map_err(Into::into)
 }

@@ -6,7 +6,9 @@ use domain::{Actor, EmailAddress};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{IdentityError, IdentityService, TokenPair, lookups, passwords, secrets, tokens};
+use super::{
+    CredentialError, IdentityError, IdentityService, TokenPair, lookups, passwords, secrets, tokens,
+};
 use eventstore::CommandContext;
 
 impl IdentityService {
@@ -32,9 +34,7 @@ impl IdentityService {
             Some(org_id) => {
                 lookups::role_in(&self.pool, org_id, user.user_id)
                     .await?
-                    .ok_or_else(|| {
-                        IdentityError::NoOrganization("you are not a member of that organization".to_owned())
-                    })?;
+                    .ok_or(IdentityError::NotAMemberOfOrganization)?;
                 Some(org_id)
             }
             None => lookups::first_organization(&self.pool, user.user_id).await?,
@@ -43,9 +43,7 @@ impl IdentityService {
             Some(org_id) => ensure_active(&self.pool, org_id).await?,
             None if user.is_platform_admin => {}
             None => {
-                return Err(IdentityError::NoOrganization(
-                    "you are not a member of any organization".to_owned(),
-                ));
+                return Err(IdentityError::NoOrganization);
             }
         }
         let mut context = user_context(user.user_id, request_id);
@@ -63,31 +61,28 @@ impl IdentityService {
         let family = parse_refresh_token(refresh_token)?;
         let session = self.sessions.load(&family.to_string()).await?;
         let (Some(user_id), org_id) = (session.user_id(), session.org_id()) else {
-            return Err(IdentityError::InvalidToken("unknown or invalid refresh token"));
+            return Err(CredentialError::InvalidRefreshToken.into());
         };
         // Refusals that are not about the token itself come first and spend nothing: the same
         // refresh token works again once the organization is reactivated.
         if let Some(org_id) = org_id {
             ensure_active(&self.pool, org_id).await?;
             if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
-                return Err(IdentityError::InvalidToken(
-                    "you are no longer a member of this organization",
-                ));
+                return Err(CredentialError::MembershipEnded.into());
             }
         }
         let mut context = user_context(user_id, request_id);
         context.org_id = org_id;
         let user = self.users.load(&user_id.to_string()).await?;
-        let password_changed = "the password was changed since this session began; log in again";
         if session.revocation_reason() == Some(RevocationReason::PasswordChanged) {
-            return Err(IdentityError::InvalidToken(password_changed));
+            return Err(CredentialError::PasswordChanged.into());
         }
         if user.credential_version() != session.credential_version() && !session.is_revoked() {
             let end = SessionCommand::EndSession {
                 reason: RevocationReason::PasswordChanged,
             };
             self.sessions.execute(&family.to_string(), end, &context).await?;
-            return Err(IdentityError::InvalidToken(password_changed));
+            return Err(CredentialError::PasswordChanged.into());
         }
         let now = Utc::now();
         let new_token = new_refresh_token(family);
@@ -103,7 +98,7 @@ impl IdentityService {
             .await?;
         if rotated.state.is_revoked() {
             tracing::warn!(session = %family, user = %user_id, "refresh token reuse: session revoked");
-            return Err(IdentityError::RefreshTokenReused);
+            return Err(CredentialError::RefreshTokenReused.into());
         }
         Ok(TokenPair {
             access_token: self.access_token(user_id, org_id, family)?,
@@ -160,9 +155,7 @@ pub(super) fn require_active(suspended: Option<bool>) -> Result<(), IdentityErro
     match suspended {
         Some(false) => Ok(()),
         Some(true) => Err(IdentityError::OrganizationSuspended),
-        None => Err(IdentityError::InvalidToken(
-            "the organization of these credentials does not exist",
-        )),
+        None => Err(CredentialError::UnknownOrganization.into()),
     }
 }
 
@@ -192,5 +185,5 @@ fn parse_refresh_token(token: &str) -> Result<Uuid, IdentityError> {
         .strip_prefix("rt_")
         .and_then(|rest| rest.split_once('_'))
         .and_then(|(family, _)| Uuid::try_parse(family).ok())
-        .ok_or(IdentityError::InvalidToken("unknown or invalid refresh token"))
+        .ok_or(CredentialError::InvalidRefreshToken.into())
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{IdentityError, secrets};
+use super::{CredentialError, IdentityError, secrets};
 
 /// What an access token says. It names one organization (or none: a platform administrator's
 /// own token); the role is looked up per request so a demotion applies at once.
@@ -64,8 +64,8 @@ impl TokenKeys {
         decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|error| match error.kind() {
-                ErrorKind::ExpiredSignature => IdentityError::TokenExpired,
-                _ => IdentityError::InvalidToken("the access token is malformed or its signature is invalid"),
+                ErrorKind::ExpiredSignature => CredentialError::AccessTokenExpired.into(),
+                _ => CredentialError::MalformedAccessToken.into(),
             })
     }
 }

@@ -1,0 +1,215 @@
+//! Every `code` a problem can carry: one enum, so the OpenAPI document lists them all with their
+//! meaning and no route can answer a code that is not here.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use serde_json::Value;
+
+/// Declares [`ErrorCode`]: each variant with its wire name and the sentence that documents it.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal : $meaning:literal,)*) => {
+        /// A stable snake_case code for programs; the `detail` beside it is for people.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order the document lists them.
+            pub const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            /// The code as clients see it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                }
+            }
+
+            /// What the code means, as the OpenAPI document says.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $meaning,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Requests the HTTP layer refuses before any operation.
+    BadRequest = "bad_request": "The request is malformed (a parameter, a header or the JSON body cannot be read).",
+    ControlCharacters = "control_characters": "A text field holds a control character (U+0000–U+001F, U+007F–U+009F); none is accepted anywhere.",
+    InvalidPath = "invalid_path": "The request path is not valid UTF-8 or not a valid URI.",
+    Unauthorized = "unauthorized": "No bearer credential was sent.",
+    Forbidden = "forbidden": "The credentials may not use this route.",
+    NotFound = "not_found": "No such route, or no such resource in the caller's organization.",
+    MethodNotAllowed = "method_not_allowed": "The route exists but not with this method.",
+    NotAcceptable = "not_acceptable": "The `Accept` header excludes JSON.",
+    LengthRequired = "length_required": "The body needs a length.",
+    PayloadTooLarge = "payload_too_large": "The request body is over the documented limit.",
+    UriTooLong = "uri_too_long": "The request URI is over the limit.",
+    UnsupportedMediaType = "unsupported_media_type": "The body is not `application/json`.",
+    HeadersTooLarge = "headers_too_large": "Too many request headers, or too large.",
+    Unprocessable = "unprocessable": "The body is JSON but breaks the operation's schema.",
+    RateLimited = "rate_limited": "Too many requests from this caller; retry after `Retry-After` seconds.",
+    Internal = "internal": "A failure on our side; the logs have it under this request's id.",
+    NotReady = "not_ready": "A part the service depends on is failing (readiness).",
+    // The event store.
+    EventTooLarge = "event_too_large": "What the request would record is over the event size limit.",
+    UnstorableText = "unstorable_text": "What the request would record holds text the store refuses (U+0000).",
+    ConcurrentModification = "concurrent_modification": "The resource changed concurrently too often; retrying the request may succeed.",
+    NotYetEffective = "not_yet_effective": "The change is recorded but not in effect yet because the service is behind; do not repeat it, retry what depends on it after `Retry-After`.",
+    // Accounts and credentials.
+    InvalidEmail = "invalid_email": "The email address is not usable (the detail says why).",
+    WeakPassword = "weak_password": "The new password breaks the password rule (the detail states it).",
+    EmailTaken = "email_taken": "Another account already uses this email address.",
+    InvalidCredentials = "invalid_credentials": "Wrong email or password.",
+    NotAMemberOfOrganization = "not_a_member_of_organization": "The login named an organization the user is not a member of.",
+    NoOrganization = "no_organization": "The user belongs to no organization to log in to.",
+    InvalidAccessToken = "invalid_access_token": "The access token is malformed, not signed by this service, or names no organization or user.",
+    AccessTokenExpired = "access_token_expired": "The access token has expired; refresh it.",
+    UnknownOrganization = "unknown_organization": "The organization of these credentials does not exist.",
+    SessionEnded = "session_ended": "The session of this token has ended; log in again.",
+    MembershipEnded = "membership_ended": "The user is no longer a member of the token's organization.",
+    InvalidApiKey = "invalid_api_key": "Not an API key this service issued.",
+    ApiKeyRevoked = "api_key_revoked": "The API key has been revoked.",
+    InvalidRefreshToken = "invalid_refresh_token": "Not a refresh token this service issued.",
+    RefreshTokenExpired = "refresh_token_expired": "The refresh token has expired; log in again.",
+    RefreshTokenReused = "refresh_token_reused": "A spent refresh token was presented again; every token of its session is revoked.",
+    PasswordChanged = "password_changed": "The password changed since this session began; log in again.",
+    InvalidResetToken = "invalid_reset_token": "The password reset link is unknown, used or superseded.",
+    ResetTokenExpired = "reset_token_expired": "The password reset link has expired; ask for a new one.",
+    OrganizationSuspended = "organization_suspended": "The organization is suspended by the platform.",
+    // Authorization.
+    NoOrganizationInCredentials = "no_organization_in_credentials": "These credentials act for no organization (a platform administrator's own token).",
+    RoleNotAllowed = "role_not_allowed": "The caller's role does not allow this.",
+    UserRequired = "user_required": "Only a logged-in user may do this, not an API key.",
+    PlatformAdminRequired = "platform_admin_required": "Only platform administrators may do this.",
+    // Organizations and members.
+    OrganizationExists = "organization_exists": "The organization already exists.",
+    OrganizationNotFound = "organization_not_found": "No such organization.",
+    OrganizationNameRequired = "organization_name_required": "The organization name is empty.",
+    OrganizationNameTooLong = "organization_name_too_long": "The organization name is over its length limit.",
+    SuspensionReasonTooLong = "suspension_reason_too_long": "The suspension reason is over its length limit.",
+    ActorNotAMember = "actor_not_a_member": "The acting user is no longer a member of this organization.",
+    OwnerRoleRequired = "owner_role_required": "Only an owner may grant, change or remove the owner role.",
+    AlreadyMember = "already_member": "The user is already a member of this organization.",
+    MemberNotFound = "member_not_found": "No such member in this organization.",
+    LastOwner = "last_owner": "The change would leave the organization without an owner.",
+    AlreadySuspended = "already_suspended": "The organization is already suspended.",
+    NotSuspended = "not_suspended": "The organization is not suspended.",
+    // API keys.
+    ApiKeyExists = "api_key_exists": "The API key already exists.",
+    ApiKeyNotFound = "api_key_not_found": "No such API key in this organization.",
+    ApiKeyNameRequired = "api_key_name_required": "The API key name is empty.",
+    ApiKeyNameTooLong = "api_key_name_too_long": "The API key name is over its length limit.",
+    ApiKeyAlreadyRevoked = "api_key_already_revoked": "The API key is already revoked.",
+    // Users.
+    UserExists = "user_exists": "The user is already registered.",
+    UserNotFound = "user_not_found": "No such user.",
+    AlreadyPlatformAdmin = "already_platform_admin": "The user is already a platform administrator.",
+    // Impersonation.
+    ImpersonationExists = "impersonation_exists": "The impersonation already started.",
+    ImpersonationNotFound = "impersonation_not_found": "No such impersonation.",
+    ImpersonationEnded = "impersonation_ended": "The impersonation has already ended.",
+    ImpersonationReasonRequired = "impersonation_reason_required": "An impersonation needs a reason.",
+    ImpersonationReasonTooLong = "impersonation_reason_too_long": "The impersonation reason is over its length limit.",
+    ImpersonationTtlOutOfRange = "impersonation_ttl_out_of_range": "The impersonation's lifetime must be positive and at most the documented maximum.",
+    CannotImpersonateSelf = "cannot_impersonate_self": "An administrator cannot impersonate themself.",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The schema's name in the OpenAPI document.
+const SCHEMA: &str = "ErrorCode";
+
+/// The schema's description: every code with its meaning, since OpenAPI 3.0 has no place for
+/// one description per enum value.
+fn description() -> &'static str {
+    static DESCRIPTION: OnceLock<String> = OnceLock::new();
+    DESCRIPTION.get_or_init(|| {
+        let mut text = String::from("A stable code for programs; one per kind of problem:\n");
+        for code in ErrorCode::ALL {
+            text.push_str(&format!("\n- `{}`: {}", code.as_str(), code.meaning()));
+        }
+        text
+    })
+}
+
+impl Type for ErrorCode {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        SCHEMA.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(SCHEMA.to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>(SCHEMA.to_owned(), |_| {
+            let mut schema = MetaSchema::new("string");
+            schema.description = Some(description());
+            schema.enum_items = Self::ALL
+                .iter()
+                .map(|code| Value::String(code.as_str().to_owned()))
+                .collect();
+            schema
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for ErrorCode {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        let code = value
+            .as_str()
+            .and_then(|text| Self::ALL.iter().copied().find(|code| code.as_str() == text));
+        code.ok_or_else(|| ParseError::expected_type(value))
+    }
+}
+
+impl ToJSON for ErrorCode {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.as_str().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::ErrorCode;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_described() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} appears twice");
+            assert!(
+                !text.is_empty() && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{text} is not snake_case"
+            );
+            assert!(code.meaning().ends_with('.'), "{text}: {}", code.meaning());
+        }
+    }
+}
