@@ -37,3 +37,54 @@ pub fn build_app(state: AppState) -> impl Endpoint {
 pub fn metrics_app(state: AppState) -> impl Endpoint {
     metrics_routes(state).catch_all_error(into_problem)
 }
+
+/// The OpenAPI document of `/v1`, as `/openapi.json` serves it.
+pub fn openapi_document() -> serde_json::Value {
+    let api = OpenApiService::new(v1_apis(), "Agentry", VERSION).server("/v1");
+    serde_json::from_str(&api.spec()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::openapi_document;
+
+    /// Generated clients turn descriptions into doc comments; a field without one is a field
+    /// its users have to guess about.
+    #[test]
+    fn every_schema_property_and_parameter_is_described() {
+        let document = openapi_document();
+        let mut missing = Vec::new();
+        let schemas = document["components"]["schemas"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (schema, body) in &schemas {
+            for (property, definition) in body["properties"].as_object().into_iter().flatten() {
+                if !is_described(definition) {
+                    missing.push(format!("{schema}.{property}"));
+                }
+            }
+        }
+        for (path, operations) in document["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    if !is_described(parameter) {
+                        missing.push(format!("{method} {path} parameter {}", parameter["name"]));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
+    }
+
+    /// A description of its own, or (for a property that is a reference) the referenced schema's.
+    fn is_described(definition: &Value) -> bool {
+        let text = |value: &Value| value.as_str().is_some_and(|text| !text.trim().is_empty());
+        text(&definition["description"])
+            || definition["allOf"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|part| text(&part["description"])))
+    }
+}

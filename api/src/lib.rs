@@ -11,5 +11,5 @@ pub mod app;
 pub mod http;
 pub mod routes;
 
-pub use app::{build_app, metrics_app};
+pub use app::{build_app, metrics_app, openapi_document};
 pub use routes::{AppState, HttpConfig};

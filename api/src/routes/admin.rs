@@ -15,7 +15,9 @@ pub struct AdminApi;
 /// Whom to impersonate, why, and for how long.
 #[derive(Object)]
 struct ImpersonationRequest {
+    /// The user to act as.
     user_id: Uuid,
+    /// The organization to act in; the user must be a member.
     org_id: Uuid,
     /// Required; recorded with every event written under the token.
     reason: Text,
@@ -27,7 +29,9 @@ struct ImpersonationRequest {
 /// An access token acting as the user, marked as an impersonation.
 #[derive(Object)]
 struct ImpersonationResponse {
+    /// Use as `Authorization: Bearer <token>`; `/v1/me` names the impersonator.
     access_token: String,
+    /// When the token stops working (there is no refresh token).
     expires_at: DateTime<Utc>,
 }
 
@@ -75,6 +79,7 @@ impl AdminApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// The organization's id.
         id: Path<Uuid>,
         /// Why (optional, recorded on the event).
         reason: Query<Option<Text>>,
@@ -94,6 +99,7 @@ impl AdminApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// The organization's id.
         id: Path<Uuid>,
     ) -> Result<Done, ApiError> {
         state

@@ -22,6 +22,7 @@ struct CreateKeyRequest {
 /// The new key. `key` is shown this once; only its hash is kept.
 #[derive(Object)]
 struct CreatedKeyResponse {
+    /// The key's id, for `DELETE /v1/api-keys/{id}`.
     id: Uuid,
     /// `agk_<prefix>_<secret>`: use it as `Authorization: Bearer <key>`.
     key: String,
@@ -32,18 +33,24 @@ struct CreatedKeyResponse {
 /// A key as listed (never its secret).
 #[derive(Object)]
 struct KeyView {
+    /// The key's id.
     id: Uuid,
+    /// What the key is for, as given at creation.
     name: String,
+    /// The visible part of the key (`agk_<prefix>_…`), to recognise it.
     prefix: String,
+    /// When the key was created.
     created_at: DateTime<Utc>,
     /// At most a minute stale.
     last_used_at: Option<DateTime<Utc>>,
+    /// When the key was revoked; it fails from then on.
     revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The organization's keys, newest first.
 #[derive(Object)]
 struct KeyList {
+    /// Every key of the organization, revoked ones included, newest first.
     keys: Vec<KeyView>,
 }
 
@@ -108,6 +115,7 @@ impl ApiKeysApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// The key's id.
         id: Path<Uuid>,
     ) -> Result<KeyRevoked, ApiError> {
         state

@@ -28,9 +28,13 @@ struct RegisterRequest {
 /// The new user, their organization, and tokens for it.
 #[derive(Object)]
 struct RegisterResponse {
+    /// The new user's id.
     user_id: Uuid,
+    /// The new organization's id; the user owns it.
     org_id: Uuid,
+    /// Short-lived JWT for `Authorization: Bearer`, acting for the new organization.
     access_token: String,
+    /// Single-use: exchange it at `/v1/auth/refresh`; a reused one revokes the session.
     refresh_token: String,
     /// Seconds until the access token expires.
     expires_in: i64,
@@ -39,7 +43,9 @@ struct RegisterResponse {
 /// Credentials, and optionally which organization to act for.
 #[derive(Object)]
 struct LoginRequest {
+    /// The email the account was registered with.
     email: Text,
+    /// The account's password.
     password: Text,
     /// Defaults to the first organization the user joined.
     org_id: Option<Uuid>,
@@ -59,19 +65,23 @@ struct TokenResponse {
 /// A refresh token to exchange.
 #[derive(Object)]
 struct RefreshRequest {
+    /// The refresh token of the last pair received; it is spent by this exchange.
     refresh_token: Text,
 }
 
 /// Whose password to reset.
 #[derive(Object)]
 struct PasswordResetRequest {
+    /// The account's email; the answer is the same whether or not an account has it.
     email: Text,
 }
 
 /// The token from the reset link and the new password.
 #[derive(Object)]
 struct PasswordResetConfirm {
+    /// The `token` parameter of the emailed reset link.
     token: Text,
+    /// The new password, under the same rule as at registration.
     new_password: Text,
 }
 

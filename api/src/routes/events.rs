@@ -73,6 +73,7 @@ impl EventsApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
+        /// The event's id (`event_id` in the bus message).
         id: Path<Uuid>,
     ) -> Result<Json<EventView>, ApiError> {
         let caller = auth.0;

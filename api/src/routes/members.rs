@@ -51,27 +51,34 @@ impl From<Role> for RoleName {
 /// Who to add, with which role. The user must have registered.
 #[derive(Object)]
 struct AddMemberRequest {
+    /// The email the user registered with.
     email: Text,
+    /// The role to give; only an owner may give `owner`.
     role: RoleName,
 }
 
 /// A new role.
 #[derive(Object)]
 struct ChangeRoleRequest {
+    /// The member's new role; only an owner may give or take `owner`.
     role: RoleName,
 }
 
 /// A member.
 #[derive(Object)]
 struct MemberView {
+    /// The member's user id.
     user_id: Uuid,
+    /// The member's email.
     email: String,
+    /// The member's role in this organization.
     role: RoleName,
 }
 
 /// The organization's members.
 #[derive(Object)]
 struct MemberList {
+    /// Every member of the organization.
     members: Vec<MemberView>,
 }
 
@@ -134,6 +141,7 @@ impl MembersApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// The member's user id.
         user_id: Path<Uuid>,
         body: Json<ChangeRoleRequest>,
     ) -> Result<MemberChanged, ApiError> {
@@ -152,6 +160,7 @@ impl MembersApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// The member's user id.
         user_id: Path<Uuid>,
     ) -> Result<MemberChanged, ApiError> {
         state
