@@ -4,6 +4,8 @@ use super::ApiError;
 
 /// Seconds a client should give a lagging read model before retrying what depends on a write.
 const NOT_YET_EFFECTIVE_RETRY_AFTER: u64 = 2;
+/// Seconds before trying again to send mail that could not be sent.
+const MAIL_RETRY_AFTER: u64 = 60;
 
 /// One problem per identity outcome, each with a stable code. Internal details are logged,
 /// never shown.
@@ -27,6 +29,30 @@ impl From<IdentityError> for ApiError {
             IdentityError::Unstorable(store) => store.into(),
             IdentityError::NotYetEffective(_) => {
                 Self::unavailable("not_yet_effective", detail, NOT_YET_EFFECTIVE_RETRY_AFTER)
+            }
+            IdentityError::EmailNotVerified => Self::forbidden("email_not_verified", detail),
+            IdentityError::AlreadyMember => Self::conflict("already_member", detail),
+            IdentityError::InvitationInvalid => Self::not_found("invitation_invalid", detail),
+            IdentityError::InvitationAlreadyAccepted => Self::conflict("invitation_already_accepted", detail),
+            IdentityError::InvitationExpired => Self::conflict("invitation_expired", detail),
+            IdentityError::InvitationForAnotherAddress => {
+                Self::forbidden("invitation_for_another_address", detail)
+            }
+            IdentityError::InviterNoLongerAuthorized => {
+                Self::forbidden("inviter_no_longer_authorized", detail)
+            }
+            IdentityError::VerificationTokenInvalid => {
+                Self::unauthorized("invalid_verification_token", detail)
+            }
+            IdentityError::VerificationTokenExpired => {
+                Self::unauthorized("verification_token_expired", detail)
+            }
+            IdentityError::EmailAlreadyVerified => Self::conflict("email_already_verified", detail),
+            IdentityError::VerificationMailLimit(retry_after) => {
+                Self::too_many("verification_mail_limit", detail, retry_after)
+            }
+            IdentityError::MailUnavailable(_) => {
+                Self::unavailable("mail_unavailable", detail, MAIL_RETRY_AFTER)
             }
             IdentityError::Internal(_) => Self::internal(&detail),
         }

@@ -1,5 +1,6 @@
 use domain::api_key::ApiKeyError;
 use domain::impersonation::ImpersonationError;
+use domain::invitation::InvitationError;
 use domain::organization::OrganizationError;
 use domain::session::SessionError;
 use domain::user::UserError;
@@ -62,6 +63,46 @@ pub enum IdentityError {
         "{0}: the change is recorded and will take effect on its own, but is not in effect yet because the service is behind; do not repeat this request, and retry what depends on it later"
     )]
     NotYetEffective(&'static str),
+    /// The caller has not verified their email address, which inviting requires (our mail
+    /// must not be a relay for throwaway accounts).
+    #[error(
+        "verify your email address before inviting members (see the link mailed at registration, or ask for a new one)"
+    )]
+    EmailNotVerified,
+    /// The invited address already belongs to a member of this organization.
+    #[error("this address already belongs to a member of this organization")]
+    AlreadyMember,
+    /// No invitation has this token.
+    #[error("unknown invitation token")]
+    InvitationInvalid,
+    /// The invitation was accepted already.
+    #[error("this invitation was already accepted")]
+    InvitationAlreadyAccepted,
+    /// The invitation has expired.
+    #[error("this invitation has expired; ask for a new one")]
+    InvitationExpired,
+    /// The invitation was mailed to another address than the caller's.
+    #[error("this invitation was sent to another email address; log in as that address to accept it")]
+    InvitationForAnotherAddress,
+    /// Whoever invited may no longer grant the role (removed or demoted since).
+    #[error("whoever sent this invitation may no longer invite to this organization with this role")]
+    InviterNoLongerAuthorized,
+    /// An email verification token that is unknown or already used.
+    #[error("invalid or already used email verification token")]
+    VerificationTokenInvalid,
+    /// An email verification token that has expired.
+    #[error("the email verification token has expired; ask for a new one")]
+    VerificationTokenExpired,
+    /// The email is verified already.
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    /// Too many verification mails for this account in the last hour.
+    #[error("too many verification mails in the last hour; retry in {0} seconds")]
+    VerificationMailLimit(u64),
+    /// Mail cannot be sent (not configured, or the mail server refused): the text says what
+    /// happened to the request.
+    #[error("{0}")]
+    MailUnavailable(&'static str),
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),
@@ -101,6 +142,9 @@ impl RejectionKind for OrganizationError {
             Self::NotPermitted { .. } | Self::OwnerRoleRequired | Self::ActorNotAMember => {
                 IdentityError::Forbidden(self.to_string())
             }
+            Self::AlreadyMember => IdentityError::AlreadyMember,
+            Self::Suspended => IdentityError::OrganizationSuspended,
+            Self::InviterNoLongerAuthorized => IdentityError::InviterNoLongerAuthorized,
             other => IdentityError::Rejected(other.to_string()),
         }
     }
@@ -131,12 +175,29 @@ impl RejectionKind for UserError {
             Self::ResetTokenInvalid | Self::ResetTokenExpired | Self::NotFound => {
                 IdentityError::InvalidToken("invalid or expired password reset token")
             }
+            Self::VerificationTokenInvalid => IdentityError::VerificationTokenInvalid,
+            Self::VerificationTokenExpired => IdentityError::VerificationTokenExpired,
+            Self::EmailAlreadyVerified => IdentityError::EmailAlreadyVerified,
+            Self::VerificationMailLimit { retry_after_seconds } => {
+                IdentityError::VerificationMailLimit(retry_after_seconds.unsigned_abs())
+            }
             other => IdentityError::Rejected(other.to_string()),
         }
     }
 }
 
 impl RejectionKind for ImpersonationError {}
+
+impl RejectionKind for InvitationError {
+    fn into_identity_error(self) -> IdentityError {
+        match self {
+            Self::TokenInvalid | Self::AlreadySent => IdentityError::InvitationInvalid,
+            Self::AlreadyAccepted => IdentityError::InvitationAlreadyAccepted,
+            Self::Expired => IdentityError::InvitationExpired,
+            Self::ForAnotherAddress => IdentityError::InvitationForAnotherAddress,
+        }
+    }
+}
 impl RejectionKind for domain::email_claim::EmailClaimError {
     fn into_identity_error(self) -> IdentityError {
         IdentityError::EmailTaken

@@ -118,7 +118,13 @@ impl Organization {
 
     /// The inviter's authority is decided again from this aggregate's own member list, so a
     /// removal or demotion after sending stops the invitation.
-    fn join_by_invitation(&self, user_id: Uuid, role: Role, invited_by: Uuid, invitation_id: Uuid) -> Decision {
+    fn join_by_invitation(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        invited_by: Uuid,
+        invitation_id: Uuid,
+    ) -> Decision {
         self.require_active()?;
         let inviter = self
             .role_of(invited_by)
@@ -420,7 +426,9 @@ mod tests {
         let owner = Uuid::new_v4();
         let mut state = Organization::default();
         state.apply(created(owner));
-        state.apply(E::Suspended { reason: String::new() });
+        state.apply(E::Suspended {
+            reason: String::new(),
+        });
         assert_eq!(
             state.check_invitation(owner, Role::Member),
             Err(OrganizationError::Suspended)
@@ -431,7 +439,12 @@ mod tests {
     fn joining_a_suspended_organization_is_refused() {
         let owner = Uuid::new_v4();
         org()
-            .given(vec![created(owner), E::Suspended { reason: String::new() }])
+            .given(vec![
+                created(owner),
+                E::Suspended {
+                    reason: String::new(),
+                },
+            ])
             .when(join(Uuid::new_v4(), Role::Member, owner))
             .then_expect_error(OrganizationError::Suspended);
     }

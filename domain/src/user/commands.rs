@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::email::EmailAddress;
 use super::VerificationProof;
+use crate::email::EmailAddress;
 use crate::secret::{PasswordDigest, TokenDigest};
 
 /// What a caller asks of a user.
