@@ -54,6 +54,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::MailUnavailable(_) => {
                 Self::unavailable("mail_unavailable", detail, MAIL_RETRY_AFTER)
             }
+            IdentityError::UndeliverableEmail => Self::unprocessable("undeliverable_email", detail),
             IdentityError::Internal(_) => Self::internal(&detail),
         }
     }

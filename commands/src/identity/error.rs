@@ -103,6 +103,9 @@ pub enum IdentityError {
     /// happened to the request.
     #[error("{0}")]
     MailUnavailable(&'static str),
+    /// The address is well-formed for an account but mail cannot be addressed to it.
+    #[error("mail cannot be sent to this address")]
+    UndeliverableEmail,
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),

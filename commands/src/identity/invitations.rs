@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::error::RejectionKind;
 use super::sessions::user_context;
-use super::{Caller, IdentityError, IdentityService, lookups, secrets};
+use super::{Caller, IdentityError, IdentityService, Mailer, lookups, secrets};
 
 /// What an invitation answers to the inviter: nothing about the invitee's account.
 #[derive(Clone, Debug)]
@@ -52,6 +52,9 @@ impl IdentityService {
         let org_id = caller.org()?;
         let by = inviting_user(caller)?;
         let email = EmailAddress::parse(email)?;
+        if !Mailer::can_send_to(email.as_str()) {
+            return Err(IdentityError::UndeliverableEmail);
+        }
         if !self.users.load(&by.to_string()).await?.is_email_verified() {
             return Err(IdentityError::EmailNotVerified);
         }
