@@ -60,7 +60,7 @@ async fn an_invitee_joins_with_the_invited_role_only_by_accepting_the_mailed_lin
     assert_code(early, StatusCode::FORBIDDEN, "no_organization").await;
     assert_eq!(
         member_emails(&app, &owner.access_token).await,
-        [owner.email.clone()]
+        [owner.email.as_str()]
     );
 
     let mail = app.mail_to(&bob.email, INVITATION_SUBJECT).await;
@@ -140,7 +140,7 @@ async fn an_attacker_who_registered_the_address_first_cannot_join_without_the_ma
     assert_code(login, StatusCode::FORBIDDEN, "no_organization").await;
     assert_eq!(
         member_emails(&app, &target.access_token).await,
-        [target.email.clone()]
+        [target.email.as_str()]
     );
 
     // Whoever reads the mailbox resets the password (ending the attacker's sessions) and joins.
@@ -208,7 +208,7 @@ async fn a_platform_admin_is_not_pulled_into_an_attackers_organization() {
     );
     assert_eq!(
         member_emails(&app, &attacker.access_token).await,
-        [attacker.email.clone()]
+        [attacker.email.as_str()]
     );
     app.cleanup().await;
 }
@@ -333,7 +333,7 @@ async fn an_expired_invitation_is_refused() {
     .await;
     assert_eq!(
         member_emails(&app, &owner.access_token).await,
-        [owner.email.clone()]
+        [owner.email.as_str()]
     );
     app.cleanup().await;
 }
