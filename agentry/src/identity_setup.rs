@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use commands::identity::{IdentityConfig, IdentityService, Mailer, TokenKeys, signing_secret};
 use eventstore::log::FollowerProgress;
 use secrecy::ExposeSecret;
@@ -31,6 +32,8 @@ pub async fn identity_service(
         public_url: settings.identity.public_url.clone(),
         mailer,
         view_wait: Duration::from_millis(settings.identity.view_wait_ms),
+        invitation_ttl: TimeDelta::seconds(settings.identity.invitation_ttl_seconds.into()),
+        verification_ttl: TimeDelta::seconds(settings.identity.email_verification_ttl_seconds.into()),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.

@@ -169,8 +169,9 @@ pub struct IdentitySettings {
     #[arg(long, env = "AGENTRY_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
 
-    /// SMTP server for password reset mail, e.g. smtp://127.0.0.1:25 or smtps://user:pass@host.
-    /// Unset: reset requests are accepted and logged, no mail is sent.
+    /// SMTP server for password reset, email verification and invitation mail, e.g.
+    /// smtp://127.0.0.1:25 or smtps://user:pass@host. Unset: reset and verification mail is
+    /// logged, not sent, and invitations answer 503 `mail_unavailable`.
     #[arg(long, env = "AGENTRY_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
 
@@ -183,7 +184,7 @@ pub struct IdentitySettings {
     )]
     pub mail_from: String,
 
-    /// Base URL of links in mail (password reset).
+    /// Base URL of links in mail (password reset, email verification, invitations).
     #[arg(
         long,
         env = "AGENTRY_PUBLIC_URL",
@@ -191,6 +192,24 @@ pub struct IdentitySettings {
         global = true
     )]
     pub public_url: String,
+
+    /// Seconds an invitation to join an organization stays valid (default 7 days).
+    #[arg(
+        long,
+        env = "AGENTRY_INVITATION_TTL_SECONDS",
+        default_value_t = 7 * 24 * 3600,
+        global = true
+    )]
+    pub invitation_ttl_seconds: u32,
+
+    /// Seconds an email verification link stays valid (default 7 days).
+    #[arg(
+        long,
+        env = "AGENTRY_EMAIL_VERIFICATION_TTL_SECONDS",
+        default_value_t = 7 * 24 * 3600,
+        global = true
+    )]
+    pub email_verification_ttl_seconds: u32,
 
     /// How long an identity write (revocation, removal, suspension…) waits, in milliseconds, for
     /// the read model that authentication uses; past it the answer is 503 `not_yet_effective`

@@ -18,6 +18,7 @@
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
 //! | [`impersonation`] | impersonation id | an administrator acting as a user, with reason and limit |
+//! | [`invitation`] | invitation id | a mailed invitation to join: single use, expiry, addressee |
 //!
 //! Shared value types: [`Role`] (with the permission checks the API guard uses), [`Actor`]
 //! (who caused a change, stored in event metadata), [`EmailAddress`], and the
@@ -45,14 +46,19 @@
 //! assert!(check_new_password("ann", &email).is_err());
 //!
 //! let (owner, admin, newcomer) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-//! let add = OrganizationCommand::AddMember { user_id: newcomer, role: Role::Owner, by: admin };
+//! let join = OrganizationCommand::JoinByInvitation {
+//!     user_id: newcomer,
+//!     role: Role::Owner,
+//!     invited_by: admin,
+//!     invitation_id: uuid::Uuid::new_v4(),
+//! };
 //! TestFramework::<Organization>::with(())
 //!     .given(vec![
 //!         OrganizationEvent::Created { name: "Acme".into(), owner_user_id: owner },
 //!         OrganizationEvent::MemberAdded { user_id: admin, role: Role::Admin },
 //!     ])
-//!     .when(add)
-//!     .then_expect_error(OrganizationError::OwnerRoleRequired);
+//!     .when(join)
+//!     .then_expect_error(OrganizationError::InviterNoLongerAuthorized);
 //! # Ok::<(), domain::EmailError>(())
 //! ```
 
@@ -61,6 +67,7 @@ pub mod api_key;
 pub mod email;
 pub mod email_claim;
 pub mod impersonation;
+pub mod invitation;
 pub mod organization;
 pub mod password_policy;
 pub mod role;

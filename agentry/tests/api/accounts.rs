@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, assert_problem};
+use crate::smtp_server::link_token;
 
 /// Every account in these tests uses it: long enough, and containing no test email's name.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -99,23 +100,83 @@ pub async fn login_pair(app: &TestApp, email: &str, org_id: Option<Uuid>) -> (St
     (token("access_token"), token("refresh_token"))
 }
 
-/// Registers `<name>@example.com`, has `owner` add them to the owner's organization with
-/// `role`, and signs them in to that organization.
+/// Subject of the mail with the email verification link.
+pub const VERIFICATION_SUBJECT: &str = "Confirm your email";
+/// Subject of an invitation mail.
+pub const INVITATION_SUBJECT: &str = "You are invited";
+
+/// Registers `<name>@example.com`, has `owner` invite them to the owner's organization with
+/// `role`, accepts the mailed invitation as them, and signs them in to that organization.
 pub async fn add_member(app: &TestApp, owner: &Account, name: &str, role: &str) -> Account {
     let user = register(app, name).await;
-    let response = app
-        .with_bearer(&owner.access_token)
-        .post_json("/v1/members", &json!({ "email": user.email, "role": role }))
-        .await;
-    let body = expect_json(response, StatusCode::CREATED, "adding a member").await;
-    assert_eq!(uuid_at(&body, "user_id"), user.user_id, "{body}");
-    let (access_token, refresh_token) = login_pair(app, &user.email, Some(owner.org_id)).await;
+    join_org(app, owner, &user, role).await
+}
+
+/// `inviter` invites `user` with `role` (verifying the inviter's email first if needed), `user`
+/// accepts the mailed token, and logs in to the inviter's organization.
+pub async fn join_org(app: &TestApp, inviter: &Account, user: &Account, role: &str) -> Account {
+    ensure_verified(app, inviter).await;
+    let response = invite(app, &inviter.access_token, &user.email, role).await;
+    expect_json(response, StatusCode::ACCEPTED, "inviting a member").await;
+    let token = invitation_token(app, &user.email).await;
+    let accepted = accept_invitation(app, &user.access_token, &token).await;
+    let body = expect_json(accepted, StatusCode::OK, "accepting an invitation").await;
+    assert_eq!(uuid_at(&body, "org_id"), inviter.org_id, "{body}");
+    assert_eq!(body["role"], role, "{body}");
+    let (access_token, refresh_token) = login_pair(app, &user.email, Some(inviter.org_id)).await;
     Account {
-        org_id: owner.org_id,
+        org_id: inviter.org_id,
         access_token,
         refresh_token,
-        ..user
+        ..user.clone()
     }
+}
+
+/// `POST /v1/members` (an invitation), answer unchecked.
+pub async fn invite(app: &TestApp, token: &str, email: &str, role: &str) -> Response {
+    app.with_bearer(token)
+        .post_json("/v1/members", &json!({ "email": email, "role": role }))
+        .await
+}
+
+/// `POST /v1/invitations/accept` with `token`'s credentials, answer unchecked.
+pub async fn accept_invitation(app: &TestApp, token: &str, invitation: &str) -> Response {
+    app.with_bearer(token)
+        .post_json("/v1/invitations/accept", &json!({ "token": invitation }))
+        .await
+}
+
+/// The token of the next invitation mailed to `email` (from the app's mailbox).
+pub async fn invitation_token(app: &TestApp, email: &str) -> String {
+    let mail = app.mail_to(email, INVITATION_SUBJECT).await;
+    link_token(&mail, "/accept-invitation")
+}
+
+/// The token of the next verification link mailed to `email` (from the app's mailbox).
+pub async fn verification_token(app: &TestApp, email: &str) -> String {
+    let mail = app.mail_to(email, VERIFICATION_SUBJECT).await;
+    link_token(&mail, "/verify-email")
+}
+
+/// `POST /v1/auth/verify-email`, answer unchecked.
+pub async fn verify_email_request(app: &TestApp, token: &str) -> Response {
+    app.post_json("/v1/auth/verify-email", &json!({ "token": token }))
+        .await
+}
+
+/// Verifies `account`'s email with the link mailed at registration, unless it is verified.
+pub async fn ensure_verified(app: &TestApp, account: &Account) {
+    if me(app, &account.access_token).await["email_verified"] == true {
+        return;
+    }
+    let token = verification_token(app, &account.email).await;
+    let response = verify_email_request(app, &token).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "verifying {}",
+        account.email
+    );
 }
 
 /// Creates an API key named `name` with `token`'s credentials.

@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::smtp_server::{ReceivedMail, SmtpServer};
+
 /// The machine's Postgres; each test gets its own database on it.
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -30,6 +32,8 @@ pub struct TestApp {
     /// The application's database (created and migrated by the application itself).
     pub database_name: String,
     pub database_url: String,
+    /// The mail server the application sends to, unless the test configured its own.
+    pub mailbox: tokio::sync::Mutex<SmtpServer>,
     maintenance_url: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -66,7 +70,9 @@ impl TestApp {
         let database_url = with_database(&base, &database_name);
         let maintenance_url = with_database(&base, "postgres");
 
+        let mailbox = SmtpServer::start().await;
         let mut settings = Settings::for_tests(database_url.clone());
+        settings.identity.smtp_url = Some(mailbox.url().into());
         configure(&mut settings);
         let app = Application::build(settings)
             .await
@@ -97,6 +103,7 @@ impl TestApp {
             pool,
             database_name,
             database_url,
+            mailbox: tokio::sync::Mutex::new(mailbox),
             maintenance_url,
             stop: Some(stop),
             server: Some(server),
@@ -131,6 +138,16 @@ impl TestApp {
     /// Drops the application's database from under it (`WITH (FORCE)` ends its connections).
     pub async fn drop_database_now(&self) {
         drop_database(&self.maintenance_url, &self.database_name).await;
+    }
+
+    /// The first mail to `to` about `subject` in [`mailbox`](Self::mailbox), waiting up to 10 s.
+    pub async fn mail_to(&self, to: &str, subject: &str) -> ReceivedMail {
+        self.mailbox.lock().await.expect_mail_to(to, subject).await
+    }
+
+    /// Like [`mail_to`](Self::mail_to), `None` when nothing came within `within`.
+    pub async fn maybe_mail_to(&self, to: &str, subject: &str, within: Duration) -> Option<ReceivedMail> {
+        self.mailbox.lock().await.next_mail_to(to, subject, within).await
     }
 
     pub fn url(&self, path: &str) -> String {

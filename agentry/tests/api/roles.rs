@@ -7,7 +7,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::accounts::{Account, add_member, create_api_key, expect_json, me, register};
+use crate::accounts::{Account, add_member, create_api_key, expect_json, join_org, me, register};
 use crate::helpers::{TestApp, assert_problem, check_problem};
 
 /// One request a role must be refused.
@@ -144,16 +144,8 @@ async fn an_admin_adds_members_but_cannot_grant_owner_or_touch_the_owner() {
     let newcomer = register(&app, "nia").await;
     let other = register(&app, "oscar").await;
 
-    let added = app
-        .with_bearer(&admin.access_token)
-        .post_json(
-            "/v1/members",
-            &json!({ "email": newcomer.email, "role": "member" }),
-        )
-        .await;
-    let added = expect_json(added, StatusCode::CREATED, "an admin adding a member").await;
-    assert_eq!(added["role"], "member", "{added}");
-    assert_eq!(added["email"], newcomer.email, "{added}");
+    let newcomer = join_org(&app, &admin, &newcomer, "member").await;
+    assert_eq!(me(&app, &newcomer.access_token).await["role"], "member");
 
     let newcomer_id = newcomer.user_id;
     let owner_id = owner.user_id;

@@ -3,6 +3,7 @@
 //! QUIT), accepts every message and hands each one to the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -55,6 +56,21 @@ impl ReceivedMail {
     }
 }
 
+/// The `token` query parameter of the first link in `mail` whose path is `path` (such as
+/// `/verify-email`), after undoing the transfer encoding.
+pub fn link_token(mail: &ReceivedMail, path: &str) -> String {
+    let body = mail.body_text();
+    let marker = format!("{path}?token=");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("the mail holds a link {marker}…: {body}"));
+    body[start + marker.len()..]
+        .split(char::is_whitespace)
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Quoted-printable (RFC 2045 §6.7): `=` at a line end is a soft break, `=XX` is a byte.
 pub fn decode_quoted_printable(encoded: &str) -> String {
     let joined = encoded.replace("=\r\n", "").replace("=\n", "");
@@ -80,6 +96,8 @@ pub fn decode_quoted_printable(encoded: &str) -> String {
 pub struct SmtpServer {
     pub port: u16,
     received: mpsc::UnboundedReceiver<ReceivedMail>,
+    /// Mail received while a test waited for another message, in arrival order.
+    set_aside: VecDeque<ReceivedMail>,
     acceptor: JoinHandle<()>,
 }
 
@@ -113,6 +131,7 @@ impl SmtpServer {
         Self {
             port,
             received,
+            set_aside: VecDeque::new(),
             acceptor,
         }
     }
@@ -124,17 +143,44 @@ impl SmtpServer {
 
     /// The next message, or `None` if none arrives within `within`.
     pub async fn next_mail(&mut self, within: Duration) -> Option<ReceivedMail> {
+        if let Some(mail) = self.set_aside.pop_front() {
+            return Some(mail);
+        }
         tokio::time::timeout(within, self.received.recv())
             .await
             .ok()
             .flatten()
     }
 
-    /// The next message, failing the test if none arrives within 10 s.
-    pub async fn expect_mail(&mut self) -> ReceivedMail {
-        self.next_mail(Duration::from_secs(10))
+    /// The first message (in arrival order) to `to` whose subject contains `subject`, or `None`
+    /// if none arrives within `within`. Other mail is kept for later calls: a test picks the
+    /// invitation out of the verification mail that registrations send meanwhile.
+    pub async fn next_mail_to(&mut self, to: &str, subject: &str, within: Duration) -> Option<ReceivedMail> {
+        let matches = |mail: &ReceivedMail| {
+            mail.rcpt_to.iter().any(|rcpt| rcpt.eq_ignore_ascii_case(to))
+                && mail.header("Subject").is_some_and(|s| s.contains(subject))
+        };
+        if let Some(index) = self.set_aside.iter().position(matches) {
+            return self.set_aside.remove(index);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mail = tokio::time::timeout_at(deadline, self.received.recv())
+                .await
+                .ok()
+                .flatten()?;
+            if matches(&mail) {
+                return Some(mail);
+            }
+            self.set_aside.push_back(mail);
+        }
+    }
+
+    /// [`next_mail_to`](Self::next_mail_to), failing the test if none arrives within 10 s.
+    pub async fn expect_mail_to(&mut self, to: &str, subject: &str) -> ReceivedMail {
+        self.next_mail_to(to, subject, Duration::from_secs(10))
             .await
-            .expect("a message reached the SMTP server within 10 s")
+            .unwrap_or_else(|| panic!("a mail to {to} about {subject:?} within 10 s"))
     }
 }
 

@@ -88,6 +88,8 @@ error_codes! {
     RoleNotAllowed = "role_not_allowed": "The caller's role does not allow this.",
     UserRequired = "user_required": "Only a logged-in user may do this, not an API key.",
     PlatformAdminRequired = "platform_admin_required": "Only platform administrators may do this.",
+    NotWhileImpersonating = "not_while_impersonating": "An impersonation token may not do this; only the user themself.",
+    EmailNotVerified = "email_not_verified": "The caller's email address is not verified yet, which this requires (see the link mailed at registration).",
     // Organizations and members.
     OrganizationExists = "organization_exists": "The organization already exists.",
     OrganizationNotFound = "organization_not_found": "No such organization.",
@@ -119,6 +121,19 @@ error_codes! {
     ImpersonationReasonTooLong = "impersonation_reason_too_long": "The impersonation reason is over its length limit.",
     ImpersonationTtlOutOfRange = "impersonation_ttl_out_of_range": "The impersonation's lifetime must be positive and at most the documented maximum.",
     CannotImpersonateSelf = "cannot_impersonate_self": "An administrator cannot impersonate themself.",
+    // Invitations and email verification.
+    InvitationExists = "invitation_exists": "The invitation already exists.",
+    InvitationInvalid = "invitation_invalid": "No invitation has this token.",
+    InvitationAlreadyAccepted = "invitation_already_accepted": "The invitation was already accepted; a link works once.",
+    InvitationExpired = "invitation_expired": "The invitation has expired; ask for a new one.",
+    InvitationForAnotherAddress = "invitation_for_another_address": "The invitation was mailed to another address than the caller's.",
+    InviterNoLongerAuthorized = "inviter_no_longer_authorized": "Whoever sent the invitation may no longer grant its role in the organization.",
+    InvalidVerificationToken = "invalid_verification_token": "The email verification link is unknown or already used.",
+    VerificationTokenExpired = "verification_token_expired": "The email verification link has expired; ask for a new one.",
+    EmailAlreadyVerified = "email_already_verified": "The email address is already verified.",
+    VerificationMailLimit = "verification_mail_limit": "Too many verification mails for this account in the last hour; retry after `Retry-After` seconds.",
+    MailUnavailable = "mail_unavailable": "Mail cannot be sent now (not configured, or the mail server refused); retry later.",
+    UndeliverableEmail = "undeliverable_email": "Mail cannot be addressed to this email address.",
 }
 
 impl std::fmt::Display for ErrorCode {

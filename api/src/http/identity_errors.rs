@@ -4,6 +4,7 @@
 use commands::identity::{CredentialError, Denial, IdentityError};
 use domain::api_key::ApiKeyError;
 use domain::impersonation::ImpersonationError;
+use domain::invitation::InvitationError;
 use domain::organization::OrganizationError;
 use domain::user::UserError;
 use poem::http::StatusCode;
@@ -12,6 +13,8 @@ use super::{ApiError, ErrorCode};
 
 /// Seconds a client should give a lagging read model before retrying what depends on a write.
 const NOT_YET_EFFECTIVE_RETRY_AFTER: u64 = 2;
+/// Seconds before trying again to send mail that could not be sent.
+const MAIL_RETRY_AFTER: u64 = 60;
 
 /// One problem per identity outcome. Internal details are logged, never shown.
 impl From<IdentityError> for ApiError {
@@ -31,8 +34,20 @@ impl From<IdentityError> for ApiError {
             IdentityError::Denied(denial) => (StatusCode::FORBIDDEN, denial_code(denial)),
             IdentityError::Organization(refusal) => organization_problem(refusal),
             IdentityError::ApiKey(refusal) => api_key_problem(refusal),
+            IdentityError::User(UserError::VerificationMailLimit { retry_after_seconds }) => {
+                let retry_after = retry_after_seconds.unsigned_abs().max(1);
+                return Self::too_many(ErrorCode::VerificationMailLimit, detail, retry_after);
+            }
             IdentityError::User(refusal) => user_problem(refusal),
             IdentityError::Impersonation(refusal) => impersonation_problem(refusal),
+            IdentityError::Invitation(refusal) => invitation_problem(refusal),
+            IdentityError::EmailNotVerified => (StatusCode::FORBIDDEN, ErrorCode::EmailNotVerified),
+            IdentityError::MailUnavailable(_) => {
+                return Self::unavailable(ErrorCode::MailUnavailable, detail, MAIL_RETRY_AFTER);
+            }
+            IdentityError::UndeliverableEmail => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UndeliverableEmail)
+            }
             IdentityError::Busy => (StatusCode::CONFLICT, ErrorCode::ConcurrentModification),
             IdentityError::Unstorable(store) => return store.into(),
             IdentityError::NotYetEffective(_) => {
@@ -71,6 +86,7 @@ fn denial_code(denial: Denial) -> ErrorCode {
         Denial::RoleNotAllowed { .. } => ErrorCode::RoleNotAllowed,
         Denial::UserRequired { .. } => ErrorCode::UserRequired,
         Denial::PlatformAdminRequired => ErrorCode::PlatformAdminRequired,
+        Denial::NotWhileImpersonating { .. } => ErrorCode::NotWhileImpersonating,
     }
 }
 
@@ -99,6 +115,8 @@ fn organization_problem(error: OrganizationError) -> (StatusCode, ErrorCode) {
         E::LastOwner => (StatusCode::CONFLICT, ErrorCode::LastOwner),
         E::AlreadySuspended => (StatusCode::CONFLICT, ErrorCode::AlreadySuspended),
         E::NotSuspended => (StatusCode::CONFLICT, ErrorCode::NotSuspended),
+        E::Suspended => (StatusCode::FORBIDDEN, ErrorCode::OrganizationSuspended),
+        E::InviterNoLongerAuthorized => (StatusCode::FORBIDDEN, ErrorCode::InviterNoLongerAuthorized),
     }
 }
 
@@ -119,6 +137,17 @@ fn user_problem(error: UserError) -> (StatusCode, ErrorCode) {
         UserError::ResetTokenInvalid => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidResetToken),
         UserError::ResetTokenExpired => (StatusCode::UNAUTHORIZED, ErrorCode::ResetTokenExpired),
         UserError::AlreadyPlatformAdmin => (StatusCode::CONFLICT, ErrorCode::AlreadyPlatformAdmin),
+        UserError::VerificationTokenInvalid => {
+            (StatusCode::UNAUTHORIZED, ErrorCode::InvalidVerificationToken)
+        }
+        UserError::VerificationTokenExpired => {
+            (StatusCode::UNAUTHORIZED, ErrorCode::VerificationTokenExpired)
+        }
+        UserError::EmailAlreadyVerified => (StatusCode::CONFLICT, ErrorCode::EmailAlreadyVerified),
+        // Answered with its `Retry-After` before this match; kept here so the match stays total.
+        UserError::VerificationMailLimit { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::VerificationMailLimit)
+        }
     }
 }
 
@@ -141,6 +170,16 @@ fn impersonation_problem(error: ImpersonationError) -> (StatusCode, ErrorCode) {
             ErrorCode::ImpersonationTtlOutOfRange,
         ),
         E::CannotImpersonateSelf => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CannotImpersonateSelf),
+    }
+}
+
+fn invitation_problem(error: InvitationError) -> (StatusCode, ErrorCode) {
+    match error {
+        InvitationError::AlreadySent => (StatusCode::CONFLICT, ErrorCode::InvitationExists),
+        InvitationError::TokenInvalid => (StatusCode::NOT_FOUND, ErrorCode::InvitationInvalid),
+        InvitationError::AlreadyAccepted => (StatusCode::CONFLICT, ErrorCode::InvitationAlreadyAccepted),
+        InvitationError::Expired => (StatusCode::CONFLICT, ErrorCode::InvitationExpired),
+        InvitationError::ForAnotherAddress => (StatusCode::FORBIDDEN, ErrorCode::InvitationForAnotherAddress),
     }
 }
 

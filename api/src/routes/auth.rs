@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, RequestId, Text};
+use crate::http::{ApiError, BearerAuth, RequestId, Text};
 
-/// Registration, login, refresh and password reset: the routes that need no credentials.
+/// Registration, email verification, login, refresh and password reset: the routes that need
+/// no credentials (and re-sending the verification mail, which does).
 pub struct AuthApi;
 
 /// A new account.
@@ -85,6 +86,27 @@ struct PasswordResetConfirm {
     new_password: Text,
 }
 
+/// The token from an email verification link.
+#[derive(Object)]
+struct VerifyEmailRequest {
+    /// The `token` of the verification link, as mailed.
+    token: Text,
+}
+
+#[derive(ApiResponse)]
+enum Verified {
+    /// The email address is verified; the token is spent.
+    #[oai(status = 204)]
+    Done,
+}
+
+#[derive(ApiResponse)]
+enum VerificationResent {
+    /// A new verification link is being mailed to the caller's address.
+    #[oai(status = 202)]
+    Accepted,
+}
+
 #[derive(ApiResponse)]
 enum Registered {
     /// The account, its organization and a session were created.
@@ -109,7 +131,8 @@ enum ResetDone {
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Register a user and their first organization, which they own.
+    /// Register a user and their first organization, which they own. A link to verify the
+    /// email is mailed; until it is used the account works, but cannot invite members.
     #[oai(path = "/auth/register", method = "post")]
     async fn register(
         &self,
@@ -129,6 +152,40 @@ impl AuthApi {
             refresh_token: registered.tokens.refresh_token,
             expires_in: registered.tokens.expires_in,
         })))
+    }
+
+    /// Verify the email address with the token of the link mailed at registration (or
+    /// re-sent). Wrong or used tokens: 401 `invalid_verification_token`; expired: 401
+    /// `verification_token_expired`.
+    #[oai(path = "/auth/verify-email", method = "post")]
+    async fn verify_email(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        body: Json<VerifyEmailRequest>,
+    ) -> Result<Verified, ApiError> {
+        state
+            .identity
+            .verify_email(&body.token, request_id.for_events())
+            .await?;
+        Ok(Verified::Done)
+    }
+
+    /// Mail a new verification link to the logged-in user (earlier links keep working). At
+    /// most 3 verification mails per account per hour (429 `verification_mail_limit` with
+    /// `Retry-After`); a verified address answers 409 `email_already_verified`.
+    #[oai(path = "/auth/verify-email/resend", method = "post")]
+    async fn resend_verification(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+    ) -> Result<VerificationResent, ApiError> {
+        state
+            .identity
+            .resend_email_verification(&auth.0, request_id.for_events())
+            .await?;
+        Ok(VerificationResent::Accepted)
     }
 
     /// Log in to one organization. A wrong email and a wrong password get the same answer.
@@ -183,7 +240,8 @@ impl AuthApi {
         ResetAccepted::Accepted
     }
 
-    /// Set a new password with the token from a reset link.
+    /// Set a new password with the token from a reset link. The link came by mail, so this
+    /// also marks the email verified.
     #[oai(path = "/auth/password-reset/confirm", method = "post")]
     async fn password_reset_confirm(
         &self,

@@ -18,6 +18,10 @@ struct MeResponse {
     user_id: Option<Uuid>,
     /// The user's email (absent for an API key).
     email: Option<String>,
+    /// Whether the user verified their email (absent for an API key). An unverified user may
+    /// use their organization but not invite members; `POST /v1/auth/verify-email/resend`
+    /// mails a new link.
+    email_verified: Option<bool>,
     /// The API key (for an API key).
     api_key_id: Option<Uuid>,
     /// The organization (absent only for a platform administrator's own token).
@@ -32,17 +36,23 @@ struct MeResponse {
 
 #[OpenApi(tag = "ApiTags::Me")]
 impl MeApi {
-    /// Who am I: user, organization, role, and the impersonator if any.
+    /// Who am I: user (with whether their email is verified), organization, role, and the
+    /// impersonator if any.
     #[oai(path = "/me", method = "get")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MeResponse>, ApiError> {
         let caller = auth.0;
-        let email = match caller.user_id {
-            Some(user_id) => state.identity.user_email(user_id).await?,
+        let profile = match caller.user_id {
+            Some(user_id) => state.identity.user_profile(user_id).await?,
             None => None,
+        };
+        let (email, email_verified) = match profile {
+            Some(profile) => (Some(profile.email), Some(profile.email_verified)),
+            None => (None, None),
         };
         Ok(Json(MeResponse {
             user_id: caller.user_id,
             email,
+            email_verified,
             api_key_id: caller.api_key_id,
             org_id: caller.org_id,
             role: caller.role.map(|role| role.to_string()),

@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use domain::Role;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -9,7 +10,7 @@ use super::AppState;
 use super::tags::ApiTags;
 use crate::http::{ApiError, BearerAuth, RequestId, Text};
 
-/// Organization members and roles.
+/// Organization members and roles, and joining by invitation.
 pub struct MembersApi;
 
 /// A role in an organization.
@@ -48,19 +49,44 @@ impl From<Role> for RoleName {
     }
 }
 
-/// Who to add, with which role. The user must have registered.
+/// Whom to invite, with which role. The address need not have an account yet.
 #[derive(Object)]
-struct AddMemberRequest {
-    /// The email the user registered with.
+struct InviteRequest {
+    /// The invitee's email address; the invitation is mailed there.
     email: Text,
-    /// The role to give; only an owner may give `owner`.
+    /// The role the invitee gets on accepting (only owners may invite owners).
+    role: RoleName,
+}
+
+/// The invitation that was mailed. It says nothing about whether the address has an account.
+#[derive(Object)]
+struct InvitationSent {
+    /// The invitation's id.
+    invitation_id: Uuid,
+    /// When the mailed link stops working.
+    expires_at: DateTime<Utc>,
+}
+
+/// The token from an invitation mail.
+#[derive(Object)]
+struct AcceptRequest {
+    /// The `token` of the invitation link, as mailed.
+    token: Text,
+}
+
+/// The organization joined.
+#[derive(Object)]
+struct JoinedView {
+    /// The organization the caller is now a member of; log in with it as `org_id`.
+    org_id: Uuid,
+    /// The caller's role there.
     role: RoleName,
 }
 
 /// A new role.
 #[derive(Object)]
 struct ChangeRoleRequest {
-    /// The member's new role; only an owner may give or take `owner`.
+    /// The member's new role (only owners grant, change or remove the owner role).
     role: RoleName,
 }
 
@@ -69,7 +95,7 @@ struct ChangeRoleRequest {
 struct MemberView {
     /// The member's user id.
     user_id: Uuid,
-    /// The member's email.
+    /// The member's email address.
     email: String,
     /// The member's role in this organization.
     role: RoleName,
@@ -78,15 +104,15 @@ struct MemberView {
 /// The organization's members.
 #[derive(Object)]
 struct MemberList {
-    /// Every member of the organization.
+    /// Every member, ordered by when they joined.
     members: Vec<MemberView>,
 }
 
 #[derive(ApiResponse)]
-enum MemberAdded {
-    /// Added.
-    #[oai(status = 201)]
-    Added(Json<MemberView>),
+enum Invited {
+    /// The invitation was mailed (the same answer whether or not the address has an account).
+    #[oai(status = 202)]
+    Accepted(Json<InvitationSent>),
 }
 
 #[derive(ApiResponse)]
@@ -113,25 +139,52 @@ impl MembersApi {
         Ok(Json(MemberList { members }))
     }
 
-    /// Add a registered user to the organization (owners and admins; only owners grant owner).
+    /// Invite an email address to the organization (owners and admins; only owners invite
+    /// owners). A single-use link is mailed to the address, whether or not it has an account;
+    /// nobody joins until they accept it. The inviter's email must be verified (403
+    /// `email_not_verified`); an address that is already a member answers 409
+    /// `already_member`; without a mail server, 503 `mail_unavailable`.
     #[oai(path = "/members", method = "post")]
-    async fn add(
+    async fn invite(
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
-        body: Json<AddMemberRequest>,
-    ) -> Result<MemberAdded, ApiError> {
+        body: Json<InviteRequest>,
+    ) -> Result<Invited, ApiError> {
         let request_id = request_id.for_events();
-        let member = state
+        let sent = state
             .identity
-            .add_member(&auth.0, &body.email, body.role.into(), request_id)
+            .invite_member(&auth.0, &body.email, body.role.into(), request_id)
             .await?;
-        Ok(MemberAdded::Added(Json(MemberView {
-            user_id: member.user_id,
-            email: member.email,
-            role: member.role.into(),
+        Ok(Invited::Accepted(Json(InvitationSent {
+            invitation_id: sent.invitation_id,
+            expires_at: sent.expires_at,
         })))
+    }
+
+    /// Accept an invitation, logged in (as a user, not impersonated) with the invited address:
+    /// the caller joins its organization with its role, and their email counts as verified.
+    /// The token works once (409 `invitation_already_accepted`) and expires (409
+    /// `invitation_expired`); unknown tokens are 404 `invitation_invalid`; a token mailed to
+    /// another address is 403 `invitation_for_another_address`; an invitation whose sender
+    /// was removed or demoted since is 403 `inviter_no_longer_authorized`.
+    #[oai(path = "/invitations/accept", method = "post")]
+    async fn accept(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        body: Json<AcceptRequest>,
+    ) -> Result<Json<JoinedView>, ApiError> {
+        let joined = state
+            .identity
+            .accept_invitation(&auth.0, &body.token, request_id.for_events())
+            .await?;
+        Ok(Json(JoinedView {
+            org_id: joined.org_id,
+            role: joined.role.into(),
+        }))
     }
 
     /// Change a member's role. The last owner cannot be demoted.

@@ -1,6 +1,7 @@
 use domain::api_key::ApiKeyError;
 use domain::email_claim::EmailClaimError;
 use domain::impersonation::ImpersonationError;
+use domain::invitation::InvitationError;
 use domain::organization::OrganizationError;
 use domain::session::SessionError;
 use domain::user::UserError;
@@ -54,6 +55,22 @@ pub enum IdentityError {
     /// An impersonation refused the command.
     #[error(transparent)]
     Impersonation(#[from] ImpersonationError),
+    /// An invitation refused to be accepted.
+    #[error(transparent)]
+    Invitation(#[from] InvitationError),
+    /// The caller has not verified their email address, which inviting requires (our mail
+    /// must not be a relay for throwaway accounts).
+    #[error(
+        "verify your email address before inviting members (see the link mailed at registration, or ask for a new one)"
+    )]
+    EmailNotVerified,
+    /// Mail cannot be sent (not configured, or the mail server refused): the text says what
+    /// happened to the request.
+    #[error("{0}")]
+    MailUnavailable(&'static str),
+    /// The address is well-formed for an account but mail cannot be addressed to it.
+    #[error("mail cannot be sent to this address")]
+    UndeliverableEmail,
     /// The same resource changed concurrently too often; retrying may succeed.
     #[error("the resource changed concurrently; retry")]
     Busy,
@@ -148,6 +165,12 @@ pub enum Denial {
     /// Only platform administrators may do this.
     #[error("only platform administrators may do this")]
     PlatformAdminRequired,
+    /// Not with an impersonation token: only the user themself may do this.
+    #[error("an impersonation token may not {action}")]
+    NotWhileImpersonating {
+        /// What was asked.
+        action: &'static str,
+    },
 }
 
 impl From<StoreError> for IdentityError {

@@ -22,6 +22,12 @@ impl Mailer {
         Ok(Self { transport, from })
     }
 
+    /// Whether `to` is an address this mailer can send to (checked before recording anything
+    /// that promises a mail).
+    pub fn can_send_to(to: &str) -> bool {
+        to.parse::<Mailbox>().is_ok()
+    }
+
     /// Sends a plain-text message.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), String> {
         let to: Mailbox = to

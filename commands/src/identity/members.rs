@@ -1,46 +1,12 @@
-//! Organization membership: invite, change role, remove, list.
+//! Organization membership: change role, remove, list (joining is in `invitations`).
 
+use domain::Role;
 use domain::organization::OrganizationCommand;
-use domain::user::UserError;
-use domain::{EmailAddress, Role};
 use uuid::Uuid;
 
 use super::{Caller, Denial, IdentityError, IdentityService, MemberRow, lookups};
 
 impl IdentityService {
-    /// Adds the registered user with `email` to the caller's organization with `role`.
-    pub async fn add_member(
-        &self,
-        caller: &Caller,
-        email: &str,
-        role: Role,
-        request_id: Option<String>,
-    ) -> Result<MemberRow, IdentityError> {
-        let org_id = caller.org()?;
-        let by = acting_user(caller)?;
-        let email = EmailAddress::parse(email)?;
-        let user = lookups::user_by_email(&self.pool, email.as_str())
-            .await?
-            .ok_or(UserError::NotFound)?;
-        let add = OrganizationCommand::AddMember {
-            user_id: user.user_id,
-            role,
-            by,
-        };
-        let added = self
-            .organizations
-            .execute(&org_id.to_string(), add, &caller.context(request_id))
-            .await?;
-        // Kept: the new member's next step (logging in to this organization) reads the view.
-        self.wait_for_views(added.appended.last(), "the member was added")
-            .await?;
-        Ok(MemberRow {
-            user_id: user.user_id,
-            email: user.email,
-            role,
-        })
-    }
-
     /// Changes a member's role.
     pub async fn change_member_role(
         &self,
@@ -97,13 +63,4 @@ fn acting_user(caller: &Caller) -> Result<Uuid, IdentityError> {
     caller.user_id.ok_or(IdentityError::Denied(Denial::UserRequired {
         action: "manage members",
     }))
-}
-
-impl IdentityService {
-    /// A user's email, for `/v1/me`.
-    pub async fn user_email(&self, user_id: Uuid) -> Result<Option<String>, IdentityError> {
-        Ok(lookups::user_by_id(&self.pool, user_id)
-            .await?
-            .map(|user| user.email))
-    }
 }

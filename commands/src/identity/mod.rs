@@ -1,15 +1,18 @@
-//! Identity and tenancy: registration, login, tokens, API keys, members, platform
+//! Identity and tenancy: registration, email verification, login, tokens, API keys, members
+//! and invitations, platform
 //! administration, and the resolution of every request's caller.
 //!
 //! Decisions live in the domain aggregates (`organization`, `user`, `email_claim`, `api_key`,
-//! `session`, `impersonation`); this module looks up what they need, hashes and signs, and
+//! `session`, `impersonation`, `invitation`); this module looks up what they need, hashes and signs, and
 //! reads the `identity` read model for look-ups (user by email, key by prefix, memberships).
 
 mod admin;
 mod api_keys;
 mod authenticate;
 mod caller;
+mod email_verification;
 mod error;
+mod invitations;
 mod mailer;
 mod members;
 mod password_reset;
@@ -22,7 +25,9 @@ mod tokens;
 
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
+pub use email_verification::UserProfile;
 pub use error::{CredentialError, Denial, IdentityError};
+pub use invitations::{Joined, SentInvitation};
 pub use mailer::Mailer;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};

@@ -1,5 +1,5 @@
-//! Registration: claim the email, create the user, create their first organization, start a
-//! session.
+//! Registration: claim the email, create the user, create their first organization, mail an
+//! email verification link, start a session.
 //!
 //! The steps touch three aggregates, so a crash (or a failed append) can stop between any two
 //! of them. A retry of the same registration must be able to finish what the earlier attempt
@@ -76,6 +76,14 @@ impl IdentityService {
             )
             .await
             .map_err(lost_race)?;
+        // Recorded before the answer (the mail goes later): a verification link that cannot be
+        // requested (say, the hourly limit after many retried registrations) costs nothing here.
+        if let Err(error) = self
+            .send_email_verification(user_id, context.request_id.clone())
+            .await
+        {
+            tracing::warn!(%error, user = %user_id, "no email verification link at registration");
+        }
         // Kept: the new tokens' first use and the first login read the user and their
         // membership from the view.
         self.wait_for_views(

@@ -13,6 +13,21 @@ pub fn random_secret(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// A mailed token, `<id in simple form>.<secret>`: it names the aggregate it belongs to, so it
+/// is resolved without a read model, and only its [`secret_hash`] is stored.
+pub fn mailed_token(id: uuid::Uuid) -> String {
+    format!("{}.{}", id.simple(), random_secret(32))
+}
+
+/// The aggregate id a [`mailed_token`] names, if it has that shape.
+pub fn mailed_token_id(token: &str) -> Option<uuid::Uuid> {
+    let (id, secret) = token.split_once('.')?;
+    if secret.is_empty() {
+        return None;
+    }
+    uuid::Uuid::try_parse(id).ok()
+}
+
 /// Lowercase hex of a 16-character random id, for recognisable key prefixes.
 pub fn random_prefix() -> String {
     let mut buffer = [0u8; 6];

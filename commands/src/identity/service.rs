@@ -6,6 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use domain::api_key::ApiKey;
 use domain::email_claim::EmailClaim;
 use domain::impersonation::Impersonation;
+use domain::invitation::Invitation;
 use domain::organization::Organization;
 use domain::session::Session;
 use domain::user::User;
@@ -33,9 +34,14 @@ pub struct IdentityConfig {
     pub refresh_ttl: TimeDelta,
     /// Lifetime of a password reset link.
     pub reset_ttl: TimeDelta,
+    /// Lifetime of an invitation to join an organization.
+    pub invitation_ttl: TimeDelta,
+    /// Lifetime of an email verification link.
+    pub verification_ttl: TimeDelta,
     /// Base URL for links in emails.
     pub public_url: String,
-    /// Sends password reset emails; `None` logs that it could not.
+    /// Sends password reset, verification and invitation mail; `None`: reset and verification
+    /// requests are logged, invitations refused (`mail_unavailable`).
     pub mailer: Option<Mailer>,
     /// How long a write waits for the identity read model to hold it (see [`DEFAULT_VIEW_WAIT`]).
     pub view_wait: Duration,
@@ -47,6 +53,8 @@ impl Default for IdentityConfig {
             access_ttl: TimeDelta::minutes(15),
             refresh_ttl: TimeDelta::days(30),
             reset_ttl: TimeDelta::hours(1),
+            invitation_ttl: TimeDelta::days(7),
+            verification_ttl: TimeDelta::days(7),
             public_url: "http://127.0.0.1:8080".to_owned(),
             mailer: None,
             view_wait: DEFAULT_VIEW_WAIT,
@@ -86,6 +94,7 @@ pub struct IdentityService {
     pub(super) keys: CommandBus<ApiKey>,
     pub(super) sessions: CommandBus<Session>,
     pub(super) impersonations: CommandBus<Impersonation>,
+    pub(super) invitations: CommandBus<Invitation>,
     pub(super) tokens: TokenKeys,
     pub(super) config: IdentityConfig,
 }
@@ -108,6 +117,7 @@ impl IdentityService {
             keys: CommandBus::new(store.clone(), ()),
             sessions: CommandBus::new(store.clone(), ()),
             impersonations: CommandBus::new(store.clone(), ()),
+            invitations: CommandBus::new(store.clone(), ()),
             tokens,
             config,
         }

@@ -101,14 +101,44 @@ impl Organization {
         self.role_of(by).ok_or(OrganizationError::ActorNotAMember)
     }
 
-    fn add_member(&self, user_id: Uuid, role: Role, by: Uuid) -> Decision {
+    fn require_active(&self) -> Result<(), OrganizationError> {
         self.require_exists()?;
-        let by_role = self.acting_role(by)?;
-        may_manage(by_role, role)?;
+        if self.suspended {
+            return Err(OrganizationError::Suspended);
+        }
+        Ok(())
+    }
+
+    /// Whether `by` may invite someone with `role` now: checked before an invitation is
+    /// mailed. Acceptance decides again (see `join_by_invitation`).
+    pub fn check_invitation(&self, by: Uuid, role: Role) -> Result<(), OrganizationError> {
+        self.require_active()?;
+        may_manage(self.acting_role(by)?, role)
+    }
+
+    /// The inviter's authority is decided again from this aggregate's own member list, so a
+    /// removal or demotion after sending stops the invitation.
+    fn join_by_invitation(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        invited_by: Uuid,
+        invitation_id: Uuid,
+    ) -> Decision {
+        self.require_active()?;
+        let inviter = self
+            .role_of(invited_by)
+            .ok_or(OrganizationError::InviterNoLongerAuthorized)?;
+        may_manage(inviter, role).map_err(|_| OrganizationError::InviterNoLongerAuthorized)?;
         if self.members.contains_key(&user_id) {
             return Err(OrganizationError::AlreadyMember);
         }
-        Ok(vec![OrganizationEvent::MemberAdded { user_id, role }])
+        Ok(vec![OrganizationEvent::MemberJoined {
+            user_id,
+            role,
+            invited_by,
+            invitation_id,
+        }])
     }
 
     fn change_member_role(&self, user_id: Uuid, role: Role, by: Uuid) -> Decision {
@@ -201,7 +231,12 @@ impl Aggregate for Organization {
         let events = match command {
             C::CreateOrganization { name, owner_user_id } => self.create(&name, owner_user_id)?,
             C::RenameOrganization { name } => self.rename(&name)?,
-            C::AddMember { user_id, role, by } => self.add_member(user_id, role, by)?,
+            C::JoinByInvitation {
+                user_id,
+                role,
+                invited_by,
+                invitation_id,
+            } => self.join_by_invitation(user_id, role, invited_by, invitation_id)?,
             C::ChangeMemberRole { user_id, role, by } => self.change_member_role(user_id, role, by)?,
             C::RemoveMember { user_id, by } => self.remove_member(user_id, by)?,
             C::SuspendOrganization { reason } => self.suspend(&reason)?,
@@ -220,6 +255,7 @@ impl Aggregate for Organization {
             }
             OrganizationEvent::Renamed { name } => self.name = name,
             OrganizationEvent::MemberAdded { user_id, role }
+            | OrganizationEvent::MemberJoined { user_id, role, .. }
             | OrganizationEvent::MemberRoleChanged { user_id, role } => {
                 self.members.insert(user_id, role);
             }
@@ -337,61 +373,127 @@ mod tests {
             .then_expect_error(OrganizationError::NotFound);
     }
 
-    #[test]
-    fn an_admin_adds_a_member() {
-        let acting = Uuid::new_v4();
-        let user = Uuid::new_v4();
-        let cmd = C::AddMember {
-            user_id: user,
-            role: Role::Member,
-            by: acting,
-        };
-        org()
-            .given(vec![created(Uuid::new_v4()), added(acting, Role::Admin)])
-            .when(cmd)
-            .then_expect_events(vec![added(user, Role::Member)]);
+    fn join(user_id: Uuid, role: Role, invited_by: Uuid) -> C {
+        C::JoinByInvitation {
+            user_id,
+            role,
+            invited_by,
+            invitation_id: Uuid::nil(),
+        }
     }
 
     #[test]
-    fn a_member_cannot_add_members() {
-        let acting = Uuid::new_v4();
-        let cmd = C::AddMember {
-            user_id: Uuid::new_v4(),
-            role: Role::Member,
-            by: acting,
-        };
+    fn an_invitee_of_an_admin_joins_with_the_invited_role() {
+        let (inviter, user) = (Uuid::new_v4(), Uuid::new_v4());
         org()
-            .given(vec![created(Uuid::new_v4()), added(acting, Role::Member)])
-            .when(cmd)
-            .then_expect_error(OrganizationError::NotPermitted { role: Role::Member });
+            .given(vec![created(Uuid::new_v4()), added(inviter, Role::Admin)])
+            .when(join(user, Role::Member, inviter))
+            .then_expect_events(vec![E::MemberJoined {
+                user_id: user,
+                role: Role::Member,
+                invited_by: inviter,
+                invitation_id: Uuid::nil(),
+            }]);
     }
 
     #[test]
-    fn an_admin_cannot_grant_the_owner_role() {
+    fn a_member_may_not_invite() {
         let acting = Uuid::new_v4();
-        let cmd = C::AddMember {
-            user_id: Uuid::new_v4(),
-            role: Role::Owner,
-            by: acting,
-        };
-        org()
-            .given(vec![created(Uuid::new_v4()), added(acting, Role::Admin)])
-            .when(cmd)
-            .then_expect_error(OrganizationError::OwnerRoleRequired);
+        let mut state = Organization::default();
+        state.apply(created(Uuid::new_v4()));
+        state.apply(added(acting, Role::Member));
+        assert_eq!(
+            state.check_invitation(acting, Role::Member),
+            Err(OrganizationError::NotPermitted { role: Role::Member })
+        );
     }
 
     #[test]
-    fn adding_an_existing_member_is_rejected() {
+    fn an_admin_may_not_invite_an_owner() {
+        let acting = Uuid::new_v4();
+        let mut state = Organization::default();
+        state.apply(created(Uuid::new_v4()));
+        state.apply(added(acting, Role::Admin));
+        assert_eq!(
+            state.check_invitation(acting, Role::Owner),
+            Err(OrganizationError::OwnerRoleRequired)
+        );
+        assert_eq!(state.check_invitation(acting, Role::Admin), Ok(()));
+    }
+
+    #[test]
+    fn nobody_may_invite_to_a_suspended_organization() {
         let owner = Uuid::new_v4();
-        let cmd = C::AddMember {
-            user_id: owner,
-            role: Role::Member,
-            by: owner,
-        };
+        let mut state = Organization::default();
+        state.apply(created(owner));
+        state.apply(E::Suspended {
+            reason: String::new(),
+        });
+        assert_eq!(
+            state.check_invitation(owner, Role::Member),
+            Err(OrganizationError::Suspended)
+        );
+    }
+
+    #[test]
+    fn joining_a_suspended_organization_is_refused() {
+        let owner = Uuid::new_v4();
+        org()
+            .given(vec![
+                created(owner),
+                E::Suspended {
+                    reason: String::new(),
+                },
+            ])
+            .when(join(Uuid::new_v4(), Role::Member, owner))
+            .then_expect_error(OrganizationError::Suspended);
+    }
+
+    #[test]
+    fn joining_twice_is_rejected() {
+        let owner = Uuid::new_v4();
         org()
             .given(vec![created(owner)])
-            .when(cmd)
+            .when(join(owner, Role::Member, owner))
             .then_expect_error(OrganizationError::AlreadyMember);
+    }
+
+    #[test]
+    fn the_invitation_of_a_removed_inviter_stops_working() {
+        let (owner, inviter) = (Uuid::new_v4(), Uuid::new_v4());
+        org()
+            .given(vec![
+                created(owner),
+                added(inviter, Role::Admin),
+                E::MemberRemoved { user_id: inviter },
+            ])
+            .when(join(Uuid::new_v4(), Role::Member, inviter))
+            .then_expect_error(OrganizationError::InviterNoLongerAuthorized);
+    }
+
+    #[test]
+    fn the_invitation_of_a_demoted_inviter_stops_working() {
+        let (owner, inviter) = (Uuid::new_v4(), Uuid::new_v4());
+        org()
+            .given(vec![
+                created(owner),
+                added(inviter, Role::Admin),
+                E::MemberRoleChanged {
+                    user_id: inviter,
+                    role: Role::Member,
+                },
+            ])
+            .when(join(Uuid::new_v4(), Role::Member, inviter))
+            .then_expect_error(OrganizationError::InviterNoLongerAuthorized);
+    }
+
+    #[test]
+    fn an_owner_invitation_from_an_admin_cannot_be_accepted() {
+        let inviter = Uuid::new_v4();
+        org()
+            .given(vec![created(Uuid::new_v4()), added(inviter, Role::Admin)])
+            .when(join(Uuid::new_v4(), Role::Owner, inviter))
+            .then_expect_error(OrganizationError::InviterNoLongerAuthorized);
     }
 
     #[test]
@@ -561,9 +663,8 @@ mod tests {
     #[test]
     fn a_demoted_admin_may_no_longer_manage_members() {
         let (owner, former_admin) = (Uuid::new_v4(), Uuid::new_v4());
-        let cmd = C::AddMember {
-            user_id: Uuid::new_v4(),
-            role: Role::Member,
+        let cmd = C::RemoveMember {
+            user_id: owner,
             by: former_admin,
         };
         org()
@@ -659,6 +760,12 @@ mod tests {
             created(user_id),
             E::Renamed { name: "n".into() },
             added(user_id, Role::Admin),
+            E::MemberJoined {
+                user_id,
+                role: Role::Member,
+                invited_by: user_id,
+                invitation_id: user_id,
+            },
             E::MemberRoleChanged {
                 user_id,
                 role: Role::Member,

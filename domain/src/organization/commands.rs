@@ -22,14 +22,17 @@ pub enum OrganizationCommand {
         /// New display name, trimmed, 1 to 100 characters.
         name: String,
     },
-    /// Add a user as a member.
-    AddMember {
-        /// The user to add.
+    /// A user joins by accepting an invitation. There is no other way in besides creating
+    /// the organization: nobody becomes a member without accepting.
+    JoinByInvitation {
+        /// The accepting user (logged in as the invited address).
         user_id: Uuid,
-        /// The role to give them.
+        /// The role the invitation grants.
         role: Role,
-        /// The acting user.
-        by: Uuid,
+        /// The member who invited: they must still be a member whose role may grant `role`.
+        invited_by: Uuid,
+        /// The accepted invitation.
+        invitation_id: Uuid,
     },
     /// Change a member's role.
     ChangeMemberRole {

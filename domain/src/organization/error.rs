@@ -50,6 +50,13 @@ pub enum OrganizationError {
     /// Suspending a suspended organization.
     #[error("organization is already suspended")]
     AlreadySuspended,
+    /// Joining a suspended organization.
+    #[error("the organization is suspended")]
+    Suspended,
+    /// The inviter was removed, or demoted to a role that may not grant the invited role,
+    /// after sending the invitation: their outstanding invitations stop working.
+    #[error("whoever sent this invitation may no longer invite to this organization with this role")]
+    InviterNoLongerAuthorized,
     /// Reactivating an active organization.
     #[error("organization is not suspended")]
     NotSuspended,

@@ -36,13 +36,26 @@ pub enum OrganizationEvent {
         /// The trimmed new name.
         name: String,
     },
-    /// A user joined with a role.
+    /// A user became a member with a role: the founder at creation (joining later is
+    /// [`OrganizationEvent::MemberJoined`]; older logs hold direct additions too).
     #[serde(rename = "organization.member_added")]
     MemberAdded {
         /// The new member.
         user_id: Uuid,
         /// Their role.
         role: Role,
+    },
+    /// A user joined by accepting an invitation.
+    #[serde(rename = "organization.member_joined")]
+    MemberJoined {
+        /// The new member.
+        user_id: Uuid,
+        /// Their role, as the invitation granted it.
+        role: Role,
+        /// The member who invited them.
+        invited_by: Uuid,
+        /// The accepted invitation.
+        invitation_id: Uuid,
     },
     /// A member's role changed.
     #[serde(rename = "organization.member_role_changed")]
@@ -75,6 +88,7 @@ impl DomainEvent for OrganizationEvent {
             Self::Created { .. } => CREATED_EVENT_TYPE,
             Self::Renamed { .. } => "organization.renamed",
             Self::MemberAdded { .. } => "organization.member_added",
+            Self::MemberJoined { .. } => "organization.member_joined",
             Self::MemberRoleChanged { .. } => "organization.member_role_changed",
             Self::MemberRemoved { .. } => "organization.member_removed",
             Self::Suspended { .. } => "organization.suspended",

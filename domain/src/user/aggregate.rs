@@ -1,16 +1,20 @@
 //! The user aggregate: state, decisions and how events change the state.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-use super::{UserCommand, UserError, UserEvent};
+use super::{UserCommand, UserError, UserEvent, VerificationProof};
 use crate::email::EmailAddress;
 use crate::secret::{PasswordDigest, TokenDigest};
 use crate::sink::write_all;
 
 type Decision = Result<Vec<UserEvent>, UserError>;
+
+/// Verification mails a user may cause per rolling hour (registration's included), so our
+/// mail cannot be used to flood a mailbox.
+pub const MAX_VERIFICATION_MAILS_PER_HOUR: usize = 3;
 
 /// A person who can sign in, identified globally (the aggregate id is the user id).
 ///
@@ -23,6 +27,20 @@ pub struct User {
     pending_reset: Option<PendingReset>,
     platform_admin: bool,
     credential_version: u64,
+    #[serde(default)]
+    email_verified: bool,
+    #[serde(default)]
+    pending_verifications: Vec<PendingVerification>,
+}
+
+/// A verification link still outstanding. Only the latest
+/// [`MAX_VERIFICATION_MAILS_PER_HOUR`] are kept, which is also what the per-hour limit counts;
+/// any of them verifies, so a re-sent mail does not spoil the first one.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+struct PendingVerification {
+    token_hash: TokenDigest,
+    expires_at: DateTime<Utc>,
+    requested_at: DateTime<Utc>,
 }
 
 /// The one reset token that may still be used: only the latest request counts.
@@ -62,6 +80,12 @@ impl User {
     /// Whether a reset token is outstanding (requested, not yet used or superseded).
     pub fn has_pending_reset(&self) -> bool {
         self.pending_reset.is_some()
+    }
+
+    /// Whether the user proved they read their email's mailbox (a verification link, an
+    /// accepted invitation, a password reset, or `agentry admin create`).
+    pub fn is_email_verified(&self) -> bool {
+        self.email_verified
     }
 
     fn require_exists(&self) -> Result<(), UserError> {
@@ -116,7 +140,10 @@ impl User {
         now: DateTime<Utc>,
     ) -> Decision {
         self.check_reset_token(token_hash, now)?;
-        Ok(vec![UserEvent::PasswordResetCompleted { password_hash }])
+        let mut events = vec![UserEvent::PasswordResetCompleted { password_hash }];
+        // The token came by mail: completing the reset proves the mailbox.
+        events.extend(self.verified_by(VerificationProof::PasswordReset));
+        Ok(events)
     }
 
     fn promote(&self) -> Decision {
@@ -124,7 +151,64 @@ impl User {
         if self.platform_admin {
             return Err(UserError::AlreadyPlatformAdmin);
         }
-        Ok(vec![UserEvent::PromotedToPlatformAdmin])
+        let mut events = vec![UserEvent::PromotedToPlatformAdmin];
+        events.extend(self.verified_by(VerificationProof::PlatformAdmin));
+        Ok(events)
+    }
+
+    /// The event that marks the email verified, unless it is already.
+    fn verified_by(&self, proof: VerificationProof) -> Option<UserEvent> {
+        (!self.email_verified).then_some(UserEvent::EmailVerified { proof })
+    }
+
+    fn request_verification(
+        &self,
+        token_hash: TokenDigest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        self.require_exists()?;
+        if self.email_verified {
+            return Err(UserError::EmailAlreadyVerified);
+        }
+        let hour_ago = now - TimeDelta::hours(1);
+        let recent: Vec<_> = self
+            .pending_verifications
+            .iter()
+            .map(|pending| pending.requested_at)
+            .filter(|at| *at > hour_ago)
+            .collect();
+        if recent.len() >= MAX_VERIFICATION_MAILS_PER_HOUR
+            && let Some(oldest) = recent.iter().min()
+        {
+            let retry_after_seconds = (*oldest - hour_ago).num_seconds().max(1);
+            return Err(UserError::VerificationMailLimit { retry_after_seconds });
+        }
+        Ok(vec![UserEvent::EmailVerificationRequested {
+            token_hash,
+            expires_at,
+            requested_at: now,
+        }])
+    }
+
+    fn verify_email(&self, token_hash: &TokenDigest, now: DateTime<Utc>) -> Decision {
+        self.require_exists()?;
+        let pending = self
+            .pending_verifications
+            .iter()
+            .find(|pending| pending.token_hash == *token_hash)
+            .ok_or(UserError::VerificationTokenInvalid)?;
+        if now >= pending.expires_at {
+            return Err(UserError::VerificationTokenExpired);
+        }
+        Ok(vec![UserEvent::EmailVerified {
+            proof: VerificationProof::Link,
+        }])
+    }
+
+    fn mark_verified(&self, proof: VerificationProof) -> Decision {
+        self.require_exists()?;
+        Ok(self.verified_by(proof).into_iter().collect())
     }
 }
 
@@ -158,8 +242,18 @@ impl Aggregate for User {
             C::RegisterPlatformAdmin { email, password_hash } => {
                 let mut events = self.register(email, password_hash)?;
                 events.push(UserEvent::PromotedToPlatformAdmin);
+                events.push(UserEvent::EmailVerified {
+                    proof: VerificationProof::PlatformAdmin,
+                });
                 events
             }
+            C::RequestEmailVerification {
+                token_hash,
+                expires_at,
+                now,
+            } => self.request_verification(token_hash, expires_at, now)?,
+            C::VerifyEmail { token_hash, now } => self.verify_email(&token_hash, now)?,
+            C::MarkEmailVerified { proof } => self.mark_verified(proof)?,
         };
         write_all(sink, self, events).await;
         Ok(())
@@ -187,6 +281,26 @@ impl Aggregate for User {
                 });
             }
             UserEvent::PromotedToPlatformAdmin => self.platform_admin = true,
+            UserEvent::EmailVerificationRequested {
+                token_hash,
+                expires_at,
+                requested_at,
+            } => {
+                self.pending_verifications.push(PendingVerification {
+                    token_hash,
+                    expires_at,
+                    requested_at,
+                });
+                let excess = self
+                    .pending_verifications
+                    .len()
+                    .saturating_sub(MAX_VERIFICATION_MAILS_PER_HOUR);
+                self.pending_verifications.drain(..excess);
+            }
+            UserEvent::EmailVerified { .. } => {
+                self.email_verified = true;
+                self.pending_verifications.clear();
+            }
         }
     }
 }
@@ -287,9 +401,14 @@ mod tests {
         user()
             .given(vec![registered(), reset_requested("t1")])
             .when(complete("t1", now()))
-            .then_expect_events(vec![E::PasswordResetCompleted {
-                password_hash: "new-hash".into(),
-            }]);
+            .then_expect_events(vec![
+                E::PasswordResetCompleted {
+                    password_hash: "new-hash".into(),
+                },
+                E::EmailVerified {
+                    proof: VerificationProof::PasswordReset,
+                },
+            ]);
     }
 
     #[test]
@@ -362,6 +481,8 @@ mod tests {
                 password_hash: HASH.into(),
             },
             E::PromotedToPlatformAdmin,
+            verification_requested("v", now()),
+            verified(VerificationProof::Link),
         ];
         for event in events {
             let json = serde_json::to_value(&event).unwrap();
@@ -377,6 +498,135 @@ mod tests {
                 email: email(),
                 password_hash: HASH.into(),
             })
-            .then_expect_events(vec![registered(), E::PromotedToPlatformAdmin]);
+            .then_expect_events(vec![
+                registered(),
+                E::PromotedToPlatformAdmin,
+                E::EmailVerified {
+                    proof: VerificationProof::PlatformAdmin,
+                },
+            ]);
+    }
+
+    fn verification_requested(token: &str, at: DateTime<Utc>) -> E {
+        E::EmailVerificationRequested {
+            token_hash: token.into(),
+            expires_at: at + TimeDelta::days(7),
+            requested_at: at,
+        }
+    }
+
+    fn request_verification(token: &str, at: DateTime<Utc>) -> C {
+        C::RequestEmailVerification {
+            token_hash: token.into(),
+            expires_at: at + TimeDelta::days(7),
+            now: at,
+        }
+    }
+
+    fn verify(token: &str, at: DateTime<Utc>) -> C {
+        C::VerifyEmail {
+            token_hash: token.into(),
+            now: at,
+        }
+    }
+
+    fn verified(proof: VerificationProof) -> E {
+        E::EmailVerified { proof }
+    }
+
+    #[test]
+    fn a_new_user_is_not_verified_and_the_mailed_link_verifies_them() {
+        let mut state = User::default();
+        state.apply(registered());
+        assert!(!state.is_email_verified());
+        user()
+            .given(vec![registered(), verification_requested("v1", now())])
+            .when(verify("v1", now()))
+            .then_expect_events(vec![verified(VerificationProof::Link)]);
+    }
+
+    #[test]
+    fn an_earlier_verification_link_still_works_after_a_resend() {
+        user()
+            .given(vec![
+                registered(),
+                verification_requested("v1", now()),
+                verification_requested("v2", now()),
+            ])
+            .when(verify("v1", now()))
+            .then_expect_events(vec![verified(VerificationProof::Link)]);
+    }
+
+    #[test]
+    fn a_verification_link_works_once() {
+        user()
+            .given(vec![
+                registered(),
+                verification_requested("v1", now()),
+                verified(VerificationProof::Link),
+            ])
+            .when(verify("v1", now()))
+            .then_expect_error(UserError::VerificationTokenInvalid);
+    }
+
+    #[test]
+    fn an_expired_verification_link_is_refused() {
+        user()
+            .given(vec![registered(), verification_requested("v1", now())])
+            .when(verify("v1", now() + TimeDelta::days(7)))
+            .then_expect_error(UserError::VerificationTokenExpired);
+    }
+
+    #[test]
+    fn a_fourth_verification_mail_within_an_hour_is_refused() {
+        user()
+            .given(vec![
+                registered(),
+                verification_requested("v1", now()),
+                verification_requested("v2", now() + TimeDelta::minutes(10)),
+                verification_requested("v3", now() + TimeDelta::minutes(20)),
+            ])
+            .when(request_verification("v4", now() + TimeDelta::minutes(30)))
+            .then_expect_error(UserError::VerificationMailLimit {
+                retry_after_seconds: 30 * 60,
+            });
+    }
+
+    #[test]
+    fn a_verification_mail_is_allowed_again_an_hour_after_the_oldest() {
+        let later = now() + TimeDelta::minutes(61);
+        user()
+            .given(vec![
+                registered(),
+                verification_requested("v1", now()),
+                verification_requested("v2", now() + TimeDelta::minutes(10)),
+                verification_requested("v3", now() + TimeDelta::minutes(20)),
+            ])
+            .when(request_verification("v4", later))
+            .then_expect_events(vec![verification_requested("v4", later)]);
+    }
+
+    #[test]
+    fn a_verified_user_gets_no_verification_mail() {
+        user()
+            .given(vec![registered(), verified(VerificationProof::Invitation)])
+            .when(request_verification("v1", now()))
+            .then_expect_error(UserError::EmailAlreadyVerified);
+    }
+
+    #[test]
+    fn an_accepted_invitation_verifies_once() {
+        user()
+            .given(vec![registered()])
+            .when(C::MarkEmailVerified {
+                proof: VerificationProof::Invitation,
+            })
+            .then_expect_events(vec![verified(VerificationProof::Invitation)]);
+        user()
+            .given(vec![registered(), verified(VerificationProof::Link)])
+            .when(C::MarkEmailVerified {
+                proof: VerificationProof::Invitation,
+            })
+            .then_expect_events(vec![]);
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::VerificationProof;
 use crate::email::EmailAddress;
 use crate::secret::{PasswordDigest, TokenDigest};
 
@@ -50,5 +51,28 @@ pub enum UserCommand {
         email: EmailAddress,
         /// Argon2id PHC string of the chosen password.
         password_hash: PasswordDigest,
+    },
+    /// Record a freshly mailed email verification token (at registration, or re-sent by the
+    /// user). Up to [`super::MAX_VERIFICATION_MAILS_PER_HOUR`] per rolling hour.
+    RequestEmailVerification {
+        /// Digest of the token sent by email.
+        token_hash: TokenDigest,
+        /// When the token stops working.
+        expires_at: DateTime<Utc>,
+        /// The current time, read by the application.
+        now: DateTime<Utc>,
+    },
+    /// Verify the email with the token of a verification link.
+    VerifyEmail {
+        /// Digest of the token the user presented.
+        token_hash: TokenDigest,
+        /// The current time, read by the application.
+        now: DateTime<Utc>,
+    },
+    /// Record that the user proved they read the mailbox some other way (an accepted
+    /// invitation); nothing is recorded when the email is verified already.
+    MarkEmailVerified {
+        /// How the mailbox was proved.
+        proof: VerificationProof,
     },
 }

@@ -18,4 +18,19 @@ pub enum UserError {
     /// `PromoteToPlatformAdmin` on a platform administrator.
     #[error("user is already a platform administrator")]
     AlreadyPlatformAdmin,
+    /// The email is verified already: there is nothing to re-send.
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    /// Too many verification mails in the last hour.
+    #[error("too many verification mails were sent in the last hour; retry in {retry_after_seconds} seconds")]
+    VerificationMailLimit {
+        /// Seconds until another may be sent.
+        retry_after_seconds: i64,
+    },
+    /// The presented verification token is not an outstanding one (unknown, or already used).
+    #[error("email verification token is invalid or already used")]
+    VerificationTokenInvalid,
+    /// The presented verification token has expired.
+    #[error("email verification token has expired")]
+    VerificationTokenExpired,
 }

@@ -44,6 +44,36 @@ pub enum UserEvent {
     /// The user became a platform administrator.
     #[serde(rename = "user.promoted_to_platform_admin")]
     PromotedToPlatformAdmin,
+    /// A verification link was mailed; it joins the ones still outstanding.
+    #[serde(rename = "user.email_verification_requested")]
+    EmailVerificationRequested {
+        /// Digest of the mailed token.
+        token_hash: TokenDigest,
+        /// When it stops working.
+        expires_at: DateTime<Utc>,
+        /// When it was requested (the per-hour limit counts these).
+        requested_at: DateTime<Utc>,
+    },
+    /// The user proved they read the mailbox of their email address.
+    #[serde(rename = "user.email_verified")]
+    EmailVerified {
+        /// How.
+        proof: VerificationProof,
+    },
+}
+
+/// How a user proved they read their mailbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationProof {
+    /// The verification link mailed at registration (or re-sent).
+    Link,
+    /// An accepted invitation, whose token was mailed to the address.
+    Invitation,
+    /// A completed password reset, whose token was mailed to the address.
+    PasswordReset,
+    /// Created or promoted by an operator with `agentry admin create`.
+    PlatformAdmin,
 }
 
 impl DomainEvent for UserEvent {
@@ -54,6 +84,8 @@ impl DomainEvent for UserEvent {
             Self::PasswordResetRequested { .. } => "user.password_reset_requested",
             Self::PasswordResetCompleted { .. } => "user.password_reset_completed",
             Self::PromotedToPlatformAdmin => "user.promoted_to_platform_admin",
+            Self::EmailVerificationRequested { .. } => "user.email_verification_requested",
+            Self::EmailVerified { .. } => "user.email_verified",
         }
         .to_owned()
     }

@@ -1,4 +1,5 @@
-//! A person's global identity: email, password hash, reset tokens, platform-admin flag.
+//! A person's global identity: email (and whether it is verified), password hash, reset and
+//! verification tokens, platform-admin flag.
 //! Users are not per organization; memberships live on the organization.
 
 mod aggregate;
@@ -6,7 +7,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::User;
+pub use aggregate::{MAX_VERIFICATION_MAILS_PER_HOUR, User};
 pub use commands::UserCommand;
 pub use error::UserError;
-pub use events::UserEvent;
+pub use events::{UserEvent, VerificationProof};

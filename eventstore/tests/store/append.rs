@@ -97,10 +97,11 @@ async fn another_node_loads_what_one_node_wrote(pool: PgPool) {
         owner_user_id: owner,
     };
     writer.create(&id, create, &context(org_id)).await.unwrap();
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: member,
         role: Role::Auditor,
-        by: owner,
+        invited_by: owner,
+        invitation_id: Uuid::new_v4(),
     };
     writer.execute(&id, add, &context(org_id)).await.unwrap();
 

@@ -69,10 +69,11 @@ async fn concurrent_commands_on_one_aggregate_from_two_nodes_all_land_once(pool:
         let node = Arc::clone(&nodes[index % 2]);
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            let add = OrganizationCommand::AddMember {
+            let add = OrganizationCommand::JoinByInvitation {
                 user_id: member,
                 role: Role::Member,
-                by: owner,
+                invited_by: owner,
+                invitation_id: Uuid::new_v4(),
             };
             node.execute(&id, add, &context(org_id)).await
         }));

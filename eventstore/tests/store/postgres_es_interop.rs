@@ -53,10 +53,11 @@ async fn the_command_bus_continues_what_postgres_es_wrote(pool: PgPool) {
 
     let bus = CommandBus::<Organization>::new(store(&pool), ());
     let member = Uuid::new_v4();
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: member,
         role: Role::Member,
-        by: owner,
+        invited_by: owner,
+        invitation_id: Uuid::new_v4(),
     };
     let committed = bus
         .execute(&org_id.to_string(), add, &context(org_id))

@@ -43,10 +43,11 @@ async fn an_organization_created_at_version_1_still_loads_and_takes_commands(poo
     assert_eq!(organization.name(), "Legacy Co");
     assert_eq!(organization.role_of(owner), Some(Role::Owner));
     let member = Uuid::new_v4();
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: member,
         role: Role::Member,
-        by: owner,
+        invited_by: owner,
+        invitation_id: Uuid::new_v4(),
     };
     let committed = bus
         .execute(&org_id.to_string(), add, &context(org_id))

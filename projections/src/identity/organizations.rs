@@ -13,6 +13,7 @@ pub(super) const FOLDS: &[&str] = &[
     "organization.suspended",
     "organization.reactivated",
     "organization.member_added",
+    "organization.member_joined",
     "organization.member_role_changed",
     "organization.member_removed",
 ];
@@ -58,7 +59,8 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
             sqlx::query(SET_SUSPENDED).bind(org_id).bind(true).bind(sequence)
         }
         OrganizationEvent::Reactivated => sqlx::query(SET_SUSPENDED).bind(org_id).bind(false).bind(sequence),
-        OrganizationEvent::MemberAdded { user_id, role } => sqlx::query(ADD_MEMBER)
+        OrganizationEvent::MemberAdded { user_id, role }
+        | OrganizationEvent::MemberJoined { user_id, role, .. } => sqlx::query(ADD_MEMBER)
             .bind(org_id)
             .bind(sequence)
             .bind(user_id)

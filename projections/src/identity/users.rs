@@ -45,8 +45,11 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
             .bind(password_hash.as_str().to_owned())
             .bind(event.sequence),
         UserEvent::PromotedToPlatformAdmin => sqlx::query(PROMOTE).bind(user_id).bind(event.sequence),
-        // Not in FOLDS; the table keeps no reset tokens.
-        UserEvent::PasswordResetRequested { .. } => return Ok(()),
+        // Not in FOLDS; the table keeps no reset or verification tokens, and whether an email
+        // is verified is read from the user aggregate (which decides what it allows).
+        UserEvent::PasswordResetRequested { .. }
+        | UserEvent::EmailVerificationRequested { .. }
+        | UserEvent::EmailVerified { .. } => return Ok(()),
     };
     query.execute(connection).await?;
     Ok(())

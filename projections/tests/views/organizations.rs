@@ -55,10 +55,11 @@ async fn members_added_re_roled_and_removed_are_reflected_row_by_row(pool: PgPoo
     let (owner, ann, bob) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let org_id = create_organization(&store, "Acme", owner).await;
     for (user_id, role) in [(ann, Role::Member), (bob, Role::Auditor)] {
-        let add = OrganizationCommand::AddMember {
+        let add = OrganizationCommand::JoinByInvitation {
             user_id,
             role,
-            by: owner,
+            invited_by: owner,
+            invitation_id: Uuid::new_v4(),
         };
         organization(&store, org_id, add).await;
     }

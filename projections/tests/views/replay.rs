@@ -30,10 +30,11 @@ async fn history(store: &EventStore) {
     };
     user(store, ann, change).await;
     let org_id = create_organization(store, "Acme", ann).await;
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: bob,
         role: Role::Member,
-        by: ann,
+        invited_by: ann,
+        invitation_id: Uuid::new_v4(),
     };
     organization(store, org_id, add).await;
     let re_role = OrganizationCommand::ChangeMemberRole {
@@ -47,10 +48,11 @@ async fn history(store: &EventStore) {
     };
     organization(store, org_id, suspend).await;
     let other = create_organization(store, "Other", bob).await;
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: ann,
         role: Role::Auditor,
-        by: bob,
+        invited_by: bob,
+        invitation_id: Uuid::new_v4(),
     };
     organization(store, other, add).await;
     let remove = OrganizationCommand::RemoveMember {

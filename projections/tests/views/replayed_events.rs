@@ -84,10 +84,11 @@ async fn replayed_organization_events_do_not_bring_back_a_removed_member_or_an_o
     let store = store(&pool);
     let (owner, bob) = (Uuid::new_v4(), Uuid::new_v4());
     let org_id = create_organization(&store, "Acme", owner).await;
-    let add = OrganizationCommand::AddMember {
+    let add = OrganizationCommand::JoinByInvitation {
         user_id: bob,
         role: Role::Member,
-        by: owner,
+        invited_by: owner,
+        invitation_id: Uuid::new_v4(),
     };
     organization(&store, org_id, add).await;
     let re_role = OrganizationCommand::ChangeMemberRole {
