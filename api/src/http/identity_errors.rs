@@ -28,6 +28,12 @@ impl From<IdentityError> for ApiError {
             IdentityError::NotYetEffective(_) => {
                 Self::unavailable("not_yet_effective", detail, NOT_YET_EFFECTIVE_RETRY_AFTER)
             }
+            IdentityError::HashingBusy { retry_after_seconds } => {
+                Self::unavailable("auth_busy", detail, retry_after_seconds)
+            }
+            IdentityError::TooManyAttempts { retry_after_seconds } => {
+                Self::too_many("too_many_attempts", detail, retry_after_seconds)
+            }
             IdentityError::Internal(_) => Self::internal(&detail),
         }
     }

@@ -115,6 +115,14 @@ impl ApiError {
         )
     }
 
+    /// 429 with its own code and `Retry-After`.
+    pub fn too_many(code: &str, detail: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self::TooManyRequests(
+            Json(Problem::new(StatusCode::TOO_MANY_REQUESTS, code, detail)),
+            retry_after_seconds,
+        )
+    }
+
     /// 500: logs `error` (with the request id, from the current span) and shows nothing of it.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, RequestId, Text};
+use commands::identity::ClientAddress;
+
+use crate::http::{ApiError, RequestId, Text, limit_by_address};
 
 /// Registration, login, refresh and password reset: the routes that need no credentials.
 pub struct AuthApi;
@@ -100,7 +102,7 @@ enum ResetDone {
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Register a user and their first organization, which they own.
-    #[oai(path = "/auth/register", method = "post")]
+    #[oai(path = "/auth/register", method = "post", transform = "limit_by_address")]
     async fn register(
         &self,
         state: Data<&AppState>,
@@ -122,23 +124,24 @@ impl AuthApi {
     }
 
     /// Log in to one organization. A wrong email and a wrong password get the same answer.
-    #[oai(path = "/auth/login", method = "post")]
+    #[oai(path = "/auth/login", method = "post", transform = "limit_by_address")]
     async fn login(
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
+        client: Data<&ClientAddress>,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let request_id = request_id.for_events();
         let tokens = state
             .identity
-            .login(&body.email, &body.password, body.org_id, request_id)
+            .login(&body.email, &body.password, body.org_id, **client, request_id)
             .await?;
         Ok(Json(token_response(tokens)))
     }
 
     /// Exchange a refresh token for a new pair; the old refresh token stops working.
-    #[oai(path = "/auth/refresh", method = "post")]
+    #[oai(path = "/auth/refresh", method = "post", transform = "limit_by_address")]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -153,7 +156,7 @@ impl AuthApi {
     }
 
     /// Ask for a password reset link by email. Always 202.
-    #[oai(path = "/auth/password-reset", method = "post")]
+    #[oai(path = "/auth/password-reset", method = "post", transform = "limit_by_address")]
     async fn password_reset(
         &self,
         state: Data<&AppState>,
@@ -174,7 +177,7 @@ impl AuthApi {
     }
 
     /// Set a new password with the token from a reset link.
-    #[oai(path = "/auth/password-reset/confirm", method = "post")]
+    #[oai(path = "/auth/password-reset/confirm", method = "post", transform = "limit_by_address")]
     async fn password_reset_confirm(
         &self,
         state: Data<&AppState>,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
+    /// Per-client-address budgets of `/v1/auth/*`.
+    pub auth_rate_limits: Arc<RateLimits>,
 }
 
 /// The settings the HTTP layer reads (the process's settings live in the `agentry` crate).
@@ -33,4 +35,7 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// `/readyz` fails when a follower has left an event undelivered for longer than this.
     pub follower_stall_seconds: u64,
+    /// A header set by a trusted proxy naming the client's address (its last entry counts);
+    /// `None`: the TCP peer's address is the client's.
+    pub trusted_proxy_header: Option<poem::http::HeaderName>,
 }

@@ -11,6 +11,7 @@ mod authenticate;
 mod caller;
 mod error;
 mod mailer;
+mod login_throttle;
 mod members;
 mod password_reset;
 mod passwords;
@@ -22,8 +23,10 @@ mod tokens;
 
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
+pub use login_throttle::{ClientAddress, LoginLimits};
 pub use error::IdentityError;
 pub use mailer::Mailer;
+pub use passwords::HashingLimits;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};

@@ -6,7 +6,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::User;
+pub use aggregate::{MAX_OUTSTANDING_RESETS, User};
 pub use commands::UserCommand;
 pub use error::UserError;
 pub use events::UserEvent;
