@@ -376,3 +376,37 @@ async fn a_reset_request_answers_at_once_whether_or_not_the_account_exists() {
     assert_eq!(mail.rcpt_to, vec!["ada@example.com".to_owned()]);
     app.cleanup().await;
 }
+
+/// Whoever completes a reset reads the mailbox: the account's failed logins and locks are
+/// forgotten, so the owner logs in at once with the new password from the address that was
+/// locked (the lock would otherwise last a minute).
+#[tokio::test]
+async fn a_completed_reset_lifts_the_login_lock() {
+    let mut smtp = SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    register_email(&app, "ada@example.com").await;
+    for _ in 0..5 {
+        let response = login_request(&app, "ada@example.com", "not the right password at all").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_code(
+        login_request(&app, "ada@example.com", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    )
+    .await;
+
+    let token = reset_token_for(&app, &mut smtp, "ada@example.com").await;
+    assert_eq!(
+        confirm(&app, &token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    assert_eq!(
+        login_request(&app, "ada@example.com", NEW_PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
