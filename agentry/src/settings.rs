@@ -218,7 +218,12 @@ pub struct SignInLimitSettings {
     pub auth_rate_limit_per_minute: u32,
 
     /// Largest burst of /v1/auth/* requests per client address.
-    #[arg(long, env = "AGENTRY_AUTH_RATE_LIMIT_BURST", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "AGENTRY_AUTH_RATE_LIMIT_BURST",
+        default_value_t = 30,
+        global = true
+    )]
     pub auth_rate_limit_burst: u32,
 
     /// A header set by the reverse proxy in front of Agentry naming the client's address, e.g.

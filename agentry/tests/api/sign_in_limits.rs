@@ -162,7 +162,10 @@ async fn every_auth_route_shares_one_budget_per_client_address() {
 
     for (path, body) in [
         ("/v1/auth/password-reset", reset.clone()),
-        ("/v1/auth/login", json!({ "email": "ada@example.com", "password": PASSWORD })),
+        (
+            "/v1/auth/login",
+            json!({ "email": "ada@example.com", "password": PASSWORD }),
+        ),
         (
             "/v1/auth/register",
             json!({ "email": "ada@example.com", "password": PASSWORD, "org_name": "Ada" }),
@@ -186,7 +189,11 @@ async fn every_auth_route_shares_one_budget_per_client_address() {
         .send()
         .await
         .unwrap();
-    assert_eq!(elsewhere.status(), StatusCode::ACCEPTED, "another address has its own budget");
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::ACCEPTED,
+        "another address has its own budget"
+    );
     app.cleanup().await;
 }
 
@@ -206,7 +213,11 @@ async fn five_wrong_passwords_lock_that_address_out_until_the_lock_runs_out() {
 
     for attempt in 1..=5 {
         let response = login_request(&app, "ada@example.com", WRONG).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "wrong password {attempt}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "wrong password {attempt}"
+        );
     }
     let locked = login_request(&app, "ada@example.com", PASSWORD).await;
     let wait = retry_after(&locked);
@@ -215,7 +226,9 @@ async fn five_wrong_passwords_lock_that_address_out_until_the_lock_runs_out() {
 
     let owner = app.client_from(OTHER_ADDRESS);
     assert_eq!(
-        login_from(&app, &owner, "ada@example.com", PASSWORD).await.status(),
+        login_from(&app, &owner, "ada@example.com", PASSWORD)
+            .await
+            .status(),
         StatusCode::OK,
         "a guesser at one address does not lock the owner out at another"
     );

@@ -28,11 +28,7 @@ impl ResolveClient {
             last.parse::<IpAddr>().ok()
         });
         // No IP at all (a Unix socket): every such request is one client.
-        ClientAddress::new(
-            from_proxy
-                .or(peer)
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        )
+        ClientAddress::new(from_proxy.or(peer).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
     }
 }
 

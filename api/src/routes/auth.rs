@@ -156,7 +156,11 @@ impl AuthApi {
     }
 
     /// Ask for a password reset link by email. Always 202.
-    #[oai(path = "/auth/password-reset", method = "post", transform = "limit_by_address")]
+    #[oai(
+        path = "/auth/password-reset",
+        method = "post",
+        transform = "limit_by_address"
+    )]
     async fn password_reset(
         &self,
         state: Data<&AppState>,
@@ -177,7 +181,11 @@ impl AuthApi {
     }
 
     /// Set a new password with the token from a reset link.
-    #[oai(path = "/auth/password-reset/confirm", method = "post", transform = "limit_by_address")]
+    #[oai(
+        path = "/auth/password-reset/confirm",
+        method = "post",
+        transform = "limit_by_address"
+    )]
     async fn password_reset_confirm(
         &self,
         state: Data<&AppState>,

@@ -7,8 +7,8 @@ use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
 use super::error::RejectionKind;
-use super::sessions::user_context;
 use super::login_throttle::account_key;
+use super::sessions::user_context;
 use super::{IdentityError, IdentityService, lookups, secrets};
 use eventstore::CommandContext;
 use eventstore::store::AppendedEvent;

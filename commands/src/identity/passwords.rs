@@ -137,7 +137,9 @@ struct WaitingSlot<'a>(&'a AtomicUsize);
 impl<'a> WaitingSlot<'a> {
     fn take(waiting: &'a AtomicUsize, most: usize) -> Option<Self> {
         waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < most).then_some(now + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now < most).then_some(now + 1)
+            })
             .ok()
             .map(|_| Self(waiting))
     }
@@ -208,14 +210,23 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(held);
         assert!(waiter.await.unwrap(), "the released permit went to the waiter");
-        assert_eq!(hashing.waiting.load(Ordering::Acquire), 0, "the slot was given back");
+        assert_eq!(
+            hashing.waiting.load(Ordering::Acquire),
+            0,
+            "the slot was given back"
+        );
     }
 
     #[tokio::test]
     async fn a_hash_verifies_and_an_unknown_account_never_does() {
         let hashing = PasswordHashing::new(limits(2, 2, 1_000));
         let hash = hashing.hash("correct horse".to_owned()).await.unwrap();
-        assert!(hashing.verify("correct horse".to_owned(), Some(hash.clone())).await.unwrap());
+        assert!(
+            hashing
+                .verify("correct horse".to_owned(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!hashing.verify("wrong".to_owned(), Some(hash)).await.unwrap());
         assert!(!hashing.verify("correct horse".to_owned(), None).await.unwrap());
     }

@@ -139,7 +139,11 @@ impl LoginLimits {
 
     /// The pair and account after the attempt admitted by [`Self::admit`] proved right: the
     /// pair starts afresh and is recognised; the account's count of it is taken back.
-    pub fn succeed(pair: &PairCount, account: &AccountCount, now: DateTime<Utc>) -> (PairCount, AccountCount) {
+    pub fn succeed(
+        pair: &PairCount,
+        account: &AccountCount,
+        now: DateTime<Utc>,
+    ) -> (PairCount, AccountCount) {
         let pair = PairCount {
             failures: 0,
             window_started_at: now,
@@ -186,7 +190,12 @@ mod tests {
     }
 
     /// Admits `n` attempts one second apart (none proving right); the state after them.
-    fn fail(limits: &LoginLimits, n: u32, mut pair: PairCount, mut account: AccountCount) -> (PairCount, AccountCount) {
+    fn fail(
+        limits: &LoginLimits,
+        n: u32,
+        mut pair: PairCount,
+        mut account: AccountCount,
+    ) -> (PairCount, AccountCount) {
         for i in 0..n {
             let at = now() + TimeDelta::seconds(i64::from(i));
             (pair, account) = limits.admit(&pair, &account, at).unwrap();
@@ -199,17 +208,23 @@ mod tests {
         let limits = LoginLimits::default();
         let (pair, account) = fail(&limits, 4, fresh_pair(), fresh_account());
         assert_eq!(pair.locked_until, None);
-        let (pair, account) = limits.admit(&pair, &account, now() + TimeDelta::seconds(4)).unwrap();
+        let (pair, account) = limits
+            .admit(&pair, &account, now() + TimeDelta::seconds(4))
+            .unwrap();
         assert_eq!(pair.locked_until, Some(now() + TimeDelta::seconds(64)));
 
-        let refused = limits.admit(&pair, &account, now() + TimeDelta::seconds(5)).unwrap_err();
+        let refused = limits
+            .admit(&pair, &account, now() + TimeDelta::seconds(5))
+            .unwrap_err();
         assert_eq!(refused.retry_after_seconds(now() + TimeDelta::seconds(5)), 59);
     }
 
     #[test]
     fn each_lock_lasts_twice_the_one_before_up_to_the_cap() {
         let limits = LoginLimits::default();
-        let minutes: Vec<i64> = (0..6).map(|locks| limits.lock_after(locks).num_minutes()).collect();
+        let minutes: Vec<i64> = (0..6)
+            .map(|locks| limits.lock_after(locks).num_minutes())
+            .collect();
         assert_eq!(minutes, vec![1, 2, 4, 8, 15, 15]);
         assert_eq!(limits.lock_after(i32::MAX), TimeDelta::minutes(15));
     }

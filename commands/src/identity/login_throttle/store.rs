@@ -130,13 +130,11 @@ async fn lock_rows(
         .bind(account)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO login_throttle_pairs (account, client) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(account)
-    .bind(client)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("INSERT INTO login_throttle_pairs (account, client) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(account)
+        .bind(client)
+        .execute(&mut **tx)
+        .await?;
     let (failures, window_started_at): (i32, DateTime<Utc>) = sqlx::query_as(
         "SELECT failures, window_started_at FROM login_throttle_accounts WHERE account = $1 FOR UPDATE",
     )
@@ -198,11 +196,13 @@ async fn write_rows(
     .bind(pair.last_success_at)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE login_throttle_accounts SET failures = $2, window_started_at = $3 WHERE account = $1")
-        .bind(account)
-        .bind(counted.failures)
-        .bind(counted.window_started_at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE login_throttle_accounts SET failures = $2, window_started_at = $3 WHERE account = $1",
+    )
+    .bind(account)
+    .bind(counted.failures)
+    .bind(counted.window_started_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
