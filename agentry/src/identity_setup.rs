@@ -50,15 +50,14 @@ pub async fn identity_service(
 
 /// The password hashing bound: unset values follow the cores.
 fn hashing_limits(settings: &SignInLimitSettings) -> HashingLimits {
-    let machine = HashingLimits::for_this_machine();
-    let permits = settings
-        .password_hash_concurrency
-        .unwrap_or(machine.permits)
-        .max(1);
+    let defaults = match settings.password_hash_concurrency {
+        Some(permits) => HashingLimits::with_permits(permits),
+        None => HashingLimits::for_this_machine(),
+    };
     HashingLimits {
-        permits,
-        waiters: settings.password_hash_queue.unwrap_or(permits * 8),
+        waiters: settings.password_hash_queue.unwrap_or(defaults.waiters),
         wait: Duration::from_millis(settings.password_hash_wait_ms),
+        ..defaults
     }
 }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::identity::DEFAULT_VIEW_WAIT;
+use commands::identity::{DEFAULT_HASH_WAIT, DEFAULT_VIEW_WAIT, LoginLimits};
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -247,34 +247,44 @@ pub struct SignInLimitSettings {
     #[arg(
         long,
         env = "AGENTRY_PASSWORD_HASH_WAIT_MS",
-        default_value_t = 2_000,
+        default_value_t = DEFAULT_HASH_WAIT.as_millis() as u64,
         global = true
     )]
     pub password_hash_wait_ms: u64,
 
     /// Failed logins of one account from one address, within the failure window, that lock
     /// that account for that address (429 `too_many_attempts`, even with the right password).
-    #[arg(long, env = "AGENTRY_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_MAX_FAILURES",
+        default_value_t = LoginLimits::default().max_failures,
+        global = true
+    )]
     pub login_max_failures: u32,
 
     /// Seconds failed logins are remembered towards a lock.
     #[arg(
         long,
         env = "AGENTRY_LOGIN_FAILURE_WINDOW_SECONDS",
-        default_value_t = 900,
+        default_value_t = LoginLimits::default().window.num_seconds() as u32,
         global = true
     )]
     pub login_failure_window_seconds: u32,
 
     /// Seconds of the first lock; each further lock of the same account and address doubles.
-    #[arg(long, env = "AGENTRY_LOGIN_LOCK_SECONDS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_LOCK_SECONDS",
+        default_value_t = LoginLimits::default().first_lock.num_seconds() as u32,
+        global = true
+    )]
     pub login_lock_seconds: u32,
 
     /// The longest lock, in seconds.
     #[arg(
         long,
         env = "AGENTRY_LOGIN_MAX_LOCK_SECONDS",
-        default_value_t = 900,
+        default_value_t = LoginLimits::default().max_lock.num_seconds() as u32,
         global = true
     )]
     pub login_max_lock_seconds: u32,
@@ -284,7 +294,7 @@ pub struct SignInLimitSettings {
     #[arg(
         long,
         env = "AGENTRY_LOGIN_ACCOUNT_FAILURES_PER_HOUR",
-        default_value_t = 100,
+        default_value_t = LoginLimits::default().account_failures_per_hour,
         global = true
     )]
     pub login_account_failures_per_hour: u32,

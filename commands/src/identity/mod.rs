@@ -26,7 +26,7 @@ pub use caller::Caller;
 pub use error::IdentityError;
 pub use login_throttle::{ClientAddress, LoginLimits};
 pub use mailer::Mailer;
-pub use passwords::HashingLimits;
+pub use passwords::{DEFAULT_HASH_WAIT, HashingLimits};
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};

@@ -30,15 +30,27 @@ pub struct HashingLimits {
     pub wait: Duration,
 }
 
+/// How long a caller waits for a hashing permit unless configured otherwise: a person does not
+/// notice it, and a queue that takes longer to drain means the service is overloaded.
+pub const DEFAULT_HASH_WAIT: Duration = Duration::from_secs(2);
+
+/// Callers that may wait per permit unless configured otherwise: with tens of milliseconds
+/// per hash, a full queue drains in well under [`DEFAULT_HASH_WAIT`].
+const WAITERS_PER_PERMIT: usize = 8;
+
 impl HashingLimits {
-    /// One permit per core (hashing is CPU-bound: more would only share the cores), four
-    /// waiters per permit, half a second of waiting.
+    /// One permit per core (hashing is CPU-bound: more would only share the cores).
     pub fn for_this_machine() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        Self::with_permits(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+    }
+
+    /// `permits` (at least one), with the default queue per permit and wait.
+    pub fn with_permits(permits: usize) -> Self {
+        let permits = permits.max(1);
         Self {
-            permits: cores,
-            waiters: cores * 4,
-            wait: Duration::from_millis(500),
+            permits,
+            waiters: permits * WAITERS_PER_PERMIT,
+            wait: DEFAULT_HASH_WAIT,
         }
     }
 }
