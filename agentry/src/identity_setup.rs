@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use commands::identity::{IdentityConfig, IdentityService, Mailer, TokenKeys, signing_secret};
+use commands::identity::{
+    HashingLimits, IdentityConfig, IdentityService, LoginLimits, Mailer, TokenKeys, signing_secret,
+};
 use eventstore::log::FollowerProgress;
 use secrecy::ExposeSecret;
 
 use crate::platform::{Platform, PlatformError};
-use crate::settings::Settings;
+use crate::settings::{Settings, SignInLimitSettings};
 
 /// The identity service for this process: signing key from `AGENTRY_JWT_SECRET` or the
 /// database, mail from `AGENTRY_SMTP_URL`.
@@ -34,6 +36,8 @@ pub async fn identity_service(
         view_wait: Duration::from_millis(settings.identity.view_wait_ms),
         invitation_ttl: TimeDelta::seconds(settings.identity.invitation_ttl_seconds.into()),
         verification_ttl: TimeDelta::seconds(settings.identity.email_verification_ttl_seconds.into()),
+        hashing: hashing_limits(&settings.sign_in_limits),
+        login_limits: login_limits(&settings.sign_in_limits),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.
@@ -44,4 +48,28 @@ pub async fn identity_service(
         config,
         progress,
     ))
+}
+
+/// The password hashing bound: unset values follow the cores.
+fn hashing_limits(settings: &SignInLimitSettings) -> HashingLimits {
+    let defaults = match settings.password_hash_concurrency {
+        Some(permits) => HashingLimits::with_permits(permits),
+        None => HashingLimits::for_this_machine(),
+    };
+    HashingLimits {
+        waiters: settings.password_hash_queue.unwrap_or(defaults.waiters),
+        wait: Duration::from_millis(settings.password_hash_wait_ms),
+        ..defaults
+    }
+}
+
+fn login_limits(settings: &SignInLimitSettings) -> LoginLimits {
+    let seconds = |value: u32| TimeDelta::seconds(i64::from(value));
+    LoginLimits {
+        max_failures: settings.login_max_failures.max(1),
+        window: seconds(settings.login_failure_window_seconds),
+        first_lock: seconds(settings.login_lock_seconds),
+        max_lock: seconds(settings.login_max_lock_seconds),
+        account_failures_per_hour: settings.login_account_failures_per_hour,
+    }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::identity::DEFAULT_VIEW_WAIT;
+use commands::identity::{DEFAULT_HASH_WAIT, DEFAULT_VIEW_WAIT, LoginLimits};
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -83,6 +83,9 @@ pub struct Settings {
     /// Sign-in, tokens and mail.
     #[command(flatten)]
     pub identity: IdentitySettings,
+    /// Limits that keep sign-in from being abused (flooding, guessing).
+    #[command(flatten)]
+    pub sign_in_limits: SignInLimitSettings,
     /// Logs and readiness.
     #[command(flatten)]
     pub operations: OperationsSettings,
@@ -223,6 +226,104 @@ pub struct IdentitySettings {
     pub view_wait_ms: u64,
 }
 
+/// What keeps the unauthenticated sign-in routes from being used to exhaust the service or to
+/// guess passwords (issue 11).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Sign-in limits")]
+pub struct SignInLimitSettings {
+    /// Requests to /v1/auth/* per client address per minute (token bucket, per node); over it
+    /// 429 `auth_rate_limited` with Retry-After. A person signing in never meets it.
+    #[arg(
+        long,
+        env = "AGENTRY_AUTH_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 60,
+        global = true
+    )]
+    pub auth_rate_limit_per_minute: u32,
+
+    /// Largest burst of /v1/auth/* requests per client address.
+    #[arg(
+        long,
+        env = "AGENTRY_AUTH_RATE_LIMIT_BURST",
+        default_value_t = 30,
+        global = true
+    )]
+    pub auth_rate_limit_burst: u32,
+
+    /// A header set by the reverse proxy in front of Agentry naming the client's address, e.g.
+    /// X-Forwarded-For (its last entry, the one the proxy saw, counts). Unset: the TCP peer's
+    /// address is the client's. Set it only behind a proxy that sets the header, or clients
+    /// choose their own address.
+    #[arg(long, env = "AGENTRY_TRUSTED_PROXY_HEADER", global = true)]
+    pub trusted_proxy_header: Option<String>,
+
+    /// Password hashes computed at once; memory held by hashing is at most this × 19 MiB.
+    /// Unset: one per core.
+    #[arg(long, env = "AGENTRY_PASSWORD_HASH_CONCURRENCY", global = true)]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// Requests that may wait for a hash; one more is answered 503 `auth_busy` at once.
+    /// Unset: eight per hash computed at once.
+    #[arg(long, env = "AGENTRY_PASSWORD_HASH_QUEUE", global = true)]
+    pub password_hash_queue: Option<usize>,
+
+    /// Milliseconds a request waits for a hash before it is answered 503 `auth_busy`.
+    #[arg(
+        long,
+        env = "AGENTRY_PASSWORD_HASH_WAIT_MS",
+        default_value_t = DEFAULT_HASH_WAIT.as_millis() as u64,
+        global = true
+    )]
+    pub password_hash_wait_ms: u64,
+
+    /// Failed logins of one account from one address, within the failure window, that lock
+    /// that account for that address (429 `too_many_attempts`, even with the right password).
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_MAX_FAILURES",
+        default_value_t = LoginLimits::default().max_failures,
+        global = true
+    )]
+    pub login_max_failures: u32,
+
+    /// Seconds failed logins are remembered towards a lock.
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_FAILURE_WINDOW_SECONDS",
+        default_value_t = LoginLimits::default().window.num_seconds() as u32,
+        global = true
+    )]
+    pub login_failure_window_seconds: u32,
+
+    /// Seconds of the first lock; each further lock of the same account and address doubles.
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_LOCK_SECONDS",
+        default_value_t = LoginLimits::default().first_lock.num_seconds() as u32,
+        global = true
+    )]
+    pub login_lock_seconds: u32,
+
+    /// The longest lock, in seconds.
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_MAX_LOCK_SECONDS",
+        default_value_t = LoginLimits::default().max_lock.num_seconds() as u32,
+        global = true
+    )]
+    pub login_max_lock_seconds: u32,
+
+    /// Failed logins of one account within an hour, from all addresses together, past which
+    /// addresses that have not logged in to it in the last 30 days are refused until the hour ends.
+    #[arg(
+        long,
+        env = "AGENTRY_LOGIN_ACCOUNT_FAILURES_PER_HOUR",
+        default_value_t = LoginLimits::default().account_failures_per_hour,
+        global = true
+    )]
+    pub login_account_failures_per_hour: u32,
+}
+
 /// Logs and readiness.
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Operations")]
@@ -272,6 +373,13 @@ impl Settings {
         settings.http.max_body_bytes = 64 * 1024;
         settings.http.rate_limit_per_minute = 6_000;
         settings.http.rate_limit_burst = 1_000;
+        // Every test talks from 127.0.0.1; a test of these limits sets its own.
+        settings.sign_in_limits.auth_rate_limit_per_minute = 60_000;
+        settings.sign_in_limits.auth_rate_limit_burst = 10_000;
+        // Many test processes share two cores, so a hash can take a while: wait for it rather
+        // than answer busy, unless a test sets its own bound.
+        settings.sign_in_limits.password_hash_queue = Some(10_000);
+        settings.sign_in_limits.password_hash_wait_ms = 60_000;
         // Longer than a node's default: many test applications share two cores and one
         // cluster-wide gate, and a test that needs a stalled view sets its own.
         settings.identity.view_wait_ms = 15_000;
@@ -292,6 +400,8 @@ mod tests {
         assert_eq!(settings.http.max_body_bytes, 1024 * 1024);
         assert_eq!(settings.bus.nats_url, None);
         assert_eq!(settings.identity.view_wait_ms, 8_000);
+        assert_eq!(settings.sign_in_limits.auth_rate_limit_per_minute, 60);
+        assert_eq!(settings.sign_in_limits.trusted_proxy_header, None);
         assert_eq!(settings.operations.follower_stall_seconds, 60);
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::Server;
+use poem::http::HeaderName;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 use crate::identity_setup::identity_service;
@@ -43,6 +44,7 @@ impl Application {
     /// Connects the platform, starts the background loops and binds the listen address
     /// (port 0 picks a free port: tests run the real server this way).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let trusted_proxy_header = trusted_proxy_header(&settings)?;
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
@@ -52,6 +54,10 @@ impl Application {
                 settings.http.rate_limit_per_minute,
                 settings.http.rate_limit_burst,
             )),
+            auth_rate_limits: Arc::new(RateLimits::new(
+                settings.sign_in_limits.auth_rate_limit_per_minute,
+                settings.sign_in_limits.auth_rate_limit_burst,
+            )),
             pool: platform.pool.clone(),
             store: platform.store.clone(),
             bus: platform.bus.clone(),
@@ -59,6 +65,7 @@ impl Application {
                 max_body_bytes: settings.http.max_body_bytes,
                 follower_stall_seconds: settings.operations.follower_stall_seconds,
                 metrics_on_api_port: settings.http.metrics_listen.is_none(),
+                trusted_proxy_header,
             }),
             metrics: telemetry::metrics_handle(),
         };
@@ -140,6 +147,21 @@ async fn bind(address: std::net::SocketAddr) -> Result<(TcpAcceptor, u16), Start
         .and_then(|bound| bound.as_socket_addr().map(|socket| socket.port()))
         .unwrap_or(address.port());
     Ok((acceptor, port))
+}
+
+/// `AGENTRY_TRUSTED_PROXY_HEADER` as a header name; a name no header can have is refused at start.
+fn trusted_proxy_header(settings: &Settings) -> Result<Option<HeaderName>, StartupError> {
+    settings
+        .sign_in_limits
+        .trusted_proxy_header
+        .as_deref()
+        .map(|name| {
+            HeaderName::try_from(name.trim()).map_err(|error| {
+                PlatformError::Config(format!("invalid AGENTRY_TRUSTED_PROXY_HEADER {name:?}: {error}"))
+            })
+        })
+        .transpose()
+        .map_err(StartupError::from)
 }
 
 /// The read models every node keeps up to date.

@@ -4,7 +4,7 @@
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
-use crate::http::{BodyLimit, Observe, into_problem};
+use crate::http::{BodyLimit, Observe, ResolveClient, into_problem};
 use crate::routes::{AppState, metrics_routes, service_routes, v1_apis};
 
 /// The service's version, shown in the OpenAPI document.
@@ -22,12 +22,14 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let max_body_bytes = state.config.max_body_bytes;
+    let resolve_client = ResolveClient::new(state.config.trusted_proxy_header.clone());
     Route::new()
         .nest("/v1", api.data(state.clone()))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", service_routes(state))
         .with(BodyLimit::new(max_body_bytes))
+        .with(resolve_client)
         .catch_all_error(into_problem)
         .with(Observe)
 }

@@ -150,6 +150,18 @@ impl TestApp {
         self.mailbox.lock().await.next_mail_to(to, subject, within).await
     }
 
+    /// A client whose connections leave from `ip`, for limits keyed by client address: the
+    /// application listens on 127.0.0.1, and Linux routes all of 127.0.0.0/8 to the loopback
+    /// interface, so 127.0.0.2 is another client on the same machine.
+    pub fn client_from(&self, ip: [u8; 4]) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .expect("HTTP client")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -20,6 +20,7 @@ mod rate_limit;
 mod registration_recovery;
 mod roles;
 mod service_routes;
+mod sign_in_limits;
 mod smtp_server;
 mod stale_nodes;
 mod tenancy;

@@ -55,6 +55,9 @@ error_codes! {
     HeadersTooLarge = "headers_too_large": "Too many request headers, or too large.",
     Unprocessable = "unprocessable": "The body is JSON but breaks the operation's schema.",
     RateLimited = "rate_limited": "Too many requests from this caller; retry after `Retry-After` seconds.",
+    AuthRateLimited = "auth_rate_limited": "Too many `/v1/auth/*` requests from this client address; retry after `Retry-After` seconds.",
+    AuthBusy = "auth_busy": "The service is busy checking passwords; retry after `Retry-After` seconds.",
+    TooManyAttempts = "too_many_attempts": "Too many failed logins for this account from this address; refused, even with the right password, for `Retry-After` seconds.",
     Internal = "internal": "A failure on our side; the logs have it under this request's id.",
     NotReady = "not_ready": "A part the service depends on is failing (readiness).",
     // The event store.
@@ -82,6 +85,7 @@ error_codes! {
     PasswordChanged = "password_changed": "The password changed since this session began; log in again.",
     InvalidResetToken = "invalid_reset_token": "The password reset link is unknown, used or superseded.",
     ResetTokenExpired = "reset_token_expired": "The password reset link has expired; ask for a new one.",
+    ResetMailLimit = "reset_mail_limit": "As many password reset links as allowed are outstanding already; use one of them.",
     OrganizationSuspended = "organization_suspended": "The organization is suspended by the platform.",
     // Authorization.
     NoOrganizationInCredentials = "no_organization_in_credentials": "These credentials act for no organization (a platform administrator's own token).",

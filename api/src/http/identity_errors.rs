@@ -53,6 +53,12 @@ impl From<IdentityError> for ApiError {
             IdentityError::NotYetEffective(_) => {
                 return Self::unavailable(ErrorCode::NotYetEffective, detail, NOT_YET_EFFECTIVE_RETRY_AFTER);
             }
+            IdentityError::HashingBusy { retry_after_seconds } => {
+                return Self::unavailable(ErrorCode::AuthBusy, detail, retry_after_seconds);
+            }
+            IdentityError::TooManyAttempts { retry_after_seconds } => {
+                return Self::too_many(ErrorCode::TooManyAttempts, detail, retry_after_seconds);
+            }
             IdentityError::Internal(_) => return Self::internal(&detail),
         };
         Self::with_status(status, code, detail)
@@ -144,6 +150,9 @@ fn user_problem(error: UserError) -> (StatusCode, ErrorCode) {
             (StatusCode::UNAUTHORIZED, ErrorCode::VerificationTokenExpired)
         }
         UserError::EmailAlreadyVerified => (StatusCode::CONFLICT, ErrorCode::EmailAlreadyVerified),
+        // The reset route answers it like any other request (nothing is mailed), so that the
+        // answer tells nothing; other callers get it as a limit.
+        UserError::TooManyResetRequests => (StatusCode::CONFLICT, ErrorCode::ResetMailLimit),
         // Answered with its `Retry-After` before this match; kept here so the match stays total.
         UserError::VerificationMailLimit { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, ErrorCode::VerificationMailLimit)

@@ -1,8 +1,10 @@
 //! What every route shares.
 
 mod auth;
+mod auth_rate_limit;
 mod body_limit;
 mod catch_all;
+mod client_address;
 mod codes;
 mod identity_errors;
 mod observe;
@@ -12,8 +14,10 @@ mod store_errors;
 mod text;
 
 pub use auth::BearerAuth;
+pub use auth_rate_limit::limit_by_address;
 pub use body_limit::BodyLimit;
 pub use catch_all::{into_problem, problem_response};
+pub use client_address::ResolveClient;
 pub use codes::ErrorCode;
 pub use observe::{Observe, RequestId};
 pub use problem::{ApiError, Problem};

@@ -5,8 +5,9 @@ use commands::identity::Caller;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Token buckets per API key and per user (governor's GCRA), in this process's memory: each
-/// node enforces the limit on the traffic it serves.
+/// Token buckets per key (governor's GCRA), in this process's memory: each node enforces the
+/// limit on the traffic it serves. Keyed by API key and user for `/v1`, and by client address
+/// for `/v1/auth/*`.
 pub struct RateLimits {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
@@ -36,6 +37,11 @@ impl RateLimits {
             (None, Some(user)) => format!("user:{user}"),
             (None, None) => return Ok(()),
         };
+        self.check_key(key)
+    }
+
+    /// `Err(seconds to wait)` when the bucket of `key` is empty.
+    pub fn check_key(&self, key: String) -> Result<(), u64> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.limiter.retain_recent();
         }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, Text};
+use commands::identity::ClientAddress;
+
+use crate::http::{ApiError, BearerAuth, RequestId, Text, limit_by_address};
 
 /// Registration, email verification, login, refresh and password reset: the routes that need
 /// no credentials (and re-sending the verification mail, which does).
@@ -133,7 +135,7 @@ enum ResetDone {
 impl AuthApi {
     /// Register a user and their first organization, which they own. A link to verify the
     /// email is mailed; until it is used the account works, but cannot invite members.
-    #[oai(path = "/auth/register", method = "post")]
+    #[oai(path = "/auth/register", method = "post", transform = "limit_by_address")]
     async fn register(
         &self,
         state: Data<&AppState>,
@@ -157,7 +159,7 @@ impl AuthApi {
     /// Verify the email address with the token of the link mailed at registration (or
     /// re-sent). Wrong or used tokens: 401 `invalid_verification_token`; expired: 401
     /// `verification_token_expired`.
-    #[oai(path = "/auth/verify-email", method = "post")]
+    #[oai(path = "/auth/verify-email", method = "post", transform = "limit_by_address")]
     async fn verify_email(
         &self,
         state: Data<&AppState>,
@@ -174,7 +176,11 @@ impl AuthApi {
     /// Mail a new verification link to the logged-in user (earlier links keep working). At
     /// most 3 verification mails per account per hour (429 `verification_mail_limit` with
     /// `Retry-After`); a verified address answers 409 `email_already_verified`.
-    #[oai(path = "/auth/verify-email/resend", method = "post")]
+    #[oai(
+        path = "/auth/verify-email/resend",
+        method = "post",
+        transform = "limit_by_address"
+    )]
     async fn resend_verification(
         &self,
         state: Data<&AppState>,
@@ -189,23 +195,24 @@ impl AuthApi {
     }
 
     /// Log in to one organization. A wrong email and a wrong password get the same answer.
-    #[oai(path = "/auth/login", method = "post")]
+    #[oai(path = "/auth/login", method = "post", transform = "limit_by_address")]
     async fn login(
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
+        client: Data<&ClientAddress>,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let request_id = request_id.for_events();
         let tokens = state
             .identity
-            .login(&body.email, &body.password, body.org_id, request_id)
+            .login(&body.email, &body.password, body.org_id, **client, request_id)
             .await?;
         Ok(Json(token_response(tokens)))
     }
 
     /// Exchange a refresh token for a new pair; the old refresh token stops working.
-    #[oai(path = "/auth/refresh", method = "post")]
+    #[oai(path = "/auth/refresh", method = "post", transform = "limit_by_address")]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -220,7 +227,11 @@ impl AuthApi {
     }
 
     /// Ask for a password reset link by email. Always 202.
-    #[oai(path = "/auth/password-reset", method = "post")]
+    #[oai(
+        path = "/auth/password-reset",
+        method = "post",
+        transform = "limit_by_address"
+    )]
     async fn password_reset(
         &self,
         state: Data<&AppState>,
@@ -242,7 +253,11 @@ impl AuthApi {
 
     /// Set a new password with the token from a reset link. The link came by mail, so this
     /// also marks the email verified.
-    #[oai(path = "/auth/password-reset/confirm", method = "post")]
+    #[oai(
+        path = "/auth/password-reset/confirm",
+        method = "post",
+        transform = "limit_by_address"
+    )]
     async fn password_reset_confirm(
         &self,
         state: Data<&AppState>,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
+    /// Per-client-address budgets of `/v1/auth/*`.
+    pub auth_rate_limits: Arc<RateLimits>,
 }
 
 /// The settings the HTTP layer reads (the process's settings live in the `agentry` crate).
@@ -36,4 +38,7 @@ pub struct HttpConfig {
     /// Whether `/metrics` is served on the API's own port; `false` when operators serve it on
     /// a separate address ([`crate::metrics_app`]) and keep it off the public one.
     pub metrics_on_api_port: bool,
+    /// A header set by a trusted proxy naming the client's address (its last entry counts);
+    /// `None`: the TCP peer's address is the client's.
+    pub trusted_proxy_header: Option<poem::http::HeaderName>,
 }

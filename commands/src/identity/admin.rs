@@ -9,7 +9,7 @@ use domain::{Actor, EmailAddress, check_new_password};
 use uuid::Uuid;
 
 use super::sessions::{email_claim_id, user_context};
-use super::{Caller, Denial, IdentityError, IdentityService, lookups, passwords, tokens};
+use super::{Caller, Denial, IdentityError, IdentityService, lookups, tokens};
 use eventstore::{CommandContext, CommandError};
 
 /// What `agentry admin create` has done when the read model has not caught up with it.
@@ -39,7 +39,7 @@ impl IdentityService {
         // A new claim, or one whose user an interrupted registration never created: create
         // the user, registered and promoted in one append (never visible as a plain user).
         if !self.users.load(&user_id.to_string()).await?.exists() {
-            let password_hash = passwords::hash_password(password.to_owned()).await?;
+            let password_hash = self.hashing.hash(password.to_owned()).await?;
             let register = UserCommand::RegisterPlatformAdmin {
                 email,
                 password_hash: password_hash.into(),

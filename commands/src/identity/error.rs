@@ -85,6 +85,20 @@ pub enum IdentityError {
         "{0}: the change is recorded and will take effect on its own, but is not in effect yet because the service is behind; do not repeat this request, and retry what depends on it later"
     )]
     NotYetEffective(&'static str),
+    /// Password hashing is saturated (every permit taken and the bounded queue full, or no
+    /// permit came free in the short wait): retry after the given seconds.
+    #[error("the service is busy checking passwords; retry in {retry_after_seconds} s")]
+    HashingBusy {
+        /// Seconds to wait before retrying.
+        retry_after_seconds: u64,
+    },
+    /// Too many failed logins for this account from this address (or for this account from
+    /// everywhere): refused, even with the right password, for the given seconds.
+    #[error("too many failed login attempts; retry in {retry_after_seconds} s")]
+    TooManyAttempts {
+        /// Seconds until attempts are admitted again.
+        retry_after_seconds: u64,
+    },
     /// A failure on our side; the detail is for logs only.
     #[error("internal: {0}")]
     Internal(String),

@@ -2,12 +2,13 @@
 
 use chrono::Utc;
 use domain::session::{RevocationReason, SessionCommand, SessionError};
-use domain::user::UserCommand;
+use domain::user::{UserCommand, UserError};
 use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
+use super::login_throttle::account_key;
 use super::sessions::user_context;
-use super::{CredentialError, IdentityError, IdentityService, lookups, passwords, secrets};
+use super::{CredentialError, IdentityError, IdentityService, lookups, secrets};
 use eventstore::CommandContext;
 use eventstore::store::AppendedEvent;
 
@@ -30,17 +31,30 @@ impl IdentityService {
             return Ok(());
         };
         let token = format!("{}.{}", user.user_id.simple(), secrets::random_secret(32));
+        let now = Utc::now();
         let request = UserCommand::RequestPasswordReset {
             token_hash: secrets::secret_hash(&token).into(),
-            expires_at: Utc::now() + self.config.reset_ttl,
+            expires_at: now + self.config.reset_ttl,
+            now,
         };
-        self.users
+        let requested = self
+            .users
             .execute(
                 &user.user_id.to_string(),
                 request,
                 &user_context(user.user_id, request_id),
             )
-            .await?;
+            .await;
+        match requested {
+            Ok(_) => {}
+            // The mailbox already holds as many working links as allowed: the request is
+            // answered the same and sends nothing (issue 11, finding 4).
+            Err(eventstore::CommandError::Rejected(UserError::TooManyResetRequests)) => {
+                tracing::info!(user = %user.user_id, "password reset not mailed: too many links outstanding");
+                return Ok(());
+            }
+            Err(other) => return Err(other.into()),
+        }
         let link = format!(
             "{}/reset-password?token={token}",
             self.config.public_url.trim_end_matches('/')
@@ -86,7 +100,7 @@ impl IdentityService {
         user.check_reset_token(&token_hash, now)
             .map_err(IdentityError::from)?;
         check_new_password(new_password, &email)?;
-        let password_hash = passwords::hash_password(new_password.to_owned()).await?;
+        let password_hash = self.hashing.hash(new_password.to_owned()).await?;
         let complete = UserCommand::CompletePasswordReset {
             token_hash,
             password_hash: password_hash.into(),
@@ -96,6 +110,10 @@ impl IdentityService {
         let done = self
             .users
             .execute(&user_id.to_string(), complete, &context)
+            .await?;
+        // Whoever reset it reads the mailbox: the account's failed logins and locks are forgotten.
+        self.login_throttle
+            .clear_account(&account_key(email.as_str()))
             .await?;
         // Kept, and needed before the next step too: the sessions to end are read from the view,
         // which must hold every session started before the reset.

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::service::dry_run;
 use super::sessions::{email_claim_id, user_context};
-use super::{IdentityError, IdentityService, Registered, passwords};
+use super::{IdentityError, IdentityService, Registered};
 use eventstore::CommandError;
 
 /// Namespace of first-organization ids (UUID v5 of the user id): any fixed UUID works, this
@@ -55,7 +55,7 @@ impl IdentityService {
         check_new_password(password, &email)?;
         dry_run::<Organization>(create_organization(org_name, Uuid::nil())).await?;
         // Hashed before the claim, so the window between claim and user stays milliseconds.
-        let password_hash = passwords::hash_password(password.to_owned()).await?;
+        let password_hash = self.hashing.hash(password.to_owned()).await?;
         let user_id = match self.claim_email(&email, password, request_id.clone()).await? {
             Claimed::UserMissing(user_id) => {
                 self.create_user(user_id, email, password_hash, request_id.clone())
@@ -132,7 +132,7 @@ impl IdentityService {
             return Err(IdentityError::EmailTaken);
         }
         let stored = user.password_hash().map(str::to_owned);
-        if passwords::verify_password(password.to_owned(), stored).await {
+        if self.hashing.verify(password.to_owned(), stored).await? {
             tracing::info!(user = %holder, "registration resumes a user whose organization was never created");
             return Ok(Claimed::OrganizationMissing(holder));
         }

@@ -13,6 +13,8 @@ use domain::user::User;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::login_throttle::{LoginLimits, LoginThrottle};
+use super::passwords::{HashingLimits, PasswordHashing};
 use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
@@ -45,6 +47,10 @@ pub struct IdentityConfig {
     pub mailer: Option<Mailer>,
     /// How long a write waits for the identity read model to hold it (see [`DEFAULT_VIEW_WAIT`]).
     pub view_wait: Duration,
+    /// How much password hashing runs at once, and how long callers wait for it.
+    pub hashing: HashingLimits,
+    /// Limits on failed logins per (account, address) and per account.
+    pub login_limits: LoginLimits,
 }
 
 impl Default for IdentityConfig {
@@ -58,6 +64,8 @@ impl Default for IdentityConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             mailer: None,
             view_wait: DEFAULT_VIEW_WAIT,
+            hashing: HashingLimits::default(),
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -96,6 +104,8 @@ pub struct IdentityService {
     pub(super) impersonations: CommandBus<Impersonation>,
     pub(super) invitations: CommandBus<Invitation>,
     pub(super) tokens: TokenKeys,
+    pub(super) hashing: PasswordHashing,
+    pub(super) login_throttle: LoginThrottle,
     pub(super) config: IdentityConfig,
 }
 
@@ -119,6 +129,8 @@ impl IdentityService {
             impersonations: CommandBus::new(store.clone(), ()),
             invitations: CommandBus::new(store.clone(), ()),
             tokens,
+            hashing: PasswordHashing::new(config.hashing),
+            login_throttle: LoginThrottle::new(store.pool().clone(), config.login_limits),
             config,
         }
     }

@@ -6,19 +6,20 @@ use domain::{Actor, EmailAddress};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{
-    CredentialError, IdentityError, IdentityService, TokenPair, lookups, passwords, secrets, tokens,
-};
+use super::login_throttle::{ClientAddress, account_key};
+use super::{CredentialError, IdentityError, IdentityService, TokenPair, lookups, secrets, tokens};
 use eventstore::CommandContext;
 
 impl IdentityService {
     /// Checks the password and opens a session for `org_id`, or for the first organization the
     /// user joined. A wrong email and a wrong password get the same answer in about the same time.
+    /// Attempts from `client` are limited per account and address (see `login_throttle`).
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         org_id: Option<Uuid>,
+        client: ClientAddress,
         request_id: Option<String>,
     ) -> Result<TokenPair, IdentityError> {
         let user = match EmailAddress::parse(email) {
@@ -26,9 +27,7 @@ impl IdentityService {
             Err(_) => None,
         };
         let stored = user.as_ref().map(|user| user.password_hash.clone());
-        if !passwords::verify_password(password.to_owned(), stored).await {
-            return Err(IdentityError::InvalidCredentials);
-        }
+        self.check_password(email, password, stored, client).await?;
         let user = user.ok_or(IdentityError::InvalidCredentials)?;
         let org_id = match org_id {
             Some(org_id) => {
@@ -105,6 +104,26 @@ impl IdentityService {
             refresh_token: new_token,
             expires_in: self.config.access_ttl.num_seconds(),
         })
+    }
+
+    /// Whether `password` matches `stored` (`None`: no such account, checked all the same),
+    /// admitted by the login throttle first. The hashing permit is taken before the attempt is
+    /// counted, so an attempt answered busy is not counted as a failure.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        stored: Option<String>,
+        client: ClientAddress,
+    ) -> Result<(), IdentityError> {
+        let account = account_key(email);
+        let permit = self.hashing.permit().await?;
+        self.login_throttle.admit(&account, client).await?;
+        let known = stored.is_some();
+        if !permit.verify(password.to_owned(), stored).await || !known {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        self.login_throttle.succeeded(&account, client).await
     }
 
     /// Starts a refresh-token family and returns its first pair.

@@ -24,7 +24,7 @@ pub const MAX_VERIFICATION_MAILS_PER_HOUR: usize = 3;
 pub struct User {
     email: Option<EmailAddress>,
     password_hash: PasswordDigest,
-    pending_reset: Option<PendingReset>,
+    pending_resets: Vec<PendingReset>,
     platform_admin: bool,
     credential_version: u64,
     #[serde(default)]
@@ -43,7 +43,13 @@ struct PendingVerification {
     requested_at: DateTime<Utc>,
 }
 
-/// The one reset token that may still be used: only the latest request counts.
+/// How many reset links may be outstanding (requested, unexpired, unused) at once. A request
+/// beyond it is refused, so the mailbox gets at most this many links per link lifetime however
+/// often someone asks; every outstanding link keeps working, so nobody else's request can take
+/// away a link the owner already has.
+pub const MAX_OUTSTANDING_RESETS: usize = 3;
+
+/// A reset token that may still be used until it expires.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 struct PendingReset {
     token_hash: TokenDigest,
@@ -77,9 +83,12 @@ impl User {
         self.platform_admin
     }
 
-    /// Whether a reset token is outstanding (requested, not yet used or superseded).
-    pub fn has_pending_reset(&self) -> bool {
-        self.pending_reset.is_some()
+    /// How many reset links are outstanding at `now` (requested, unexpired, unused).
+    pub fn outstanding_resets(&self, now: DateTime<Utc>) -> usize {
+        self.pending_resets
+            .iter()
+            .filter(|pending| pending.expires_at > now)
+            .count()
     }
 
     /// Whether the user proved they read their email's mailbox (a verification link, an
@@ -108,31 +117,40 @@ impl User {
         Ok(vec![UserEvent::PasswordChanged { password_hash }])
     }
 
-    fn request_reset(&self, token_hash: TokenDigest, expires_at: DateTime<Utc>) -> Decision {
+    fn request_reset(
+        &self,
+        token_hash: TokenDigest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Decision {
         self.require_exists()?;
+        if self.outstanding_resets(now) >= MAX_OUTSTANDING_RESETS {
+            return Err(UserError::TooManyResetRequests);
+        }
         Ok(vec![UserEvent::PasswordResetRequested {
             token_hash,
             expires_at,
         }])
     }
 
-    /// Whether `token_hash` is the latest reset token and unexpired at `now`: checked first
+    /// Whether `token_hash` is an outstanding reset token, unexpired at `now`: checked first
     /// when a reset is confirmed, so a wrong link learns nothing about the password rule and
     /// costs no password hash.
     pub fn check_reset_token(&self, token_hash: &TokenDigest, now: DateTime<Utc>) -> Result<(), UserError> {
         self.require_exists()?;
-        let pending = self.pending_reset.as_ref().ok_or(UserError::ResetTokenInvalid)?;
-        if pending.token_hash != *token_hash {
-            return Err(UserError::ResetTokenInvalid);
-        }
+        let pending = self
+            .pending_resets
+            .iter()
+            .find(|pending| pending.token_hash == *token_hash)
+            .ok_or(UserError::ResetTokenInvalid)?;
         if now >= pending.expires_at {
             return Err(UserError::ResetTokenExpired);
         }
         Ok(())
     }
 
-    /// A token works once, only if it is the latest one, and only before it expires
-    /// (`now >= expires_at` is expired).
+    /// A token works once, only while outstanding, and only before it expires (`now >=
+    /// expires_at` is expired). Using one ends every other.
     fn complete_reset(
         &self,
         token_hash: &TokenDigest,
@@ -232,7 +250,8 @@ impl Aggregate for User {
             C::RequestPasswordReset {
                 token_hash,
                 expires_at,
-            } => self.request_reset(token_hash, expires_at)?,
+                now,
+            } => self.request_reset(token_hash, expires_at, now)?,
             C::CompletePasswordReset {
                 token_hash,
                 password_hash,
@@ -268,17 +287,21 @@ impl Aggregate for User {
             UserEvent::PasswordChanged { password_hash }
             | UserEvent::PasswordResetCompleted { password_hash } => {
                 self.password_hash = password_hash;
-                self.pending_reset = None;
+                self.pending_resets.clear();
                 self.credential_version += 1;
             }
             UserEvent::PasswordResetRequested {
                 token_hash,
                 expires_at,
             } => {
-                self.pending_reset = Some(PendingReset {
+                // Kept beside the earlier ones. Only the latest few can still be unexpired
+                // (a request is refused while that many are), so older ones are dropped.
+                self.pending_resets.push(PendingReset {
                     token_hash,
                     expires_at,
                 });
+                let excess = self.pending_resets.len().saturating_sub(MAX_OUTSTANDING_RESETS);
+                self.pending_resets.drain(..excess);
             }
             UserEvent::PromotedToPlatformAdmin => self.platform_admin = true,
             UserEvent::EmailVerificationRequested {
@@ -423,11 +446,66 @@ mod tests {
     }
 
     #[test]
-    fn an_earlier_reset_token_stops_working_when_a_new_one_is_requested() {
+    fn an_earlier_reset_token_still_works_after_a_new_one_is_requested() {
         user()
             .given(vec![registered(), reset_requested("t1"), reset_requested("t2")])
             .when(complete("t1", now()))
+            .then_expect_events(vec![
+                E::PasswordResetCompleted {
+                    password_hash: "new-hash".into(),
+                },
+                E::EmailVerified {
+                    proof: VerificationProof::PasswordReset,
+                },
+            ]);
+    }
+
+    #[test]
+    fn completing_a_reset_ends_every_outstanding_token() {
+        user()
+            .given(vec![registered(), reset_requested("t1"), reset_requested("t2")])
+            .and(vec![E::PasswordResetCompleted {
+                password_hash: "new-hash".into(),
+            }])
+            .when(complete("t2", now()))
             .then_expect_error(UserError::ResetTokenInvalid);
+    }
+
+    fn request(token: &str, at: DateTime<Utc>) -> C {
+        C::RequestPasswordReset {
+            token_hash: token.into(),
+            expires_at: at + TimeDelta::minutes(30),
+            now: at,
+        }
+    }
+
+    #[test]
+    fn a_request_beyond_the_outstanding_limit_is_refused() {
+        user()
+            .given(vec![
+                registered(),
+                reset_requested("t1"),
+                reset_requested("t2"),
+                reset_requested("t3"),
+            ])
+            .when(request("t4", now()))
+            .then_expect_error(UserError::TooManyResetRequests);
+    }
+
+    #[test]
+    fn expired_tokens_do_not_count_towards_the_outstanding_limit() {
+        user()
+            .given(vec![
+                registered(),
+                reset_requested("t1"),
+                reset_requested("t2"),
+                reset_requested("t3"),
+            ])
+            .when(request("t4", now() + TimeDelta::minutes(30)))
+            .then_expect_events(vec![E::PasswordResetRequested {
+                token_hash: "t4".into(),
+                expires_at: now() + TimeDelta::minutes(60),
+            }]);
     }
 
     #[test]

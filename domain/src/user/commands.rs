@@ -25,12 +25,15 @@ pub enum UserCommand {
         /// Argon2id PHC string of the new password.
         password_hash: PasswordDigest,
     },
-    /// Record a freshly emailed reset token; it replaces any earlier one.
+    /// Record a freshly emailed reset token, beside any earlier ones still outstanding;
+    /// refused while [`MAX_OUTSTANDING_RESETS`](super::aggregate::MAX_OUTSTANDING_RESETS) are.
     RequestPasswordReset {
         /// Digest of the token sent by email.
         token_hash: TokenDigest,
         /// When the token stops working.
         expires_at: DateTime<Utc>,
+        /// The current time, read by the application.
+        now: DateTime<Utc>,
     },
     /// Set a new password with a reset token.
     CompletePasswordReset {

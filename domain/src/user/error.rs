@@ -9,7 +9,10 @@ pub enum UserError {
     /// Any other command before `RegisterUser`.
     #[error("user not found")]
     NotFound,
-    /// The presented reset token is not the latest outstanding one, or was already used.
+    /// As many reset links as allowed are outstanding already; no new one is sent.
+    #[error("too many password reset links are outstanding")]
+    TooManyResetRequests,
+    /// The presented reset token is not an outstanding one, or was already used.
     #[error("password reset token is invalid or already used")]
     ResetTokenInvalid,
     /// The presented reset token is the latest one but has expired.

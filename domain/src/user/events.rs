@@ -27,7 +27,8 @@ pub enum UserEvent {
         /// Argon2id PHC string of the new password.
         password_hash: PasswordDigest,
     },
-    /// A reset token was emailed; it replaces any earlier one.
+    /// A reset token was emailed. Earlier ones still outstanding keep working (until issue 11
+    /// it replaced them; the JSON shape is unchanged, only the fold).
     #[serde(rename = "user.password_reset_requested")]
     PasswordResetRequested {
         /// Digest of the emailed token.

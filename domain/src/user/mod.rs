@@ -7,7 +7,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::{MAX_VERIFICATION_MAILS_PER_HOUR, User};
+pub use aggregate::{MAX_OUTSTANDING_RESETS, MAX_VERIFICATION_MAILS_PER_HOUR, User};
 pub use commands::UserCommand;
 pub use error::UserError;
 pub use events::{UserEvent, VerificationProof};

@@ -54,6 +54,7 @@ async fn a_changed_password_and_a_completed_reset_each_replace_the_hash(pool: Pg
     let request = UserCommand::RequestPasswordReset {
         token_hash: "token".into(),
         expires_at: Utc::now() + Duration::hours(1),
+        now: Utc::now(),
     };
     user(&store, user_id, request).await;
     catch_up(&runner, &pool).await;
