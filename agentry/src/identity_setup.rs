@@ -31,6 +31,7 @@ pub async fn identity_service(
         public_url: settings.identity.public_url.clone(),
         mailer,
         view_wait: Duration::from_millis(settings.identity.view_wait_ms),
+        key_prefixes: settings.identity.key_prefixes.clone(),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::identity::DEFAULT_VIEW_WAIT;
+use commands::identity::{DEFAULT_VIEW_WAIT, KeyPrefixSource};
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -197,6 +197,11 @@ pub struct IdentitySettings {
         global = true
     )]
     pub view_wait_ms: u64,
+
+    /// Where new API key prefixes come from. Not a flag: random in every real process; tests
+    /// replace it to make two keys draw the same prefix.
+    #[arg(skip)]
+    pub key_prefixes: KeyPrefixSource,
 }
 
 /// Logs and readiness.

@@ -10,6 +10,7 @@ mod events;
 mod helpers;
 mod identity_flows;
 mod key_first_use;
+mod key_prefix_collision;
 mod not_yet_effective;
 mod password_reset;
 mod races;

@@ -137,6 +137,7 @@ impl RejectionKind for UserError {
 }
 
 impl RejectionKind for ImpersonationError {}
+impl RejectionKind for domain::key_prefix_claim::KeyPrefixClaimError {}
 impl RejectionKind for domain::email_claim::EmailClaimError {
     fn into_identity_error(self) -> IdentityError {
         IdentityError::EmailTaken

@@ -6,6 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use domain::api_key::ApiKey;
 use domain::email_claim::EmailClaim;
 use domain::impersonation::Impersonation;
+use domain::key_prefix_claim::KeyPrefixClaim;
 use domain::organization::Organization;
 use domain::session::Session;
 use domain::user::User;
@@ -13,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::error::RejectionKind;
-use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
+use super::{IDENTITY_VIEW, IdentityError, KeyPrefixSource, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
 use eventstore::{CommandBus, EventStore};
@@ -40,6 +41,8 @@ pub struct IdentityConfig {
     pub mailer: Option<Mailer>,
     /// How long a write waits for the identity read model to hold it (see [`DEFAULT_VIEW_WAIT`]).
     pub view_wait: Duration,
+    /// Where new API key prefixes come from (random; tests force collisions with it).
+    pub key_prefixes: KeyPrefixSource,
 }
 
 impl Default for IdentityConfig {
@@ -51,6 +54,7 @@ impl Default for IdentityConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             mailer: None,
             view_wait: DEFAULT_VIEW_WAIT,
+            key_prefixes: KeyPrefixSource::default(),
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct IdentityService {
     pub(super) emails: CommandBus<EmailClaim>,
     pub(super) organizations: CommandBus<Organization>,
     pub(super) keys: CommandBus<ApiKey>,
+    pub(super) key_prefixes: CommandBus<KeyPrefixClaim>,
     pub(super) sessions: CommandBus<Session>,
     pub(super) impersonations: CommandBus<Impersonation>,
     pub(super) tokens: TokenKeys,
@@ -107,6 +112,7 @@ impl IdentityService {
             emails: CommandBus::new(store.clone(), ()),
             organizations: CommandBus::new(store.clone(), ()),
             keys: CommandBus::new(store.clone(), ()),
+            key_prefixes: CommandBus::new(store.clone(), ()),
             sessions: CommandBus::new(store.clone(), ()),
             impersonations: CommandBus::new(store.clone(), ()),
             tokens,
