@@ -412,6 +412,7 @@ async fn an_expired_access_token_answers_401_token_expired() {
             sub: account.user_id,
             org: Some(account.org_id),
             imp: None,
+            iid: None,
             iat: now - 3_600,
             exp: now - 60,
         })
@@ -423,6 +424,7 @@ async fn an_expired_access_token_answers_401_token_expired() {
             sub: account.user_id,
             org: Some(account.org_id),
             imp: None,
+            iid: None,
             iat: now,
             exp: now + 600,
         })
@@ -465,6 +467,7 @@ async fn tampered_and_foreign_access_tokens_answer_401_invalid_token() {
         sub: ada.user_id,
         org: Some(ada.org_id),
         imp: None,
+        iid: None,
         iat: now,
         exp: now + 600,
     };

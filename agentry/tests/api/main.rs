@@ -9,6 +9,7 @@ mod bad_input;
 mod events;
 mod helpers;
 mod identity_flows;
+mod impersonation_end;
 mod key_first_use;
 mod key_prefix_collision;
 mod not_yet_effective;

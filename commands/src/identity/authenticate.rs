@@ -14,7 +14,13 @@ impl IdentityService {
             return self.authenticate_key(bearer, key).await;
         }
         let claims = self.tokens.verify(bearer)?;
-        let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid)
+        // An impersonation token without its impersonation's id could not be ended early.
+        if claims.imp.is_some() && claims.iid.is_none() {
+            return Err(IdentityError::InvalidToken(
+                "this impersonation token names no impersonation",
+            ));
+        }
+        let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid, claims.iid)
             .await?
             .ok_or(IdentityError::InvalidToken(
                 "the user of this token does not exist",
@@ -23,6 +29,9 @@ impl IdentityService {
             return Err(IdentityError::InvalidToken(
                 "the session of this token has ended; log in again",
             ));
+        }
+        if standing.impersonation_ended {
+            return Err(IdentityError::InvalidToken("this impersonation has been ended"));
         }
         let Some(org_id) = claims.org else {
             if !standing.is_platform_admin || claims.imp.is_some() {

@@ -136,7 +136,14 @@ impl RejectionKind for UserError {
     }
 }
 
-impl RejectionKind for ImpersonationError {}
+impl RejectionKind for ImpersonationError {
+    fn into_identity_error(self) -> IdentityError {
+        match self {
+            Self::NotFound => IdentityError::NotFound("impersonation"),
+            other => IdentityError::Rejected(other.to_string()),
+        }
+    }
+}
 impl RejectionKind for domain::key_prefix_claim::KeyPrefixClaimError {}
 impl RejectionKind for domain::email_claim::EmailClaimError {
     fn into_identity_error(self) -> IdentityError {

@@ -21,6 +21,7 @@ mod service;
 mod sessions;
 mod tokens;
 
+pub use admin::StartedImpersonation;
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
 pub use error::IdentityError;

@@ -26,6 +26,10 @@ pub struct AccessClaims {
     /// impersonation tokens, which belong to no session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    /// The impersonation an impersonation token was issued for: when it is ended (by an
+    /// administrator, or by a password reset of the user), the token stops working at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iid: Option<Uuid>,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
     /// Expires at (seconds since the epoch).
@@ -83,6 +87,7 @@ pub fn claims(
         org,
         imp: impersonator,
         sid: None,
+        iid: None,
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
     }
@@ -92,6 +97,12 @@ impl AccessClaims {
     /// These claims, tied to `session`.
     pub fn in_session(mut self, session: Uuid) -> Self {
         self.sid = Some(session);
+        self
+    }
+
+    /// These claims, tied to `impersonation`.
+    pub fn in_impersonation(mut self, impersonation: Uuid) -> Self {
+        self.iid = Some(impersonation);
         self
     }
 }
