@@ -191,7 +191,9 @@ async fn refreshing_returns_a_new_pair_that_works() {
 
 #[tokio::test]
 async fn presenting_a_spent_refresh_token_revokes_the_whole_session() {
-    let app = TestApp::spawn().await;
+    // No grace window, so the second presentation below is already past it (the window itself:
+    // `refresh_grace.rs`).
+    let app = TestApp::spawn_with(|settings| settings.identity.refresh_grace_ms = 0).await;
     let account = register_email(&app, "ada@example.com").await;
     let spent = account.refresh_token.clone();
     let (newer_access, newer) = token_pair(refresh(&app, &spent).await).await;

@@ -16,6 +16,7 @@ mod not_yet_effective;
 mod password_reset;
 mod races;
 mod rate_limit;
+mod refresh_grace;
 mod registration_recovery;
 mod roles;
 mod service_routes;

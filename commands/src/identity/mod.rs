@@ -19,6 +19,7 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod successors;
 mod tokens;
 
 pub use admin::StartedImpersonation;
@@ -28,7 +29,7 @@ pub use error::IdentityError;
 pub use key_prefixes::KeyPrefixSource;
 pub use mailer::Mailer;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
-pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
+pub use service::{DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// The identity read model's name, which writes wait on to become visible.

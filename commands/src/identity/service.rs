@@ -26,6 +26,11 @@ use eventstore::{CommandBus, EventStore};
 /// stalled for good does not hold request tasks for long.
 pub const DEFAULT_VIEW_WAIT: Duration = Duration::from_secs(8);
 
+/// How long a spent refresh token still gets the pair it was exchanged for, unless configured
+/// otherwise: long enough for a client's concurrent refreshes (two tabs, a retry after a lost
+/// answer) to land, short enough that a thief replaying it later is still caught as reuse.
+pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+
 /// Lifetimes and outside services of identity.
 #[derive(Clone)]
 pub struct IdentityConfig {
@@ -33,6 +38,9 @@ pub struct IdentityConfig {
     pub access_ttl: TimeDelta,
     /// Lifetime of a refresh token (each refresh starts it again).
     pub refresh_ttl: TimeDelta,
+    /// How long after a refresh the refresh token it spent still returns the same new pair
+    /// instead of revoking the session as reuse (see [`DEFAULT_REFRESH_GRACE`]).
+    pub refresh_grace: TimeDelta,
     /// Lifetime of a password reset link.
     pub reset_ttl: TimeDelta,
     /// Base URL for links in emails.
@@ -50,6 +58,7 @@ impl Default for IdentityConfig {
         Self {
             access_ttl: TimeDelta::minutes(15),
             refresh_ttl: TimeDelta::days(30),
+            refresh_grace: TimeDelta::milliseconds(DEFAULT_REFRESH_GRACE.as_millis() as i64),
             reset_ttl: TimeDelta::hours(1),
             public_url: "http://127.0.0.1:8080".to_owned(),
             mailer: None,

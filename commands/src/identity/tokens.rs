@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::successors::SuccessorKey;
 use super::{IdentityError, secrets};
 
 /// What an access token says. It names one organization (or none: a platform administrator's
@@ -36,12 +37,13 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
-/// Signs and checks access tokens.
+/// Signs and checks access tokens, and derives refresh-token successors.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    successors: SuccessorKey,
 }
 
 impl TokenKeys {
@@ -54,7 +56,15 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            successors: SuccessorKey::new(secret),
         }
+    }
+
+    /// The refresh token that replaces `presented` in `family`: derived, not random, so a
+    /// repeat of the same refresh within the grace window computes the very successor the
+    /// session recorded (see `IdentityService::refresh`).
+    pub(super) fn successor_refresh_token(&self, family: Uuid, presented: &str) -> String {
+        self.successors.successor(family, presented)
     }
 
     /// A signed token for `claims`.
