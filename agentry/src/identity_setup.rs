@@ -34,7 +34,9 @@ pub async fn identity_service(
         mailer,
         view_wait: Duration::from_millis(settings.identity.view_wait_ms),
         key_prefixes: settings.identity.key_prefixes.clone(),
-        refresh_grace: TimeDelta::milliseconds(settings.identity.refresh_grace_ms.try_into().unwrap_or(i64::MAX)),
+        refresh_grace: TimeDelta::milliseconds(
+            settings.identity.refresh_grace_ms.try_into().unwrap_or(i64::MAX),
+        ),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.

@@ -14,7 +14,10 @@ use crate::smtp_server::SmtpServer;
 
 async fn end(app: &TestApp, token: &str, impersonation_id: Uuid) -> Response {
     app.with_bearer(token)
-        .post_json(&format!("/v1/admin/impersonations/{impersonation_id}/end"), &json!({}))
+        .post_json(
+            &format!("/v1/admin/impersonations/{impersonation_id}/end"),
+            &json!({}),
+        )
         .await
 }
 
@@ -41,7 +44,10 @@ async fn an_ended_impersonation_token_is_refused_on_its_next_request() {
     assert_code(refused, StatusCode::UNAUTHORIZED, "invalid_token").await;
     // Ending it again changes nothing and still answers 204.
     let before = app.event_count().await;
-    assert_eq!(end(&app, &admin.access_token, id).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        end(&app, &admin.access_token, id).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.event_count().await, before);
     // The impersonated user's own credentials are untouched.
     assert_eq!(me(&app, &user.access_token).await["role"], "owner");
@@ -84,7 +90,10 @@ async fn a_password_reset_ends_every_live_impersonation_of_the_user() {
     assert_eq!(me(&app, token).await["user_id"], user.user_id.to_string());
 
     let reset = reset_token_for(&app, &mut smtp, "ada@example.com").await;
-    assert_eq!(confirm(&app, &reset, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        confirm(&app, &reset, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
 
     let refused = app.with_bearer(token).get("/v1/me").await;
     assert_code(refused, StatusCode::UNAUTHORIZED, "invalid_token").await;

@@ -39,6 +39,9 @@ async fn a_key_drawing_a_taken_prefix_gets_another_and_the_read_model_keeps_goin
     }
     // And later writes still reach it: a new account can use its tokens at once.
     let later = register(&app, "later").await;
-    assert_eq!(me(&app, &later.access_token).await["user_id"], later.user_id.to_string());
+    assert_eq!(
+        me(&app, &later.access_token).await["user_id"],
+        later.user_id.to_string()
+    );
     app.cleanup().await;
 }

@@ -12,6 +12,7 @@ mod identity_flows;
 mod impersonation_end;
 mod key_first_use;
 mod key_prefix_collision;
+mod lookalike_emails;
 mod not_yet_effective;
 mod password_reset;
 mod races;

@@ -35,7 +35,10 @@ async fn two_concurrent_refreshes_of_one_token_both_get_the_same_pair_which_then
     );
     let (first, second) = (pair(first).await, pair(second).await);
 
-    assert_eq!(first["refresh_token"], second["refresh_token"], "{first} {second}");
+    assert_eq!(
+        first["refresh_token"], second["refresh_token"],
+        "{first} {second}"
+    );
     assert_eq!(first["access_token"], second["access_token"], "{first} {second}");
     assert_ne!(first["refresh_token"], account.refresh_token.as_str());
     let rotations: i64 =
@@ -48,7 +51,10 @@ async fn two_concurrent_refreshes_of_one_token_both_get_the_same_pair_which_then
     assert_eq!(me(&app, access).await["user_id"], account.user_id.to_string());
     // The shared successor is the session's current token: it refreshes once more.
     let next = pair(refresh(&app, first["refresh_token"].as_str().unwrap()).await).await;
-    assert_eq!(me(&app, next["access_token"].as_str().unwrap()).await["role"], "owner");
+    assert_eq!(
+        me(&app, next["access_token"].as_str().unwrap()).await["role"],
+        "owner"
+    );
     app.cleanup().await;
 }
 

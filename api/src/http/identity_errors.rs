@@ -1,4 +1,5 @@
 use commands::identity::IdentityError;
+use domain::EmailError;
 
 use super::ApiError;
 
@@ -11,6 +12,15 @@ impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         let detail = error.to_string();
         match error {
+            IdentityError::InvalidEmail(EmailError::InvisibleCharacter { .. }) => {
+                Self::unprocessable("email_invisible_character", detail)
+            }
+            IdentityError::InvalidEmail(EmailError::DisallowedCharacter { .. }) => {
+                Self::unprocessable("email_disallowed_character", detail)
+            }
+            IdentityError::InvalidEmail(EmailError::MisplacedDot) => {
+                Self::unprocessable("email_misplaced_dot", detail)
+            }
             IdentityError::InvalidEmail(_) => Self::unprocessable("invalid_email", detail),
             IdentityError::WeakPassword(_) => Self::unprocessable("weak_password", detail),
             IdentityError::EmailTaken => Self::conflict("email_taken", detail),

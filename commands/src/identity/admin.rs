@@ -1,14 +1,14 @@
 //! Platform administration: administrators, suspension, impersonation.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::email_claim::EmailClaimCommand;
 use domain::impersonation::{ImpersonationCommand, ImpersonationError};
 use domain::organization::OrganizationCommand;
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
 use uuid::Uuid;
 
-use super::sessions::{email_claim_id, user_context};
+use super::email_claims::Holder;
+use super::sessions::user_context;
 use super::{Caller, IdentityError, IdentityService, lookups, passwords, tokens};
 use eventstore::store::AppendedEvent;
 use eventstore::{CommandContext, CommandError};
@@ -23,23 +23,19 @@ impl IdentityService {
     pub async fn create_platform_admin(&self, email: &str, password: &str) -> Result<Uuid, IdentityError> {
         let email = EmailAddress::parse(email)?;
         check_new_password(password, &email)?;
-        let claim_id = email_claim_id(&email);
         let candidate = Uuid::now_v7();
         let context = CommandContext::system(None);
-        let claim = EmailClaimCommand::ClaimEmail { user_id: candidate };
-        let user_id = match self.emails.create(&claim_id, claim, &context).await {
-            Ok(_) => candidate,
-            Err(CommandError::Rejected(_)) => self
-                .emails
-                .load(&claim_id)
-                .await?
-                .claimed_by()
-                .ok_or(IdentityError::Internal("email claim without a user".to_owned()))?,
-            Err(other) => return Err(other.into()),
+        let user_id = match self.claim_email_for(&email, candidate, &context).await? {
+            Holder::Candidate(user_id) | Holder::Existing(user_id) => user_id,
         };
         // A new claim, or one whose user an interrupted registration never created: create
         // the user, registered and promoted in one append (never visible as a plain user).
-        if !self.users.load(&user_id.to_string()).await?.exists() {
+        let holder = self.users.load(&user_id.to_string()).await?;
+        if holder.exists() && holder.email() != Some(&email) {
+            // The holder registered a lookalike of this address: never promote them by it.
+            return Err(IdentityError::EmailTaken);
+        }
+        if !holder.exists() {
             let password_hash = passwords::hash_password(password.to_owned()).await?;
             let register = UserCommand::RegisterPlatformAdmin {
                 email,

@@ -47,9 +47,7 @@ impl IdentityService {
         // No wait for the read model: a key is usually handed to another system before its first
         // use, and authentication waits for the view itself when it meets a prefix it does not
         // know yet (see `authenticate_key`), so only a key used at once pays for the wait.
-        self.keys
-            .create(&key_id.to_string(), create, &context)
-            .await?;
+        self.keys.create(&key_id.to_string(), create, &context).await?;
         Ok(CreatedKey { key_id, key, prefix })
     }
 
@@ -58,7 +56,11 @@ impl IdentityService {
     /// sequence 1) decides, not a look-up in the read model, so two keys created at once on
     /// two nodes cannot both get one prefix; a duplicate would break the view's unique index
     /// and stall its projector.
-    async fn claim_key_prefix(&self, key_id: Uuid, context: &CommandContext) -> Result<String, IdentityError> {
+    async fn claim_key_prefix(
+        &self,
+        key_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<String, IdentityError> {
         for _ in 0..PREFIX_DRAWS {
             let prefix = self.config.key_prefixes.draw();
             let claim = KeyPrefixClaimCommand::ClaimPrefix { key_id };

@@ -9,6 +9,7 @@ mod admin;
 mod api_keys;
 mod authenticate;
 mod caller;
+mod email_claims;
 mod error;
 mod key_prefixes;
 mod mailer;
@@ -29,7 +30,9 @@ pub use error::IdentityError;
 pub use key_prefixes::KeyPrefixSource;
 pub use mailer::Mailer;
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
-pub use service::{DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
+pub use service::{
+    DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair,
+};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// The identity read model's name, which writes wait on to become visible.

@@ -186,11 +186,6 @@ pub(super) fn user_context(user_id: Uuid, request_id: Option<String>) -> Command
     }
 }
 
-/// The email claim's aggregate id: a digest, so addresses never appear in NATS subjects or ids.
-pub(super) fn email_claim_id(email: &EmailAddress) -> String {
-    secrets::secret_hash(email.as_str())
-}
-
 /// `rt_<family>_<secret>`: the family id finds the session without a look-up table.
 fn new_refresh_token(family: Uuid) -> String {
     format!("rt_{}_{}", family.simple(), secrets::random_secret(32))

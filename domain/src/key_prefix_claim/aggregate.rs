@@ -82,8 +82,12 @@ mod tests {
     #[test]
     fn a_second_key_cannot_claim_a_claimed_prefix() {
         claim()
-            .given(vec![KeyPrefixClaimEvent::Claimed { key_id: Uuid::new_v4() }])
-            .when(KeyPrefixClaimCommand::ClaimPrefix { key_id: Uuid::new_v4() })
+            .given(vec![KeyPrefixClaimEvent::Claimed {
+                key_id: Uuid::new_v4(),
+            }])
+            .when(KeyPrefixClaimCommand::ClaimPrefix {
+                key_id: Uuid::new_v4(),
+            })
             .then_expect_error(KeyPrefixClaimError::AlreadyClaimed);
     }
 
@@ -98,7 +102,9 @@ mod tests {
 
     #[test]
     fn the_serialized_tag_of_every_event_is_its_event_type() {
-        let event = KeyPrefixClaimEvent::Claimed { key_id: Uuid::new_v4() };
+        let event = KeyPrefixClaimEvent::Claimed {
+            key_id: Uuid::new_v4(),
+        };
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], event.event_type().as_str());
     }
