@@ -38,6 +38,10 @@ pub async fn identity_service(
         verification_ttl: TimeDelta::seconds(settings.identity.email_verification_ttl_seconds.into()),
         hashing: hashing_limits(&settings.sign_in_limits),
         login_limits: login_limits(&settings.sign_in_limits),
+        key_prefixes: settings.identity.key_prefixes.clone(),
+        refresh_grace: TimeDelta::milliseconds(
+            settings.identity.refresh_grace_ms.try_into().unwrap_or(i64::MAX),
+        ),
         ..IdentityConfig::default()
     };
     // The process's one listener for the projectors' progress, stopped with the platform.

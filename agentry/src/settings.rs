@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::identity::{DEFAULT_HASH_WAIT, DEFAULT_VIEW_WAIT, LoginLimits};
+use commands::identity::{
+    DEFAULT_HASH_WAIT, DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, KeyPrefixSource, LoginLimits,
+};
 use secrecy::SecretString;
 
 /// The address used when `DATABASE_URL` is unset, before falling back to a private cluster.
@@ -224,6 +226,22 @@ pub struct IdentitySettings {
         global = true
     )]
     pub view_wait_ms: u64,
+
+    /// Milliseconds after a refresh during which the spent refresh token returns the same new
+    /// pair again (a client refreshing twice at once is not logged out); after it, presenting
+    /// a spent token revokes the session as theft.
+    #[arg(
+        long,
+        env = "AGENTRY_REFRESH_GRACE_MS",
+        default_value_t = DEFAULT_REFRESH_GRACE.as_millis() as u64,
+        global = true
+    )]
+    pub refresh_grace_ms: u64,
+
+    /// Where new API key prefixes come from. Not a flag: random in every real process; tests
+    /// replace it to make two keys draw the same prefix.
+    #[arg(skip)]
+    pub key_prefixes: KeyPrefixSource,
 }
 
 /// What keeps the unauthenticated sign-in routes from being used to exhaust the service or to

@@ -16,6 +16,7 @@
 //! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
 //! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
+//! | [`key_prefix_claim`] | key prefix | one key per prefix, so prefixes stay unique |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
 //! | [`impersonation`] | impersonation id | an administrator acting as a user, with reason and limit |
 //! | [`invitation`] | invitation id | a mailed invitation to join: single use, expiry, addressee |
@@ -68,6 +69,7 @@ pub mod email;
 pub mod email_claim;
 pub mod impersonation;
 pub mod invitation;
+pub mod key_prefix_claim;
 pub mod organization;
 pub mod password_policy;
 pub mod role;

@@ -26,7 +26,7 @@ async fn reactivate(app: &TestApp, token: &str, org_id: Uuid) -> Response {
         .await
 }
 
-async fn impersonate(app: &TestApp, token: &str, body: &Value) -> Response {
+pub(crate) async fn impersonate(app: &TestApp, token: &str, body: &Value) -> Response {
     app.with_bearer(token)
         .post_json("/v1/admin/impersonations", body)
         .await
@@ -37,7 +37,7 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
         .await
 }
 
-fn impersonation_of(user_id: Uuid, org_id: Uuid) -> Value {
+pub(crate) fn impersonation_of(user_id: Uuid, org_id: Uuid) -> Value {
     json!({ "user_id": user_id, "org_id": org_id, "reason": "support ticket 42", "ttl_seconds": 600 })
 }
 

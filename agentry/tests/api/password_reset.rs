@@ -13,10 +13,10 @@ use crate::helpers::{TestApp, assert_problem};
 use crate::smtp_server::{ReceivedMail, SmtpServer};
 
 const PUBLIC_URL: &str = "https://agentry.example";
-const NEW_PASSWORD: &str = "a brand new passphrase";
+pub(crate) const NEW_PASSWORD: &str = "a brand new passphrase";
 
 /// The application with its mail going to `smtp` and links pointing at [`PUBLIC_URL`].
-async fn spawn_with_mail(smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn spawn_with_mail(smtp: &SmtpServer) -> TestApp {
     let url = smtp.url();
     TestApp::spawn_with(move |settings| {
         settings.identity.smtp_url = Some(url.into());
@@ -30,7 +30,7 @@ async fn request_reset(app: &TestApp, email: &str) -> Response {
         .await
 }
 
-async fn confirm(app: &TestApp, token: &str, new_password: &str) -> Response {
+pub(crate) async fn confirm(app: &TestApp, token: &str, new_password: &str) -> Response {
     app.post_json(
         "/v1/auth/password-reset/confirm",
         &json!({ "token": token, "new_password": new_password }),
@@ -61,7 +61,7 @@ fn reset_token(mail: &ReceivedMail) -> String {
 }
 
 /// Requests a reset for `email` and returns the token the mail brought.
-async fn reset_token_for(app: &TestApp, smtp: &mut SmtpServer, email: &str) -> String {
+pub(crate) async fn reset_token_for(app: &TestApp, smtp: &mut SmtpServer, email: &str) -> String {
     assert_accepted(request_reset(app, email).await).await;
     reset_token(&smtp.expect_mail_to(email, "password").await)
 }

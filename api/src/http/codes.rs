@@ -67,6 +67,9 @@ error_codes! {
     NotYetEffective = "not_yet_effective": "The change is recorded but not in effect yet because the service is behind; do not repeat it, retry what depends on it after `Retry-After`.",
     // Accounts and credentials.
     InvalidEmail = "invalid_email": "The email address is not usable (the detail says why).",
+    EmailInvisibleCharacter = "email_invisible_character": "The email address holds an invisible or control character (zero-width, bidirectional control…).",
+    EmailDisallowedCharacter = "email_disallowed_character": "The email address holds a character an address does not need (a display name, quotes, angle brackets…).",
+    EmailMisplacedDot = "email_misplaced_dot": "The email address has a dot at the start or end of its name, or two in a row.",
     WeakPassword = "weak_password": "The new password breaks the password rule (the detail states it).",
     EmailTaken = "email_taken": "Another account already uses this email address.",
     InvalidCredentials = "invalid_credentials": "Wrong email or password.",
@@ -120,7 +123,7 @@ error_codes! {
     // Impersonation.
     ImpersonationExists = "impersonation_exists": "The impersonation already started.",
     ImpersonationNotFound = "impersonation_not_found": "No such impersonation.",
-    ImpersonationEnded = "impersonation_ended": "The impersonation has already ended.",
+    ImpersonationEnded = "impersonation_ended": "The impersonation has ended (early, by an administrator or a password reset); its token no longer works.",
     ImpersonationReasonRequired = "impersonation_reason_required": "An impersonation needs a reason.",
     ImpersonationReasonTooLong = "impersonation_reason_too_long": "The impersonation reason is over its length limit.",
     ImpersonationTtlOutOfRange = "impersonation_ttl_out_of_range": "The impersonation's lifetime must be positive and at most the documented maximum.",

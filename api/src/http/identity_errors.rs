@@ -2,6 +2,7 @@
 //! refusal added to the domain does not compile until it has its own status and code.
 
 use commands::identity::{CredentialError, Denial, IdentityError};
+use domain::EmailError;
 use domain::api_key::ApiKeyError;
 use domain::impersonation::ImpersonationError;
 use domain::invitation::InvitationError;
@@ -21,7 +22,7 @@ impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         let detail = error.to_string();
         let (status, code) = match error {
-            IdentityError::InvalidEmail(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidEmail),
+            IdentityError::InvalidEmail(email) => (StatusCode::UNPROCESSABLE_ENTITY, email_code(&email)),
             IdentityError::WeakPassword(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::WeakPassword),
             IdentityError::EmailTaken => (StatusCode::CONFLICT, ErrorCode::EmailTaken),
             IdentityError::InvalidCredentials => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidCredentials),
@@ -65,6 +66,22 @@ impl From<IdentityError> for ApiError {
     }
 }
 
+/// What is wrong with an email address: the lookalike refusals have codes of their own, so a
+/// client can tell "this cannot be an address" from "this address hides characters".
+fn email_code(error: &EmailError) -> ErrorCode {
+    match error {
+        EmailError::InvisibleCharacter { .. } => ErrorCode::EmailInvisibleCharacter,
+        EmailError::DisallowedCharacter { .. } => ErrorCode::EmailDisallowedCharacter,
+        EmailError::MisplacedDot => ErrorCode::EmailMisplacedDot,
+        EmailError::Empty
+        | EmailError::TooLong { .. }
+        | EmailError::Whitespace
+        | EmailError::NotOneAt
+        | EmailError::EmptyLocalPart
+        | EmailError::InvalidDomain => ErrorCode::InvalidEmail,
+    }
+}
+
 /// Every credential refusal is a 401; the code tells the client what to do next.
 fn credential_code(error: CredentialError) -> ErrorCode {
     match error {
@@ -80,6 +97,7 @@ fn credential_code(error: CredentialError) -> ErrorCode {
         CredentialError::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
         CredentialError::RefreshTokenExpired => ErrorCode::RefreshTokenExpired,
         CredentialError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
+        CredentialError::ImpersonationEnded => ErrorCode::ImpersonationEnded,
         CredentialError::PasswordChanged => ErrorCode::PasswordChanged,
         CredentialError::InvalidResetToken => ErrorCode::InvalidResetToken,
         CredentialError::ResetTokenExpired => ErrorCode::ResetTokenExpired,

@@ -29,9 +29,11 @@ struct ImpersonationRequest {
 /// An access token acting as the user, marked as an impersonation.
 #[derive(Object)]
 struct ImpersonationResponse {
-    /// Use as `Authorization: Bearer <token>`; `/v1/me` names the impersonator.
+    /// The impersonation, to end it early with `POST /v1/admin/impersonations/{id}/end`.
+    impersonation_id: Uuid,
+    /// Bearer token acting as the user; refused once the impersonation ends or expires.
     access_token: String,
-    /// When the token stops working (there is no refresh token).
+    /// When the token stops working at the latest.
     expires_at: DateTime<Utc>,
 }
 
@@ -62,14 +64,33 @@ impl AdminApi {
     ) -> Result<Impersonating, ApiError> {
         let ttl = TimeDelta::seconds(body.ttl_seconds);
         let request_id = request_id.for_events();
-        let (access_token, expires_at) = state
+        let started = state
             .identity
             .impersonate(&auth.0, body.user_id, body.org_id, &body.reason, ttl, request_id)
             .await?;
         Ok(Impersonating::Started(Json(ImpersonationResponse {
-            access_token,
-            expires_at,
+            impersonation_id: started.impersonation_id,
+            access_token: started.access_token,
+            expires_at: started.expires_at,
         })))
+    }
+
+    /// End an impersonation before its time limit: its token is refused from the answer on.
+    /// Any platform administrator may end any impersonation; ending an ended one is a no-op.
+    #[oai(path = "/admin/impersonations/:id/end", method = "post")]
+    async fn end_impersonation(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The impersonation, as its start answered it.
+        id: Path<Uuid>,
+    ) -> Result<Done, ApiError> {
+        state
+            .identity
+            .end_impersonation(&auth.0, id.0, request_id.for_events())
+            .await?;
+        Ok(Done::Done)
     }
 
     /// Suspend an organization: its tokens and keys get 403 until it is reactivated.

@@ -1,15 +1,16 @@
 //! Platform administration: administrators, suspension, impersonation.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::email_claim::EmailClaimCommand;
-use domain::impersonation::ImpersonationCommand;
+use domain::impersonation::{ImpersonationCommand, ImpersonationError};
 use domain::organization::{OrganizationCommand, OrganizationError};
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
 use uuid::Uuid;
 
-use super::sessions::{email_claim_id, user_context};
+use super::email_claims::Holder;
+use super::sessions::user_context;
 use super::{Caller, Denial, IdentityError, IdentityService, lookups, tokens};
+use eventstore::store::AppendedEvent;
 use eventstore::{CommandContext, CommandError};
 
 /// What `agentry admin create` has done when the read model has not caught up with it.
@@ -22,23 +23,19 @@ impl IdentityService {
     pub async fn create_platform_admin(&self, email: &str, password: &str) -> Result<Uuid, IdentityError> {
         let email = EmailAddress::parse(email)?;
         check_new_password(password, &email)?;
-        let claim_id = email_claim_id(&email);
         let candidate = Uuid::now_v7();
         let context = CommandContext::system(None);
-        let claim = EmailClaimCommand::ClaimEmail { user_id: candidate };
-        let user_id = match self.emails.create(&claim_id, claim, &context).await {
-            Ok(_) => candidate,
-            Err(CommandError::Rejected(_)) => self
-                .emails
-                .load(&claim_id)
-                .await?
-                .claimed_by()
-                .ok_or(IdentityError::Internal("email claim without a user".to_owned()))?,
-            Err(other) => return Err(other.into()),
+        let user_id = match self.claim_email_for(&email, candidate, &context).await? {
+            Holder::Candidate(user_id) | Holder::Existing(user_id) => user_id,
         };
         // A new claim, or one whose user an interrupted registration never created: create
         // the user, registered and promoted in one append (never visible as a plain user).
-        if !self.users.load(&user_id.to_string()).await?.exists() {
+        let holder = self.users.load(&user_id.to_string()).await?;
+        if holder.exists() && holder.email() != Some(&email) {
+            // The holder registered a lookalike of this address: never promote them by it.
+            return Err(IdentityError::EmailTaken);
+        }
+        if !holder.exists() {
             let password_hash = self.hashing.hash(password.to_owned()).await?;
             let register = UserCommand::RegisterPlatformAdmin {
                 email,
@@ -131,7 +128,7 @@ impl IdentityService {
         reason: &str,
         ttl: TimeDelta,
         request_id: Option<String>,
-    ) -> Result<(String, DateTime<Utc>), IdentityError> {
+    ) -> Result<StartedImpersonation, IdentityError> {
         let admin_id = require_platform_admin(caller)?;
         if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
             return Err(OrganizationError::NotAMember.into());
@@ -146,22 +143,91 @@ impl IdentityService {
             expires_at,
             now,
         };
+        let impersonation_id = Uuid::now_v7();
         self.impersonations
             .create(
-                &Uuid::now_v7().to_string(),
+                &impersonation_id.to_string(),
                 start,
                 &admin_context(caller, org_id, request_id),
             )
             .await?;
-        let token = self.tokens.issue(&tokens::claims(
-            user_id,
-            Some(org_id),
-            Some(admin_id),
-            now,
+        let claims = tokens::claims(user_id, Some(org_id), Some(admin_id), now, expires_at)
+            .in_impersonation(impersonation_id);
+        Ok(StartedImpersonation {
+            impersonation_id,
+            access_token: self.tokens.issue(&claims)?,
             expires_at,
-        ))?;
-        Ok((token, expires_at))
+        })
     }
+
+    /// Ends an impersonation before its time limit (any platform administrator may: stopping
+    /// one is never the risky direction). Its token is refused from the answer on; ending one
+    /// already ended is a no-op.
+    pub async fn end_impersonation(
+        &self,
+        caller: &Caller,
+        impersonation_id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), IdentityError> {
+        require_platform_admin(caller)?;
+        let id = impersonation_id.to_string();
+        let Some(org_id) = self.impersonations.load(&id).await?.org_id() else {
+            return Err(ImpersonationError::NotFound.into());
+        };
+        let context = admin_context(caller, org_id, request_id);
+        let ended = match self
+            .impersonations
+            .execute(&id, ImpersonationCommand::EndImpersonation, &context)
+            .await
+        {
+            Ok(ended) => ended,
+            Err(CommandError::Rejected(ImpersonationError::AlreadyEnded)) => return Ok(()),
+            Err(other) => return Err(other.into()),
+        };
+        // Kept: the impersonation token must be refused once this answers.
+        self.wait_for_views(
+            ended.appended.last(),
+            "the impersonation was ended but its token may still be accepted for a short while",
+        )
+        .await
+    }
+}
+
+impl IdentityService {
+    /// Ends every live impersonation of the user (after a password reset). Read from the view,
+    /// which the caller has made hold every impersonation started before the reset. Returns
+    /// the last event written, for the caller to wait on.
+    pub(super) async fn end_impersonations_of(
+        &self,
+        user_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<Option<AppendedEvent>, IdentityError> {
+        let mut last = None;
+        for impersonation in lookups::live_impersonations_of(&self.pool, user_id).await? {
+            let end = ImpersonationCommand::EndImpersonation;
+            match self
+                .impersonations
+                .execute(&impersonation.to_string(), end, context)
+                .await
+            {
+                Ok(ended) => last = ended.appended.last().copied().or(last),
+                Err(CommandError::Rejected(ImpersonationError::AlreadyEnded)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// An impersonation just started.
+#[derive(Clone, Debug)]
+pub struct StartedImpersonation {
+    /// Its id, to end it early.
+    pub impersonation_id: Uuid,
+    /// The impersonation token.
+    pub access_token: String,
+    /// When the token stops working at the latest.
+    pub expires_at: DateTime<Utc>,
 }
 
 fn require_platform_admin(caller: &Caller) -> Result<Uuid, IdentityError> {

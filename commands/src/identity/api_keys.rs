@@ -2,9 +2,15 @@
 
 use domain::Role;
 use domain::api_key::{ApiKeyCommand, ApiKeyError};
+use domain::key_prefix_claim::{KeyPrefixClaimCommand, KeyPrefixClaimError};
+use eventstore::{CommandContext, CommandError};
 use uuid::Uuid;
 
 use super::{Caller, IdentityError, IdentityService, KeySummary, lookups, secrets};
+
+/// Prefixes drawn for one key before giving up. With 48 random bits a single collision is
+/// already unheard of; several in a row mean the generator is broken, not unlucky.
+const PREFIX_DRAWS: usize = 5;
 
 /// A new key. `key` is shown to the caller once and never stored.
 #[derive(Clone, Debug)]
@@ -28,7 +34,8 @@ impl IdentityService {
         let org_id = caller.org()?;
         caller.require(Role::can_manage_api_keys, "manage API keys")?;
         let key_id = Uuid::now_v7();
-        let prefix = secrets::random_prefix();
+        let context = caller.context(request_id);
+        let prefix = self.claim_key_prefix(key_id, &context).await?;
         let key = format!("agk_{prefix}_{}", secrets::random_secret(32));
         let create = ApiKeyCommand::CreateApiKey {
             org_id,
@@ -40,10 +47,34 @@ impl IdentityService {
         // No wait for the read model: a key is usually handed to another system before its first
         // use, and authentication waits for the view itself when it meets a prefix it does not
         // know yet (see `authenticate_key`), so only a key used at once pays for the wait.
-        self.keys
-            .create(&key_id.to_string(), create, &caller.context(request_id))
-            .await?;
+        self.keys.create(&key_id.to_string(), create, &context).await?;
         Ok(CreatedKey { key_id, key, prefix })
+    }
+
+    /// Draws a prefix and claims it for `key_id` in the write model, drawing again while the
+    /// drawn prefix belongs to another key. The claim (an aggregate per prefix, written at
+    /// sequence 1) decides, not a look-up in the read model, so two keys created at once on
+    /// two nodes cannot both get one prefix; a duplicate would break the view's unique index
+    /// and stall its projector.
+    async fn claim_key_prefix(
+        &self,
+        key_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<String, IdentityError> {
+        for _ in 0..PREFIX_DRAWS {
+            let prefix = self.config.key_prefixes.draw();
+            let claim = KeyPrefixClaimCommand::ClaimPrefix { key_id };
+            match self.key_prefixes.create(&prefix, claim, context).await {
+                Ok(_) => return Ok(prefix),
+                Err(CommandError::Rejected(KeyPrefixClaimError::AlreadyClaimed)) => {
+                    tracing::warn!(%prefix, "API key prefix already taken; drawing another");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(IdentityError::Internal(format!(
+            "{PREFIX_DRAWS} API key prefixes in a row were already taken"
+        )))
     }
 
     /// Revokes a key of the caller's organization; from the answer on, it fails on every node.

@@ -14,11 +14,18 @@ impl IdentityService {
             return self.authenticate_key(bearer, key).await;
         }
         let claims = self.tokens.verify(bearer)?;
-        let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid)
+        // An impersonation token without its impersonation's id could not be ended early.
+        if claims.imp.is_some() && claims.iid.is_none() {
+            return Err(CredentialError::MalformedAccessToken.into());
+        }
+        let standing = lookups::standing(&self.pool, claims.sub, claims.org, claims.sid, claims.iid)
             .await?
             .ok_or(CredentialError::UnknownUser)?;
         if standing.session_revoked {
             return Err(CredentialError::SessionEnded.into());
+        }
+        if standing.impersonation_ended {
+            return Err(CredentialError::ImpersonationEnded.into());
         }
         let Some(org_id) = claims.org else {
             if !standing.is_platform_admin || claims.imp.is_some() {

@@ -2,6 +2,7 @@ use domain::api_key::ApiKeyError;
 use domain::email_claim::EmailClaimError;
 use domain::impersonation::ImpersonationError;
 use domain::invitation::InvitationError;
+use domain::key_prefix_claim::KeyPrefixClaimError;
 use domain::organization::OrganizationError;
 use domain::session::SessionError;
 use domain::user::UserError;
@@ -142,6 +143,10 @@ pub enum CredentialError {
     /// A refresh token past its expiry: log in again.
     #[error("the refresh token has expired; log in again")]
     RefreshTokenExpired,
+    /// The impersonation this token belongs to was ended early (by an administrator, or by
+    /// the user's password reset).
+    #[error("this impersonation has been ended")]
+    ImpersonationEnded,
     /// A spent refresh token was presented again: its whole family is now revoked.
     #[error("this refresh token was already used; every token of its session has been revoked")]
     RefreshTokenReused,
@@ -220,6 +225,18 @@ impl From<EmailClaimError> for IdentityError {
     fn from(error: EmailClaimError) -> Self {
         match error {
             EmailClaimError::AlreadyClaimed => Self::EmailTaken,
+        }
+    }
+}
+
+/// A prefix claim refuses only when the prefix is taken; key creation draws another itself, so
+/// this reaches callers only when every draw collided, which is our failure, not theirs.
+impl From<KeyPrefixClaimError> for IdentityError {
+    fn from(error: KeyPrefixClaimError) -> Self {
+        match error {
+            KeyPrefixClaimError::AlreadyClaimed => {
+                Self::Internal("every API key prefix drawn was taken".to_owned())
+            }
         }
     }
 }

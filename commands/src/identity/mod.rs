@@ -10,9 +10,11 @@ mod admin;
 mod api_keys;
 mod authenticate;
 mod caller;
+mod email_claims;
 mod email_verification;
 mod error;
 mod invitations;
+mod key_prefixes;
 mod login_throttle;
 mod mailer;
 mod members;
@@ -22,18 +24,23 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod successors;
 mod tokens;
 
+pub use admin::StartedImpersonation;
 pub use api_keys::CreatedKey;
 pub use caller::Caller;
 pub use email_verification::UserProfile;
 pub use error::{CredentialError, Denial, IdentityError};
 pub use invitations::{Joined, SentInvitation};
+pub use key_prefixes::KeyPrefixSource;
 pub use login_throttle::{ClientAddress, LoginLimits};
 pub use mailer::Mailer;
 pub use passwords::{DEFAULT_HASH_WAIT, HashingLimits};
 pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
-pub use service::{DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair};
+pub use service::{
+    DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair,
+};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// The identity read model's name, which writes wait on to become visible.

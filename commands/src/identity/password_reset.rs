@@ -120,8 +120,12 @@ impl IdentityService {
         self.wait_for_views(done.appended.last(), PASSWORD_CHANGED)
             .await?;
         let ended = self.end_sessions_of(user_id, &context).await?;
-        // Kept: old sessions must stop working when this answers.
-        self.wait_for_views(ended.as_ref(), PASSWORD_CHANGED).await
+        // An administrator acting as the user holds a credential too: it ends with the old
+        // password (written after the sessions' ends, so the later wait covers both).
+        let stopped = self.end_impersonations_of(user_id, &context).await?;
+        // Kept: old sessions and impersonations must stop working when this answers.
+        self.wait_for_views(stopped.as_ref().or(ended.as_ref()), PASSWORD_CHANGED)
+            .await
     }
 }
 

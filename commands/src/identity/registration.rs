@@ -14,14 +14,14 @@
 //! Two registrations of one address racing through a recovery end as any race does: one
 //! succeeds, the other gets `email_taken`.
 
-use domain::email_claim::EmailClaimCommand;
 use domain::organization::{Organization, OrganizationCommand};
 use domain::user::UserCommand;
 use domain::{EmailAddress, check_new_password};
 use uuid::Uuid;
 
+use super::email_claims::Holder;
 use super::service::dry_run;
-use super::sessions::{email_claim_id, user_context};
+use super::sessions::user_context;
 use super::{IdentityError, IdentityService, Registered};
 use eventstore::CommandError;
 
@@ -107,25 +107,20 @@ impl IdentityService {
         password: &str,
         request_id: Option<String>,
     ) -> Result<Claimed, IdentityError> {
-        let claim_id = email_claim_id(email);
         let candidate = Uuid::now_v7();
-        let claim = EmailClaimCommand::ClaimEmail { user_id: candidate };
         let context = user_context(candidate, request_id);
-        match self.emails.create(&claim_id, claim, &context).await {
-            Ok(_) => return Ok(Claimed::UserMissing(candidate)),
-            Err(CommandError::Rejected(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-        let holder = self
-            .emails
-            .load(&claim_id)
-            .await?
-            .claimed_by()
-            .ok_or_else(|| IdentityError::Internal("email claim without a user".to_owned()))?;
+        let holder = match self.claim_email_for(email, candidate, &context).await? {
+            Holder::Candidate(user_id) => return Ok(Claimed::UserMissing(user_id)),
+            Holder::Existing(holder) => holder,
+        };
         let user = self.users.load(&holder.to_string()).await?;
         if !user.exists() {
             tracing::info!(user = %holder, "registration resumes a claim whose user was never created");
             return Ok(Claimed::UserMissing(holder));
+        }
+        // A lookalike address's account is someone else's: nothing to resume.
+        if user.email() != Some(email) {
+            return Err(IdentityError::EmailTaken);
         }
         let org_id = first_organization_of(holder);
         if self.organizations.load(&org_id.to_string()).await?.exists() {

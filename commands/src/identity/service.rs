@@ -7,6 +7,7 @@ use domain::api_key::ApiKey;
 use domain::email_claim::EmailClaim;
 use domain::impersonation::Impersonation;
 use domain::invitation::Invitation;
+use domain::key_prefix_claim::KeyPrefixClaim;
 use domain::organization::Organization;
 use domain::session::Session;
 use domain::user::User;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use super::login_throttle::{LoginLimits, LoginThrottle};
 use super::passwords::{HashingLimits, PasswordHashing};
-use super::{IDENTITY_VIEW, IdentityError, Mailer, TokenKeys};
+use super::{IDENTITY_VIEW, IdentityError, KeyPrefixSource, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
 use eventstore::{CommandBus, EventStore};
@@ -27,6 +28,11 @@ use eventstore::{CommandBus, EventStore};
 /// stalled for good does not hold request tasks for long.
 pub const DEFAULT_VIEW_WAIT: Duration = Duration::from_secs(8);
 
+/// How long a spent refresh token still gets the pair it was exchanged for, unless configured
+/// otherwise: long enough for a client's concurrent refreshes (two tabs, a retry after a lost
+/// answer) to land, short enough that a thief replaying it later is still caught as reuse.
+pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+
 /// Lifetimes and outside services of identity.
 #[derive(Clone)]
 pub struct IdentityConfig {
@@ -34,6 +40,9 @@ pub struct IdentityConfig {
     pub access_ttl: TimeDelta,
     /// Lifetime of a refresh token (each refresh starts it again).
     pub refresh_ttl: TimeDelta,
+    /// How long after a refresh the refresh token it spent still returns the same new pair
+    /// instead of revoking the session as reuse (see [`DEFAULT_REFRESH_GRACE`]).
+    pub refresh_grace: TimeDelta,
     /// Lifetime of a password reset link.
     pub reset_ttl: TimeDelta,
     /// Lifetime of an invitation to join an organization.
@@ -51,6 +60,8 @@ pub struct IdentityConfig {
     pub hashing: HashingLimits,
     /// Limits on failed logins per (account, address) and per account.
     pub login_limits: LoginLimits,
+    /// Where new API key prefixes come from (random; tests force collisions with it).
+    pub key_prefixes: KeyPrefixSource,
 }
 
 impl Default for IdentityConfig {
@@ -58,6 +69,7 @@ impl Default for IdentityConfig {
         Self {
             access_ttl: TimeDelta::minutes(15),
             refresh_ttl: TimeDelta::days(30),
+            refresh_grace: TimeDelta::milliseconds(DEFAULT_REFRESH_GRACE.as_millis() as i64),
             reset_ttl: TimeDelta::hours(1),
             invitation_ttl: TimeDelta::days(7),
             verification_ttl: TimeDelta::days(7),
@@ -66,6 +78,7 @@ impl Default for IdentityConfig {
             view_wait: DEFAULT_VIEW_WAIT,
             hashing: HashingLimits::default(),
             login_limits: LoginLimits::default(),
+            key_prefixes: KeyPrefixSource::default(),
         }
     }
 }
@@ -100,6 +113,7 @@ pub struct IdentityService {
     pub(super) emails: CommandBus<EmailClaim>,
     pub(super) organizations: CommandBus<Organization>,
     pub(super) keys: CommandBus<ApiKey>,
+    pub(super) key_prefixes: CommandBus<KeyPrefixClaim>,
     pub(super) sessions: CommandBus<Session>,
     pub(super) impersonations: CommandBus<Impersonation>,
     pub(super) invitations: CommandBus<Invitation>,
@@ -125,6 +139,7 @@ impl IdentityService {
             emails: CommandBus::new(store.clone(), ()),
             organizations: CommandBus::new(store.clone(), ()),
             keys: CommandBus::new(store.clone(), ()),
+            key_prefixes: CommandBus::new(store.clone(), ()),
             sessions: CommandBus::new(store.clone(), ()),
             impersonations: CommandBus::new(store.clone(), ()),
             invitations: CommandBus::new(store.clone(), ()),

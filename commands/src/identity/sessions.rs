@@ -51,7 +51,9 @@ impl IdentityService {
     }
 
     /// Exchanges a refresh token for a new pair. The old token stops working; presenting it
-    /// again revokes the whole session (a stolen token is useless once either party refreshes).
+    /// again revokes the whole session (a stolen token is useless once either party refreshes),
+    /// except within [`IdentityConfig::refresh_grace`](super::IdentityConfig) of the rotation,
+    /// when it gets the same new pair again (two concurrent refreshes by one client).
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -84,12 +86,15 @@ impl IdentityService {
             return Err(CredentialError::PasswordChanged.into());
         }
         let now = Utc::now();
-        let new_token = new_refresh_token(family);
+        // Derived from the presented token: a repeat within the grace window asks for, and
+        // gets, the successor the first refresh recorded.
+        let new_token = self.tokens.successor_refresh_token(family, refresh_token);
         let rotate = SessionCommand::RefreshSession {
             presented_hash: secrets::secret_hash(refresh_token).into(),
             new_hash: secrets::secret_hash(&new_token).into(),
             new_expires_at: now + self.config.refresh_ttl,
             now,
+            repeat_grace: self.config.refresh_grace,
         };
         let rotated = self
             .sessions
@@ -99,10 +104,14 @@ impl IdentityService {
             tracing::warn!(session = %family, user = %user_id, "refresh token reuse: session revoked");
             return Err(CredentialError::RefreshTokenReused.into());
         }
+        // Minted as of the rotation, so a repeat within the grace gets the same access token.
+        let issued_at = rotated.state.refreshed_at().unwrap_or(now);
+        let expires_at = issued_at + self.config.access_ttl;
+        let claims = tokens::claims(user_id, org_id, None, issued_at, expires_at).in_session(family);
         Ok(TokenPair {
-            access_token: self.access_token(user_id, org_id, family)?,
+            access_token: self.tokens.issue(&claims)?,
             refresh_token: new_token,
-            expires_in: self.config.access_ttl.num_seconds(),
+            expires_in: (expires_at - now).num_seconds().max(0),
         })
     }
 
@@ -187,11 +196,6 @@ pub(super) fn user_context(user_id: Uuid, request_id: Option<String>) -> Command
         causation_id: None,
         impersonator_id: None,
     }
-}
-
-/// The email claim's aggregate id: a digest, so addresses never appear in NATS subjects or ids.
-pub(super) fn email_claim_id(email: &EmailAddress) -> String {
-    secrets::secret_hash(email.as_str())
 }
 
 /// `rt_<family>_<secret>`: the family id finds the session without a look-up table.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::successors::SuccessorKey;
 use super::{CredentialError, IdentityError, secrets};
 
 /// What an access token says. It names one organization (or none: a platform administrator's
@@ -26,18 +27,23 @@ pub struct AccessClaims {
     /// impersonation tokens, which belong to no session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<Uuid>,
+    /// The impersonation an impersonation token was issued for: when it is ended (by an
+    /// administrator, or by a password reset of the user), the token stops working at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iid: Option<Uuid>,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
 }
 
-/// Signs and checks access tokens.
+/// Signs and checks access tokens, and derives refresh-token successors.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    successors: SuccessorKey,
 }
 
 impl TokenKeys {
@@ -50,7 +56,15 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            successors: SuccessorKey::new(secret),
         }
+    }
+
+    /// The refresh token that replaces `presented` in `family`: derived, not random, so a
+    /// repeat of the same refresh within the grace window computes the very successor the
+    /// session recorded (see `IdentityService::refresh`).
+    pub(super) fn successor_refresh_token(&self, family: Uuid, presented: &str) -> String {
+        self.successors.successor(family, presented)
     }
 
     /// A signed token for `claims`.
@@ -83,6 +97,7 @@ pub fn claims(
         org,
         imp: impersonator,
         sid: None,
+        iid: None,
         iat: now.timestamp(),
         exp: expires_at.timestamp(),
     }
@@ -92,6 +107,12 @@ impl AccessClaims {
     /// These claims, tied to `session`.
     pub fn in_session(mut self, session: Uuid) -> Self {
         self.sid = Some(session);
+        self
+    }
+
+    /// These claims, tied to `impersonation`.
+    pub fn in_impersonation(mut self, impersonation: Uuid) -> Self {
+        self.iid = Some(impersonation);
         self
     }
 }

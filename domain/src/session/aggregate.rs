@@ -1,6 +1,6 @@
 //! The session aggregate: state, decisions and how events change the state.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,14 @@ use crate::secret::TokenDigest;
 use crate::sink::write_all;
 
 type Decision = Result<Vec<SessionEvent>, SessionError>;
+
+/// What a `RefreshSession` asks for besides the presented token.
+struct Rotation {
+    new_hash: TokenDigest,
+    new_expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    repeat_grace: TimeDelta,
+}
 
 /// One sign-in's family of refresh tokens (the aggregate id is the family id).
 ///
@@ -25,6 +33,10 @@ pub struct Session {
     expires_at: Option<DateTime<Utc>>,
     credential_version: u64,
     spent_hashes: Vec<TokenDigest>,
+    /// When the current token replaced the last spent one (`None`: never rotated, or rotated
+    /// before the time was recorded).
+    #[serde(default)]
+    refreshed_at: Option<DateTime<Utc>>,
     revocation: Option<RevocationReason>,
 }
 
@@ -66,6 +78,13 @@ impl Session {
         self.revocation
     }
 
+    /// When the current refresh token was issued by a rotation; the application mints the
+    /// access token of that rotation from it, so a repeat within the grace window gets the
+    /// very same pair.
+    pub fn refreshed_at(&self) -> Option<DateTime<Utc>> {
+        self.refreshed_at
+    }
+
     fn start(
         &self,
         user_id: Uuid,
@@ -88,22 +107,20 @@ impl Session {
 
     /// Rotates on the current token; revokes the family on a spent one (`now >= expires_at`
     /// is expired).
-    fn refresh(
-        &self,
-        presented: &TokenDigest,
-        new_hash: TokenDigest,
-        new_expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Decision {
+    fn refresh(&self, presented: &TokenDigest, rotation: Rotation) -> Decision {
         self.require_live()?;
         if *presented == self.token_hash {
-            if self.expires_at.is_none_or(|at| now >= at) {
+            if self.expires_at.is_none_or(|at| rotation.now >= at) {
                 return Err(SessionError::Expired);
             }
             return Ok(vec![SessionEvent::Refreshed {
-                token_hash: new_hash,
-                expires_at: new_expires_at,
+                token_hash: rotation.new_hash,
+                expires_at: rotation.new_expires_at,
+                refreshed_at: Some(rotation.now),
             }]);
+        }
+        if self.is_repeat_within_grace(presented, &rotation) {
+            return Ok(vec![]);
         }
         if self.spent_hashes.contains(presented) {
             return Ok(vec![SessionEvent::Revoked {
@@ -111,6 +128,20 @@ impl Session {
             }]);
         }
         Err(SessionError::InvalidToken)
+    }
+
+    /// The token spent by the latest rotation, presented again within the grace window, asking
+    /// for exactly the successor that rotation recorded (the application derives successors
+    /// from the presented token, so a genuine repeat asks for the same one). Only the latest
+    /// spent token qualifies: once its successor has itself been spent, or after the window,
+    /// a repeat is reuse and revokes the family.
+    fn is_repeat_within_grace(&self, presented: &TokenDigest, rotation: &Rotation) -> bool {
+        self.spent_hashes.last() == Some(presented)
+            && rotation.new_hash == self.token_hash
+            && self
+                .refreshed_at
+                .is_some_and(|at| rotation.now < at + rotation.repeat_grace)
+            && self.expires_at.is_some_and(|at| rotation.now < at)
     }
 
     fn end(&self, reason: RevocationReason) -> Decision {
@@ -156,7 +187,16 @@ impl Aggregate for Session {
                 new_hash,
                 new_expires_at,
                 now,
-            } => self.refresh(&presented_hash, new_hash, new_expires_at, now)?,
+                repeat_grace,
+            } => {
+                let rotation = Rotation {
+                    new_hash,
+                    new_expires_at,
+                    now,
+                    repeat_grace,
+                };
+                self.refresh(&presented_hash, rotation)?
+            }
             C::EndSession { reason } => self.end(reason)?,
         };
         write_all(sink, self, events).await;
@@ -181,10 +221,12 @@ impl Aggregate for Session {
             SessionEvent::Refreshed {
                 token_hash,
                 expires_at,
+                refreshed_at,
             } => {
                 let spent = std::mem::replace(&mut self.token_hash, token_hash);
                 self.spent_hashes.push(spent);
                 self.expires_at = Some(expires_at);
+                self.refreshed_at = refreshed_at;
             }
             SessionEvent::Revoked { reason } => self.revocation = Some(reason),
         }
@@ -224,10 +266,12 @@ mod tests {
         }
     }
 
+    /// A rotation made at `expires_at` less 30 days (as [`refresh`] makes them).
     fn refreshed(hash: &str, expires_at: DateTime<Utc>) -> E {
         E::Refreshed {
             token_hash: hash.into(),
             expires_at,
+            refreshed_at: Some(expires_at - TimeDelta::days(30)),
         }
     }
 
@@ -237,7 +281,63 @@ mod tests {
             new_hash: new.into(),
             new_expires_at: now + TimeDelta::days(30),
             now,
+            repeat_grace: TimeDelta::seconds(10),
         }
+    }
+
+    #[test]
+    fn the_spent_token_again_within_the_grace_asking_for_the_same_successor_records_nothing() {
+        let rotated_at = days(1);
+        session()
+            .given(vec![started(), refreshed("h2", days(31))])
+            .when(refresh("h1", "h2", rotated_at + TimeDelta::seconds(9)))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_spent_token_again_after_the_grace_revokes_the_family() {
+        session()
+            .given(vec![started(), refreshed("h2", days(31))])
+            .when(refresh("h1", "h2", days(1) + TimeDelta::seconds(10)))
+            .then_expect_events(vec![E::Revoked {
+                reason: RevocationReason::ReuseDetected,
+            }]);
+    }
+
+    #[test]
+    fn the_spent_token_within_the_grace_asking_for_another_successor_revokes_the_family() {
+        session()
+            .given(vec![started(), refreshed("h2", days(31))])
+            .when(refresh("h1", "h9", days(1) + TimeDelta::seconds(1)))
+            .then_expect_events(vec![E::Revoked {
+                reason: RevocationReason::ReuseDetected,
+            }]);
+    }
+
+    #[test]
+    fn an_older_spent_token_gets_no_grace() {
+        session()
+            .given(vec![started(), refreshed("h2", days(1) + TimeDelta::days(30))])
+            .and(vec![refreshed("h3", days(1) + TimeDelta::days(30))])
+            .when(refresh("h1", "h2", days(1) + TimeDelta::seconds(1)))
+            .then_expect_events(vec![E::Revoked {
+                reason: RevocationReason::ReuseDetected,
+            }]);
+    }
+
+    #[test]
+    fn a_rotation_recorded_without_its_time_gives_no_grace() {
+        let untimed = E::Refreshed {
+            token_hash: "h2".into(),
+            expires_at: days(31),
+            refreshed_at: None,
+        };
+        session()
+            .given(vec![started(), untimed])
+            .when(refresh("h1", "h2", days(1)))
+            .then_expect_events(vec![E::Revoked {
+                reason: RevocationReason::ReuseDetected,
+            }]);
     }
 
     fn start() -> C {

@@ -1,6 +1,6 @@
 //! Commands of the session aggregate.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::RevocationReason;
@@ -35,6 +35,10 @@ pub enum SessionCommand {
         new_expires_at: DateTime<Utc>,
         /// The current time, read by the application.
         now: DateTime<Utc>,
+        /// How long after a rotation the token it spent may be presented again and get the
+        /// same successor (`new_hash` equal to the current digest) instead of revoking the
+        /// family: two concurrent refreshes by one client are not a theft.
+        repeat_grace: TimeDelta,
     },
     /// End the family (logout, expiry sweep, password change).
     EndSession {

@@ -51,6 +51,10 @@ pub enum SessionEvent {
         token_hash: TokenDigest,
         /// When it stops working.
         expires_at: DateTime<Utc>,
+        /// When the rotation happened, which starts the grace window for a repeat of the spent
+        /// token (absent in rotations recorded before it was: they get no grace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refreshed_at: Option<DateTime<Utc>>,
     },
     /// The family ended; none of its tokens works any more.
     #[serde(rename = "session.revoked")]

@@ -1,4 +1,5 @@
-//! The identity read model: users, organizations, memberships, API keys and sessions.
+//! The identity read model: users, organizations, memberships, API keys, sessions and
+//! impersonations.
 //!
 //! Folded from the user, organization and api_key events into the tables of
 //! `migrations/20261125000002_identity_views.sql`, which answer sign-in, the auth guard's
@@ -18,6 +19,7 @@
 
 mod api_keys;
 mod decode;
+mod impersonations;
 mod organizations;
 pub mod queries;
 mod sessions;
@@ -33,7 +35,8 @@ use crate::Projector;
 /// identity service waits on the same name for its writes to become visible.
 pub const IDENTITY: &str = "identity";
 
-/// Keeps `users`, `organizations`, `memberships`, `api_keys` and `sessions` up to date with the log.
+/// Keeps `users`, `organizations`, `memberships`, `api_keys`, `sessions` and `impersonations`
+/// up to date with the log.
 ///
 /// Only the event types listed by each table group are read; every other event, including
 /// other events of the same aggregates (a password reset request, say), is ignored without
@@ -49,7 +52,7 @@ impl Projector for IdentityProjector {
     }
 
     async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE users, organizations, memberships, api_keys, sessions")
+        sqlx::query("TRUNCATE users, organizations, memberships, api_keys, sessions, impersonations")
             .execute(connection)
             .await?;
         Ok(())
@@ -65,6 +68,8 @@ impl Projector for IdentityProjector {
             api_keys::apply(connection, event).await
         } else if sessions::FOLDS.contains(&event_type) {
             sessions::apply(connection, event).await
+        } else if impersonations::FOLDS.contains(&event_type) {
+            impersonations::apply(connection, event).await
         } else {
             Ok(())
         }

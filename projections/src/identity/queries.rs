@@ -46,6 +46,9 @@ pub struct Standing {
     /// Whether the token's session has ended (false when the token names no session, or the
     /// session is not projected yet).
     pub session_revoked: bool,
+    /// Whether the token's impersonation has been ended (false when the token names none, or
+    /// it is not projected yet).
+    pub impersonation_ended: bool,
 }
 
 /// An API key as its organization lists it (never the hash).
@@ -159,26 +162,30 @@ pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<Key
 }
 
 /// The user's standing in `org_id` (or only as a user, without one) and whether `session_id`
-/// has ended: `None` when the user does not exist. One query, because it runs on every
-/// authenticated request.
+/// and `impersonation_id` have ended: `None` when the user does not exist. One query, because
+/// it runs on every authenticated request.
 pub async fn standing(
     pool: &PgPool,
     user_id: Uuid,
     org_id: Option<Uuid>,
     session_id: Option<Uuid>,
+    impersonation_id: Option<Uuid>,
 ) -> Result<Option<Standing>, sqlx::Error> {
     let row: Option<StandingRow> = sqlx::query_as(
         "SELECT u.is_platform_admin, o.suspended AS org_suspended, m.role,
-                s.revoked_at IS NOT NULL AS session_revoked
+                s.revoked_at IS NOT NULL AS session_revoked,
+                i.ended_at IS NOT NULL AS impersonation_ended
            FROM users u
            LEFT JOIN organizations o ON o.org_id = $2
            LEFT JOIN memberships m ON m.org_id = $2 AND m.user_id = u.user_id
            LEFT JOIN sessions s ON s.session_id = $3 AND s.user_id = u.user_id
+           LEFT JOIN impersonations i ON i.impersonation_id = $4 AND i.user_id = u.user_id
           WHERE u.user_id = $1",
     )
     .bind(user_id)
     .bind(org_id)
     .bind(session_id)
+    .bind(impersonation_id)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| Standing {
@@ -186,6 +193,7 @@ pub async fn standing(
         org_suspended: row.org_suspended,
         role: row.role.and_then(|role| role.parse().ok()),
         session_revoked: row.session_revoked,
+        impersonation_ended: row.impersonation_ended,
     }))
 }
 
@@ -195,6 +203,18 @@ struct StandingRow {
     org_suspended: Option<bool>,
     role: Option<String>,
     session_revoked: bool,
+    impersonation_ended: bool,
+}
+
+/// The impersonations of the user that have not ended nor expired, for ending them all.
+pub async fn live_impersonations_of(pool: &PgPool, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT impersonation_id FROM impersonations
+          WHERE user_id = $1 AND ended_at IS NULL AND expires_at > now()",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// The user's sessions that have not ended, for ending them all.

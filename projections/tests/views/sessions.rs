@@ -33,6 +33,7 @@ async fn a_session_is_listed_until_it_is_revoked_and_rotations_change_nothing(po
         new_hash: "h2".into(),
         new_expires_at: now + TimeDelta::days(30),
         now,
+        repeat_grace: TimeDelta::zero(),
     };
     sessions
         .execute(&session_id.to_string(), rotate, &context)
