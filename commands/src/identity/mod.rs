@@ -13,6 +13,7 @@ mod caller;
 mod email_claims;
 mod email_verification;
 mod error;
+mod hash_memory;
 mod invitations;
 mod key_prefixes;
 mod login_throttle;

@@ -4,18 +4,20 @@
 //! thread for tens of milliseconds. Unbounded, a flood of logins runs hundreds at once: the
 //! process grows by gigabytes and a real login waits seconds. So every hash and every verify
 //! (the dummy one for an unknown email too) first takes one of a fixed number of permits, sized
-//! to the cores: memory is at most `permits × m_cost`, known in advance. A caller waits a short,
+//! to the cores, and runs in the working memory that permit owns ([`HashMemory`], allocated
+//! once): memory for passwords is exactly `permits × m_cost`, known in advance. A caller waits a short,
 //! bounded time for a permit, and only a bounded number of callers wait at all; past either
 //! bound the answer is [`IdentityError::HashingBusy`] (503 with `Retry-After`), never a queue
 //! without end.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::hash_memory::HashMemory;
 
 use super::{IdentityError, secrets};
 
@@ -67,13 +69,17 @@ pub const HASHING_BUSY_RETRY_AFTER: u64 = 1;
 /// The process's password hashing, bounded by [`HashingLimits`].
 pub struct PasswordHashing {
     permits: Arc<Semaphore>,
+    memories: Arc<Mutex<Vec<HashMemory>>>,
     waiting: AtomicUsize,
     limits: HashingLimits,
 }
 
-/// The right to run one hash now. Moved into the blocking task, so the permit is held until
-/// the hash is done even when the request that asked for it has gone.
+/// The right to run one hash now, with the working memory for it. Moved into the blocking task,
+/// so the permit is held until the hash is done even when the request that asked for it has
+/// gone; dropping it gives the memory back before the permit.
 pub struct HashingPermit {
+    memory: Option<HashMemory>,
+    memories: Arc<Mutex<Vec<HashMemory>>>,
     _held: OwnedSemaphorePermit,
 }
 
@@ -82,6 +88,7 @@ impl PasswordHashing {
     pub fn new(limits: HashingLimits) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(limits.permits.max(1))),
+            memories: Arc::new(Mutex::new(Vec::new())),
             waiting: AtomicUsize::new(0),
             limits,
         }
@@ -91,15 +98,31 @@ impl PasswordHashing {
     /// none came free in time.
     pub async fn permit(&self) -> Result<HashingPermit, IdentityError> {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
-            return Ok(HashingPermit { _held: permit });
+            return Ok(self.with_memory(permit));
         }
         let waiting = WaitingSlot::take(&self.waiting, self.limits.waiters).ok_or(busy())?;
         let acquired =
             tokio::time::timeout(self.limits.wait, Arc::clone(&self.permits).acquire_owned()).await;
         drop(waiting);
         match acquired {
-            Ok(Ok(permit)) => Ok(HashingPermit { _held: permit }),
+            Ok(Ok(permit)) => Ok(self.with_memory(permit)),
             Ok(Err(_)) | Err(_) => Err(busy()),
+        }
+    }
+
+    /// A permit with a block of working memory: a free one, or a new one while fewer than the
+    /// permits exist (there is never more than one per permit).
+    fn with_memory(&self, permit: OwnedSemaphorePermit) -> HashingPermit {
+        let memory = self
+            .memories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        HashingPermit {
+            memory: Some(memory),
+            memories: Arc::clone(&self.memories),
+            _held: permit,
         }
     }
 
@@ -116,10 +139,11 @@ impl PasswordHashing {
 
 impl HashingPermit {
     /// Hashes a new password (Argon2id, default parameters, random salt).
-    pub async fn hash(self, password: String) -> Result<String, IdentityError> {
+    pub async fn hash(mut self, password: String) -> Result<String, IdentityError> {
         tokio::task::spawn_blocking(move || {
-            let _permit = self;
-            hash_now(&password)
+            self.memory()
+                .hash(password.as_bytes())
+                .map_err(|error| IdentityError::Internal(format!("password hashing failed: {error}")))
         })
         .await
         .map_err(|error| IdentityError::Internal(format!("password hashing task failed: {error}")))?
@@ -128,18 +152,33 @@ impl HashingPermit {
     /// Whether `password` matches `stored`. With `None` (no such account) it verifies against
     /// the hash of a random password anyway, so a failed login costs the same whether or not
     /// the account exists.
-    pub async fn verify(self, password: String, stored: Option<String>) -> bool {
+    pub async fn verify(mut self, password: String, stored: Option<String>) -> bool {
         let known = stored.is_some();
         let matches = tokio::task::spawn_blocking(move || {
-            let _permit = self;
-            let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-            Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+            let memory = self.memory();
+            let hash = stored.unwrap_or_else(|| dummy_hash(memory).to_owned());
+            memory.verify(password.as_bytes(), &hash)
         })
         .await
         .unwrap_or(false);
         known && matches
+    }
+}
+
+impl HashingPermit {
+    fn memory(&mut self) -> &mut HashMemory {
+        self.memory.get_or_insert_with(HashMemory::new)
+    }
+}
+
+impl Drop for HashingPermit {
+    fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            self.memories
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(memory);
+        }
     }
 }
 
@@ -169,17 +208,14 @@ fn busy() -> IdentityError {
     }
 }
 
-fn hash_now(password: &str) -> Result<String, IdentityError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|error| IdentityError::Internal(format!("password hashing failed: {error}")))
-}
-
-/// Computed once, under the permit of the first verify that needs it.
-fn dummy_hash() -> &'static str {
+/// Computed once, under the permit (and in the memory) of the first verify that needs it.
+fn dummy_hash(memory: &mut HashMemory) -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_now(&secrets::random_secret(24)).unwrap_or_default())
+    DUMMY.get_or_init(|| {
+        memory
+            .hash(secrets::random_secret(24).as_bytes())
+            .unwrap_or_default()
+    })
 }
 
 #[cfg(test)]
