@@ -105,6 +105,7 @@ fn exact_origin(entry: &str) -> Result<String, InvalidOrigin> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::BrowserOrigins;
 

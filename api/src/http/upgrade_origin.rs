@@ -95,6 +95,7 @@ impl<E: Endpoint> Endpoint for CheckUpgradeOriginEndpoint<E> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use poem::http::HeaderMap;
     use poem::http::header::{HOST, ORIGIN, UPGRADE};
