@@ -164,6 +164,13 @@ pub struct HttpSettings {
     /// the public port); unset: `/metrics` is on `AGENTRY_LISTEN`.
     #[arg(long, env = "AGENTRY_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Web origins whose pages may call the API from a browser, comma-separated, each exactly
+    /// as browsers send it (https://app.example.com, http://localhost:3000); `*` allows every
+    /// origin, for development only. Unset: no CORS headers. A WebSocket upgrade from a page on
+    /// an origin not allowed gets 403.
+    #[arg(long, env = "AGENTRY_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
 }
 
 /// Sign-in, tokens and the mail identity sends.
@@ -416,6 +423,7 @@ mod tests {
         assert_eq!(settings.database.database_url, None);
         assert_eq!(settings.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.http.cors_origins, None);
         assert_eq!(settings.bus.nats_url, None);
         assert_eq!(settings.identity.view_wait_ms, 8_000);
         assert_eq!(settings.sign_in_limits.auth_rate_limit_per_minute, 60);

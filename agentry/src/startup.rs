@@ -12,7 +12,7 @@ use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
-use api::http::RateLimits;
+use api::http::{BrowserOrigins, RateLimits};
 use api::{AppState, HttpConfig, build_app, metrics_app};
 
 /// A built `agentry serve`: the platform connected, its background loops running, the port bound.
@@ -45,6 +45,7 @@ impl Application {
     /// (port 0 picks a free port: tests run the real server this way).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let trusted_proxy_header = trusted_proxy_header(&settings)?;
+        let browser_origins = browser_origins(&settings)?;
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
@@ -66,6 +67,7 @@ impl Application {
                 follower_stall_seconds: settings.operations.follower_stall_seconds,
                 metrics_on_api_port: settings.http.metrics_listen.is_none(),
                 trusted_proxy_header,
+                browser_origins,
             }),
             metrics: telemetry::metrics_handle(),
         };
@@ -162,6 +164,24 @@ fn trusted_proxy_header(settings: &Settings) -> Result<Option<HeaderName>, Start
         })
         .transpose()
         .map_err(StartupError::from)
+}
+
+/// `AGENTRY_CORS_ORIGINS`, checked at start: an entry no browser could send is refused (it would
+/// only ever block the frontend it was meant for), and `*` is logged as the development setting
+/// it is.
+fn browser_origins(settings: &Settings) -> Result<BrowserOrigins, StartupError> {
+    let origins = BrowserOrigins::parse(settings.http.cors_origins.as_deref())
+        .map_err(|error| PlatformError::Config(error.to_string()))?;
+    match &origins {
+        BrowserOrigins::None => {}
+        BrowserOrigins::Any => tracing::warn!(
+            "AGENTRY_CORS_ORIGINS=*: pages on every website may call this API from a browser; for development only"
+        ),
+        BrowserOrigins::Listed(listed) => {
+            tracing::info!(origins = %listed.join(","), "browser origins allowed (CORS)");
+        }
+    }
+    Ok(origins)
 }
 
 /// The read models every node keeps up to date.

@@ -4,15 +4,16 @@
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
-use crate::http::{BodyLimit, Observe, ResolveClient, into_problem};
+use crate::http::{BodyLimit, BrowserCors, CheckUpgradeOrigin, Observe, ResolveClient, into_problem};
 use crate::routes::{AppState, metrics_routes, service_routes, v1_apis};
 
 /// The service's version, shown in the OpenAPI document.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The whole HTTP surface: `/v1` (documented in `/openapi.json`, browsable at `/docs`) and
-/// the service routes, behind the body limit, problem+json for every error, request ids,
-/// access logs and metrics.
+/// the service routes, behind the body limit, problem+json for every error, CORS for the
+/// allowed browser origins (and WebSocket upgrades refused to the others), request ids, access
+/// logs and metrics.
 pub fn build_app(state: AppState) -> impl Endpoint {
     let api = OpenApiService::new(v1_apis(), "Agentry", VERSION)
         .description(
@@ -23,6 +24,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let max_body_bytes = state.config.max_body_bytes;
     let resolve_client = ResolveClient::new(state.config.trusted_proxy_header.clone());
+    let origins = state.config.browser_origins.clone();
     Route::new()
         .nest("/v1", api.data(state.clone()))
         .at("/openapi.json", spec)
@@ -30,6 +32,12 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .nest("/", service_routes(state))
         .with(BodyLimit::new(max_body_bytes))
         .with(resolve_client)
+        .catch_all_error(into_problem)
+        .with(CheckUpgradeOrigin::new(origins.clone()))
+        // Outside the problem mapping, so every answer a page gets, errors too, carries the
+        // CORS headers; preflights are answered here, before any route or limit.
+        .with(BrowserCors::new(origins))
+        // Preflights CORS refuses (a method or header the API does not use): problem+json too.
         .catch_all_error(into_problem)
         .with(Observe)
 }

@@ -7,6 +7,7 @@ mod admin;
 mod api_keys;
 mod bad_input;
 mod control_characters;
+mod cors;
 mod email_verification;
 mod events;
 mod helpers;

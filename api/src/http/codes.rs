@@ -60,6 +60,7 @@ error_codes! {
     TooManyAttempts = "too_many_attempts": "Too many failed logins for this account from this address; refused, even with the right password, for `Retry-After` seconds.",
     Internal = "internal": "A failure on our side; the logs have it under this request's id.",
     NotReady = "not_ready": "A part the service depends on is failing (readiness).",
+    OriginNotAllowed = "origin_not_allowed": "A WebSocket connection from a web page whose origin is not allowed to call the API (`AGENTRY_CORS_ORIGINS`).",
     // The event store.
     EventTooLarge = "event_too_large": "What the request would record is over the event size limit.",
     UnstorableText = "unstorable_text": "What the request would record holds text the store refuses (U+0000).",

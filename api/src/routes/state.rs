@@ -5,7 +5,7 @@ use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::http::RateLimits;
+use crate::http::{BrowserOrigins, RateLimits};
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
 #[derive(Clone)]
@@ -41,4 +41,6 @@ pub struct HttpConfig {
     /// A header set by a trusted proxy naming the client's address (its last entry counts);
     /// `None`: the TCP peer's address is the client's.
     pub trusted_proxy_header: Option<poem::http::HeaderName>,
+    /// Web origins whose pages may call the API (CORS) and open its streams.
+    pub browser_origins: BrowserOrigins,
 }
