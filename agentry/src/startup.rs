@@ -114,13 +114,12 @@ impl Application {
         let metrics_server = self.metrics.map(|(acceptor, port)| {
             tracing::info!(port, "metrics serving");
             let app = metrics_app(self.state.clone());
-            tokio::spawn(
-                Server::new_with_acceptor(ProblemAcceptor::new(acceptor)).run_with_graceful_shutdown(
-                    app,
-                    until_stopped(),
-                    Some(Duration::from_secs(1)),
-                ),
-            )
+            let acceptor = ProblemAcceptor::new(acceptor);
+            tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                app,
+                until_stopped(),
+                Some(Duration::from_secs(1)),
+            ))
         });
         let app = build_app(self.state);
         let served = Server::new_with_acceptor(ProblemAcceptor::new(self.acceptor))
