@@ -12,7 +12,7 @@ use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
-use api::http::{BrowserOrigins, RateLimits};
+use api::http::{BrowserOrigins, ProblemAcceptor, RateLimits};
 use api::{AppState, HttpConfig, build_app, metrics_app};
 
 /// A built `agentry serve`: the platform connected, its background loops running, the port bound.
@@ -116,6 +116,7 @@ impl Application {
         let metrics_server = self.metrics.map(|(acceptor, port)| {
             tracing::info!(port, "metrics serving");
             let app = metrics_app(self.state.clone());
+            let acceptor = ProblemAcceptor::new(acceptor);
             tokio::spawn(Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
                 app,
                 until_stopped(),
@@ -123,7 +124,7 @@ impl Application {
             ))
         });
         let app = build_app(self.state);
-        let served = Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(ProblemAcceptor::new(self.acceptor))
             .run_with_graceful_shutdown(app, until_stopped(), Some(Duration::from_secs(10)))
             .await;
         if let Some(metrics_server) = metrics_server {

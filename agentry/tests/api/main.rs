@@ -18,6 +18,7 @@ mod key_first_use;
 mod key_prefix_collision;
 mod lookalike_emails;
 mod not_yet_effective;
+mod parser_refusals;
 mod password_reset;
 mod races;
 mod rate_limit;

@@ -59,20 +59,24 @@ fn problem_for(error: poem::Error) -> Response {
 /// A problem as a complete response with the problem+json content type.
 pub fn problem_response(problem: Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = Json(serde_json::json!({
-        "type": problem.problem_type,
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-        "code": problem.code.as_str(),
-    }))
-    .with_status(status)
-    .into_response();
+    let mut response = Json(problem_json(&problem)).with_status(status).into_response();
     response.headers_mut().insert(
         poem::http::header::CONTENT_TYPE,
         poem::http::HeaderValue::from_static("application/problem+json"),
     );
     response
+}
+
+/// The problem+json body of `problem`: every problem written outside a typed operation
+/// response (here and in [`super::ProblemAcceptor`]) has this one shape.
+pub fn problem_json(problem: &Problem) -> serde_json::Value {
+    serde_json::json!({
+        "type": problem.problem_type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code.as_str(),
+    })
 }
 
 fn code_for(status: StatusCode) -> ErrorCode {

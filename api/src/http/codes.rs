@@ -42,7 +42,6 @@ error_codes! {
     // Requests the HTTP layer refuses before any operation.
     BadRequest = "bad_request": "The request is malformed (a parameter, a header or the JSON body cannot be read).",
     ControlCharacters = "control_characters": "A text field holds a control character (U+0000–U+001F, U+007F–U+009F); none is accepted anywhere.",
-    InvalidPath = "invalid_path": "The request path is not valid UTF-8 or not a valid URI.",
     Unauthorized = "unauthorized": "No bearer credential was sent.",
     Forbidden = "forbidden": "The credentials may not use this route.",
     NotFound = "not_found": "No such route, or no such resource in the caller's organization.",
