@@ -1,22 +1,25 @@
 """Seeds a fresh `agentry serve` so checks see real items, not empty lists.
 
 Creates an organization whose owner has verified the address (the link comes from the mail
-catcher's Maildir), an API key, and a second user who accepted an invitation as `member`.
-Prints shell assignments (`export NAME='value'`) for the caller to `eval`.
+catcher's Maildir), an API key, a second user who accepted an invitation as `member`, and a
+platform administrator (`agentry admin create`, the only way to make one). Prints shell
+assignments (`export NAME='value'`) for the caller to `source`.
 
-Usage: seed.py BASE_URL MAILDIR. Standard library only: it runs before any tool is installed.
+Usage: seed.py BASE_URL MAILDIR AGENTRY_BINARY DATABASE_URL. Standard library only: it runs
+before any tool is installed.
 """
 
 import json
 import mailbox
 import shlex
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
-BASE, MAILDIR = sys.argv[1], sys.argv[2]
+BASE, MAILDIR, BINARY, DATABASE_URL = sys.argv[1:5]
 PASSWORD = "correct horse battery staple"
 
 
@@ -66,6 +69,22 @@ def mailed_token(recipient, link_path):
     sys.exit(f"seed: no mail to {recipient} with a {link_path} link after 30 s")
 
 
+def platform_admin(email):
+    """Creates the administrator in the store and logs in once the service's read model has it."""
+    subprocess.run(
+        [BINARY, "admin", "create", "--email", email, "--password", PASSWORD],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": DATABASE_URL, "RUST_LOG": "warn"},
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    for _ in range(150):
+        login = call("POST", "/v1/auth/login", {"email": email, "password": PASSWORD},
+                     expect=(200, 401))
+        if login:
+            return login
+        time.sleep(0.1)
+    sys.exit(f"seed: the administrator {email} could not log in after 15 s")
+
+
 def main():
     wait_ready()
     owner_email, member_email = "owner@example.com", "member@example.com"
@@ -78,7 +97,9 @@ def main():
                   {"email": member_email, "password": PASSWORD, "org_name": "Member's own"})
     invitation = mailed_token(member_email, "/accept-invitation")
     call("POST", "/v1/invitations/accept", {"token": invitation}, member["access_token"])
+    admin = platform_admin("admin@example.com")
     values = {
+        "CHECKS_ADMIN_TOKEN": admin["access_token"],
         "CHECKS_ORG_ID": owner["org_id"],
         "CHECKS_OWNER_EMAIL": owner_email,
         "CHECKS_PASSWORD": PASSWORD,
