@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Cached installs of the third-party tools the API checks run (sourced by scripts/*).
 #
 # CI clones the repository afresh for every run while ~/.cache/agentry/ survives, so every
