@@ -21,9 +21,9 @@ from http import HTTPStatus
 from agentry_client import AuthenticatedClient, Client
 from agentry_client.api.api_keys import create_api_key, list_api_keys, revoke_api_key
 from agentry_client.api.auth import (
-    log_in,
+    login,
     refresh_tokens,
-    register_organization,
+    register_user,
     request_password_reset,
 )
 from agentry_client.api.me import get_me
@@ -73,7 +73,7 @@ def main():
 
     registration = expect(
         "register",
-        register_organization.sync_detailed(
+        register_user.sync_detailed(
             client=public,
             body=RegisterRequest(email=email, password=PASSWORD, org_name="Python example"),
         ),
@@ -84,7 +84,7 @@ def main():
 
     tokens = expect(
         "login",
-        log_in.sync_detailed(client=public, body=LoginRequest(email=email, password=PASSWORD)),
+        login.sync_detailed(client=public, body=LoginRequest(email=email, password=PASSWORD)),
         HTTPStatus.OK,
         TokenResponse,
     )
@@ -139,7 +139,7 @@ def main():
 
     refused(
         "register the same address again",
-        register_organization.sync_detailed(
+        register_user.sync_detailed(
             client=public,
             body=RegisterRequest(email=email, password=PASSWORD, org_name="Python example, again"),
         ),
