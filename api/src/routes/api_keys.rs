@@ -70,8 +70,11 @@ enum KeyRevoked {
 
 #[OpenApi(tag = "ApiTags::ApiKeys")]
 impl ApiKeysApi {
-    /// Create an API key for the caller's organization.
-    #[oai(path = "/api-keys", method = "post")]
+    /// Create an API key
+    ///
+    /// For the caller's organization (owners and admins). The answer shows the key this once;
+    /// only its hash is kept.
+    #[oai(path = "/api-keys", method = "post", operation_id = "createApiKey")]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -90,8 +93,10 @@ impl ApiKeysApi {
         })))
     }
 
-    /// List the organization's API keys.
-    #[oai(path = "/api-keys", method = "get")]
+    /// List the organization's API keys
+    ///
+    /// Every key, revoked ones included, newest first, never their secrets (owners and admins).
+    #[oai(path = "/api-keys", method = "get", operation_id = "listApiKeys")]
     async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<KeyList>, ApiError> {
         let keys = state.identity.list_api_keys(&auth.0).await?;
         let keys = keys
@@ -108,8 +113,11 @@ impl ApiKeysApi {
         Ok(Json(KeyList { keys }))
     }
 
-    /// Revoke an API key of the caller's organization.
-    #[oai(path = "/api-keys/:id", method = "delete")]
+    /// Revoke an API key
+    ///
+    /// A key of the caller's organization (owners and admins); from the answer on, it fails on
+    /// every node. Revoking it again answers 409 `api_key_already_revoked`.
+    #[oai(path = "/api-keys/:id", method = "delete", operation_id = "revokeApiKey")]
     async fn revoke(
         &self,
         state: Data<&AppState>,

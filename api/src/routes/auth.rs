@@ -133,9 +133,16 @@ enum ResetDone {
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Register a user and their first organization, which they own. A link to verify the
+    /// Register a user and their first organization
+    ///
+    /// Creates the user, an organization they own and a session for it. A link to verify the
     /// email is mailed; until it is used the account works, but cannot invite members.
-    #[oai(path = "/auth/register", method = "post", transform = "limit_by_address")]
+    #[oai(
+        path = "/auth/register",
+        method = "post",
+        operation_id = "registerUser",
+        transform = "limit_by_address"
+    )]
     async fn register(
         &self,
         state: Data<&AppState>,
@@ -156,10 +163,16 @@ impl AuthApi {
         })))
     }
 
-    /// Verify the email address with the token of the link mailed at registration (or
-    /// re-sent). Wrong or used tokens: 401 `invalid_verification_token`; expired: 401
-    /// `verification_token_expired`.
-    #[oai(path = "/auth/verify-email", method = "post", transform = "limit_by_address")]
+    /// Verify the email address
+    ///
+    /// Takes the token of the link mailed at registration (or re-sent). Wrong or used tokens:
+    /// 401 `invalid_verification_token`; expired: 401 `verification_token_expired`.
+    #[oai(
+        path = "/auth/verify-email",
+        method = "post",
+        operation_id = "verifyEmail",
+        transform = "limit_by_address"
+    )]
     async fn verify_email(
         &self,
         state: Data<&AppState>,
@@ -173,12 +186,15 @@ impl AuthApi {
         Ok(Verified::Done)
     }
 
-    /// Mail a new verification link to the logged-in user (earlier links keep working). At
-    /// most 3 verification mails per account per hour (429 `verification_mail_limit` with
+    /// Mail a new email verification link
+    ///
+    /// Mails a new link to the logged-in user (earlier links keep working). At most 3
+    /// verification mails per account per hour (429 `verification_mail_limit` with
     /// `Retry-After`); a verified address answers 409 `email_already_verified`.
     #[oai(
         path = "/auth/verify-email/resend",
         method = "post",
+        operation_id = "resendEmailVerification",
         transform = "limit_by_address"
     )]
     async fn resend_verification(
@@ -194,8 +210,17 @@ impl AuthApi {
         Ok(VerificationResent::Accepted)
     }
 
-    /// Log in to one organization. A wrong email and a wrong password get the same answer.
-    #[oai(path = "/auth/login", method = "post", transform = "limit_by_address")]
+    /// Log in to one organization
+    ///
+    /// Answers a token pair for the organization given, or the first one the user joined. A
+    /// wrong email and a wrong password get the same answer (401 `invalid_credentials`); five
+    /// failures lock the account for the client's address (429 `too_many_attempts`).
+    #[oai(
+        path = "/auth/login",
+        method = "post",
+        operation_id = "login",
+        transform = "limit_by_address"
+    )]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -211,8 +236,16 @@ impl AuthApi {
         Ok(Json(token_response(tokens)))
     }
 
-    /// Exchange a refresh token for a new pair; the old refresh token stops working.
-    #[oai(path = "/auth/refresh", method = "post", transform = "limit_by_address")]
+    /// Exchange a refresh token for a new token pair
+    ///
+    /// The refresh token presented is spent: presenting it again later revokes every token of
+    /// its session (401 `refresh_token_reused`).
+    #[oai(
+        path = "/auth/refresh",
+        method = "post",
+        operation_id = "refreshTokens",
+        transform = "limit_by_address"
+    )]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -226,10 +259,14 @@ impl AuthApi {
         Ok(Json(token_response(tokens)))
     }
 
-    /// Ask for a password reset link by email. Always 202.
+    /// Ask for a password reset link by email
+    ///
+    /// Any well-formed address answers 202, whether or not an account has it, and in the same
+    /// time: the link is looked up and mailed after the answer.
     #[oai(
         path = "/auth/password-reset",
         method = "post",
+        operation_id = "requestPasswordReset",
         transform = "limit_by_address"
     )]
     async fn password_reset(
@@ -251,11 +288,14 @@ impl AuthApi {
         ResetAccepted::Accepted
     }
 
-    /// Set a new password with the token from a reset link. The link came by mail, so this
-    /// also marks the email verified.
+    /// Set a new password with a reset link's token
+    ///
+    /// The link came by mail, so this also marks the email verified. Every session of the
+    /// account ends, and so does any impersonation of it.
     #[oai(
         path = "/auth/password-reset/confirm",
         method = "post",
+        operation_id = "confirmPasswordReset",
         transform = "limit_by_address"
     )]
     async fn password_reset_confirm(

@@ -36,9 +36,11 @@ struct MeResponse {
 
 #[OpenApi(tag = "ApiTags::Me")]
 impl MeApi {
-    /// Who am I: user (with whether their email is verified), organization, role, and the
-    /// impersonator if any.
-    #[oai(path = "/me", method = "get")]
+    /// Who am I
+    ///
+    /// The user (with whether their email is verified) or API key the credentials act as, the
+    /// organization and role, and the impersonator if any.
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MeResponse>, ApiError> {
         let caller = auth.0;
         let profile = match caller.user_id {

@@ -21,6 +21,9 @@ pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.
-pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi) {
+pub type V1Apis = (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi);
+
+/// Every `/v1` API, in the order the docs list them.
+pub fn v1_apis() -> V1Apis {
     (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi)
 }
