@@ -87,4 +87,4 @@ fn operations_mut(document: &mut Value) -> impl Iterator<Item = &mut Value> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,7 +8,7 @@ use super::METHODS;
 use crate::openapi_document;
 
 /// Every operation object of `document`.
-pub(super) fn operations(document: &Value) -> Vec<&Value> {
+pub(crate) fn operations(document: &Value) -> Vec<&Value> {
     document["paths"]
         .as_object()
         .into_iter()
@@ -185,4 +185,113 @@ fn print_document() {
         "{}",
         serde_json::to_string_pretty(&openapi_document()).unwrap_or_default()
     );
+}
+
+/// The schema's limits are the domain's, so a client checking the document before sending and
+/// the service checking the request agree.
+#[test]
+fn schema_limits_are_the_domains() {
+    use domain::{api_key, email, impersonation, organization, password_policy};
+
+    let document = openapi_document();
+    let property =
+        |schema: &str, name: &str| document["components"]["schemas"][schema]["properties"][name].clone();
+    let limits = |schema: &str, name: &str| {
+        let found = property(schema, name);
+        (found["minLength"].as_u64(), found["maxLength"].as_u64())
+    };
+    let count = |n: usize| Some(n as u64);
+
+    let password = (
+        count(password_policy::MIN_PASSWORD_CHARS),
+        count(password_policy::MAX_PASSWORD_CHARS),
+    );
+    assert_eq!(limits("RegisterRequest", "password"), password);
+    assert_eq!(limits("PasswordResetConfirm", "new_password"), password);
+    let org_name = (Some(1), count(organization::MAX_NAME_CHARS));
+    assert_eq!(limits("RegisterRequest", "org_name"), org_name);
+    assert_eq!(
+        limits("CreateKeyRequest", "name"),
+        (Some(1), count(api_key::MAX_NAME_CHARS))
+    );
+    let reason = (Some(1), count(impersonation::MAX_REASON_CHARS));
+    assert_eq!(limits("ImpersonationRequest", "reason"), reason);
+    let ttl = property("ImpersonationRequest", "ttl_seconds");
+    let max_ttl = impersonation::MAX_DURATION.num_seconds() as f64;
+    assert_eq!(
+        (ttl["minimum"].as_f64(), ttl["maximum"].as_f64()),
+        (Some(1.0), Some(max_ttl))
+    );
+    for (schema, name) in [
+        ("RegisterRequest", "email"),
+        ("LoginRequest", "email"),
+        ("InviteRequest", "email"),
+    ] {
+        let found = property(schema, name);
+        assert_eq!(found["format"], "email", "{schema}.{name}");
+        assert_eq!(
+            found["maxLength"].as_u64(),
+            count(email::MAX_EMAIL_CHARS),
+            "{schema}.{name}"
+        );
+    }
+    let suspend = &operation(&document, "post", "/admin/orgs/{id}/suspend")["parameters"][1];
+    assert_eq!(
+        suspend["schema"]["maxLength"].as_u64(),
+        count(organization::MAX_REASON_CHARS)
+    );
+}
+
+/// Every string a request sends says it refuses control characters, as `Text` does.
+#[test]
+fn request_strings_document_that_control_characters_are_refused() {
+    let document = openapi_document();
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    for name in [
+        "RegisterRequest",
+        "LoginRequest",
+        "CreateKeyRequest",
+        "InviteRequest",
+        "AcceptRequest",
+    ] {
+        for (property, definition) in schemas[name]["properties"].as_object().into_iter().flatten() {
+            if definition["type"] == "string" && definition.get("format").is_none_or(|f| f == "email") {
+                if definition["pattern"] != crate::http::NO_CONTROL_CHARACTERS {
+                    missing.push(format!("{name}.{property}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+}
+
+/// One enum for roles in requests and answers.
+#[test]
+fn roles_are_the_role_name_enum_everywhere() {
+    let document = openapi_document();
+    let schemas = &document["components"]["schemas"];
+    let role = "#/components/schemas/RoleName";
+    for schema in [
+        "MeResponse",
+        "MemberView",
+        "JoinedView",
+        "InviteRequest",
+        "ChangeRoleRequest",
+    ] {
+        let property = &schemas[schema]["properties"]["role"];
+        let refers = property["$ref"] == role || property["allOf"][0]["$ref"] == role;
+        assert!(refers, "{schema}.role: {property}");
+    }
+}
+
+/// The API's one rule for optional fields: left out when empty, never `null`; so nothing in
+/// the document is `nullable`.
+#[test]
+fn no_field_is_nullable() {
+    let document = openapi_document().to_string();
+    assert!(!document.contains(r#""nullable":true"#), "a nullable field");
 }

@@ -19,7 +19,8 @@ struct ImpersonationRequest {
     user_id: Uuid,
     /// The organization to act in; the user must be a member.
     org_id: Uuid,
-    /// Required; recorded with every event written under the token.
+    /// Why (1–500 characters, trimmed); recorded with every event written under the token.
+    #[oai(validator(min_length = 1, max_length = 500))]
     reason: Text,
     /// 1 to 3600 seconds.
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
@@ -122,7 +123,8 @@ impl AdminApi {
         auth: BearerAuth,
         /// The organization's id.
         id: Path<Uuid>,
-        /// Why (optional, recorded on the event).
+        /// Why (optional, at most 500 characters, recorded on the event).
+        #[oai(validator(max_length = 500))]
         reason: Query<Option<Text>>,
     ) -> Result<Done, ApiError> {
         let reason = reason.0.unwrap_or_default().0;

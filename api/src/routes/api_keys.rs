@@ -15,7 +15,8 @@ pub struct ApiKeysApi;
 /// A key to create.
 #[derive(Object)]
 struct CreateKeyRequest {
-    /// What the key is for (1–100 characters).
+    /// What the key is for (1–100 characters, trimmed).
+    #[oai(validator(min_length = 1, max_length = 100))]
     name: Text,
 }
 
@@ -30,8 +31,9 @@ struct CreatedKeyResponse {
     prefix: String,
 }
 
-/// A key as listed (never its secret).
+/// A key as listed (never its secret). Fields without a value are left out, never `null`.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct KeyView {
     /// The key's id.
     id: Uuid,
@@ -41,9 +43,9 @@ struct KeyView {
     prefix: String,
     /// When the key was created.
     created_at: DateTime<Utc>,
-    /// At most a minute stale.
+    /// When the key was last used, at most a minute stale; absent until its first use.
     last_used_at: Option<DateTime<Utc>>,
-    /// When the key was revoked; it fails from then on.
+    /// When the key was revoked, after which it fails; absent while it works.
     revoked_at: Option<DateTime<Utc>>,
 }
 

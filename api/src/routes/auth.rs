@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use commands::identity::ClientAddress;
+use commands::identity::{ClientAddress, IdentityError};
+use domain::EmailAddress;
 
-use crate::http::{ApiError, BearerAuth, RequestId, Text, limit_by_address};
+use crate::http::{ApiError, BearerAuth, EmailText, RequestId, Text, limit_by_address};
 
 /// Registration, email verification, login, refresh and password reset: the routes that need
 /// no credentials (and re-sending the verification mail, which does).
@@ -20,11 +21,13 @@ pub struct AuthApi;
 #[derive(Object)]
 struct RegisterRequest {
     /// Login email; also where password reset links go.
-    email: Text,
+    email: EmailText,
     /// At least 12 characters, at most 128, not one repeated character, not containing the
-    /// email's local part.
+    /// email's local part (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 128))]
     password: Text,
-    /// Name of the user's first organization (1–100 characters).
+    /// Name of the user's first organization (1–100 characters, trimmed).
+    #[oai(validator(min_length = 1, max_length = 100))]
     org_name: Text,
 }
 
@@ -47,7 +50,7 @@ struct RegisterResponse {
 #[derive(Object)]
 struct LoginRequest {
     /// The email the account was registered with.
-    email: Text,
+    email: EmailText,
     /// The account's password.
     password: Text,
     /// Defaults to the first organization the user joined.
@@ -76,7 +79,7 @@ struct RefreshRequest {
 #[derive(Object)]
 struct PasswordResetRequest {
     /// The account's email; the answer is the same whether or not an account has it.
-    email: Text,
+    email: EmailText,
 }
 
 /// The token from the reset link and the new password.
@@ -84,7 +87,8 @@ struct PasswordResetRequest {
 struct PasswordResetConfirm {
     /// The `token` parameter of the emailed reset link.
     token: Text,
-    /// The new password, under the same rule as at registration.
+    /// The new password, under the same rule as at registration (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 128))]
     new_password: Text,
 }
 
@@ -274,18 +278,21 @@ impl AuthApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         body: Json<PasswordResetRequest>,
-    ) -> ResetAccepted {
+    ) -> Result<ResetAccepted, ApiError> {
+        // What cannot be an address is refused at once (the document says `format: email`);
+        // that tells nothing about accounts.
+        EmailAddress::parse(&body.email).map_err(IdentityError::from)?;
         // The work (look-up, event, SMTP) happens after the answer, so neither the answer nor
         // its timing tells whether the account exists.
         let identity = Arc::clone(&state.identity);
-        let (email, request_id) = (body.0.email.0, request_id.for_events());
+        let (email, request_id) = (body.0.email.0.0, request_id.for_events());
         let work = async move {
             if let Err(error) = identity.request_password_reset(&email, request_id).await {
                 tracing::error!(%error, "password reset request failed");
             }
         };
         tokio::spawn(work.instrument(tracing::Span::current()));
-        ResetAccepted::Accepted
+        Ok(ResetAccepted::Accepted)
     }
 
     /// Set a new password with a reset link's token

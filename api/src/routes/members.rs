@@ -1,59 +1,23 @@
 use chrono::{DateTime, Utc};
-use domain::Role;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::AppState;
+use super::roles::RoleName;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, Text};
+use crate::http::{ApiError, BearerAuth, EmailText, RequestId, Text};
 
 /// Organization members and roles, and joining by invitation.
 pub struct MembersApi;
-
-/// A role in an organization.
-#[derive(Clone, Copy, Enum)]
-#[oai(rename_all = "lowercase")]
-enum RoleName {
-    /// Everything, including the owner role; at least one per organization.
-    Owner,
-    /// Manages members (except owners) and API keys.
-    Admin,
-    /// Uses the product.
-    Member,
-    /// Reads audit and history; writes nothing.
-    Auditor,
-}
-
-impl From<RoleName> for Role {
-    fn from(role: RoleName) -> Self {
-        match role {
-            RoleName::Owner => Self::Owner,
-            RoleName::Admin => Self::Admin,
-            RoleName::Member => Self::Member,
-            RoleName::Auditor => Self::Auditor,
-        }
-    }
-}
-
-impl From<Role> for RoleName {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Owner => Self::Owner,
-            Role::Admin => Self::Admin,
-            Role::Member => Self::Member,
-            Role::Auditor => Self::Auditor,
-        }
-    }
-}
 
 /// Whom to invite, with which role. The address need not have an account yet.
 #[derive(Object)]
 struct InviteRequest {
     /// The invitee's email address; the invitation is mailed there.
-    email: Text,
+    email: EmailText,
     /// The role the invitee gets on accepting (only owners may invite owners).
     role: RoleName,
 }

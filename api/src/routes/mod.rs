@@ -7,6 +7,7 @@ mod auth;
 mod events;
 mod me;
 mod members;
+mod roles;
 mod service;
 mod state;
 mod tags;
