@@ -50,7 +50,29 @@ fn finish(mut document: Value) -> Value {
     media_types::plain_json_keys(&mut document);
     security::declare_public_operations(&mut document);
     errors::document_errors(&mut document);
+    describe_bare_responses(&mut document);
     document
+}
+
+/// A `Json<T>` answer has no doc comment of its own, so poem-openapi describes it with an empty
+/// string; generators turn descriptions into doc comments, so say at least what the status says.
+fn describe_bare_responses(document: &mut Value) {
+    for operation in operations_mut(document) {
+        let responses = operation.get_mut("responses").and_then(Value::as_object_mut);
+        for (status, response) in responses.into_iter().flatten() {
+            let bare = response["description"]
+                .as_str()
+                .is_none_or(|text| text.trim().is_empty());
+            let reason = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| poem::http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason());
+            if let (true, Some(reason)) = (bare, reason) {
+                response["description"] = Value::String(reason.to_owned());
+            }
+        }
+    }
 }
 
 /// `/openapi.json` (the finished document) and `/docs` (Swagger UI showing it).

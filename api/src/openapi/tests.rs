@@ -58,6 +58,11 @@ fn every_operation_has_a_unique_camel_case_id_a_tag_a_summary_and_a_description(
         if !text(&operation["description"]) {
             problems.push(format!("{label}: no description"));
         }
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            if !text(&response["description"]) {
+                problems.push(format!("{label}: answer {status} undescribed"));
+            }
+        }
     }
     assert!(seen.len() >= 21, "{seen:?}");
     assert!(problems.is_empty(), "{problems:#?}");
@@ -259,10 +264,10 @@ fn request_strings_document_that_control_characters_are_refused() {
         "AcceptRequest",
     ] {
         for (property, definition) in schemas[name]["properties"].as_object().into_iter().flatten() {
-            if definition["type"] == "string" && definition.get("format").is_none_or(|f| f == "email") {
-                if definition["pattern"] != crate::http::NO_CONTROL_CHARACTERS {
-                    missing.push(format!("{name}.{property}"));
-                }
+            let text =
+                definition["type"] == "string" && definition.get("format").is_none_or(|f| f == "email");
+            if text && definition["pattern"] != crate::http::NO_CONTROL_CHARACTERS {
+                missing.push(format!("{name}.{property}"));
             }
         }
     }
