@@ -2,26 +2,18 @@
 //! routes, and the layers every request passes.
 
 use poem::{Endpoint, EndpointExt, Route};
-use poem_openapi::OpenApiService;
 
 use crate::http::{BodyLimit, BrowserCors, CheckUpgradeOrigin, Observe, ResolveClient, into_problem};
-use crate::routes::{AppState, metrics_routes, service_routes, v1_apis};
-
-/// The service's version, shown in the OpenAPI document.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::openapi;
+use crate::routes::{AppState, metrics_routes, service_routes};
 
 /// The whole HTTP surface: `/v1` (documented in `/openapi.json`, browsable at `/docs`) and
 /// the service routes, behind the body limit, problem+json for every error, CORS for the
 /// allowed browser origins (and WebSocket upgrades refused to the others), request ids, access
 /// logs and metrics.
 pub fn build_app(state: AppState) -> impl Endpoint {
-    let api = OpenApiService::new(v1_apis(), "Agentry", VERSION)
-        .description(
-            "Event-sourced backend for AI-agent SaaS. Every error is application/problem+json (RFC 9457).",
-        )
-        .server("/v1");
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let api = openapi::service();
+    let (spec, docs) = openapi::endpoints(&api);
     let max_body_bytes = state.config.max_body_bytes;
     let resolve_client = ResolveClient::new(state.config.trusted_proxy_header.clone());
     let origins = state.config.browser_origins.clone();
@@ -50,8 +42,7 @@ pub fn metrics_app(state: AppState) -> impl Endpoint {
 
 /// The OpenAPI document of `/v1`, as `/openapi.json` serves it.
 pub fn openapi_document() -> serde_json::Value {
-    let api = OpenApiService::new(v1_apis(), "Agentry", VERSION).server("/v1");
-    serde_json::from_str(&api.spec()).unwrap_or_default()
+    openapi::document(&openapi::service())
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! - [`app`]: the whole surface assembled, [`build_app`].
 //! - [`http`]: what every route shares: problem+json errors, the auth guard, the body limit,
 //!   request ids, access logs, metrics and rate limits.
+//! - [`openapi`]: the OpenAPI document, finished for code generators.
 //! - [`routes`]: one file per resource, each an `#[OpenApi]` struct with its DTOs.
 
 pub mod app;
 pub mod http;
+pub mod openapi;
 pub mod routes;
 
 pub use app::{build_app, metrics_app, openapi_document};

@@ -285,12 +285,12 @@ async fn impersonation_needs_a_reason_a_time_limit_of_at_most_an_hour_and_a_memb
         (
             "a ttl of 0 s",
             with("ttl_seconds", json!(0)),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "a ttl of 2 hours",
             with("ttl_seconds", json!(7200)),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         ("no ttl", without("ttl_seconds"), StatusCode::BAD_REQUEST),
         (
@@ -317,8 +317,13 @@ async fn impersonation_needs_a_reason_a_time_limit_of_at_most_an_hour_and_a_memb
         match check_problem(response, status).await {
             Ok(problem) if status == StatusCode::UNPROCESSABLE_ENTITY => {
                 let detail = problem["detail"].as_str().unwrap();
-                if !detail.contains("reason") {
-                    mismatches.push(format!("{what}: the detail should name the reason: {problem}"));
+                let field = if what.contains("ttl") {
+                    "ttl_seconds"
+                } else {
+                    "reason"
+                };
+                if !detail.contains(field) {
+                    mismatches.push(format!("{what}: the detail should name {field}: {problem}"));
                 }
             }
             Ok(_) => {}

@@ -153,6 +153,27 @@ async fn openapi_json_is_an_openapi_3_document_served_under_v1() {
     app.cleanup().await;
 }
 
+/// `/openapi.json` and `/docs` serve the finished document (operation ids, plain
+/// `application/json` keys), the one the API crate's own tests check, not poem-openapi's draft.
+#[tokio::test]
+async fn openapi_json_and_docs_serve_the_finished_document() {
+    let app = TestApp::spawn().await;
+
+    let served: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let page = app.get("/docs").await.text().await.unwrap();
+
+    assert_eq!(served, api::openapi_document());
+    let register = &served["paths"]["/auth/register"]["post"];
+    assert_eq!(register["operationId"], "registerUser");
+    assert!(
+        register["requestBody"]["content"]["application/json"].is_object(),
+        "{register}"
+    );
+    let finished = serde_json::to_string_pretty(&served).unwrap();
+    assert!(page.contains(&finished), "/docs embeds the finished document");
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn docs_answer_an_html_page() {
     let app = TestApp::spawn().await;

@@ -7,6 +7,7 @@ use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
 
 use super::ErrorCode;
 use super::Problem;
+use super::schema_refusals::{body_refusal, parameter_refusal};
 use super::text::CONTROL_REFUSED;
 
 /// Turns every error that did not come from a typed operation response into problem+json:
@@ -31,17 +32,20 @@ fn problem_for(error: poem::Error) -> Response {
     if error.is_from_response() {
         return error.into_response();
     }
-    let refused_text = match (
-        error.downcast_ref::<ParseRequestPayloadError>(),
-        error.downcast_ref::<ParseParamError>(),
-    ) {
-        (Some(payload), _) => Some(&payload.reason),
-        (None, Some(parameter)) => Some(&parameter.reason),
-        (None, None) => None,
-    };
+    let payload = error.downcast_ref::<ParseRequestPayloadError>();
+    let parameter = error.downcast_ref::<ParseParamError>();
+    let refused_text = payload
+        .map(|payload| &payload.reason)
+        .or(parameter.map(|parameter| &parameter.reason));
     if let Some(reason) = refused_text.filter(|reason| reason.contains(CONTROL_REFUSED)) {
         let status = StatusCode::BAD_REQUEST;
         return problem_response(Problem::new(status, ErrorCode::ControlCharacters, reason.clone()));
+    }
+    let rule_broken = payload
+        .and_then(|payload| body_refusal(&payload.reason))
+        .or_else(|| parameter.and_then(|parameter| parameter_refusal(parameter.name, &parameter.reason)));
+    if let Some((code, detail)) = rule_broken {
+        return problem_response(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail));
     }
     let status = error.status();
     let (code, detail) = if status.is_server_error() {

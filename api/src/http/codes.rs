@@ -52,7 +52,7 @@ error_codes! {
     UriTooLong = "uri_too_long": "The request URI is over the limit.",
     UnsupportedMediaType = "unsupported_media_type": "The body is not `application/json`.",
     HeadersTooLarge = "headers_too_large": "Too many request headers, or too large.",
-    Unprocessable = "unprocessable": "The body is JSON but breaks the operation's schema.",
+    Unprocessable = "unprocessable": "A value breaks a rule of the operation's schema (a length, a range, a pattern) that has no code of its own.",
     RateLimited = "rate_limited": "Too many requests from this caller; retry after `Retry-After` seconds.",
     AuthRateLimited = "auth_rate_limited": "Too many `/v1/auth/*` requests from this client address; retry after `Retry-After` seconds.",
     AuthBusy = "auth_busy": "The service is busy checking passwords; retry after `Retry-After` seconds.",
@@ -98,6 +98,7 @@ error_codes! {
     NotWhileImpersonating = "not_while_impersonating": "An impersonation token may not do this; only the user themself.",
     EmailNotVerified = "email_not_verified": "The caller's email address is not verified yet, which this requires (see the link mailed at registration).",
     // Organizations and members.
+    InvalidRole = "invalid_role": "The role is none of `owner`, `admin`, `member` and `auditor`.",
     OrganizationExists = "organization_exists": "The organization already exists.",
     OrganizationNotFound = "organization_not_found": "No such organization.",
     OrganizationNameRequired = "organization_name_required": "The organization name is empty.",

@@ -10,6 +10,10 @@ use serde_json::Value;
 pub(super) const CONTROL_REFUSED: &str =
     "text must not contain control characters (U+0000–U+001F, U+007F–U+009F)";
 
+/// The rule [`Text`] enforces, as the schema's `pattern` (ECMA-262, as OpenAPI reads it): no
+/// character of Unicode's control category, `char::is_control`.
+pub const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
 /// A JSON string field that accepts only JSON strings, and none holding a control character.
 ///
 /// poem-openapi's `String` quietly turns `5` or `true` into `"5"` and `"true"`, so a client
@@ -30,6 +34,13 @@ impl Deref for Text {
     }
 }
 
+/// For poem-openapi's length and pattern validators (`#[oai(validator(max_length = 100))]`).
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Type for Text {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
@@ -40,7 +51,10 @@ impl Type for Text {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(NO_CONTROL_CHARACTERS.to_owned()),
+            ..MetaSchema::new("string")
+        }))
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
@@ -80,5 +94,22 @@ impl ParseFromParameter for Text {
 impl ToJSON for Text {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+
+    use super::NO_CONTROL_CHARACTERS;
+
+    /// The documented pattern and the check refuse exactly the same characters.
+    #[test]
+    fn the_schema_pattern_refuses_what_the_check_refuses() {
+        let pattern = Regex::new(NO_CONTROL_CHARACTERS).unwrap_or_else(|error| panic!("{error}"));
+        for c in (0..0x3000).filter_map(char::from_u32) {
+            let accepted = pattern.is_match(&format!("a{c}b"));
+            assert_eq!(accepted, !c.is_control(), "U+{:04X}", c as u32);
+        }
     }
 }

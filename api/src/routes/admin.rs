@@ -19,7 +19,8 @@ struct ImpersonationRequest {
     user_id: Uuid,
     /// The organization to act in; the user must be a member.
     org_id: Uuid,
-    /// Required; recorded with every event written under the token.
+    /// Why (1–500 characters, trimmed); recorded with every event written under the token.
+    #[oai(validator(min_length = 1, max_length = 500))]
     reason: Text,
     /// 1 to 3600 seconds.
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
@@ -53,8 +54,16 @@ enum Done {
 
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
-    /// Impersonate a user in one of their organizations.
-    #[oai(path = "/admin/impersonations", method = "post")]
+    /// Impersonate a user in one of their organizations
+    ///
+    /// Platform administrators only. Answers an access token acting as the user, marked as an
+    /// impersonation, for at most an hour; the reason is recorded with every event written
+    /// under it.
+    #[oai(
+        path = "/admin/impersonations",
+        method = "post",
+        operation_id = "startImpersonation"
+    )]
     async fn impersonate(
         &self,
         state: Data<&AppState>,
@@ -75,9 +84,14 @@ impl AdminApi {
         })))
     }
 
-    /// End an impersonation before its time limit: its token is refused from the answer on.
-    /// Any platform administrator may end any impersonation; ending an ended one is a no-op.
-    #[oai(path = "/admin/impersonations/:id/end", method = "post")]
+    /// End an impersonation early
+    ///
+    /// Its token is refused from the answer on. Any platform administrator may end any impersonation; ending an ended one is a no-op.
+    #[oai(
+        path = "/admin/impersonations/:id/end",
+        method = "post",
+        operation_id = "endImpersonation"
+    )]
     async fn end_impersonation(
         &self,
         state: Data<&AppState>,
@@ -93,8 +107,15 @@ impl AdminApi {
         Ok(Done::Done)
     }
 
-    /// Suspend an organization: its tokens and keys get 403 until it is reactivated.
-    #[oai(path = "/admin/orgs/:id/suspend", method = "post")]
+    /// Suspend an organization
+    ///
+    /// Platform administrators only. The organization's tokens and keys get 403
+    /// `organization_suspended` until it is reactivated.
+    #[oai(
+        path = "/admin/orgs/:id/suspend",
+        method = "post",
+        operation_id = "suspendOrganization"
+    )]
     async fn suspend(
         &self,
         state: Data<&AppState>,
@@ -102,7 +123,8 @@ impl AdminApi {
         auth: BearerAuth,
         /// The organization's id.
         id: Path<Uuid>,
-        /// Why (optional, recorded on the event).
+        /// Why (optional, at most 500 characters, recorded on the event).
+        #[oai(validator(max_length = 500))]
         reason: Query<Option<Text>>,
     ) -> Result<Done, ApiError> {
         let reason = reason.0.unwrap_or_default().0;
@@ -113,8 +135,14 @@ impl AdminApi {
         Ok(Done::Done)
     }
 
-    /// Reactivate a suspended organization.
-    #[oai(path = "/admin/orgs/:id/reactivate", method = "post")]
+    /// Reactivate a suspended organization
+    ///
+    /// Platform administrators only. Its tokens and keys work again from the answer on.
+    #[oai(
+        path = "/admin/orgs/:id/reactivate",
+        method = "post",
+        operation_id = "reactivateOrganization"
+    )]
     async fn reactivate(
         &self,
         state: Data<&AppState>,

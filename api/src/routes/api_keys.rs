@@ -15,7 +15,8 @@ pub struct ApiKeysApi;
 /// A key to create.
 #[derive(Object)]
 struct CreateKeyRequest {
-    /// What the key is for (1–100 characters).
+    /// What the key is for (1–100 characters, trimmed).
+    #[oai(validator(min_length = 1, max_length = 100))]
     name: Text,
 }
 
@@ -30,8 +31,9 @@ struct CreatedKeyResponse {
     prefix: String,
 }
 
-/// A key as listed (never its secret).
+/// A key as listed (never its secret). Fields without a value are left out, never `null`.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct KeyView {
     /// The key's id.
     id: Uuid,
@@ -41,9 +43,9 @@ struct KeyView {
     prefix: String,
     /// When the key was created.
     created_at: DateTime<Utc>,
-    /// At most a minute stale.
+    /// When the key was last used, at most a minute stale; absent until its first use.
     last_used_at: Option<DateTime<Utc>>,
-    /// When the key was revoked; it fails from then on.
+    /// When the key was revoked, after which it fails; absent while it works.
     revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -70,8 +72,11 @@ enum KeyRevoked {
 
 #[OpenApi(tag = "ApiTags::ApiKeys")]
 impl ApiKeysApi {
-    /// Create an API key for the caller's organization.
-    #[oai(path = "/api-keys", method = "post")]
+    /// Create an API key
+    ///
+    /// For the caller's organization (owners and admins). The answer shows the key this once;
+    /// only its hash is kept.
+    #[oai(path = "/api-keys", method = "post", operation_id = "createApiKey")]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -90,8 +95,10 @@ impl ApiKeysApi {
         })))
     }
 
-    /// List the organization's API keys.
-    #[oai(path = "/api-keys", method = "get")]
+    /// List the organization's API keys
+    ///
+    /// Every key, revoked ones included, newest first, never their secrets (owners and admins).
+    #[oai(path = "/api-keys", method = "get", operation_id = "listApiKeys")]
     async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<KeyList>, ApiError> {
         let keys = state.identity.list_api_keys(&auth.0).await?;
         let keys = keys
@@ -108,8 +115,11 @@ impl ApiKeysApi {
         Ok(Json(KeyList { keys }))
     }
 
-    /// Revoke an API key of the caller's organization.
-    #[oai(path = "/api-keys/:id", method = "delete")]
+    /// Revoke an API key
+    ///
+    /// A key of the caller's organization (owners and admins); from the answer on, it fails on
+    /// every node. Revoking it again answers 409 `api_key_already_revoked`.
+    #[oai(path = "/api-keys/:id", method = "delete", operation_id = "revokeApiKey")]
     async fn revoke(
         &self,
         state: Data<&AppState>,

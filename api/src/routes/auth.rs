@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use commands::identity::ClientAddress;
+use commands::identity::{ClientAddress, IdentityError};
+use domain::EmailAddress;
 
-use crate::http::{ApiError, BearerAuth, RequestId, Text, limit_by_address};
+use crate::http::{ApiError, BearerAuth, EmailText, RequestId, Text, limit_by_address};
 
 /// Registration, email verification, login, refresh and password reset: the routes that need
 /// no credentials (and re-sending the verification mail, which does).
@@ -20,11 +21,13 @@ pub struct AuthApi;
 #[derive(Object)]
 struct RegisterRequest {
     /// Login email; also where password reset links go.
-    email: Text,
+    email: EmailText,
     /// At least 12 characters, at most 128, not one repeated character, not containing the
-    /// email's local part.
+    /// email's local part (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 128))]
     password: Text,
-    /// Name of the user's first organization (1–100 characters).
+    /// Name of the user's first organization (1–100 characters, trimmed).
+    #[oai(validator(min_length = 1, max_length = 100))]
     org_name: Text,
 }
 
@@ -47,7 +50,7 @@ struct RegisterResponse {
 #[derive(Object)]
 struct LoginRequest {
     /// The email the account was registered with.
-    email: Text,
+    email: EmailText,
     /// The account's password.
     password: Text,
     /// Defaults to the first organization the user joined.
@@ -76,7 +79,7 @@ struct RefreshRequest {
 #[derive(Object)]
 struct PasswordResetRequest {
     /// The account's email; the answer is the same whether or not an account has it.
-    email: Text,
+    email: EmailText,
 }
 
 /// The token from the reset link and the new password.
@@ -84,7 +87,8 @@ struct PasswordResetRequest {
 struct PasswordResetConfirm {
     /// The `token` parameter of the emailed reset link.
     token: Text,
-    /// The new password, under the same rule as at registration.
+    /// The new password, under the same rule as at registration (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 128))]
     new_password: Text,
 }
 
@@ -133,9 +137,16 @@ enum ResetDone {
 
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
-    /// Register a user and their first organization, which they own. A link to verify the
+    /// Register a user and their first organization
+    ///
+    /// Creates the user, an organization they own and a session for it. A link to verify the
     /// email is mailed; until it is used the account works, but cannot invite members.
-    #[oai(path = "/auth/register", method = "post", transform = "limit_by_address")]
+    #[oai(
+        path = "/auth/register",
+        method = "post",
+        operation_id = "registerUser",
+        transform = "limit_by_address"
+    )]
     async fn register(
         &self,
         state: Data<&AppState>,
@@ -156,10 +167,16 @@ impl AuthApi {
         })))
     }
 
-    /// Verify the email address with the token of the link mailed at registration (or
-    /// re-sent). Wrong or used tokens: 401 `invalid_verification_token`; expired: 401
-    /// `verification_token_expired`.
-    #[oai(path = "/auth/verify-email", method = "post", transform = "limit_by_address")]
+    /// Verify the email address
+    ///
+    /// Takes the token of the link mailed at registration (or re-sent). Wrong or used tokens:
+    /// 401 `invalid_verification_token`; expired: 401 `verification_token_expired`.
+    #[oai(
+        path = "/auth/verify-email",
+        method = "post",
+        operation_id = "verifyEmail",
+        transform = "limit_by_address"
+    )]
     async fn verify_email(
         &self,
         state: Data<&AppState>,
@@ -173,12 +190,15 @@ impl AuthApi {
         Ok(Verified::Done)
     }
 
-    /// Mail a new verification link to the logged-in user (earlier links keep working). At
-    /// most 3 verification mails per account per hour (429 `verification_mail_limit` with
+    /// Mail a new email verification link
+    ///
+    /// Mails a new link to the logged-in user (earlier links keep working). At most 3
+    /// verification mails per account per hour (429 `verification_mail_limit` with
     /// `Retry-After`); a verified address answers 409 `email_already_verified`.
     #[oai(
         path = "/auth/verify-email/resend",
         method = "post",
+        operation_id = "resendEmailVerification",
         transform = "limit_by_address"
     )]
     async fn resend_verification(
@@ -194,8 +214,17 @@ impl AuthApi {
         Ok(VerificationResent::Accepted)
     }
 
-    /// Log in to one organization. A wrong email and a wrong password get the same answer.
-    #[oai(path = "/auth/login", method = "post", transform = "limit_by_address")]
+    /// Log in to one organization
+    ///
+    /// Answers a token pair for the organization given, or the first one the user joined. A
+    /// wrong email and a wrong password get the same answer (401 `invalid_credentials`); five
+    /// failures lock the account for the client's address (429 `too_many_attempts`).
+    #[oai(
+        path = "/auth/login",
+        method = "post",
+        operation_id = "login",
+        transform = "limit_by_address"
+    )]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -211,8 +240,16 @@ impl AuthApi {
         Ok(Json(token_response(tokens)))
     }
 
-    /// Exchange a refresh token for a new pair; the old refresh token stops working.
-    #[oai(path = "/auth/refresh", method = "post", transform = "limit_by_address")]
+    /// Exchange a refresh token for a new token pair
+    ///
+    /// The refresh token presented is spent: presenting it again later revokes every token of
+    /// its session (401 `refresh_token_reused`).
+    #[oai(
+        path = "/auth/refresh",
+        method = "post",
+        operation_id = "refreshTokens",
+        transform = "limit_by_address"
+    )]
     async fn refresh(
         &self,
         state: Data<&AppState>,
@@ -226,10 +263,14 @@ impl AuthApi {
         Ok(Json(token_response(tokens)))
     }
 
-    /// Ask for a password reset link by email. Always 202.
+    /// Ask for a password reset link by email
+    ///
+    /// Any well-formed address answers 202, whether or not an account has it, and in the same
+    /// time: the link is looked up and mailed after the answer.
     #[oai(
         path = "/auth/password-reset",
         method = "post",
+        operation_id = "requestPasswordReset",
         transform = "limit_by_address"
     )]
     async fn password_reset(
@@ -237,25 +278,31 @@ impl AuthApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         body: Json<PasswordResetRequest>,
-    ) -> ResetAccepted {
+    ) -> Result<ResetAccepted, ApiError> {
+        // What cannot be an address is refused at once (the document says `format: email`);
+        // that tells nothing about accounts.
+        EmailAddress::parse(&body.email).map_err(IdentityError::from)?;
         // The work (look-up, event, SMTP) happens after the answer, so neither the answer nor
         // its timing tells whether the account exists.
         let identity = Arc::clone(&state.identity);
-        let (email, request_id) = (body.0.email.0, request_id.for_events());
+        let (email, request_id) = (body.0.email.0.0, request_id.for_events());
         let work = async move {
             if let Err(error) = identity.request_password_reset(&email, request_id).await {
                 tracing::error!(%error, "password reset request failed");
             }
         };
         tokio::spawn(work.instrument(tracing::Span::current()));
-        ResetAccepted::Accepted
+        Ok(ResetAccepted::Accepted)
     }
 
-    /// Set a new password with the token from a reset link. The link came by mail, so this
-    /// also marks the email verified.
+    /// Set a new password with a reset link's token
+    ///
+    /// The link came by mail, so this also marks the email verified. Every session of the
+    /// account ends, and so does any impersonation of it.
     #[oai(
         path = "/auth/password-reset/confirm",
         method = "post",
+        operation_id = "confirmPasswordReset",
         transform = "limit_by_address"
     )]
     async fn password_reset_confirm(

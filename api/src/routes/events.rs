@@ -64,9 +64,9 @@ impl EventView {
 
 #[OpenApi(tag = "ApiTags::Events")]
 impl EventsApi {
-    /// Read one event of the caller's organization by its id, whole (any role).
+    /// Read one event of the organization
     ///
-    /// An event too large for NATS reaches subscribers with `truncated: true`; this answers it
+    /// By its id, whole (any role). An event too large for NATS reaches subscribers with `truncated: true`; this answers it
     /// with every field. Another organization's event, or a platform-wide one, answers 404.
     #[oai(path = "/events/:id", method = "get", operation_id = "getEvent")]
     async fn get(

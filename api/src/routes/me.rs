@@ -4,6 +4,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
 use super::AppState;
+use super::roles::RoleName;
 use super::tags::ApiTags;
 use crate::http::{ApiError, BearerAuth};
 
@@ -26,8 +27,8 @@ struct MeResponse {
     api_key_id: Option<Uuid>,
     /// The organization (absent only for a platform administrator's own token).
     org_id: Option<Uuid>,
-    /// `owner`, `admin`, `member` or `auditor`.
-    role: Option<String>,
+    /// The caller's role in the organization (absent without an organization).
+    role: Option<RoleName>,
     /// The platform administrator impersonating this user, when this is an impersonation token.
     impersonator_id: Option<Uuid>,
     /// Whether the caller is a platform administrator.
@@ -36,9 +37,11 @@ struct MeResponse {
 
 #[OpenApi(tag = "ApiTags::Me")]
 impl MeApi {
-    /// Who am I: user (with whether their email is verified), organization, role, and the
-    /// impersonator if any.
-    #[oai(path = "/me", method = "get")]
+    /// Who am I
+    ///
+    /// The user (with whether their email is verified) or API key the credentials act as, the
+    /// organization and role, and the impersonator if any.
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MeResponse>, ApiError> {
         let caller = auth.0;
         let profile = match caller.user_id {
@@ -55,7 +58,7 @@ impl MeApi {
             email_verified,
             api_key_id: caller.api_key_id,
             org_id: caller.org_id,
-            role: caller.role.map(|role| role.to_string()),
+            role: caller.role.map(RoleName::from),
             impersonator_id: caller.impersonator_id,
             is_platform_admin: caller.is_platform_admin,
         }))

@@ -1,59 +1,23 @@
 use chrono::{DateTime, Utc};
-use domain::Role;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::AppState;
+use super::roles::RoleName;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, Text};
+use crate::http::{ApiError, BearerAuth, EmailText, RequestId, Text};
 
 /// Organization members and roles, and joining by invitation.
 pub struct MembersApi;
-
-/// A role in an organization.
-#[derive(Clone, Copy, Enum)]
-#[oai(rename_all = "lowercase")]
-enum RoleName {
-    /// Everything, including the owner role; at least one per organization.
-    Owner,
-    /// Manages members (except owners) and API keys.
-    Admin,
-    /// Uses the product.
-    Member,
-    /// Reads audit and history; writes nothing.
-    Auditor,
-}
-
-impl From<RoleName> for Role {
-    fn from(role: RoleName) -> Self {
-        match role {
-            RoleName::Owner => Self::Owner,
-            RoleName::Admin => Self::Admin,
-            RoleName::Member => Self::Member,
-            RoleName::Auditor => Self::Auditor,
-        }
-    }
-}
-
-impl From<Role> for RoleName {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Owner => Self::Owner,
-            Role::Admin => Self::Admin,
-            Role::Member => Self::Member,
-            Role::Auditor => Self::Auditor,
-        }
-    }
-}
 
 /// Whom to invite, with which role. The address need not have an account yet.
 #[derive(Object)]
 struct InviteRequest {
     /// The invitee's email address; the invitation is mailed there.
-    email: Text,
+    email: EmailText,
     /// The role the invitee gets on accepting (only owners may invite owners).
     role: RoleName,
 }
@@ -124,8 +88,10 @@ enum MemberChanged {
 
 #[OpenApi(tag = "ApiTags::Members")]
 impl MembersApi {
-    /// List the organization's members (any role).
-    #[oai(path = "/members", method = "get")]
+    /// List the organization's members
+    ///
+    /// Every member with their role, ordered by when they joined (any role may read).
+    #[oai(path = "/members", method = "get", operation_id = "listMembers")]
     async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<MemberList>, ApiError> {
         let members = state.identity.list_members(&auth.0).await?;
         let members = members
@@ -139,12 +105,13 @@ impl MembersApi {
         Ok(Json(MemberList { members }))
     }
 
-    /// Invite an email address to the organization (owners and admins; only owners invite
-    /// owners). A single-use link is mailed to the address, whether or not it has an account;
+    /// Invite an email address to the organization
+    ///
+    /// Owners and admins; only owners invite owners. A single-use link is mailed to the address, whether or not it has an account;
     /// nobody joins until they accept it. The inviter's email must be verified (403
     /// `email_not_verified`); an address that is already a member answers 409
     /// `already_member`; without a mail server, 503 `mail_unavailable`.
-    #[oai(path = "/members", method = "post")]
+    #[oai(path = "/members", method = "post", operation_id = "inviteMember")]
     async fn invite(
         &self,
         state: Data<&AppState>,
@@ -163,13 +130,18 @@ impl MembersApi {
         })))
     }
 
-    /// Accept an invitation, logged in (as a user, not impersonated) with the invited address:
-    /// the caller joins its organization with its role, and their email counts as verified.
+    /// Accept an invitation
+    ///
+    /// Logged in (as a user, not impersonated) with the invited address, the caller joins its organization with its role, and their email counts as verified.
     /// The token works once (409 `invitation_already_accepted`) and expires (409
     /// `invitation_expired`); unknown tokens are 404 `invitation_invalid`; a token mailed to
     /// another address is 403 `invitation_for_another_address`; an invitation whose sender
     /// was removed or demoted since is 403 `inviter_no_longer_authorized`.
-    #[oai(path = "/invitations/accept", method = "post")]
+    #[oai(
+        path = "/invitations/accept",
+        method = "post",
+        operation_id = "acceptInvitation"
+    )]
     async fn accept(
         &self,
         state: Data<&AppState>,
@@ -187,8 +159,15 @@ impl MembersApi {
         }))
     }
 
-    /// Change a member's role. The last owner cannot be demoted.
-    #[oai(path = "/members/:user_id", method = "patch")]
+    /// Change a member's role
+    ///
+    /// Owners and admins; only owners grant, change or remove the owner role. The last owner
+    /// cannot be demoted (409 `last_owner`).
+    #[oai(
+        path = "/members/:user_id",
+        method = "patch",
+        operation_id = "changeMemberRole"
+    )]
     async fn change_role(
         &self,
         state: Data<&AppState>,
@@ -206,8 +185,11 @@ impl MembersApi {
         Ok(MemberChanged::Done)
     }
 
-    /// Remove a member. The last owner cannot be removed.
-    #[oai(path = "/members/:user_id", method = "delete")]
+    /// Remove a member
+    ///
+    /// Owners and admins; only owners remove owners. The last owner cannot be removed (409
+    /// `last_owner`). The member's credentials stop working from the answer on.
+    #[oai(path = "/members/:user_id", method = "delete", operation_id = "removeMember")]
     async fn remove(
         &self,
         state: Data<&AppState>,

@@ -7,6 +7,7 @@ mod auth;
 mod events;
 mod me;
 mod members;
+mod roles;
 mod service;
 mod state;
 mod tags;
@@ -21,6 +22,9 @@ pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.
-pub fn v1_apis() -> (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi) {
+pub type V1Apis = (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi);
+
+/// Every `/v1` API, in the order the docs list them.
+pub fn v1_apis() -> V1Apis {
     (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi)
 }

@@ -1,0 +1,179 @@
+//! Each operation's error answers, and only those it can give, each `application/problem+json`
+//! with the `Problem` schema.
+//!
+//! Two sources, so that a route added later gets the shared answers without thinking about it:
+//! - the layers every request passes, read from the operation's shape in the document
+//!   ([`layer_statuses`]);
+//! - the operation's own code paths, written down per operation in [`ROUTE_STATUSES`] (the
+//!   refusals its service call can answer, in `api/src/http/identity_errors.rs`).
+//!
+//! 500 is documented on every operation: each runs behind layers that answer a failure of our
+//! own as 500, and every one but `requestPasswordReset` (whose work happens after the answer)
+//! reads Postgres before answering.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+/// What an operation's own code paths can answer, beyond [`layer_statuses`], by operationId.
+/// Each line was checked against the service call the route makes; the unit tests make sure
+/// every operation has exactly one line.
+const ROUTE_STATUSES: &[(&str, &[u16])] = &[
+    // 409 email taken or a lost race; 422 email, password or organization name; 429 per-address
+    // limit; 503 password hashing busy, or the read model behind.
+    ("registerUser", &[409, 422, 429, 503]),
+    // 401 unknown or expired token; 409 already verified, or a lost race.
+    ("verifyEmail", &[401, 409, 429]),
+    // 409 already verified; 429 per-address or per-account mail limit.
+    ("resendEmailVerification", &[409, 429]),
+    // 401 wrong email or password; 403 not a member, no organization, suspended; 422 over the
+    // password's length; 429 per-address limit or the account's failed logins; 503 hashing busy.
+    ("login", &[401, 403, 422, 429, 503]),
+    // 401 invalid, expired, reused token, password changed; 403 suspended; 409 two refreshes
+    // racing.
+    ("refreshTokens", &[401, 403, 409, 429]),
+    // 422 not an email address. Nothing else: the work happens after the answer.
+    ("requestPasswordReset", &[422, 429]),
+    // 401 invalid or expired link; 409 a lost race; 422 weak password; 503 hashing busy or the
+    // read model behind.
+    ("confirmPasswordReset", &[401, 409, 422, 429, 503]),
+    ("getMe", &[]),
+    // 409 a lost race for the key's prefix; 422 the name's length.
+    ("createApiKey", &[409, 422]),
+    ("listApiKeys", &[]),
+    // 404 no such key here; 409 already revoked, or a lost race; 503 the read model behind.
+    ("revokeApiKey", &[404, 409, 503]),
+    ("listMembers", &[]),
+    // 409 already a member or invited; 422 the email address; 503 no mail server, or it refused.
+    ("inviteMember", &[409, 422, 503]),
+    // 404 unknown token; 409 accepted already or expired; 503 the read model behind.
+    ("acceptInvitation", &[404, 409, 503]),
+    // 404 not a member; 409 the last owner, or a lost race; 422 an unknown role; 503 the read
+    // model behind.
+    ("changeMemberRole", &[404, 409, 422, 503]),
+    ("removeMember", &[404, 409, 503]),
+    // 404 no such event in the caller's organization.
+    ("getEvent", &[404]),
+    // 404 the user is not a member of that organization; 422 reason or lifetime.
+    ("startImpersonation", &[404, 422]),
+    // 404 no such impersonation; 409 a lost race; 503 the read model behind.
+    ("endImpersonation", &[404, 409, 503]),
+    // 404 no such organization; 409 already suspended, or a lost race; 422 the reason's length;
+    // 503 the read model behind.
+    ("suspendOrganization", &[404, 409, 422, 503]),
+    ("reactivateOrganization", &[404, 409, 503]),
+];
+
+/// Replaces the error answers poem-openapi lists (every status of `ApiError` on every
+/// operation) with each operation's own.
+pub(super) fn document_errors(document: &mut Value) {
+    for operation in super::operations_mut(document) {
+        let statuses = statuses_of(operation);
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        responses.retain(|status, _| !status.starts_with('4') && !status.starts_with('5'));
+        for status in statuses {
+            responses.insert(status.to_string(), problem_response(status));
+        }
+    }
+}
+
+/// The error statuses `operation` can answer.
+fn statuses_of(operation: &Value) -> BTreeSet<u16> {
+    let mut statuses = layer_statuses(operation);
+    let id = operation["operationId"].as_str().unwrap_or_default();
+    if let Some((_, own)) = ROUTE_STATUSES.iter().find(|(known, _)| *known == id) {
+        statuses.extend(own.iter().copied());
+    }
+    statuses
+}
+
+/// What the layers in front of an operation answer, from its shape: a body can be unreadable
+/// (400), too large (413, `BodyLimit`) or not JSON (415); a parameter can fail to parse (400);
+/// credentials can be refused (401), belong to a suspended organization or lack the right
+/// (403), or be over their rate limit (429); and anything can fail on our side (500).
+fn layer_statuses(operation: &Value) -> BTreeSet<u16> {
+    let mut statuses = BTreeSet::from([500]);
+    if operation.get("requestBody").is_some() {
+        statuses.extend([400, 413, 415]);
+    }
+    if operation["parameters"]
+        .as_array()
+        .is_some_and(|list| !list.is_empty())
+    {
+        statuses.insert(400);
+    }
+    if operation["security"]
+        .as_array()
+        .is_some_and(|list| !list.is_empty())
+    {
+        statuses.extend([401, 403, 429]);
+    }
+    statuses
+}
+
+/// A problem+json answer for `status`, with `Retry-After` where the service always sends it.
+fn problem_response(status: u16) -> Value {
+    let mut response = json!({
+        "description": description(status),
+        "content": {
+            "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } }
+        },
+    });
+    if matches!(status, 429 | 503) {
+        response["headers"] = json!({
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "required": true,
+                "schema": { "type": "integer", "format": "int64", "minimum": 0 },
+            }
+        });
+    }
+    response
+}
+
+fn description(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "The request cannot be read: a body that is not JSON of the documented shape, a \
+             parameter of the wrong type, or text holding a control character \
+             (`control_characters`)."
+        }
+        401 => "The credentials are missing, invalid or no longer valid; `code` says which.",
+        403 => "The credentials may not do this; `code` says why.",
+        404 => "Nothing here, or it belongs to another organization.",
+        409 => {
+            "The request conflicts with the current state; `code` says how \
+             (`concurrent_modification` may be retried)."
+        }
+        413 => "The body is over the documented limit.",
+        415 => "The body is not `application/json`.",
+        422 => "A value breaks a rule of the schema or of the domain; `code` names the rule.",
+        429 => "Too many requests; retry after `Retry-After` seconds.",
+        503 => "Not possible right now; retry after `Retry-After` seconds (`code` says why).",
+        _ => "A failure on our side; the logs have it under this request's id.",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::ROUTE_STATUSES;
+
+    /// A new operation must be thought through (and written down) before it is documented; a
+    /// removed one must not leave its line behind.
+    #[test]
+    fn every_operation_has_exactly_one_line_of_its_own_statuses() {
+        let document = crate::openapi_document();
+        let mut ids = BTreeSet::new();
+        for operation in super::super::tests::operations(&document) {
+            ids.insert(operation["operationId"].as_str().unwrap_or_default().to_owned());
+        }
+        let listed: Vec<&str> = ROUTE_STATUSES.iter().map(|(id, _)| *id).collect();
+        let listed_set: BTreeSet<String> = listed.iter().map(|id| (*id).to_owned()).collect();
+        assert_eq!(listed.len(), listed_set.len(), "an operation listed twice");
+        assert_eq!(ids, listed_set, "operations and ROUTE_STATUSES differ");
+    }
+}
