@@ -10,6 +10,7 @@
 
 mod errors;
 mod media_types;
+mod references;
 mod security;
 
 use poem::endpoint::make_sync;
@@ -51,6 +52,7 @@ fn finish(mut document: Value) -> Value {
     security::declare_public_operations(&mut document);
     errors::document_errors(&mut document);
     describe_bare_responses(&mut document);
+    references::single_reference_all_of(&mut document);
     document
 }
 
