@@ -15,6 +15,7 @@
 //! | [`organization`] | organization id | members, roles, "always one owner", suspension |
 //! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
 //! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
+//! | [`agent`] | agent id | an organization's agent definition, every version kept |
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
 //! | [`key_prefix_claim`] | key prefix | one key per prefix, so prefixes stay unique |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
@@ -64,6 +65,7 @@
 //! ```
 
 pub mod actor;
+pub mod agent;
 pub mod api_key;
 pub mod email;
 pub mod email_claim;
