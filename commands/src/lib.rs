@@ -1,9 +1,11 @@
 //! Agentry's application services: what a request asks, looked up, decided by the domain's
 //! aggregates and recorded through the event store (`eventstore`).
 //!
+//! - [`agents`]: an organization's versioned agent definitions.
 //! - [`identity`]: registration, sessions, API keys, members, platform administration.
 //!
 //! Runs, billing and knowledge join here as siblings. Nothing here holds a business rule:
 //! those live in the `domain` crate.
 
+pub mod agents;
 pub mod identity;

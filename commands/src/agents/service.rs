@@ -1,0 +1,160 @@
+//! The agents application service.
+
+use domain::Role;
+use domain::agent::{Agent, AgentChange, AgentCommand, AgentDefinition, AgentError};
+use eventstore::{CommandBus, EventStore};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::AgentsError;
+use crate::identity::Caller;
+
+/// Most agents one page of the list holds.
+pub const MAX_PAGE: u32 = 100;
+
+/// One version of an agent.
+#[derive(Clone, Debug)]
+pub struct VersionedAgent {
+    /// The agent's id.
+    pub id: Uuid,
+    /// The version shown.
+    pub version: u32,
+    /// The latest version (equal to `version` unless an older one was asked for).
+    pub latest_version: u32,
+    /// That version's definition.
+    pub definition: AgentDefinition,
+}
+
+/// An agent as listed: its latest version.
+pub type AgentSummary = VersionedAgent;
+
+/// One page of an organization's agents, newest first.
+#[derive(Clone, Debug)]
+pub struct AgentPage {
+    /// The agents of this page.
+    pub agents: Vec<AgentSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Agents' application service: one per process, shared by every route.
+pub struct AgentService {
+    pool: PgPool,
+    agents: CommandBus<Agent>,
+}
+
+impl AgentService {
+    /// A service over `store`.
+    pub fn new(store: &EventStore) -> Self {
+        Self {
+            pool: store.pool().clone(),
+            agents: CommandBus::new(store.clone(), ()),
+        }
+    }
+
+    /// Creates an agent in the caller's organization (everyone but auditors); answers its id
+    /// and version (1).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        definition: AgentDefinition,
+        request_id: Option<String>,
+    ) -> Result<(Uuid, u32), AgentsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "create agents")?;
+        let id = Uuid::now_v7();
+        let create = AgentCommand::CreateAgent { org_id, definition };
+        let created = self
+            .agents
+            .create(&id.to_string(), create, &caller.context(request_id))
+            .await?;
+        Ok((id, created.state.version()))
+    }
+
+    /// Records a new version of an agent of the caller's organization with `change` applied
+    /// (everyone but auditors); answers the new version.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: AgentChange,
+        request_id: Option<String>,
+    ) -> Result<u32, AgentsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "update agents")?;
+        // Tenancy first, so another organization's agent is not found, whatever the change.
+        self.load_in_org(org_id, id).await?;
+        let update = AgentCommand::UpdateAgent { change };
+        let updated = self
+            .agents
+            .execute(&id.to_string(), update, &caller.context(request_id))
+            .await?;
+        Ok(updated.state.version())
+    }
+
+    /// An agent of the caller's organization at `version`, or at its latest version. Read from
+    /// the write model, so an agent is readable the moment its creation is answered.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        version: Option<u32>,
+    ) -> Result<VersionedAgent, AgentsError> {
+        let org_id = caller.org()?;
+        let agent = self.load_in_org(org_id, id).await?;
+        let latest_version = agent.version();
+        let version = version.unwrap_or(latest_version);
+        Ok(VersionedAgent {
+            id,
+            version,
+            latest_version,
+            definition: agent.at_version(version)?.clone(),
+        })
+    }
+
+    /// The caller's organization's agents, newest first, `limit` (1 to [`MAX_PAGE`]) at a time
+    /// from `cursor` (a previous page's `next_cursor`).
+    ///
+    /// Found through the event log's `agent.created` events (indexed by organization), each
+    /// agent then loaded from the write model: no read model to lag behind a creation.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        cursor: Option<i64>,
+    ) -> Result<AgentPage, AgentsError> {
+        let org_id = caller.org()?;
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT aggregate_id, position FROM events
+             WHERE org_id = $1 AND aggregate_type = 'agent' AND sequence = 1
+               AND position < COALESCE($2, 9223372036854775807)
+             ORDER BY position DESC LIMIT $3",
+        )
+        .bind(org_id)
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let mut agents = Vec::with_capacity(rows.len());
+        let mut next_cursor = None;
+        for (aggregate_id, position) in rows.into_iter().take(limit as usize) {
+            let id = Uuid::parse_str(&aggregate_id)
+                .map_err(|e| crate::identity::IdentityError::Internal(e.to_string()))?;
+            agents.push(self.get(caller, id, None).await?);
+            next_cursor = more.then_some(position);
+        }
+        Ok(AgentPage { agents, next_cursor })
+    }
+
+    /// The agent when it belongs to `org_id`; not found otherwise, so other organizations'
+    /// agents cannot even be detected.
+    async fn load_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Agent, AgentsError> {
+        let agent = self.agents.load(&id.to_string()).await?;
+        if agent.org_id() != Some(org_id) {
+            return Err(AgentError::NotFound.into());
+        }
+        Ok(agent)
+    }
+}
