@@ -50,6 +50,7 @@ impl Application {
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
         let state = AppState {
+            agents: Arc::new(commands::agents::AgentService::new(&platform.store)),
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod api_keys;
 mod bad_input;
 mod control_characters;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::accounts::{Account, add_member, create_api_key, expect_json, register};
+use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 
@@ -46,6 +47,20 @@ struct IdRoute {
 fn id_routes() -> Vec<IdRoute> {
     vec![
         IdRoute {
+            method: Method::GET,
+            path: "/v1/agents/{id}",
+            body: None,
+            setup: an_agent,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::PATCH,
+            path: "/v1/agents/{id}",
+            body: Some(json!({ "name": "renamed" })),
+            setup: an_agent,
+            success: StatusCode::OK,
+        },
+        IdRoute {
             method: Method::DELETE,
             path: "/v1/api-keys/{id}",
             body: None,
@@ -74,6 +89,17 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::NO_CONTENT,
         },
     ]
+}
+
+fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("agent of {}", owner.org_id.simple());
+        let id = create_agent(app, &owner.access_token, &agent_definition(&name)).await;
+        Resource {
+            id: id.parse().unwrap(),
+            private: vec![name, "Answer briefly.".to_owned()],
+        }
+    })
 }
 
 fn an_api_key<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {

@@ -9,6 +9,7 @@ use super::ErrorCode;
 use super::Problem;
 use super::schema_refusals::{body_refusal, parameter_refusal};
 use super::text::CONTROL_REFUSED;
+use super::text_block::BLOCK_CONTROL_REFUSED;
 
 /// Turns every error that did not come from a typed operation response into problem+json:
 /// unknown routes, wrong methods, unparsable bodies, bad parameters, wrong content types.
@@ -37,7 +38,9 @@ fn problem_for(error: poem::Error) -> Response {
     let refused_text = payload
         .map(|payload| &payload.reason)
         .or(parameter.map(|parameter| &parameter.reason));
-    if let Some(reason) = refused_text.filter(|reason| reason.contains(CONTROL_REFUSED)) {
+    if let Some(reason) = refused_text
+        .filter(|reason| reason.contains(CONTROL_REFUSED) || reason.contains(BLOCK_CONTROL_REFUSED))
+    {
         let status = StatusCode::BAD_REQUEST;
         return problem_response(Problem::new(status, ErrorCode::ControlCharacters, reason.clone()));
     }

@@ -142,6 +142,26 @@ error_codes! {
     VerificationMailLimit = "verification_mail_limit": "Too many verification mails for this account in the last hour; retry after `Retry-After` seconds.",
     MailUnavailable = "mail_unavailable": "Mail cannot be sent now (not configured, or the mail server refused); retry later.",
     UndeliverableEmail = "undeliverable_email": "Mail cannot be addressed to this email address.",
+    // Agents.
+    AgentExists = "agent_exists": "The agent already exists.",
+    AgentNotFound = "agent_not_found": "No such agent in this organization.",
+    AgentVersionNotFound = "agent_version_not_found": "The agent has no such version.",
+    AgentNameRequired = "agent_name_required": "The agent name is empty.",
+    AgentNameTooLong = "agent_name_too_long": "The agent name is over its length limit (100 characters).",
+    AgentModelRequired = "agent_model_required": "The agent model is empty.",
+    AgentModelTooLong = "agent_model_too_long": "The agent model name is over its length limit (100 characters).",
+    SystemPromptTooLong = "system_prompt_too_long": "The system prompt is over its size limit (32 KiB).",
+    SystemPromptControlCharacter = "system_prompt_control_character": "The system prompt holds a control character other than newline, carriage return and tab.",
+    TooManyTools = "too_many_tools": "The agent lists more tools than allowed (32).",
+    InvalidToolName = "invalid_tool_name": "A tool name is not 1 to 64 characters of a-z, A-Z, 0-9, `_` and `-`.",
+    DuplicateTool = "duplicate_tool": "The agent lists the same tool twice.",
+    InvalidApproval = "invalid_approval": "The approval policy is neither `never`, `always`, nor a map from tool name to one of them.",
+    ApprovalForUnknownTool = "approval_for_unknown_tool": "The approval map names a tool that is not in the agent's tools.",
+    MaxStepsOutOfRange = "max_steps_out_of_range": "`max_steps` is not between 1 and 100.",
+    TemperatureOutOfRange = "temperature_out_of_range": "`temperature` is not between 0 and 2.",
+    MaxOutputTokensOutOfRange = "max_output_tokens_out_of_range": "`max_output_tokens` is not between 1 and 32768.",
+    AgentUpdateEmpty = "agent_update_empty": "The update names no field to change.",
+    PageLimitOutOfRange = "page_limit_out_of_range": "The page `limit` is not between 1 and 100.",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -1,5 +1,6 @@
 //! What every route shares.
 
+mod agent_errors;
 mod auth;
 mod auth_rate_limit;
 mod body_limit;
@@ -18,6 +19,7 @@ mod rate_limit;
 mod schema_refusals;
 mod store_errors;
 mod text;
+mod text_block;
 mod upgrade_origin;
 
 pub use auth::BearerAuth;
@@ -35,4 +37,5 @@ pub use parser_refusals::{ProblemAcceptor, ProblemIo};
 pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
 pub use text::{NO_CONTROL_CHARACTERS, Text};
+pub use text_block::{NO_CONTROL_CHARACTERS_BUT_LINE_BREAKS, TextBlock};
 pub use upgrade_origin::CheckUpgradeOrigin;

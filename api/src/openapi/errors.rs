@@ -44,6 +44,14 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     // 404 no such key here; 409 already revoked, or a lost race; 503 the read model behind.
     ("revokeApiKey", &[404, 409, 503]),
     ("listMembers", &[]),
+    // 409 a lost race; 422 a rule of the definition.
+    ("createAgent", &[409, 422]),
+    // 404 no such agent here, or no such version of it.
+    ("getAgent", &[404]),
+    // 422 the page limit.
+    ("listAgents", &[422]),
+    // 404 no such agent here; 409 a lost race; 422 a rule of the definition, or no field.
+    ("updateAgent", &[404, 409, 422]),
     // 409 already a member or invited; 422 the email address; 503 no mail server, or it refused.
     ("inviteMember", &[409, 422, 503]),
     // 404 unknown token; 409 accepted already or expired; 503 the read model behind.

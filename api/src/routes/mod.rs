@@ -2,6 +2,7 @@
 //! `#[OpenApi]` struct per resource.
 
 mod admin;
+mod agents;
 mod api_keys;
 mod auth;
 mod events;
@@ -13,6 +14,7 @@ mod state;
 mod tags;
 
 pub use admin::AdminApi;
+pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
 pub use auth::AuthApi;
 pub use events::EventsApi;
@@ -22,9 +24,19 @@ pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 
 /// Every `/v1` API, in the order the docs list them.
-pub type V1Apis = (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi);
+pub type V1Apis = (
+    AuthApi,
+    MeApi,
+    ApiKeysApi,
+    MembersApi,
+    AgentsApi,
+    EventsApi,
+    AdminApi,
+);
 
 /// Every `/v1` API, in the order the docs list them.
 pub fn v1_apis() -> V1Apis {
-    (AuthApi, MeApi, ApiKeysApi, MembersApi, EventsApi, AdminApi)
+    (
+        AuthApi, MeApi, ApiKeysApi, MembersApi, AgentsApi, EventsApi, AdminApi,
+    )
 }

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use commands::agents::AgentService;
 use commands::identity::IdentityService;
 use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Identity and tenancy.
     pub identity: Arc<IdentityService>,
+    /// Agents.
+    pub agents: Arc<AgentService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.

@@ -9,6 +9,8 @@ pub enum ApiTags {
     Me,
     /// Organization API keys.
     ApiKeys,
+    /// Agents: versioned definitions of model, prompt, tools and approval.
+    Agents,
     /// Organization members and roles.
     Members,
     /// The organization's events.
