@@ -3,7 +3,9 @@
 
 use poem::{Endpoint, EndpointExt, Route};
 
-use crate::http::{BodyLimit, BrowserCors, CheckUpgradeOrigin, Observe, ResolveClient, into_problem};
+use crate::http::{
+    BodyLimit, BrowserCors, CheckUpgradeOrigin, Observe, RefuseNulls, ResolveClient, into_problem,
+};
 use crate::openapi;
 use crate::routes::{AppState, metrics_routes, service_routes};
 
@@ -22,6 +24,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", service_routes(state))
+        .with(RefuseNulls)
         .with(BodyLimit::new(max_body_bytes))
         .with(resolve_client)
         .catch_all_error(into_problem)

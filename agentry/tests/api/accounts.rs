@@ -89,12 +89,11 @@ pub async fn login(app: &TestApp, email: &str, org_id: Option<Uuid>) -> String {
 
 /// Like [`login`], returning `(access_token, refresh_token)`.
 pub async fn login_pair(app: &TestApp, email: &str, org_id: Option<Uuid>) -> (String, String) {
-    let response = app
-        .post_json(
-            "/v1/auth/login",
-            &json!({ "email": email, "password": PASSWORD, "org_id": org_id }),
-        )
-        .await;
+    let mut body = json!({ "email": email, "password": PASSWORD });
+    if let Some(org_id) = org_id {
+        body["org_id"] = json!(org_id);
+    }
+    let response = app.post_json("/v1/auth/login", &body).await;
     let body = expect_json(response, StatusCode::OK, "login").await;
     let token = |field: &str| body[field].as_str().unwrap().to_owned();
     (token("access_token"), token("refresh_token"))

@@ -518,3 +518,38 @@ async fn the_valid_registration_the_cases_spoil_is_accepted() {
     assert!(app.event_count().await > 0, "a registration writes events");
     app.cleanup().await;
 }
+
+/// Optional fields are left out, never `null` (the document marks nothing nullable): a `null`
+/// anywhere in a body is 400 `null_value` naming the field, and records nothing; the same body
+/// without the field is accepted.
+#[tokio::test]
+async fn a_null_field_is_refused_and_leaving_it_out_is_accepted() {
+    let app = TestApp::spawn().await;
+    let body =
+        json!({ "email": "ada@example.com", "password": "correct horse battery staple", "org_name": "Ada" });
+    let registered = app.post_json("/v1/auth/register", &body).await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let before = app.event_count().await;
+
+    let with_null =
+        json!({ "email": "ada@example.com", "password": "correct horse battery staple", "org_id": null });
+    let problem = check_problem(
+        app.post_json("/v1/auth/login", &with_null).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await
+    .unwrap();
+    assert_eq!(problem["code"], "null_value", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("org_id"),
+        "{problem}"
+    );
+    assert_eq!(app.event_count().await, before, "a refused login records nothing");
+
+    let without = json!({ "email": "ada@example.com", "password": "correct horse battery staple" });
+    assert_eq!(
+        app.post_json("/v1/auth/login", &without).await.status(),
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}

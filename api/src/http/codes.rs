@@ -41,6 +41,7 @@ macro_rules! error_codes {
 error_codes! {
     // Requests the HTTP layer refuses before any operation.
     BadRequest = "bad_request": "The request is malformed (a parameter, a header or the JSON body cannot be read).",
+    NullValue = "null_value": "A field of the JSON body is `null`; optional fields are left out, never null.",
     ControlCharacters = "control_characters": "A text field holds a control character (U+0000–U+001F, U+007F–U+009F); none is accepted anywhere.",
     Unauthorized = "unauthorized": "No bearer credential was sent.",
     Forbidden = "forbidden": "The credentials may not use this route.",
