@@ -1,8 +1,4 @@
-use std::borrow::Cow;
-use std::ops::Deref;
-
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult};
 use serde_json::Value;
 
 /// What a [`Text`] holding a control character is refused with; the problem mapping
@@ -13,6 +9,61 @@ pub(super) const CONTROL_REFUSED: &str =
 /// The rule [`Text`] enforces, as the schema's `pattern` (ECMA-262, as OpenAPI reads it): no
 /// character of Unicode's control category, `char::is_control`.
 pub const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+/// The parts every checked string field shares: it reads as a `&str`, poem-openapi's length
+/// and pattern validators see it (`AsRef<str>`), it is documented as a string with `$pattern`,
+/// and it is written back as a JSON string. Parsing, the part that differs, stays with each type.
+macro_rules! string_field {
+    ($name:ident, $pattern:expr) => {
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl poem_openapi::types::Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                poem_openapi::registry::MetaSchemaRef::Inline(Box::new(poem_openapi::registry::MetaSchema {
+                    pattern: Some($pattern.to_owned()),
+                    ..poem_openapi::registry::MetaSchema::new("string")
+                }))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl poem_openapi::types::ToJSON for $name {
+            fn to_json(&self) -> Option<serde_json::Value> {
+                Some(serde_json::Value::String(self.0.clone()))
+            }
+        }
+    };
+}
+pub(super) use string_field;
 
 /// A JSON string field that accepts only JSON strings, and none holding a control character.
 ///
@@ -26,45 +77,7 @@ pub const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Text(pub String);
 
-impl Deref for Text {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// For poem-openapi's length and pattern validators (`#[oai(validator(max_length = 100))]`).
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            pattern: Some(NO_CONTROL_CHARACTERS.to_owned()),
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_field!(Text, NO_CONTROL_CHARACTERS);
 
 impl Text {
     fn checked(text: String) -> ParseResult<Self> {
@@ -88,12 +101,6 @@ impl ParseFromJSON for Text {
 impl ParseFromParameter for Text {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         Self::checked(value.to_owned())
-    }
-}
-
-impl ToJSON for Text {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
     }
 }
 

@@ -1,10 +1,8 @@
 //! Multi-line free text in request bodies.
 
-use std::borrow::Cow;
-use std::ops::Deref;
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult};
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use super::text::string_field;
 use serde_json::Value;
 
 /// What a [`TextBlock`] holding a control character other than a line break or tab is refused
@@ -25,45 +23,7 @@ pub const NO_CONTROL_CHARACTERS_BUT_LINE_BREAKS: &str =
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TextBlock(pub String);
 
-impl Deref for TextBlock {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-/// For poem-openapi's length and pattern validators.
-impl AsRef<str> for TextBlock {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Type for TextBlock {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            pattern: Some(NO_CONTROL_CHARACTERS_BUT_LINE_BREAKS.to_owned()),
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_field!(TextBlock, NO_CONTROL_CHARACTERS_BUT_LINE_BREAKS);
 
 /// Whether `c` is a control character a block of text may not hold.
 fn refused(c: char) -> bool {
@@ -79,12 +39,6 @@ impl ParseFromJSON for TextBlock {
             Value::String(text) => Ok(Self(text)),
             other => Err(ParseError::expected_type(other)),
         }
-    }
-}
-
-impl ToJSON for TextBlock {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
     }
 }
 

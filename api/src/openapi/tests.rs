@@ -183,15 +183,6 @@ fn info_names_the_workspace_license_and_a_contact() {
     assert!(text(&document["info"]["contact"]["name"]));
 }
 
-#[test]
-#[ignore]
-fn print_document() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&openapi_document()).unwrap_or_default()
-    );
-}
-
 /// The schema's limits are the domain's, so a client checking the document before sending and
 /// the service checking the request agree.
 #[test]
