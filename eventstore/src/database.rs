@@ -22,15 +22,21 @@ pub async fn create_if_missing(url: &str) -> Result<(), sqlx::Error> {
     }
 }
 
-/// A pool sized for the API and the background loops.
-///
-/// Sessions end transactions left idle for 30 s: an idle *writing* transaction would hold the
-/// log follower's gate shut for the whole cluster (see `docs/event-store.md`).
+/// How long a session may sit idle inside a transaction before Postgres ends it. An idle
+/// *writing* transaction holds the log followers' gate shut for the whole cluster (see
+/// `docs/event-store.md`), and a process frozen (SIGSTOP, a stalled VM) in the middle of one
+/// is exactly that: every relay and projector on every node would wait for it. Agentry's own
+/// transactions are a few statements with no waiting between them (never an HTTP call or a
+/// password hash), so a few seconds is far above their needs and bounds that stall.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
+/// A pool sized for the API and the background loops; its sessions end transactions left idle
+/// for [`IDLE_IN_TRANSACTION_TIMEOUT`].
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url
         .parse::<PgConnectOptions>()?
         .application_name("agentry")
-        .options([("idle_in_transaction_session_timeout", "30s")]);
+        .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

@@ -170,46 +170,55 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Registers an account through the API; `None` if the node is gone.
+/// Registers an account through the API; `None` if the node is gone or refuses.
+///
+/// As a well-behaved client does: a busy answer (429, or 503 `auth_busy` while passwords are
+/// being hashed) is retried after its `Retry-After`, a few times. A 503 `not_yet_effective`
+/// means the account *was* created and must not be registered again: the client logs in once
+/// the service has caught up (the answer then has the login's tokens and no `user_id`).
 pub async fn register(client: &reqwest::Client, node_url: &str, n: usize) -> Option<Value> {
     let body = json!({
         "email": format!("user{n}-{}@example.com", uuid::Uuid::new_v4().simple()),
         "password": "correct horse battery staple",
         "org_name": format!("Org {n}"),
     });
-    // As a well-behaved client does: a busy answer (503 while passwords are being hashed, 429)
-    // is retried after its Retry-After, a few times.
-    let mut attempts = 0;
-    let response = loop {
-        attempts += 1;
-        let response = client
-            .post(format!("{node_url}/v1/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .ok()?;
-        let busy = matches!(response.status().as_u16(), 429 | 503);
-        if !busy || attempts == 5 {
-            break response;
+    let (mut status, mut account) =
+        post_retrying_busy(client, &format!("{node_url}/v1/auth/register"), &body).await?;
+    if status == 503 && account["code"] == "not_yet_effective" {
+        let login = json!({ "email": body["email"], "password": body["password"] });
+        (status, account) = post_retrying_busy(client, &format!("{node_url}/v1/auth/login"), &login).await?;
+        if status != 200 {
+            eprintln!("login {n} after a registration not yet in effect on {node_url}: {status} {account}");
+            return None;
         }
+    } else if status != 201 {
+        eprintln!("registration {n} on {node_url}: {status} {account}");
+        return None;
+    }
+    account["email"] = body["email"].clone();
+    Some(account)
+}
+
+/// POSTs `body`, retrying answers that ask for it (429, 503 other than `not_yet_effective`)
+/// after their `Retry-After`, up to ten times; the last status and JSON body.
+async fn post_retrying_busy(client: &reqwest::Client, url: &str, body: &Value) -> Option<(u16, Value)> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let response = client.post(url).json(body).send().await.ok()?;
+        let status = response.status().as_u16();
         let wait = response
             .headers()
             .get("retry-after")
             .and_then(|value| value.to_str().ok()?.parse().ok())
             .unwrap_or(1);
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let retry = status == 429 || (status == 503 && answer["code"] != "not_yet_effective");
+        if !retry || attempts == 10 {
+            return Some((status, answer));
+        }
         tokio::time::sleep(Duration::from_secs(wait)).await;
-    };
-    if response.status() != 201 {
-        let status = response.status();
-        eprintln!(
-            "registration {n} on {node_url}: {status} {}",
-            response.text().await.unwrap_or_default()
-        );
-        return None;
     }
-    let mut account: Value = response.json().await.ok()?;
-    account["email"] = body["email"].clone();
-    Some(account)
 }
 
 pub async fn drop_database(name: &str) {

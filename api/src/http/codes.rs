@@ -65,6 +65,7 @@ error_codes! {
     EventTooLarge = "event_too_large": "What the request would record is over the event size limit.",
     UnstorableText = "unstorable_text": "What the request would record holds text the store refuses (U+0000).",
     ConcurrentModification = "concurrent_modification": "The resource changed concurrently too often; retrying the request may succeed.",
+    CatchingUp = "catching_up": "The service is catching up with changes of a moment ago and cannot answer this yet; retry after `Retry-After` seconds.",
     NotYetEffective = "not_yet_effective": "The change is recorded but not in effect yet because the service is behind; do not repeat it, retry what depends on it after `Retry-After`.",
     // Accounts and credentials.
     InvalidEmail = "invalid_email": "The email address is not usable (the detail says why).",

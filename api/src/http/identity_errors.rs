@@ -54,6 +54,9 @@ impl From<IdentityError> for ApiError {
             IdentityError::NotYetEffective(_) => {
                 return Self::unavailable(ErrorCode::NotYetEffective, detail, NOT_YET_EFFECTIVE_RETRY_AFTER);
             }
+            IdentityError::CatchingUp => {
+                return Self::unavailable(ErrorCode::CatchingUp, detail, NOT_YET_EFFECTIVE_RETRY_AFTER);
+            }
             IdentityError::HashingBusy { retry_after_seconds } => {
                 return Self::unavailable(ErrorCode::AuthBusy, detail, retry_after_seconds);
             }

@@ -86,6 +86,11 @@ pub enum IdentityError {
         "{0}: the change is recorded and will take effect on its own, but is not in effect yet because the service is behind; do not repeat this request, and retry what depends on it later"
     )]
     NotYetEffective(&'static str),
+    /// A lookup found nothing, and the read model it reads is behind the log, so a write of a
+    /// moment ago (a registration answered `NotYetEffective`) may not be in it yet: retry soon,
+    /// rather than be told "unknown" about what exists.
+    #[error("the service is catching up with recent changes; retry shortly")]
+    CatchingUp,
     /// Password hashing is saturated (every permit taken and the bounded queue full, or no
     /// permit came free in the short wait): retry after the given seconds.
     #[error("the service is busy checking passwords; retry in {retry_after_seconds} s")]

@@ -23,7 +23,7 @@ impl IdentityService {
         request_id: Option<String>,
     ) -> Result<TokenPair, IdentityError> {
         let user = match EmailAddress::parse(email) {
-            Ok(email) => lookups::user_by_email(&self.pool, email.as_str()).await?,
+            Ok(email) => self.user_by_email(&email).await?,
             Err(_) => None,
         };
         let stored = user.as_ref().map(|user| user.password_hash.clone());
@@ -48,6 +48,19 @@ impl IdentityService {
         let mut context = user_context(user.user_id, request_id);
         context.org_id = org_id;
         self.start_session(user.user_id, org_id, &context).await
+    }
+
+    /// The account with this address, as the read model has it; when it has none, after
+    /// waiting for the model to hold everything committed before this call (an account
+    /// registered a moment ago, on any node, is found), and `CatchingUp` if it cannot.
+    async fn user_by_email(&self, email: &EmailAddress) -> Result<Option<lookups::UserRow>, IdentityError> {
+        if let Some(user) = lookups::user_by_email(&self.pool, email.as_str()).await? {
+            return Ok(Some(user));
+        }
+        if !self.catch_up_views().await? {
+            return Err(IdentityError::CatchingUp);
+        }
+        Ok(lookups::user_by_email(&self.pool, email.as_str()).await?)
     }
 
     /// Exchanges a refresh token for a new pair. The old token stops working; presenting it

@@ -11,6 +11,21 @@ pub enum BusError {
     /// NATS refused, timed out or is unreachable.
     #[error("publishing to NATS failed: {0}")]
     Nats(String),
+    /// The publisher lost its lease in the middle of the batch and sent nothing more.
+    #[error("the relay lease was lost in the middle of a batch")]
+    LeaseLost,
+}
+
+/// Who sends a batch: the relay's lease epoch (carried by every NATS message as the
+/// `Agentry-Relay-Epoch` header, so a failover can be traced on the wire) and the lease check
+/// made before *every* message, so a leader frozen in the middle of a batch sends nothing more
+/// once it wakes.
+#[derive(Clone, Copy)]
+pub struct Publisher<'a> {
+    /// The lease epoch (0 for the in-process bus).
+    pub epoch: i64,
+    /// Whether this process still holds the lease.
+    pub still_leading: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// Where committed events go: NATS JetStream when `NATS_URL` is set, or an in-process
@@ -26,13 +41,17 @@ pub enum EventBus {
 impl EventBus {
     /// Sends a batch in order and returns its pending acknowledgements, so the caller can do
     /// other work (read the next batch) while the broker stores it.
-    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<PendingAcks, BusError> {
+    pub async fn publish(
+        &self,
+        events: &[RecordedEvent],
+        publisher: Publisher<'_>,
+    ) -> Result<PendingAcks, BusError> {
         match self {
             Self::Local(bus) => {
                 bus.publish(events);
                 Ok(PendingAcks::default())
             }
-            Self::Nats(bus) => bus.publish(events).await,
+            Self::Nats(bus) => bus.publish(events, publisher).await,
         }
     }
 

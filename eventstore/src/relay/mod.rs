@@ -9,10 +9,10 @@ mod relay_loop;
 mod subject;
 mod subscription;
 
-pub use bus::{BusError, EventBus, PendingAcks};
+pub use bus::{BusError, EventBus, PendingAcks, Publisher};
 pub use bus_event::BusEvent;
 pub use local_bus::LocalBus;
-pub use nats_bus::{NatsBus, STREAM_NAME, STREAM_SUBJECTS};
+pub use nats_bus::{EPOCH_HEADER, NatsBus, STREAM_NAME, STREAM_SUBJECTS};
 pub use relay_loop::{RELAY_NAME, Relay};
 pub use subject::subject_for;
 pub use subscription::{EventFilter, EventSubscription, SubscriptionError};

@@ -9,7 +9,8 @@ use futures::StreamExt;
 
 use super::subject::subject_filter;
 use super::{
-    BusError, BusEvent, EventFilter, EventSubscription, PendingAcks, SubscriptionError, subject_for,
+    BusError, BusEvent, EventFilter, EventSubscription, PendingAcks, Publisher, SubscriptionError,
+    subject_for,
 };
 use crate::RecordedEvent;
 
@@ -26,6 +27,8 @@ const MAX_ACKS_IN_FLIGHT: usize = 1_024;
 /// Room left in the server's `max_payload` for the message's headers (`Nats-Msg-Id` takes
 /// about 60 bytes); the event JSON gets the rest.
 const HEADER_ALLOWANCE: usize = 1_024;
+/// The header naming the relay lease epoch that sent a message.
+pub const EPOCH_HEADER: &str = "Agentry-Relay-Epoch";
 
 /// NATS JetStream as the bus between nodes.
 #[derive(Clone, Debug)]
@@ -82,13 +85,22 @@ impl NatsBus {
     /// when JetStream stored it.
     ///
     /// Each message id is the event id, so a batch retried after a timeout (which does not
-    /// mean "not stored") or after a relay crash is stored once.
-    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<PendingAcks, BusError> {
+    /// mean "not stored") or after a relay crash is stored once. The lease is checked before
+    /// every message: a leader frozen mid-batch stops where it was when it wakes.
+    pub async fn publish(
+        &self,
+        events: &[RecordedEvent],
+        publisher: Publisher<'_>,
+    ) -> Result<PendingAcks, BusError> {
         self.ensure_stream().await?;
         let mut acks = Vec::with_capacity(events.len());
         // The limit the connected server announced (the client's default until it has).
         let max_json = self.client.max_payload().saturating_sub(HEADER_ALLOWANCE);
+        let epoch = publisher.epoch.to_string();
         for event in events {
+            if !(publisher.still_leading)() {
+                return Err(BusError::LeaseLost);
+            }
             let (sent, payload) = BusEvent::encode_within(event, max_json)
                 .map_err(|error| BusError::Nats(error.to_string()))?;
             if sent.truncated {
@@ -101,7 +113,8 @@ impl NatsBus {
             }
             let message = PublishMessage::build()
                 .payload(Bytes::from(payload))
-                .message_id(event.id.to_string());
+                .message_id(event.id.to_string())
+                .header(EPOCH_HEADER, epoch.as_str());
             let ack = self
                 .jetstream
                 .send_publish(subject_for(event), message)

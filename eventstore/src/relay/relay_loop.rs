@@ -5,8 +5,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::EventBus;
 use super::leader::Leadership;
+use super::{BusError, EventBus, Publisher};
 use crate::log::{AppendSignal, Cursor, LeaseTimings, LogFollower};
 use crate::{EventStore, RecordedEvent};
 
@@ -199,7 +199,12 @@ impl Relay {
             if !leadership.is_valid() {
                 return Published::Stopped(Stopped::LostLease);
             }
-            let outcome = match self.bus.publish(batch).await {
+            let still_leading = || leadership.is_valid();
+            let publisher = Publisher {
+                epoch: leadership.epoch(),
+                still_leading: &still_leading,
+            };
+            let outcome = match self.bus.publish(batch, publisher).await {
                 Ok(pending) => {
                     let (confirmed, next) = tokio::join!(pending.confirmed(), self.follower.read_after(last));
                     confirmed.map(|()| next)
@@ -208,6 +213,7 @@ impl Relay {
             };
             match outcome {
                 Ok(next) => return Published::Accepted(next),
+                Err(BusError::LeaseLost) => return Published::Stopped(Stopped::LostLease),
                 Err(error) => {
                     metrics::counter!("agentry_relay_publish_failures_total").increment(1);
                     tracing::warn!(%error, relay = %self.name, events = batch.len(), "publish failed; retrying");
