@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use futures::stream;
 
-use super::{ChatEvent, ChatMessage, ChatModel, ChatOutcome, ChatRequest, ChatStream, LlmError, ToolCall, Usage};
+use super::{
+    ChatEvent, ChatMessage, ChatModel, ChatOutcome, ChatRequest, ChatStream, LlmError, ToolCall, Usage,
+};
 
 /// The model's name.
 pub const ECHO: &str = "echo";
@@ -22,12 +24,13 @@ impl ChatModel for EchoModel {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let prompt_tokens = request.messages.iter().map(words_in_message).sum();
         let (text, tool_calls) = answer(&request.messages);
-        let completion_tokens = words(&text)
-            + tool_calls
-                .iter()
-                .map(|call| words(&call.arguments))
-                .sum::<u64>();
-        let finish_reason = if tool_calls.is_empty() { "stop" } else { "tool_calls" };
+        let completion_tokens =
+            words(&text) + tool_calls.iter().map(|call| words(&call.arguments)).sum::<u64>();
+        let finish_reason = if tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
         let mut events: Vec<Result<ChatEvent, LlmError>> = word_pieces(&text)
             .map(|piece| Ok(ChatEvent::TextDelta(piece.to_owned())))
             .collect();
@@ -109,9 +112,9 @@ fn words(text: &str) -> u64 {
 
 fn words_in_message(message: &ChatMessage) -> u64 {
     match message {
-        ChatMessage::System { content } | ChatMessage::User { content } | ChatMessage::Tool { content, .. } => {
-            words(content)
-        }
+        ChatMessage::System { content }
+        | ChatMessage::User { content }
+        | ChatMessage::Tool { content, .. } => words(content),
         ChatMessage::Assistant { content, tool_calls } => {
             words(content) + tool_calls.iter().map(|call| words(&call.arguments)).sum::<u64>()
         }
@@ -180,7 +183,10 @@ mod tests {
         assert_eq!(outcome.finish_reason, "tool_calls");
         assert_eq!(outcome.tool_calls.len(), 1);
         let call = outcome.tool_calls[0].clone();
-        assert_eq!((call.name.as_str(), call.arguments.as_str()), ("weather", r#"{"city": "Oslo"}"#));
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("weather", r#"{"city": "Oslo"}"#)
+        );
 
         let (deltas, outcome) = run(vec![
             user(r#"/tool weather {"city": "Oslo"}"#),

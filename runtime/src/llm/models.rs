@@ -34,11 +34,7 @@ impl Models {
     /// Whether `name` is offered.
     pub fn offers(&self, name: &str) -> bool {
         name == ECHO
-            || (self.provider.is_some()
-                && self
-                    .allowed
-                    .as_ref()
-                    .is_none_or(|allowed| allowed.contains(name)))
+            || (self.provider.is_some() && self.allowed.as_ref().is_none_or(|allowed| allowed.contains(name)))
     }
 
     /// The names offered, for an error that tells the caller what to pick; `None` when the
