@@ -16,6 +16,8 @@
 //! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
 //! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
 //! | [`agent`] | agent id | an organization's agent definition, every version kept |
+//! | [`conversation`] | conversation id | the pinned agent version, its runs, one active run at a time |
+//! | [`run`] | run id | a run's steps, its executor, approvals, the run's stream ids |
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
 //! | [`key_prefix_claim`] | key prefix | one key per prefix, so prefixes stay unique |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
@@ -67,6 +69,7 @@
 pub mod actor;
 pub mod agent;
 pub mod api_key;
+pub mod conversation;
 pub mod email;
 pub mod email_claim;
 pub mod impersonation;
@@ -75,6 +78,7 @@ pub mod key_prefix_claim;
 pub mod organization;
 pub mod password_policy;
 pub mod role;
+pub mod run;
 pub mod session;
 pub mod upcasting;
 pub mod user;

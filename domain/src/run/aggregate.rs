@@ -1,0 +1,845 @@
+//! The run aggregate: where a run stands, who executes it, and what may happen next.
+
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::call::call_id;
+use super::{
+    ApprovalState, Call, LlmCallRecord, MAX_UNRECORDED_IDS, ModelToolCall, RunCommand, RunError, RunEvent,
+    RunStatus, ToolFailure, ToolResult,
+};
+use crate::sink::write_all;
+
+type Decision = Result<Vec<RunEvent>, RunError>;
+
+/// Longest denial reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// What the executor of a run should do next, decided from the recorded events alone, so a
+/// resumed run continues exactly where the last record left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextAction {
+    /// Take the run (`Start`) first.
+    Start,
+    /// Call the model for step `step`.
+    CallModel {
+        /// The step it will be.
+        step: u32,
+    },
+    /// Call this tool (again, with the same key, if `attempts > 0`).
+    CallTool(Call),
+    /// The model answered without tool calls: complete the run.
+    Complete,
+    /// Calls wait for approval: let go of the run.
+    AwaitApproval,
+    /// Nothing: the run has ended.
+    Finished,
+}
+
+/// A run of one organization (the aggregate id is the run id). The state is small: the
+/// current step's calls and totals, never the transcript.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct Run {
+    run_id: Uuid,
+    org_id: Option<Uuid>,
+    conversation_id: Uuid,
+    agent_id: Uuid,
+    agent_version: u32,
+    status: RunStatus,
+    executor: Option<Uuid>,
+    ever_started: bool,
+    next_id: u64,
+    /// Model calls begun.
+    steps: u32,
+    /// The step of a model call begun and not finished.
+    model_call_open: Option<u32>,
+    /// The latest answer had no tool calls.
+    answered: bool,
+    calls: Vec<Call>,
+    /// The latest answer's text (the run's output once it completes).
+    last_content: String,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    credits: u64,
+}
+
+impl Run {
+    /// Whether `Queue` has happened.
+    pub fn exists(&self) -> bool {
+        self.org_id.is_some()
+    }
+
+    /// The owning organization.
+    pub fn org_id(&self) -> Option<Uuid> {
+        self.org_id
+    }
+
+    /// The conversation.
+    pub fn conversation_id(&self) -> Uuid {
+        self.conversation_id
+    }
+
+    /// The agent and its version.
+    pub fn agent(&self) -> (Uuid, u32) {
+        (self.agent_id, self.agent_version)
+    }
+
+    /// Where it stands.
+    pub fn status(&self) -> RunStatus {
+        self.status
+    }
+
+    /// Model calls begun so far.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// Tokens and credits so far: (prompt, completion, credits).
+    pub fn usage(&self) -> (u64, u64, u64) {
+        (self.prompt_tokens, self.completion_tokens, self.credits)
+    }
+
+    /// The current step's tool calls.
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    /// The executor holding the run, if any.
+    pub fn executor(&self) -> Option<Uuid> {
+        self.executor
+    }
+
+    /// The last stream id recorded.
+    pub fn last_id(&self) -> u64 {
+        self.next_id.saturating_sub(1)
+    }
+
+    /// What the executor `executor` should do next.
+    pub fn next_action(&self, executor: Uuid) -> NextAction {
+        if !self.exists() || self.status.is_terminal() {
+            return NextAction::Finished;
+        }
+        if self.status == RunStatus::AwaitingApproval {
+            return NextAction::AwaitApproval;
+        }
+        if self.executor != Some(executor) {
+            return NextAction::Start;
+        }
+        if let Some(step) = self.model_call_open {
+            return NextAction::CallModel { step };
+        }
+        if let Some(call) = self.calls.iter().find(|call| call.is_runnable()) {
+            return NextAction::CallTool(call.clone());
+        }
+        if self.answered {
+            return NextAction::Complete;
+        }
+        NextAction::CallModel { step: self.steps + 1 }
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.max(1)
+    }
+
+    fn check_live(&self) -> Result<(), RunError> {
+        if !self.exists() {
+            return Err(RunError::NotFound);
+        }
+        if self.status.is_terminal() {
+            return Err(RunError::Finished { status: self.status });
+        }
+        Ok(())
+    }
+
+    fn check_executor(&self, executor: Uuid) -> Result<(), RunError> {
+        self.check_live()?;
+        if self.executor != Some(executor) || self.status != RunStatus::Running {
+            return Err(RunError::NotExecutor);
+        }
+        Ok(())
+    }
+
+    fn queue(&self, command: RunCommand) -> Decision {
+        if self.exists() {
+            return Err(RunError::AlreadyExists);
+        }
+        let RunCommand::Queue {
+            run_id,
+            org_id,
+            conversation_id,
+            agent_id,
+            agent_version,
+            input,
+        } = command
+        else {
+            return Err(RunError::NotFound);
+        };
+        Ok(vec![RunEvent::Queued {
+            id: 1,
+            run_id,
+            org_id,
+            conversation_id,
+            agent_id,
+            agent_version,
+            input,
+        }])
+    }
+
+    fn start(&self, executor: Uuid) -> Decision {
+        self.check_live()?;
+        if self.status == RunStatus::AwaitingApproval {
+            return Err(RunError::OutOfStep("the run awaits approval"));
+        }
+        if !self.ever_started {
+            return Ok(vec![RunEvent::Started {
+                id: self.id(),
+                executor,
+            }]);
+        }
+        // Another executor may have streamed part of an answer live before it stopped.
+        let (discarded_step, skipped_ids) = match self.model_call_open {
+            Some(step) if self.executor.is_some() => (Some(step), MAX_UNRECORDED_IDS),
+            Some(step) => (Some(step), 0),
+            None => (None, 0),
+        };
+        Ok(vec![RunEvent::Resumed {
+            id: self.id() + skipped_ids,
+            executor,
+            discarded_step,
+            skipped_ids,
+        }])
+    }
+
+    fn start_llm_call(&self, executor: Uuid, model: String) -> Decision {
+        self.check_executor(executor)?;
+        if self.calls.iter().any(|call| !call.finished) {
+            return Err(RunError::OutOfStep(
+                "tool calls of the last answer are unfinished",
+            ));
+        }
+        if self.answered {
+            return Err(RunError::OutOfStep("the model has answered; complete the run"));
+        }
+        let step = self.model_call_open.unwrap_or(self.steps + 1);
+        Ok(vec![RunEvent::LlmCallStarted {
+            id: self.id(),
+            step,
+            model,
+        }])
+    }
+
+    fn record_deltas(&self, executor: Uuid, chunks: Vec<String>) -> Decision {
+        self.check_executor(executor)?;
+        let Some(step) = self.model_call_open else {
+            return Err(RunError::OutOfStep("no model call is open"));
+        };
+        if chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![RunEvent::MessageDelta {
+            first_id: self.id(),
+            step,
+            chunks,
+        }])
+    }
+
+    fn complete_llm_call(
+        &self,
+        executor: Uuid,
+        record: LlmCallRecord,
+        content: String,
+        tool_calls: Vec<ModelToolCall>,
+    ) -> Decision {
+        self.check_executor(executor)?;
+        let Some(step) = self.model_call_open else {
+            return Err(RunError::OutOfStep("no model call is open"));
+        };
+        let mut id = self.id();
+        let mut next = || {
+            id += 1;
+            id - 1
+        };
+        let mut events = vec![
+            RunEvent::LlmCallCompleted {
+                id: next(),
+                step,
+                model: record.model,
+                prompt_tokens: record.prompt_tokens,
+                completion_tokens: record.completion_tokens,
+                usage_reported: record.usage_reported,
+                credits: record.credits,
+                latency_ms: record.latency_ms,
+                finish_reason: record.finish_reason,
+                retries: record.retries,
+            },
+            RunEvent::MessageCompleted {
+                id: next(),
+                step,
+                content,
+            },
+        ];
+        for (index, requested) in tool_calls.into_iter().enumerate() {
+            let approval = if requested.approval_required {
+                ApprovalState::Pending
+            } else {
+                ApprovalState::NotRequired
+            };
+            events.push(RunEvent::ToolCallRequested {
+                id: next(),
+                step,
+                call: Call {
+                    call_id: call_id(self.run_id, step, index),
+                    model_call_id: requested.model_call_id,
+                    name: requested.name,
+                    arguments: requested.arguments,
+                    approval,
+                    attempts: 0,
+                    finished: false,
+                },
+            });
+        }
+        Ok(events)
+    }
+
+    fn fail_llm_call(
+        &self,
+        executor: Uuid,
+        model: String,
+        code: String,
+        detail: String,
+        retries: u32,
+    ) -> Decision {
+        self.check_executor(executor)?;
+        let step = self.model_call_open.unwrap_or(self.steps);
+        Ok(vec![
+            RunEvent::LlmCallFailed {
+                id: self.id(),
+                step,
+                model,
+                code: code.clone(),
+                detail: detail.clone(),
+                retries,
+            },
+            RunEvent::Failed {
+                id: self.id() + 1,
+                code,
+                detail,
+            },
+        ])
+    }
+
+    fn call(&self, call_id: Uuid) -> Result<&Call, RunError> {
+        self.calls
+            .iter()
+            .find(|call| call.call_id == call_id)
+            .ok_or(RunError::CallNotFound { call_id })
+    }
+
+    fn start_tool_call(&self, executor: Uuid, call_id: Uuid) -> Decision {
+        self.check_executor(executor)?;
+        let call = self.call(call_id)?;
+        if !call.is_runnable() {
+            return Err(RunError::OutOfStep("the tool call may not run"));
+        }
+        Ok(vec![RunEvent::ToolCallStarted {
+            id: self.id(),
+            call_id,
+            attempt: call.attempts + 1,
+            idempotency_key: call_id.to_string(),
+        }])
+    }
+
+    fn finish_tool_call(&self, executor: Uuid, call_id: Uuid, result: ToolResult) -> Decision {
+        self.check_executor(executor)?;
+        let call = self.call(call_id)?;
+        if call.finished {
+            return Ok(Vec::new());
+        }
+        let id = self.id();
+        Ok(vec![match result {
+            ToolResult::Output(output) => RunEvent::ToolCallCompleted { id, call_id, output },
+            ToolResult::Failed { code, detail } => RunEvent::ToolCallFailed {
+                id,
+                call_id,
+                failure: ToolFailure { code, detail },
+            },
+        }])
+    }
+
+    fn complete(&self, executor: Uuid) -> Decision {
+        self.check_executor(executor)?;
+        if !self.answered {
+            return Err(RunError::OutOfStep("the model has not answered"));
+        }
+        Ok(vec![RunEvent::Completed {
+            id: self.id(),
+            output: self.last_content.clone(),
+        }])
+    }
+
+    fn fail(&self, executor: Uuid, code: String, detail: String) -> Decision {
+        self.check_executor(executor)?;
+        Ok(vec![RunEvent::Failed {
+            id: self.id(),
+            code,
+            detail,
+        }])
+    }
+
+    fn pending_call(&self, call_id: Uuid) -> Result<&Call, RunError> {
+        self.check_live()?;
+        let call = self.call(call_id)?;
+        if call.approval != ApprovalState::Pending {
+            return Err(RunError::CallNotPending { call_id });
+        }
+        Ok(call)
+    }
+
+    fn approve(&self, call_id: Uuid, by: String) -> Decision {
+        self.pending_call(call_id)?;
+        Ok(vec![RunEvent::ToolCallApproved {
+            id: self.id(),
+            call_id,
+            by,
+        }])
+    }
+
+    fn deny(&self, call_id: Uuid, by: String, reason: String) -> Decision {
+        self.pending_call(call_id)?;
+        let reason = reason.trim().to_owned();
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(RunError::ReasonTooLong {
+                max: MAX_REASON_CHARS,
+            });
+        }
+        Ok(vec![RunEvent::ToolCallDenied {
+            id: self.id(),
+            call_id,
+            by,
+            reason,
+        }])
+    }
+
+    fn cancel(&self, by: String) -> Decision {
+        self.check_live()?;
+        Ok(vec![RunEvent::Cancelled { id: self.id(), by }])
+    }
+
+    fn call_mut(&mut self, call_id: Uuid) -> Option<&mut Call> {
+        self.calls.iter_mut().find(|call| call.call_id == call_id)
+    }
+
+    /// After a decision on a call: the run waits for a worker once nothing is pending.
+    fn after_decision(&mut self) {
+        if !self
+            .calls
+            .iter()
+            .any(|call| call.approval == ApprovalState::Pending)
+        {
+            self.status = RunStatus::Queued;
+        }
+    }
+}
+
+impl Aggregate for Run {
+    const TYPE: &'static str = "run";
+    type Command = RunCommand;
+    type Event = RunEvent;
+    type Error = RunError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = match command {
+            queue @ RunCommand::Queue { .. } => self.queue(queue)?,
+            RunCommand::Start { executor } => self.start(executor)?,
+            RunCommand::StartLlmCall { executor, model } => self.start_llm_call(executor, model)?,
+            RunCommand::RecordDeltas { executor, chunks } => self.record_deltas(executor, chunks)?,
+            RunCommand::CompleteLlmCall {
+                executor,
+                record,
+                content,
+                tool_calls,
+            } => self.complete_llm_call(executor, record, content, tool_calls)?,
+            RunCommand::FailLlmCall {
+                executor,
+                model,
+                code,
+                detail,
+                retries,
+            } => self.fail_llm_call(executor, model, code, detail, retries)?,
+            RunCommand::StartToolCall { executor, call_id } => self.start_tool_call(executor, call_id)?,
+            RunCommand::FinishToolCall {
+                executor,
+                call_id,
+                result,
+            } => self.finish_tool_call(executor, call_id, result)?,
+            RunCommand::Complete { executor } => self.complete(executor)?,
+            RunCommand::Fail {
+                executor,
+                code,
+                detail,
+            } => self.fail(executor, code, detail)?,
+            RunCommand::Approve { call_id, by } => self.approve(call_id, by)?,
+            RunCommand::Deny { call_id, by, reason } => self.deny(call_id, by, reason)?,
+            RunCommand::Cancel { by } => self.cancel(by)?,
+        };
+        write_all(sink, self, events).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.next_id = event.last_id() + 1;
+        match event {
+            RunEvent::Queued {
+                run_id,
+                org_id,
+                conversation_id,
+                agent_id,
+                agent_version,
+                ..
+            } => {
+                self.run_id = run_id;
+                self.org_id = Some(org_id);
+                self.conversation_id = conversation_id;
+                self.agent_id = agent_id;
+                self.agent_version = agent_version;
+                self.status = RunStatus::Queued;
+            }
+            RunEvent::Started { executor, .. } | RunEvent::Resumed { executor, .. } => {
+                self.ever_started = true;
+                self.executor = Some(executor);
+                self.status = RunStatus::Running;
+            }
+            RunEvent::LlmCallStarted { step, .. } => {
+                self.steps = self.steps.max(step);
+                self.model_call_open = Some(step);
+                self.calls.clear();
+                self.answered = false;
+            }
+            RunEvent::MessageDelta { .. } => {}
+            RunEvent::LlmCallCompleted {
+                prompt_tokens,
+                completion_tokens,
+                credits,
+                ..
+            } => {
+                self.model_call_open = None;
+                self.prompt_tokens += prompt_tokens;
+                self.completion_tokens += completion_tokens;
+                self.credits += credits;
+                self.answered = true;
+            }
+            RunEvent::LlmCallFailed { .. } => self.model_call_open = None,
+            RunEvent::MessageCompleted { content, .. } => self.last_content = content,
+            RunEvent::ToolCallRequested { call, .. } => {
+                self.answered = false;
+                if call.approval == ApprovalState::Pending {
+                    self.status = RunStatus::AwaitingApproval;
+                    self.executor = None;
+                }
+                self.calls.push(call);
+            }
+            RunEvent::ToolCallApproved { call_id, .. } => {
+                if let Some(call) = self.call_mut(call_id) {
+                    call.approval = ApprovalState::Approved;
+                }
+                self.after_decision();
+            }
+            RunEvent::ToolCallDenied { call_id, .. } => {
+                if let Some(call) = self.call_mut(call_id) {
+                    call.approval = ApprovalState::Denied;
+                    call.finished = true;
+                }
+                self.after_decision();
+            }
+            RunEvent::ToolCallStarted { call_id, attempt, .. } => {
+                if let Some(call) = self.call_mut(call_id) {
+                    call.attempts = attempt;
+                }
+            }
+            RunEvent::ToolCallCompleted { call_id, .. } | RunEvent::ToolCallFailed { call_id, .. } => {
+                if let Some(call) = self.call_mut(call_id) {
+                    call.finished = true;
+                }
+            }
+            RunEvent::Completed { .. } => {
+                self.status = RunStatus::Completed;
+                self.executor = None;
+            }
+            RunEvent::Failed { .. } => {
+                self.status = RunStatus::Failed;
+                self.executor = None;
+                self.model_call_open = None;
+            }
+            RunEvent::Cancelled { .. } => {
+                self.status = RunStatus::Cancelled;
+                self.executor = None;
+                self.model_call_open = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    const RUN: Uuid = Uuid::from_u128(7);
+    const EXECUTOR: Uuid = Uuid::from_u128(8);
+    const OTHER: Uuid = Uuid::from_u128(9);
+
+    fn queued() -> RunEvent {
+        RunEvent::Queued {
+            id: 1,
+            run_id: RUN,
+            org_id: Uuid::from_u128(1),
+            conversation_id: Uuid::from_u128(2),
+            agent_id: Uuid::from_u128(3),
+            agent_version: 1,
+            input: "hi".to_owned(),
+        }
+    }
+
+    fn record() -> LlmCallRecord {
+        LlmCallRecord {
+            model: "echo".to_owned(),
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            usage_reported: true,
+            credits: 1,
+            latency_ms: 4,
+            finish_reason: "tool_calls".to_owned(),
+            retries: 0,
+        }
+    }
+
+    /// Folds `events` and returns the state.
+    fn state(events: Vec<RunEvent>) -> Run {
+        let mut run = Run::default();
+        for event in events {
+            run.apply(event);
+        }
+        run
+    }
+
+    async fn decide(run: &mut Run, command: RunCommand) -> Result<Vec<RunEvent>, RunError> {
+        let sink = EventSink::default();
+        run.handle(command, &(), &sink).await?;
+        Ok(sink.collect().await)
+    }
+
+    #[tokio::test]
+    async fn a_run_walks_model_tool_model_and_every_event_takes_the_next_stream_id() {
+        let mut run = state(vec![queued()]);
+        assert_eq!(run.next_action(EXECUTOR), NextAction::Start);
+        decide(&mut run, RunCommand::Start { executor: EXECUTOR })
+            .await
+            .unwrap();
+        assert_eq!(run.next_action(EXECUTOR), NextAction::CallModel { step: 1 });
+        decide(
+            &mut run,
+            RunCommand::StartLlmCall {
+                executor: EXECUTOR,
+                model: "echo".into(),
+            },
+        )
+        .await
+        .unwrap();
+        decide(
+            &mut run,
+            RunCommand::RecordDeltas {
+                executor: EXECUTOR,
+                chunks: vec!["a ".into(), "b".into()],
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.last_id(), 5, "queued 1, started 2, llm 3, deltas 4 and 5");
+        let call = ModelToolCall {
+            model_call_id: "c1".into(),
+            name: "weather".into(),
+            arguments: "{}".into(),
+            approval_required: false,
+        };
+        decide(
+            &mut run,
+            RunCommand::CompleteLlmCall {
+                executor: EXECUTOR,
+                record: record(),
+                content: String::new(),
+                tool_calls: vec![call],
+            },
+        )
+        .await
+        .unwrap();
+        let NextAction::CallTool(call) = run.next_action(EXECUTOR) else {
+            panic!("a tool call is next")
+        };
+        assert_eq!(call.call_id, super::call_id(RUN, 1, 0));
+        decide(
+            &mut run,
+            RunCommand::StartToolCall {
+                executor: EXECUTOR,
+                call_id: call.call_id,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            run.next_action(EXECUTOR),
+            NextAction::CallTool(Call {
+                attempts: 1,
+                ..call.clone()
+            })
+        );
+        decide(
+            &mut run,
+            RunCommand::FinishToolCall {
+                executor: EXECUTOR,
+                call_id: call.call_id,
+                result: ToolResult::Output("sun".into()),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.next_action(EXECUTOR), NextAction::CallModel { step: 2 });
+        assert_eq!(run.usage(), (3, 2, 1));
+    }
+
+    #[tokio::test]
+    async fn another_executor_cannot_record_steps_and_a_takeover_skips_the_ids_sent_live() {
+        let mut run = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "echo".into(),
+            },
+        ]);
+        let refused = decide(
+            &mut run,
+            RunCommand::RecordDeltas {
+                executor: OTHER,
+                chunks: vec!["x".into()],
+            },
+        )
+        .await;
+        assert_eq!(refused, Err(RunError::NotExecutor));
+        assert_eq!(run.next_action(OTHER), NextAction::Start);
+        decide(&mut run, RunCommand::Start { executor: OTHER })
+            .await
+            .unwrap();
+        assert_eq!(run.last_id(), 4 + MAX_UNRECORDED_IDS);
+        assert_eq!(
+            run.next_action(OTHER),
+            NextAction::CallModel { step: 1 },
+            "the open step is called again"
+        );
+        let stale = decide(
+            &mut run,
+            RunCommand::StartLlmCall {
+                executor: EXECUTOR,
+                model: "echo".into(),
+            },
+        )
+        .await;
+        assert_eq!(stale, Err(RunError::NotExecutor));
+    }
+
+    #[test]
+    fn an_approval_must_name_a_pending_call_of_this_run() {
+        let pending = Call {
+            call_id: Uuid::from_u128(100),
+            model_call_id: "c".into(),
+            name: "pay".into(),
+            arguments: "{}".into(),
+            approval: ApprovalState::Pending,
+            attempts: 0,
+            finished: false,
+        };
+        let given = vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "echo".into(),
+            },
+            RunEvent::ToolCallRequested {
+                id: 4,
+                step: 1,
+                call: pending,
+            },
+        ];
+        TestFramework::<Run>::with(())
+            .given(given.clone())
+            .when(RunCommand::Approve {
+                call_id: Uuid::from_u128(101),
+                by: "user:1".into(),
+            })
+            .then_expect_error(RunError::CallNotFound {
+                call_id: Uuid::from_u128(101),
+            });
+        let mut approved = given.clone();
+        approved.push(RunEvent::ToolCallApproved {
+            id: 5,
+            call_id: Uuid::from_u128(100),
+            by: "user:1".into(),
+        });
+        TestFramework::<Run>::with(())
+            .given(approved)
+            .when(RunCommand::Deny {
+                call_id: Uuid::from_u128(100),
+                by: "user:2".into(),
+                reason: "no".into(),
+            })
+            .then_expect_error(RunError::CallNotPending {
+                call_id: Uuid::from_u128(100),
+            });
+        TestFramework::<Run>::with(())
+            .given(given)
+            .when(RunCommand::Approve {
+                call_id: Uuid::from_u128(100),
+                by: "user:1".into(),
+            })
+            .then_expect_events(vec![RunEvent::ToolCallApproved {
+                id: 5,
+                call_id: Uuid::from_u128(100),
+                by: "user:1".into(),
+            }]);
+    }
+
+    #[test]
+    fn nothing_happens_to_an_ended_run() {
+        TestFramework::<Run>::with(())
+            .given(vec![
+                queued(),
+                RunEvent::Cancelled {
+                    id: 2,
+                    by: "user:1".into(),
+                },
+            ])
+            .when(RunCommand::Cancel { by: "user:1".into() })
+            .then_expect_error(RunError::Finished {
+                status: RunStatus::Cancelled,
+            });
+    }
+}

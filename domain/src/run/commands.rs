@@ -1,0 +1,166 @@
+//! Commands of the run aggregate: the API's (queue, approve, deny, cancel) and the executor's
+//! (each carrying the executor's id, which the aggregate checks).
+
+use uuid::Uuid;
+
+/// What the model's answer asked for: one tool call, as the model wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelToolCall {
+    /// The model's id for the call.
+    pub model_call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments (JSON text, possibly invalid).
+    pub arguments: String,
+    /// Whether the agent's policy makes it wait for approval.
+    pub approval_required: bool,
+}
+
+/// The record of one finished model call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmCallRecord {
+    /// The model.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Whether the provider reported the usage (otherwise it was counted by Agentry).
+    pub usage_reported: bool,
+    /// Credits by the price table.
+    pub credits: u64,
+    /// From the request to the last byte.
+    pub latency_ms: u64,
+    /// The provider's finish reason.
+    pub finish_reason: String,
+    /// Retries before it answered.
+    pub retries: u32,
+}
+
+/// How a tool call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolResult {
+    /// The tool answered; its output goes to the model.
+    Output(String),
+    /// It could not be called or failed; the model is told `detail`.
+    Failed {
+        /// A stable code (`unknown_tool`, `invalid_arguments`, `timeout`, …).
+        code: String,
+        /// What went wrong, for the model and the reader.
+        detail: String,
+    },
+}
+
+/// What is asked of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunCommand {
+    /// Record a new run, waiting for an executor.
+    Queue {
+        /// The run's own id (its tool calls' ids derive from it).
+        run_id: Uuid,
+        /// The organization.
+        org_id: Uuid,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The agent.
+        agent_id: Uuid,
+        /// The agent version the conversation pinned.
+        agent_version: u32,
+        /// The user's input.
+        input: String,
+    },
+    /// An executor takes the run (first time, after approvals, or over from a dead executor).
+    Start {
+        /// The executor.
+        executor: Uuid,
+    },
+    /// The executor is about to call the model.
+    StartLlmCall {
+        /// The executor.
+        executor: Uuid,
+        /// The model.
+        model: String,
+    },
+    /// Text of the model's answer so far, in the chunks it was sent live.
+    RecordDeltas {
+        /// The executor.
+        executor: Uuid,
+        /// The chunks, in order.
+        chunks: Vec<String>,
+    },
+    /// The model answered.
+    CompleteLlmCall {
+        /// The executor.
+        executor: Uuid,
+        /// Usage and timing.
+        record: LlmCallRecord,
+        /// The whole text.
+        content: String,
+        /// Its tool calls, in the model's order.
+        tool_calls: Vec<ModelToolCall>,
+    },
+    /// The model call failed for good: the run fails.
+    FailLlmCall {
+        /// The executor.
+        executor: Uuid,
+        /// The model.
+        model: String,
+        /// A stable code.
+        code: String,
+        /// What went wrong.
+        detail: String,
+        /// Retries made.
+        retries: u32,
+    },
+    /// The executor is about to send a tool call (recorded before the request leaves).
+    StartToolCall {
+        /// The executor.
+        executor: Uuid,
+        /// The call.
+        call_id: Uuid,
+    },
+    /// A tool call ended.
+    FinishToolCall {
+        /// The executor.
+        executor: Uuid,
+        /// The call.
+        call_id: Uuid,
+        /// Its result.
+        result: ToolResult,
+    },
+    /// The agent answered without tool calls: the run is done.
+    Complete {
+        /// The executor.
+        executor: Uuid,
+    },
+    /// The run cannot go on (step limit, missing agent, …).
+    Fail {
+        /// The executor.
+        executor: Uuid,
+        /// A stable code.
+        code: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A person approves a pending call.
+    Approve {
+        /// The call.
+        call_id: Uuid,
+        /// Who decided (`user:<id>`, `api_key:<id>`).
+        by: String,
+    },
+    /// A person denies a pending call (or its approval expired: `by` is `system`).
+    Deny {
+        /// The call.
+        call_id: Uuid,
+        /// Who decided.
+        by: String,
+        /// Why; told to the model.
+        reason: String,
+    },
+    /// Someone cancels the run.
+    Cancel {
+        /// Who.
+        by: String,
+    },
+}
