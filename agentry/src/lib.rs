@@ -17,6 +17,7 @@ pub mod embedded_postgres;
 pub mod identity_setup;
 pub mod platform;
 pub mod restored_store;
+pub mod runs_setup;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

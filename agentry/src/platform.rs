@@ -123,6 +123,11 @@ impl Platform {
         names
     }
 
+    /// Runs `task` in the background until shutdown (it must watch [`Self::shutdown`]).
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
     /// Stops the background loops (waiting up to 10 s for them), then a private cluster.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

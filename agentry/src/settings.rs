@@ -91,6 +91,27 @@ pub struct Settings {
     /// Logs and readiness.
     #[command(flatten)]
     pub operations: OperationsSettings,
+    /// Agent runs: models, prices, concurrency.
+    #[command(flatten)]
+    pub runs: RunSettings,
+}
+
+/// How agent runs are executed.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Runs")]
+pub struct RunSettings {
+    /// Runs one process executes at once; more wait in its queue.
+    #[arg(
+        long,
+        env = "AGENTRY_MAX_CONCURRENT_RUNS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_concurrent_runs: usize,
+    /// Prices in credits per million tokens, over the defaults: a JSON object from model name
+    /// (or `default`) to `{"prompt": n, "completion": n}`.
+    #[arg(long, env = "AGENTRY_LLM_PRICES", global = true)]
+    pub llm_prices: Option<String>,
 }
 
 /// Where events are stored.

@@ -49,7 +49,9 @@ impl Application {
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
+        let runs = crate::runs_setup::start_runs(&mut platform, &settings)?;
         let state = AppState {
+            runs,
             agents: Arc::new(commands::agents::AgentService::new(&platform.store)),
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(

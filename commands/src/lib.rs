@@ -9,3 +9,4 @@
 
 pub mod agents;
 pub mod identity;
+pub mod runs;

@@ -27,6 +27,7 @@ mod rate_limit;
 mod refresh_grace;
 mod registration_recovery;
 mod roles;
+mod runs;
 mod schema_rules;
 mod service_routes;
 mod sign_in_limits;

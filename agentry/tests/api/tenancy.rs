@@ -16,6 +16,7 @@ use crate::accounts::{Account, add_member, create_api_key, expect_json, register
 use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
+use crate::runs::{conversation, echo_agent, run_reaching, start_run};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
 /// organization by design); `admin.rs` tests who may call them.
@@ -27,6 +28,8 @@ struct Resource {
     id: Uuid,
     /// A's data about it (names, emails, prefixes, secrets) that B must never see.
     private: Vec<String>,
+    /// Goes into a second `{call_id}` segment (a run's tool call).
+    call_id: Option<Uuid>,
 }
 
 /// Makes a resource in the organization of the given owner.
@@ -61,6 +64,55 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::OK,
         },
         IdRoute {
+            method: Method::GET,
+            path: "/v1/conversations/{id}",
+            body: None,
+            setup: a_conversation,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::GET,
+            path: "/v1/conversations/{id}/runs",
+            body: None,
+            setup: a_conversation,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/conversations/{id}/archive",
+            body: Some(json!({})),
+            setup: a_conversation,
+            success: StatusCode::NO_CONTENT,
+        },
+        IdRoute {
+            method: Method::GET,
+            path: "/v1/runs/{id}",
+            body: None,
+            setup: a_waiting_run,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/runs/{id}/cancel",
+            body: Some(json!({})),
+            setup: a_waiting_run,
+            success: StatusCode::ACCEPTED,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/runs/{id}/tool-calls/{call_id}/approve",
+            body: Some(json!({})),
+            setup: a_waiting_run,
+            success: StatusCode::ACCEPTED,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/runs/{id}/tool-calls/{call_id}/deny",
+            body: Some(json!({ "reason": "no" })),
+            setup: a_waiting_run,
+            success: StatusCode::ACCEPTED,
+        },
+        IdRoute {
             method: Method::DELETE,
             path: "/v1/api-keys/{id}",
             body: None,
@@ -88,7 +140,50 @@ fn id_routes() -> Vec<IdRoute> {
             setup: an_admin_member,
             success: StatusCode::NO_CONTENT,
         },
+        // Last: A's control starts a run whose steps are recorded in the background.
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/conversations/{id}/runs",
+            body: Some(json!({ "input": "hello" })),
+            setup: a_conversation,
+            success: StatusCode::ACCEPTED,
+        },
     ]
+}
+
+fn a_conversation<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let agent = echo_agent(app, &owner.access_token, 5).await;
+        let id = conversation(app, &owner.access_token, &agent).await;
+        Resource {
+            id: id.parse().unwrap(),
+            private: vec![agent, "Trip".to_owned()],
+            call_id: None,
+        }
+    })
+}
+
+/// A run of A's waiting for approval of a call (so cancel, approve and deny all apply).
+fn a_waiting_run<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let token = owner.access_token.as_str();
+        let agent = echo_agent(app, token, 5).await;
+        let conversation_id = conversation(app, token, &agent).await;
+        let run_id = start_run(
+            app,
+            token,
+            &conversation_id,
+            r#"/tool send_mail {"to": "secret-bob"}"#,
+        )
+        .await;
+        let run = run_reaching(app, token, &run_id, "awaiting_approval").await;
+        let call_id = run["steps"][0]["tool_calls"][0]["call_id"].as_str().unwrap();
+        Resource {
+            id: run_id.parse().unwrap(),
+            private: vec![conversation_id, "secret-bob".to_owned()],
+            call_id: Some(call_id.parse().unwrap()),
+        }
+    })
 }
 
 fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
@@ -98,6 +193,7 @@ fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
         Resource {
             id: id.parse().unwrap(),
             private: vec![name, "Answer briefly.".to_owned()],
+            call_id: None,
         }
     })
 }
@@ -109,6 +205,7 @@ fn an_api_key<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resourc
         Resource {
             id: key.id,
             private: vec![name, key.prefix, key.key],
+            call_id: None,
         }
     })
 }
@@ -131,6 +228,7 @@ fn an_event<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
         Resource {
             id,
             private: vec![name, key.prefix, key.id.to_string()],
+            call_id: None,
         }
     })
 }
@@ -142,6 +240,7 @@ fn an_admin_member<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Re
         Resource {
             id: member.user_id,
             private: vec![member.email],
+            call_id: None,
         }
     })
 }
@@ -151,17 +250,22 @@ impl IdRoute {
         format!("{} {}", self.method, self.path)
     }
 
-    /// The path with its `{…}` segment replaced by `id`.
-    fn path_for(&self, id: Uuid) -> String {
+    /// The path with its first `{…}` segment replaced by the resource's id, and a
+    /// `{call_id}` segment by its call.
+    fn path_for(&self, resource: &Resource) -> String {
         let (before, rest) = self.path.split_once('{').expect("a `{…}` segment");
         let (_, after) = rest.split_once('}').expect("a closing `}`");
-        format!("{before}{id}{after}")
+        let path = format!("{before}{}{after}", resource.id);
+        match resource.call_id {
+            Some(call_id) => path.replace("{call_id}", &call_id.to_string()),
+            None => path,
+        }
     }
 
-    async fn call(&self, app: &TestApp, token: &str, id: Uuid) -> reqwest::Response {
+    async fn call(&self, app: &TestApp, token: &str, resource: &Resource) -> reqwest::Response {
         let mut request = app
             .with_bearer(token)
-            .request(self.method.clone(), &self.path_for(id));
+            .request(self.method.clone(), &self.path_for(resource));
         if let Some(body) = &self.body {
             request = request.json(body);
         }
@@ -185,7 +289,7 @@ async fn check_isolated(app: &TestApp, route: &IdRoute, a: &Account, b: &Account
     let resource = (route.setup)(app, a).await;
     let before = app.event_count().await;
 
-    let response = route.call(app, &b.access_token, resource.id).await;
+    let response = route.call(app, &b.access_token, &resource).await;
     match check_problem(response, StatusCode::NOT_FOUND).await {
         Ok(problem) => {
             let text = problem.to_string();
@@ -204,7 +308,7 @@ async fn check_isolated(app: &TestApp, route: &IdRoute, a: &Account, b: &Account
         ));
     }
 
-    let control = route.call(app, &a.access_token, resource.id).await;
+    let control = route.call(app, &a.access_token, &resource).await;
     if control.status() != route.success {
         let status = control.status();
         let body = control.text().await.unwrap_or_default();

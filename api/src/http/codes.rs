@@ -163,7 +163,23 @@ error_codes! {
     TemperatureOutOfRange = "temperature_out_of_range": "`temperature` is not between 0 and 2.",
     MaxOutputTokensOutOfRange = "max_output_tokens_out_of_range": "`max_output_tokens` is not between 1 and 32768.",
     AgentUpdateEmpty = "agent_update_empty": "The update names no field to change.",
+    ConversationNotFound = "conversation_not_found": "No conversation with this id in the caller's organization.",
+    ConversationExists = "conversation_exists": "The conversation already exists.",
+    ConversationTitleTooLong = "conversation_title_too_long": "The title is longer than 200 characters.",
+    ConversationArchived = "conversation_archived": "The conversation is archived and takes no new runs.",
+    RunActive = "run_active": "Another run of the conversation has not ended; `run_id` names it. Wait for it or cancel it.",
+    InputRequired = "input_required": "The run's input is empty.",
+    InputTooLong = "input_too_long": "The run's input is larger than 32 KiB.",
+    InputControlCharacter = "input_control_character": "The run's input holds a control character other than newline, carriage return or tab.",
+    RunNotFound = "run_not_found": "No run with this id in the caller's organization.",
+    RunExists = "run_exists": "The run already exists.",
+    RunFinished = "run_finished": "The run has already ended (completed, failed or cancelled); nothing more can happen to it.",
+    RunBusy = "run_busy": "The run is not at a point where this can happen now; read it and try again.",
+    ToolCallNotFound = "tool_call_not_found": "The run has no tool call with this id in its current step.",
+    ToolCallNotPending = "tool_call_not_pending": "The tool call is not awaiting approval (already decided, or it never needed one).",
+    ReasonTooLong = "reason_too_long": "The reason is longer than 500 characters.",
     PageLimitOutOfRange = "page_limit_out_of_range": "The page `limit` is not between 1 and 100.",
+    InvalidCursor = "invalid_cursor": "The `cursor` is not one a previous page gave.",
 }
 
 impl std::fmt::Display for ErrorCode {

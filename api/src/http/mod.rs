@@ -17,6 +17,7 @@ mod observe;
 mod parser_refusals;
 mod problem;
 mod rate_limit;
+mod run_errors;
 mod schema_refusals;
 mod store_errors;
 mod text;

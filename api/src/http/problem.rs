@@ -6,6 +6,7 @@ use super::ErrorCode;
 
 /// An RFC 9457 problem: every error Agentry answers has this shape.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI naming the kind of problem: `urn:agentry:problem:<code>`.
     #[oai(rename = "type")]
@@ -18,6 +19,8 @@ pub struct Problem {
     pub detail: String,
     /// A stable snake_case code for programs (the schema lists every code with its meaning).
     pub code: ErrorCode,
+    /// The run the problem is about, when there is one (`run_active`: the active run).
+    pub run_id: Option<uuid::Uuid>,
 }
 
 impl Problem {
@@ -29,6 +32,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code,
+            run_id: None,
         }
     }
 }

@@ -153,7 +153,17 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
         "",
         ErrorCode::MaxOutputTokensOutOfRange,
     ),
+    (
+        "CreateConversationRequest",
+        "title",
+        "maxLength",
+        ErrorCode::ConversationTitleTooLong,
+    ),
+    ("CreateRunRequest", "input", "minLength", ErrorCode::InputRequired),
+    ("CreateRunRequest", "input", "maxLength", ErrorCode::InputTooLong),
+    ("DenyRequest", "reason", "maxLength", ErrorCode::ReasonTooLong),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
+    (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
 ];
 
 /// Enum types and the code for a value that is none of theirs.

@@ -52,6 +52,28 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listAgents", &[422]),
     // 404 no such agent here; 409 a lost race; 422 a rule of the definition, or no field.
     ("updateAgent", &[404, 409, 422]),
+    // 404 no such agent here; 409 a lost race; 422 the title's length.
+    ("createConversation", &[404, 409, 422]),
+    // 404 no such conversation here.
+    ("getConversation", &[404]),
+    // 422 the page limit.
+    ("listConversations", &[422]),
+    // 404 no such conversation here; 409 a lost race.
+    ("archiveConversation", &[404, 409]),
+    // 404 no such conversation here; 409 a run is active, archived, or a lost race; 422 the
+    // input's rules.
+    ("createRun", &[404, 409, 422]),
+    // 404 no such conversation here; 422 the page limit or cursor.
+    ("listRuns", &[404, 422]),
+    // 404 no such run here.
+    ("getRun", &[404]),
+    // 404 no such run here; 409 it ended already, or a lost race.
+    ("cancelRun", &[404, 409]),
+    // 404 no such run here, or no such call in its current step; 409 the call is not pending,
+    // the run ended, or a lost race.
+    ("approveToolCall", &[404, 409]),
+    // As approving, and 422 the reason's length.
+    ("denyToolCall", &[404, 409, 422]),
     // 409 already a member or invited; 422 the email address; 503 no mail server, or it refused.
     ("inviteMember", &[409, 422, 503]),
     // 404 unknown token; 409 accepted already or expired; 503 the read model behind.

@@ -5,10 +5,12 @@ mod admin;
 mod agents;
 mod api_keys;
 mod auth;
+mod conversations;
 mod events;
 mod me;
 mod members;
 mod roles;
+mod runs;
 mod service;
 mod state;
 mod tags;
@@ -17,9 +19,11 @@ pub use admin::AdminApi;
 pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
 pub use auth::AuthApi;
+pub use conversations::ConversationsApi;
 pub use events::EventsApi;
 pub use me::MeApi;
 pub use members::MembersApi;
+pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 
@@ -30,6 +34,8 @@ pub type V1Apis = (
     ApiKeysApi,
     MembersApi,
     AgentsApi,
+    ConversationsApi,
+    RunsApi,
     EventsApi,
     AdminApi,
 );
@@ -37,6 +43,14 @@ pub type V1Apis = (
 /// Every `/v1` API, in the order the docs list them.
 pub fn v1_apis() -> V1Apis {
     (
-        AuthApi, MeApi, ApiKeysApi, MembersApi, AgentsApi, EventsApi, AdminApi,
+        AuthApi,
+        MeApi,
+        ApiKeysApi,
+        MembersApi,
+        AgentsApi,
+        ConversationsApi,
+        RunsApi,
+        EventsApi,
+        AdminApi,
     )
 }

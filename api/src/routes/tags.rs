@@ -11,6 +11,10 @@ pub enum ApiTags {
     ApiKeys,
     /// Agents: versioned definitions of model, prompt, tools and approval.
     Agents,
+    /// Conversations with an agent, and their runs.
+    Conversations,
+    /// Runs: reading them, cancelling them, deciding on their tool calls.
+    Runs,
     /// Organization members and roles.
     Members,
     /// The organization's events.

@@ -1,0 +1,348 @@
+//! `/v1/runs`: reading a run, cancelling it, and deciding on its tool calls.
+
+use commands::runs::{CallView, RunView, StepView};
+use domain::run::{ApprovalState, RunStatus};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use uuid::Uuid;
+
+use super::AppState;
+use super::tags::ApiTags;
+use crate::http::{ApiError, BearerAuth, RequestId, TextBlock};
+
+/// Runs of the caller's organization.
+pub struct RunsApi;
+
+/// Where a run stands.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum RunStatusName {
+    /// Waiting for an executor.
+    Queued,
+    /// An executor is working on it.
+    Running,
+    /// A tool call waits for a person's decision.
+    AwaitingApproval,
+    /// Waiting for credits (billing).
+    AwaitingCredits,
+    /// The agent answered.
+    Completed,
+    /// It stopped on an error (`error` says which).
+    Failed,
+    /// Someone cancelled it.
+    Cancelled,
+}
+
+impl From<RunStatus> for RunStatusName {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Queued => Self::Queued,
+            RunStatus::Running => Self::Running,
+            RunStatus::AwaitingApproval => Self::AwaitingApproval,
+            RunStatus::Completed => Self::Completed,
+            RunStatus::Failed => Self::Failed,
+            RunStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// Whether a tool call may run.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum ApprovalName {
+    /// The agent's policy lets it run at once.
+    NotRequired,
+    /// Waiting for a person.
+    Pending,
+    /// A person approved it.
+    Approved,
+    /// A person denied it, or its approval expired.
+    Denied,
+}
+
+impl From<ApprovalState> for ApprovalName {
+    fn from(state: ApprovalState) -> Self {
+        match state {
+            ApprovalState::NotRequired => Self::NotRequired,
+            ApprovalState::Pending => Self::Pending,
+            ApprovalState::Approved => Self::Approved,
+            ApprovalState::Denied => Self::Denied,
+        }
+    }
+}
+
+/// Why a tool call failed.
+#[derive(Object)]
+pub struct ToolCallError {
+    /// A stable code: `unknown_tool`, `invalid_arguments`, `timeout`, `error_status`, …
+    code: String,
+    /// What went wrong (the model was told this).
+    detail: String,
+}
+
+/// One tool call of a step. Fields without a value are left out.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ToolCallBody {
+    /// Agentry's id for the call: approve or deny it by this id.
+    call_id: Uuid,
+    /// The tool.
+    name: String,
+    /// The arguments as the model wrote them (JSON text).
+    arguments: String,
+    /// Whether it may run.
+    approval: ApprovalName,
+    /// `requested`, `awaiting_approval`, `running`, `completed`, `failed` or `denied`.
+    status: String,
+    /// How many times it was sent to the tool.
+    attempts: u32,
+    /// The tool's output.
+    output: Option<String>,
+    /// Why it failed.
+    error: Option<ToolCallError>,
+    /// Who approved or denied it.
+    decided_by: Option<String>,
+    /// The denial's reason.
+    reason: Option<String>,
+}
+
+/// One model call of a run and what came of it.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct StepBody {
+    /// 1 for the run's first model call.
+    step: u32,
+    /// The model.
+    model: String,
+    /// `running`, `completed` or `failed`.
+    status: String,
+    /// The answer's text (so far, while it is generated).
+    content: String,
+    /// Prompt tokens.
+    prompt_tokens: u64,
+    /// Completion tokens.
+    completion_tokens: u64,
+    /// Credits by the price table.
+    credits: u64,
+    /// From the request to the answer's last byte, in milliseconds.
+    latency_ms: u64,
+    /// The provider's finish reason; absent while running.
+    finish_reason: Option<String>,
+    /// Retries before the model answered.
+    retries: u32,
+    /// The answer's tool calls.
+    tool_calls: Vec<ToolCallBody>,
+}
+
+/// Tokens and credits of a run.
+#[derive(Object)]
+pub struct UsageBody {
+    /// Prompt tokens of every model call.
+    prompt_tokens: u64,
+    /// Completion tokens of every model call.
+    completion_tokens: u64,
+    /// Credits of every model call.
+    credits: u64,
+}
+
+/// Why a run failed.
+#[derive(Object)]
+pub struct RunErrorBody {
+    /// A stable code: `max_steps_exceeded`, `llm_timeout`, `llm_provider_error`, `unknown_model`, …
+    code: String,
+    /// What went wrong.
+    detail: String,
+}
+
+/// A run with its steps. Fields without a value are left out.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct RunBody {
+    /// Its id.
+    id: Uuid,
+    /// Its conversation.
+    conversation_id: Uuid,
+    /// Where it stands.
+    status: RunStatusName,
+    /// The user's input.
+    input: String,
+    /// The final answer, once completed.
+    output: Option<String>,
+    /// Why it failed.
+    error: Option<RunErrorBody>,
+    /// Its model calls, each with its tool calls.
+    steps: Vec<StepBody>,
+    /// Tokens and credits so far.
+    usage: UsageBody,
+    /// The id of the run's last stream event so far.
+    last_event_id: u64,
+}
+
+/// One page of runs, newest first.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct RunList {
+    /// This page.
+    pub runs: Vec<RunBody>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// A denial.
+#[derive(Object)]
+struct DenyRequest {
+    /// Why (at most 500 characters); the model is told.
+    #[oai(validator(max_length = 500))]
+    reason: Option<TextBlock>,
+}
+
+#[derive(ApiResponse)]
+enum Accepted {
+    /// Recorded; the run goes on (or stops) in the background.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+fn call_body(call: CallView) -> ToolCallBody {
+    ToolCallBody {
+        call_id: call.call_id,
+        name: call.name,
+        arguments: call.arguments,
+        approval: call.approval.into(),
+        status: call.status.to_owned(),
+        attempts: call.attempts,
+        output: call.output,
+        error: call.error.map(|failure| ToolCallError {
+            code: failure.code,
+            detail: failure.detail,
+        }),
+        decided_by: call.decided_by,
+        reason: call.reason,
+    }
+}
+
+fn step_body(step: StepView) -> StepBody {
+    StepBody {
+        step: step.step,
+        model: step.model,
+        status: step.status.to_owned(),
+        content: step.content,
+        prompt_tokens: step.prompt_tokens,
+        completion_tokens: step.completion_tokens,
+        credits: step.credits,
+        latency_ms: step.latency_ms,
+        finish_reason: step.finish_reason,
+        retries: step.retries,
+        tool_calls: step.tool_calls.into_iter().map(call_body).collect(),
+    }
+}
+
+/// The answer for a run.
+pub fn run_view(run: RunView) -> RunBody {
+    let (prompt_tokens, completion_tokens, credits) = run.usage;
+    RunBody {
+        id: run.id,
+        conversation_id: run.conversation_id,
+        status: run.status.into(),
+        input: run.input,
+        output: run.output,
+        error: run.error.map(|(code, detail)| RunErrorBody { code, detail }),
+        steps: run.steps.into_iter().map(step_body).collect(),
+        usage: UsageBody {
+            prompt_tokens,
+            completion_tokens,
+            credits,
+        },
+        last_event_id: run.last_event_id,
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Runs")]
+impl RunsApi {
+    /// Get a run
+    ///
+    /// Its status, every step (model calls with their tool calls) and its usage.
+    #[oai(path = "/runs/:id", method = "get", operation_id = "getRun")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The run's id.
+        id: Path<Uuid>,
+    ) -> Result<Json<RunBody>, ApiError> {
+        Ok(Json(run_view(state.runs.run(&auth.0, id.0).await?)))
+    }
+
+    /// Cancel a run
+    ///
+    /// Whatever it waits for (the model, a tool, an approval); a run that already ended is 409
+    /// `run_finished`. Owners, admins and members.
+    #[oai(path = "/runs/:id/cancel", method = "post", operation_id = "cancelRun")]
+    async fn cancel(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The run's id.
+        id: Path<Uuid>,
+    ) -> Result<Accepted, ApiError> {
+        state.runs.cancel(&auth.0, id.0, request_id.for_events()).await?;
+        Ok(Accepted::Accepted)
+    }
+
+    /// Approve a tool call
+    ///
+    /// The call must await approval in this run's current step; approving anything else (a
+    /// decided call, another run's, a cancelled run's) is refused, never applied to something
+    /// else. Owners, admins and members.
+    #[oai(
+        path = "/runs/:id/tool-calls/:call_id/approve",
+        method = "post",
+        operation_id = "approveToolCall"
+    )]
+    async fn approve(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The run's id.
+        id: Path<Uuid>,
+        /// The call's id (`call_id` in the run's steps).
+        call_id: Path<Uuid>,
+    ) -> Result<Accepted, ApiError> {
+        state
+            .runs
+            .approve(&auth.0, id.0, call_id.0, request_id.for_events())
+            .await?;
+        Ok(Accepted::Accepted)
+    }
+
+    /// Deny a tool call
+    ///
+    /// The model is told the call was denied, with the reason. Same rules as approving.
+    #[oai(
+        path = "/runs/:id/tool-calls/:call_id/deny",
+        method = "post",
+        operation_id = "denyToolCall"
+    )]
+    async fn deny(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The run's id.
+        id: Path<Uuid>,
+        /// The call's id (`call_id` in the run's steps).
+        call_id: Path<Uuid>,
+        body: Json<DenyRequest>,
+    ) -> Result<Accepted, ApiError> {
+        let reason = body.0.reason.map(|reason| reason.0).unwrap_or_default();
+        state
+            .runs
+            .deny(&auth.0, id.0, call_id.0, reason, request_id.for_events())
+            .await?;
+        Ok(Accepted::Accepted)
+    }
+}

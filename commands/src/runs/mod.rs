@@ -1,0 +1,15 @@
+//! Conversations and runs: starting, reading, cancelling and deciding on tool calls. The
+//! executor that drives runs lives in the `runtime` crate and is reached through
+//! [`RunDispatch`].
+
+mod dispatch;
+mod error;
+mod service;
+mod steps;
+mod transcript;
+
+pub use dispatch::{NoDispatch, RunDispatch};
+pub use error::RunsError;
+pub use service::{ConversationPage, ConversationSummary, ConversationView, RunPage, RunService, RunView};
+pub use steps::{CallView, StepView, steps_of};
+pub use transcript::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};

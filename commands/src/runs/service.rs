@@ -1,0 +1,567 @@
+//! The conversations and runs application service.
+
+use std::sync::Arc;
+
+use domain::Role;
+use domain::agent::{Agent, AgentDefinition, AgentError};
+use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
+use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
+use eventstore::{CommandBus, CommandContext, CommandError, EventStore};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
+use crate::identity::{Caller, IdentityError};
+
+/// Most items one page holds.
+pub const MAX_PAGE: u32 = 100;
+
+/// A conversation with its messages.
+#[derive(Clone, Debug)]
+pub struct ConversationView {
+    /// The conversation's id.
+    pub id: Uuid,
+    /// The agent and the version every run uses.
+    pub agent_id: Uuid,
+    /// The agent version.
+    pub agent_version: u32,
+    /// Its label.
+    pub title: Option<String>,
+    /// Whether it takes no new runs.
+    pub archived: bool,
+    /// The run not yet ended.
+    pub active_run: Option<Uuid>,
+    /// Every message, oldest first.
+    pub messages: Vec<TranscriptMessage>,
+}
+
+/// A conversation as listed.
+#[derive(Clone, Debug)]
+pub struct ConversationSummary {
+    /// The conversation's id.
+    pub id: Uuid,
+    /// The agent.
+    pub agent_id: Uuid,
+    /// The agent version.
+    pub agent_version: u32,
+    /// Its label.
+    pub title: Option<String>,
+    /// Whether it takes no new runs.
+    pub archived: bool,
+    /// The run not yet ended.
+    pub active_run: Option<Uuid>,
+    /// How many runs it has had.
+    pub runs: usize,
+}
+
+/// One page of conversations, newest first.
+#[derive(Clone, Debug)]
+pub struct ConversationPage {
+    /// This page.
+    pub conversations: Vec<ConversationSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// A run with its steps.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// The run's id.
+    pub id: Uuid,
+    /// Its conversation.
+    pub conversation_id: Uuid,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// The user's input.
+    pub input: String,
+    /// The final answer, once completed.
+    pub output: Option<String>,
+    /// Why it failed: (code, detail).
+    pub error: Option<(String, String)>,
+    /// Its model calls and tool calls.
+    pub steps: Vec<StepView>,
+    /// Tokens and credits: (prompt, completion, credits).
+    pub usage: (u64, u64, u64),
+    /// The last stream id recorded (a stream reader resumes after it).
+    pub last_event_id: u64,
+}
+
+/// One page of a conversation's runs, newest first.
+#[derive(Clone, Debug)]
+pub struct RunPage {
+    /// This page.
+    pub runs: Vec<RunView>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Conversations and runs: one per process, shared by every route and the executor.
+pub struct RunService {
+    pool: PgPool,
+    store: EventStore,
+    agents: CommandBus<Agent>,
+    conversations: CommandBus<Conversation>,
+    runs: Arc<CommandBus<Run>>,
+    dispatch: Arc<dyn RunDispatch>,
+}
+
+impl RunService {
+    /// A service over `store` that hands runs to `dispatch`.
+    pub fn new(store: &EventStore, dispatch: Arc<dyn RunDispatch>) -> Self {
+        Self {
+            pool: store.pool().clone(),
+            store: store.clone(),
+            agents: CommandBus::new(store.clone(), ()),
+            conversations: CommandBus::new(store.clone(), ()),
+            runs: Arc::new(CommandBus::new(store.clone(), ())),
+            dispatch,
+        }
+    }
+
+    /// The runs' command bus, shared with the executor so both see one cache.
+    pub fn runs(&self) -> &CommandBus<Run> {
+        &self.runs
+    }
+
+    /// Starts a conversation with an agent of the caller's organization, pinned at the agent's
+    /// latest version (owners, admins, members).
+    pub async fn create_conversation(
+        &self,
+        caller: &Caller,
+        agent_id: Uuid,
+        title: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<(Uuid, u32), RunsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "start conversations")?;
+        let agent = self.agents.load(&agent_id.to_string()).await?;
+        if agent.org_id() != Some(org_id) {
+            return Err(AgentError::NotFound.into());
+        }
+        let id = Uuid::now_v7();
+        let create = ConversationCommand::Create {
+            org_id,
+            agent_id,
+            agent_version: agent.version(),
+            title,
+        };
+        self.conversations
+            .create(&id.to_string(), create, &caller.context(request_id))
+            .await?;
+        Ok((id, agent.version()))
+    }
+
+    /// A conversation of the caller's organization with every message.
+    pub async fn conversation(&self, caller: &Caller, id: Uuid) -> Result<ConversationView, RunsError> {
+        let conversation = self.conversation_in_org(caller.org()?, id).await?;
+        Ok(ConversationView {
+            id,
+            agent_id: conversation.agent_id(),
+            agent_version: conversation.agent_version(),
+            title: conversation.title().map(str::to_owned),
+            archived: conversation.is_archived(),
+            active_run: conversation.active_run().map(|active| active.run_id),
+            messages: self.transcript(&conversation).await?,
+        })
+    }
+
+    /// The caller's organization's conversations, newest first, `limit` at a time from
+    /// `cursor` (a previous page's `next_cursor`). Found through the log's
+    /// `conversation.created` events (indexed by organization): no read model to lag.
+    pub async fn conversations(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        cursor: Option<i64>,
+    ) -> Result<ConversationPage, RunsError> {
+        let org_id = caller.org()?;
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT aggregate_id, position FROM events
+             WHERE org_id = $1 AND aggregate_type = 'conversation' AND sequence = 1
+               AND position < COALESCE($2, 9223372036854775807)
+             ORDER BY position DESC LIMIT $3",
+        )
+        .bind(org_id)
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let mut conversations = Vec::with_capacity(rows.len());
+        let mut next_cursor = None;
+        for (aggregate_id, position) in rows.into_iter().take(limit as usize) {
+            let id = parse_id(&aggregate_id)?;
+            let conversation = self.conversations.load(&aggregate_id).await?;
+            conversations.push(ConversationSummary {
+                id,
+                agent_id: conversation.agent_id(),
+                agent_version: conversation.agent_version(),
+                title: conversation.title().map(str::to_owned),
+                archived: conversation.is_archived(),
+                active_run: conversation.active_run().map(|active| active.run_id),
+                runs: conversation.runs().len(),
+            });
+            next_cursor = more.then_some(position);
+        }
+        Ok(ConversationPage {
+            conversations,
+            next_cursor,
+        })
+    }
+
+    /// Archives a conversation (owners, admins, members): it takes no new runs.
+    pub async fn archive_conversation(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), RunsError> {
+        caller.require(Role::can_write, "archive conversations")?;
+        self.conversation_in_org(caller.org()?, id).await?;
+        self.conversations
+            .execute(
+                &id.to_string(),
+                ConversationCommand::Archive,
+                &caller.context(request_id),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a run of a conversation with the user's `input` (owners, admins, members) and
+    /// hands it to an executor; answers at once, the run queued.
+    ///
+    /// The conversation is claimed first (one active run), then the run is recorded. A start
+    /// interrupted between the two is finished by the next attempt: the claim holds the input.
+    pub async fn start_run(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        input: String,
+        request_id: Option<String>,
+    ) -> Result<(Uuid, RunStatus), RunsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "start runs")?;
+        let conversation = self.conversation_in_org(org_id, conversation_id).await?;
+        check_input(&input)?;
+        let context = caller.context(request_id);
+        let run_id = Uuid::now_v7();
+        let claim = ConversationCommand::StartRun {
+            run_id,
+            input: input.clone(),
+        };
+        let mut settled_once = false;
+        loop {
+            match self
+                .conversations
+                .execute(&conversation_id.to_string(), claim.clone(), &context)
+                .await
+            {
+                Ok(_) => break,
+                Err(CommandError::Rejected(ConversationError::RunActive { run_id: active }))
+                    if !settled_once =>
+                {
+                    settled_once = true;
+                    if !self
+                        .settle_active_run(&conversation, conversation_id, active)
+                        .await?
+                    {
+                        return Err(ConversationError::RunActive { run_id: active }.into());
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.record_run(&conversation, org_id, conversation_id, run_id, input, &context)
+            .await?;
+        self.dispatch.dispatch(run_id);
+        Ok((run_id, RunStatus::Queued))
+    }
+
+    /// Deals with a conversation's active run found when starting another: records it if an
+    /// interrupted start never did (it stays active), or releases the conversation if the run
+    /// already ended. `true` when the conversation is free again.
+    async fn settle_active_run(
+        &self,
+        conversation: &Conversation,
+        conversation_id: Uuid,
+        active: Uuid,
+    ) -> Result<bool, RunsError> {
+        let run = self.runs.load(&active.to_string()).await?;
+        let org_id = conversation.org_id().unwrap_or_default();
+        if !run.exists() {
+            let latest = self.conversations.load(&conversation_id.to_string()).await?;
+            if let Some(claim) = latest.active_run().filter(|claim| claim.run_id == active) {
+                let context = CommandContext::system(Some(org_id));
+                self.record_run(
+                    &latest,
+                    org_id,
+                    conversation_id,
+                    active,
+                    claim.input.clone(),
+                    &context,
+                )
+                .await?;
+                self.dispatch.dispatch(active);
+            }
+            return Ok(false);
+        }
+        if run.status().is_terminal() {
+            self.end_conversation_run(conversation_id, active, org_id).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn record_run(
+        &self,
+        conversation: &Conversation,
+        org_id: Uuid,
+        conversation_id: Uuid,
+        run_id: Uuid,
+        input: String,
+        context: &CommandContext,
+    ) -> Result<(), RunsError> {
+        let queue = RunCommand::Queue {
+            run_id,
+            org_id,
+            conversation_id,
+            agent_id: conversation.agent_id(),
+            agent_version: conversation.agent_version(),
+            input,
+        };
+        match self.runs.create(&run_id.to_string(), queue, context).await {
+            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Frees the conversation of a run that ended (the executor calls this after the run's last
+    /// event; starting a run also does it when it finds an ended run still active).
+    pub async fn end_conversation_run(
+        &self,
+        conversation_id: Uuid,
+        run_id: Uuid,
+        org_id: Uuid,
+    ) -> Result<(), RunsError> {
+        self.conversations
+            .execute(
+                &conversation_id.to_string(),
+                ConversationCommand::EndRun { run_id },
+                &CommandContext::system(Some(org_id)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A run of the caller's organization with its steps.
+    pub async fn run(&self, caller: &Caller, id: Uuid) -> Result<RunView, RunsError> {
+        let org_id = caller.org()?;
+        let (run, events) = self.run_with_events(id).await?;
+        if run.org_id() != Some(org_id) {
+            return Err(RunError::NotFound.into());
+        }
+        Ok(run_view(id, &run, &events))
+    }
+
+    /// A conversation's runs, newest first, `limit` at a time from `cursor` (how many of the
+    /// newest were already shown).
+    pub async fn conversation_runs(
+        &self,
+        caller: &Caller,
+        conversation_id: Uuid,
+        limit: u32,
+        cursor: Option<i64>,
+    ) -> Result<RunPage, RunsError> {
+        let conversation = self.conversation_in_org(caller.org()?, conversation_id).await?;
+        let skip = usize::try_from(cursor.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let newest_first: Vec<Uuid> = conversation.runs().iter().rev().copied().collect();
+        let mut runs = Vec::new();
+        for run_id in newest_first.iter().skip(skip).take(limit) {
+            let (run, events) = self.run_with_events(*run_id).await?;
+            if run.exists() {
+                runs.push(run_view(*run_id, &run, &events));
+            }
+        }
+        let shown = skip.saturating_add(limit);
+        let next_cursor = (shown < newest_first.len()).then(|| i64::try_from(shown).unwrap_or(i64::MAX));
+        Ok(RunPage { runs, next_cursor })
+    }
+
+    /// Cancels a run (owners, admins, members), whatever it is waiting for; the conversation
+    /// takes runs again at once.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), RunsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "cancel runs")?;
+        let run = self.run_in_org(org_id, id).await?;
+        let cancel = RunCommand::Cancel {
+            by: caller.actor().to_string(),
+        };
+        self.runs
+            .execute(&id.to_string(), cancel, &caller.context(request_id))
+            .await?;
+        self.dispatch.cancelled(id);
+        self.end_conversation_run(run.conversation_id(), id, org_id)
+            .await?;
+        Ok(())
+    }
+
+    /// Approves a pending tool call of a run (owners, admins, members); the run goes on once
+    /// no call of its step is pending.
+    pub async fn approve(
+        &self,
+        caller: &Caller,
+        run_id: Uuid,
+        call_id: Uuid,
+        request_id: Option<String>,
+    ) -> Result<(), RunsError> {
+        let approve = RunCommand::Approve {
+            call_id,
+            by: caller.actor().to_string(),
+        };
+        self.decide(caller, run_id, approve, request_id).await
+    }
+
+    /// Denies a pending tool call; `reason` goes back to the model.
+    pub async fn deny(
+        &self,
+        caller: &Caller,
+        run_id: Uuid,
+        call_id: Uuid,
+        reason: String,
+        request_id: Option<String>,
+    ) -> Result<(), RunsError> {
+        let deny = RunCommand::Deny {
+            call_id,
+            by: caller.actor().to_string(),
+            reason,
+        };
+        self.decide(caller, run_id, deny, request_id).await
+    }
+
+    async fn decide(
+        &self,
+        caller: &Caller,
+        run_id: Uuid,
+        decision: RunCommand,
+        request_id: Option<String>,
+    ) -> Result<(), RunsError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_write, "decide on tool calls")?;
+        self.run_in_org(org_id, run_id).await?;
+        let decided = self
+            .runs
+            .execute(&run_id.to_string(), decision, &caller.context(request_id))
+            .await?;
+        if decided.state.status() == RunStatus::Queued {
+            self.dispatch.dispatch(run_id);
+        }
+        Ok(())
+    }
+
+    /// Every run that has not ended (started before this process, perhaps by one that died):
+    /// what an executor resumes at start.
+    pub async fn unfinished_runs(&self) -> Result<Vec<Uuid>, RunsError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT q.aggregate_id FROM events q
+              WHERE q.aggregate_type = 'run' AND q.sequence = 1
+                AND NOT EXISTS (SELECT 1 FROM events t
+                                 WHERE t.aggregate_type = 'run' AND t.aggregate_id = q.aggregate_id
+                                   AND t.event_type IN ('run.completed', 'run.failed', 'run.cancelled'))
+              ORDER BY q.position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// The agent definition a run uses.
+    pub async fn agent_definition(&self, agent_id: Uuid, version: u32) -> Result<AgentDefinition, RunsError> {
+        let agent = self.agents.load(&agent_id.to_string()).await?;
+        Ok(agent.at_version(version)?.clone())
+    }
+
+    /// Every message of the conversation `conversation_id` (for the model).
+    pub async fn transcript_of_conversation(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Vec<TranscriptMessage>, RunsError> {
+        let conversation = self.conversations.load(&conversation_id.to_string()).await?;
+        self.transcript(&conversation).await
+    }
+
+    async fn transcript(&self, conversation: &Conversation) -> Result<Vec<TranscriptMessage>, RunsError> {
+        let mut messages = Vec::new();
+        for run_id in conversation.runs() {
+            let events = self.run_events(*run_id).await?;
+            messages.extend(transcript_of(*run_id, &events));
+        }
+        Ok(messages)
+    }
+
+    async fn run_events(&self, id: Uuid) -> Result<Vec<RunEvent>, RunsError> {
+        let events = self.store.load::<Run>(&id.to_string(), 0).await?;
+        Ok(events.into_iter().map(|(_, event)| event).collect())
+    }
+
+    async fn run_with_events(&self, id: Uuid) -> Result<(Run, Vec<RunEvent>), RunsError> {
+        let events = self.run_events(id).await?;
+        let mut run = Run::default();
+        for event in &events {
+            cqrs_es::Aggregate::apply(&mut run, event.clone());
+        }
+        Ok((run, events))
+    }
+
+    async fn run_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Run, RunsError> {
+        let run = self.runs.load(&id.to_string()).await?;
+        if run.org_id() != Some(org_id) {
+            return Err(RunError::NotFound.into());
+        }
+        Ok(run)
+    }
+
+    async fn conversation_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Conversation, RunsError> {
+        let conversation = self.conversations.load(&id.to_string()).await?;
+        if conversation.org_id() != Some(org_id) {
+            return Err(ConversationError::NotFound.into());
+        }
+        Ok(conversation)
+    }
+}
+
+fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
+    let mut input = String::new();
+    let mut output = None;
+    let mut error = None;
+    for event in events {
+        match event {
+            RunEvent::Queued { input: given, .. } => input.clone_from(given),
+            RunEvent::Completed { output: answer, .. } => output = Some(answer.clone()),
+            RunEvent::Failed { code, detail, .. } => error = Some((code.clone(), detail.clone())),
+            _ => {}
+        }
+    }
+    RunView {
+        id,
+        conversation_id: run.conversation_id(),
+        status: run.status(),
+        input,
+        output,
+        error,
+        steps: steps_of(events),
+        usage: run.usage(),
+        last_event_id: run.last_id(),
+    }
+}
+
+fn parse_id(text: &str) -> Result<Uuid, RunsError> {
+    Uuid::parse_str(text).map_err(|error| IdentityError::Internal(error.to_string()).into())
+}

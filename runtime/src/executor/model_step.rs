@@ -1,0 +1,205 @@
+//! One model call: the request from the conversation so far, the answer streamed and its text
+//! recorded in batches, then the answer and its tool calls recorded whole.
+
+use std::time::Instant;
+
+use commands::runs::{Speaker, TranscriptMessage};
+use domain::agent::{Approval, ApprovalMode};
+use domain::run::{LlmCallRecord, ModelToolCall, RunCommand};
+use futures::StreamExt;
+
+use super::run_loop::{Execution, ExecutionError, Outcome};
+use crate::llm::{ChatEvent, ChatMessage, ChatOutcome, ChatRequest, LlmError, ToolCall};
+
+impl Execution<'_> {
+    /// Calls the model for the run's next step. `Some` when the execution must stop.
+    pub(super) async fn call_model(&mut self) -> Result<Option<Outcome>, ExecutionError> {
+        let executor = self.executor.id();
+        let transcript = self
+            .executor
+            .service()
+            .transcript_of_conversation(self.run.conversation_id())
+            .await?;
+        let request = self.request(&transcript);
+        let model_name = self.agent.model.clone();
+        if !self
+            .record(RunCommand::StartLlmCall {
+                executor,
+                model: model_name.clone(),
+            })
+            .await?
+        {
+            return Ok(Some(Outcome::LetGo));
+        }
+        let started = Instant::now();
+        let mut stream = match self.model.stream(request).await {
+            Ok(stream) => stream,
+            Err(error) => return self.model_failed(&error, 0).await,
+        };
+        let settings = self.executor.settings().clone();
+        let mut pending: Vec<String> = Vec::new();
+        let mut last_flush = Instant::now();
+        loop {
+            let next = tokio::select! {
+                // Dropping the stream closes the provider's HTTP call.
+                () = self.cancel.cancelled() => return Ok(Some(Outcome::LetGo)),
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(ChatEvent::TextDelta(text))) => {
+                    pending.push(text);
+                    if pending.len() >= settings.delta_batch || last_flush.elapsed() >= settings.delta_window
+                    {
+                        if !self.flush(&mut pending).await? {
+                            return Ok(Some(Outcome::LetGo));
+                        }
+                        last_flush = Instant::now();
+                    }
+                }
+                Some(Ok(ChatEvent::Done(outcome))) => {
+                    if !self.flush(&mut pending).await? {
+                        return Ok(Some(Outcome::LetGo));
+                    }
+                    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    return self.model_answered(model_name, outcome, latency_ms).await;
+                }
+                Some(Err(error)) => return self.model_failed(&error, 0).await,
+                None => {
+                    let error = LlmError::Malformed("the answer ended without finishing".to_owned());
+                    return self.model_failed(&error, 0).await;
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<String>) -> Result<bool, ExecutionError> {
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        let chunks = std::mem::take(pending);
+        self.record(RunCommand::RecordDeltas {
+            executor: self.executor.id(),
+            chunks,
+        })
+        .await
+    }
+
+    async fn model_answered(
+        &mut self,
+        model: String,
+        outcome: ChatOutcome,
+        latency_ms: u64,
+    ) -> Result<Option<Outcome>, ExecutionError> {
+        let credits = self.executor.settings().prices.credits(
+            &model,
+            outcome.usage.prompt_tokens,
+            outcome.usage.completion_tokens,
+        );
+        let tool_calls = outcome
+            .tool_calls
+            .into_iter()
+            .map(|call| ModelToolCall {
+                approval_required: approval_required(&self.agent.approval, &call.name),
+                model_call_id: call.call_id,
+                name: call.name,
+                arguments: call.arguments,
+            })
+            .collect();
+        let record = LlmCallRecord {
+            model,
+            prompt_tokens: outcome.usage.prompt_tokens,
+            completion_tokens: outcome.usage.completion_tokens,
+            usage_reported: outcome.usage_reported,
+            credits,
+            latency_ms,
+            finish_reason: outcome.finish_reason,
+            retries: outcome.retries,
+        };
+        let recorded = self
+            .record(RunCommand::CompleteLlmCall {
+                executor: self.executor.id(),
+                record,
+                content: outcome.content,
+                tool_calls,
+            })
+            .await?;
+        Ok((!recorded).then_some(Outcome::LetGo))
+    }
+
+    async fn model_failed(
+        &mut self,
+        error: &LlmError,
+        retries: u32,
+    ) -> Result<Option<Outcome>, ExecutionError> {
+        let code = match error {
+            LlmError::Provider { .. } => "llm_provider_error",
+            LlmError::Timeout { .. } => "llm_timeout",
+            LlmError::Connection(_) => "llm_unreachable",
+            LlmError::Malformed(_) => "llm_malformed_answer",
+            LlmError::UnknownModel(_) => "unknown_model",
+        };
+        let recorded = self
+            .record(RunCommand::FailLlmCall {
+                executor: self.executor.id(),
+                model: self.agent.model.clone(),
+                code: code.to_owned(),
+                detail: error.to_string(),
+                retries,
+            })
+            .await?;
+        Ok((!recorded).then_some(Outcome::LetGo))
+    }
+
+    fn request(&self, transcript: &[TranscriptMessage]) -> ChatRequest {
+        let mut messages = Vec::with_capacity(transcript.len() + 1);
+        if !self.agent.system_prompt.is_empty() {
+            messages.push(ChatMessage::System {
+                content: self.agent.system_prompt.clone(),
+            });
+        }
+        messages.extend(transcript.iter().map(chat_message));
+        ChatRequest {
+            model: self.agent.model.clone(),
+            messages,
+            tools: self.tools.iter().map(|tool| tool.spec.clone()).collect(),
+            temperature: self.agent.temperature,
+            max_output_tokens: self.agent.max_output_tokens,
+        }
+    }
+}
+
+fn chat_message(message: &TranscriptMessage) -> ChatMessage {
+    match message.role {
+        Speaker::User => ChatMessage::User {
+            content: message.content.clone(),
+        },
+        Speaker::Assistant => ChatMessage::Assistant {
+            content: message.content.clone(),
+            tool_calls: message
+                .tool_calls
+                .iter()
+                .map(|call| ToolCall {
+                    call_id: call.model_call_id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                })
+                .collect(),
+        },
+        Speaker::Tool => ChatMessage::Tool {
+            call_id: message
+                .call
+                .as_ref()
+                .map(|call| call.model_call_id.clone())
+                .unwrap_or_default(),
+            content: message.content.clone(),
+        },
+    }
+}
+
+/// Whether the agent's policy makes a call of `tool` wait for a person.
+fn approval_required(policy: &Approval, tool: &str) -> bool {
+    match policy {
+        Approval::All(mode) => *mode == ApprovalMode::Always,
+        Approval::PerTool(modes) => modes.get(tool) == Some(&ApprovalMode::Always),
+    }
+}

@@ -1,0 +1,267 @@
+//! One run, from its recorded state to its end (or to a wait for approval).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::runs::{RunService, RunsError};
+use domain::agent::AgentDefinition;
+use domain::run::{NextAction, Run, RunCommand, RunError};
+use eventstore::{CommandContext, CommandError, Committed};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{PriceTable, ResolvedTool, Toolbox};
+use crate::llm::{ChatModel, Models};
+
+/// How the executor batches and bounds its work.
+#[derive(Clone, Debug)]
+pub struct ExecutorSettings {
+    /// Text deltas are recorded at least this often while a model streams (the durable record
+    /// of a message being generated lags the live stream by at most this).
+    pub delta_window: Duration,
+    /// …or as soon as this many chunks wait (well under [`domain::run::MAX_UNRECORDED_IDS`]).
+    pub delta_batch: usize,
+    /// Credits per model call.
+    pub prices: PriceTable,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        Self {
+            delta_window: Duration::from_millis(200),
+            delta_batch: 256,
+            prices: PriceTable::default(),
+        }
+    }
+}
+
+/// Why an execution stopped before the run did. The run stays as recorded; dispatching it
+/// again later goes on from there.
+#[derive(Debug, Error)]
+pub enum ExecutionError {
+    /// The store or a lookup failed.
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+}
+
+/// What one execution attempt came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The run ended (completed, failed or cancelled).
+    Ended,
+    /// It waits for approvals; no executor holds it.
+    AwaitingApproval,
+    /// Another executor holds it, or it was cancelled meanwhile.
+    LetGo,
+}
+
+/// Executes runs: one per process (it has an id the runs it takes record, to fence the others).
+pub struct Executor {
+    id: Uuid,
+    service: Arc<RunService>,
+    models: Models,
+    toolbox: Arc<dyn Toolbox>,
+    settings: ExecutorSettings,
+}
+
+/// What a run needs while it executes.
+pub(super) struct Execution<'a> {
+    pub(super) executor: &'a Executor,
+    pub(super) run_id: Uuid,
+    pub(super) run: Run,
+    pub(super) context: CommandContext,
+    pub(super) agent: AgentDefinition,
+    pub(super) model: Arc<dyn ChatModel>,
+    pub(super) tools: Vec<ResolvedTool>,
+    pub(super) cancel: CancellationToken,
+}
+
+impl Executor {
+    /// An executor with a fresh id.
+    pub fn new(
+        service: Arc<RunService>,
+        models: Models,
+        toolbox: Arc<dyn Toolbox>,
+        settings: ExecutorSettings,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            service,
+            models,
+            toolbox,
+            settings,
+        }
+    }
+
+    /// Its id (recorded on the runs it takes).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub(super) fn settings(&self) -> &ExecutorSettings {
+        &self.settings
+    }
+
+    pub(super) fn toolbox(&self) -> &dyn Toolbox {
+        self.toolbox.as_ref()
+    }
+
+    pub(super) fn service(&self) -> &RunService {
+        &self.service
+    }
+
+    /// Drives `run_id` until it ends, waits for approval, or `cancel` fires.
+    pub async fn execute(&self, run_id: Uuid, cancel: CancellationToken) -> Result<Outcome, ExecutionError> {
+        let key = run_id.to_string();
+        let run = self.service.runs().load(&key).await.map_err(RunsError::from)?;
+        match run.next_action(self.id) {
+            NextAction::Finished => return Ok(Outcome::Ended),
+            NextAction::AwaitApproval => return Ok(Outcome::AwaitingApproval),
+            _ => {}
+        }
+        let context = CommandContext::system(run.org_id());
+        let run = match self
+            .service
+            .runs()
+            .execute(&key, RunCommand::Start { executor: self.id }, &context)
+            .await
+        {
+            Ok(committed) => committed.state,
+            Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
+            Err(error) => return Err(RunsError::from(error).into()),
+        };
+        let (agent_id, version) = run.agent();
+        let agent = match self.service.agent_definition(agent_id, version).await {
+            Ok(agent) => agent,
+            Err(RunsError::Agent(error)) => {
+                return self
+                    .fail_run(run_id, run, &context, "agent_not_found", &error.to_string())
+                    .await;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let model = match self.models.get(&agent.model) {
+            Ok(model) => model,
+            Err(error) => {
+                return self
+                    .fail_run(run_id, run, &context, "unknown_model", &error.to_string())
+                    .await;
+            }
+        };
+        let org_id = run.org_id().unwrap_or_default();
+        let tools = self.toolbox.resolve(org_id, &agent.tools).await;
+        let mut execution = Execution {
+            executor: self,
+            run_id,
+            run,
+            context,
+            agent,
+            model,
+            tools,
+            cancel,
+        };
+        execution.drive().await
+    }
+
+    async fn fail_run(
+        &self,
+        run_id: Uuid,
+        run: Run,
+        context: &CommandContext,
+        code: &str,
+        detail: &str,
+    ) -> Result<Outcome, ExecutionError> {
+        let fail = RunCommand::Fail {
+            executor: self.id,
+            code: code.to_owned(),
+            detail: detail.to_owned(),
+        };
+        match self
+            .service
+            .runs()
+            .execute(&run_id.to_string(), fail, context)
+            .await
+        {
+            Ok(_) => {
+                self.service
+                    .end_conversation_run(run.conversation_id(), run_id, run.org_id().unwrap_or_default())
+                    .await?;
+                Ok(Outcome::Ended)
+            }
+            Err(CommandError::Rejected(_)) => Ok(Outcome::LetGo),
+            Err(error) => Err(RunsError::from(error).into()),
+        }
+    }
+}
+
+impl Execution<'_> {
+    async fn drive(&mut self) -> Result<Outcome, ExecutionError> {
+        let executor = self.executor.id;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(Outcome::LetGo);
+            }
+            let outcome = match self.run.next_action(executor) {
+                NextAction::Finished => return Ok(Outcome::Ended),
+                NextAction::AwaitApproval => return Ok(Outcome::AwaitingApproval),
+                NextAction::Start => return Ok(Outcome::LetGo),
+                NextAction::Complete => {
+                    self.record(RunCommand::Complete { executor }).await?;
+                    None
+                }
+                NextAction::CallModel { step } if step > self.agent.max_steps => {
+                    let detail = format!(
+                        "the agent may take at most {} model steps per run, and the model still wanted to go on",
+                        self.agent.max_steps
+                    );
+                    self.record(RunCommand::Fail {
+                        executor,
+                        code: "max_steps_exceeded".to_owned(),
+                        detail,
+                    })
+                    .await?;
+                    None
+                }
+                NextAction::CallModel { .. } => self.call_model().await?,
+                NextAction::CallTool(call) => self.call_tool(call).await?,
+            };
+            if let Some(outcome) = outcome {
+                return Ok(outcome);
+            }
+            if self.run.status().is_terminal() {
+                self.executor
+                    .service
+                    .end_conversation_run(
+                        self.run.conversation_id(),
+                        self.run_id,
+                        self.run.org_id().unwrap_or_default(),
+                    )
+                    .await?;
+                return Ok(Outcome::Ended);
+            }
+        }
+    }
+
+    /// Records `command`; `Ok(false)` when the run refused it because it has moved on without
+    /// this executor (cancelled, or taken over): the execution stops there.
+    pub(super) async fn record(&mut self, command: RunCommand) -> Result<bool, ExecutionError> {
+        match self
+            .executor
+            .service
+            .runs()
+            .execute(&self.run_id.to_string(), command, &self.context)
+            .await
+        {
+            Ok(Committed { state, .. }) => {
+                self.run = state;
+                Ok(true)
+            }
+            Err(CommandError::Rejected(RunError::Finished { .. } | RunError::NotExecutor)) => {
+                self.cancel.cancel();
+                Ok(false)
+            }
+            Err(error) => Err(RunsError::from(error).into()),
+        }
+    }
+}
