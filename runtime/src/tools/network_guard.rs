@@ -157,14 +157,31 @@ fn embedded_v4(address: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// An address a tool may not reach.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error("{host} resolves to {address}, {rule_text}", rule_text = rule.describe())]
+#[error("{}", self.describe())]
 pub(super) struct BlockedAddress {
     /// The host as the URL names it.
     pub(super) host: String,
+    /// Whether the host is a name the address was resolved from (else an IP literal).
+    pub(super) resolved: bool,
     /// The refused address.
     pub(super) address: IpAddr,
     /// The rule it breaks.
     pub(super) rule: AddressRule,
+}
+
+impl BlockedAddress {
+    fn describe(&self) -> String {
+        if self.resolved {
+            format!(
+                "{} resolves to {}, {}",
+                self.host,
+                self.address,
+                self.rule.describe()
+            )
+        } else {
+            format!("the address {} is {}", self.address, self.rule.describe())
+        }
+    }
 }
 
 /// Refuses a URL whose host is an IP literal in a refused range (literals skip the resolver).
@@ -177,16 +194,17 @@ pub(super) fn check_literal(url: &Url) -> Result<(), BlockedAddress> {
         .and_then(|inner| inner.strip_suffix(']'))
         .unwrap_or(host);
     match bare.parse() {
-        Ok(address) => check(host, address),
+        Ok(address) => check(host, address, false),
         // A name: the resolver's to check.
         Err(_) => Ok(()),
     }
 }
 
-fn check(host: &str, address: IpAddr) -> Result<(), BlockedAddress> {
+fn check(host: &str, address: IpAddr, resolved: bool) -> Result<(), BlockedAddress> {
     match classify_address(address) {
         Some(rule) => Err(BlockedAddress {
             host: host.to_owned(),
+            resolved,
             address,
             rule,
         }),
@@ -207,7 +225,7 @@ impl Resolve for GuardedResolver {
             // Port 0: the client puts the URL's port in.
             let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for address in &addresses {
-                check(&host, address.ip())?;
+                check(&host, address.ip(), true)?;
             }
             let addresses: Addrs = Box::new(addresses.into_iter());
             Ok(addresses)
@@ -216,6 +234,7 @@ impl Resolve for GuardedResolver {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -97,6 +97,7 @@ impl ToolFailure {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

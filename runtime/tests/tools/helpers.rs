@@ -192,7 +192,7 @@ fn verify(header: Option<&str>, body: &[u8]) -> Verdict {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -56,6 +56,10 @@ async fn loopback_literals_are_refused_in_every_spelling() {
         let (rule, address, detail) = refusal(&url).await;
         assert_eq!(rule, AddressRule::Loopback, "{url}");
         assert_eq!(address, expected.parse::<IpAddr>().unwrap(), "{url}");
+        assert!(
+            detail.starts_with(&format!("the address {address} is a loopback address")),
+            "{detail}"
+        );
         assert!(detail.contains("tools may not call private networks"), "{detail}");
     }
     assert!(server.requests().is_empty(), "the tool server was reached");
