@@ -38,7 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let mut platform = Platform::connect(&cli.settings).await?;
             platform.start_background(background_projectors());
-            agentry::runs_setup::start_runs(&mut platform, &cli.settings)?;
+            agentry::runs_setup::start_runs(&mut platform, &cli.settings).await?;
             tracing::info!("agentry worker running");
             shutdown_signal().await;
             platform.stop().await;

@@ -49,7 +49,7 @@ impl Application {
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
-        let runs = crate::runs_setup::start_runs(&mut platform, &settings)?;
+        let runs = crate::runs_setup::start_runs(&mut platform, &settings).await?;
         let state = AppState {
             runs,
             agents: Arc::new(commands::agents::AgentService::new(&platform.store)),

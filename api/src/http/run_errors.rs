@@ -71,7 +71,9 @@ fn run_problem(error: RunError) -> (StatusCode, ErrorCode) {
         RunError::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::RunExists),
         RunError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::RunNotFound),
         RunError::Finished { .. } => (StatusCode::CONFLICT, ErrorCode::RunFinished),
-        RunError::NotExecutor | RunError::OutOfStep(_) => (StatusCode::CONFLICT, ErrorCode::RunBusy),
+        RunError::NotExecutor | RunError::HeldByAnother | RunError::OutOfStep(_) => {
+            (StatusCode::CONFLICT, ErrorCode::RunBusy)
+        }
         RunError::CallNotFound { .. } => (StatusCode::NOT_FOUND, ErrorCode::ToolCallNotFound),
         RunError::CallNotPending { .. } => (StatusCode::CONFLICT, ErrorCode::ToolCallNotPending),
         RunError::ReasonTooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ReasonTooLong),

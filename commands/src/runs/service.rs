@@ -482,6 +482,28 @@ impl RunService {
         ids.iter().map(|id| parse_id(id)).collect()
     }
 
+    /// Whether the run has moved on without `executor`: ended, or taken by another executor.
+    /// One indexed read of the run's latest lifecycle event; an executor asks this every
+    /// second, so a cancel on another node stops its model or tool call within that.
+    pub async fn run_moved_on(&self, run_id: Uuid, executor: Uuid) -> Result<bool, RunsError> {
+        let latest: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT event_type, payload->>'executor' FROM events
+              WHERE aggregate_type = 'run' AND aggregate_id = $1
+                AND event_type IN ('run.started', 'run.resumed', 'run.completed', 'run.failed', 'run.cancelled')
+              ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(run_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match latest {
+            Some((event_type, holder)) if event_type == "run.started" || event_type == "run.resumed" => {
+                holder.as_deref() != Some(executor.to_string().as_str())
+            }
+            Some(_) => true,
+            None => false,
+        })
+    }
+
     /// The agent definition a run uses.
     pub async fn agent_definition(&self, agent_id: Uuid, version: u32) -> Result<AgentDefinition, RunsError> {
         let agent = self.agents.load(&agent_id.to_string()).await?;

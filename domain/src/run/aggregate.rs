@@ -187,10 +187,13 @@ impl Run {
         }])
     }
 
-    fn start(&self, executor: Uuid) -> Decision {
+    fn start(&self, executor: Uuid, takeover: bool) -> Decision {
         self.check_live()?;
         if self.status == RunStatus::AwaitingApproval {
             return Err(RunError::OutOfStep("the run awaits approval"));
+        }
+        if self.executor.is_some_and(|holder| holder != executor) && !takeover {
+            return Err(RunError::HeldByAnother);
         }
         if !self.ever_started {
             return Ok(vec![RunEvent::Started {
@@ -458,7 +461,7 @@ impl Aggregate for Run {
     ) -> Result<(), Self::Error> {
         let events = match command {
             queue @ RunCommand::Queue { .. } => self.queue(queue)?,
-            RunCommand::Start { executor } => self.start(executor)?,
+            RunCommand::Start { executor, takeover } => self.start(executor, takeover)?,
             RunCommand::StartLlmCall { executor, model } => self.start_llm_call(executor, model)?,
             RunCommand::RecordDeltas { executor, chunks } => self.record_deltas(executor, chunks)?,
             RunCommand::CompleteLlmCall {
@@ -643,9 +646,15 @@ mod tests {
     async fn a_run_walks_model_tool_model_and_every_event_takes_the_next_stream_id() {
         let mut run = state(vec![queued()]);
         assert_eq!(run.next_action(EXECUTOR), NextAction::Start);
-        decide(&mut run, RunCommand::Start { executor: EXECUTOR })
-            .await
-            .unwrap();
+        decide(
+            &mut run,
+            RunCommand::Start {
+                executor: EXECUTOR,
+                takeover: false,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(run.next_action(EXECUTOR), NextAction::CallModel { step: 1 });
         decide(
             &mut run,
@@ -741,9 +750,28 @@ mod tests {
         .await;
         assert_eq!(refused, Err(RunError::NotExecutor));
         assert_eq!(run.next_action(OTHER), NextAction::Start);
-        decide(&mut run, RunCommand::Start { executor: OTHER })
-            .await
-            .unwrap();
+        let duplicate = decide(
+            &mut run,
+            RunCommand::Start {
+                executor: OTHER,
+                takeover: false,
+            },
+        )
+        .await;
+        assert_eq!(
+            duplicate,
+            Err(RunError::HeldByAnother),
+            "a duplicate dispatch never steals a live run"
+        );
+        decide(
+            &mut run,
+            RunCommand::Start {
+                executor: OTHER,
+                takeover: true,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(run.last_id(), 4 + MAX_UNRECORDED_IDS);
         assert_eq!(
             run.next_action(OTHER),

@@ -73,6 +73,10 @@ pub enum RunCommand {
     Start {
         /// The executor.
         executor: Uuid,
+        /// Whether it may take the run from another executor (the dispatcher knows the other
+        /// stopped: a redelivered work item, a restart). Without it, a run another executor
+        /// holds is refused, so a duplicate dispatch never steals a live run.
+        takeover: bool,
     },
     /// The executor is about to call the model.
     StartLlmCall {

@@ -22,6 +22,9 @@ pub enum RunError {
     /// An executor that no longer holds the run (another took it over) tried to record a step.
     #[error("this executor no longer holds the run")]
     NotExecutor,
+    /// Another executor holds the run and no takeover was asked for.
+    #[error("another executor holds the run")]
+    HeldByAnother,
     /// The executor asked for a step the run is not at (a bug, or a stale executor).
     #[error("the run is not at that step: {0}")]
     OutOfStep(&'static str),

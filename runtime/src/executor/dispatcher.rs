@@ -29,7 +29,7 @@ type Registry = Arc<Mutex<HashMap<Uuid, Executing>>>;
 /// The API's side of the queue: what [`RunDispatch`] calls.
 #[derive(Clone)]
 pub struct LocalDispatcher {
-    sender: mpsc::UnboundedSender<Uuid>,
+    sender: mpsc::UnboundedSender<(Uuid, bool)>,
     executing: Registry,
 }
 
@@ -37,7 +37,7 @@ impl RunDispatch for LocalDispatcher {
     fn dispatch(&self, run_id: Uuid) {
         // A send fails only once the queue stopped (shutdown): the run is resumed at the next
         // start, from its record.
-        let _ = self.sender.send(run_id);
+        let _ = self.sender.send((run_id, false));
     }
 
     fn cancelled(&self, run_id: Uuid) {
@@ -50,8 +50,8 @@ impl RunDispatch for LocalDispatcher {
 
 /// The executors' side of the queue.
 pub struct RunQueue {
-    receiver: mpsc::UnboundedReceiver<Uuid>,
-    sender: mpsc::UnboundedSender<Uuid>,
+    receiver: mpsc::UnboundedReceiver<(Uuid, bool)>,
+    sender: mpsc::UnboundedSender<(Uuid, bool)>,
     executing: Registry,
 }
 
@@ -75,7 +75,8 @@ impl RunQueue {
     }
 
     /// Executes dispatched runs, at most `max_concurrent` at once, until `shutdown`; first
-    /// dispatches every run left unfinished by an earlier process.
+    /// dispatches every run left unfinished by an earlier process (taking them over: with the
+    /// in-process bus, this process is the only executor, so their executor is gone).
     pub async fn run(mut self, executor: Arc<Executor>, max_concurrent: usize, shutdown: CancellationToken) {
         match executor.service().unfinished_runs().await {
             Ok(runs) => {
@@ -83,7 +84,7 @@ impl RunQueue {
                     tracing::info!(runs = runs.len(), "resuming unfinished runs");
                 }
                 for run_id in runs {
-                    let _ = self.sender.send(run_id);
+                    let _ = self.sender.send((run_id, true));
                 }
             }
             Err(error) => tracing::warn!(%error, "could not look for unfinished runs"),
@@ -91,10 +92,10 @@ impl RunQueue {
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
         let mut tasks = JoinSet::new();
         loop {
-            let run_id = tokio::select! {
+            let (run_id, takeover) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 received = self.receiver.recv() => match received {
-                    Some(run_id) => run_id,
+                    Some(received) => received,
                     None => break,
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
@@ -125,7 +126,7 @@ impl RunQueue {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
-                let outcome = executor.execute(run_id, cancel.clone()).await;
+                let outcome = executor.execute(run_id, cancel.clone(), takeover).await;
                 let again = executing
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -134,13 +135,13 @@ impl RunQueue {
                 match outcome {
                     Ok(Outcome::Ended | Outcome::AwaitingApproval | Outcome::LetGo) => {
                         if again && !cancel.is_cancelled() {
-                            let _ = sender.send(run_id);
+                            let _ = sender.send((run_id, false));
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, run = %run_id, "run execution interrupted; trying again");
                         tokio::time::sleep(RETRY_AFTER).await;
-                        let _ = sender.send(run_id);
+                        let _ = sender.send((run_id, takeover));
                     }
                 }
             });

@@ -7,12 +7,14 @@
 
 mod dispatcher;
 mod model_step;
+mod nats_queue;
 mod prices;
 mod run_loop;
 mod tool_step;
 mod toolbox;
 
 pub use dispatcher::{LocalDispatcher, RunQueue};
+pub use nats_queue::{NatsDispatcher, NatsRunQueue, QueueNames, RUNS_STREAM};
 pub use prices::{Price, PriceTable};
 pub use run_loop::{Executor, ExecutorSettings};
 pub use toolbox::{NoTools, ResolvedTool, Toolbox};

@@ -111,8 +111,33 @@ impl Executor {
         &self.service
     }
 
-    /// Drives `run_id` until it ends, waits for approval, or `cancel` fires.
-    pub async fn execute(&self, run_id: Uuid, cancel: CancellationToken) -> Result<Outcome, ExecutionError> {
+    /// Drives `run_id` until it ends, waits for approval, or `cancel` fires. With `takeover`,
+    /// it takes the run from another executor (the dispatcher knows that one stopped);
+    /// without, a run held by another is let go.
+    pub async fn execute(
+        &self,
+        run_id: Uuid,
+        cancel: CancellationToken,
+        takeover: bool,
+    ) -> Result<Outcome, ExecutionError> {
+        let done = CancellationToken::new();
+        let _stop_watching = done.clone().drop_guard();
+        tokio::spawn(watch(
+            Arc::clone(&self.service),
+            run_id,
+            self.id,
+            cancel.clone(),
+            done,
+        ));
+        self.execute_watched(run_id, cancel, takeover).await
+    }
+
+    async fn execute_watched(
+        &self,
+        run_id: Uuid,
+        cancel: CancellationToken,
+        takeover: bool,
+    ) -> Result<Outcome, ExecutionError> {
         let key = run_id.to_string();
         let run = self.service.runs().load(&key).await.map_err(RunsError::from)?;
         match run.next_action(self.id) {
@@ -124,7 +149,14 @@ impl Executor {
         let run = match self
             .service
             .runs()
-            .execute(&key, RunCommand::Start { executor: self.id }, &context)
+            .execute(
+                &key,
+                RunCommand::Start {
+                    executor: self.id,
+                    takeover,
+                },
+                &context,
+            )
             .await
         {
             Ok(committed) => committed.state,
@@ -191,6 +223,36 @@ impl Executor {
             }
             Err(CommandError::Rejected(_)) => Ok(Outcome::LetGo),
             Err(error) => Err(RunsError::from(error).into()),
+        }
+    }
+}
+
+/// How often an executing run checks whether it moved on without this executor.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Cancels `cancel` when the run ends or another executor takes it (a cancel on another node,
+/// a takeover after this process was frozen), so the model or tool call in flight is dropped
+/// within [`WATCH_EVERY`] instead of at the next record; stops when `done` fires.
+async fn watch(
+    service: Arc<RunService>,
+    run_id: Uuid,
+    executor: Uuid,
+    cancel: CancellationToken,
+    done: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = done.cancelled() => return,
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        match service.run_moved_on(run_id, executor).await {
+            Ok(true) => {
+                cancel.cancel();
+                return;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::debug!(%error, run = %run_id, "could not check the run"),
         }
     }
 }
