@@ -28,7 +28,7 @@ pub async fn start_runs(
     };
     enum Queue {
         Local(RunQueue),
-        Nats(NatsRunQueue),
+        Nats(Box<NatsRunQueue>),
     }
     let (dispatcher, queue): (Arc<dyn RunDispatch>, Queue) = match &platform.bus {
         EventBus::Nats(bus) => {
@@ -40,7 +40,7 @@ pub async fn start_runs(
                     jetstream.clone(),
                     names.clone(),
                 )),
-                Queue::Nats(NatsRunQueue::new(client, jetstream, names)),
+                Queue::Nats(Box::new(NatsRunQueue::new(client, jetstream, names))),
             )
         }
         EventBus::Local(_) => {
