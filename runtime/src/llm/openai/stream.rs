@@ -197,3 +197,129 @@ pub(super) fn answer(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn chunk(choices: Value, usage: Option<Value>) -> CreateChatCompletionStreamResponse {
+        let mut chunk = json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices,
+        });
+        if let Some(usage) = usage {
+            chunk["usage"] = usage;
+        }
+        serde_json::from_value(chunk).unwrap()
+    }
+
+    fn call_piece(
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+    ) -> CreateChatCompletionStreamResponse {
+        let mut piece = json!({"index": index, "function": {"arguments": arguments}});
+        if let Some(id) = id {
+            piece["id"] = json!(id);
+        }
+        if let Some(name) = name {
+            piece["function"]["name"] = json!(name);
+        }
+        chunk(json!([{"index": 0, "delta": {"tool_calls": [piece]}}]), None)
+    }
+
+    fn finish(reason: &str) -> CreateChatCompletionStreamResponse {
+        chunk(json!([{"index": 0, "delta": {}, "finish_reason": reason}]), None)
+    }
+
+    fn calls(outcome: &ChatOutcome) -> Vec<(&str, &str, &str)> {
+        outcome
+            .tool_calls
+            .iter()
+            .map(|call| (call.call_id.as_str(), call.name.as_str(), call.arguments.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn interleaved_tool_call_pieces_are_joined_per_index() {
+        let mut assembly = Assembly::new(0, 0);
+        assembly.push(call_piece(0, Some("a"), Some("first"), "{\"x\""));
+        assembly.push(call_piece(1, Some("b"), Some("second"), "[1,"));
+        assembly.push(call_piece(0, None, None, ": 1}"));
+        assembly.push(call_piece(1, None, None, "2]"));
+        assembly.push(finish("tool_calls"));
+        let outcome = assembly.finish().unwrap();
+        assert_eq!(
+            calls(&outcome),
+            [("a", "first", "{\"x\": 1}"), ("b", "second", "[1,2]")]
+        );
+    }
+
+    #[test]
+    fn a_new_id_at_a_used_index_starts_another_call() {
+        let mut assembly = Assembly::new(0, 0);
+        assembly.push(call_piece(0, Some("a"), Some("one"), "{}"));
+        assembly.push(call_piece(0, Some("b"), Some("two"), "{"));
+        assembly.push(call_piece(0, None, None, "}"));
+        assembly.push(finish("tool_calls"));
+        let outcome = assembly.finish().unwrap();
+        assert_eq!(calls(&outcome), [("a", "one", "{}"), ("b", "two", "{}")]);
+    }
+
+    #[test]
+    fn the_id_repeated_on_every_piece_is_one_call() {
+        let mut assembly = Assembly::new(0, 0);
+        assembly.push(call_piece(0, Some("a"), Some("one"), "{"));
+        assembly.push(call_piece(0, Some("a"), None, "}"));
+        assembly.push(finish("tool_calls"));
+        assert_eq!(calls(&assembly.finish().unwrap()), [("a", "one", "{}")]);
+    }
+
+    #[test]
+    fn a_call_without_an_id_gets_one() {
+        let mut assembly = Assembly::new(0, 0);
+        assembly.push(call_piece(0, None, Some("one"), "{}"));
+        assembly.push(finish("tool_calls"));
+        assert_eq!(calls(&assembly.finish().unwrap()), [("call_0", "one", "{}")]);
+    }
+
+    #[test]
+    fn usage_on_the_last_choice_chunk_counts_as_reported() {
+        let mut assembly = Assembly::new(0, 2);
+        assembly.push(chunk(json!([{"index": 0, "delta": {"content": "hi"}}]), None));
+        let usage = json!({"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8});
+        let last = json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]);
+        assembly.push(chunk(last, Some(usage)));
+        let outcome = assembly.finish().unwrap();
+        assert!(outcome.usage_reported);
+        assert_eq!(
+            outcome.usage,
+            Usage {
+                prompt_tokens: 7,
+                completion_tokens: 1
+            }
+        );
+        assert_eq!(outcome.retries, 2);
+    }
+
+    #[test]
+    fn a_refusal_is_text() {
+        let mut assembly = Assembly::new(0, 0);
+        let refusal = json!([{"index": 0, "delta": {"refusal": "I can't help with that."}}]);
+        assert_eq!(
+            assembly.push(chunk(refusal, None)).as_deref(),
+            Some("I can't help with that.")
+        );
+    }
+
+    #[test]
+    fn a_stream_ended_without_a_finish_reason_was_cut_off() {
+        let mut assembly = Assembly::new(0, 0);
+        assembly.push(chunk(json!([{"index": 0, "delta": {"content": "half"}}]), None));
+        assert!(matches!(assembly.finish(), Err(Failure::Connection(_))));
+    }
+}
