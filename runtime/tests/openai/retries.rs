@@ -222,3 +222,25 @@ async fn nothing_is_retried_once_text_has_streamed() {
     assert_eq!(llm.request_count(), 1);
     assert_eq!(llm.queued(), 1);
 }
+
+#[tokio::test]
+async fn a_rate_limit_for_lack_of_quota_is_not_retried() {
+    let llm = FakeLlm::start().await;
+    let body = r#"{"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota", "code": "insufficient_quota"}}"#;
+    llm.push(Reply::error(429).with_body(body))
+        .push(Reply::text(["never"]));
+    let error = model(settings(&llm))
+        .stream(request(vec![user("hi")]))
+        .await
+        .err()
+        .unwrap();
+
+    assert_eq!(
+        error,
+        LlmError::Provider {
+            status: 429,
+            message: "You exceeded your current quota.".to_owned()
+        }
+    );
+    assert_eq!(llm.request_count(), 1);
+}

@@ -3,7 +3,8 @@
 //! A call refused with 429 or 5xx, or one that could not reach the provider (or lost it
 //! before the first chunk), is tried again with exponential backoff and jitter, up to
 //! `max_retries` times. The provider's `Retry-After` replaces the computed delay, cut to
-//! `max_delay`. Anything else is final: another 4xx will not change by asking again, a
+//! `max_delay`. Anything else is final: another 4xx will not change by asking again (nor a
+//! 429 whose body says `insufficient_quota`: OpenAI's "out of credit"), a
 //! malformed answer neither, and a timeout has already spent the call's budget. Retries
 //! only ever happen before the stream yields its first event: [`RetryPolicy::run`] wraps
 //! the opening of a call, never its streaming.
@@ -33,7 +34,7 @@ pub(super) enum Failure {
 impl Failure {
     fn retryable(&self) -> bool {
         match self {
-            Failure::Http(failure) => failure.status == 429 || failure.status >= 500,
+            Failure::Http(failure) => !failure.permanent && (failure.status == 429 || failure.status >= 500),
             Failure::Connection(_) => true,
             Failure::Timeout(_) | Failure::Malformed(_) => false,
         }
@@ -83,6 +84,7 @@ impl From<OpenAIError> for Failure {
                 status: api.status_code.as_u16(),
                 retry_after: None,
                 message: api.api_error.message,
+                permanent: false,
             }),
             // Any transport error before a response (refused, reset, closed before the
             // headers): the request may not have been processed, and asking again is safe
@@ -143,5 +145,78 @@ impl RetryPolicy {
             })
             .await;
         (result, retries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn unavailable() -> Failure {
+        Failure::Http(HttpFailure {
+            status: 503,
+            retry_after: None,
+            message: "busy".to_owned(),
+            permanent: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn delays_double_with_each_retry_and_jitter_adds_at_most_as_much_again() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(40),
+            max_delay: Duration::from_secs(5),
+        };
+        let mut attempts = Vec::new();
+        let (result, retries) = policy
+            .run(|| {
+                attempts.push(Instant::now());
+                async { Err::<(), _>(unavailable()) }
+            })
+            .await;
+
+        assert!(matches!(result, Err(Failure::Http(_))));
+        assert_eq!((retries, attempts.len()), (3, 4));
+        let waits: Vec<Duration> = attempts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        for (wait, base) in waits.iter().zip([40, 80, 160]) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *wait >= base && *wait < base * 2 + Duration::from_millis(30),
+                "{waits:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn final_failures_are_not_retried() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        };
+        for failure in [
+            || Failure::Timeout(Duration::from_secs(1)),
+            || Failure::Malformed("?".to_owned()),
+            || {
+                Failure::Http(HttpFailure {
+                    status: 400,
+                    retry_after: None,
+                    message: "bad".to_owned(),
+                    permanent: false,
+                })
+            },
+        ] {
+            let mut attempts = 0;
+            let (_, retries) = policy
+                .run(|| {
+                    attempts += 1;
+                    async move { Err::<(), _>(failure()) }
+                })
+                .await;
+            assert_eq!((attempts, retries), (1, 0));
+        }
     }
 }

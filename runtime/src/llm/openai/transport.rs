@@ -58,6 +58,8 @@ pub(super) struct HttpFailure {
     /// The provider's `Retry-After`, seconds or an HTTP date.
     pub(super) retry_after: Option<Duration>,
     pub(super) message: String,
+    /// The body says asking again cannot help (OpenAI's `insufficient_quota`, sent as a 429).
+    pub(super) permanent: bool,
 }
 
 impl HttpFailure {
@@ -71,6 +73,7 @@ impl HttpFailure {
             status: status.as_u16(),
             retry_after,
             message,
+            permanent: out_of_quota(&body),
         }
     }
 }
@@ -103,6 +106,17 @@ fn provider_message(body: &[u8]) -> Option<String> {
         return None;
     }
     Some(message.chars().take(MESSAGE_LIMIT).collect())
+}
+
+/// Whether an error body says the account is out of quota: a 429 that no wait will lift.
+fn out_of_quota(body: &[u8]) -> bool {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let error = &json["error"];
+    [&error["type"], &error["code"]]
+        .into_iter()
+        .any(|field| field.as_str() == Some("insufficient_quota"))
 }
 
 /// Removes the API key from text that leaves the model (providers quote a wrong key back).
