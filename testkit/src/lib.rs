@@ -1,9 +1,12 @@
 //! Test support shared by Agentry's test suites (a dev-dependency only): a private
-//! `nats-server` a test may kill, and readers of what the relay put in JetStream.
+//! `nats-server` a test may kill, readers of what the relay put in JetStream, and
+//! [`FakeLlm`], an OpenAI-compatible provider scripted by the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fake_llm;
 mod nats;
 mod stream;
 
+pub use fake_llm::{FakeLlm, RecordedRequest, Reply};
 pub use nats::{PrivateNats, free_port};
 pub use stream::{id_counts, stream_events};

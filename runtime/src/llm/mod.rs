@@ -7,6 +7,7 @@
 
 mod echo;
 mod models;
+mod openai;
 
 use std::pin::Pin;
 
@@ -18,6 +19,10 @@ use thiserror::Error;
 
 pub use echo::EchoModel;
 pub use models::Models;
+pub use openai::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_MAX_DELAY,
+    DEFAULT_RETRY_MIN_DELAY, OpenAiConfigError, OpenAiModel, OpenAiSettings,
+};
 
 /// One call to a chat model.
 #[derive(Clone, Debug, PartialEq)]
