@@ -16,6 +16,7 @@
 //! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
 //! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
 //! | [`agent`] | agent id | an organization's agent definition, every version kept |
+//! | [`tool`] | UUID v5 of (organization, name) | an organization's HTTP tool: versioned definition, sealed secret |
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
 //! | [`key_prefix_claim`] | key prefix | one key per prefix, so prefixes stay unique |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
@@ -76,6 +77,7 @@ pub mod organization;
 pub mod password_policy;
 pub mod role;
 pub mod session;
+pub mod tool;
 pub mod upcasting;
 pub mod user;
 
@@ -87,4 +89,4 @@ pub use actor::{Actor, ParseActorError};
 pub use email::{EmailAddress, EmailError};
 pub use password_policy::{PasswordPolicyError, check_new_password};
 pub use role::{ParseRoleError, Role};
-pub use secret::{PasswordDigest, TokenDigest};
+pub use secret::{PasswordDigest, SealedSecret, TokenDigest};
