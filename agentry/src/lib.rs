@@ -20,3 +20,4 @@ pub mod restored_store;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tools_setup;

@@ -12,6 +12,7 @@ use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
+use crate::tools_setup::tool_service;
 use api::http::{BrowserOrigins, ProblemAcceptor, RateLimits};
 use api::{AppState, HttpConfig, build_app, metrics_app};
 
@@ -49,8 +50,10 @@ impl Application {
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
+        let tools = tool_service(&platform, &settings).await?;
         let state = AppState {
             agents: Arc::new(commands::agents::AgentService::new(&platform.store)),
+            tools: Arc::new(tools),
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

@@ -12,6 +12,7 @@ mod roles;
 mod service;
 mod state;
 mod tags;
+mod tools;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
@@ -22,6 +23,7 @@ pub use me::MeApi;
 pub use members::MembersApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
+pub use tools::ToolsApi;
 
 /// Every `/v1` API, in the order the docs list them.
 pub type V1Apis = (
@@ -30,6 +32,7 @@ pub type V1Apis = (
     ApiKeysApi,
     MembersApi,
     AgentsApi,
+    ToolsApi,
     EventsApi,
     AdminApi,
 );
@@ -37,6 +40,6 @@ pub type V1Apis = (
 /// Every `/v1` API, in the order the docs list them.
 pub fn v1_apis() -> V1Apis {
     (
-        AuthApi, MeApi, ApiKeysApi, MembersApi, AgentsApi, EventsApi, AdminApi,
+        AuthApi, MeApi, ApiKeysApi, MembersApi, AgentsApi, ToolsApi, EventsApi, AdminApi,
     )
 }

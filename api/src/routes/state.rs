@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use commands::agents::AgentService;
 use commands::identity::IdentityService;
+use commands::tools::ToolService;
 use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Agents.
     pub agents: Arc<AgentService>,
+    /// Tools.
+    pub tools: Arc<ToolService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.

@@ -11,6 +11,8 @@ pub enum ApiTags {
     ApiKeys,
     /// Agents: versioned definitions of model, prompt, tools and approval.
     Agents,
+    /// HTTP tools agents call: versioned definitions with a write-only signing secret.
+    Tools,
     /// Organization members and roles.
     Members,
     /// The organization's events.
