@@ -16,6 +16,7 @@ use crate::accounts::{Account, add_member, create_api_key, expect_json, register
 use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
+use crate::tools::{create_tool, definition as tool_definition};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
 /// organization by design); `admin.rs` tests who may call them.
@@ -61,6 +62,34 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::OK,
         },
         IdRoute {
+            method: Method::GET,
+            path: "/v1/tools/{id}",
+            body: None,
+            setup: a_tool,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::PATCH,
+            path: "/v1/tools/{id}",
+            body: Some(json!({ "timeout_ms": 2000 })),
+            setup: a_tool,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::DELETE,
+            path: "/v1/tools/{id}",
+            body: None,
+            setup: a_tool,
+            success: StatusCode::NO_CONTENT,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/tools/{id}/secret",
+            body: Some(json!({})),
+            setup: a_tool,
+            success: StatusCode::OK,
+        },
+        IdRoute {
             method: Method::DELETE,
             path: "/v1/api-keys/{id}",
             body: None,
@@ -98,6 +127,22 @@ fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
         Resource {
             id: id.parse().unwrap(),
             private: vec![name, "Answer briefly.".to_owned()],
+        }
+    })
+}
+
+fn a_tool<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("tool_{}", Uuid::new_v4().simple());
+        let created = create_tool(app, &owner.access_token, &tool_definition(&name)).await;
+        Resource {
+            id: created["id"].as_str().unwrap().parse().unwrap(),
+            private: vec![
+                name,
+                created["secret"].as_str().unwrap().to_owned(),
+                "tools.example.com".to_owned(),
+                "Looks up the weather".to_owned(),
+            ],
         }
     })
 }
