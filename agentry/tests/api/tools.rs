@@ -243,6 +243,32 @@ async fn an_update_makes_a_new_version_and_the_name_never_changes() {
     app.cleanup().await;
 }
 
+/// `null` is data inside a JSON Schema (the API refuses it as a field value everywhere else).
+#[tokio::test]
+async fn a_schema_may_hold_null_values() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "owner").await;
+    let parameters = json!({
+        "type": "object",
+        "properties": { "unit": { "enum": ["c", "f", null], "default": null } }
+    });
+    let mut body = definition("weather");
+    body["parameters"] = parameters.clone();
+    let id = create_tool(&app, &owner.access_token, &body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tool = get(&app, &owner, &format!("/v1/tools/{id}")).await;
+    assert_eq!(tool["parameters"], parameters, "{tool}");
+    body["timeout_ms"] = Value::Null;
+    let refused = app
+        .with_bearer(&owner.access_token)
+        .post_json("/v1/tools", &body)
+        .await;
+    assert_code(refused, StatusCode::BAD_REQUEST, "null_value").await;
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_name_is_unique_in_its_organization_only() {
     let app = TestApp::spawn().await;
