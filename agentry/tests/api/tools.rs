@@ -4,7 +4,14 @@
 //! written by everyone but auditors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::secret_box::secrets_key;
+use commands::tools::{ArgumentValidators, ToolService};
+use eventstore::EventStore;
 use reqwest::{Method, Response, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::accounts::{Account, add_member, assert_code, expect_json, register};
@@ -547,5 +554,55 @@ async fn members_write_tools_and_auditors_only_read_them() {
     assert_eq!(read["timeout_ms"], 2000, "{read}");
     let list = get(&app, &auditor, "/v1/tools").await;
     assert_eq!(list["tools"][0]["id"], id, "{list}");
+    app.cleanup().await;
+}
+
+/// What the runtime gets: a second service over the same database (another node) finds the
+/// key the application generated, opens the secret in force, and leaves out what is no tool.
+#[tokio::test]
+async fn resolve_answers_the_organizations_tools_by_name_with_their_secrets_opened() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "owner").await;
+    let other = register(&app, "other").await;
+    let token = &owner.access_token;
+    let weather = create_tool(&app, token, &with_secret("weather", "first-secret-0123456789")).await;
+    let id = weather["id"].as_str().unwrap();
+    patch(&app, token, id, &json!({ "timeout_ms": 2500 })).await;
+    rotate(&app, token, id, &json!({ "secret": "second-secret-0123456789" })).await;
+    let gone = create_tool(&app, token, &definition("gone")).await;
+    let path = format!("/v1/tools/{}", gone["id"].as_str().unwrap());
+    send(&app, token, Method::DELETE, &path, None).await;
+    create_tool(&app, &other.access_token, &definition("theirs")).await;
+
+    let store = EventStore::new(app.pool.clone(), domain::upcasting::upcasters());
+    let sealer = secrets_key(&app.pool, None).await.unwrap();
+    let tools = ToolService::new(&store, Arc::new(sealer));
+    let names: Vec<String> = ["weather", "gone", "theirs", "missing", "not a name", "weather"]
+        .map(str::to_owned)
+        .to_vec();
+    let resolved = tools.resolve(owner.org_id, &names).await.unwrap();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    let tool = &resolved[0];
+    assert_eq!(tool.id.to_string(), id);
+    assert_eq!((tool.name.as_str(), tool.version), ("weather", 2));
+    assert_eq!(tool.url, "https://tools.example.com/weather");
+    assert_eq!(tool.timeout, Duration::from_millis(2500));
+    assert_eq!(tool.parameters, definition("x")["parameters"]);
+    assert_eq!(
+        tool.secret.expose_secret(),
+        "second-secret-0123456789",
+        "the rotated secret"
+    );
+    assert!(
+        !format!("{tool:?}").contains("second-secret"),
+        "Debug redacts the secret"
+    );
+
+    let validators = ArgumentValidators::default();
+    assert_eq!(
+        validators.check(tool, r#"{"city":"Oslo"}"#).unwrap(),
+        json!({"city": "Oslo"})
+    );
+    assert!(validators.check(tool, r#"{"town":"Oslo"}"#).is_err());
     app.cleanup().await;
 }
