@@ -21,3 +21,4 @@ pub mod runs_setup;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tools_setup;

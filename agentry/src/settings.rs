@@ -88,6 +88,9 @@ pub struct Settings {
     /// Limits that keep sign-in from being abused (flooding, guessing).
     #[command(flatten)]
     pub sign_in_limits: SignInLimitSettings,
+    /// Keys that protect secrets the service stores.
+    #[command(flatten)]
+    pub secrets: SecretsSettings,
     /// Logs and readiness.
     #[command(flatten)]
     pub operations: OperationsSettings,
@@ -272,6 +275,17 @@ pub struct IdentitySettings {
     pub key_prefixes: KeyPrefixSource,
 }
 
+/// Keys that protect secrets the service must read back (tool signing secrets).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Secrets")]
+pub struct SecretsSettings {
+    /// Key sealing tool secrets inside events (AES-256-GCM): base64 of 32 bytes, e.g. from
+    /// `openssl rand -base64 32`. Unset: generated once and kept in the database. Every node
+    /// must have the same; secrets sealed under another key cannot be opened.
+    #[arg(long, env = "AGENTRY_SECRETS_KEY", global = true, hide_env_values = true)]
+    pub secrets_key: Option<SecretString>,
+}
+
 /// What keeps the unauthenticated sign-in routes from being used to exhaust the service or to
 /// guess passwords (issue 11).
 #[derive(Clone, Debug, Args)]
@@ -446,6 +460,7 @@ mod tests {
         assert_eq!(settings.http.max_body_bytes, 1024 * 1024);
         assert_eq!(settings.http.cors_origins, None);
         assert_eq!(settings.bus.nats_url, None);
+        assert!(settings.secrets.secrets_key.is_none());
         assert_eq!(settings.identity.view_wait_ms, 8_000);
         assert_eq!(settings.sign_in_limits.auth_rate_limit_per_minute, 60);
         assert_eq!(settings.sign_in_limits.trusted_proxy_header, None);

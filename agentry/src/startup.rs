@@ -12,6 +12,7 @@ use crate::identity_setup::identity_service;
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
+use crate::tools_setup::tool_service;
 use api::http::{BrowserOrigins, ProblemAcceptor, RateLimits};
 use api::{AppState, HttpConfig, build_app, metrics_app};
 
@@ -50,9 +51,11 @@ impl Application {
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
         let runs = crate::runs_setup::start_runs(&mut platform, &settings).await?;
+        let tools = tool_service(&platform, &settings).await?;
         let state = AppState {
             runs,
             agents: Arc::new(commands::agents::AgentService::new(&platform.store)),
+            tools: Arc::new(tools),
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

@@ -3,6 +3,8 @@
 //!
 //! - [`agents`]: an organization's versioned agent definitions.
 //! - [`identity`]: registration, sessions, API keys, members, platform administration.
+//! - [`tools`]: an organization's HTTP tools, and resolving them for the runtime.
+//! - [`secret_box`]: sealing secrets (AES-256-GCM) before they go into an event.
 //!
 //! Runs, billing and knowledge join here as siblings. Nothing here holds a business rule:
 //! those live in the `domain` crate.
@@ -10,3 +12,5 @@
 pub mod agents;
 pub mod identity;
 pub mod runs;
+pub mod secret_box;
+pub mod tools;

@@ -18,6 +18,7 @@
 //! | [`agent`] | agent id | an organization's agent definition, every version kept |
 //! | [`conversation`] | conversation id | the pinned agent version, its runs, one active run at a time |
 //! | [`run`] | run id | a run's steps, its executor, approvals, the run's stream ids |
+//! | [`tool`] | UUID v5 of (organization, name) | an organization's HTTP tool: versioned definition, sealed secret |
 //! | [`api_key`] | key id | an organization's key hash, prefix and revocation |
 //! | [`key_prefix_claim`] | key prefix | one key per prefix, so prefixes stay unique |
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
@@ -80,6 +81,7 @@ pub mod password_policy;
 pub mod role;
 pub mod run;
 pub mod session;
+pub mod tool;
 pub mod upcasting;
 pub mod user;
 
@@ -91,4 +93,4 @@ pub use actor::{Actor, ParseActorError};
 pub use email::{EmailAddress, EmailError};
 pub use password_policy::{PasswordPolicyError, check_new_password};
 pub use role::{ParseRoleError, Role};
-pub use secret::{PasswordDigest, TokenDigest};
+pub use secret::{PasswordDigest, SealedSecret, TokenDigest};

@@ -58,6 +58,33 @@ digest!(
     TokenDigest
 );
 
+/// A secret sealed by the application's AEAD (`v1.<key id>.<nonce>.<ciphertext>`): what events
+/// carry instead of a secret the service must be able to read back (a tool's signing secret).
+///
+/// Opaque to the domain, which only stores and compares it. Its `Debug` is redacted too: the
+/// ciphertext is safe without the key, but has no business in logs either.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSecret(String);
+
+impl SealedSecret {
+    /// Wraps a sealed string produced by the application.
+    pub fn new(sealed: impl Into<String>) -> Self {
+        Self(sealed.into())
+    }
+
+    /// The sealed string, to open it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("SealedSecret(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -70,6 +97,8 @@ mod tests {
         assert_eq!(format!("{password:?}"), "PasswordDigest(<redacted>)");
         assert_eq!(format!("{token:#?}"), "TokenDigest(<redacted>)");
         assert_eq!(token.as_str(), "0123abcd-token-digest");
+        let sealed = SealedSecret::new("v1.k.n.c");
+        assert_eq!(format!("{sealed:?}"), "SealedSecret(<redacted>)");
     }
 
     #[test]

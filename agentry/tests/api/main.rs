@@ -34,3 +34,4 @@ mod sign_in_limits;
 mod smtp_server;
 mod stale_nodes;
 mod tenancy;
+mod tools;

@@ -17,6 +17,7 @@ use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 use crate::runs::{conversation, echo_agent, run_reaching, start_run};
+use crate::tools::{create_tool, definition as tool_definition};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
 /// organization by design); `admin.rs` tests who may call them.
@@ -99,18 +100,32 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::ACCEPTED,
         },
         IdRoute {
-            method: Method::POST,
-            path: "/v1/runs/{id}/tool-calls/{call_id}/approve",
-            body: Some(json!({})),
-            setup: a_waiting_run,
-            success: StatusCode::ACCEPTED,
+            method: Method::GET,
+            path: "/v1/tools/{id}",
+            body: None,
+            setup: a_tool,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::PATCH,
+            path: "/v1/tools/{id}",
+            body: Some(json!({ "timeout_ms": 2000 })),
+            setup: a_tool,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::DELETE,
+            path: "/v1/tools/{id}",
+            body: None,
+            setup: a_tool,
+            success: StatusCode::NO_CONTENT,
         },
         IdRoute {
             method: Method::POST,
-            path: "/v1/runs/{id}/tool-calls/{call_id}/deny",
-            body: Some(json!({ "reason": "no" })),
-            setup: a_waiting_run,
-            success: StatusCode::ACCEPTED,
+            path: "/v1/tools/{id}/secret",
+            body: Some(json!({})),
+            setup: a_tool,
+            success: StatusCode::OK,
         },
         IdRoute {
             method: Method::DELETE,
@@ -139,6 +154,21 @@ fn id_routes() -> Vec<IdRoute> {
             body: None,
             setup: an_admin_member,
             success: StatusCode::NO_CONTENT,
+        },
+        // Last, each with a fresh run of its own: A's controls let runs go on in the background.
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/runs/{id}/tool-calls/{call_id}/approve",
+            body: Some(json!({})),
+            setup: a_waiting_run,
+            success: StatusCode::ACCEPTED,
+        },
+        IdRoute {
+            method: Method::POST,
+            path: "/v1/runs/{id}/tool-calls/{call_id}/deny",
+            body: Some(json!({ "reason": "no" })),
+            setup: a_waiting_run,
+            success: StatusCode::ACCEPTED,
         },
         // Last: A's control starts a run whose steps are recorded in the background.
         IdRoute {
@@ -193,6 +223,23 @@ fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
         Resource {
             id: id.parse().unwrap(),
             private: vec![name, "Answer briefly.".to_owned()],
+            call_id: None,
+        }
+    })
+}
+
+fn a_tool<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let name = format!("tool_{}", Uuid::new_v4().simple());
+        let created = create_tool(app, &owner.access_token, &tool_definition(&name)).await;
+        Resource {
+            id: created["id"].as_str().unwrap().parse().unwrap(),
+            private: vec![
+                name,
+                created["secret"].as_str().unwrap().to_owned(),
+                "tools.example.com".to_owned(),
+                "Looks up the weather".to_owned(),
+            ],
             call_id: None,
         }
     })
@@ -282,12 +329,26 @@ fn private_to(owner: &Account) -> Vec<String> {
     ]
 }
 
+/// The number of events once nothing is being recorded any more (runs an earlier row's control
+/// started record their steps in the background).
+async fn settled_event_count(app: &TestApp) -> i64 {
+    let mut count = app.event_count().await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let now = app.event_count().await;
+        if now == count {
+            return count;
+        }
+        count = now;
+    }
+}
+
 /// Each mismatch as a line, so one run reports every row that leaks.
 async fn check_isolated(app: &TestApp, route: &IdRoute, a: &Account, b: &Account) -> Vec<String> {
     let label = route.label();
     let mut mismatches = Vec::new();
     let resource = (route.setup)(app, a).await;
-    let before = app.event_count().await;
+    let before = settled_event_count(app).await;
 
     let response = route.call(app, &b.access_token, &resource).await;
     match check_problem(response, StatusCode::NOT_FOUND).await {

@@ -180,6 +180,23 @@ error_codes! {
     ReasonTooLong = "reason_too_long": "The reason is longer than 500 characters.",
     PageLimitOutOfRange = "page_limit_out_of_range": "The page `limit` is not between 1 and 100.",
     InvalidCursor = "invalid_cursor": "The `cursor` is not one a previous page gave.",
+    // Tools.
+    ToolExists = "tool_exists": "The organization already has a tool with this name (names are unique per organization).",
+    ToolNotFound = "tool_not_found": "No such tool in this organization, or it was deleted.",
+    ToolNameImmutable = "tool_name_immutable": "An update names another name; a tool's name never changes (create a new tool and delete this one).",
+    ToolDescriptionRequired = "tool_description_required": "The tool description is empty.",
+    ToolDescriptionTooLong = "tool_description_too_long": "The tool description is over its length limit (1024 characters).",
+    ToolDescriptionControlCharacter = "tool_description_control_character": "The tool description holds a control character other than newline, carriage return and tab.",
+    ToolParametersNotObject = "tool_parameters_not_object": "`parameters` is not a JSON Schema object with `\"type\": \"object\"`.",
+    ToolParametersTooLarge = "tool_parameters_too_large": "`parameters` is over its size limit (16 KiB of JSON).",
+    InvalidToolSchema = "invalid_tool_schema": "`parameters` is not a valid JSON Schema; the detail has the validator's message.",
+    InvalidToolUrl = "invalid_tool_url": "The tool URL is not an absolute URL with a host (or holds spaces).",
+    ToolUrlNotHttp = "tool_url_not_http": "The tool URL's scheme is neither `http` nor `https`.",
+    ToolUrlHasCredentials = "tool_url_has_credentials": "The tool URL holds a user name or password; the tool's signing secret authenticates calls instead.",
+    ToolUrlTooLong = "tool_url_too_long": "The tool URL is over its length limit (2048 bytes).",
+    ToolTimeoutOutOfRange = "tool_timeout_out_of_range": "`timeout_ms` is not between 1000 and 60000.",
+    InvalidToolSecret = "invalid_tool_secret": "The tool secret is not 16 to 256 characters of visible ASCII (no spaces).",
+    ToolUpdateEmpty = "tool_update_empty": "The update names no field to change.",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -22,6 +22,7 @@ mod schema_refusals;
 mod store_errors;
 mod text;
 mod text_block;
+mod tool_errors;
 mod upgrade_origin;
 
 pub use auth::BearerAuth;

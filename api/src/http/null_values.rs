@@ -14,7 +14,13 @@ use serde_json::Value;
 use super::catch_all::problem_response;
 use super::{ErrorCode, Problem};
 
-/// Answers a JSON body holding `null` anywhere with 400 `null_value`, naming where.
+/// Fields that hold free-form JSON, where `null` is data rather than an absent field: a tool's
+/// `parameters` is a JSON Schema, in which `"enum": ["a", null]` or `"default": null` are valid.
+/// By route prefix and top-level body field.
+const FREE_FORM: &[(&str, &str)] = &[("/v1/tools", "parameters")];
+
+/// Answers a JSON body holding `null` anywhere (but inside a [`FREE_FORM`] field) with 400
+/// `null_value`, naming where.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RefuseNulls;
 
@@ -43,8 +49,9 @@ impl<E: Endpoint> Endpoint for RefuseNullsEndpoint<E> {
         if is_json {
             // The body limit has already read the body into memory; this reads it again.
             let body = request.take_body().into_bytes().await?;
-            if let Ok(value) = serde_json::from_slice::<Value>(&body)
-                && let Some(path) = first_null(&value, String::new())
+            let path = request.uri().path().to_owned();
+            if let Ok(mut value) = serde_json::from_slice::<Value>(&body)
+                && let Some(path) = first_null(without_free_form(&mut value, &path), String::new())
             {
                 let detail = format!("`{path}` is null: leave an optional field out instead of sending null");
                 return Ok(problem_response(Problem::new(
@@ -57,6 +64,18 @@ impl<E: Endpoint> Endpoint for RefuseNullsEndpoint<E> {
         }
         self.inner.call(request).await.map(IntoResponse::into_response)
     }
+}
+
+/// `value` without the free-form fields of the route at `path` (their own nulls are data).
+fn without_free_form<'v>(value: &'v mut Value, path: &str) -> &'v Value {
+    if let Value::Object(fields) = value {
+        for (prefix, field) in FREE_FORM {
+            if path.starts_with(prefix) {
+                fields.remove(*field);
+            }
+        }
+    }
+    value
 }
 
 /// Where the first `null` in `value` is, as a path such as `tools` or `approval.search`.
@@ -87,7 +106,7 @@ fn first_null(value: &Value, path: String) -> Option<String> {
 mod tests {
     use serde_json::json;
 
-    use super::first_null;
+    use super::{first_null, without_free_form};
 
     #[test]
     fn the_first_null_is_named_by_its_path() {
@@ -101,6 +120,22 @@ mod tests {
         );
         assert_eq!(
             first_null(&json!({ "name": "x", "tools": [] }), String::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn nulls_inside_a_tools_schema_are_data_and_elsewhere_still_refused() {
+        let mut body = json!({ "parameters": { "enum": [null] }, "url": null });
+        let on_tools = without_free_form(&mut body, "/v1/tools/abc");
+        assert_eq!(first_null(on_tools, String::new()).as_deref(), Some("url"));
+        let mut body = json!({ "parameters": { "enum": [null] } });
+        assert_eq!(
+            first_null(without_free_form(&mut body.clone(), "/v1/agents"), String::new()).as_deref(),
+            Some("parameters.enum[0]")
+        );
+        assert_eq!(
+            first_null(without_free_form(&mut body, "/v1/tools"), String::new()),
             None
         );
     }

@@ -74,6 +74,20 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("approveToolCall", &[404, 409]),
     // As approving, and 422 the reason's length.
     ("denyToolCall", &[404, 409, 422]),
+    // 409 the name is taken, or a lost race; 422 a rule of the definition, the schema's
+    // validity, or the secret's.
+    ("createTool", &[409, 422]),
+    // 404 no such tool here, or deleted.
+    ("getTool", &[404]),
+    // 422 the page limit.
+    ("listTools", &[422]),
+    // 404 no such tool here; 409 a lost race; 422 a rule of the definition, the schema, another
+    // name, or no field.
+    ("updateTool", &[404, 409, 422]),
+    // 404 no such tool here; 409 a lost race; 422 the secret's rule.
+    ("rotateToolSecret", &[404, 409, 422]),
+    // 404 no such tool here (or deleted already); 409 a lost race.
+    ("deleteTool", &[404, 409]),
     // 409 already a member or invited; 422 the email address; 503 no mail server, or it refused.
     ("inviteMember", &[409, 422, 503]),
     // 404 unknown token; 409 accepted already or expired; 503 the read model behind.

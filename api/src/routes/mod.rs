@@ -14,6 +14,7 @@ mod runs;
 mod service;
 mod state;
 mod tags;
+mod tools;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
@@ -26,6 +27,7 @@ pub use members::MembersApi;
 pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
+pub use tools::ToolsApi;
 
 /// Every `/v1` API, in the order the docs list them.
 pub type V1Apis = (
@@ -36,6 +38,7 @@ pub type V1Apis = (
     AgentsApi,
     ConversationsApi,
     RunsApi,
+    ToolsApi,
     EventsApi,
     AdminApi,
 );
@@ -50,6 +53,7 @@ pub fn v1_apis() -> V1Apis {
         AgentsApi,
         ConversationsApi,
         RunsApi,
+        ToolsApi,
         EventsApi,
         AdminApi,
     )

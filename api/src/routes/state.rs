@@ -3,6 +3,7 @@ use std::sync::Arc;
 use commands::agents::AgentService;
 use commands::identity::IdentityService;
 use commands::runs::RunService;
+use commands::tools::ToolService;
 use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub agents: Arc<AgentService>,
     /// Conversations and runs.
     pub runs: Arc<RunService>,
+    /// Tools.
+    pub tools: Arc<ToolService>,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.

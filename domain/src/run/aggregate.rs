@@ -58,6 +58,9 @@ pub struct Run {
     /// The latest answer had no tool calls.
     answered: bool,
     calls: Vec<Call>,
+    /// Ids of the calls of earlier steps (all finished), so a late decision on one is told it
+    /// is not pending rather than that it does not exist.
+    earlier_calls: Vec<Uuid>,
     /// The latest answer's text (the run's output once it completes).
     last_content: String,
     prompt_tokens: u64,
@@ -391,12 +394,21 @@ impl Run {
         }])
     }
 
+    /// The call `call_id` when it awaits a decision. A call decided before (or of an earlier
+    /// step) is "not pending" even after the run ended; a pending call of an ended run is
+    /// "finished"; an id the run never had is "not found".
     fn pending_call(&self, call_id: Uuid) -> Result<&Call, RunError> {
-        self.check_live()?;
+        if !self.exists() {
+            return Err(RunError::NotFound);
+        }
+        if self.earlier_calls.contains(&call_id) {
+            return Err(RunError::CallNotPending { call_id });
+        }
         let call = self.call(call_id)?;
         if call.approval != ApprovalState::Pending {
             return Err(RunError::CallNotPending { call_id });
         }
+        self.check_live()?;
         Ok(call)
     }
 
@@ -523,7 +535,8 @@ impl Aggregate for Run {
             RunEvent::LlmCallStarted { step, .. } => {
                 self.steps = self.steps.max(step);
                 self.model_call_open = Some(step);
-                self.calls.clear();
+                self.earlier_calls
+                    .extend(self.calls.drain(..).map(|call| call.call_id));
                 self.answered = false;
             }
             RunEvent::MessageDelta { .. } => {}
