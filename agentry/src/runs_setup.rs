@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use commands::runs::RunDispatch;
 use commands::runs::RunService;
+use commands::tools::ToolService;
 use eventstore::EventBus;
+use runtime::executor::HttpToolbox;
 use runtime::executor::{
-    Executor, ExecutorSettings, NatsDispatcher, NatsRunQueue, NoTools, PriceTable, QueueNames, RunQueue,
+    Executor, ExecutorSettings, NatsDispatcher, NatsRunQueue, PriceTable, QueueNames, RunQueue,
 };
-use runtime::llm::Models;
+use runtime::llm::{Models, OpenAiModel, OpenAiSettings};
+use runtime::tools::{ToolInvoker, ToolInvokerSettings};
 
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
@@ -20,6 +23,7 @@ use crate::settings::Settings;
 pub async fn start_runs(
     platform: &mut Platform,
     settings: &Settings,
+    tools: Arc<ToolService>,
 ) -> Result<Arc<RunService>, PlatformError> {
     let prices = match &settings.runs.llm_prices {
         Some(overrides) => PriceTable::with_overrides(overrides)
@@ -51,8 +55,8 @@ pub async fn start_runs(
     let service = Arc::new(RunService::new(&platform.store, dispatcher));
     let executor = Arc::new(Executor::new(
         Arc::clone(&service),
-        Models::echo_only(),
-        Arc::new(NoTools),
+        models(settings)?,
+        Arc::new(HttpToolbox::new(tools, invoker(settings)?)),
         ExecutorSettings {
             prices,
             ..ExecutorSettings::default()
@@ -79,4 +83,47 @@ async fn deployment_id(pool: &sqlx::PgPool) -> Result<String, PlatformError> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// `echo`, and the OpenAI-compatible endpoint when one is configured.
+fn models(settings: &Settings) -> Result<Models, PlatformError> {
+    let runs = &settings.runs;
+    let Some(base_url) = &runs.llm_base_url else {
+        return Ok(Models::echo_only());
+    };
+    let api_key = runs
+        .llm_api_key
+        .clone()
+        .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+    let mut provider = OpenAiSettings::new(base_url.clone(), api_key);
+    provider.call_timeout = std::time::Duration::from_secs(runs.llm_timeout_seconds.max(1));
+    provider.idle_timeout = std::time::Duration::from_secs(runs.llm_idle_timeout_seconds.max(1));
+    provider.max_retries = runs.llm_max_retries;
+    let model = OpenAiModel::new(provider).map_err(|error| {
+        PlatformError::Config(format!("AGENTRY_LLM_BASE_URL / AGENTRY_LLM_API_KEY: {error}"))
+    })?;
+    tracing::info!(base_url = %base_url, "models: echo and the configured OpenAI-compatible endpoint");
+    Ok(Models::with_provider(Arc::new(model), runs.llm_models.clone()))
+}
+
+/// The HTTP client tools are called with.
+fn invoker(settings: &Settings) -> Result<ToolInvoker, PlatformError> {
+    if settings.runs.tools_allow_private_networks {
+        tracing::warn!(
+            "AGENTRY_TOOLS_ALLOW_PRIVATE_NETWORKS=true: tools may call private and loopback addresses"
+        );
+    }
+    ToolInvoker::new(ToolInvokerSettings {
+        allow_private_networks: settings.runs.tools_allow_private_networks,
+        max_response_bytes: settings.runs.tools_max_response_bytes,
+    })
+    .map_err(|error| PlatformError::Config(format!("tool calls: {error}")))
+}
+
+/// The model names agents may use, as the API checks them.
+pub fn model_catalog(settings: &Settings) -> commands::agents::ModelCatalog {
+    match &settings.runs.llm_base_url {
+        Some(_) => commands::agents::ModelCatalog::with_provider(settings.runs.llm_models.clone()),
+        None => commands::agents::ModelCatalog::echo_only(),
+    }
 }

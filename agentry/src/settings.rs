@@ -115,6 +115,46 @@ pub struct RunSettings {
     /// (or `default`) to `{"prompt": n, "completion": n}`.
     #[arg(long, env = "AGENTRY_LLM_PRICES", global = true)]
     pub llm_prices: Option<String>,
+    /// Any OpenAI-compatible endpoint (`https://api.openai.com/v1`, a local vLLM or Ollama…).
+    /// Unset: only the built-in `echo` model is offered.
+    #[arg(long, env = "AGENTRY_LLM_BASE_URL", global = true)]
+    pub llm_base_url: Option<String>,
+    /// The endpoint's API key (never logged).
+    #[arg(long, env = "AGENTRY_LLM_API_KEY", global = true, hide_env_values = true)]
+    pub llm_api_key: Option<SecretString>,
+    /// Comma-separated model names agents may use with the endpoint; unset: any name.
+    #[arg(long, env = "AGENTRY_LLM_MODELS", global = true, value_delimiter = ',')]
+    pub llm_models: Option<Vec<String>>,
+    /// Seconds a model call may take to its first chunk (per attempt).
+    #[arg(
+        long,
+        env = "AGENTRY_LLM_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub llm_timeout_seconds: u64,
+    /// Seconds a streaming answer may go without a chunk.
+    #[arg(
+        long,
+        env = "AGENTRY_LLM_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub llm_idle_timeout_seconds: u64,
+    /// Retries of a model call on 429, 5xx and connection errors (before any text streamed).
+    #[arg(long, env = "AGENTRY_LLM_MAX_RETRIES", default_value_t = 3, global = true)]
+    pub llm_max_retries: u32,
+    /// Lets tools call loopback, private and link-local addresses (development and tests).
+    #[arg(
+        long,
+        env = "AGENTRY_TOOLS_ALLOW_PRIVATE_NETWORKS",
+        default_value_t = false,
+        global = true
+    )]
+    pub tools_allow_private_networks: bool,
+    /// The largest tool answer accepted, in bytes; a larger one is a tool error.
+    #[arg(long, env = "AGENTRY_TOOLS_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub tools_max_response_bytes: usize,
 }
 
 /// Where events are stored.

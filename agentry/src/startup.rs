@@ -50,12 +50,15 @@ impl Application {
         let mut platform = Platform::connect(&settings).await?;
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
-        let runs = crate::runs_setup::start_runs(&mut platform, &settings).await?;
-        let tools = tool_service(&platform, &settings).await?;
+        let tools = Arc::new(tool_service(&platform, &settings).await?);
+        let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools)).await?;
         let state = AppState {
             runs,
-            agents: Arc::new(commands::agents::AgentService::new(&platform.store)),
-            tools: Arc::new(tools),
+            agents: Arc::new(
+                commands::agents::AgentService::new(&platform.store)
+                    .with_models(crate::runs_setup::model_catalog(&settings)),
+            ),
+            tools,
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

@@ -233,13 +233,7 @@ async fn members_write_agents_and_auditors_only_read_them() {
     let auditor = add_member(&app, &owner, "auditor", "auditor").await;
 
     let id = create_agent(&app, &member.access_token, &definition("By a member")).await;
-    let updated = patch(
-        &app,
-        &member.access_token,
-        &id,
-        &json!({ "model": "other-model" }),
-    )
-    .await;
+    let updated = patch(&app, &member.access_token, &id, &json!({ "max_steps": 7 })).await;
     assert_eq!(updated.status(), StatusCode::OK);
 
     let before = app.event_count().await;
@@ -256,6 +250,38 @@ async fn members_write_agents_and_auditors_only_read_them() {
     assert_eq!(app.event_count().await, before, "nothing recorded");
 
     let read = get(&app, &auditor, &format!("/v1/agents/{id}")).await;
-    assert_eq!(read["model"], "other-model", "{read}");
+    assert_eq!(read["max_steps"], 7, "{read}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_model_the_deployment_does_not_offer_is_refused_naming_those_it_does() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "model-picker").await;
+    let mut body = definition("Typo");
+    body["model"] = json!("gpt-4o-mni");
+    let before = app.event_count().await;
+    let refused = app
+        .with_bearer(&owner.access_token)
+        .post_json("/v1/agents", &body)
+        .await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["code"], "unknown_model", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("echo"), "{problem}");
+    assert_eq!(app.event_count().await, before, "nothing recorded");
+    app.cleanup().await;
+
+    let app = TestApp::spawn_with(|settings| {
+        settings.runs.llm_base_url = Some("http://127.0.0.1:9/v1".to_owned());
+        settings.runs.llm_models = Some(vec!["gpt-a".to_owned()]);
+    })
+    .await;
+    let owner = register(&app, "model-picker").await;
+    body["model"] = json!("gpt-a");
+    let id = create_agent(&app, &owner.access_token, &body).await;
+    let refused = patch(&app, &owner.access_token, &id, &json!({ "model": "gpt-b" })).await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["code"], "unknown_model", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("gpt-a"), "{problem}");
     app.cleanup().await;
 }

@@ -16,6 +16,11 @@ impl From<AgentsError> for ApiError {
                 let (status, code) = agent_problem(refusal);
                 Self::with_status(status, code, detail)
             }
+            unknown @ AgentsError::UnknownModel { .. } => Self::with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::UnknownModel,
+                unknown.to_string(),
+            ),
             AgentsError::Identity(other) => other.into(),
         }
     }

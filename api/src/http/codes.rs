@@ -163,6 +163,7 @@ error_codes! {
     TemperatureOutOfRange = "temperature_out_of_range": "`temperature` is not between 0 and 2.",
     MaxOutputTokensOutOfRange = "max_output_tokens_out_of_range": "`max_output_tokens` is not between 1 and 32768.",
     AgentUpdateEmpty = "agent_update_empty": "The update names no field to change.",
+    UnknownModel = "unknown_model": "The model is not one this deployment offers; the detail lists those offered.",
     ConversationNotFound = "conversation_not_found": "No conversation with this id in the caller's organization.",
     ConversationExists = "conversation_exists": "The conversation already exists.",
     ConversationTitleTooLong = "conversation_title_too_long": "The title is longer than 200 characters.",

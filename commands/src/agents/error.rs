@@ -13,6 +13,14 @@ pub enum AgentsError {
     /// The agent refused the command, or does not exist in the caller's organization.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The model is not one this deployment offers.
+    #[error("no model named {model:?} is offered; offered: {}", offered.join(", "))]
+    UnknownModel {
+        /// The name given.
+        model: String,
+        /// The names offered.
+        offered: Vec<String>,
+    },
     /// Denied, lost a race, unstorable input, or our failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),

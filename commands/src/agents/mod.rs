@@ -6,7 +6,9 @@
 //! agents, auditors only read them.
 
 mod error;
+mod models;
 mod service;
 
 pub use error::AgentsError;
+pub use models::ModelCatalog;
 pub use service::{AgentPage, AgentService, AgentSummary, VersionedAgent};

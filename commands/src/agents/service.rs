@@ -6,7 +6,7 @@ use eventstore::{CommandBus, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::AgentsError;
+use super::{AgentsError, ModelCatalog};
 use crate::identity::Caller;
 
 /// Most agents one page of the list holds.
@@ -41,6 +41,7 @@ pub struct AgentPage {
 pub struct AgentService {
     pool: PgPool,
     agents: CommandBus<Agent>,
+    models: ModelCatalog,
 }
 
 impl AgentService {
@@ -49,6 +50,25 @@ impl AgentService {
         Self {
             pool: store.pool().clone(),
             agents: CommandBus::new(store.clone(), ()),
+            models: ModelCatalog::echo_only(),
+        }
+    }
+
+    /// Refuses model names outside `models` (only `echo` by default).
+    pub fn with_models(mut self, models: ModelCatalog) -> Self {
+        self.models = models;
+        self
+    }
+
+    fn check_model(&self, model: Option<&str>) -> Result<(), AgentsError> {
+        match model {
+            Some(model) if !model.trim().is_empty() && !self.models.offers(model) => {
+                Err(AgentsError::UnknownModel {
+                    model: model.trim().to_owned(),
+                    offered: self.models.listed().to_vec(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -62,6 +82,7 @@ impl AgentService {
     ) -> Result<(Uuid, u32), AgentsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "create agents")?;
+        self.check_model(Some(&definition.model))?;
         let id = Uuid::now_v7();
         let create = AgentCommand::CreateAgent { org_id, definition };
         let created = self
@@ -84,6 +105,7 @@ impl AgentService {
         caller.require(Role::can_write, "update agents")?;
         // Tenancy first, so another organization's agent is not found, whatever the change.
         self.load_in_org(org_id, id).await?;
+        self.check_model(change.model.as_deref())?;
         let update = AgentCommand::UpdateAgent { change };
         let updated = self
             .agents

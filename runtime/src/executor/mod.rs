@@ -6,6 +6,7 @@
 //! with the same idempotency key.
 
 mod dispatcher;
+mod http_toolbox;
 mod model_step;
 mod nats_queue;
 mod prices;
@@ -14,6 +15,7 @@ mod tool_step;
 mod toolbox;
 
 pub use dispatcher::{LocalDispatcher, RunQueue};
+pub use http_toolbox::HttpToolbox;
 pub use nats_queue::{NatsDispatcher, NatsRunQueue, QueueNames, RUNS_STREAM};
 pub use prices::{Price, PriceTable};
 pub use run_loop::{Executor, ExecutorSettings};

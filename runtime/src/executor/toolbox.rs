@@ -1,5 +1,7 @@
 //! The tools a run can call: found by name for the organization, called with a key.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use domain::run::ToolResult;
 use serde_json::Value;
@@ -12,8 +14,8 @@ use crate::llm::ToolSpec;
 pub struct ResolvedTool {
     /// What the model sees.
     pub spec: ToolSpec,
-    /// Where and how to call it (opaque to the executor).
-    pub handle: Uuid,
+    /// Its definition: where and how to call it (opaque to the executor).
+    pub definition: Arc<commands::tools::ResolvedTool>,
 }
 
 /// Where tools come from and how they are called.
