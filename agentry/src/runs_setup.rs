@@ -62,6 +62,7 @@ pub async fn start_runs(
             ..ExecutorSettings::default()
         },
     ));
+    platform.spawn(expire_approvals(Arc::clone(&service), platform.shutdown.clone()));
     let (limit, shutdown) = (settings.runs.max_concurrent_runs, platform.shutdown.clone());
     match queue {
         Queue::Local(queue) => platform.spawn(queue.run(executor, limit, shutdown)),
@@ -125,5 +126,24 @@ pub fn model_catalog(settings: &Settings) -> commands::agents::ModelCatalog {
     match &settings.runs.llm_base_url {
         Some(_) => commands::agents::ModelCatalog::with_provider(settings.runs.llm_models.clone()),
         None => commands::agents::ModelCatalog::echo_only(),
+    }
+}
+
+/// How often a node looks for approvals past their agent's timeout.
+const APPROVAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Denies expired approvals (reason `expired`) until shutdown; every node sweeps, and a call
+/// another node denied first is simply skipped.
+async fn expire_approvals(service: Arc<RunService>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(APPROVAL_SWEEP_EVERY) => {}
+        }
+        match service.expire_approvals().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "approvals expired"),
+            Err(error) => tracing::warn!(%error, "approval expiry sweep failed"),
+        }
     }
 }

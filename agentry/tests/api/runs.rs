@@ -355,3 +355,72 @@ async fn bad_run_input_is_refused_with_its_code_and_records_nothing() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn calls_awaiting_approval_are_listed_and_one_past_the_agents_timeout_is_denied_as_expired() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "timekeeper").await;
+    let token = owner.access_token.as_str();
+    let mut body = json!({
+        "name": "Patient",
+        "model": "echo",
+        "tools": ["send_mail"],
+        "approval": "always",
+        "approval_timeout_seconds": 0,
+    });
+    let refused = app.with_bearer(token).post_json("/v1/agents", &body).await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["code"], "approval_timeout_out_of_range", "{problem}");
+    body["approval_timeout_seconds"] = json!(2);
+    let agent = expect_json(
+        app.with_bearer(token).post_json("/v1/agents", &body).await,
+        StatusCode::CREATED,
+        "create agent",
+    )
+    .await;
+    let conversation_id = conversation(&app, token, agent["id"].as_str().unwrap()).await;
+    let run_id = start_run(&app, token, &conversation_id, r#"/tool send_mail {"to": "bob"}"#).await;
+    let waiting = run_reaching(&app, token, &run_id, "awaiting_approval").await;
+    let call_id = waiting["steps"][0]["tool_calls"][0]["call_id"].clone();
+
+    let listed = expect_json(
+        app.with_bearer(token).get("/v1/approvals").await,
+        StatusCode::OK,
+        "approvals",
+    )
+    .await;
+    let approvals = listed["approvals"].as_array().unwrap();
+    assert_eq!(approvals.len(), 1, "{listed}");
+    assert_eq!(approvals[0]["call_id"], call_id, "{listed}");
+    assert_eq!(approvals[0]["run_id"], run_id.as_str(), "{listed}");
+    assert_eq!(approvals[0]["arguments"], r#"{"to": "bob"}"#, "{listed}");
+    assert!(approvals[0]["expires_at"].is_string(), "{listed}");
+
+    let other = register(&app, "other-org").await;
+    let theirs = expect_json(
+        app.with_bearer(&other.access_token).get("/v1/approvals").await,
+        StatusCode::OK,
+        "another organization's approvals",
+    )
+    .await;
+    assert_eq!(
+        theirs["approvals"],
+        json!([]),
+        "another organization sees none: {theirs}"
+    );
+
+    let done = run_reaching(&app, token, &run_id, "completed").await;
+    let call = &done["steps"][0]["tool_calls"][0];
+    assert_eq!(call["approval"], "denied", "{done}");
+    assert_eq!(call["reason"], "expired", "{done}");
+    assert_eq!(call["decided_by"], "system", "{done}");
+    assert_eq!(done["output"], "denied: expired", "the model was told: {done}");
+    let listed = expect_json(
+        app.with_bearer(token).get("/v1/approvals").await,
+        StatusCode::OK,
+        "approvals",
+    )
+    .await;
+    assert_eq!(listed["approvals"], json!([]), "{listed}");
+    app.cleanup().await;
+}

@@ -45,6 +45,7 @@ fn agent_problem(error: AgentError) -> (StatusCode, ErrorCode) {
         AgentError::MaxStepsOutOfRange { .. } => (INVALID, ErrorCode::MaxStepsOutOfRange),
         AgentError::TemperatureOutOfRange { .. } => (INVALID, ErrorCode::TemperatureOutOfRange),
         AgentError::MaxOutputTokensOutOfRange { .. } => (INVALID, ErrorCode::MaxOutputTokensOutOfRange),
+        AgentError::ApprovalTimeoutOutOfRange { .. } => (INVALID, ErrorCode::ApprovalTimeoutOutOfRange),
         AgentError::NothingToUpdate => (INVALID, ErrorCode::AgentUpdateEmpty),
     }
 }

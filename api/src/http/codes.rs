@@ -163,6 +163,7 @@ error_codes! {
     TemperatureOutOfRange = "temperature_out_of_range": "`temperature` is not between 0 and 2.",
     MaxOutputTokensOutOfRange = "max_output_tokens_out_of_range": "`max_output_tokens` is not between 1 and 32768.",
     AgentUpdateEmpty = "agent_update_empty": "The update names no field to change.",
+    ApprovalTimeoutOutOfRange = "approval_timeout_out_of_range": "`approval_timeout_seconds` is not between 1 and 604800 (7 days).",
     UnknownModel = "unknown_model": "The model is not one this deployment offers; the detail lists those offered.",
     ConversationNotFound = "conversation_not_found": "No conversation with this id in the caller's organization.",
     ConversationExists = "conversation_exists": "The conversation already exists.",

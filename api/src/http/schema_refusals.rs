@@ -211,6 +211,18 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
         "",
         ErrorCode::InvalidToolSecret,
     ),
+    (
+        "CreateAgentRequest",
+        "approval_timeout_seconds",
+        "",
+        ErrorCode::ApprovalTimeoutOutOfRange,
+    ),
+    (
+        "UpdateAgentRequest",
+        "approval_timeout_seconds",
+        "",
+        ErrorCode::ApprovalTimeoutOutOfRange,
+    ),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
     (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
 ];

@@ -67,6 +67,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listRuns", &[404, 422]),
     // 404 no such run here.
     ("getRun", &[404]),
+    // 422 the page limit.
+    ("listPendingApprovals", &[422]),
     // 404 no such run here; 409 it ended already, or a lost race.
     ("cancelRun", &[404, 409]),
     // 404 no such run here, or no such call in its current step; 409 the call is not pending,

@@ -45,6 +45,10 @@ struct CreateAgentRequest {
     /// Most tokens one model answer may produce (1–32768); the model's default when absent.
     #[oai(validator(minimum(value = "1"), maximum(value = "32768")))]
     max_output_tokens: Option<u32>,
+    /// Seconds a tool call may wait for approval (1–604800) before it is denied with reason
+    /// `expired`; it waits as long as it takes when absent.
+    #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
+    approval_timeout_seconds: Option<u32>,
 }
 
 /// A partial update: each field given replaces the latest version's; the answer is a new
@@ -72,6 +76,9 @@ struct UpdateAgentRequest {
     /// New output token limit (1–32768).
     #[oai(validator(minimum(value = "1"), maximum(value = "32768")))]
     max_output_tokens: Option<u32>,
+    /// New approval timeout in seconds (1–604800).
+    #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
+    approval_timeout_seconds: Option<u32>,
 }
 
 /// Which version a write recorded.
@@ -109,6 +116,9 @@ struct AgentView {
     temperature: Option<f64>,
     /// Most tokens one model answer may produce; absent for the model's default.
     max_output_tokens: Option<u32>,
+    /// Seconds a tool call may wait for approval before it is denied (`expired`); absent when
+    /// it waits as long as it takes.
+    approval_timeout_seconds: Option<u32>,
 }
 
 /// One page of the organization's agents, newest first.
@@ -142,6 +152,7 @@ fn view(agent: commands::agents::VersionedAgent) -> AgentView {
         max_steps: d.max_steps,
         temperature: d.temperature,
         max_output_tokens: d.max_output_tokens,
+        approval_timeout_seconds: d.approval_timeout_seconds,
     }
 }
 
@@ -184,6 +195,7 @@ impl AgentsApi {
             max_steps: body.max_steps.unwrap_or(DEFAULT_MAX_STEPS),
             temperature: body.temperature,
             max_output_tokens: body.max_output_tokens,
+            approval_timeout_seconds: body.approval_timeout_seconds,
         };
         let (id, version) = state
             .agents
@@ -258,6 +270,7 @@ impl AgentsApi {
             max_steps: body.max_steps,
             temperature: body.temperature,
             max_output_tokens: body.max_output_tokens,
+            approval_timeout_seconds: body.approval_timeout_seconds,
         };
         let version = state
             .agents

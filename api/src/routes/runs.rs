@@ -1,9 +1,9 @@
 //! `/v1/runs`: reading a run, cancelling it, and deciding on its tool calls.
 
-use commands::runs::{CallView, RunView, StepView};
+use commands::runs::{CallView, PendingApproval, RunView, StepView};
 use domain::run::{ApprovalState, RunStatus};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
@@ -190,6 +190,42 @@ pub struct RunList {
     pub next_cursor: Option<i64>,
 }
 
+/// A tool call awaiting a person's decision. Fields without a value are left out.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct PendingApprovalBody {
+    /// The run waiting for it.
+    run_id: Uuid,
+    /// The call: approve or deny it at `/v1/runs/{run_id}/tool-calls/{call_id}/…`.
+    call_id: Uuid,
+    /// The tool.
+    name: String,
+    /// The arguments as the model wrote them (JSON text): what an approval approves.
+    arguments: String,
+    /// When it is denied with reason `expired`; absent when the agent set no approval timeout.
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One page of calls awaiting approval, newest first.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct PendingApprovalList {
+    /// This page.
+    approvals: Vec<PendingApprovalBody>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<i64>,
+}
+
+fn pending_body(pending: PendingApproval) -> PendingApprovalBody {
+    PendingApprovalBody {
+        run_id: pending.run_id,
+        call_id: pending.call_id,
+        name: pending.name,
+        arguments: pending.arguments,
+        expires_at: pending.expires_at,
+    }
+}
+
 /// A denial.
 #[derive(Object)]
 struct DenyRequest {
@@ -273,6 +309,31 @@ impl RunsApi {
         id: Path<Uuid>,
     ) -> Result<Json<RunBody>, ApiError> {
         Ok(Json(run_view(state.runs.run(&auth.0, id.0).await?)))
+    }
+
+    /// List calls awaiting approval
+    ///
+    /// Every tool call in the organization waiting for a person's decision, newest first, a
+    /// page at a time.
+    #[oai(path = "/approvals", method = "get", operation_id = "listPendingApprovals")]
+    async fn pending(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Most calls in the page (1–100); 20 when absent.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// Where to continue: a previous page's `next_cursor`.
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<PendingApprovalList>, ApiError> {
+        let page = state
+            .runs
+            .pending_approvals(&auth.0, limit.0.unwrap_or(20), cursor.0)
+            .await?;
+        Ok(Json(PendingApprovalList {
+            approvals: page.approvals.into_iter().map(pending_body).collect(),
+            next_cursor: page.next_cursor,
+        }))
     }
 
     /// Cancel a run

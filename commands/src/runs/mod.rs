@@ -10,6 +10,9 @@ mod transcript;
 
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
-pub use service::{ConversationPage, ConversationSummary, ConversationView, RunPage, RunService, RunView};
+pub use service::{
+    ApprovalPage, ConversationPage, ConversationSummary, ConversationView, PendingApproval, RunPage,
+    RunService, RunView,
+};
 pub use steps::{CallView, StepView, steps_of};
 pub use transcript::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};

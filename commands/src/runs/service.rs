@@ -95,6 +95,42 @@ pub struct RunPage {
     pub next_cursor: Option<i64>,
 }
 
+/// A tool call awaiting a person's decision.
+#[derive(Clone, Debug)]
+pub struct PendingApproval {
+    /// The run.
+    pub run_id: Uuid,
+    /// The call.
+    pub call_id: Uuid,
+    /// The tool.
+    pub name: String,
+    /// The arguments as the model wrote them.
+    pub arguments: String,
+    /// When it is denied with reason `expired`, if the agent set a timeout.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One page of pending approvals, newest first.
+#[derive(Clone, Debug)]
+pub struct ApprovalPage {
+    /// This page.
+    pub approvals: Vec<PendingApproval>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Calls recorded as awaiting approval that no later event of their run decided or ended.
+const PENDING_CALLS: &str = "
+    SELECT r.aggregate_id, r.payload -> 'call', r.position FROM events r
+     WHERE r.aggregate_type = 'run' AND r.event_type = 'tool_call.requested'
+       AND (r.payload -> 'call' ->> 'approval') = 'pending'
+       AND NOT EXISTS (
+           SELECT 1 FROM events d
+            WHERE d.aggregate_type = 'run' AND d.aggregate_id = r.aggregate_id AND d.sequence > r.sequence
+              AND (d.event_type IN ('run.completed', 'run.failed', 'run.cancelled')
+                   OR (d.event_type IN ('tool_call.approved', 'tool_call.denied')
+                       AND (d.payload ->> 'call_id') = (r.payload -> 'call' ->> 'call_id'))))";
+
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
     pool: PgPool,
@@ -480,6 +516,82 @@ impl RunService {
         .fetch_all(&self.pool)
         .await?;
         ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// Every tool call of the caller's organization awaiting approval, newest first.
+    pub async fn pending_approvals(
+        &self,
+        caller: &Caller,
+        limit: u32,
+        cursor: Option<i64>,
+    ) -> Result<ApprovalPage, RunsError> {
+        let org_id = caller.org()?;
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        let rows: Vec<(String, serde_json::Value, i64)> = sqlx::query_as(&format!(
+            "{PENDING_CALLS} AND r.org_id = $1 AND r.position < COALESCE($2, 9223372036854775807)
+              ORDER BY r.position DESC LIMIT $3"
+        ))
+        .bind(org_id)
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let mut approvals = Vec::new();
+        let mut next_cursor = None;
+        for (run_id, call, position) in rows.into_iter().take(limit as usize) {
+            let call: domain::run::Call = serde_json::from_value(call)
+                .map_err(|error| IdentityError::Internal(format!("a stored tool call: {error}")))?;
+            approvals.push(PendingApproval {
+                run_id: parse_id(&run_id)?,
+                call_id: call.call_id,
+                name: call.name,
+                arguments: call.arguments,
+                expires_at: call.expires_at,
+            });
+            next_cursor = more.then_some(position);
+        }
+        Ok(ApprovalPage {
+            approvals,
+            next_cursor,
+        })
+    }
+
+    /// Denies, with reason `expired`, every pending call whose approval timeout has passed,
+    /// and hands its run back to an executor; answers how many. Several nodes may sweep at
+    /// once: a call denied by another is simply not pending any more.
+    pub async fn expire_approvals(&self) -> Result<usize, RunsError> {
+        let rows: Vec<(String, serde_json::Value, i64)> = sqlx::query_as(&format!(
+            "{PENDING_CALLS} AND (r.payload -> 'call' ->> 'expires_at')::timestamptz < now()
+              ORDER BY r.position LIMIT 500"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired = 0;
+        for (run_id, call, _) in rows {
+            let Ok(call) = serde_json::from_value::<domain::run::Call>(call) else {
+                continue;
+            };
+            let run_id = parse_id(&run_id)?;
+            let deny = RunCommand::Deny {
+                call_id: call.call_id,
+                by: domain::Actor::System.to_string(),
+                reason: "expired".to_owned(),
+            };
+            let run = self.runs.load(&run_id.to_string()).await?;
+            let context = CommandContext::system(run.org_id());
+            match self.runs.execute(&run_id.to_string(), deny, &context).await {
+                Ok(decided) => {
+                    expired += 1;
+                    if decided.state.status() == RunStatus::Queued {
+                        self.dispatch.dispatch(run_id);
+                    }
+                }
+                Err(CommandError::Rejected(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(expired)
     }
 
     /// Whether the run has moved on without `executor`: ended, or taken by another executor.

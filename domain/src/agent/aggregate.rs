@@ -76,6 +76,9 @@ impl Agent {
             max_steps: change.max_steps.unwrap_or(latest.max_steps),
             temperature: change.temperature.or(latest.temperature),
             max_output_tokens: change.max_output_tokens.or(latest.max_output_tokens),
+            approval_timeout_seconds: change
+                .approval_timeout_seconds
+                .or(latest.approval_timeout_seconds),
         };
         Ok(vec![AgentEvent::Updated {
             version: self.version() + 1,
@@ -145,6 +148,7 @@ mod tests {
             max_steps: 10,
             temperature: Some(0.5),
             max_output_tokens: None,
+            approval_timeout_seconds: None,
         }
     }
 

@@ -40,6 +40,8 @@ pub struct AgentChange {
     pub temperature: Option<f64>,
     /// New output token limit.
     pub max_output_tokens: Option<u32>,
+    /// New approval timeout.
+    pub approval_timeout_seconds: Option<u32>,
 }
 
 impl AgentChange {

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_STEPS: u32 = 10;
 pub const MAX_TEMPERATURE: u32 = 2;
 /// Highest `max_output_tokens`.
 pub const MAX_OUTPUT_TOKENS: u32 = 32_768;
+/// Longest approval timeout, in seconds (7 days).
+pub const MAX_APPROVAL_TIMEOUT_SECONDS: u32 = 7 * 24 * 3600;
 /// The built-in development model, always available.
 pub const ECHO_MODEL: &str = "echo";
 
@@ -76,6 +78,10 @@ pub struct AgentDefinition {
     /// Most tokens one model answer may produce; the model's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
+    /// Seconds a tool call may wait for approval before it is denied with reason `expired`;
+    /// it waits as long as it takes when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_seconds: Option<u32>,
 }
 
 impl AgentDefinition {
@@ -109,6 +115,13 @@ impl AgentDefinition {
         {
             return Err(AgentError::MaxOutputTokensOutOfRange {
                 max: MAX_OUTPUT_TOKENS,
+            });
+        }
+        if let Some(seconds) = self.approval_timeout_seconds
+            && !(1..=MAX_APPROVAL_TIMEOUT_SECONDS).contains(&seconds)
+        {
+            return Err(AgentError::ApprovalTimeoutOutOfRange {
+                max: MAX_APPROVAL_TIMEOUT_SECONDS,
             });
         }
         Ok(Self { name, model, ..self })

@@ -69,6 +69,12 @@ pub enum AgentError {
         /// The upper limit.
         max: u32,
     },
+    /// `approval_timeout_seconds` is outside its range.
+    #[error("approval_timeout_seconds must be between 1 and {max}")]
+    ApprovalTimeoutOutOfRange {
+        /// The upper limit.
+        max: u32,
+    },
     /// An update that changes no field.
     #[error("the update names no field to change")]
     NothingToUpdate,

@@ -10,8 +10,9 @@ mod events;
 pub use aggregate::Agent;
 pub use commands::{AgentChange, AgentCommand};
 pub use definition::{
-    AgentDefinition, Approval, ApprovalMode, DEFAULT_MAX_STEPS, ECHO_MODEL, MAX_MAX_STEPS, MAX_NAME_CHARS,
-    MAX_OUTPUT_TOKENS, MAX_SYSTEM_PROMPT_BYTES, MAX_TEMPERATURE, MAX_TOOL_NAME_CHARS, MAX_TOOLS,
+    AgentDefinition, Approval, ApprovalMode, DEFAULT_MAX_STEPS, ECHO_MODEL, MAX_APPROVAL_TIMEOUT_SECONDS,
+    MAX_MAX_STEPS, MAX_NAME_CHARS, MAX_OUTPUT_TOKENS, MAX_SYSTEM_PROMPT_BYTES, MAX_TEMPERATURE,
+    MAX_TOOL_NAME_CHARS, MAX_TOOLS,
 };
 pub use error::AgentError;
 pub use events::AgentEvent;

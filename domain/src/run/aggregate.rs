@@ -303,6 +303,9 @@ impl Run {
                     approval,
                     attempts: 0,
                     finished: false,
+                    expires_at: requested
+                        .approval_expires_at
+                        .filter(|_| requested.approval_required),
                 },
             });
         }
@@ -693,6 +696,7 @@ mod tests {
             name: "weather".into(),
             arguments: "{}".into(),
             approval_required: false,
+            approval_expires_at: None,
         };
         decide(
             &mut run,
@@ -812,6 +816,7 @@ mod tests {
             approval: ApprovalState::Pending,
             attempts: 0,
             finished: false,
+            expires_at: None,
         };
         let given = vec![
             queued(),

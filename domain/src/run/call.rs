@@ -1,5 +1,6 @@
 //! A tool call of the run's latest model answer, as the aggregate tracks it.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -35,6 +36,10 @@ pub struct Call {
     pub attempts: u32,
     /// Whether its outcome (output, failure or denial) is recorded.
     pub finished: bool,
+    /// When a pending approval expires (it is then denied with reason `expired`); never when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Call {

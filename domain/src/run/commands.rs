@@ -1,6 +1,7 @@
 //! Commands of the run aggregate: the API's (queue, approve, deny, cancel) and the executor's
 //! (each carrying the executor's id, which the aggregate checks).
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// What the model's answer asked for: one tool call, as the model wrote it.
@@ -14,6 +15,8 @@ pub struct ModelToolCall {
     pub arguments: String,
     /// Whether the agent's policy makes it wait for approval.
     pub approval_required: bool,
+    /// When that approval expires (the agent's approval timeout from now).
+    pub approval_expires_at: Option<DateTime<Utc>>,
 }
 
 /// The record of one finished model call.

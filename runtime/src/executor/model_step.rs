@@ -100,6 +100,10 @@ impl Execution<'_> {
             .into_iter()
             .map(|call| ModelToolCall {
                 approval_required: approval_required(&self.agent.approval, &call.name),
+                approval_expires_at: self
+                    .agent
+                    .approval_timeout_seconds
+                    .map(|seconds| chrono::Utc::now() + chrono::TimeDelta::seconds(i64::from(seconds))),
                 model_call_id: call.call_id,
                 name: call.name,
                 arguments: call.arguments,
