@@ -424,3 +424,50 @@ async fn calls_awaiting_approval_are_listed_and_one_past_the_agents_timeout_is_d
     assert_eq!(listed["approvals"], json!([]), "{listed}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn auditors_read_runs_and_conversations_but_never_start_cancel_or_decide() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "owner").await;
+    let auditor = crate::accounts::add_member(&app, &owner, "auditor", "auditor").await;
+    let token = owner.access_token.as_str();
+    let agent = echo_agent(&app, token, 5).await;
+    let conversation_id = conversation(&app, token, &agent).await;
+    let run_id = start_run(&app, token, &conversation_id, r#"/tool send_mail {"to": "bob"}"#).await;
+    let waiting = run_reaching(&app, token, &run_id, "awaiting_approval").await;
+    let call_id = waiting["steps"][0]["tool_calls"][0]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let as_auditor = app.with_bearer(&auditor.access_token);
+    assert_eq!(
+        as_auditor.get(&format!("/v1/runs/{run_id}")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        as_auditor
+            .get(&format!("/v1/conversations/{conversation_id}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(as_auditor.get("/v1/approvals").await.status(), StatusCode::OK);
+    let before = app.event_count().await;
+    for path in [
+        format!("/v1/conversations/{conversation_id}/runs"),
+        format!("/v1/runs/{run_id}/cancel"),
+        format!("/v1/runs/{run_id}/tool-calls/{call_id}/approve"),
+        format!("/v1/runs/{run_id}/tool-calls/{call_id}/deny"),
+    ] {
+        let refused = as_auditor.post_json(&path, &json!({ "input": "hi" })).await;
+        let problem = assert_problem(refused, StatusCode::FORBIDDEN).await;
+        assert_eq!(problem["code"], "role_not_allowed", "{path}: {problem}");
+    }
+    let refused = as_auditor
+        .post_json("/v1/conversations", &json!({ "agent_id": agent }))
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN).await;
+    assert_eq!(app.event_count().await, before, "nothing recorded");
+    app.cleanup().await;
+}
