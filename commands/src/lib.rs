@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod identity;
+pub mod pages;
 pub mod runs;
 pub mod secret_box;
 pub mod tools;

@@ -9,9 +9,6 @@ use uuid::Uuid;
 use super::{AgentsError, ModelCatalog};
 use crate::identity::Caller;
 
-/// Most agents one page of the list holds.
-pub const MAX_PAGE: u32 = 100;
-
 /// One version of an agent.
 #[derive(Clone, Debug)]
 pub struct VersionedAgent {
@@ -134,7 +131,7 @@ impl AgentService {
         })
     }
 
-    /// The caller's organization's agents, newest first, `limit` (1 to [`MAX_PAGE`]) at a time
+    /// The caller's organization's agents, newest first, `limit` (1 to [`MAX_PAGE`](crate::pages::MAX_PAGE)) at a time
     /// from `cursor` (a previous page's `next_cursor`).
     ///
     /// Found through the event log's `agent.created` events (indexed by organization), each
@@ -145,28 +142,22 @@ impl AgentService {
         limit: u32,
         cursor: Option<i64>,
     ) -> Result<AgentPage, AgentsError> {
-        let org_id = caller.org()?;
-        let limit = i64::from(limit.clamp(1, MAX_PAGE));
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let page = crate::pages::newest_first(
+            &self.pool,
             "SELECT aggregate_id, position FROM events
              WHERE org_id = $1 AND aggregate_type = 'agent' AND sequence = 1
                AND position < COALESCE($2, 9223372036854775807)
              ORDER BY position DESC LIMIT $3",
+            caller.org()?,
+            limit,
+            cursor,
         )
-        .bind(org_id)
-        .bind(cursor)
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() as i64 > limit;
-        let mut agents = Vec::with_capacity(rows.len());
-        let mut next_cursor = None;
-        for (aggregate_id, position) in rows.into_iter().take(limit as usize) {
-            let id = Uuid::parse_str(&aggregate_id)
-                .map_err(|e| crate::identity::IdentityError::Internal(e.to_string()))?;
+        let mut agents = Vec::with_capacity(page.ids.len());
+        for id in page.ids {
             agents.push(self.get(caller, id, None).await?);
-            next_cursor = more.then_some(position);
         }
+        let next_cursor = page.next_cursor;
         Ok(AgentPage { agents, next_cursor })
     }
 

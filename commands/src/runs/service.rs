@@ -13,8 +13,7 @@ use uuid::Uuid;
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
 
-/// Most items one page holds.
-pub const MAX_PAGE: u32 = 100;
+use crate::pages::MAX_PAGE;
 
 /// A conversation with its messages.
 #[derive(Clone, Debug)]
@@ -210,25 +209,20 @@ impl RunService {
         limit: u32,
         cursor: Option<i64>,
     ) -> Result<ConversationPage, RunsError> {
-        let org_id = caller.org()?;
-        let limit = i64::from(limit.clamp(1, MAX_PAGE));
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let page = crate::pages::newest_first(
+            &self.pool,
             "SELECT aggregate_id, position FROM events
              WHERE org_id = $1 AND aggregate_type = 'conversation' AND sequence = 1
                AND position < COALESCE($2, 9223372036854775807)
              ORDER BY position DESC LIMIT $3",
+            caller.org()?,
+            limit,
+            cursor,
         )
-        .bind(org_id)
-        .bind(cursor)
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() as i64 > limit;
-        let mut conversations = Vec::with_capacity(rows.len());
-        let mut next_cursor = None;
-        for (aggregate_id, position) in rows.into_iter().take(limit as usize) {
-            let id = parse_id(&aggregate_id)?;
-            let conversation = self.conversations.load(&aggregate_id).await?;
+        let mut conversations = Vec::with_capacity(page.ids.len());
+        for id in page.ids {
+            let conversation = self.conversations.load(&id.to_string()).await?;
             conversations.push(ConversationSummary {
                 id,
                 agent_id: conversation.agent_id(),
@@ -238,8 +232,8 @@ impl RunService {
                 active_run: conversation.active_run().map(|active| active.run_id),
                 runs: conversation.runs().len(),
             });
-            next_cursor = more.then_some(position);
         }
+        let next_cursor = page.next_cursor;
         Ok(ConversationPage {
             conversations,
             next_cursor,

@@ -19,7 +19,7 @@ const DEFAULT_CAPACITY: usize = 1024;
 const MAX_REPORTED: usize = 5;
 
 /// Why the arguments were not accepted, worded for the model (which may correct itself and
-/// call again): [`ArgumentError::to_string`] is the message.
+/// call again): its `Display` text is the message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ArgumentError {
     /// The text is not JSON.

@@ -11,11 +11,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{ToolsError, schema, secret};
-use crate::identity::{Caller, IdentityError};
+use crate::identity::Caller;
 use crate::secret_box::SecretBox;
-
-/// Most tools one page of the list holds.
-pub const MAX_PAGE: u32 = 100;
 
 /// A tool just created: the only answer that carries its generated (or given) secret.
 #[derive(Debug)]
@@ -183,7 +180,7 @@ impl ToolService {
     }
 
     /// The caller's organization's tools, newest first (by their latest creation), `limit`
-    /// (1 to [`MAX_PAGE`]) at a time from `cursor` (a previous page's `next_cursor`).
+    /// (1 to [`MAX_PAGE`](crate::pages::MAX_PAGE)) at a time from `cursor` (a previous page's `next_cursor`).
     ///
     /// Found through the event log's `tool.created` events not followed by a `tool.deleted`,
     /// each tool then loaded from the write model: no read model to lag behind a creation.
@@ -193,9 +190,8 @@ impl ToolService {
         limit: u32,
         cursor: Option<i64>,
     ) -> Result<ToolPage, ToolsError> {
-        let org_id = caller.org()?;
-        let limit = i64::from(limit.clamp(1, MAX_PAGE));
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let page = crate::pages::newest_first(
+            &self.pool,
             "SELECT c.aggregate_id, c.position FROM events c
              WHERE c.org_id = $1 AND c.aggregate_type = 'tool' AND c.event_type = 'tool.created'
                AND c.position < COALESCE($2, 9223372036854775807)
@@ -204,18 +200,14 @@ impl ToolService {
                    WHERE d.aggregate_type = 'tool' AND d.aggregate_id = c.aggregate_id
                      AND d.sequence > c.sequence AND d.event_type = 'tool.deleted')
              ORDER BY c.position DESC LIMIT $3",
+            caller.org()?,
+            limit,
+            cursor,
         )
-        .bind(org_id)
-        .bind(cursor)
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
         .await?;
-        let more = rows.len() as i64 > limit;
-        let mut tools = Vec::with_capacity(rows.len());
-        let mut next_cursor = None;
-        for (aggregate_id, position) in rows.into_iter().take(limit as usize) {
-            let id = Uuid::parse_str(&aggregate_id).map_err(|e| IdentityError::Internal(e.to_string()))?;
-            next_cursor = more.then_some(position);
+        let next_cursor = page.next_cursor;
+        let mut tools = Vec::with_capacity(page.ids.len());
+        for id in page.ids {
             // Deleted between the query and the load: left out, as it would be a moment later.
             match self.get(caller, id).await {
                 Ok(tool) => tools.push(tool),
