@@ -220,7 +220,8 @@ impl NatsRunQueue {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(run_id, cancel.clone());
-            let (executor, executing) = (Arc::clone(&executor), Arc::clone(&executing));
+            let (executor, executing, shutdown) =
+                (Arc::clone(&executor), Arc::clone(&executing), shutdown.clone());
             tokio::spawn(async move {
                 let _permit = permit;
                 let execution = executor.execute(run_id, cancel.clone(), takeover);
@@ -237,7 +238,10 @@ impl NatsRunQueue {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&run_id);
-                let shutting_down = cancel.is_cancelled() && outcome.is_ok();
+                // Only a shutdown hands the run back: `cancel` also fires when the run was
+                // cancelled or taken over (this worker's record refused, its watcher), and a
+                // redelivery then would take the run from the executor that holds it now.
+                let shutting_down = shutdown.is_cancelled() && outcome.is_ok();
                 let acknowledged = match outcome {
                     // Stopped by shutdown mid-run: hand it to another worker at once.
                     Ok(_) if shutting_down => message.ack_with(AckKind::Nak(None)).await,
