@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
 use poem::{EndpointExt, Route, Server, handler, post};
+use runtime::executor::RUNS_STREAM;
 use serde_json::{Value, json};
 use testkit::{FakeLlm, PrivateNats, Reply};
 use uuid::Uuid;
@@ -489,7 +490,7 @@ fn watch_open_streams(llm: &Arc<FakeLlm>) -> Arc<AtomicUsize> {
 /// has streamed for `streamed_for`, during which neither the other process nor a second
 /// request to the provider showed up.
 struct TwoWorkers {
-    _nats: PrivateNats,
+    nats: PrivateNats,
     name: String,
     pool: sqlx::PgPool,
     llm: Arc<FakeLlm>,
@@ -504,10 +505,10 @@ impl TwoWorkers {
         install_crypto_provider();
         let nats = PrivateNats::start();
         let llm = Arc::new(FakeLlm::start().await);
-        // The run's last answer streams for about a second and a half, so a frozen worker
-        // woken at the takeover finds the run running under another executor.
+        // The run's last answer streams for about four seconds, so a frozen worker woken at
+        // the takeover finds the run running under another executor.
         llm.push(slow_answer(300))
-            .push(Reply::words(FINAL_ANSWER).every(Duration::from_millis(400)));
+            .push(Reply::words(FINAL_ANSWER).every(Duration::from_secs(1)));
         let most_open = watch_open_streams(&llm);
         let name = format!("agentry_proc_{}", Uuid::new_v4().simple());
         let env = node_env(&name, &llm, Some(&nats));
@@ -546,7 +547,7 @@ impl TwoWorkers {
         let deltas = of_type(&run_events(&pool, run_id).await, "message.delta").len();
         assert!(deltas >= 2, "the answer is streaming ({deltas} batches recorded)");
         Self {
-            _nats: nats,
+            nats,
             name,
             pool,
             llm,
@@ -555,6 +556,21 @@ impl TwoWorkers {
             executing,
             idle,
         }
+    }
+
+    /// Messages in this deployment's runs queue (the dispatches not yet acknowledged).
+    async fn queued_dispatches(&self) -> u64 {
+        let deployment: String =
+            sqlx::query_scalar("SELECT value FROM platform_secrets WHERE name = 'deployment_id'")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        let client = async_nats::connect(self.nats.url()).await.unwrap();
+        let mut stream = async_nats::jetstream::new(client)
+            .get_stream(format!("{RUNS_STREAM}_{deployment}"))
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
     }
 
     /// Waits for the other process to resume the run; how long after `since` it did.
@@ -641,6 +657,21 @@ async fn with_nats_a_frozen_worker_is_replaced_and_records_nothing_when_it_wakes
     eprintln!(
         "the woken worker dropped its model call after {:?}",
         woken.elapsed()
+    );
+    // The woken worker's delivery of the run is stale: acknowledging it would acknowledge
+    // the other worker's (JetStream acknowledges by message), leaving the run it executes
+    // out of the queue, so nobody would take it over if that worker died too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = workers.queued_dispatches().await;
+    let events = run_events(&workers.pool, workers.run_id).await;
+    assert!(
+        !has("run.completed")(&events),
+        "the other worker is still executing the run: {:#?}",
+        summary(&events)
+    );
+    assert_eq!(
+        queued, 1,
+        "the runs queue still holds the run for the worker executing it"
     );
     let completed = wait_events(
         &workers.pool,
