@@ -541,11 +541,12 @@ impl TwoWorkers {
                 !kinds.contains(&"run.resumed") && !kinds.contains(&"run.completed"),
                 "while the first executes, nobody else takes the run: {kinds:?}"
             );
-            assert_eq!(llm.request_count(), 1, "the provider is asked once");
+            assert!(llm.request_count() <= 1, "the provider is asked once");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let deltas = of_type(&run_events(&pool, run_id).await, "message.delta").len();
         assert!(deltas >= 2, "the answer is streaming ({deltas} batches recorded)");
+        assert_eq!(llm.request_count(), 1, "the provider was asked once");
         Self {
             nats,
             name,
