@@ -63,6 +63,8 @@ pub async fn start_runs(
         },
     ));
     platform.spawn(expire_approvals(Arc::clone(&service), platform.shutdown.clone()));
+    // The id runs record on `run.started` / `run.resumed`: this line ties it to the process.
+    tracing::info!(executor = %executor.id(), "executing runs");
     let (limit, shutdown) = (settings.runs.max_concurrent_runs, platform.shutdown.clone());
     match queue {
         Queue::Local(queue) => platform.spawn(queue.run(executor, limit, shutdown)),

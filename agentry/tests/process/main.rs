@@ -10,4 +10,5 @@ mod private_postgres;
 mod process_commands;
 mod relay_failover;
 mod restore;
+mod run_crashes;
 mod worker_and_readiness;

@@ -76,6 +76,24 @@ impl Node {
         node
     }
 
+    /// [`Self::serve`] on a blocking thread, so the test's own servers (a fake provider, a tool
+    /// server) keep answering on the runtime while the node starts.
+    pub async fn serve_off_runtime(env: &[(&str, String)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, String)> = env
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.clone()))
+                .collect();
+            Self::serve(&env)
+        })
+        .await
+        .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -99,6 +117,16 @@ impl Node {
     /// The process id, for signals other than the ones below (SIGSTOP, SIGCONT).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `kill -<name>` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {

@@ -133,7 +133,7 @@ impl RunQueue {
                     .remove(&run_id)
                     .is_some_and(|entry| entry.again);
                 match outcome {
-                    Ok(Outcome::Ended | Outcome::AwaitingApproval | Outcome::LetGo) => {
+                    Ok(Outcome::Ended | Outcome::AwaitingApproval | Outcome::LetGo | Outcome::TakenOver) => {
                         if again && !cancel.is_cancelled() {
                             let _ = sender.send((run_id, false));
                         }

@@ -8,7 +8,9 @@
 //! [`ACK_WAIT`], and that one takes the run over (a redelivery proves the first stopped
 //! acknowledging, so it may; a first delivery never steals a run another executor holds). A
 //! frozen worker that wakes is refused at its next record, and its watcher drops its model or
-//! tool call within a second.
+//! tool call within a second; it then leaves its stale delivery unacknowledged (an ack would
+//! count as the new executor's) and hands nothing back (a nak would have the run taken over
+//! again, from the executor that holds it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Executor;
+use super::run_loop::Outcome;
 
 /// The work-queue stream of dispatched runs: `AGENTRY_RUNS_<deployment>`.
 pub const RUNS_STREAM: &str = "AGENTRY_RUNS";
@@ -220,7 +223,8 @@ impl NatsRunQueue {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(run_id, cancel.clone());
-            let (executor, executing) = (Arc::clone(&executor), Arc::clone(&executing));
+            let (executor, executing, shutdown) =
+                (Arc::clone(&executor), Arc::clone(&executing), shutdown.clone());
             tokio::spawn(async move {
                 let _permit = permit;
                 let execution = executor.execute(run_id, cancel.clone(), takeover);
@@ -237,8 +241,16 @@ impl NatsRunQueue {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&run_id);
-                let shutting_down = cancel.is_cancelled() && outcome.is_ok();
+                // Only a shutdown hands the run back: `cancel` also fires when the run was
+                // cancelled or taken over (this worker's record refused, its watcher), and a
+                // redelivery then would take the run from the executor that holds it now.
+                let shutting_down = shutdown.is_cancelled() && outcome.is_ok();
                 let acknowledged = match outcome {
+                    // Taken over through a redelivery of this message: that delivery is the
+                    // new executor's, and JetStream acknowledges by message, so an ack (or a
+                    // nak) of this stale delivery would be taken as theirs and drop the run
+                    // from the queue while it executes. Leave it to them.
+                    Ok(Outcome::TakenOver) => Ok(()),
                     // Stopped by shutdown mid-run: hand it to another worker at once.
                     Ok(_) if shutting_down => message.ack_with(AckKind::Nak(None)).await,
                     Ok(_) => message.ack().await,

@@ -54,6 +54,9 @@ pub enum Outcome {
     AwaitingApproval,
     /// Another executor holds it, or it was cancelled meanwhile.
     LetGo,
+    /// This execution held the run and another executor took it over (this one was frozen or
+    /// too slow): the run goes on there.
+    TakenOver,
 }
 
 /// Executes runs: one per process (it has an id the runs it takes record, to fence the others).
@@ -193,7 +196,21 @@ impl Executor {
             tools,
             cancel,
         };
-        execution.drive().await
+        match execution.drive().await? {
+            Outcome::LetGo if self.taken_over(run_id).await? => Ok(Outcome::TakenOver),
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// Whether another executor holds `run_id`, still going.
+    async fn taken_over(&self, run_id: Uuid) -> Result<bool, ExecutionError> {
+        let run = self
+            .service
+            .runs()
+            .load(&run_id.to_string())
+            .await
+            .map_err(RunsError::from)?;
+        Ok(!run.status().is_terminal() && run.executor().is_some_and(|holder| holder != self.id))
     }
 
     async fn fail_run(
