@@ -149,6 +149,12 @@ struct Answering {
     answered: bool,
 }
 
+impl Answering {
+    fn finish(&mut self) {
+        self.answered = true;
+    }
+}
+
 impl Drop for Answering {
     fn drop(&mut self) {
         let counter = if self.answered {
@@ -221,8 +227,9 @@ fn trickle(ms: u64, mut answering: Answering, path: &str, body: &[u8]) -> Respon
     });
     let guarded = futures::StreamExt::chain(
         stream,
+        // A method call captures the whole guard, which then lives as long as the body.
         futures::stream::poll_fn(move |_| {
-            answering.answered = true;
+            answering.finish();
             std::task::Poll::Ready(None)
         }),
     );
@@ -295,7 +302,7 @@ fn verify_at(secret: &[u8], header: &str, body: &[u8], now: u64) -> bool {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
