@@ -92,7 +92,8 @@ pub fn transcript_of(run_id: Uuid, events: &[RunEvent]) -> Vec<TranscriptMessage
                 push_result(&mut messages, &calls, run_id, *call_id, output.clone());
             }
             RunEvent::ToolCallFailed { call_id, failure, .. } => {
-                let content = format!("error ({}): {}", failure.code, failure.detail);
+                // docs/tools.md promises tool authors this form (as `ToolOutcome::for_model` has it).
+                let content = format!("tool error ({}): {}", failure.code, failure.detail);
                 push_result(&mut messages, &calls, run_id, *call_id, content);
             }
             RunEvent::ToolCallDenied { call_id, reason, .. } => {
