@@ -34,7 +34,7 @@ impl Execution<'_> {
         let started = Instant::now();
         let mut stream = match self.model.stream(request).await {
             Ok(stream) => stream,
-            Err(error) => return self.model_failed(&error, 0).await,
+            Err(error) => return self.model_failed(&error).await,
         };
         let settings = self.executor.settings().clone();
         let mut pending: Vec<String> = Vec::new();
@@ -63,10 +63,10 @@ impl Execution<'_> {
                     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     return self.model_answered(model_name, outcome, latency_ms).await;
                 }
-                Some(Err(error)) => return self.model_failed(&error, 0).await,
+                Some(Err(error)) => return self.model_failed(&error).await,
                 None => {
                     let error = LlmError::Malformed("the answer ended without finishing".to_owned());
-                    return self.model_failed(&error, 0).await;
+                    return self.model_failed(&error).await;
                 }
             }
         }
@@ -130,18 +130,16 @@ impl Execution<'_> {
         Ok((!recorded).then_some(Outcome::LetGo))
     }
 
-    async fn model_failed(
-        &mut self,
-        error: &LlmError,
-        retries: u32,
-    ) -> Result<Option<Outcome>, ExecutionError> {
-        let code = match error {
+    async fn model_failed(&mut self, error: &LlmError) -> Result<Option<Outcome>, ExecutionError> {
+        let code = match error.cause() {
             LlmError::Provider { .. } => "llm_provider_error",
             LlmError::Timeout { .. } => "llm_timeout",
             LlmError::Connection(_) => "llm_unreachable",
             LlmError::Malformed(_) => "llm_malformed_answer",
             LlmError::UnknownModel(_) => "unknown_model",
+            LlmError::Retried { .. } => "llm_provider_error",
         };
+        let retries = error.retries();
         let recorded = self
             .record(RunCommand::FailLlmCall {
                 executor: self.executor.id(),

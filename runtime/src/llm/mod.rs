@@ -158,6 +158,32 @@ pub enum LlmError {
     /// No model of that name is offered.
     #[error("no model named {0} is offered")]
     UnknownModel(String),
+    /// The last failure of a call retried `retries` times before giving up.
+    #[error("{last} (after {retries} retries)")]
+    Retried {
+        /// Retries made.
+        retries: u32,
+        /// The last attempt's failure.
+        last: Box<LlmError>,
+    },
+}
+
+impl LlmError {
+    /// How many times the call was retried before this failure.
+    pub fn retries(&self) -> u32 {
+        match self {
+            Self::Retried { retries, .. } => *retries,
+            _ => 0,
+        }
+    }
+
+    /// The failure itself, without the retries around it.
+    pub fn cause(&self) -> &LlmError {
+        match self {
+            Self::Retried { last, .. } => last.cause(),
+            other => other,
+        }
+    }
 }
 
 /// A chat model.

@@ -89,8 +89,8 @@ async fn retries_stop_after_the_maximum_with_the_last_error() {
         .unwrap();
 
     assert_eq!(
-        error,
-        LlmError::Provider {
+        error.cause(),
+        &LlmError::Provider {
             status: 500,
             message: "upstream on fire".to_owned()
         }
@@ -113,8 +113,8 @@ async fn no_retries_means_one_request_even_on_a_rate_limit() {
         .unwrap();
 
     assert_eq!(
-        error,
-        LlmError::Provider {
+        error.cause(),
+        &LlmError::Provider {
             status: 429,
             message: "slow down".to_owned()
         }
@@ -136,8 +136,8 @@ async fn a_client_error_is_not_retried_and_carries_the_providers_message() {
         .unwrap();
 
     assert_eq!(
-        error,
-        LlmError::Provider {
+        error.cause(),
+        &LlmError::Provider {
             status: 404,
             message: "The model `gpt-nope` does not exist".to_owned()
         }
@@ -157,8 +157,8 @@ async fn the_api_key_quoted_by_the_provider_is_redacted() {
         .unwrap();
 
     assert_eq!(
-        error,
-        LlmError::Provider {
+        error.cause(),
+        &LlmError::Provider {
             status: 401,
             message: "Incorrect API key provided: [redacted].".to_owned()
         }
@@ -195,7 +195,7 @@ async fn an_unreachable_provider_is_retried_then_reported() {
         .unwrap();
     delays.push(started.elapsed());
 
-    assert!(matches!(error, LlmError::Connection(_)), "{error:?}");
+    assert!(matches!(error.cause(), LlmError::Connection(_)), "{error:?}");
     // Two retries after at least 10 ms and 20 ms of backoff.
     assert!(delays[0] >= Duration::from_millis(30), "{delays:?}");
 }
@@ -236,8 +236,8 @@ async fn a_rate_limit_for_lack_of_quota_is_not_retried() {
         .unwrap();
 
     assert_eq!(
-        error,
-        LlmError::Provider {
+        error.cause(),
+        &LlmError::Provider {
             status: 429,
             message: "You exceeded your current quota.".to_owned()
         }

@@ -100,12 +100,9 @@ async fn a_stream_that_stalls_past_the_idle_timeout_fails_the_run_with_llm_timeo
     flow.cleanup().await;
 }
 
-/// Fails today: `ChatModel::stream` returns a bare `LlmError` once its retries are spent, so
-/// the executor records `retries: 0` (`model_step.rs`, `model_failed(&error, 0)`). Fixing it
-/// means carrying the count out of `runtime/src/llm` (the error or the trait), beyond this
-/// change; un-ignore it with that fix.
+/// Was a defect: a call that failed after its retries recorded `retries: 0`; the failure now
+/// carries its retries (`LlmError::Retried`).
 #[tokio::test]
-#[ignore = "defect: a model call that fails after retries records retries 0"]
 async fn a_provider_failing_every_retry_fails_the_run_and_the_step_counts_the_retries_made() {
     let flow = Flow::start_with(|settings| settings.runs.llm_max_retries = 2).await;
     let agent = flow.agent(&[], json!("never")).await;

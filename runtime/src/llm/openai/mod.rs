@@ -202,7 +202,13 @@ impl ChatModel for OpenAiModel {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let body = request::chat_completion_request(&request);
         let (opened, retries) = self.retry.run(|| self.open(&body)).await;
-        let opened = opened.map_err(|failure| failure.into_llm_error(&self.redactor))?;
+        let opened = opened.map_err(|failure| match failure.into_llm_error(&self.redactor) {
+            last if retries > 0 => LlmError::Retried {
+                retries,
+                last: Box::new(last),
+            },
+            last => last,
+        })?;
         let assembly = stream::Assembly::new(usage::request_chars(&request), retries);
         Ok(stream::answer(
             opened.first,
