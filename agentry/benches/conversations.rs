@@ -4,7 +4,10 @@
 //! `cargo bench -p agentry --bench conversations` (needs Postgres). `BENCH_DATABASE_URL`
 //! (default postgres://postgres@127.0.0.1:5432/agentry_bench_conversations, dropped and
 //! recreated), `BENCH_SECONDS` per phase (default 5), `BENCH_ROUNDS` alternating rounds
-//! (default 3), `BENCH_CLIENTS` (default 16).
+//! (default 3), `BENCH_CLIENTS` (default 16), `BENCH_AGENTS` (default 1: every client starts
+//! conversations with the same agent; with more, client `i` uses agent `i % BENCH_AGENTS`),
+//! `BENCH_COUNT_TRANSACTIONS` (default 1: after the rounds, one more creation phase between
+//! two readings of `pg_stat_database`, for the transactions each creation costs; 0 skips it).
 //!
 //! The real application is built on port 0 as `agentry serve` builds it (pool of 32, relay and
 //! projectors running) and spoken to by reqwest clients in this process: every
@@ -43,22 +46,26 @@ async fn main() {
         .build()
         .unwrap();
     let token = register_owner(&http, &address).await;
-    let agent = post(
-        &http,
-        &address,
-        &token,
-        "/v1/agents",
-        &json!({ "name": "Bench", "model": "echo", "system_prompt": "Answer briefly." }),
-        201,
-    )
-    .await;
-    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    let mut agent_ids = Vec::new();
+    for _ in 0..env_or("BENCH_AGENTS", 1).max(1) {
+        let agent = post(
+            &http,
+            &address,
+            &token,
+            "/v1/agents",
+            &json!({ "name": "Bench", "model": "echo", "system_prompt": "Answer briefly." }),
+            201,
+        )
+        .await;
+        agent_ids.push(agent["id"].as_str().unwrap().to_owned());
+    }
     // A `conversation.created` payload and metadata, byte for byte the size of the real ones.
     let payload = json!({ "type": "conversation.created", "org_id": uuid::Uuid::now_v7(), "agent_id": uuid::Uuid::now_v7(), "agent_version": 1, "title": "Bench" });
     let metadata = json!({ "actor": format!("user:{}", uuid::Uuid::now_v7()), "org_id": uuid::Uuid::now_v7(), "request_id": uuid::Uuid::now_v7(), "correlation_id": uuid::Uuid::now_v7(), "recorded_at": chrono::Utc::now() });
 
     println!(
-        "{clients} clients, {rounds} alternating rounds of {} s per phase\n",
+        "{clients} clients, {} agent(s), {rounds} alternating rounds of {} s per phase\n",
+        agent_ids.len(),
         phase.as_secs()
     );
     println!("| round | bare INSERT+COMMIT /s | conversations created /s | ratio | p50 ms | p99 ms |");
@@ -69,7 +76,7 @@ async fn main() {
         // Alternate the raw limit and the route so drift on a shared machine hits both alike.
         let bare = run_bare(&pool, clients, phase, &payload, &metadata).await;
         let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
-        let created = run_creation(&http, &address, &token, &agent_id, clients, phase, &latencies).await;
+        let (created, _) = run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
         let latencies = latencies.lock().unwrap();
         println!(
             "| {round} | {bare:.0} | {created:.0} | {:.1}% | {:.1} | {:.1} |",
@@ -96,8 +103,32 @@ async fn main() {
         all.value_at_quantile(0.99) as f64 / 1e3,
         all.len(),
     );
+    if env_or("BENCH_COUNT_TRANSACTIONS", 1) == 1 {
+        // What the background loops commit over one reading's wait, and the reading itself.
+        let idle = committed_transactions(&pool).await;
+        let before = committed_transactions(&pool).await;
+        let idle = before - idle;
+        let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+        let (_, requests) = run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
+        let after = committed_transactions(&pool).await;
+        // Less what an idle wait and a reading commit (the reading after the phase waits too).
+        let per_request = (after - before - idle) as f64 / requests as f64;
+        println!(
+            "transactions committed per conversation created: {per_request:.2} ({requests} requests; the application's background loops at work included, {idle} over an idle wait taken out; a bare INSERT is 1)"
+        );
+    }
     let _ = stop.send(());
     pool.close().await;
+}
+
+/// Transactions committed in the bench database so far, once every backend has reported
+/// (they report at most once a second, and an idle one only after 10 s).
+async fn committed_transactions(pool: &sqlx::PgPool) -> i64 {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// `clients` HTTP clients each creating conversations one after another; every answer must be
@@ -106,22 +137,23 @@ async fn run_creation(
     http: &reqwest::Client,
     address: &str,
     token: &str,
-    agent_id: &str,
+    agent_ids: &[String],
     clients: usize,
     phase: Duration,
     latencies: &Arc<Mutex<Histogram<u64>>>,
-) -> f64 {
+) -> (f64, u64) {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for client in 0..clients {
         let (http, count, stop, measuring) = (http.clone(), count.clone(), stop.clone(), measuring.clone());
         let (url, token, latencies) = (
             format!("{address}/v1/conversations"),
             token.to_owned(),
             latencies.clone(),
         );
+        let agent_id = &agent_ids[client % agent_ids.len()];
         let body = json!({ "agent_id": agent_id, "title": "Bench" });
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -144,5 +176,6 @@ async fn run_creation(
             }
         }));
     }
-    measure(phase, &count, &stop, tasks, &measuring).await
+    let rate = measure(phase, &count, &stop, tasks, &measuring).await;
+    (rate, count.load(Ordering::Relaxed))
 }

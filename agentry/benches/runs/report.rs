@@ -24,6 +24,8 @@ pub struct Finished {
     pub client_latency: Duration,
     /// Started and ended inside the measuring window.
     pub measured: bool,
+    /// The bench's own queries for this run (polls for its end).
+    pub polls: u32,
 }
 
 /// The database's size at one moment.
@@ -31,12 +33,19 @@ pub struct Sizes {
     position: i64,
     events_bytes: i64,
     database_bytes: i64,
+    /// Transactions committed in the database (`pg_stat_database`): with no explicit
+    /// transaction, every statement is one.
+    transactions: i64,
 }
 
 impl Sizes {
     pub async fn read(pool: &PgPool) -> Self {
-        let (position, events_bytes, database_bytes): (i64, i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT max(position) FROM events), 0), pg_total_relation_size('events'), pg_database_size(current_database())",
+        // Backends report their counters at most once a second, and an idle one only after
+        // 10 s: wait that out so the counts are whole.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let (position, events_bytes, database_bytes, transactions): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT max(position) FROM events), 0), pg_total_relation_size('events'), pg_database_size(current_database()),
+                    (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())",
         )
         .fetch_one(pool)
         .await
@@ -45,7 +54,15 @@ impl Sizes {
             position,
             events_bytes,
             database_bytes,
+            transactions,
         }
+    }
+}
+
+impl Sizes {
+    /// Transactions committed between `earlier` and this reading.
+    pub fn transactions_since(&self, earlier: &Sizes) -> i64 {
+        self.transactions - earlier.transactions
     }
 }
 
@@ -59,6 +76,7 @@ pub struct Summary {
     client: Histogram<u64>,
     bytes_per_run: f64,
     relation_bytes_per_run: f64,
+    transactions_per_run: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -79,8 +97,8 @@ pub async fn analyse(
     concurrency: usize,
     runs_per_second: f64,
     finished: &[Finished],
-    before: &Sizes,
-    after: &Sizes,
+    (before, after): (&Sizes, &Sizes),
+    idle_transactions: i64,
 ) -> Summary {
     let measured: Vec<&Finished> = finished.iter().filter(|run| run.measured).collect();
     let stamps = event_stamps(pool, &measured).await;
@@ -195,6 +213,15 @@ pub async fn analyse(
         println!("| {aggregate} | {:.1} | {:.0} |", *count as f64 / runs, *bytes as f64 / runs);
     }
     let relation = (after.events_bytes - before.events_bytes) as f64 / runs;
+    let polls: u32 = finished.iter().map(|run| run.polls).sum();
+    // Less the bench's own polls, and what an idle wait and a reading commit (the reading
+    // after the phase waits as long).
+    let transactions =
+        (after.transactions_since(before) - i64::from(polls) - idle_transactions) as f64 / runs;
+    println!(
+        "the application committed {transactions:.1} transactions per run (pg_stat_database, less the bench's own {:.1} polls per run and the idle rate over the reading's wait)\n",
+        f64::from(polls) / runs
+    );
     println!(
         "\n`events` with its indexes grew by {relation:.0} B/run (pg_total_relation_size); the database by {:.0} B/run (pg_database_size)\n",
         (after.database_bytes - before.database_bytes) as f64 / runs
@@ -208,6 +235,7 @@ pub async fn analyse(
         client,
         bytes_per_run: total_bytes as f64 / runs,
         relation_bytes_per_run: relation,
+        transactions_per_run: transactions,
     }
 }
 
@@ -250,12 +278,12 @@ async fn event_sizes(pool: &PgPool, position: i64) -> Vec<(String, i64, i64)> {
 pub fn print_summary(summaries: &[Summary]) {
     println!("## summary\n");
     println!(
-        "| concurrent runs | runs/s | overhead per step p50 / p99 ms | LLM→LLM p50 / p99 ms | last byte→run end p50 / p99 ms | client run latency p50 / p99 ms | event bytes/run | `events` growth B/run |"
+        "| concurrent runs | runs/s | overhead per step p50 / p99 ms | LLM→LLM p50 / p99 ms | last byte→run end p50 / p99 ms | client run latency p50 / p99 ms | event bytes/run | `events` growth B/run | transactions/run |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for summary in summaries {
         println!(
-            "| {} | {:.1} | {} / {} | {} / {} | {} / {} | {} / {} | {:.0} | {:.0} |",
+            "| {} | {:.1} | {} / {} | {} / {} | {} / {} | {} / {} | {:.0} | {:.0} | {:.1} |",
             summary.concurrency,
             summary.runs_per_second,
             ms(&summary.step, 0.5),
@@ -268,6 +296,7 @@ pub fn print_summary(summaries: &[Summary]) {
             ms(&summary.client, 0.99),
             summary.bytes_per_run,
             summary.relation_bytes_per_run,
+            summary.transactions_per_run,
         );
     }
 }
