@@ -76,7 +76,8 @@ async fn main() {
         // Alternate the raw limit and the route so drift on a shared machine hits both alike.
         let bare = run_bare(&pool, clients, phase, &payload, &metadata).await;
         let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
-        let (created, _) = run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
+        let (created, _) =
+            run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
         let latencies = latencies.lock().unwrap();
         println!(
             "| {round} | {bare:.0} | {created:.0} | {:.1}% | {:.1} | {:.1} |",
@@ -109,7 +110,8 @@ async fn main() {
         let before = committed_transactions(&pool).await;
         let idle = before - idle;
         let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
-        let (_, requests) = run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
+        let (_, requests) =
+            run_creation(&http, &address, &token, &agent_ids, clients, phase, &latencies).await;
         let after = committed_transactions(&pool).await;
         // Less what an idle wait and a reading commit (the reading after the phase waits too).
         let per_request = (after - before - idle) as f64 / requests as f64;

@@ -90,7 +90,10 @@ async fn main() {
         "raw limit on this database: bare INSERT+COMMIT {bare_1:.0}/s from 1 connection ({:.2} ms each), {bare_16:.0}/s from 16\n",
         1e3 / bare_1
     );
-    println!("executor limit: {max_runs} runs at once; {} s per concurrency\n", phase.as_secs());
+    println!(
+        "executor limit: {max_runs} runs at once; {} s per concurrency\n",
+        phase.as_secs()
+    );
 
     // What the background loops (relay, projectors) commit while nothing happens, over one
     // reading's wait, to take out of each phase's count.
@@ -135,7 +138,12 @@ struct Client {
 
 /// `concurrency` clients each running one run after another for `phase` (after a warm-up);
 /// answers runs completed per second, and leaves every run in `finished`.
-async fn run_phase(client: &Client, concurrency: usize, phase: Duration, finished: &Arc<Mutex<Vec<Finished>>>) -> f64 {
+async fn run_phase(
+    client: &Client,
+    concurrency: usize,
+    phase: Duration,
+    finished: &Arc<Mutex<Vec<Finished>>>,
+) -> f64 {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));

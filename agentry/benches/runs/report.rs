@@ -103,8 +103,14 @@ pub async fn analyse(
     let measured: Vec<&Finished> = finished.iter().filter(|run| run.measured).collect();
     let stamps = event_stamps(pool, &measured).await;
 
-    let (mut to_tool, mut after_tool, mut llm_to_llm, mut to_end, mut step, mut client) =
-        (histogram(), histogram(), histogram(), histogram(), histogram(), histogram());
+    let (mut to_tool, mut after_tool, mut llm_to_llm, mut to_end, mut step, mut client) = (
+        histogram(),
+        histogram(),
+        histogram(),
+        histogram(),
+        histogram(),
+        histogram(),
+    );
     let mut gaps: HashMap<(String, String), (Histogram<u64>, usize)> = HashMap::new();
     let mut incomplete = 0;
     for run in &measured {
@@ -124,13 +130,20 @@ pub async fn analyse(
         let (Some(ended), true, true) = (ended, completed, shaped) else {
             incomplete += 1;
             if incomplete <= 3 {
-                println!("incomplete run {} ({}): {times:?} {events:?} {conversation:?}", run.run_id, run.tag);
+                println!(
+                    "incomplete run {} ({}): {times:?} {events:?} {conversation:?}",
+                    run.run_id, run.tag
+                );
             }
             continue;
         };
         let first_done = times.llm_last_bytes[0];
-        to_tool.record(micros(first_done, times.tool_requests[0])).unwrap();
-        after_tool.record(micros(times.tool_answers[0], times.llm_requests[1])).unwrap();
+        to_tool
+            .record(micros(first_done, times.tool_requests[0]))
+            .unwrap();
+        after_tool
+            .record(micros(times.tool_answers[0], times.llm_requests[1]))
+            .unwrap();
         let between = micros(first_done, times.llm_requests[1]);
         llm_to_llm.record(between).unwrap();
         let end = micros(times.llm_last_bytes[1], ended);
@@ -151,7 +164,11 @@ pub async fn analyse(
         for (label, at) in events.iter().chain(conversation.iter()) {
             let count = seen.entry(label.as_str()).or_default();
             *count += 1;
-            let label = if *count > 1 { format!("{label} #{count}") } else { label.clone() };
+            let label = if *count > 1 {
+                format!("{label} #{count}")
+            } else {
+                label.clone()
+            };
             moments.push((label, *at));
         }
         moments.sort_by_key(|(_, at)| *at);
@@ -190,7 +207,9 @@ pub async fn analyse(
             ms(histogram, 1.0)
         );
     }
-    println!("\nwhere the time goes (gaps between consecutive moments; an event's moment is its `recorded_at`, taken just before its append):\n");
+    println!(
+        "\nwhere the time goes (gaps between consecutive moments; an event's moment is its `recorded_at`, taken just before its append):\n"
+    );
     println!("| from | to | runs | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");
     let mut ordered: Vec<_> = gaps.into_iter().collect();
@@ -210,7 +229,11 @@ pub async fn analyse(
     println!("| aggregate | rows/run | bytes/run (sum of pg_column_size of the rows) |");
     println!("|---|---|---|");
     for (aggregate, count, bytes) in &rows {
-        println!("| {aggregate} | {:.1} | {:.0} |", *count as f64 / runs, *bytes as f64 / runs);
+        println!(
+            "| {aggregate} | {:.1} | {:.0} |",
+            *count as f64 / runs,
+            *bytes as f64 / runs
+        );
     }
     let relation = (after.events_bytes - before.events_bytes) as f64 / runs;
     let polls: u32 = finished.iter().map(|run| run.polls).sum();
@@ -256,7 +279,9 @@ async fn event_stamps(pool: &PgPool, runs: &[&Finished]) -> HashMap<String, Vec<
     .unwrap();
     let mut stamps: HashMap<String, Vec<(String, DateTime<Utc>)>> = HashMap::new();
     for (aggregate_id, event_type, recorded_at) in rows {
-        let at = DateTime::parse_from_rfc3339(&recorded_at).unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339(&recorded_at)
+            .unwrap()
+            .with_timezone(&Utc);
         stamps.entry(aggregate_id).or_default().push((event_type, at));
     }
     stamps

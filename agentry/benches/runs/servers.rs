@@ -66,10 +66,7 @@ impl Timeline {
 
 /// Serves `app` on 127.0.0.1, on a free port; answers the port.
 async fn spawn(app: impl poem::Endpoint + 'static) -> u16 {
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
     tokio::spawn(async move {
         let _ = Server::new_with_acceptor(acceptor).run(app).await;

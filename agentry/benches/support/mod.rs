@@ -99,7 +99,13 @@ pub async fn create_bare_table(pool: &PgPool) {
 
 /// `clients` connections each inserting one row (`payload`, `metadata`) per autocommit
 /// transaction for `phase`: the raw limit of one durable row per transaction, in rows/s.
-pub async fn run_bare(pool: &PgPool, clients: usize, phase: Duration, payload: &Value, metadata: &Value) -> f64 {
+pub async fn run_bare(
+    pool: &PgPool,
+    clients: usize,
+    phase: Duration,
+    payload: &Value,
+    metadata: &Value,
+) -> f64 {
     let (payload, metadata) = (payload.to_string(), metadata.to_string());
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
