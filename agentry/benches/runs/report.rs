@@ -236,6 +236,10 @@ pub async fn analyse(
         );
     }
     let relation = (after.events_bytes - before.events_bytes) as f64 / runs;
+    println!(
+        "\n`events` with its indexes grew by {relation:.0} B/run (pg_total_relation_size); the database by {:.0} B/run (pg_database_size)\n",
+        (after.database_bytes - before.database_bytes) as f64 / runs
+    );
     let polls: u32 = finished.iter().map(|run| run.polls).sum();
     // Less the bench's own polls, and what an idle wait and a reading commit (the reading
     // after the phase waits as long).
@@ -244,10 +248,6 @@ pub async fn analyse(
     println!(
         "the application committed {transactions:.1} transactions per run (pg_stat_database, less the bench's own {:.1} polls per run and the idle rate over the reading's wait)\n",
         f64::from(polls) / runs
-    );
-    println!(
-        "\n`events` with its indexes grew by {relation:.0} B/run (pg_total_relation_size); the database by {:.0} B/run (pg_database_size)\n",
-        (after.database_bytes - before.database_bytes) as f64 / runs
     );
     Summary {
         concurrency,
