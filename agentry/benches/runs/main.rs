@@ -1,0 +1,230 @@
+//! The agent runtime's own cost (issue 12): runs of 3 steps (the model calls a tool, the tool
+//! answers, the model answers) against an LLM and a tool server that answer instantly, at
+//! several concurrencies: runs completed per second, the overhead per step measured at the
+//! servers, and the database bytes per run.
+//!
+//! `cargo bench -p agentry --bench runs` (needs Postgres). `BENCH_DATABASE_URL` (default
+//! postgres://postgres@127.0.0.1:5432/agentry_bench_runs, dropped and recreated),
+//! `BENCH_SECONDS` per concurrency (default 10), `BENCH_CONCURRENCY` (default `1,16,64`).
+//!
+//! The real application is built on port 0 as `agentry serve` builds it (pool of 32, the
+//! in-process run queue, at most 64 runs at once, `AGENTRY_TOOLS_ALLOW_PRIVATE_NETWORKS=true`),
+//! with a tool created over `POST /v1/tools` and an agent naming it. Each client, in a loop:
+//! `POST /v1/conversations`, `POST /v1/conversations/{id}/runs` with a unique input (the run's
+//! tag), waits until the LLM has sent the run's final answer, then polls the event store every
+//! millisecond until the conversation records the run's end.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod report;
+mod servers;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
+
+use report::{Finished, Sizes};
+use servers::Timeline;
+use support::{env_or, measure, post, register_owner, serve, serve_settings};
+
+/// How long one run may take before the bench gives up on it.
+const RUN_DEADLINE: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = support::database_url("agentry_bench_runs");
+    let phase = Duration::from_secs(env_or("BENCH_SECONDS", 10));
+    let concurrencies: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "1,16,64".to_owned())
+        .split(',')
+        .map(|n| n.trim().parse().expect("BENCH_CONCURRENCY: numbers"))
+        .collect();
+    let _ = sqlx::Postgres::drop_database(&url).await;
+
+    let timeline = Arc::new(Timeline::default());
+    let llm_url = servers::start_llm(Arc::clone(&timeline)).await;
+    let tool_url = servers::start_tool(Arc::clone(&timeline)).await;
+    let mut settings = serve_settings(&url);
+    settings.runs.llm_base_url = Some(llm_url);
+    settings.runs.llm_api_key = Some(secrecy::SecretString::from("bench-key".to_owned()));
+    settings.runs.tools_allow_private_networks = true;
+    let max_runs = settings.runs.max_concurrent_runs;
+    let (address, stop) = serve(settings).await;
+    let pool = eventstore::database::connect(&url, 20).await.unwrap();
+    support::create_bare_table(&pool).await;
+    let largest = concurrencies.iter().copied().max().unwrap_or(1);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(largest)
+        .build()
+        .unwrap();
+    let token = register_owner(&http, &address).await;
+    let tool = json!({
+        "name": "lookup",
+        "description": "Looks up the weather of a run.",
+        "parameters": { "type": "object", "properties": { "run": { "type": "string" } }, "required": ["run"] },
+        "url": tool_url,
+        "secret": "bench-secret-0123456789",
+        "timeout_ms": 5000,
+    });
+    post(&http, &address, &token, "/v1/tools", &tool, 201).await;
+    let agent = json!({
+        "name": "Bench", "model": "bench-model", "system_prompt": "Answer briefly.",
+        "tools": ["lookup"], "max_steps": 5,
+    });
+    let agent = post(&http, &address, &token, "/v1/agents", &agent, 201).await;
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+
+    // The raw limit, for scale: one durable row per transaction, with a run event's bytes.
+    let payload = json!({ "type": "tool_call.completed", "call_id": uuid::Uuid::now_v7(), "result": { "status": 200, "body": "x".repeat(40) } });
+    let metadata = json!({ "actor": "system", "org_id": uuid::Uuid::now_v7(), "correlation_id": uuid::Uuid::now_v7(), "recorded_at": chrono::Utc::now() });
+    let bare_1 = support::run_bare(&pool, 1, Duration::from_secs(3), &payload, &metadata).await;
+    let bare_16 = support::run_bare(&pool, 16, Duration::from_secs(3), &payload, &metadata).await;
+    println!(
+        "raw limit on this database: bare INSERT+COMMIT {bare_1:.0}/s from 1 connection ({:.2} ms each), {bare_16:.0}/s from 16\n",
+        1e3 / bare_1
+    );
+    println!(
+        "executor limit: {max_runs} runs at once; {} s per concurrency\n",
+        phase.as_secs()
+    );
+
+    // What the background loops (relay, projectors) commit while nothing happens, over one
+    // reading's wait, to take out of each phase's count.
+    let idle = Sizes::read(&pool).await;
+    let idle = Sizes::read(&pool).await.transactions_since(&idle);
+    println!("idle: {idle} transactions committed over one 11 s wait (background loops and the reading)\n");
+
+    let mut summaries = Vec::new();
+    for &concurrency in &concurrencies {
+        let before = Sizes::read(&pool).await;
+        let client = Client {
+            http: http.clone(),
+            address: address.clone(),
+            token: token.clone(),
+            agent_id: agent_id.clone(),
+            timeline: Arc::clone(&timeline),
+            pool: pool.clone(),
+        };
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let rate = run_phase(&client, concurrency, phase, &finished).await;
+        let finished = std::mem::take(&mut *finished.lock().unwrap());
+        let after = Sizes::read(&pool).await;
+        println!("## {concurrency} concurrent runs\n");
+        let summary = report::analyse(&pool, concurrency, rate, &finished, (&before, &after), idle).await;
+        summaries.push(summary);
+    }
+    report::print_summary(&summaries);
+    let _ = stop.send(());
+    pool.close().await;
+}
+
+/// What a client needs to start runs and see them end.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    address: String,
+    token: String,
+    agent_id: String,
+    timeline: Arc<Timeline>,
+    pool: PgPool,
+}
+
+/// `concurrency` clients each running one run after another for `phase` (after a warm-up);
+/// answers runs completed per second, and leaves every run in `finished`.
+async fn run_phase(
+    client: &Client,
+    concurrency: usize,
+    phase: Duration,
+    finished: &Arc<Mutex<Vec<Finished>>>,
+) -> f64 {
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for number in 0..concurrency {
+        let (client, count, stop, measuring, finished) = (
+            client.clone(),
+            count.clone(),
+            stop.clone(),
+            measuring.clone(),
+            finished.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut sequence = 0;
+            while !stop.load(Ordering::Relaxed) {
+                sequence += 1;
+                let tag = format!("bench run {concurrency}-{number}-{sequence}");
+                // Only runs started and ended inside the window count in the figures.
+                let started_measuring = measuring.load(Ordering::Relaxed);
+                let mut run = client.run(&tag).await;
+                run.measured = started_measuring && measuring.load(Ordering::Relaxed);
+                finished.lock().unwrap().push(run);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    measure(phase, &count, &stop, tasks, &measuring).await
+}
+
+impl Client {
+    /// One run, from creating its conversation to the conversation recording its end.
+    async fn run(&self, tag: &str) -> Finished {
+        let answered = self.timeline.expect(tag);
+        let started = Instant::now();
+        let conversation = self
+            .post("/v1/conversations", &json!({ "agent_id": self.agent_id }), 201)
+            .await;
+        let conversation_id = conversation["id"].as_str().unwrap().to_owned();
+        let created = started.elapsed();
+        let queued = self
+            .post(
+                &format!("/v1/conversations/{conversation_id}/runs"),
+                &json!({ "input": tag }),
+                202,
+            )
+            .await;
+        let run_id = queued["run_id"].as_str().unwrap().to_owned();
+        tokio::time::timeout(RUN_DEADLINE, answered)
+            .await
+            .unwrap_or_else(|_| panic!("run {run_id} ({tag}): no final answer within {RUN_DEADLINE:?}"))
+            .unwrap();
+        let deadline = Instant::now() + RUN_DEADLINE;
+        let mut polls = 1;
+        while !self.ended(&conversation_id).await {
+            polls += 1;
+            assert!(Instant::now() < deadline, "run {run_id} ({tag}) did not end");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Finished {
+            tag: tag.to_owned(),
+            run_id,
+            conversation_id,
+            times: self.timeline.take(tag),
+            client_latency: started.elapsed() - created,
+            measured: false,
+            polls,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value, expected: u16) -> Value {
+        post(&self.http, &self.address, &self.token, path, body, expected).await
+    }
+
+    /// Whether the conversation recorded its run's end.
+    async fn ended(&self, conversation_id: &str) -> bool {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'conversation' AND aggregate_id = $1 AND event_type = 'conversation.run_ended')",
+        )
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+}
