@@ -10,6 +10,7 @@
 mod approval_proof;
 mod cancellation;
 mod deltas;
+mod history;
 mod provider;
 mod several_calls;
 mod support;

@@ -616,13 +616,30 @@ impl RunService {
         Ok(agent.at_version(version)?.clone())
     }
 
-    /// Every message of the conversation `conversation_id` (for the model).
-    pub async fn transcript_of_conversation(
+    /// The messages of the conversation's runs before `run_id` (ended runs: they never change,
+    /// so an executor reads them once per execution).
+    pub async fn transcript_before(
         &self,
         conversation_id: Uuid,
+        run_id: Uuid,
     ) -> Result<Vec<TranscriptMessage>, RunsError> {
         let conversation = self.conversations.load(&conversation_id.to_string()).await?;
-        self.transcript(&conversation).await
+        let mut messages = Vec::new();
+        for earlier in conversation
+            .runs()
+            .iter()
+            .take_while(|earlier| **earlier != run_id)
+        {
+            let events = self.run_events(*earlier).await?;
+            messages.extend(transcript_of(*earlier, &events));
+        }
+        Ok(messages)
+    }
+
+    /// The messages of one run so far (one query).
+    pub async fn transcript_of_run(&self, run_id: Uuid) -> Result<Vec<TranscriptMessage>, RunsError> {
+        let events = self.run_events(run_id).await?;
+        Ok(transcript_of(run_id, &events))
     }
 
     async fn transcript(&self, conversation: &Conversation) -> Result<Vec<TranscriptMessage>, RunsError> {

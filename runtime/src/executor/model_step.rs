@@ -15,11 +15,15 @@ impl Execution<'_> {
     /// Calls the model for the run's next step. `Some` when the execution must stop.
     pub(super) async fn call_model(&mut self) -> Result<Option<Outcome>, ExecutionError> {
         let executor = self.executor.id();
-        let transcript = self
-            .executor
-            .service()
-            .transcript_of_conversation(self.run.conversation_id())
-            .await?;
+        let service = self.executor.service();
+        if self.history.is_none() {
+            let history = service
+                .transcript_before(self.run.conversation_id(), self.run_id)
+                .await?;
+            self.history = Some(history);
+        }
+        let mut transcript = self.history.clone().unwrap_or_default();
+        transcript.extend(service.transcript_of_run(self.run_id).await?);
         let request = self.request(&transcript);
         let model_name = self.agent.model.clone();
         if !self

@@ -78,6 +78,8 @@ pub(super) struct Execution<'a> {
     pub(super) model: Arc<dyn ChatModel>,
     pub(super) tools: Vec<ResolvedTool>,
     pub(super) cancel: CancellationToken,
+    /// The messages of the conversation's earlier runs, read once (they never change).
+    pub(super) history: Option<Vec<commands::runs::TranscriptMessage>>,
 }
 
 impl Executor {
@@ -195,6 +197,7 @@ impl Executor {
             model,
             tools,
             cancel,
+            history: None,
         };
         match execution.drive().await? {
             Outcome::LetGo if self.taken_over(run_id).await? => Ok(Outcome::TakenOver),
