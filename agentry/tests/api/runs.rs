@@ -82,6 +82,19 @@ pub async fn run_reaching(app: &TestApp, token: &str, run_id: &str, status: &str
     }
 }
 
+/// A run of `owner`'s waiting for approval of its `send_mail` call: (conversation, run, call).
+pub async fn waiting_call(app: &TestApp, token: &str, to: &str) -> (String, String, String) {
+    let agent = echo_agent(app, token, 5).await;
+    let conversation_id = conversation(app, token, &agent).await;
+    let input = format!(r#"/tool send_mail {{"to": "{to}"}}"#);
+    let run_id = start_run(app, token, &conversation_id, &input).await;
+    let waiting = run_reaching(app, token, &run_id, "awaiting_approval").await;
+    let call = &waiting["steps"][0]["tool_calls"][0];
+    assert_eq!(call["status"], "awaiting_approval", "{waiting}");
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    (conversation_id, run_id, call_id)
+}
+
 async fn event_types(app: &TestApp, run_id: &str) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT event_type FROM events WHERE aggregate_type = 'run' AND aggregate_id = $1 ORDER BY sequence",
@@ -153,14 +166,7 @@ async fn a_second_run_while_one_is_active_is_409_naming_it_and_cancel_frees_the_
     let app = TestApp::spawn().await;
     let owner = register(&app, "one-at-a-time").await;
     let token = owner.access_token.as_str();
-    let agent = echo_agent(&app, token, 5).await;
-    let conversation_id = conversation(&app, token, &agent).await;
-    let first = start_run(&app, token, &conversation_id, r#"/tool send_mail {"to": "bob"}"#).await;
-    let waiting = run_reaching(&app, token, &first, "awaiting_approval").await;
-    assert_eq!(
-        waiting["steps"][0]["tool_calls"][0]["status"], "awaiting_approval",
-        "{waiting}"
-    );
+    let (conversation_id, first, _) = waiting_call(&app, token, "bob").await;
 
     let refused = app
         .with_bearer(token)
@@ -197,14 +203,7 @@ async fn an_approval_names_one_pending_call_and_a_denial_reason_reaches_the_mode
     let app = TestApp::spawn().await;
     let owner = register(&app, "approver").await;
     let token = owner.access_token.as_str();
-    let agent = echo_agent(&app, token, 5).await;
-    let conversation_id = conversation(&app, token, &agent).await;
-    let run_id = start_run(&app, token, &conversation_id, r#"/tool send_mail {"to": "bob"}"#).await;
-    let waiting = run_reaching(&app, token, &run_id, "awaiting_approval").await;
-    let call_id = waiting["steps"][0]["tool_calls"][0]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (conversation_id, run_id, call_id) = waiting_call(&app, token, "bob").await;
 
     let unknown = app
         .with_bearer(token)
@@ -431,14 +430,8 @@ async fn auditors_read_runs_and_conversations_but_never_start_cancel_or_decide()
     let owner = register(&app, "owner").await;
     let auditor = crate::accounts::add_member(&app, &owner, "auditor", "auditor").await;
     let token = owner.access_token.as_str();
+    let (conversation_id, run_id, call_id) = waiting_call(&app, token, "bob").await;
     let agent = echo_agent(&app, token, 5).await;
-    let conversation_id = conversation(&app, token, &agent).await;
-    let run_id = start_run(&app, token, &conversation_id, r#"/tool send_mail {"to": "bob"}"#).await;
-    let waiting = run_reaching(&app, token, &run_id, "awaiting_approval").await;
-    let call_id = waiting["steps"][0]["tool_calls"][0]["call_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
 
     let as_auditor = app.with_bearer(&auditor.access_token);
     assert_eq!(

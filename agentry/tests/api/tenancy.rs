@@ -16,7 +16,7 @@ use crate::accounts::{Account, add_member, create_api_key, expect_json, register
 use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
-use crate::runs::{conversation, echo_agent, run_reaching, start_run};
+use crate::runs::{conversation, echo_agent, waiting_call};
 use crate::tools::{create_tool, definition as tool_definition};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
@@ -196,18 +196,7 @@ fn a_conversation<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Res
 /// A run of A's waiting for approval of a call (so cancel, approve and deny all apply).
 fn a_waiting_run<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
     Box::pin(async move {
-        let token = owner.access_token.as_str();
-        let agent = echo_agent(app, token, 5).await;
-        let conversation_id = conversation(app, token, &agent).await;
-        let run_id = start_run(
-            app,
-            token,
-            &conversation_id,
-            r#"/tool send_mail {"to": "secret-bob"}"#,
-        )
-        .await;
-        let run = run_reaching(app, token, &run_id, "awaiting_approval").await;
-        let call_id = run["steps"][0]["tool_calls"][0]["call_id"].as_str().unwrap();
+        let (conversation_id, run_id, call_id) = waiting_call(app, &owner.access_token, "secret-bob").await;
         Resource {
             id: run_id.parse().unwrap(),
             private: vec![conversation_id, "secret-bob".to_owned()],
