@@ -94,6 +94,11 @@ impl Run {
         self.status
     }
 
+    /// The step of a model call begun and not finished, if any.
+    pub fn open_model_call(&self) -> Option<u32> {
+        self.model_call_open
+    }
+
     /// Model calls begun so far.
     pub fn steps(&self) -> u32 {
         self.steps
@@ -445,6 +450,24 @@ impl Run {
         Ok(vec![RunEvent::Cancelled { id: self.id(), by }])
     }
 
+    /// `events`, followed by what `follow` decides on the state they lead to: two decisions
+    /// recorded in one append. The follow-up is opportunistic: when the state refuses it (a
+    /// later call of the answer waits for approval, so the run is released), only `events` are
+    /// recorded and the executor asks for it separately if it still applies.
+    fn then(&self, mut events: Vec<RunEvent>, follow: impl FnOnce(&Run) -> Decision) -> Decision {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let mut next = self.clone();
+        for event in &events {
+            next.apply(event.clone());
+        }
+        if let Ok(more) = follow(&next) {
+            events.extend(more);
+        }
+        Ok(events)
+    }
+
     fn call_mut(&mut self, call_id: Uuid) -> Option<&mut Call> {
         self.calls.iter_mut().find(|call| call.call_id == call_id)
     }
@@ -459,6 +482,11 @@ impl Run {
             self.status = RunStatus::Queued;
         }
     }
+}
+
+/// Whether the run has no calls at all (a follow-up model call needs a finished tool call).
+fn finished_nothing(run: &Run) -> bool {
+    run.calls.is_empty()
 }
 
 impl Aggregate for Run {
@@ -484,7 +512,16 @@ impl Aggregate for Run {
                 record,
                 content,
                 tool_calls,
-            } => self.complete_llm_call(executor, record, content, tool_calls)?,
+                start_first_call,
+            } => {
+                let answered = self.complete_llm_call(executor, record, content, tool_calls)?;
+                self.then(answered, |next| match next.calls.first() {
+                    Some(first) if start_first_call && first.is_runnable() => {
+                        next.start_tool_call(executor, first.call_id)
+                    }
+                    _ => Ok(Vec::new()),
+                })?
+            }
             RunCommand::FailLlmCall {
                 executor,
                 model,
@@ -497,7 +534,16 @@ impl Aggregate for Run {
                 executor,
                 call_id,
                 result,
-            } => self.finish_tool_call(executor, call_id, result)?,
+                then_call_model,
+            } => {
+                let finished = self.finish_tool_call(executor, call_id, result)?;
+                self.then(finished, |next| match then_call_model {
+                    Some(model) if !finished_nothing(next) && next.calls.iter().all(|call| call.finished) => {
+                        next.start_llm_call(executor, model)
+                    }
+                    _ => Ok(Vec::new()),
+                })?
+            }
             RunCommand::Complete { executor } => self.complete(executor)?,
             RunCommand::Fail {
                 executor,
@@ -705,6 +751,7 @@ mod tests {
                 record: record(),
                 content: String::new(),
                 tool_calls: vec![call],
+                start_first_call: false,
             },
         )
         .await
@@ -735,12 +782,138 @@ mod tests {
                 executor: EXECUTOR,
                 call_id: call.call_id,
                 result: ToolResult::Output("sun".into()),
+                then_call_model: None,
             },
         )
         .await
         .unwrap();
         assert_eq!(run.next_action(EXECUTOR), NextAction::CallModel { step: 2 });
         assert_eq!(run.usage(), (3, 2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_step_boundary_records_the_answer_with_the_calls_start_and_the_last_result_with_the_next_model_call()
+     {
+        let mut run = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "m".into(),
+            },
+        ]);
+        let calls = ["a", "b"].map(|name| ModelToolCall {
+            model_call_id: name.into(),
+            name: name.into(),
+            arguments: "{}".into(),
+            approval_required: false,
+            approval_expires_at: None,
+        });
+        let answered = RunCommand::CompleteLlmCall {
+            executor: EXECUTOR,
+            record: record(),
+            content: String::new(),
+            tool_calls: calls.to_vec(),
+            start_first_call: true,
+        };
+        let types: Vec<String> = decide(&mut run, answered)
+            .await
+            .unwrap()
+            .iter()
+            .map(cqrs_es::DomainEvent::event_type)
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "llm_call.completed",
+                "message.completed",
+                "tool_call.requested",
+                "tool_call.requested",
+                "tool_call.started"
+            ]
+        );
+        let (first, second) = (run.calls()[0].call_id, run.calls()[1].call_id);
+        assert_eq!(
+            run.calls()[0].attempts,
+            1,
+            "the first call is started in the same append"
+        );
+        let finish = |call_id, model: Option<&str>| RunCommand::FinishToolCall {
+            executor: EXECUTOR,
+            call_id,
+            result: ToolResult::Output("ok".into()),
+            then_call_model: model.map(str::to_owned),
+        };
+        let after_first = decide(&mut run, finish(first, Some("m"))).await.unwrap();
+        assert_eq!(
+            after_first.len(),
+            1,
+            "another call is unfinished: no model call yet"
+        );
+        decide(
+            &mut run,
+            RunCommand::StartToolCall {
+                executor: EXECUTOR,
+                call_id: second,
+            },
+        )
+        .await
+        .unwrap();
+        let after_last = decide(&mut run, finish(second, Some("m"))).await.unwrap();
+        assert!(
+            matches!(
+                after_last.as_slice(),
+                [
+                    RunEvent::ToolCallCompleted { .. },
+                    RunEvent::LlmCallStarted { step: 2, .. }
+                ]
+            ),
+            "{after_last:?}"
+        );
+        assert_eq!(run.next_action(EXECUTOR), NextAction::CallModel { step: 2 });
+    }
+
+    #[tokio::test]
+    async fn an_answer_whose_later_call_needs_approval_starts_no_call_and_releases_the_run() {
+        let mut run = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "m".into(),
+            },
+        ]);
+        let call = |name: &str, approval_required| ModelToolCall {
+            model_call_id: name.into(),
+            name: name.into(),
+            arguments: "{}".into(),
+            approval_required,
+            approval_expires_at: None,
+        };
+        let answered = RunCommand::CompleteLlmCall {
+            executor: EXECUTOR,
+            record: record(),
+            content: String::new(),
+            tool_calls: vec![call("free", false), call("guarded", true)],
+            start_first_call: true,
+        };
+        let events = decide(&mut run, answered).await.unwrap();
+        assert!(
+            !events
+                .iter()
+                .any(|event| matches!(event, RunEvent::ToolCallStarted { .. })),
+            "{events:?}"
+        );
+        assert_eq!(run.status(), RunStatus::AwaitingApproval);
+        assert_eq!(run.calls()[0].attempts, 0);
     }
 
     #[tokio::test]

@@ -105,6 +105,10 @@ pub enum RunCommand {
         content: String,
         /// Its tool calls, in the model's order.
         tool_calls: Vec<ModelToolCall>,
+        /// Also record the first call as started, in the same append, when it may run at once
+        /// (the executor checked its tool and arguments): one commit fewer per step, and the
+        /// start is still recorded before the request leaves.
+        start_first_call: bool,
     },
     /// The model call failed for good: the run fails.
     FailLlmCall {
@@ -134,6 +138,9 @@ pub enum RunCommand {
         call_id: Uuid,
         /// Its result.
         result: ToolResult,
+        /// Also record the next model call as started, in the same append, with this model,
+        /// when this was the step's last unfinished call.
+        then_call_model: Option<String>,
     },
     /// The agent answered without tool calls: the run is done.
     Complete {

@@ -26,12 +26,14 @@ impl Execution<'_> {
         transcript.extend(service.transcript_of_run(self.run_id).await?);
         let request = self.request(&transcript);
         let model_name = self.agent.model.clone();
-        if !self
-            .record(RunCommand::StartLlmCall {
-                executor,
-                model: model_name.clone(),
-            })
-            .await?
+        let already_started = self.model_started_here.take().is_some();
+        if !already_started
+            && !self
+                .record(RunCommand::StartLlmCall {
+                    executor,
+                    model: model_name.clone(),
+                })
+                .await?
         {
             return Ok(Some(Outcome::LetGo));
         }
@@ -99,6 +101,7 @@ impl Execution<'_> {
             outcome.usage.prompt_tokens,
             outcome.usage.completion_tokens,
         );
+        let start_first_call = self.may_start_at_once(outcome.tool_calls.first());
         let tool_calls = outcome
             .tool_calls
             .into_iter()
@@ -129,8 +132,15 @@ impl Execution<'_> {
                 record,
                 content: outcome.content,
                 tool_calls,
+                start_first_call,
             })
             .await?;
+        self.call_started_here = self
+            .run
+            .calls()
+            .first()
+            .filter(|call| start_first_call && call.attempts > 0 && !call.finished)
+            .map(|call| call.call_id);
         Ok((!recorded).then_some(Outcome::LetGo))
     }
 
@@ -154,6 +164,24 @@ impl Execution<'_> {
             })
             .await?;
         Ok((!recorded).then_some(Outcome::LetGo))
+    }
+
+    /// Whether `call` may be recorded as started together with the answer: no approval needed,
+    /// and its tool and arguments check out (otherwise its failure is recorded instead).
+    fn may_start_at_once(&self, call: Option<&ToolCall>) -> bool {
+        let Some(call) = call else { return false };
+        if approval_required(&self.agent.approval, &call.name) {
+            return false;
+        }
+        self.tools
+            .iter()
+            .find(|tool| tool.spec.name == call.name)
+            .is_some_and(|tool| {
+                self.executor
+                    .toolbox()
+                    .check_arguments(tool, &call.arguments)
+                    .is_ok()
+            })
     }
 
     fn request(&self, transcript: &[TranscriptMessage]) -> ChatRequest {

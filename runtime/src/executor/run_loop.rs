@@ -80,6 +80,11 @@ pub(super) struct Execution<'a> {
     pub(super) cancel: CancellationToken,
     /// The messages of the conversation's earlier runs, read once (they never change).
     pub(super) history: Option<Vec<commands::runs::TranscriptMessage>>,
+    /// A tool call this execution recorded as started together with the model's answer: the
+    /// next step sends it without recording its start again.
+    pub(super) call_started_here: Option<Uuid>,
+    /// A model call this execution recorded as started together with the last tool result.
+    pub(super) model_started_here: Option<u32>,
 }
 
 impl Executor {
@@ -198,6 +203,8 @@ impl Executor {
             tools,
             cancel,
             history: None,
+            call_started_here: None,
+            model_started_here: None,
         };
         match execution.drive().await? {
             Outcome::LetGo if self.taken_over(run_id).await? => Ok(Outcome::TakenOver),

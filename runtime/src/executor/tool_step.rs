@@ -31,12 +31,14 @@ impl Execution<'_> {
                 return self.finish(call, result).await;
             }
         };
-        if !self
-            .record(RunCommand::StartToolCall {
-                executor,
-                call_id: call.call_id,
-            })
-            .await?
+        let already_started = self.call_started_here.take() == Some(call.call_id);
+        if !already_started
+            && !self
+                .record(RunCommand::StartToolCall {
+                    executor,
+                    call_id: call.call_id,
+                })
+                .await?
         {
             return Ok(Some(Outcome::LetGo));
         }
@@ -48,14 +50,25 @@ impl Execution<'_> {
         self.finish(call, result).await
     }
 
+    /// Records the call's result; when it is the step's last unfinished call and the agent may
+    /// take another step, the next model call is recorded as started in the same append.
     async fn finish(&mut self, call: Call, result: ToolResult) -> Result<Option<Outcome>, ExecutionError> {
+        let last_of_step = self
+            .run
+            .calls()
+            .iter()
+            .all(|other| other.call_id == call.call_id || other.finished);
+        let then_call_model =
+            (last_of_step && self.run.steps() < self.agent.max_steps).then(|| self.agent.model.clone());
         let recorded = self
             .record(RunCommand::FinishToolCall {
                 executor: self.executor.id(),
                 call_id: call.call_id,
                 result,
+                then_call_model,
             })
             .await?;
+        self.model_started_here = self.run.open_model_call();
         Ok((!recorded).then_some(Outcome::LetGo))
     }
 }
