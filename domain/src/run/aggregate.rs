@@ -262,17 +262,28 @@ impl Run {
         record: LlmCallRecord,
         content: String,
         tool_calls: Vec<ModelToolCall>,
+        last_chunks: Vec<String>,
     ) -> Decision {
         self.check_executor(executor)?;
         let Some(step) = self.model_call_open else {
             return Err(RunError::OutOfStep("no model call is open"));
         };
+        let mut events = Vec::new();
         let mut id = self.id();
+        if !last_chunks.is_empty() {
+            let taken = last_chunks.len() as u64;
+            events.push(RunEvent::MessageDelta {
+                first_id: id,
+                step,
+                chunks: last_chunks,
+            });
+            id += taken;
+        }
         let mut next = || {
             id += 1;
             id - 1
         };
-        let mut events = vec![
+        events.extend([
             RunEvent::LlmCallCompleted {
                 id: next(),
                 step,
@@ -290,7 +301,7 @@ impl Run {
                 step,
                 content,
             },
-        ];
+        ]);
         for (index, requested) in tool_calls.into_iter().enumerate() {
             let approval = if requested.approval_required {
                 ApprovalState::Pending
@@ -512,9 +523,10 @@ impl Aggregate for Run {
                 record,
                 content,
                 tool_calls,
+                last_chunks,
                 start_first_call,
             } => {
-                let answered = self.complete_llm_call(executor, record, content, tool_calls)?;
+                let answered = self.complete_llm_call(executor, record, content, tool_calls, last_chunks)?;
                 self.then(answered, |next| match next.calls.first() {
                     Some(first) if start_first_call && first.is_runnable() => {
                         next.start_tool_call(executor, first.call_id)
@@ -751,6 +763,7 @@ mod tests {
                 record: record(),
                 content: String::new(),
                 tool_calls: vec![call],
+                last_chunks: Vec::new(),
                 start_first_call: false,
             },
         )
@@ -818,6 +831,7 @@ mod tests {
             record: record(),
             content: String::new(),
             tool_calls: calls.to_vec(),
+            last_chunks: vec!["a".into(), "b".into()],
             start_first_call: true,
         };
         let types: Vec<String> = decide(&mut run, answered)
@@ -829,6 +843,7 @@ mod tests {
         assert_eq!(
             types,
             [
+                "message.delta",
                 "llm_call.completed",
                 "message.completed",
                 "tool_call.requested",
@@ -903,6 +918,7 @@ mod tests {
             record: record(),
             content: String::new(),
             tool_calls: vec![call("free", false), call("guarded", true)],
+            last_chunks: Vec::new(),
             start_first_call: true,
         };
         let events = decide(&mut run, answered).await.unwrap();

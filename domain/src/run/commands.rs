@@ -105,6 +105,9 @@ pub enum RunCommand {
         content: String,
         /// Its tool calls, in the model's order.
         tool_calls: Vec<ModelToolCall>,
+        /// Text chunks streamed since the last recorded batch, recorded first (one
+        /// `message.delta`) in the same append.
+        last_chunks: Vec<String>,
         /// Also record the first call as started, in the same append, when it may run at once
         /// (the executor checked its tool and arguments): one commit fewer per step, and the
         /// start is still recorded before the request leaves.

@@ -63,11 +63,11 @@ impl Execution<'_> {
                     }
                 }
                 Some(Ok(ChatEvent::Done(outcome))) => {
-                    if !self.flush(&mut pending).await? {
-                        return Ok(Some(Outcome::LetGo));
-                    }
                     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    return self.model_answered(model_name, outcome, latency_ms).await;
+                    // The text not yet recorded goes in the same append as the answer.
+                    return self
+                        .model_answered(model_name, outcome, latency_ms, pending)
+                        .await;
                 }
                 Some(Err(error)) => return self.model_failed(&error).await,
                 None => {
@@ -95,6 +95,7 @@ impl Execution<'_> {
         model: String,
         outcome: ChatOutcome,
         latency_ms: u64,
+        last_chunks: Vec<String>,
     ) -> Result<Option<Outcome>, ExecutionError> {
         let credits = self.executor.settings().prices.credits(
             &model,
@@ -132,6 +133,7 @@ impl Execution<'_> {
                 record,
                 content: outcome.content,
                 tool_calls,
+                last_chunks,
                 start_first_call,
             })
             .await?;
