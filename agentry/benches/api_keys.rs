@@ -13,16 +13,16 @@
 //! if it must).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentry::settings::Settings;
-use agentry::startup::Application;
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
-use sqlx::PgPool;
+use serde_json::json;
 use sqlx::migrate::MigrateDatabase;
+use support::{create_bare_table, env_or, measure, register_owner, run_bare, serve, serve_settings};
 
 #[tokio::main]
 async fn main() {
@@ -34,19 +34,19 @@ async fn main() {
     let clients = env_or("BENCH_CLIENTS", 16) as usize;
     let _ = sqlx::Postgres::drop_database(&url).await;
 
-    let (address, stop) = serve(&url).await;
+    let (address, stop) = serve(serve_settings(&url)).await;
     let pool = eventstore::database::connect(&url, clients as u32 + 4)
         .await
         .unwrap();
-    sqlx::query("CREATE TABLE bare (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, aggregate_id text, payload json, metadata json)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    create_bare_table(&pool).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
     let token = register_owner(&http, &address).await;
+    // The raw limit's row carries an `api_key.created` event's bytes.
+    let bare_payload = json!({ "type": "api_key.created", "org_id": uuid::Uuid::now_v7(), "name": "bench", "prefix": "abcdefgh", "key_hash": "x".repeat(64) });
+    let bare_metadata = json!({ "actor": { "type": "user", "id": uuid::Uuid::now_v7() }, "org_id": uuid::Uuid::now_v7(), "request_id": uuid::Uuid::now_v7(), "correlation_id": uuid::Uuid::now_v7() });
 
     println!(
         "{clients} clients, {rounds} alternating rounds of {} s per phase\n",
@@ -58,7 +58,7 @@ async fn main() {
     let mut all = Histogram::<u64>::new(3).unwrap();
     for round in 1..=rounds {
         // Alternate the raw limit and the route so drift on a shared machine hits both alike.
-        let bare = run_bare(&pool, clients, phase).await;
+        let bare = run_bare(&pool, clients, phase, &bare_payload, &bare_metadata).await;
         let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
         let keys = run_key_creation(&http, &address, &token, clients, phase, &latencies).await;
         let latencies = latencies.lock().unwrap();
@@ -89,72 +89,6 @@ async fn main() {
     );
     let _ = stop.send(());
     pool.close().await;
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Builds and serves the real application on the bench database; returns its base URL and
-/// the sender that stops it.
-async fn serve(url: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut settings = Settings::for_tests(url.to_owned());
-    // What `agentry serve` uses by default, not the tests' small pool.
-    settings.database.db_max_connections = 32;
-    // One owner makes every request: per-user rate limits would measure the limiter.
-    settings.http.rate_limit_per_minute = 100_000_000;
-    settings.http.rate_limit_burst = 1_000_000;
-    let application = Application::build(settings)
-        .await
-        .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    (address, stop)
-}
-
-async fn register_owner(http: &reqwest::Client, address: &str) -> String {
-    let response = http
-        .post(format!("{address}/v1/auth/register"))
-        .json(&json!({ "email": "bench@example.com", "password": "correct horse battery staple", "org_name": "Bench" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "registration");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// `clients` connections each inserting one row per transaction, with an event's bytes.
-async fn run_bare(pool: &PgPool, clients: usize, phase: Duration) -> f64 {
-    let payload = json!({ "type": "api_key.created", "org_id": uuid::Uuid::now_v7(), "name": "bench", "prefix": "abcdefgh", "key_hash": "x".repeat(64) }).to_string();
-    let metadata = json!({ "actor": { "type": "user", "id": uuid::Uuid::now_v7() }, "org_id": uuid::Uuid::now_v7(), "request_id": uuid::Uuid::now_v7(), "correlation_id": uuid::Uuid::now_v7() }).to_string();
-    let count = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (pool, count, stop) = (pool.clone(), count.clone(), stop.clone());
-        let (payload, metadata) = (payload.clone(), metadata.clone());
-        tasks.push(tokio::spawn(async move {
-            let id = format!("bare-{client}");
-            while !stop.load(Ordering::Relaxed) {
-                sqlx::query("INSERT INTO bare (aggregate_id, payload, metadata) VALUES ($1, $2::text::json, $3::text::json)")
-                    .bind(&id)
-                    .bind(&payload)
-                    .bind(&metadata)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    measure(phase, &count, &stop, tasks, &AtomicBool::new(false)).await
 }
 
 /// `clients` HTTP clients each creating keys one after another; every answer must be 201.
@@ -199,27 +133,4 @@ async fn run_key_creation(
         }));
     }
     measure(phase, &count, &stop, tasks, &measuring).await
-}
-
-/// Lets the clients warm up for 500 ms, counts for `phase` (raising `measuring` meanwhile),
-/// then stops them.
-async fn measure(
-    phase: Duration,
-    count: &AtomicU64,
-    stop: &AtomicBool,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    measuring: &AtomicBool,
-) -> f64 {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let start_count = count.load(Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(phase).await;
-    let done = count.load(Ordering::Relaxed) - start_count;
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
-    done as f64 / elapsed
 }

@@ -76,8 +76,16 @@ impl ApiError {
     /// The problem for `status` (one of the statuses above; anything else is answered as 500
     /// and logged, since it means a mapping is wrong).
     pub fn with_status(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
-        let problem = Json(Problem::new(status, code, detail));
-        match status {
+        Self::from_problem(Problem::new(status, code, detail))
+    }
+
+    /// `problem` answered with its own status (a 4xx above without `Retry-After`; anything
+    /// else is answered as 500 and logged). For problems that carry more than a code and a
+    /// detail, such as `run_id`.
+    pub fn from_problem(problem: Problem) -> Self {
+        let (status, code) = (problem.status, problem.code);
+        let problem = Json(problem);
+        match StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
             StatusCode::BAD_REQUEST => Self::BadRequest(problem),
             StatusCode::UNAUTHORIZED => Self::Unauthorized(problem),
             StatusCode::FORBIDDEN => Self::Forbidden(problem),

@@ -6,7 +6,6 @@ use commands::runs::RunsError;
 use domain::conversation::ConversationError;
 use domain::run::RunError;
 use poem::http::StatusCode;
-use poem_openapi::payload::Json;
 
 use super::{ApiError, ErrorCode, Problem};
 
@@ -32,22 +31,6 @@ impl From<RunsError> for ApiError {
             }
             RunsError::Agent(refusal) => commands::agents::AgentsError::Agent(refusal).into(),
             RunsError::Identity(other) => other.into(),
-        }
-    }
-}
-
-impl ApiError {
-    /// `problem` as the answer of its status (4xx statuses of a refusal).
-    fn from_problem(problem: Problem) -> Self {
-        match problem.status {
-            404 => Self::NotFound(Json(problem)),
-            409 => Self::Conflict(Json(problem)),
-            422 => Self::Unprocessable(Json(problem)),
-            _ => Self::with_status(
-                StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                problem.code,
-                problem.detail,
-            ),
         }
     }
 }
