@@ -495,11 +495,6 @@ impl Run {
     }
 }
 
-/// Whether the run has no calls at all (a follow-up model call needs a finished tool call).
-fn finished_nothing(run: &Run) -> bool {
-    run.calls.is_empty()
-}
-
 impl Aggregate for Run {
     const TYPE: &'static str = "run";
     type Command = RunCommand;
@@ -550,7 +545,9 @@ impl Aggregate for Run {
             } => {
                 let finished = self.finish_tool_call(executor, call_id, result)?;
                 self.then(finished, |next| match then_call_model {
-                    Some(model) if !finished_nothing(next) && next.calls.iter().all(|call| call.finished) => {
+                    // The finish recorded something, so the call exists: the step is done when every
+                    // call of it is.
+                    Some(model) if next.calls.iter().all(|call| call.finished) => {
                         next.start_llm_call(executor, model)
                     }
                     _ => Ok(Vec::new()),
