@@ -13,18 +13,27 @@ use runtime::executor::{
 };
 use runtime::llm::{Models, OpenAiModel, OpenAiSettings};
 use runtime::tools::{ToolInvoker, ToolInvokerSettings};
+use streams::{FeedLimits, RunStreams};
 
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 
-/// Builds the runs service and starts executing runs in this process: with the in-process bus,
+/// The runs side as the API uses it.
+pub struct Runs {
+    /// Conversations and runs.
+    pub service: Arc<RunService>,
+    /// Runs' live streams on this node.
+    pub streams: RunStreams,
+}
+
+/// Builds the runs service and its streams, and starts executing runs in this process: with the in-process bus,
 /// the runs its API dispatches and every run an earlier process left unfinished; with NATS,
 /// runs from the JetStream work queue every node's API feeds, shared with the other workers.
 pub async fn start_runs(
     platform: &mut Platform,
     settings: &Settings,
     tools: Arc<ToolService>,
-) -> Result<Arc<RunService>, PlatformError> {
+) -> Result<Runs, PlatformError> {
     let prices = match &settings.runs.llm_prices {
         Some(overrides) => PriceTable::with_overrides(overrides)
             .map_err(|error| PlatformError::Config(format!("invalid AGENTRY_LLM_PRICES: {error}")))?,
@@ -52,16 +61,32 @@ pub async fn start_runs(
             (Arc::new(dispatcher), Queue::Local(queue))
         }
     };
-    let service = Arc::new(RunService::new(&platform.store, dispatcher));
-    let executor = Arc::new(Executor::new(
-        Arc::clone(&service),
-        models(settings)?,
-        Arc::new(HttpToolbox::new(tools, invoker(settings)?)),
-        ExecutorSettings {
-            prices,
-            ..ExecutorSettings::default()
-        },
-    ));
+    let streams = match &platform.bus {
+        EventBus::Nats(bus) => RunStreams::nats(
+            platform.store.clone(),
+            bus.client().clone(),
+            FeedLimits::default(),
+        )
+        .await
+        .map_err(|error| {
+            PlatformError::Config(format!("NATS: cannot subscribe to live run events: {error}"))
+        })?,
+        EventBus::Local(_) => RunStreams::local(platform.store.clone(), FeedLimits::default()),
+    };
+    let service =
+        Arc::new(RunService::new(&platform.store, dispatcher).with_run_observer(streams.observer()));
+    let executor = Arc::new(
+        Executor::new(
+            Arc::clone(&service),
+            models(settings)?,
+            Arc::new(HttpToolbox::new(tools, invoker(settings)?)),
+            ExecutorSettings {
+                prices,
+                ..ExecutorSettings::default()
+            },
+        )
+        .with_live(streams.live()),
+    );
     platform.spawn(expire_approvals(Arc::clone(&service), platform.shutdown.clone()));
     // The id runs record on `run.started` / `run.resumed`: this line ties it to the process.
     tracing::info!(executor = %executor.id(), "executing runs");
@@ -70,7 +95,7 @@ pub async fn start_runs(
         Queue::Local(queue) => platform.spawn(queue.run(executor, limit, shutdown)),
         Queue::Nats(queue) => platform.spawn(queue.run(executor, limit, shutdown)),
     }
-    Ok(service)
+    Ok(Runs { service, streams })
 }
 
 /// This deployment's id: generated once, kept in the database every node shares, so nodes of

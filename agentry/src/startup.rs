@@ -53,7 +53,8 @@ impl Application {
         let tools = Arc::new(tool_service(&platform, &settings).await?);
         let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools)).await?;
         let state = AppState {
-            runs,
+            runs: runs.service,
+            streams: runs.streams,
             agents: Arc::new(
                 commands::agents::AgentService::new(&platform.store)
                     .with_models(crate::runs_setup::model_catalog(&settings)),

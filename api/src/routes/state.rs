@@ -7,6 +7,7 @@ use commands::tools::ToolService;
 use eventstore::{EventBus, EventStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use streams::RunStreams;
 
 use crate::http::{BrowserOrigins, RateLimits};
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub runs: Arc<RunService>,
     /// Tools.
     pub tools: Arc<ToolService>,
+    /// Runs' live streams on this node.
+    pub streams: RunStreams,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.

@@ -6,7 +6,7 @@ use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
-use eventstore::{CommandBus, CommandContext, CommandError, EventStore};
+use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -151,6 +151,14 @@ impl RunService {
             runs: Arc::new(CommandBus::new(store.clone(), ())),
             dispatch,
         }
+    }
+
+    /// The same service, telling `observer` of every run event it commits (from the API, the
+    /// executor or a sweep): how a run's events reach its live streams without waiting for
+    /// the log. Call it before the service is shared.
+    pub fn with_run_observer(mut self, observer: Arc<dyn CommitObserver<Run>>) -> Self {
+        self.runs = Arc::new(CommandBus::new(self.store.clone(), ()).with_observer(observer));
+        self
     }
 
     /// The runs' command bus, shared with the executor so both see one cache.

@@ -119,6 +119,12 @@ impl Run {
         self.executor
     }
 
+    /// The stream id the next recorded event takes: an executor streaming an answer hands out
+    /// ids from here live, one per chunk, before it records them.
+    pub fn next_id(&self) -> u64 {
+        self.id()
+    }
+
     /// The last stream id recorded.
     pub fn last_id(&self) -> u64 {
         self.next_id.saturating_sub(1)
@@ -458,7 +464,16 @@ impl Run {
 
     fn cancel(&self, by: String) -> Decision {
         self.check_live()?;
-        Ok(vec![RunEvent::Cancelled { id: self.id(), by }])
+        // An executor streaming an answer may have sent ids live that are not recorded yet.
+        let skipped_ids = match self.model_call_open {
+            Some(_) if self.executor.is_some() => MAX_UNRECORDED_IDS,
+            _ => 0,
+        };
+        Ok(vec![RunEvent::Cancelled {
+            id: self.id() + skipped_ids,
+            by,
+            skipped_ids,
+        }])
     }
 
     /// `events`, followed by what `follow` decides on the state they lead to: two decisions
@@ -992,6 +1007,52 @@ mod tests {
         assert_eq!(stale, Err(RunError::NotExecutor));
     }
 
+    #[tokio::test]
+    async fn a_cancel_while_a_model_streams_skips_the_ids_sent_live_and_one_between_steps_does_not() {
+        let streaming = vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "echo".into(),
+            },
+        ];
+        let mut run = state(streaming.clone());
+        // The executor hands out ids from `next_id` live before recording them.
+        assert_eq!(run.next_id(), 4);
+        let events = decide(&mut run, RunCommand::Cancel { by: "user:1".into() })
+            .await
+            .unwrap();
+        let cancelled = RunEvent::Cancelled {
+            id: 4 + MAX_UNRECORDED_IDS,
+            by: "user:1".into(),
+            skipped_ids: MAX_UNRECORDED_IDS,
+        };
+        assert_eq!(events, vec![cancelled.clone()]);
+        assert_eq!(
+            cancelled.first_id(),
+            4,
+            "it accounts for every id that may have gone out live"
+        );
+
+        let mut idle = state(streaming[..2].to_vec());
+        let events = decide(&mut idle, RunCommand::Cancel { by: "user:1".into() })
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![RunEvent::Cancelled {
+                id: 3,
+                by: "user:1".into(),
+                skipped_ids: 0
+            }]
+        );
+    }
+
     #[test]
     fn an_approval_must_name_a_pending_call_of_this_run() {
         let pending = Call {
@@ -1067,6 +1128,7 @@ mod tests {
                 RunEvent::Cancelled {
                     id: 2,
                     by: "user:1".into(),
+                    skipped_ids: 0,
                 },
             ])
             .when(RunCommand::Cancel { by: "user:1".into() })

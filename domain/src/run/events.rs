@@ -218,17 +218,41 @@ pub enum RunEvent {
         /// What went wrong.
         detail: String,
     },
-    /// Someone cancelled the run.
+    /// Someone cancelled the run. Cancelled while an executor was streaming a model's answer,
+    /// the ids it may have sent live are skipped (as for a takeover).
     #[serde(rename = "run.cancelled")]
     Cancelled {
-        /// Stream id.
+        /// Stream id (after the skipped ones).
         id: u64,
         /// Who.
         by: String,
+        /// Ids skipped before this one.
+        #[serde(default)]
+        skipped_ids: u64,
     },
 }
 
 impl RunEvent {
+    /// The first stream id the event accounts for: a chunk's id, or for an event that skips ids
+    /// (a takeover or a cancel while a model streamed) the first id skipped.
+    pub fn first_id(&self) -> u64 {
+        match self {
+            Self::MessageDelta { first_id, .. } => *first_id,
+            Self::Resumed { id, skipped_ids, .. } | Self::Cancelled { id, skipped_ids, .. } => {
+                id.saturating_sub(*skipped_ids)
+            }
+            other => other.last_id(),
+        }
+    }
+
+    /// Whether the run ends with this event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed { .. } | Self::Failed { .. } | Self::Cancelled { .. }
+        )
+    }
+
     /// The last stream id the event takes.
     pub fn last_id(&self) -> u64 {
         match self {

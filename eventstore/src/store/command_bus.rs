@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use thiserror::Error;
@@ -37,6 +39,15 @@ pub struct Committed<A: Aggregate> {
     pub appended: Vec<AppendedEvent>,
 }
 
+/// Told of every command a [`CommandBus`] commits, right after the commit, in the committing
+/// task: what must reach readers sooner than the log follower delivers (a run's live stream).
+/// It must not block; it may lose nothing that matters, because the events are committed and
+/// readers can always fall back on the store.
+pub trait CommitObserver<A: Aggregate>: Send + Sync {
+    /// `events` were committed to `aggregate_id` by a command with `context`.
+    fn committed(&self, aggregate_id: &str, context: &CommandContext, events: &[A::Event]);
+}
+
 /// Runs cqrs-es aggregates over the [`EventStore`]: decide with `handle`, append the events in
 /// one round trip, and keep the result in memory for the next command.
 ///
@@ -48,6 +59,7 @@ pub struct CommandBus<A: Aggregate> {
     services: A::Services,
     cache: AggregateCache<A>,
     attempts: usize,
+    observer: Option<Arc<dyn CommitObserver<A>>>,
 }
 
 impl<A> CommandBus<A>
@@ -62,7 +74,14 @@ where
             services,
             cache: AggregateCache::new(DEFAULT_CACHE_CAPACITY),
             attempts: DEFAULT_ATTEMPTS,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every commit from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn CommitObserver<A>>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// How many decisions a command gets before [`CommandError::Conflict`]; at least one.
@@ -163,6 +182,10 @@ where
                         state: state.clone(),
                         version,
                     });
+                    // Still holding the aggregate's lock, so observers see its commits in order.
+                    if let Some(observer) = &self.observer {
+                        observer.committed(aggregate_id, context, &events);
+                    }
                     return Ok(committed(state, version, events, appended));
                 }
                 Err(StoreError::Conflict { .. }) => {

@@ -9,7 +9,7 @@ pub mod restore;
 mod storable;
 mod upcasters;
 
-pub use command_bus::{CommandBus, CommandError, Committed};
+pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
 pub use context::CommandContext;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};

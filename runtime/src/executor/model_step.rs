@@ -7,6 +7,7 @@ use commands::runs::{Speaker, TranscriptMessage};
 use domain::agent::{Approval, ApprovalMode};
 use domain::run::{LlmCallRecord, ModelToolCall, RunCommand};
 use futures::StreamExt;
+use streams::StreamFrame;
 
 use super::run_loop::{Execution, ExecutionError, Outcome};
 use crate::llm::{ChatEvent, ChatMessage, ChatOutcome, ChatRequest, LlmError, ToolCall};
@@ -53,6 +54,7 @@ impl Execution<'_> {
             };
             match next {
                 Some(Ok(ChatEvent::TextDelta(text))) => {
+                    self.send_live(pending.len(), &text);
                     pending.push(text);
                     if pending.len() >= settings.delta_batch || last_flush.elapsed() >= settings.delta_window
                     {
@@ -76,6 +78,18 @@ impl Execution<'_> {
                 }
             }
         }
+    }
+
+    /// Sends a chunk to the run's readers now, under the id it will be recorded with: the
+    /// next free id after the `unrecorded` chunks before it (only this executor records the
+    /// run's steps, and a cancel or takeover meanwhile skips every id it may hand out).
+    fn send_live(&self, unrecorded: usize, text: &str) {
+        let (Some(live), Some(org_id)) = (self.executor.live(), self.run.org_id()) else {
+            return;
+        };
+        let id = self.run.next_id() + unrecorded as u64;
+        let frame = StreamFrame::delta(self.run_id, id, self.run.steps(), text);
+        live.publish(org_id, self.run_id, frame);
     }
 
     async fn flush(&mut self, pending: &mut Vec<String>) -> Result<bool, ExecutionError> {

@@ -7,6 +7,7 @@ use commands::runs::{RunService, RunsError};
 use domain::agent::AgentDefinition;
 use domain::run::{NextAction, Run, RunCommand, RunError};
 use eventstore::{CommandContext, CommandError, Committed};
+use streams::LiveBus;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -66,6 +67,7 @@ pub struct Executor {
     models: Models,
     toolbox: Arc<dyn Toolbox>,
     settings: ExecutorSettings,
+    live: Option<LiveBus>,
 }
 
 /// What a run needs while it executes.
@@ -101,7 +103,19 @@ impl Executor {
             models,
             toolbox,
             settings,
+            live: None,
         }
+    }
+
+    /// The same executor, sending each chunk of a model's answer to the run's readers on
+    /// `live` the moment it arrives (with the id it is then recorded under).
+    pub fn with_live(mut self, live: LiveBus) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    pub(super) fn live(&self) -> Option<&LiveBus> {
+        self.live.as_ref()
     }
 
     /// Its id (recorded on the runs it takes).
