@@ -2,8 +2,10 @@
 //! WebSocket, delivered deltas per second and server CPU per delta, each measured against
 //! Agentry and, in the same run, against a bare reference relay.
 //!
-//! `cargo bench -p agentry --bench streams` (needs Postgres; `ulimit -n` above 2 × `BENCH_IDLE`
-//! is not needed, but above `BENCH_IDLE` + a few hundred in this process and in the server's).
+//! `cargo bench -p agentry --bench streams` (needs Postgres, and `ulimit -n` above
+//! `BENCH_IDLE` + a few hundred: this process and the server each hold every idle socket).
+//! Run it under the cargo lock (`flock /tmp/agentry-cargo.lock cargo bench …`) on a shared
+//! machine, so no build competes with it for the two cores.
 //!
 //! **Agentry** is `agentry serve` as a process of its own (`CARGO_BIN_EXE_agentry`, started
 //! fresh for each phase so one phase's heap does not hide the next one's memory), on a free
@@ -36,15 +38,20 @@
 //!   per second and server CPU per delivered delta (the seed's stack: 0.65 ms).
 //! - `idle`: `BENCH_IDLE` (10000) WebSockets on one run that waits (Agentry: an `echo` agent's
 //!   run awaiting a tool's approval), opened `BENCH_CONNECT_CONCURRENCY` (100) at a time and
-//!   held `BENCH_IDLE_HOLD_SECONDS` (20, past one 15 s heartbeat). Memory per connection =
-//!   server RSS delta / N, the baseline taken with one connection already open.
+//!   held `BENCH_IDLE_HOLD_SECONDS` (20, past one 15 s heartbeat), closed, and N opened again.
+//!   Memory per connection = server RSS delta / N, the baseline taken with one connection
+//!   already open; the second round shows whether closed connections' memory is reused.
 //!
 //! Other settings: `BENCH_SECONDS` (20) measuring window of a streaming phase, after
 //! `BENCH_WARMUP_SECONDS` (5); `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_streams, dropped and recreated);
 //! `BENCH_NATS_URL` (unset: one node, the live path in process; set: Agentry gets it as
 //! `NATS_URL`, so the live path goes through core NATS as between nodes);
-//! `BENCH_SERVERS` (default `reference,agentry`: which to measure, in that order).
+//! `BENCH_SERVERS` (default `reference,agentry`: which to measure, in that order);
+//! `BENCH_AGENTRY_WRAPPER` (unset; e.g. `perf record -g -o /tmp/agentry.perf`: a command
+//! `agentry serve` is started under, to find where its time or memory goes; stopping the
+//! server signals the wrapper's whole process group. Unless the wrapper `exec`s the server,
+//! the CPU and RSS figures are the wrapper's, not the server's, and mean nothing).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../support/mod.rs"]
@@ -236,7 +243,17 @@ impl Servers<'_> {
     /// `agentry serve` with this bench's settings and none of the shell's.
     fn agentry_command(&self, port: u16) -> Command {
         let config = self.config;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentry"));
+        let binary = env!("CARGO_BIN_EXE_agentry");
+        let wrapper = std::env::var("BENCH_AGENTRY_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command.arg("serve");
         for (name, _) in std::env::vars() {
             if name.starts_with("AGENTRY_") || name == "DATABASE_URL" || name == "NATS_URL" {

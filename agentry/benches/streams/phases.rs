@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::{Llm, Script};
-use crate::process::{ServerProcess, own_cpu_seconds, own_rss_kib};
+use crate::process::{ServerProcess, own_cpu_seconds};
 use crate::subscriber::{Tally, Until, follow};
 use crate::target::Target;
 
@@ -185,6 +185,7 @@ pub struct Idle {
 pub struct IdleFigures {
     pub target: &'static str,
     pub connections: usize,
+    /// Connections that received their first frame (of `connections`).
     pub attached: u64,
     pub opened_in: Duration,
     /// With one connection open (the run's feed and what is shared exist).
@@ -193,13 +194,13 @@ pub struct IdleFigures {
     pub rss_open: u64,
     /// At the end of the hold (heartbeats sent and answered meanwhile).
     pub rss_held: u64,
-    /// 2 s after every connection closed.
+    /// 2 s after they all closed.
     pub rss_closed: u64,
+    /// With as many opened again (whether what the first ones held was freed for reuse).
+    pub rss_reopened: u64,
     /// Server CPU over the hold, in seconds.
     pub cpu_held: f64,
     pub hold: Duration,
-    /// The bench's own RSS growth for the connections, KiB.
-    pub bench_rss_delta: u64,
     pub problems: String,
 }
 
@@ -211,80 +212,118 @@ impl IdleFigures {
     }
 }
 
-/// Opens `idle.connections` WebSockets on one waiting run of `target` and reads the server's
-/// memory before, with them and after.
-pub async fn idle(target: &Target, server: &ServerProcess, idle: &Idle) -> IdleFigures {
-    let run_id = target.start_idle_run().await;
-    let tally = Arc::new(Tally::default());
-    let stop = CancellationToken::new();
-    let attached = Arc::new(AtomicU64::new(0));
-    let open_one = |gate: Option<tokio::sync::OwnedSemaphorePermit>| {
-        let (target, run_id, tally, stop, attached) = (
-            target.clone(),
-            run_id.clone(),
-            Arc::clone(&tally),
-            stop.clone(),
-            Arc::clone(&attached),
-        );
-        let (attach, attaching) = oneshot::channel();
-        tokio::spawn(async move {
-            if tokio::time::timeout(ATTACH_DEADLINE, attaching)
-                .await
-                .is_ok_and(|heard| heard.is_ok())
-            {
-                attached.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(gate);
-        });
-        tokio::spawn(
-            async move { follow(&target, &run_id, &tally, Some(attach), Until::Told(stop), false).await },
-        )
-    };
+/// Idle connections on one run, opened a bounded number at a time.
+struct Holders {
+    target: Target,
+    run_id: String,
+    tally: Arc<Tally>,
+    /// Lets at most `concurrency` connections be opening at once.
+    opening: Arc<Semaphore>,
+    concurrency: u32,
+    attached: Arc<AtomicU64>,
+}
 
+/// Connections opened together, and what closes them.
+struct Held {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Holders {
+    /// Opens `count` connections; returns once each received its first frame (or gave up).
+    async fn open(&self, count: usize) -> Held {
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let permit = Arc::clone(&self.opening).acquire_owned().await.unwrap();
+            let (target, run_id, tally, stop, attached) = (
+                self.target.clone(),
+                self.run_id.clone(),
+                Arc::clone(&self.tally),
+                stop.clone(),
+                Arc::clone(&self.attached),
+            );
+            let (attach, attaching) = oneshot::channel();
+            tokio::spawn(async move {
+                if tokio::time::timeout(ATTACH_DEADLINE, attaching)
+                    .await
+                    .is_ok_and(|heard| heard.is_ok())
+                {
+                    attached.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(permit);
+            });
+            tasks.push(tokio::spawn(async move {
+                follow(&target, &run_id, &tally, Some(attach), Until::Told(stop), false).await
+            }));
+        }
+        // Every permit back: every connection attached (or gave up).
+        let _ = self.opening.acquire_many(self.concurrency).await.unwrap();
+        Held { stop, tasks }
+    }
+}
+
+impl Held {
+    /// Closes them (each with a close frame) and waits until they are closed.
+    async fn close(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Opens `idle.connections` WebSockets on one waiting run of `target` and reads the server's
+/// memory before, with them, after they closed and with as many opened again.
+pub async fn idle(target: &Target, server: &ServerProcess, idle: &Idle) -> IdleFigures {
+    let settle = Duration::from_secs(2);
+    let run_id = target.start_idle_run().await;
+    let holders = Holders {
+        target: target.clone(),
+        run_id: run_id.clone(),
+        tally: Arc::new(Tally::default()),
+        opening: Arc::new(Semaphore::new(idle.concurrency)),
+        concurrency: idle.concurrency as u32,
+        attached: Arc::new(AtomicU64::new(0)),
+    };
     // The first connection makes the run's feed; the baseline is taken with it open.
-    let semaphore = Arc::new(Semaphore::new(idle.concurrency));
-    let first = open_one(Some(Arc::clone(&semaphore).acquire_owned().await.unwrap()));
-    let _ = semaphore.acquire_many(idle.concurrency as u32).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = holders.open(1).await;
+    tokio::time::sleep(settle).await;
     let rss_base = server.rss_kib();
-    let bench_base = own_rss_kib();
+    let attached_before = holders.attached.load(Ordering::Relaxed);
 
     let started = Instant::now();
-    let mut holders = Vec::with_capacity(idle.connections);
-    for _ in 0..idle.connections {
-        let permit = Arc::clone(&semaphore).acquire_owned().await.unwrap();
-        holders.push(open_one(Some(permit)));
-    }
-    let _ = semaphore.acquire_many(idle.concurrency as u32).await.unwrap();
+    let held = holders.open(idle.connections).await;
     let opened_in = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attached = holders.attached.load(Ordering::Relaxed) - attached_before;
+    tokio::time::sleep(settle).await;
     let rss_open = server.rss_kib();
-    let bench_rss_delta = own_rss_kib().saturating_sub(bench_base);
     let cpu_before = server.cpu_seconds();
     tokio::time::sleep(idle.hold).await;
     let cpu_held = server.cpu_seconds() - cpu_before;
     let rss_held = server.rss_kib();
-
-    stop.cancel();
-    for holder in holders {
-        holder.await.unwrap();
-    }
-    first.await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    held.close().await;
+    tokio::time::sleep(settle).await;
     let rss_closed = server.rss_kib();
+
+    let held = holders.open(idle.connections).await;
+    tokio::time::sleep(settle).await;
+    let rss_reopened = server.rss_kib();
+    held.close().await;
+    first.close().await;
     target.end_idle_run(&run_id).await;
     IdleFigures {
         target: target.name(),
         connections: idle.connections,
-        attached: attached.load(Ordering::Relaxed).saturating_sub(1),
+        attached,
         opened_in,
         rss_base,
         rss_open,
         rss_held,
         rss_closed,
+        rss_reopened,
         cpu_held,
         hold: idle.hold,
-        bench_rss_delta,
-        problems: tally.problems(),
+        problems: holders.tally.problems(),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -22,7 +23,12 @@ impl ServerProcess {
     /// Starts `command` (with `AGENTRY_LISTEN`-style settings already in it) listening on
     /// `port`, and waits until `GET /readyz` answers 200.
     pub async fn start(mut command: Command, port: u16) -> Self {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Its own process group, so that stopping it stops what a wrapper (heaptrack, perf)
+        // started too.
+        command
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("the server starts");
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let outputs = [
@@ -107,12 +113,16 @@ impl ServerProcess {
             .join("\n")
     }
 
+    /// Sends `signal` to the process and whatever it started (its process group).
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.pid())])
+            .status();
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within 15 s.
     pub async fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
+        self.signal_group("-TERM");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -121,26 +131,21 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         eprintln!("{} did not stop on SIGTERM within 15 s: killed", self.base_url);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_group("-KILL");
+            let _ = self.child.wait();
+        }
     }
 }
 
 /// This process's own CPU time so far, in seconds (the bench: clients and LLM).
 pub fn own_cpu_seconds() -> f64 {
     cpu_seconds_of("/proc/self/stat")
-}
-
-/// This process's resident memory now, in KiB.
-pub fn own_rss_kib() -> u64 {
-    rss_kib_of("/proc/self/status")
 }
 
 /// `VmRSS` of a `/proc/<pid>/status` file, in KiB.

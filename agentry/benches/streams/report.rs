@@ -67,7 +67,7 @@ pub fn print_streaming(figures: &StreamingFigures, load: &Streaming) {
 
 pub fn print_idle(figures: &IdleFigures) {
     println!(
-        "{} connections ({} attached) opened in {:.1} s; server RSS {} KiB with one open, {} with all, {} after {} s held, {} 2 s after closing",
+        "{} connections ({} attached) opened in {:.1} s; server RSS {} KiB with one open, {} with all, {} after {} s held, {} 2 s after closing, {} with {} opened again",
         figures.connections,
         figures.attached,
         figures.opened_in.as_secs_f64(),
@@ -75,14 +75,15 @@ pub fn print_idle(figures: &IdleFigures) {
         figures.rss_open,
         figures.rss_held,
         figures.hold.as_secs(),
-        figures.rss_closed
+        figures.rss_closed,
+        figures.rss_reopened,
+        figures.connections
     );
     println!(
-        "memory per idle connection {:.2} KiB; server CPU while held {:.2} s ({:.1} µs per connection per second); bench's own RSS +{} KiB",
+        "memory per idle connection {:.2} KiB; server CPU while held {:.2} s ({:.1} µs per connection per second)",
         figures.kib_per_connection(),
         figures.cpu_held,
-        figures.cpu_held * 1e6 / figures.connections as f64 / figures.hold.as_secs_f64(),
-        figures.bench_rss_delta
+        figures.cpu_held * 1e6 / figures.connections as f64 / figures.hold.as_secs_f64()
     );
     println!("problems: {}", figures.problems);
 }
@@ -153,12 +154,12 @@ pub fn print_summary(
     if !idle.is_empty() {
         println!("\nIdle WebSockets on one waiting run:\n");
         println!(
-            "| server | connections | opened in | RSS with one | RSS with all | after hold | after closing | per connection | CPU while held | problems |"
+            "| server | connections | opened in | RSS with one | RSS with all | after hold | after closing | opened again | per connection | CPU while held | problems |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for figures in idle {
             println!(
-                "| {} | {} | {:.1} s | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | **{:.2} KiB** | {:.2} s / {} s | {} |",
+                "| {} | {} | {:.1} s | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | **{:.2} KiB** | {:.2} s / {} s | {} |",
                 figures.target,
                 figures.connections,
                 figures.opened_in.as_secs_f64(),
@@ -166,6 +167,7 @@ pub fn print_summary(
                 figures.rss_open as f64 / 1024.0,
                 figures.rss_held as f64 / 1024.0,
                 figures.rss_closed as f64 / 1024.0,
+                figures.rss_reopened as f64 / 1024.0,
                 figures.kib_per_connection(),
                 figures.cpu_held,
                 figures.hold.as_secs(),
