@@ -324,6 +324,17 @@ pub struct SecretsSettings {
     /// must have the same; secrets sealed under another key cannot be opened.
     #[arg(long, env = "AGENTRY_SECRETS_KEY", global = true, hide_env_values = true)]
     pub secrets_key: Option<SecretString>,
+    /// Keys being rotated out, comma-separated (base64 of 32 bytes each): what they sealed
+    /// still opens; nothing new is sealed under them. The key generated into the database
+    /// counts as one once `AGENTRY_SECRETS_KEY` is set.
+    #[arg(
+        long,
+        env = "AGENTRY_SECRETS_PREVIOUS_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub secrets_previous_keys: Vec<SecretString>,
 }
 
 /// What keeps the unauthenticated sign-in routes from being used to exhaust the service or to
