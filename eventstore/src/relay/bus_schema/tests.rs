@@ -190,13 +190,16 @@ fn a_cut_event_validates_without_its_named_fields_and_only_when_it_says_so() {
     );
 }
 
+/// A change made to an event as drift would make it.
+type Change = fn(&mut Value);
+
 /// The schema can fail: each of these changes to a valid event is refused.
 #[test]
 fn wrong_payloads_are_refused() {
     let validator = validator();
     let valid = published(&tool_call_requested(), usize::MAX);
     assert!(validator.is_valid(&valid));
-    let cases: [(&str, fn(&mut Value)); 14] = [
+    let cases: [(&str, Change); 14] = [
         ("unknown event type", |e| {
             e["type"] = json!("run.exploded");
             e["data"]["type"] = json!("run.exploded");
