@@ -7,6 +7,7 @@ mod admin;
 mod agents;
 mod api_keys;
 mod bad_input;
+mod bus_schema;
 mod control_characters;
 mod cors;
 mod email_verification;
