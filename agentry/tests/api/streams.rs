@@ -3,6 +3,8 @@
 //! model or a [`testkit::FakeLlm`] streaming at a set pace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cut_off;
+mod decisions;
 mod reading;
 mod support;
 mod tickets;
