@@ -7,4 +7,6 @@ mod cut_off;
 mod decisions;
 mod reading;
 mod support;
+
+pub use support::connect_ws;
 mod tickets;
