@@ -35,6 +35,7 @@ mod service_routes;
 mod sign_in_limits;
 mod smtp_server;
 mod stale_nodes;
+mod streams;
 mod tenancy;
 mod tool_server;
 mod tools;
