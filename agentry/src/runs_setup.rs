@@ -13,7 +13,7 @@ use runtime::executor::{
 };
 use runtime::llm::{Models, OpenAiModel, OpenAiSettings};
 use runtime::tools::{ToolInvoker, ToolInvokerSettings};
-use streams::{FeedLimits, RunStreams};
+use streams::RunStreams;
 
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
@@ -65,13 +65,13 @@ pub async fn start_runs(
         EventBus::Nats(bus) => RunStreams::nats(
             platform.store.clone(),
             bus.client().clone(),
-            FeedLimits::default(),
+            settings.runs.stream_feed,
         )
         .await
         .map_err(|error| {
             PlatformError::Config(format!("NATS: cannot subscribe to live run events: {error}"))
         })?,
-        EventBus::Local(_) => RunStreams::local(platform.store.clone(), FeedLimits::default()),
+        EventBus::Local(_) => RunStreams::local(platform.store.clone(), settings.runs.stream_feed),
     };
     let service =
         Arc::new(RunService::new(&platform.store, dispatcher).with_run_observer(streams.observer()));

@@ -155,6 +155,11 @@ pub struct RunSettings {
     /// The largest tool answer accepted, in bytes; a larger one is a tool error.
     #[arg(long, env = "AGENTRY_TOOLS_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024, global = true)]
     pub tools_max_response_bytes: usize,
+    /// How far a stream's reader may fall behind before it is cut off, and the frames kept for
+    /// readers joining mid-run. Not flags: the defaults in every real process; tests of the
+    /// slow-reader rule shrink them.
+    #[arg(skip)]
+    pub stream_feed: streams::FeedLimits,
 }
 
 /// Where events are stored.
@@ -235,6 +240,11 @@ pub struct HttpSettings {
     /// an origin not allowed gets 403.
     #[arg(long, env = "AGENTRY_CORS_ORIGINS", global = true)]
     pub cors_origins: Option<String>,
+
+    /// Heartbeats and standing checks of run streams. Not flags: the documented bounds in every
+    /// real process; tests shorten them.
+    #[arg(skip)]
+    pub streams: api::streaming::StreamTimings,
 }
 
 /// Sign-in, tokens and the mail identity sends.
@@ -324,6 +334,17 @@ pub struct SecretsSettings {
     /// must have the same; secrets sealed under another key cannot be opened.
     #[arg(long, env = "AGENTRY_SECRETS_KEY", global = true, hide_env_values = true)]
     pub secrets_key: Option<SecretString>,
+    /// Keys being rotated out, comma-separated (base64 of 32 bytes each): what they sealed
+    /// still opens; nothing new is sealed under them. The key generated into the database
+    /// counts as one once `AGENTRY_SECRETS_KEY` is set.
+    #[arg(
+        long,
+        env = "AGENTRY_SECRETS_PREVIOUS_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub secrets_previous_keys: Vec<SecretString>,
 }
 
 /// What keeps the unauthenticated sign-in routes from being used to exhaust the service or to

@@ -14,7 +14,9 @@ use crate::settings::Settings;
 use crate::telemetry;
 use crate::tools_setup::tool_service;
 use api::http::{BrowserOrigins, ProblemAcceptor, RateLimits};
+use api::streaming::StandingChecks;
 use api::{AppState, HttpConfig, build_app, metrics_app};
+use tokio_util::sync::CancellationToken;
 
 /// A built `agentry serve`: the platform connected, its background loops running, the port bound.
 pub struct Application {
@@ -55,6 +57,8 @@ impl Application {
         let state = AppState {
             runs: runs.service,
             streams: runs.streams,
+            stream_checks: Arc::new(StandingChecks::new(settings.http.streams.standing_shared_for)),
+            stopping: CancellationToken::new(),
             agents: Arc::new(
                 commands::agents::AgentService::new(&platform.store)
                     .with_models(crate::runs_setup::model_catalog(&settings)),
@@ -78,6 +82,7 @@ impl Application {
                 metrics_on_api_port: settings.http.metrics_listen.is_none(),
                 trusted_proxy_header,
                 browser_origins,
+                streams: settings.http.streams,
             }),
             metrics: telemetry::metrics_handle(),
         };
@@ -113,8 +118,11 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(port = self.port, "agentry serving");
         let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let streams_stopping = self.state.stopping.clone();
         tokio::spawn(async move {
             stop.await;
+            // Open streams end now (telling clients where to resume) instead of holding the drain.
+            streams_stopping.cancel();
             let _ = stopping.send(true);
         });
         let until_stopped = move || {

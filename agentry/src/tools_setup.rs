@@ -18,11 +18,19 @@ pub async fn tool_service(platform: &Platform, settings: &Settings) -> Result<To
         .secrets_key
         .as_ref()
         .map(ExposeSecret::expose_secret);
-    let sealer = secrets_key(&platform.pool, configured)
+    let previous: Vec<String> = settings
+        .secrets
+        .secrets_previous_keys
+        .iter()
+        .map(|key| key.expose_secret().to_owned())
+        .collect();
+    let sealer = secrets_key(&platform.pool, configured, &previous)
         .await
         .map_err(|error| match error {
             SecretsKeyError::Database(error) => PlatformError::Database(error),
-            SecretsKeyError::Invalid => PlatformError::Config(format!("AGENTRY_SECRETS_KEY: {error}")),
+            SecretsKeyError::Invalid => PlatformError::Config(format!(
+                "AGENTRY_SECRETS_KEY / AGENTRY_SECRETS_PREVIOUS_KEYS: {error}"
+            )),
         })?;
     tracing::info!(key_id = sealer.key_id(), "secrets key ready");
     Ok(ToolService::new(&platform.store, Arc::new(sealer)))

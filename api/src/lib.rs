@@ -7,11 +7,14 @@
 //!   request ids, access logs, metrics and rate limits.
 //! - [`openapi`]: the OpenAPI document, finished for code generators.
 //! - [`routes`]: one file per resource, each an `#[OpenApi]` struct with its DTOs.
+//! - [`streaming`]: a run's events over SSE and WebSocket, and what a stream does while it
+//!   lasts (heartbeats, standing checks, stream tickets).
 
 pub mod app;
 pub mod http;
 pub mod openapi;
 pub mod routes;
+pub mod streaming;
 
 pub use app::{build_app, metrics_app, openapi_document};
 pub use routes::{AppState, HttpConfig};

@@ -9,6 +9,12 @@
 //!
 //! The key comes from `AGENTRY_SECRETS_KEY` (base64 of 32 bytes) or, when unset, is generated
 //! once and kept in the `platform_secrets` table like the token signing key ([`secrets_key`]).
+//!
+//! Rotating the key: set the new one as `AGENTRY_SECRETS_KEY` and list the old one in
+//! `AGENTRY_SECRETS_PREVIOUS_KEYS`. New seals use the new key; values sealed under a listed
+//! previous key still open (each value names its key), so nothing stops working while the
+//! secrets are rotated (a tool's `POST /v1/tools/{id}/secret` seals its new secret under the new
+//! key); then the old key can be dropped from the list.
 
 use std::fmt;
 
@@ -69,6 +75,8 @@ pub enum SecretsKeyError {
 pub struct SecretBox {
     key: LessSafeKey,
     key_id: String,
+    /// Earlier keys, by id: they open what they sealed and seal nothing new.
+    previous: Vec<(String, LessSafeKey)>,
     random: SystemRandom,
 }
 
@@ -84,14 +92,22 @@ impl fmt::Debug for SecretBox {
 impl SecretBox {
     /// A box over `key`.
     pub fn new(key: &[u8; KEY_BYTES]) -> Self {
-        // AES-256 takes any 32 bytes; `new` fails only for a wrong length, which the type rules out.
-        #[allow(clippy::expect_used)]
-        let unbound = UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte AES-256 key");
         Self {
-            key: LessSafeKey::new(unbound),
+            key: aead_key(key),
             key_id: key_id(key),
+            previous: Vec::new(),
             random: SystemRandom::new(),
         }
+    }
+
+    /// The same box, also opening what `previous` keys sealed (a key being rotated out).
+    pub fn with_previous(mut self, previous: &[[u8; KEY_BYTES]]) -> Self {
+        self.previous = previous
+            .iter()
+            .filter(|key| key_id(key) != self.key_id)
+            .map(|key| (key_id(key), aead_key(key)))
+            .collect();
+        self
     }
 
     /// The key's fingerprint, as written in every value it seals.
@@ -131,12 +147,19 @@ impl SecretBox {
         ) else {
             return Err(SealError::Malformed);
         };
-        if key_id != self.key_id {
-            return Err(SealError::OtherKey {
-                found: key_id.to_owned(),
-                expected: self.key_id.clone(),
-            });
-        }
+        let key = if key_id == self.key_id {
+            &self.key
+        } else {
+            match self.previous.iter().find(|(id, _)| id == key_id) {
+                Some((_, key)) => key,
+                None => {
+                    return Err(SealError::OtherKey {
+                        found: key_id.to_owned(),
+                        expected: self.key_id.clone(),
+                    });
+                }
+            }
+        };
         let nonce: [u8; NONCE_LEN] = URL_SAFE_NO_PAD
             .decode(nonce)
             .ok()
@@ -145,8 +168,7 @@ impl SecretBox {
         let mut buffer = URL_SAFE_NO_PAD
             .decode(ciphertext)
             .map_err(|_| SealError::Malformed)?;
-        let opened = self
-            .key
+        let opened = key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(associated),
@@ -159,6 +181,13 @@ impl SecretBox {
             .map(SecretString::from)
             .map_err(|_| SealError::NotText)
     }
+}
+
+fn aead_key(key: &[u8; KEY_BYTES]) -> LessSafeKey {
+    // AES-256 takes any 32 bytes; `new` fails only for a wrong length, which the type rules out.
+    #[allow(clippy::expect_used)]
+    let unbound = UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte AES-256 key");
+    LessSafeKey::new(unbound)
 }
 
 /// A short public fingerprint of `key`: 8 hex digits of a domain-separated SHA-256.
@@ -183,10 +212,27 @@ pub fn parse_key(text: &str) -> Result<[u8; KEY_BYTES], SecretsKeyError> {
 
 /// The process's secret box: over `configured` (`AGENTRY_SECRETS_KEY`) when set, otherwise
 /// over a key generated on first start and kept in the database, so every node and every
-/// restart opens what any of them sealed.
-pub async fn secrets_key(pool: &PgPool, configured: Option<&str>) -> Result<SecretBox, SecretsKeyError> {
+/// restart opens what any of them sealed. `previous` (`AGENTRY_SECRETS_PREVIOUS_KEYS`, keys
+/// being rotated out) still open what they sealed; the generated key counts as one of them
+/// once a key is configured, so configuring a key for the first time breaks nothing.
+pub async fn secrets_key(
+    pool: &PgPool,
+    configured: Option<&str>,
+    previous: &[String],
+) -> Result<SecretBox, SecretsKeyError> {
+    let mut previous = previous
+        .iter()
+        .map(|text| parse_key(text))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(text) = configured.filter(|text| !text.trim().is_empty()) {
-        return Ok(SecretBox::new(&parse_key(text)?));
+        let stored: Option<(String,)> = sqlx::query_as("SELECT value FROM platform_secrets WHERE name = $1")
+            .bind(KEY_ROW)
+            .fetch_optional(pool)
+            .await?;
+        if let Some((generated,)) = stored {
+            previous.push(parse_key(&generated)?);
+        }
+        return Ok(SecretBox::new(&parse_key(text)?).with_previous(&previous));
     }
     let mut fresh = [0u8; KEY_BYTES];
     SystemRandom::new()
@@ -201,7 +247,7 @@ pub async fn secrets_key(pool: &PgPool, configured: Option<&str>) -> Result<Secr
         .bind(KEY_ROW)
         .fetch_one(pool)
         .await?;
-    Ok(SecretBox::new(&parse_key(&stored)?))
+    Ok(SecretBox::new(&parse_key(&stored)?).with_previous(&previous))
 }
 
 #[cfg(test)]
@@ -277,6 +323,28 @@ mod tests {
         for malformed in ["", "v1", "v2.a.b.c", "v1.k.n.c.extra", "plain text"] {
             assert!(sealer().open(malformed, b"ad").is_err(), "{malformed}");
         }
+    }
+
+    #[test]
+    fn a_rotated_key_still_opens_what_the_previous_key_sealed_and_seals_under_the_new_one() {
+        let old = SecretBox::new(&[7u8; KEY_BYTES]);
+        let sealed_before = old.seal(b"the secret", b"ad").unwrap();
+        let rotated = SecretBox::new(&[9u8; KEY_BYTES]);
+        assert!(matches!(
+            rotated.open(&sealed_before, b"ad"),
+            Err(SealError::OtherKey { .. })
+        ));
+
+        let rotating = SecretBox::new(&[9u8; KEY_BYTES]).with_previous(&[[7u8; KEY_BYTES]]);
+
+        let opened = rotating.open(&sealed_before, b"ad").unwrap();
+        assert_eq!(opened.expose_secret(), "the secret");
+        let sealed_after = rotating.seal(b"new secret", b"ad").unwrap();
+        assert!(sealed_after.starts_with(&format!("v1.{}.", rotated.key_id())));
+        assert_eq!(
+            rotating.open(&sealed_before, b"other").unwrap_err(),
+            SealError::Refused
+        );
     }
 
     #[test]

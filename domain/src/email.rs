@@ -17,6 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::{GeneralSecurityProfile, skeleton};
@@ -35,8 +36,9 @@ const LOCAL_PART_SYMBOLS: &str = "!#$%&'*+-/=?^_`{|}~";
 /// proof of an address is mail reaching it. Deserialization does not re-validate: addresses
 /// inside stored events were valid when written, and a later, stricter rule must not make
 /// history unreadable.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
+#[schemars(description = "An email address, NFKC-normalized, trimmed and lowercased.")]
 pub struct EmailAddress(String);
 
 /// What is wrong with an email address; the text is shown to users as is.

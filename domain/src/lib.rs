@@ -34,7 +34,8 @@
 //! Every event enum is serialized internally tagged, `{"type": "<aggregate>.<what_happened>",
 //! ...}`, and `DomainEvent::event_type` returns exactly that tag. `event_version` starts at
 //! `"1"` and grows when a stored shape changes, together with an upcaster. Aggregate `TYPE`s
-//! are single lowercase tokens (they become NATS subject tokens).
+//! are single lowercase tokens (they become NATS subject tokens). Every event enum derives
+//! `schemars::JsonSchema`: [`event_schema`] turns them into the published payload schemas.
 //!
 //! # Example
 //!
@@ -73,6 +74,7 @@ pub mod api_key;
 pub mod conversation;
 pub mod email;
 pub mod email_claim;
+pub mod event_schema;
 pub mod impersonation;
 pub mod invitation;
 pub mod key_prefix_claim;

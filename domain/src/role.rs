@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A member's role in an organization.
@@ -10,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Roles live in the organization aggregate (a user may hold different roles in different
 /// organizations) and are checked by the API guard through the `can_*` methods, so the rules
 /// of who may do what are written once, here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(description = "A member's role in an organization.")]
 pub enum Role {
     /// Full control, including the owner role itself; an organization always keeps one.
     Owner,

@@ -7,12 +7,13 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 macro_rules! digest {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -63,8 +64,11 @@ digest!(
 ///
 /// Opaque to the domain, which only stores and compares it. Its `Debug` is redacted too: the
 /// ciphertext is safe without the key, but has no business in logs either.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
+#[schemars(
+    description = "A secret sealed by the service (`v1.<key id>.<nonce>.<ciphertext>`); only the service can open it."
+)]
 pub struct SealedSecret(String);
 
 impl SealedSecret {

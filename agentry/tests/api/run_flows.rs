@@ -13,5 +13,5 @@ mod deltas;
 mod history;
 mod provider;
 mod several_calls;
-mod support;
+pub(crate) mod support;
 mod tool_failures;

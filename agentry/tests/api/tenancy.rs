@@ -17,6 +17,7 @@ use crate::agents::{create_agent, definition as agent_definition};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 use crate::runs::{conversation, echo_agent, waiting_call};
+use crate::streams::connect_ws;
 use crate::tools::{create_tool, definition as tool_definition};
 
 /// Routes under this prefix are platform-wide (platform administrators act on any
@@ -98,6 +99,20 @@ fn id_routes() -> Vec<IdRoute> {
             body: Some(json!({})),
             setup: a_waiting_run,
             success: StatusCode::ACCEPTED,
+        },
+        IdRoute {
+            method: Method::GET,
+            path: "/v1/runs/{id}/events",
+            body: None,
+            setup: a_waiting_run,
+            success: StatusCode::OK,
+        },
+        IdRoute {
+            method: Method::GET,
+            path: "/v1/runs/{id}/ws",
+            body: None,
+            setup: a_waiting_run,
+            success: StatusCode::SWITCHING_PROTOCOLS,
         },
         IdRoute {
             method: Method::GET,
@@ -298,7 +313,16 @@ impl IdRoute {
         }
     }
 
+    /// A WebSocket route, called with a real upgrade (a plain request is refused before it
+    /// names anything).
+    fn is_socket(&self) -> bool {
+        self.path.ends_with("/ws")
+    }
+
     async fn call(&self, app: &TestApp, token: &str, resource: &Resource) -> reqwest::Response {
+        if self.is_socket() {
+            return upgrade(app, token, &self.path_for(resource)).await;
+        }
         let mut request = app
             .with_bearer(token)
             .request(self.method.clone(), &self.path_for(resource));
@@ -307,6 +331,24 @@ impl IdRoute {
         }
         request.send().await.expect("request")
     }
+}
+
+/// A WebSocket upgrade of `path`, its answer as a response: 101 when it opened (the socket is
+/// dropped), else the refusal the server answered.
+async fn upgrade(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    let answer = match connect_ws(app, path, Some(token), None).await {
+        Ok(_) => reqwest::Response::from(
+            tokio_tungstenite::tungstenite::http::Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS.as_u16())
+                .body(Vec::new())
+                .unwrap(),
+        ),
+        Err(tokio_tungstenite::tungstenite::Error::Http(refused)) => {
+            reqwest::Response::from(refused.map(Option::unwrap_or_default))
+        }
+        Err(error) => panic!("{path}: the upgrade failed: {error}"),
+    };
+    answer
 }
 
 /// What organization A's owner is known by, besides what each resource adds.

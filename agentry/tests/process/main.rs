@@ -11,4 +11,5 @@ mod process_commands;
 mod relay_failover;
 mod restore;
 mod run_crashes;
+mod run_streams;
 mod worker_and_readiness;

@@ -39,7 +39,7 @@ fn slow_answer(chunks: usize) -> Reply {
 }
 
 /// The answer the resumed run gets.
-const FINAL_ANSWER: &str = "Taken over and finished.";
+pub(crate) const FINAL_ANSWER: &str = "Taken over and finished.";
 
 fn node_env(database: &str, llm: &FakeLlm, nats: Option<&PrivateNats>) -> Vec<(&'static str, String)> {
     let mut env = vec![
@@ -69,8 +69,8 @@ async fn post_json(client: &reqwest::Client, token: &str, url: &str, body: &Valu
 }
 
 /// Registers an account, creates `tool` (a name and a URL) when given, an agent using it, a
-/// conversation, and starts a run; answers the run id.
-async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> Uuid {
+/// conversation, and starts a run; answers the run id and the account's access token.
+pub(crate) async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> (Uuid, String) {
     let client = reqwest::Client::new();
     let account = register(&client, &node.url(""), 0).await.expect("registered");
     let token = account["access_token"].as_str().unwrap().to_owned();
@@ -116,7 +116,7 @@ async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> Uuid {
         202,
     )
     .await;
-    queued["run_id"].as_str().unwrap().parse().unwrap()
+    (queued["run_id"].as_str().unwrap().parse().unwrap(), token)
 }
 
 /// The run's events in order: (type, payload).
@@ -273,7 +273,7 @@ async fn a_node_killed_during_a_model_stream_is_restarted_and_finishes_the_run_o
     let env = node_env(&name, &llm, None);
     let node = Node::serve_off_runtime(&env).await;
     let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
-    let run_id = start_run(&node, None).await;
+    let (run_id, _) = start_run(&node, None).await;
     wait_events(
         &pool,
         run_id,
@@ -406,7 +406,7 @@ async fn a_node_killed_during_a_tool_call_is_restarted_and_calls_it_again_with_t
     let env = node_env(&name, &llm, None);
     let node = Node::serve_off_runtime(&env).await;
     let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
-    let run_id = start_run(&node, Some(("weather", &tool.url))).await;
+    let (run_id, _) = start_run(&node, Some(("weather", &tool.url))).await;
     wait_events(
         &pool,
         run_id,
@@ -489,19 +489,21 @@ fn watch_open_streams(llm: &Arc<FakeLlm>) -> Arc<AtomicUsize> {
 /// answer streaming: which process executes it (the first) and which does not, after the run
 /// has streamed for `streamed_for`, during which neither the other process nor a second
 /// request to the provider showed up.
-struct TwoWorkers {
+pub(crate) struct TwoWorkers {
     nats: PrivateNats,
     name: String,
-    pool: sqlx::PgPool,
+    pub(crate) pool: sqlx::PgPool,
     llm: Arc<FakeLlm>,
     most_open: Arc<AtomicUsize>,
-    run_id: Uuid,
-    executing: Node,
-    idle: Node,
+    pub(crate) run_id: Uuid,
+    /// The access token of the run's owner.
+    pub(crate) token: String,
+    pub(crate) executing: Node,
+    pub(crate) idle: Node,
 }
 
 impl TwoWorkers {
-    async fn start(streamed_for: Duration) -> Self {
+    pub(crate) async fn start(streamed_for: Duration) -> Self {
         install_crypto_provider();
         let nats = PrivateNats::start();
         let llm = Arc::new(FakeLlm::start().await);
@@ -515,7 +517,7 @@ impl TwoWorkers {
         let first = Node::serve_off_runtime(&env).await;
         let second = Node::serve_off_runtime(&env).await;
         let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
-        let run_id = start_run(&first, None).await;
+        let (run_id, token) = start_run(&first, None).await;
         let events = wait_events(
             &pool,
             run_id,
@@ -554,6 +556,7 @@ impl TwoWorkers {
             llm,
             most_open,
             run_id,
+            token,
             executing,
             idle,
         }
@@ -575,7 +578,7 @@ impl TwoWorkers {
     }
 
     /// Waits for the other process to resume the run; how long after `since` it did.
-    async fn wait_taken_over(&self, since: Instant) -> Duration {
+    pub(crate) async fn wait_taken_over(&self, since: Instant) -> Duration {
         let events = wait_events(
             &self.pool,
             self.run_id,
@@ -594,7 +597,7 @@ impl TwoWorkers {
         took
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let events = wait_events(
             &self.pool,
             self.run_id,

@@ -182,6 +182,14 @@ error_codes! {
     ReasonTooLong = "reason_too_long": "The reason is longer than 500 characters.",
     PageLimitOutOfRange = "page_limit_out_of_range": "The page `limit` is not between 1 and 100.",
     InvalidCursor = "invalid_cursor": "The `cursor` is not one a previous page gave.",
+    // Run streams.
+    UnknownEventId = "unknown_event_id": "The stream is resumed after an event id the run never had (`Last-Event-ID` or `after`); the detail names the run's last id.",
+    WebsocketUpgradeRequired = "websocket_upgrade_required": "The route speaks WebSocket only: the request is not a WebSocket upgrade (`Upgrade: websocket`, `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key`).",
+    InvalidMessage = "invalid_message": "A WebSocket message from the client is not JSON, or not one of the documented client messages; the socket stays open.",
+    InvalidStreamTicket = "invalid_stream_ticket": "The `ticket` is not a stream ticket this service issued.",
+    StreamTicketUsed = "stream_ticket_used": "The stream ticket was already used; each works once, so ask for a new one.",
+    StreamTicketExpired = "stream_ticket_expired": "The stream ticket has expired (60 s after it was issued); ask for a new one.",
+    StreamTicketForAnotherRun = "stream_ticket_for_another_run": "The stream ticket was issued for another run than this one (it is used up all the same).",
     // Tools.
     ToolExists = "tool_exists": "The organization already has a tool with this name (names are unique per organization).",
     ToolNotFound = "tool_not_found": "No such tool in this organization, or it was deleted.",

@@ -104,6 +104,9 @@ fn credential_code(error: CredentialError) -> ErrorCode {
         CredentialError::PasswordChanged => ErrorCode::PasswordChanged,
         CredentialError::InvalidResetToken => ErrorCode::InvalidResetToken,
         CredentialError::ResetTokenExpired => ErrorCode::ResetTokenExpired,
+        CredentialError::InvalidStreamTicket => ErrorCode::InvalidStreamTicket,
+        CredentialError::StreamTicketUsed => ErrorCode::StreamTicketUsed,
+        CredentialError::StreamTicketExpired => ErrorCode::StreamTicketExpired,
     }
 }
 
@@ -114,6 +117,7 @@ fn denial_code(denial: Denial) -> ErrorCode {
         Denial::UserRequired { .. } => ErrorCode::UserRequired,
         Denial::PlatformAdminRequired => ErrorCode::PlatformAdminRequired,
         Denial::NotWhileImpersonating { .. } => ErrorCode::NotWhileImpersonating,
+        Denial::StreamTicketForAnotherRun => ErrorCode::StreamTicketForAnotherRun,
     }
 }
 

@@ -76,6 +76,13 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("approveToolCall", &[404, 409]),
     // As approving, and 422 the reason's length.
     ("denyToolCall", &[404, 409, 422]),
+    // 404 no such run here; 422 an id the run never had. 401 and 403 (a ticket unknown, used,
+    // expired or for another run) are the layers'.
+    ("streamRunEvents", &[404, 422]),
+    // As streaming over SSE; 400 not a WebSocket upgrade.
+    ("openRunSocket", &[400, 404, 422]),
+    // 404 no such run here.
+    ("createStreamTicket", &[404]),
     // 409 the name is taken, or a lost race; 422 a rule of the definition, the schema's
     // validity, or the secret's.
     ("createTool", &[409, 422]),

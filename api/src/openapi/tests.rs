@@ -89,8 +89,14 @@ fn json_bodies_are_keyed_application_json_and_errors_are_problems() {
                 .flatten()
                 .map(|c| c.0)
                 .collect();
-            if status.starts_with('2') {
-                if keys.iter().any(|key| *key != "application/json") {
+            if status.starts_with('1') || status.starts_with('2') {
+                let streams = id == "streamRunEvents" && status == "200";
+                let expected = if streams {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                if keys.iter().any(|key| *key != expected) {
                     problems.push(format!("{id} {status}: keyed {keys:?}"));
                 }
                 continue;
@@ -137,9 +143,11 @@ fn operations_document_the_errors_they_can_give_and_no_others() {
 }
 
 /// Linters and generators read a missing `security` as "unspecified"; public operations say
-/// `security: []`, the others name the bearer scheme.
+/// `security: []`, the others name the bearer scheme, and the stream routes the stream ticket
+/// (`?ticket=`) as its alternative.
 #[test]
 fn public_operations_declare_empty_security_and_the_others_the_bearer_scheme() {
+    let streams: BTreeSet<&str> = ["streamRunEvents", "openRunSocket"].into();
     let document = openapi_document();
     let public: BTreeSet<&str> = [
         "registerUser",
@@ -168,8 +176,14 @@ fn public_operations_declare_empty_security_and_the_others_the_bearer_scheme() {
             .flat_map(|s| s.keys())
             .collect();
         assert!(!named.is_empty(), "{id}: no scheme");
-        for name in named {
-            assert_eq!(schemes[name.as_str()]["scheme"], "bearer", "{id}: {name}");
+        for name in &named {
+            let scheme = &schemes[name.as_str()];
+            let ticket = scheme["type"] == "apiKey" && scheme["in"] == "query" && scheme["name"] == "ticket";
+            let allowed = scheme["scheme"] == "bearer" || (ticket && streams.contains(id));
+            assert!(allowed, "{id}: {name} {scheme}");
+        }
+        if streams.contains(id) {
+            assert_eq!(named, ["BearerAuth", "StreamTicket"], "{id}: either scheme");
         }
     }
 }

@@ -10,6 +10,7 @@ mod events;
 mod me;
 mod members;
 mod roles;
+mod run_streams;
 mod runs;
 mod service;
 mod state;
@@ -24,6 +25,7 @@ pub use conversations::ConversationsApi;
 pub use events::EventsApi;
 pub use me::MeApi;
 pub use members::MembersApi;
+pub use run_streams::RunStreamsApi;
 pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
@@ -38,6 +40,7 @@ pub type V1Apis = (
     AgentsApi,
     ConversationsApi,
     RunsApi,
+    RunStreamsApi,
     ToolsApi,
     EventsApi,
     AdminApi,
@@ -53,6 +56,7 @@ pub fn v1_apis() -> V1Apis {
         AgentsApi,
         ConversationsApi,
         RunsApi,
+        RunStreamsApi,
         ToolsApi,
         EventsApi,
         AdminApi,

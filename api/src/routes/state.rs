@@ -9,7 +9,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use streams::RunStreams;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::http::{BrowserOrigins, RateLimits};
+use crate::streaming::{StandingChecks, StreamTimings};
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
 #[derive(Clone)]
@@ -34,6 +37,11 @@ pub struct AppState {
     pub tools: Arc<ToolService>,
     /// Runs' live streams on this node.
     pub streams: RunStreams,
+    /// Whether the callers of this node's open streams may still read, checked at intervals.
+    pub stream_checks: Arc<StandingChecks>,
+    /// Cancelled when the server starts shutting down: open streams end at once, telling
+    /// their clients where to resume, rather than hold the drain.
+    pub stopping: CancellationToken,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.
@@ -55,4 +63,6 @@ pub struct HttpConfig {
     pub trusted_proxy_header: Option<poem::http::HeaderName>,
     /// Web origins whose pages may call the API (CORS) and open its streams.
     pub browser_origins: BrowserOrigins,
+    /// Heartbeats and standing checks of run streams.
+    pub streams: StreamTimings,
 }

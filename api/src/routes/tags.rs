@@ -15,6 +15,8 @@ pub enum ApiTags {
     Conversations,
     /// Runs: reading them, cancelling them, deciding on their tool calls.
     Runs,
+    /// A run's events live (Server-Sent Events, WebSocket), and stream tickets for browsers.
+    Streams,
     /// HTTP tools agents call: versioned definitions with a write-only signing secret.
     Tools,
     /// Organization members and roles.

@@ -23,6 +23,11 @@ pub struct Caller {
     pub impersonator_id: Option<Uuid>,
     /// Whether the user is a platform administrator (never true while impersonating).
     pub is_platform_admin: bool,
+    /// The session (refresh-token family) a user's access token belongs to: when it ends, so
+    /// does what the token opened (a stream, a stream ticket).
+    pub session_id: Option<Uuid>,
+    /// The impersonation an impersonation token belongs to, likewise.
+    pub impersonation_id: Option<Uuid>,
 }
 
 impl Caller {

@@ -164,6 +164,15 @@ pub enum CredentialError {
     /// A password reset link past its expiry: ask for a new one.
     #[error("the password reset link has expired; ask for a new one")]
     ResetTokenExpired,
+    /// Not a stream ticket this service issued.
+    #[error("unknown or invalid stream ticket")]
+    InvalidStreamTicket,
+    /// A stream ticket that was already used: each works once.
+    #[error("this stream ticket was already used; ask for a new one")]
+    StreamTicketUsed,
+    /// A stream ticket past its expiry.
+    #[error("this stream ticket has expired; ask for a new one")]
+    StreamTicketExpired,
 }
 
 /// Why valid credentials may not do what they asked. The API answers each with 403.
@@ -195,6 +204,9 @@ pub enum Denial {
         /// What was asked.
         action: &'static str,
     },
+    /// A stream ticket used for another run than the one it was issued for.
+    #[error("this stream ticket is for another run")]
+    StreamTicketForAnotherRun,
 }
 
 impl From<StoreError> for IdentityError {

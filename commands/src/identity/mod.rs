@@ -25,6 +25,7 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod stream_tickets;
 mod successors;
 mod tokens;
 
@@ -42,6 +43,8 @@ pub use projections::identity::queries::{KeySummary, MemberRow, UserRow};
 pub use service::{
     DEFAULT_REFRESH_GRACE, DEFAULT_VIEW_WAIT, IdentityConfig, IdentityService, Registered, TokenPair,
 };
+pub(crate) use stream_tickets::record_ticket;
+pub use stream_tickets::{IssuedTicket, STREAM_TICKET_TTL};
 pub use tokens::{AccessClaims, TokenKeys, signing_secret};
 
 /// The identity read model's name, which writes wait on to become visible.

@@ -6,6 +6,7 @@ mod dispatch;
 mod error;
 mod service;
 mod steps;
+mod stream_tickets;
 mod transcript;
 
 pub use dispatch::{NoDispatch, RunDispatch};

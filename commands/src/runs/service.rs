@@ -132,7 +132,7 @@ const PENDING_CALLS: &str = "
 
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     store: EventStore,
     agents: CommandBus<Agent>,
     conversations: CommandBus<Conversation>,
@@ -673,7 +673,7 @@ impl RunService {
         Ok((run, events))
     }
 
-    async fn run_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Run, RunsError> {
+    pub(super) async fn run_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Run, RunsError> {
         let run = self.runs.load(&id.to_string()).await?;
         if run.org_id() != Some(org_id) {
             return Err(RunError::NotFound.into());

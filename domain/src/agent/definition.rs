@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::AgentError;
@@ -31,7 +32,7 @@ pub const MAX_APPROVAL_TIMEOUT_SECONDS: u32 = 7 * 24 * 3600;
 pub const ECHO_MODEL: &str = "echo";
 
 /// Whether a tool call waits for a person's approval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalMode {
     /// Tool calls run at once.
@@ -42,7 +43,7 @@ pub enum ApprovalMode {
 
 /// The approval policy: one mode for every tool, or a mode per tool (tools not named run
 /// without approval).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Approval {
     /// The same mode for every tool.
@@ -58,7 +59,7 @@ impl Default for Approval {
 }
 
 /// One version of an agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentDefinition {
     /// A label for people, trimmed, 1 to 100 characters.
     pub name: String,

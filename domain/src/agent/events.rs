@@ -1,13 +1,14 @@
 //! Events of the agent aggregate. Their JSON shapes are stored forever.
 
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AgentDefinition;
 
 /// What happened to an agent; internally tagged by the dotted event type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum AgentEvent {
     /// The agent was created; its first definition is version 1.

@@ -1,6 +1,7 @@
 //! Events of the API key aggregate. Their JSON shapes are stored forever.
 
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -10,7 +11,7 @@ use crate::secret::TokenDigest;
 /// What happened to an API key; internally tagged by the dotted event type.
 ///
 /// `Debug` is written by hand so that the hash never reaches logs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum ApiKeyEvent {
     /// The key was created.

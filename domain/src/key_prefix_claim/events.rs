@@ -1,11 +1,12 @@
 //! Events of the key prefix claim aggregate. Their JSON shapes are stored forever.
 
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What happened to a key prefix; internally tagged by the dotted event type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum KeyPrefixClaimEvent {
     /// The prefix now belongs to `key_id`.

@@ -1,6 +1,7 @@
 //! Events of the organization aggregate. Their JSON shapes are stored forever.
 
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ pub const CREATED_EVENT_VERSION: &str = "2";
 ///
 /// Serialized internally tagged: `{"type": "organization.created", ...}`, where `type` equals
 /// [`DomainEvent::event_type`], so readers of the raw log need no Rust to dispatch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum OrganizationEvent {
     /// The organization came into being with its first owner (version 2, see

@@ -1,11 +1,12 @@
 //! A tool call of the run's latest model answer, as the aggregate tracks it.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Whether a call may run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalState {
     /// The agent's policy lets it run at once.
@@ -19,7 +20,7 @@ pub enum ApprovalState {
 }
 
 /// One tool call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Call {
     /// Our id: derived from the run, the step and the call's index, so it is the same after any
     /// retry; also the idempotency key sent to the tool.

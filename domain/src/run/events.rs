@@ -4,13 +4,14 @@
 //! id per chunk.
 
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Call;
 
 /// Why a tool call failed, as the model and readers are told.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolFailure {
     /// A stable code: `unknown_tool`, `invalid_arguments`, `timeout`, `error_status`, …
     pub code: String,
@@ -19,7 +20,7 @@ pub struct ToolFailure {
 }
 
 /// What happened in a run; internally tagged by the dotted event type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum RunEvent {
     /// The run was recorded; it waits for an executor.

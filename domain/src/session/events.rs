@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::secret::TokenDigest;
 
 /// Why a refresh-token family ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     /// The user signed out.
@@ -25,7 +26,7 @@ pub enum RevocationReason {
 /// What happened to a refresh-token family; internally tagged by the dotted event type.
 ///
 /// `Debug` is written by hand so that digests never reach logs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum SessionEvent {
     /// A user signed in to an organization.

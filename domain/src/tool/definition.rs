@@ -1,5 +1,6 @@
 //! A tool's definition and the rules every version of it obeys.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 
 /// One version of an organization's HTTP tool. The signing secret is not part of it: it is
 /// sealed, set and rotated on its own.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolDefinition {
     /// What the model calls it: 1 to 64 of `A-Z a-z 0-9 _ -`, unique in the organization.
     pub name: String,

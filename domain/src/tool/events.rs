@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use super::ToolDefinition;
 use crate::secret::SealedSecret;
 
 /// What happened to a tool; internally tagged by the dotted event type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum ToolEvent {
     /// The tool was created (or created again after a deletion, under the same id).

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::email::EmailAddress;
@@ -10,7 +11,7 @@ use crate::secret::{PasswordDigest, TokenDigest};
 /// What happened to a user; internally tagged by the dotted event type.
 ///
 /// `Debug` is written by hand so that hashes never reach logs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type")]
 pub enum UserEvent {
     /// The user registered.
@@ -64,7 +65,7 @@ pub enum UserEvent {
 }
 
 /// How a user proved they read their mailbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationProof {
     /// The verification link mailed at registration (or re-sent).

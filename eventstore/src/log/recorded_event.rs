@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -9,8 +10,10 @@ use super::Cursor;
 ///
 /// This is the documented event JSON of `docs/events.md`: external NATS subscribers receive
 /// exactly this serialization (without credential digests, and cut when too large: see
-/// `relay::BusEvent`). It deserializes from the same JSON, for bus subscribers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `relay::BusEvent`). It deserializes from the same JSON, for bus subscribers. Its JSON Schema
+/// is part of `docs/event.schema.json` (see `relay::bus_schema`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = org_id_always_present)]
 pub struct RecordedEvent {
     /// Stable identity: the JetStream message id, and what consumers deduplicate by.
     pub id: Uuid,
@@ -18,14 +21,16 @@ pub struct RecordedEvent {
     pub position: i64,
     /// The writing transaction; with `position`, the log cursor.
     #[serde(serialize_with = "as_string", deserialize_with = "from_string")]
+    #[schemars(with = "String", regex(pattern = "^[0-9]+$"))]
     pub transaction_id: u64,
-    /// The tenant, absent for platform-wide facts.
+    /// The tenant; `null` for platform-wide facts.
     pub org_id: Option<Uuid>,
     /// Aggregate type, e.g. `organization`.
     pub aggregate_type: String,
     /// Aggregate id.
     pub aggregate_id: String,
     /// 1-based sequence within the aggregate.
+    #[schemars(range(min = 1))]
     pub sequence: i64,
     /// Dotted event type, e.g. `organization.created`.
     #[serde(rename = "type")]
@@ -35,6 +40,7 @@ pub struct RecordedEvent {
     /// The payload, in the shape of `version`.
     pub data: Value,
     /// Actor, request id, correlation and causation ids, impersonator, recorded-at time.
+    #[schemars(schema_with = "crate::store::metadata_schema")]
     pub metadata: Value,
 }
 
@@ -82,6 +88,14 @@ impl RecordedEvent {
 pub(crate) fn parse_transaction_id(text: &str) -> Result<u64, String> {
     text.parse()
         .map_err(|error| format!("transaction id {text:?} is not a number: {error}"))
+}
+
+/// `org_id` is written even when it is `null`, so the schema requires it. (schemars leaves an
+/// `Option` optional, and its `required` attribute would also forbid `null`.)
+fn org_id_always_present(schema: &mut schemars::Schema) {
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.push("org_id".into());
+    }
 }
 
 fn as_string<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {

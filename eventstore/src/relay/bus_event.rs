@@ -1,3 +1,4 @@
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,17 +12,22 @@ use crate::RecordedEvent;
 /// largest `data` fields left out, `truncated: true` and their names in `truncated_fields`;
 /// a subscriber that needs them reads the event whole by its id (`GET /v1/events/{id}`, or
 /// `log::read_event`). Publishing it cut keeps the relay moving for every organization.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Its JSON Schema, with `data` per event type, is `docs/event.schema.json` (see
+/// [`bus_event_schema`](super::bus_event_schema)).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BusEvent {
     /// The event; its `data` lacks the fields named in `truncated_fields`.
     #[serde(flatten)]
     pub event: RecordedEvent,
-    /// Whether `data` was cut to fit the bus.
+    /// Whether `data` was cut to fit the bus: present, and `true`, only on a cut event.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("const" = true))]
     pub truncated: bool,
-    /// The top-level `data` fields left out, largest first; empty when `data` was not an object
-    /// (it is then `null`).
+    /// The top-level `data` fields left out, largest first; empty, and so absent, when `data`
+    /// was not an object (it is then `null`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1))]
     pub truncated_fields: Vec<String>,
 }
 

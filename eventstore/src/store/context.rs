@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use chrono::{SecondsFormat, Utc};
 use domain::Actor;
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde_json::json;
 use uuid::Uuid;
 
 /// Who is acting, for which organization, and why: copied onto every event a command writes.
@@ -59,5 +61,106 @@ impl CommandContext {
             }
         }
         metadata
+    }
+}
+
+/// The JSON Schema of the metadata [`CommandContext::to_metadata`] writes, for the published
+/// event schema (`docs/event.schema.json`). Written beside the writer, which is a map rather
+/// than a type; the tests below hold the two together.
+pub fn metadata_schema(generator: &mut SchemaGenerator) -> Schema {
+    let uuid = |description: &str| json!({ "type": "string", "format": "uuid", "description": description });
+    json_schema!({
+        "description": "Who acted, for which organization, and why: the same on every event one command wrote.",
+        "type": "object",
+        "properties": {
+            "actor": generator.subschema_for::<Actor>(),
+            "org_id": uuid("The tenant; absent for platform-wide facts."),
+            "request_id": { "type": "string", "description": "The HTTP request that caused the command." },
+            "correlation_id": uuid("Shared by every event caused, directly or not, by one outside request."),
+            "causation_id": uuid("The event (or request) that directly caused the command."),
+            "impersonator_id": uuid("The platform administrator acting as `actor`, when impersonating."),
+            "recorded_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the writer recorded it (RFC 3339, UTC, microseconds)."
+            }
+        },
+        "required": ["actor", "correlation_id", "recorded_at"],
+        "additionalProperties": false
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use schemars::generate::SchemaSettings;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn validator() -> jsonschema::Validator {
+        let mut generator = SchemaSettings::draft2020_12().into_generator();
+        let mut schema = metadata_schema(&mut generator).to_value();
+        schema["$defs"] = Value::Object(generator.take_definitions(true));
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap()
+    }
+
+    fn full_context() -> CommandContext {
+        CommandContext {
+            actor: Actor::User { id: Uuid::now_v7() },
+            org_id: Some(Uuid::now_v7()),
+            request_id: Some("req-1".to_owned()),
+            correlation_id: Uuid::now_v7(),
+            causation_id: Some(Uuid::now_v7()),
+            impersonator_id: Some(Uuid::now_v7()),
+        }
+    }
+
+    #[test]
+    fn the_metadata_schema_names_every_key_the_writer_may_write_and_requires_the_constant_ones() {
+        let schema = metadata_schema(&mut SchemaSettings::draft2020_12().into_generator());
+        let mut declared: Vec<&String> = schema
+            .get("properties")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        let full = full_context().to_metadata();
+        let mut written: Vec<&String> = full.keys().collect();
+        declared.sort();
+        written.sort();
+        assert_eq!(declared, written);
+
+        let minimal = CommandContext::system(None).to_metadata();
+        let mut always: Vec<&str> = minimal.keys().map(String::as_str).collect();
+        always.sort_unstable();
+        let mut required: Vec<&str> = schema
+            .get("required")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key.as_str().unwrap())
+            .collect();
+        required.sort_unstable();
+        assert_eq!(required, always);
+    }
+
+    #[test]
+    fn what_the_writer_writes_validates_and_a_stray_key_does_not() {
+        let validator = validator();
+        for context in [full_context(), CommandContext::system(None)] {
+            let metadata = serde_json::to_value(context.to_metadata()).unwrap();
+            assert!(validator.is_valid(&metadata), "{metadata}");
+        }
+        let mut stray = serde_json::to_value(CommandContext::system(None).to_metadata()).unwrap();
+        stray["tenant"] = json!("acme");
+        assert!(!validator.is_valid(&stray));
+        let bad_actor = json!({ "actor": "robot", "correlation_id": Uuid::now_v7(), "recorded_at": "2026-11-25T01:32:33.067592Z" });
+        assert!(!validator.is_valid(&bad_actor));
     }
 }

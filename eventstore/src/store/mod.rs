@@ -11,6 +11,7 @@ mod upcasters;
 
 pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
 pub use context::CommandContext;
+pub(crate) use context::metadata_schema;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
 pub use storable::MAX_EVENT_BYTES;

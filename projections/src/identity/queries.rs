@@ -150,15 +150,33 @@ pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<Key
     .bind(prefix)
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.map(|(key_id, org_id, key_hash, revoked, org_suspended)| KeyRow {
-            key_id,
-            org_id,
-            key_hash,
-            revoked,
-            org_suspended,
-        }),
+    Ok(row.map(key_row))
+}
+
+/// The key with this id, with its organization's standing: how a connection opened with the
+/// key checks, while it lasts, that the key still stands.
+pub async fn api_key_by_id(pool: &PgPool, key_id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, String, bool, Option<bool>)> = sqlx::query_as(
+        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended
+           FROM api_keys k LEFT JOIN organizations o USING (org_id)
+          WHERE k.key_id = $1",
     )
+    .bind(key_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(key_row))
+}
+
+fn key_row(
+    (key_id, org_id, key_hash, revoked, org_suspended): (Uuid, Uuid, String, bool, Option<bool>),
+) -> KeyRow {
+    KeyRow {
+        key_id,
+        org_id,
+        key_hash,
+        revoked,
+        org_suspended,
+    }
 }
 
 /// The user's standing in `org_id` (or only as a user, without one) and whether `session_id`

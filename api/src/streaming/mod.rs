@@ -1,0 +1,67 @@
+//! A run's events over HTTP: Server-Sent Events and WebSocket, the credentials they are opened
+//! with (bearer or stream ticket), and what a stream does while it lasts besides sending
+//! events (heartbeats, standing checks, ending on shutdown).
+//!
+//! The events themselves come from the `streams` crate ([`streams::RunStream`]): every event of the run
+//! after the id the client resumes from, each once, in order, then the end. This module only
+//! carries them and says why a stream stops early ([`Ending`]).
+
+mod auth;
+mod client_messages;
+mod endings;
+mod open;
+mod socket;
+mod sse;
+mod standing;
+mod timings;
+mod upkeep;
+
+pub use auth::{StreamAuth, TicketAuth};
+pub use endings::{Ending, MAX_CLOSE_REASON_BYTES, RUN_ENDED};
+pub use open::{RunStreamEvent, open_stream};
+pub use socket::{SocketUpgrade, socket_config};
+pub use sse::EventStreamAnswer;
+pub use standing::StandingChecks;
+pub use timings::StreamTimings;
+pub use upkeep::Upkeep;
+
+use crate::http::{ApiError, Problem};
+
+/// The problem inside an error answer: what a stream tells its client when something it asked
+/// (a WebSocket decision) or its credentials are refused, with the code the REST routes use.
+pub fn problem_of(error: ApiError) -> Problem {
+    match error {
+        ApiError::BadRequest(problem)
+        | ApiError::Unauthorized(problem)
+        | ApiError::Forbidden(problem)
+        | ApiError::NotFound(problem)
+        | ApiError::Conflict(problem)
+        | ApiError::PayloadTooLarge(problem)
+        | ApiError::Unprocessable(problem)
+        | ApiError::TooManyRequests(problem, _)
+        | ApiError::Internal(problem)
+        | ApiError::Unavailable(problem, _) => problem.0,
+    }
+}
+
+/// Counts a stream while it is open (`agentry_stream_connections{transport}`).
+pub(crate) struct OpenStreamGauge(&'static str);
+
+impl OpenStreamGauge {
+    pub(crate) fn new(transport: &'static str) -> Self {
+        metrics::gauge!("agentry_stream_connections", "transport" => transport).increment(1.0);
+        Self(transport)
+    }
+}
+
+impl Drop for OpenStreamGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("agentry_stream_connections", "transport" => self.0).decrement(1.0);
+    }
+}
+
+/// Counts a stream ended before its run (`agentry_stream_endings_total{transport, reason}`).
+pub(crate) fn count_ending(transport: &'static str, ending: &Ending) {
+    metrics::counter!("agentry_stream_endings_total", "transport" => transport, "reason" => ending.reason())
+        .increment(1);
+}
