@@ -46,7 +46,8 @@
 //! `BENCH_WARMUP_SECONDS` (5); `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_streams, dropped and recreated);
 //! `BENCH_NATS_URL` (unset: one node, the live path in process; set: Agentry gets it as
-//! `NATS_URL`, so the live path goes through core NATS as between nodes);
+//! `NATS_URL`, so the live path goes through core NATS as between nodes, and the latency
+//! phase also measures core NATS publish → subscribe alone at the same message rate);
 //! `BENCH_SERVERS` (default `reference,agentry`: which to measure, in that order);
 //! `BENCH_AGENTRY_WRAPPER` (unset; e.g. `perf record -g -o /tmp/agentry.perf`: a command
 //! `agentry serve` is started under, to find where its time or memory goes; stopping the
@@ -58,6 +59,7 @@
 mod support;
 
 mod llm;
+mod nats_probe;
 mod phases;
 mod process;
 mod reference;
@@ -179,7 +181,20 @@ async fn run() {
     let mut latency = Vec::new();
     let mut load = Vec::new();
     let mut idle = Vec::new();
+    let mut nats_hop = None;
     for phase in &config.phases {
+        if phase == "latency"
+            && let Some(url) = &config.nats_url
+        {
+            println!(
+                "## latency: core NATS publish → subscribe, {} subjects",
+                config.latency.runs
+            );
+            let latency = nats_probe::probe(url, &config.latency).await;
+            report::print_nats_hop(&latency);
+            println!();
+            nats_hop = Some(latency);
+        }
         for &on_reference in &config.servers {
             let (server, target) = servers.start(on_reference).await;
             println!("## {phase}: {} (pid {})", target.name(), server.pid());
@@ -205,7 +220,14 @@ async fn run() {
             server.stop().await;
         }
     }
-    report::print_summary(&config.latency, &latency, &config.load, &load, &idle);
+    report::print_summary(
+        &config.latency,
+        &latency,
+        nats_hop.as_ref(),
+        &config.load,
+        &load,
+        &idle,
+    );
     println!("\nstreams bench: {} at the end", process::machine_load());
 }
 

@@ -65,6 +65,17 @@ pub fn print_streaming(figures: &StreamingFigures, load: &Streaming) {
     println!("problems: {}", figures.problems);
 }
 
+pub fn print_nats_hop(latency: &Histogram<u64>) {
+    println!(
+        "core NATS publish → subscribe: p50 {:.2} ms, p99 {:.2}, p99.9 {:.2}, max {:.2} ({} samples)",
+        ms(latency, 0.5),
+        ms(latency, 0.99),
+        ms(latency, 0.999),
+        latency.max() as f64 / 1000.0,
+        latency.len()
+    );
+}
+
 pub fn print_idle(figures: &IdleFigures) {
     println!(
         "{} connections ({} attached) opened in {:.1} s; server RSS {} KiB with one open, {} with all, {} after {} s held, {} 2 s after closing, {} with {} opened again",
@@ -106,6 +117,7 @@ fn verdict(met: bool) -> &'static str {
 pub fn print_summary(
     latency_load: &Streaming,
     latency: &[StreamingFigures],
+    nats_hop: Option<&Histogram<u64>>,
     load_load: &Streaming,
     load: &[StreamingFigures],
     idle: &[IdleFigures],
@@ -120,6 +132,14 @@ pub fn print_summary(
             pace(latency_load)
         );
         print_streaming_table(latency);
+        if let Some(hop) = nats_hop {
+            println!(
+                "\nThe NATS hop alone (core publish → subscribe, same message rate): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.",
+                ms(hop, 0.5),
+                ms(hop, 0.99),
+                hop.max() as f64 / 1000.0
+            );
+        }
         if let Some(agentry) = find(latency, "agentry", |f| f.target) {
             let reference = find(latency, "reference", |f| f.target);
             let p99 = ms(&agentry.latency, 0.99);
