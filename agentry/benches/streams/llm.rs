@@ -10,7 +10,8 @@
 //! [`UNGATED_DELAY`].
 //!
 //! It runs on its own thread and runtime, so the bench's thousands of subscriber tasks do
-//! not delay its pace (the chunk's time is taken when it is generated either way).
+//! not delay its pace (the chunk's time is taken when it is generated either way), with
+//! `TCP_NODELAY`, so a chunk is not held back by the server's reading of the one before.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ use poem::{Body, EndpointExt, Response, Route, Server, handler, post};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::nodelay::NoDelay;
 use crate::support::openai::{chunk, delta, ending};
 
 /// How long a run's first chunk waits when the bench registered no gate for it.
@@ -126,6 +128,7 @@ pub async fn start(llm: Arc<Llm>) -> String {
             runtime.block_on(async move {
                 let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
                 let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+                let acceptor = NoDelay(acceptor);
                 port_sender.send(port).unwrap();
                 let app = Route::new()
                     .at("/v1/chat/completions", post(chat_completions))

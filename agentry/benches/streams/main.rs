@@ -31,7 +31,9 @@
 //! Phases (`BENCH_PHASES`, default `latency,load,idle`), each against the reference, then
 //! Agentry:
 //! - `latency`: `BENCH_RUNS` (20) runs at once × `BENCH_SUBSCRIBERS` (50), `BENCH_CHUNKS`
-//!   (250) chunks every `BENCH_CHUNK_MS` (20) ms; each lane starts its next run when one ends.
+//!   (250) chunks every `BENCH_CHUNK_MS` (20) ms; each lane starts its next run when one ends,
+//!   the lanes' first runs spread over one run's length (otherwise all runs would start and
+//!   end together, with all their subscribers' connections, a wave real traffic does not make).
 //!   Token latency p50/p99/max over the window; deltas/s and CPU per delta at that load.
 //! - `load`: `BENCH_LOAD_RUNS` (4) × `BENCH_LOAD_SUBSCRIBERS` (50), `BENCH_LOAD_CHUNKS` (2000)
 //!   chunks every `BENCH_LOAD_CHUNK_MS` ms (default 0: as fast as possible). Delivered deltas
@@ -60,6 +62,7 @@ mod support;
 
 mod llm;
 mod nats_probe;
+mod nodelay;
 mod phases;
 mod process;
 mod reference;

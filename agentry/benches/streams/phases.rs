@@ -49,6 +49,19 @@ pub struct StreamingFigures {
     pub problems: String,
 }
 
+impl Streaming {
+    /// How long after each other the lanes start: paced runs all of a length would otherwise
+    /// start and end together, every lane's next run with its subscribers' connections at the
+    /// same moment, a wave no real traffic makes. Spread over one run's length, one run ends
+    /// and the next starts every `1 / runs` of it. Runs as fast as possible start together.
+    pub fn stagger(&self) -> Duration {
+        match self.every {
+            Some(every) => every * self.chunks as u32 / self.runs.max(1) as u32,
+            None => Duration::ZERO,
+        }
+    }
+}
+
 impl StreamingFigures {
     pub fn delivered_per_second(&self) -> f64 {
         self.deltas as f64 / self.window.as_secs_f64()
@@ -94,6 +107,7 @@ pub async fn streaming(
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runs_finished = Arc::new(AtomicU64::new(0));
+    let stagger = load.stagger();
     let lanes: Vec<_> = (0..load.runs)
         .map(|lane| {
             let (target, llm, tally, stop, runs_finished, load) = (
@@ -105,6 +119,7 @@ pub async fn streaming(
                 load.clone(),
             );
             tokio::spawn(async move {
+                tokio::time::sleep(stagger * lane as u32).await;
                 let mut sequence = 0;
                 while !stop.load(Ordering::Relaxed) {
                     sequence += 1;
@@ -115,7 +130,7 @@ pub async fn streaming(
             })
         })
         .collect();
-    tokio::time::sleep(load.warmup).await;
+    tokio::time::sleep(stagger * load.runs as u32 + load.warmup).await;
     let before = Reading::take(server, &tally, llm);
     let runs_before = runs_finished.load(Ordering::Relaxed);
     tally.measuring.store(true, Ordering::Relaxed);

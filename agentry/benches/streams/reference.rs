@@ -66,6 +66,7 @@ pub fn serve_if_asked() -> bool {
             .at("/runs", post(start_run))
             .at("/runs/:run_id/ws", get(subscribe))
             .data(relay);
+        // Nagle's algorithm stays on, as on Agentry's listener (poem's default).
         Server::new(TcpListener::bind(listen)).run(app).await.unwrap();
     });
     true
