@@ -23,7 +23,7 @@
 //!
 //! **The reference** (`reference.rs`: this binary again, as a process of its own) relays the
 //! same LLM stream to WebSocket readers with nothing else (no store, no auth, no ordering):
-//! Agentry's figures over its say what the rest costs, in ratios that survive drift.
+//! Agentry's figures over the reference's say what the rest costs, in ratios that survive drift.
 //!
 //! **Subscribers** read every frame, check ids grow by one, and after a cut-off (close 1013) or
 //! a break resume with `?after=<last id>`; every cut-off, break, hole or repeat is reported.
