@@ -336,7 +336,7 @@ impl IdRoute {
 /// A WebSocket upgrade of `path`, its answer as a response: 101 when it opened (the socket is
 /// dropped), else the refusal the server answered.
 async fn upgrade(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
-    let answer = match connect_ws(app, path, Some(token), None).await {
+    match connect_ws(app, path, Some(token), None).await {
         Ok(_) => reqwest::Response::from(
             tokio_tungstenite::tungstenite::http::Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS.as_u16())
@@ -347,8 +347,7 @@ async fn upgrade(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
             reqwest::Response::from(refused.map(Option::unwrap_or_default))
         }
         Err(error) => panic!("{path}: the upgrade failed: {error}"),
-    };
-    answer
+    }
 }
 
 /// What organization A's owner is known by, besides what each resource adds.

@@ -48,9 +48,9 @@ impl RunStreamsApi {
     /// Every event of the run from its first (or after the id resumed from), then live as it
     /// happens: token deltas as the model produces them, every step, and last the terminal
     /// event, after which the response ends. Each event is `id: <id>` and `data: <JSON>`
-    /// (`RunStreamEvent`) without an `event:` line, so `EventSource.onmessage` receives them
-    /// all. A comment line (`: ping`) every 15 s keeps idle proxies from closing the
-    /// connection.
+    /// (`{id, type, run_id, data}`) without an `event:` line, so `EventSource.onmessage`
+    /// receives them all. A comment line (`: ping`) every 15 s keeps idle proxies from closing
+    /// the connection.
     ///
     /// Resume with `Last-Event-ID` (an `EventSource` sends it when it reconnects) or `after`:
     /// every later event comes once, whichever node serves the request. An id the run never
@@ -88,7 +88,7 @@ impl RunStreamsApi {
 
     /// Stream a run's events (WebSocket)
     ///
-    /// The events of `streamRunEvents` as WebSocket text frames (`RunStreamEvent` JSON), from
+    /// The events of `streamRunEvents` as WebSocket text frames (the same JSON), from
     /// the run's first or after `after`; after the terminal event the socket closes with 1000
     /// `run_ended`. An id the run never had is 422 `unknown_event_id`, before the upgrade, as
     /// are every other refusal (problem+json); a request that is not a WebSocket upgrade is 400

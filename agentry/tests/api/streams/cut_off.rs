@@ -151,7 +151,7 @@ async fn a_client_that_stops_reading_is_cut_off_the_others_are_not_and_it_resume
     };
     let fast_sse = {
         let reader = SseReader::new(open_sse(app, &events_path(&run_id, ""), Some(token), None).await);
-        tokio::spawn(reader.to_end())
+        tokio::spawn(reader.read_to_end())
     };
     flow.run_reaching(&run_id, "completed").await;
     let recorded = recorded_frames(app, &run_id).await;

@@ -91,7 +91,7 @@ impl SseReader {
     }
 
     /// Every message until the response ends.
-    pub async fn to_end(mut self) -> Vec<SseMessage> {
+    pub async fn read_to_end(mut self) -> Vec<SseMessage> {
         let mut messages = Vec::new();
         while let Some(message) = self.next().await {
             messages.push(message);

@@ -69,7 +69,7 @@ async fn a_ticket_opens_its_runs_stream_once_and_only_its_digest_is_kept() {
     assert_eq!(stored, [digest], "only the SHA-256 is stored");
 
     let events = SseReader::new(sse_with(&app, &run_id, &ticket).await)
-        .to_end()
+        .read_to_end()
         .await;
     assert_eq!(sse_frames(&events).last().unwrap()["type"], "run.completed");
     assert_code(
@@ -89,7 +89,7 @@ async fn a_ticket_opens_its_runs_stream_once_and_only_its_digest_is_kept() {
         (frames.last().unwrap()["type"].as_str(), code),
         (Some("run.completed"), 1000)
     );
-    let (status, _, problem) = refusal(connect_ws(&app, &path, None, None).await.err().expect("used"));
+    let (status, _, problem) = refusal(connect_ws(&app, &path, None, None).await.expect_err("used"));
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("stream_ticket_used"))
@@ -224,7 +224,7 @@ async fn a_ticket_never_appears_in_the_logs() {
 
     let used = ticket(&app, &token, &run_id).await;
     SseReader::new(sse_with(&app, &run_id, &used).await)
-        .to_end()
+        .read_to_end()
         .await;
     assert_eq!(
         sse_with(&app, &run_id, &used).await.status(),
