@@ -7,6 +7,7 @@ mod error;
 mod service;
 mod steps;
 mod transcript;
+mod waiting;
 
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
@@ -16,3 +17,4 @@ pub use service::{
 };
 pub use steps::{CallView, StepView, steps_of};
 pub use transcript::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};
+pub use waiting::{SweepHorizon, WaitingRun};

@@ -10,6 +10,7 @@ use eventstore::{CommandBus, CommandContext, CommandError, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
 
@@ -303,9 +304,10 @@ impl RunService {
                 Err(error) => return Err(error.into()),
             }
         }
-        self.record_run(&conversation, org_id, conversation_id, run_id, input, &context)
+        let version = self
+            .record_run(&conversation, org_id, conversation_id, run_id, input, &context)
             .await?;
-        self.dispatch.dispatch(run_id);
+        self.dispatch.dispatch(run_id, version);
         Ok((run_id, RunStatus::Queued))
     }
 
@@ -324,16 +326,17 @@ impl RunService {
             let latest = self.conversations.load(&conversation_id.to_string()).await?;
             if let Some(claim) = latest.active_run().filter(|claim| claim.run_id == active) {
                 let context = CommandContext::system(Some(org_id));
-                self.record_run(
-                    &latest,
-                    org_id,
-                    conversation_id,
-                    active,
-                    claim.input.clone(),
-                    &context,
-                )
-                .await?;
-                self.dispatch.dispatch(active);
+                let version = self
+                    .record_run(
+                        &latest,
+                        org_id,
+                        conversation_id,
+                        active,
+                        claim.input.clone(),
+                        &context,
+                    )
+                    .await?;
+                self.dispatch.dispatch(active, version);
             }
             return Ok(false);
         }
@@ -344,6 +347,8 @@ impl RunService {
         Ok(false)
     }
 
+    /// Records the run as queued; answers its version then (1: `run.queued` is a run's first
+    /// event, also when an earlier attempt recorded it).
     async fn record_run(
         &self,
         conversation: &Conversation,
@@ -352,7 +357,7 @@ impl RunService {
         run_id: Uuid,
         input: String,
         context: &CommandContext,
-    ) -> Result<(), RunsError> {
+    ) -> Result<u64, RunsError> {
         let queue = RunCommand::Queue {
             run_id,
             org_id,
@@ -362,7 +367,7 @@ impl RunService {
             input,
         };
         match self.runs.create(&run_id.to_string(), queue, context).await {
-            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(()),
+            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(1),
             Err(error) => Err(error.into()),
         }
     }
@@ -491,7 +496,7 @@ impl RunService {
             .execute(&run_id.to_string(), decision, &caller.context(request_id))
             .await?;
         if decided.state.status() == RunStatus::Queued {
-            self.dispatch.dispatch(run_id);
+            self.dispatch.dispatch(run_id, decided.version as u64);
         }
         Ok(())
     }
@@ -510,6 +515,42 @@ impl RunService {
         .fetch_all(&self.pool)
         .await?;
         ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// Where a sweep for runs waiting for an executor starts: now (the runs already waiting are
+    /// what an executor dispatches at its start, from [`Self::unfinished_runs`]).
+    pub async fn sweep_horizon(&self) -> Result<SweepHorizon, RunsError> {
+        Ok(waiting::horizon_now(&self.pool).await?)
+    }
+
+    /// The runs waiting for an executor (queued and never taken, or queued again once their
+    /// approvals were decided) that began to wait since `since`, more than `grace` ago; and the
+    /// horizon of the next sweep, which keeps every run still waiting in view. One indexed
+    /// read of the log's recent events, plus a load for a run whose latest event is a decision
+    /// (it waits only when no other call of its step is pending).
+    pub async fn waiting_runs(
+        &self,
+        since: SweepHorizon,
+        grace: std::time::Duration,
+    ) -> Result<(Vec<WaitingRun>, SweepHorizon), RunsError> {
+        let (candidates, mut horizon) = waiting::candidates(&self.pool, since, grace).await?;
+        let mut due = Vec::new();
+        for candidate in candidates {
+            if !candidate.certainly_waiting {
+                let run = self.runs.load(&candidate.run_id.to_string()).await?;
+                if run.status() != RunStatus::Queued {
+                    continue;
+                }
+            }
+            horizon = horizon.keeping(candidate.transaction_id);
+            if candidate.due {
+                due.push(WaitingRun {
+                    run_id: candidate.run_id,
+                    version: candidate.version,
+                });
+            }
+        }
+        Ok((due, horizon))
     }
 
     /// Every tool call of the caller's organization awaiting approval, newest first.
@@ -578,7 +619,7 @@ impl RunService {
                 Ok(decided) => {
                     expired += 1;
                     if decided.state.status() == RunStatus::Queued {
-                        self.dispatch.dispatch(run_id);
+                        self.dispatch.dispatch(run_id, decided.version as u64);
                     }
                 }
                 Err(CommandError::Rejected(_)) => {}
