@@ -20,4 +20,4 @@ pub mod store;
 
 pub use log::{AppendSignal, Cursor, LogFollower, RecordedEvent};
 pub use relay::{EventBus, Relay};
-pub use store::{CommandBus, CommandContext, CommandError, Committed, EventStore, StoreError};
+pub use store::{CommandBus, CommandContext, CommandError, Committed, DecidedWith, EventStore, StoreError};

@@ -6,7 +6,7 @@ use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
-use eventstore::{CommandBus, CommandContext, CommandError, EventStore};
+use eventstore::{CommandBus, CommandContext, CommandError, DecidedWith, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -131,6 +131,10 @@ const PENDING_CALLS: &str = "
                    OR (d.event_type IN ('tool_call.approved', 'tool_call.denied')
                        AND (d.payload ->> 'call_id') = (r.payload -> 'call' ->> 'call_id'))))";
 
+/// How many times a conversation's creation reads the agent again after it changed between the
+/// read and the append, before answering that it keeps changing.
+const AGENT_CHANGED_ATTEMPTS: usize = 5;
+
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
     pool: PgPool,
@@ -161,6 +165,11 @@ impl RunService {
 
     /// Starts a conversation with an agent of the caller's organization, pinned at the agent's
     /// latest version (owners, admins, members).
+    ///
+    /// The agent comes from memory when this process knows it, without a query: the append
+    /// commits only if the agent has not changed since (checked in the append's own statement),
+    /// so the version pinned is the agent's latest at that moment whichever node updated it.
+    /// When it had changed, or this process does not know the agent, it is read from the store.
     pub async fn create_conversation(
         &self,
         caller: &Caller,
@@ -170,21 +179,36 @@ impl RunService {
     ) -> Result<(Uuid, u32), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start conversations")?;
-        let agent = self.agents.load(&agent_id.to_string()).await?;
-        if agent.org_id() != Some(org_id) {
-            return Err(AgentError::NotFound.into());
-        }
+        let key = agent_id.to_string();
+        let context = caller.context(request_id);
         let id = Uuid::now_v7();
-        let create = ConversationCommand::Create {
-            org_id,
-            agent_id,
-            agent_version: agent.version(),
-            title,
-        };
-        self.conversations
-            .create(&id.to_string(), create, &caller.context(request_id))
-            .await?;
-        Ok((id, agent.version()))
+        let mut remembered = self.agents.remembered(&key).await;
+        for _ in 0..AGENT_CHANGED_ATTEMPTS {
+            // An agent this process does not know of may have been created on another node.
+            let (agent, version) = match remembered.take().filter(|(agent, _)| agent.exists()) {
+                Some(known) => known,
+                None => self.agents.load_versioned(&key).await?,
+            };
+            if agent.org_id() != Some(org_id) {
+                return Err(AgentError::NotFound.into());
+            }
+            let create = ConversationCommand::Create {
+                org_id,
+                agent_id,
+                agent_version: agent.version(),
+                title: title.clone(),
+            };
+            let decided_with = DecidedWith::new(<Agent as cqrs_es::Aggregate>::TYPE, &key, version);
+            if self
+                .conversations
+                .create_if_unmoved(&id.to_string(), create, &context, &decided_with)
+                .await?
+                .is_some()
+            {
+                return Ok((id, agent.version()));
+            }
+        }
+        Err(IdentityError::Busy.into())
     }
 
     /// A conversation of the caller's organization with every message.
@@ -651,9 +675,16 @@ impl RunService {
         })
     }
 
-    /// The agent definition a run uses.
+    /// The agent definition a run uses. A version never changes once recorded, so one this
+    /// process already holds is used without a query.
     pub async fn agent_definition(&self, agent_id: Uuid, version: u32) -> Result<AgentDefinition, RunsError> {
-        let agent = self.agents.load(&agent_id.to_string()).await?;
+        let key = agent_id.to_string();
+        if let Some((agent, _)) = self.agents.remembered(&key).await
+            && let Ok(definition) = agent.at_version(version)
+        {
+            return Ok(definition.clone());
+        }
+        let agent = self.agents.load(&key).await?;
         Ok(agent.at_version(version)?.clone())
     }
 
