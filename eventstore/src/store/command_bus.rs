@@ -134,13 +134,20 @@ where
     }
 
     /// [`load`](Self::load), with the version (number of events) the state reflects.
+    ///
+    /// The aggregate's lock is held only to copy what this process knows and to keep what was
+    /// read, never across the query: loads of one aggregate (a run's start reads its agent and
+    /// tools, shared by every run) go to the store side by side instead of one after another.
+    /// What is kept is the newer of the two, so a slower load never puts an older state back.
     pub async fn load_versioned(&self, aggregate_id: &str) -> Result<(A, usize), StoreError> {
         let slot = self.cache.slot(aggregate_id);
+        let known = slot.lock().await.clone();
+        let loaded = self.refresh(aggregate_id, known).await?;
         let mut guard = slot.lock().await;
-        let loaded = self.refresh(aggregate_id, guard.take()).await?;
-        let state = (loaded.state.clone(), loaded.version);
-        *guard = Some(loaded);
-        Ok(state)
+        if guard.as_ref().is_none_or(|held| held.version < loaded.version) {
+            *guard = Some(loaded.clone());
+        }
+        Ok((loaded.state, loaded.version))
     }
 
     async fn run(
