@@ -18,6 +18,7 @@ mod impersonation_end;
 mod invitations;
 mod key_first_use;
 mod key_prefix_collision;
+mod killed_connections;
 mod lookalike_emails;
 mod not_yet_effective;
 mod optional_fields;

@@ -5,6 +5,7 @@ mod admin_ready;
 mod cors_setting;
 mod crash;
 mod follower_health;
+mod lost_dispatch;
 mod node;
 mod private_postgres;
 mod process_commands;

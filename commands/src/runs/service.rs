@@ -6,10 +6,11 @@ use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
-use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore};
+use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, DecidedWith, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
 
@@ -130,6 +131,10 @@ const PENDING_CALLS: &str = "
                    OR (d.event_type IN ('tool_call.approved', 'tool_call.denied')
                        AND (d.payload ->> 'call_id') = (r.payload -> 'call' ->> 'call_id'))))";
 
+/// How many times a conversation's creation reads the agent again after it changed between the
+/// read and the append, before answering that it keeps changing.
+const AGENT_CHANGED_ATTEMPTS: usize = 5;
+
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
     pub(super) pool: PgPool,
@@ -168,6 +173,11 @@ impl RunService {
 
     /// Starts a conversation with an agent of the caller's organization, pinned at the agent's
     /// latest version (owners, admins, members).
+    ///
+    /// The agent comes from memory when this process knows it, without a query: the append
+    /// commits only if the agent has not changed since (checked in the append's own statement),
+    /// so the version pinned is the agent's latest at that moment whichever node updated it.
+    /// When it had changed, or this process does not know the agent, it is read from the store.
     pub async fn create_conversation(
         &self,
         caller: &Caller,
@@ -177,21 +187,36 @@ impl RunService {
     ) -> Result<(Uuid, u32), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start conversations")?;
-        let agent = self.agents.load(&agent_id.to_string()).await?;
-        if agent.org_id() != Some(org_id) {
-            return Err(AgentError::NotFound.into());
-        }
+        let key = agent_id.to_string();
+        let context = caller.context(request_id);
         let id = Uuid::now_v7();
-        let create = ConversationCommand::Create {
-            org_id,
-            agent_id,
-            agent_version: agent.version(),
-            title,
-        };
-        self.conversations
-            .create(&id.to_string(), create, &caller.context(request_id))
-            .await?;
-        Ok((id, agent.version()))
+        let mut remembered = self.agents.remembered(&key).await;
+        for _ in 0..AGENT_CHANGED_ATTEMPTS {
+            // An agent this process does not know of may have been created on another node.
+            let (agent, version) = match remembered.take().filter(|(agent, _)| agent.exists()) {
+                Some(known) => known,
+                None => self.agents.load_versioned(&key).await?,
+            };
+            if agent.org_id() != Some(org_id) {
+                return Err(AgentError::NotFound.into());
+            }
+            let create = ConversationCommand::Create {
+                org_id,
+                agent_id,
+                agent_version: agent.version(),
+                title: title.clone(),
+            };
+            let decided_with = DecidedWith::new(<Agent as cqrs_es::Aggregate>::TYPE, &key, version);
+            if self
+                .conversations
+                .create_if_unmoved(&id.to_string(), create, &context, &decided_with)
+                .await?
+                .is_some()
+            {
+                return Ok((id, agent.version()));
+            }
+        }
+        Err(IdentityError::Busy.into())
     }
 
     /// A conversation of the caller's organization with every message.
@@ -311,9 +336,10 @@ impl RunService {
                 Err(error) => return Err(error.into()),
             }
         }
-        self.record_run(&conversation, org_id, conversation_id, run_id, input, &context)
+        let version = self
+            .record_run(&conversation, org_id, conversation_id, run_id, input, &context)
             .await?;
-        self.dispatch.dispatch(run_id);
+        self.dispatch.dispatch(run_id, version);
         Ok((run_id, RunStatus::Queued))
     }
 
@@ -332,16 +358,17 @@ impl RunService {
             let latest = self.conversations.load(&conversation_id.to_string()).await?;
             if let Some(claim) = latest.active_run().filter(|claim| claim.run_id == active) {
                 let context = CommandContext::system(Some(org_id));
-                self.record_run(
-                    &latest,
-                    org_id,
-                    conversation_id,
-                    active,
-                    claim.input.clone(),
-                    &context,
-                )
-                .await?;
-                self.dispatch.dispatch(active);
+                let version = self
+                    .record_run(
+                        &latest,
+                        org_id,
+                        conversation_id,
+                        active,
+                        claim.input.clone(),
+                        &context,
+                    )
+                    .await?;
+                self.dispatch.dispatch(active, version);
             }
             return Ok(false);
         }
@@ -352,6 +379,8 @@ impl RunService {
         Ok(false)
     }
 
+    /// Records the run as queued; answers its version then (1: `run.queued` is a run's first
+    /// event, also when an earlier attempt recorded it).
     async fn record_run(
         &self,
         conversation: &Conversation,
@@ -360,7 +389,7 @@ impl RunService {
         run_id: Uuid,
         input: String,
         context: &CommandContext,
-    ) -> Result<(), RunsError> {
+    ) -> Result<u64, RunsError> {
         let queue = RunCommand::Queue {
             run_id,
             org_id,
@@ -370,7 +399,7 @@ impl RunService {
             input,
         };
         match self.runs.create(&run_id.to_string(), queue, context).await {
-            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(()),
+            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(1),
             Err(error) => Err(error.into()),
         }
     }
@@ -499,7 +528,7 @@ impl RunService {
             .execute(&run_id.to_string(), decision, &caller.context(request_id))
             .await?;
         if decided.state.status() == RunStatus::Queued {
-            self.dispatch.dispatch(run_id);
+            self.dispatch.dispatch(run_id, decided.version as u64);
         }
         Ok(())
     }
@@ -518,6 +547,42 @@ impl RunService {
         .fetch_all(&self.pool)
         .await?;
         ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// Where a sweep for runs waiting for an executor starts: now (the runs already waiting are
+    /// what an executor dispatches at its start, from [`Self::unfinished_runs`]).
+    pub async fn sweep_horizon(&self) -> Result<SweepHorizon, RunsError> {
+        Ok(waiting::horizon_now(&self.pool).await?)
+    }
+
+    /// The runs waiting for an executor (queued and never taken, or queued again once their
+    /// approvals were decided) that began to wait since `since`, more than `grace` ago; and the
+    /// horizon of the next sweep, which keeps every run still waiting in view. One indexed
+    /// read of the log's recent events, plus a load for a run whose latest event is a decision
+    /// (it waits only when no other call of its step is pending).
+    pub async fn waiting_runs(
+        &self,
+        since: SweepHorizon,
+        grace: std::time::Duration,
+    ) -> Result<(Vec<WaitingRun>, SweepHorizon), RunsError> {
+        let (candidates, mut horizon) = waiting::candidates(&self.pool, since, grace).await?;
+        let mut due = Vec::new();
+        for candidate in candidates {
+            if !candidate.certainly_waiting {
+                let run = self.runs.load(&candidate.run_id.to_string()).await?;
+                if run.status() != RunStatus::Queued {
+                    continue;
+                }
+            }
+            horizon = horizon.keeping(candidate.transaction_id);
+            if candidate.due {
+                due.push(WaitingRun {
+                    run_id: candidate.run_id,
+                    version: candidate.version,
+                });
+            }
+        }
+        Ok((due, horizon))
     }
 
     /// Every tool call of the caller's organization awaiting approval, newest first.
@@ -586,7 +651,7 @@ impl RunService {
                 Ok(decided) => {
                     expired += 1;
                     if decided.state.status() == RunStatus::Queued {
-                        self.dispatch.dispatch(run_id);
+                        self.dispatch.dispatch(run_id, decided.version as u64);
                     }
                 }
                 Err(CommandError::Rejected(_)) => {}
@@ -618,9 +683,16 @@ impl RunService {
         })
     }
 
-    /// The agent definition a run uses.
+    /// The agent definition a run uses. A version never changes once recorded, so one this
+    /// process already holds is used without a query.
     pub async fn agent_definition(&self, agent_id: Uuid, version: u32) -> Result<AgentDefinition, RunsError> {
-        let agent = self.agents.load(&agent_id.to_string()).await?;
+        let key = agent_id.to_string();
+        if let Some((agent, _)) = self.agents.remembered(&key).await
+            && let Ok(definition) = agent.at_version(version)
+        {
+            return Ok(definition.clone());
+        }
+        let agent = self.agents.load(&key).await?;
         Ok(agent.at_version(version)?.clone())
     }
 
