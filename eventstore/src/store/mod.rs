@@ -10,7 +10,7 @@ mod storable;
 mod upcasters;
 
 pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
-pub use context::CommandContext;
+pub use context::{CommandContext, MAX_USER_AGENT_BYTES, RequestOrigin};
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
 pub use storable::MAX_EVENT_BYTES;
