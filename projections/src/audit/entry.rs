@@ -259,6 +259,47 @@ mod tests {
         assert_ne!(first.hash, relinked.hash);
     }
 
+    /// The worked example of `docs/audit-chain.md`, hash for hash.
+    #[test]
+    fn the_documented_example_hashes_as_documented() {
+        let uuid = |text: &str| Uuid::parse_str(text).unwrap();
+        let org = uuid("0190e5a4-0000-7000-8000-0000000000ff");
+        let first = EntryContent {
+            event_id: uuid("0190e5a4-8f7c-7a3e-9b1d-2c3d4e5f6a7b"),
+            recorded_at: "2026-12-06T10:15:30.123456Z".parse().unwrap(),
+            actor: "user:0190e5a4-0000-7000-8000-000000000001".into(),
+            impersonator_id: None,
+            action: "organization.created".into(),
+            target_type: "organization".into(),
+            target_id: org.to_string(),
+            request_id: Some("0190e5a4-8f7c-7a3e-9b1d-000000000001".into()),
+            client_ip: Some("203.0.113.9".into()),
+            user_agent: Some("curl/8.5.0".into()),
+        }
+        .seal(org, 1, GENESIS_HASH.to_vec());
+        assert_eq!(
+            to_hex(&first.hash),
+            "b4c7a1c4e3197a9d3e17c1d6832a9d3f15f55d452463e39b11d5e9cb2b75c002"
+        );
+        let second = EntryContent {
+            event_id: uuid("0190e5a4-9a00-7b00-8c00-0d0e0f101112"),
+            recorded_at: "2026-12-06T10:16:02.000001Z".parse().unwrap(),
+            actor: "user:0190e5a4-0000-7000-8000-000000000001".into(),
+            impersonator_id: Some("0190e5a4-0000-7000-8000-0000000000ad".into()),
+            action: "api_key.created".into(),
+            target_type: "api_key".into(),
+            target_id: "0190e5a4-9a00-7b00-8c00-0000000000aa".into(),
+            request_id: Some("0190e5a4-9a00-7b00-8c00-000000000002".into()),
+            client_ip: Some("2001:db8::17".into()),
+            user_agent: Some("Mozilla/5.0 \"Kiosk\" é".into()),
+        }
+        .seal(org, 2, first.hash.clone());
+        assert_eq!(
+            to_hex(&second.hash),
+            "c770bbbc5ac548a11cbd97b3f10677c89cbf18260f3264e5b04fe3337c9804a6"
+        );
+    }
+
     #[test]
     fn times_are_written_in_utc_with_six_fractional_digits() {
         let time = "2026-01-02T03:04:05+02:00".parse::<DateTime<Utc>>().unwrap();
