@@ -73,6 +73,7 @@ pub mod api_key;
 pub mod conversation;
 pub mod email;
 pub mod email_claim;
+pub mod event_types;
 pub mod impersonation;
 pub mod invitation;
 pub mod key_prefix_claim;

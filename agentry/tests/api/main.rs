@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod api_keys;
+mod audit;
 mod bad_input;
 mod control_characters;
 mod cors;

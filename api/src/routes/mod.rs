@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod api_keys;
+mod audit;
 mod auth;
 mod conversations;
 mod events;
@@ -19,6 +20,7 @@ mod tools;
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
+pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
@@ -40,6 +42,7 @@ pub type V1Apis = (
     RunsApi,
     ToolsApi,
     EventsApi,
+    AuditApi,
     AdminApi,
 );
 
@@ -55,6 +58,7 @@ pub fn v1_apis() -> V1Apis {
         RunsApi,
         ToolsApi,
         EventsApi,
+        AuditApi,
         AdminApi,
     )
 }
