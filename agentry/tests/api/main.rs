@@ -7,6 +7,7 @@ mod admin;
 mod agents;
 mod api_keys;
 mod audit;
+mod audit_tampering;
 mod bad_input;
 mod control_characters;
 mod cors;
