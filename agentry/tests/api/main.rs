@@ -6,6 +6,8 @@ mod accounts;
 mod admin;
 mod agents;
 mod api_keys;
+mod audit;
+mod audit_tampering;
 mod bad_input;
 mod bus_schema;
 mod control_characters;

@@ -107,6 +107,10 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("removeMember", &[404, 409, 503]),
     // 404 no such event in the caller's organization.
     ("getEvent", &[404]),
+    // 400 a malformed filter or a cursor of another query; 422 the page limit.
+    ("listAuditEntries", &[400, 422]),
+    ("exportAuditLog", &[]),
+    ("verifyAuditLog", &[]),
     // 404 the user is not a member of that organization; 422 reason or lifetime.
     ("startImpersonation", &[404, 422]),
     // 404 no such impersonation; 409 a lost race; 503 the read model behind.

@@ -1,5 +1,6 @@
 //! The conversations and runs application service.
 
+use eventstore::RequestOrigin;
 use std::sync::Arc;
 
 use domain::Role;
@@ -183,12 +184,12 @@ impl RunService {
         caller: &Caller,
         agent_id: Uuid,
         title: Option<String>,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start conversations")?;
         let key = agent_id.to_string();
-        let context = caller.context(request_id);
+        let context = caller.context(origin);
         let id = Uuid::now_v7();
         let mut remembered = self.agents.remembered(&key).await;
         for _ in 0..AGENT_CHANGED_ATTEMPTS {
@@ -278,7 +279,7 @@ impl RunService {
         &self,
         caller: &Caller,
         id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         caller.require(Role::can_write, "archive conversations")?;
         self.conversation_in_org(caller.org()?, id).await?;
@@ -286,7 +287,7 @@ impl RunService {
             .execute(
                 &id.to_string(),
                 ConversationCommand::Archive,
-                &caller.context(request_id),
+                &caller.context(origin),
             )
             .await?;
         Ok(())
@@ -302,13 +303,13 @@ impl RunService {
         caller: &Caller,
         conversation_id: Uuid,
         input: String,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, RunStatus), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start runs")?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
-        let context = caller.context(request_id);
+        let context = caller.context(origin);
         let run_id = Uuid::now_v7();
         let claim = ConversationCommand::StartRun {
             run_id,
@@ -463,7 +464,7 @@ impl RunService {
         &self,
         caller: &Caller,
         id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "cancel runs")?;
@@ -472,7 +473,7 @@ impl RunService {
             by: caller.actor().to_string(),
         };
         self.runs
-            .execute(&id.to_string(), cancel, &caller.context(request_id))
+            .execute(&id.to_string(), cancel, &caller.context(origin))
             .await?;
         self.dispatch.cancelled(id);
         self.end_conversation_run(run.conversation_id(), id, org_id)
@@ -487,13 +488,13 @@ impl RunService {
         caller: &Caller,
         run_id: Uuid,
         call_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let approve = RunCommand::Approve {
             call_id,
             by: caller.actor().to_string(),
         };
-        self.decide(caller, run_id, approve, request_id).await
+        self.decide(caller, run_id, approve, origin).await
     }
 
     /// Denies a pending tool call; `reason` goes back to the model.
@@ -503,14 +504,14 @@ impl RunService {
         run_id: Uuid,
         call_id: Uuid,
         reason: String,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let deny = RunCommand::Deny {
             call_id,
             by: caller.actor().to_string(),
             reason,
         };
-        self.decide(caller, run_id, deny, request_id).await
+        self.decide(caller, run_id, deny, origin).await
     }
 
     async fn decide(
@@ -518,14 +519,14 @@ impl RunService {
         caller: &Caller,
         run_id: Uuid,
         decision: RunCommand,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "decide on tool calls")?;
         self.run_in_org(org_id, run_id).await?;
         let decided = self
             .runs
-            .execute(&run_id.to_string(), decision, &caller.context(request_id))
+            .execute(&run_id.to_string(), decision, &caller.context(origin))
             .await?;
         if decided.state.status() == RunStatus::Queued {
             self.dispatch.dispatch(run_id, decided.version as u64);

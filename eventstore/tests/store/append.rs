@@ -47,7 +47,9 @@ async fn a_command_writes_all_its_events_in_one_transaction_with_its_metadata(po
         assert_eq!(metadata["actor"], format!("user:{owner}"));
         assert_eq!(metadata["org_id"], org_id.to_string());
         assert_eq!(metadata["impersonator_id"], admin.to_string());
-        assert_eq!(metadata["request_id"], context.request_id.clone().unwrap());
+        assert_eq!(metadata["request_id"], context.request_id().unwrap());
+        assert_eq!(metadata["client_ip"], "203.0.113.7");
+        assert_eq!(metadata["user_agent"], "agentry-tests/1");
         assert_eq!(metadata["correlation_id"], context.correlation_id.to_string());
         assert_eq!(
             metadata["causation_id"],
