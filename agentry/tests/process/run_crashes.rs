@@ -75,7 +75,7 @@ async fn post_json(client: &reqwest::Client, token: &str, url: &str, body: &Valu
 /// Registers an account, creates `tool` (a name and a URL) when given, an agent using it, a
 /// conversation, and starts a run; answers the run id and the account's access token.
 pub(crate) async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> (Uuid, String) {
-    let conversation = new_conversation(node, tool).await;
+    let conversation = new_conversation(node, tool, "never").await;
     (conversation.start_run().await, conversation.token.clone())
 }
 
@@ -93,11 +93,22 @@ impl Conversation {
         let queued = post_json(&self.client, &self.token, &self.runs_url, &input, 202).await;
         queued["run_id"].as_str().unwrap().parse().unwrap()
     }
+
+    /// Denies a call awaiting approval (202).
+    pub(crate) async fn deny(&self, node: &Node, run_id: Uuid, call_id: &str) {
+        let url = node.url(&format!("/v1/runs/{run_id}/tool-calls/{call_id}/deny"));
+        let reason = json!({ "reason": "not now" });
+        post_json(&self.client, &self.token, &url, &reason, 202).await;
+    }
 }
 
-/// Registers an account, creates `tool` (a name and a URL) when given, an agent using it, and
-/// a conversation.
-pub(crate) async fn new_conversation(node: &Node, tool: Option<(&str, &str)>) -> Conversation {
+/// Registers an account, creates `tool` (a name and a URL) when given, an agent using it whose
+/// calls need `approval` (`never`, `always`), and a conversation.
+pub(crate) async fn new_conversation(
+    node: &Node,
+    tool: Option<(&str, &str)>,
+    approval: &str,
+) -> Conversation {
     let client = reqwest::Client::new();
     let account = register(&client, &node.url(""), 0).await.expect("registered");
     let token = account["access_token"].as_str().unwrap().to_owned();
@@ -121,7 +132,7 @@ pub(crate) async fn new_conversation(node: &Node, tool: Option<(&str, &str)>) ->
         "name": "Crash test",
         "model": "fake-model",
         "tools": tools,
-        "approval": "never",
+        "approval": approval,
         "max_steps": 5,
     });
     let agent = post_json(&client, &token, &node.url("/v1/agents"), &agent, 201).await;
