@@ -11,7 +11,7 @@ use streams::FeedLimits;
 use testkit::Reply;
 
 use super::support::{
-    Socket, SseMessage, SseReader, WsItem, connect_ws_with, events_path, expect_ws, ids_and_types, next_ws,
+    Socket, SseMessage, SseReader, WsClient, WsItem, events_path, expect_ws, ids_and_types, next_ws,
     open_sse, recorded_frames, socket_path, sse_frames, streamed_text, ws_to_close,
 };
 use crate::accounts::{add_member, create_api_key, register};
@@ -142,9 +142,12 @@ async fn a_client_that_stops_reading_is_cut_off_the_others_are_not_and_it_resume
     let (_, run_id) = flow.run(&agent, "Flood").await;
 
     // A client with a small receive buffer that reads nothing while the run streams.
-    let mut slow = connect_ws_with(app, &socket_path(&run_id, ""), Some(token), None, Some(4_096))
-        .await
-        .unwrap();
+    let slow_client = WsClient {
+        token: Some(token),
+        receive_buffer: Some(4_096),
+        ..WsClient::default()
+    };
+    let mut slow = slow_client.connect(app, &socket_path(&run_id, "")).await.unwrap();
     let fast_ws = {
         let mut socket = expect_ws(app, &socket_path(&run_id, ""), token).await;
         tokio::spawn(async move { ws_to_close(&mut socket).await })
