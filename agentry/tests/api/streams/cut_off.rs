@@ -258,6 +258,27 @@ async fn heartbeats_keep_a_listening_client_and_a_silent_one_is_dropped() {
             WsItem::Closed(code, reason) => panic!("a close frame to a silent client: {code} {reason}"),
         }
     }
+
+    // Clients that go away are noticed and their streams freed: a socket at once (its
+    // connection reads the end), an SSE response when a heartbeat finds no one to take it.
+    // (Each test runs in a process of its own, so the gauges are this test's.)
+    drop((listening, body));
+    let deadline = tokio::time::Instant::now() + timings.heartbeat * 10;
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let open: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.starts_with("agentry_stream_connections{"))
+            .collect();
+        if open.iter().all(|line| line.ends_with(" 0")) && open.len() == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams still open: {open:?}"
+        );
+        tokio::time::sleep(timings.heartbeat / 2).await;
+    }
     app.cleanup().await;
 }
 
