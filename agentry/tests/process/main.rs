@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin_ready;
+mod audit_export_memory;
 mod cors_setting;
 mod crash;
 mod follower_health;
