@@ -24,6 +24,10 @@ use crate::run_crashes::{
 /// ([`DISPATCH_GRACE`], long past here), plus a loaded machine.
 const REDISPATCH_BOUND: Duration = Duration::from_secs(15);
 
+/// What the node logs when the API's publish of a dispatch failed (the sweep's own failures
+/// say otherwise).
+const API_PUBLISH_FAILED: &str = "run not dispatched; the sweep will dispatch it again";
+
 /// How long the node may take to give up publishing while NATS is down (the publish's 5 s
 /// timeout, plus a loaded machine).
 const PUBLISH_GIVES_UP: Duration = Duration::from_secs(20);
@@ -45,7 +49,7 @@ async fn a_run_whose_dispatch_was_lost_while_nats_was_down_is_executed_once_nats
     nats.kill();
     let run_id = conversation.start_run().await;
     let posted = Instant::now();
-    while !node.log_contains("run not dispatched") {
+    while !node.log_contains(API_PUBLISH_FAILED) {
         assert!(
             posted.elapsed() < PUBLISH_GIVES_UP,
             "the node did not report the failed publish"
@@ -137,7 +141,7 @@ async fn a_run_whose_dispatch_after_a_denial_was_lost_goes_on_once_nats_is_back(
     nats.kill();
     conversation.deny(&node, run_id, &call_id).await;
     let denied = Instant::now();
-    while !node.log_contains("run not dispatched") {
+    while !node.log_contains(API_PUBLISH_FAILED) {
         assert!(
             denied.elapsed() < PUBLISH_GIVES_UP,
             "the node did not report the failed publish"

@@ -11,7 +11,7 @@
 //! that does get through finds the run taken (a first delivery never takes a run another
 //! executor holds) or is skipped by the worker executing it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,8 @@ pub(super) async fn sweep(
             }
         };
         horizon = Some(next);
-        published.retain(|dispatch, _| waiting.contains(dispatch));
+        let still_waiting: HashSet<WaitingRun> = waiting.iter().copied().collect();
+        published.retain(|dispatch, _| still_waiting.contains(dispatch));
         for dispatch in waiting {
             if published
                 .get(&dispatch)
