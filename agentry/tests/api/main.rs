@@ -37,5 +37,6 @@ mod sign_in_limits;
 mod smtp_server;
 mod stale_nodes;
 mod tenancy;
+mod time_travel;
 mod tool_server;
 mod tools;
