@@ -40,5 +40,6 @@ mod smtp_server;
 mod stale_nodes;
 mod streams;
 mod tenancy;
+mod time_travel;
 mod tool_server;
 mod tools;

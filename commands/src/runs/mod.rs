@@ -4,6 +4,7 @@
 
 mod dispatch;
 mod error;
+mod history;
 mod service;
 mod steps;
 mod stream_tickets;

@@ -139,7 +139,7 @@ const AGENT_CHANGED_ATTEMPTS: usize = 5;
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
     pub(super) pool: PgPool,
-    store: EventStore,
+    pub(super) store: EventStore,
     agents: CommandBus<Agent>,
     conversations: CommandBus<Conversation>,
     runs: Arc<CommandBus<Run>>,
@@ -223,15 +223,8 @@ impl RunService {
     /// A conversation of the caller's organization with every message.
     pub async fn conversation(&self, caller: &Caller, id: Uuid) -> Result<ConversationView, RunsError> {
         let conversation = self.conversation_in_org(caller.org()?, id).await?;
-        Ok(ConversationView {
-            id,
-            agent_id: conversation.agent_id(),
-            agent_version: conversation.agent_version(),
-            title: conversation.title().map(str::to_owned),
-            archived: conversation.is_archived(),
-            active_run: conversation.active_run().map(|active| active.run_id),
-            messages: self.transcript(&conversation).await?,
-        })
+        let messages = self.transcript(&conversation).await?;
+        Ok(conversation_view(id, &conversation, messages))
     }
 
     /// The caller's organization's conversations, newest first, `limit` at a time from
@@ -763,7 +756,25 @@ impl RunService {
     }
 }
 
-fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
+/// The answer for a conversation and its messages.
+pub(super) fn conversation_view(
+    id: Uuid,
+    conversation: &Conversation,
+    messages: Vec<TranscriptMessage>,
+) -> ConversationView {
+    ConversationView {
+        id,
+        agent_id: conversation.agent_id(),
+        agent_version: conversation.agent_version(),
+        title: conversation.title().map(str::to_owned),
+        archived: conversation.is_archived(),
+        active_run: conversation.active_run().map(|active| active.run_id),
+        messages,
+    }
+}
+
+/// The answer for a run folded from `events`.
+pub(super) fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
     let mut input = String::new();
     let mut output = None;
     let mut error = None;

@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
@@ -37,6 +38,13 @@ const LOAD: &str = "
 SELECT sequence, event_type, event_version, payload
   FROM events
  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+ ORDER BY sequence";
+
+/// [`LOAD`] from the start, with each event's recording time.
+const LOAD_WITH_TIMES: &str = "
+SELECT sequence, event_type, event_version, payload, metadata ->> 'recorded_at'
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2
  ORDER BY sequence";
 
 /// An event ready to be appended: the domain event already in its stored form.
@@ -198,20 +206,58 @@ impl EventStore {
             .await?;
         rows.into_iter()
             .map(|(sequence, event_type, event_version, payload)| {
-                // The column is CHECKed to be at least 1, so this never falls back.
-                let sequence = usize::try_from(sequence).unwrap_or_default();
-                let stored = SerializedEvent::new(
-                    aggregate_id.to_owned(),
-                    sequence,
-                    A::TYPE.to_owned(),
-                    event_type,
-                    event_version,
-                    payload,
-                    Value::Null,
-                );
-                Ok((sequence, self.decode::<A>(stored)?))
+                self.decode_row::<A>(aggregate_id, sequence, event_type, event_version, payload)
             })
             .collect()
+    }
+
+    /// The events of one aggregate as it stood at `until`: those recorded at or before it, in
+    /// sequence order, up to the first one recorded later (an aggregate's state is the fold of
+    /// a prefix of its events; clocks of two nodes may disagree by a little, so a later
+    /// sequence never sneaks in before an earlier one). Empty when it did not exist yet.
+    pub async fn load_until<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(usize, A::Event)>, StoreError> {
+        let rows: Vec<(i64, String, String, Value, Option<String>)> = sqlx::query_as(LOAD_WITH_TIMES)
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .take_while(|(.., recorded_at)| {
+                recorded_at
+                    .as_deref()
+                    .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                    .is_some_and(|recorded_at| recorded_at <= until)
+            })
+            .map(|(sequence, event_type, event_version, payload, _)| {
+                self.decode_row::<A>(aggregate_id, sequence, event_type, event_version, payload)
+            })
+            .collect()
+    }
+
+    fn decode_row<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        sequence: i64,
+        event_type: String,
+        event_version: String,
+        payload: Value,
+    ) -> Result<(usize, A::Event), StoreError> {
+        // The column is CHECKed to be at least 1, so this never falls back.
+        let sequence = usize::try_from(sequence).unwrap_or_default();
+        let stored = SerializedEvent::new(
+            aggregate_id.to_owned(),
+            sequence,
+            A::TYPE.to_owned(),
+            event_type,
+            event_version,
+            payload,
+            Value::Null,
+        );
+        Ok((sequence, self.decode::<A>(stored)?))
     }
 
     fn decode<A: Aggregate>(&self, stored: SerializedEvent) -> Result<A::Event, StoreError> {
