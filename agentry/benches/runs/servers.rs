@@ -19,6 +19,8 @@ use poem::{Body, EndpointExt, Response, Route, Server, handler, post};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::support::openai::{chunk, delta, ending};
+
 /// When things happened to each run, as the servers saw them.
 #[derive(Default)]
 pub struct Timeline {
@@ -140,39 +142,12 @@ async fn lookup(timeline: Data<&Arc<Timeline>>, body: Body) -> Response {
     response
 }
 
-/// One `data: {chunk}` event of OpenAI's streaming protocol.
-fn chunk(choices: Value, usage: Option<Value>) -> String {
-    let mut chunk = json!({
-        "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
-        "model": "bench", "choices": choices,
-    });
-    if let Some(usage) = usage {
-        chunk["usage"] = usage;
-    }
-    format!("data: {chunk}\n\n")
-}
-
-fn delta(delta: Value) -> Value {
-    json!([{ "index": 0, "delta": delta, "finish_reason": null }])
-}
-
-/// The end of an answer: finish reason, usage, `[DONE]`.
-fn ending(finish_reason: &str) -> String {
-    let finish = json!([{ "index": 0, "delta": {}, "finish_reason": finish_reason }]);
-    let usage = json!({ "prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48 });
-    format!(
-        "{}{}data: [DONE]\n\n",
-        chunk(finish, None),
-        chunk(json!([]), Some(usage))
-    )
-}
-
 fn text_answer(text: &str) -> String {
     format!(
         "{}{}{}",
         chunk(delta(json!({ "role": "assistant", "content": "" })), None),
         chunk(delta(json!({ "content": text })), None),
-        ending("stop")
+        ending("stop", 40, 8)
     )
 }
 
@@ -185,6 +160,6 @@ fn tool_call_answer(arguments: &str) -> String {
         "{}{}{}",
         chunk(delta(json!({ "role": "assistant", "content": "" })), None),
         chunk(delta(call), None),
-        ending("tool_calls")
+        ending("tool_calls", 40, 8)
     )
 }

@@ -1,6 +1,8 @@
-//! What the `conversations` and `runs` benches share: the real application on port 0, an owner
-//! to act as, the raw limit (a bare INSERT + COMMIT), and the measuring window.
+//! What the benches share: the real application on port 0, an owner to act as, the raw limit
+//! (a bare INSERT + COMMIT), the measuring window, and OpenAI's streaming protocol.
 #![allow(dead_code)]
+
+pub mod openai;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
