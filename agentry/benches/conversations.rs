@@ -11,8 +11,9 @@
 //!
 //! The real application is built on port 0 as `agentry serve` builds it (pool of 32, relay and
 //! projectors running) and spoken to by reqwest clients in this process: every
-//! `POST /v1/conversations` authenticates the owner's token, reads the agent (to pin its
-//! version) and appends `conversation.created`.
+//! `POST /v1/conversations` authenticates the owner's token (one query for the caller's
+//! standing) and appends `conversation.created` pinned to the agent's version, which the
+//! server remembers (the append checks it is still the latest).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;

@@ -12,7 +12,9 @@
 //! - [`telemetry`]: JSON logs and the Prometheus recorder.
 //! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
 //! - [`restored_store`]: `agentry store restored`, run after restoring a logical dump.
+//! - [`audit_verify`]: `agentry audit verify`, which checks every audit chain.
 
+pub mod audit_verify;
 pub mod embedded_postgres;
 pub mod identity_setup;
 pub mod platform;

@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
+use agentry::audit_verify::verify_audit_chains;
 use agentry::identity_setup::identity_service;
 use agentry::platform::Platform;
 use agentry::restored_store::{RESTORE_APPLICATION_NAME, make_restored_store_consistent};
-use agentry::settings::{AdminCommand, Cli, Command, StoreCommand};
+use agentry::settings::{AdminCommand, AuditCommand, Cli, Command, StoreCommand};
 use agentry::startup::{Application, background_projectors, shutdown_signal};
 use agentry::telemetry;
 use clap::Parser;
@@ -20,7 +21,7 @@ async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init_logs(&cli.settings.operations.log_filter);
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             tracing::error!(%error, "agentry stopped");
             eprintln!("agentry: {error}");
@@ -29,7 +30,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; its exit status when it completes (non-zero only for a check that found
+/// something wrong; failures to run are errors).
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
             let application = Application::build(cli.settings).await?;
@@ -91,6 +94,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             platform.stop().await;
         }
+        Command::Audit(AuditCommand::Verify { org }) => {
+            let platform = Platform::connect(&cli.settings).await?;
+            let verification = verify_audit_chains(&platform.pool, org).await;
+            platform.stop().await;
+            let verification = verification?;
+            println!("{}", verification.report());
+            if !verification.intact() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

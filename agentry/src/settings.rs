@@ -44,6 +44,21 @@ pub enum Command {
     /// Maintenance of the event store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `agentry audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of every organization's audit log (docs/audit-chain.md): exit 0
+    /// when every chain is intact, 1 with each broken chain's first broken link printed.
+    Verify {
+        /// Only this organization's chain.
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 /// `agentry store …`.

@@ -203,9 +203,12 @@ fn browser_origins(settings: &Settings) -> Result<BrowserOrigins, StartupError> 
     Ok(origins)
 }
 
-/// The read models every node keeps up to date.
+/// The read models every node keeps up to date, and the audit log's sealer.
 pub fn background_projectors() -> Vec<Arc<dyn projections::Projector>> {
-    vec![Arc::new(projections::IdentityProjector)]
+    vec![
+        Arc::new(projections::IdentityProjector),
+        Arc::new(projections::AuditProjector),
+    ]
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -75,6 +75,7 @@ pub mod conversation;
 pub mod email;
 pub mod email_claim;
 pub mod event_schema;
+pub mod event_types;
 pub mod impersonation;
 pub mod invitation;
 pub mod key_prefix_claim;

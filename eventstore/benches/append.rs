@@ -92,7 +92,7 @@ fn sample_sizes() -> (String, String) {
 
 fn context() -> CommandContext {
     let mut context = CommandContext::system(Some(Uuid::now_v7()));
-    context.request_id = Some(Uuid::now_v7().to_string());
+    context.request = Some(eventstore::RequestOrigin::id_only(Uuid::now_v7().to_string()));
     context.causation_id = Some(Uuid::now_v7());
     context
 }

@@ -32,6 +32,11 @@ const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 
 /// A pool sized for the API and the background loops; its sessions end transactions left idle
 /// for [`IDLE_IN_TRANSACTION_TIMEOUT`].
+///
+/// sqlx tests each idle connection before handing it out (`test_before_acquire`, one round
+/// trip). It stays on: a connection Postgres ended while it sat idle (`pg_terminate_backend`,
+/// a failover) would otherwise fail the next statement on it, and the request as a 500
+/// (`agentry/tests/api/killed_connections.rs` fails without it).
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url
         .parse::<PgConnectOptions>()?

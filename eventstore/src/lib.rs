@@ -21,5 +21,6 @@ pub mod store;
 pub use log::{AppendSignal, Cursor, LogFollower, RecordedEvent};
 pub use relay::{EventBus, Relay};
 pub use store::{
-    CommandBus, CommandContext, CommandError, CommitObserver, Committed, EventStore, StoreError,
+    CommandBus, CommandContext, CommandError, CommitObserver, Committed, DecidedWith, EventStore,
+    RequestOrigin, StoreError,
 };

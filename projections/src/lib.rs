@@ -5,10 +5,12 @@
 //! projector's checkpoint. A crash between the two is impossible, a replay is harmless, and two
 //! runners on two nodes cannot both apply a batch (the checkpoint moves by compare-and-set).
 
+pub mod audit;
 pub mod identity;
 mod projector;
 mod runner;
 
+pub use audit::{AUDIT, AuditProjector};
 pub use identity::{IDENTITY, IdentityProjector};
 pub use projector::Projector;
 pub use runner::ProjectionRunner;

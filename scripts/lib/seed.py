@@ -1,8 +1,9 @@
 """Seeds a fresh `agentry serve` so checks see real items, not empty lists.
 
 Creates an organization whose owner has verified the address (the link comes from the mail
-catcher's Maildir), an API key, a second user who accepted an invitation as `member`, and a
-platform administrator (`agentry admin create`, the only way to make one). Prints shell
+catcher's Maildir), an API key, a second user who accepted an invitation as `member`, a run of
+the built-in `echo` model that has ended (so that its streams end too), and a platform
+administrator (`agentry admin create`, the only way to make one). Prints shell
 assignments (`export NAME='value'`) for the caller to `source`.
 
 Usage: seed.py BASE_URL MAILDIR AGENTRY_BINARY DATABASE_URL. Standard library only: it runs
@@ -85,6 +86,20 @@ def platform_admin(email):
     sys.exit(f"seed: the administrator {email} could not log in after 15 s")
 
 
+def finished_run(token):
+    """A completed run of the built-in `echo` model: its streams read it whole and end."""
+    agent = call("POST", "/v1/agents", {"name": "Seeded echo", "model": "echo", "tools": [],
+                                        "approval": "never", "max_steps": 2}, token)
+    conversation = call("POST", "/v1/conversations", {"agent_id": agent["id"]}, token)
+    run = call("POST", f"/v1/conversations/{conversation['id']}/runs",
+               {"input": "a seeded run to stream"}, token)
+    for _ in range(150):
+        if call("GET", f"/v1/runs/{run['run_id']}", token=token)["status"] == "completed":
+            return run["run_id"]
+        time.sleep(0.2)
+    sys.exit("seed: the seeded run did not complete within 30 s")
+
+
 def main():
     wait_ready()
     owner_email, member_email = "owner@example.com", "member@example.com"
@@ -97,6 +112,7 @@ def main():
                   {"email": member_email, "password": PASSWORD, "org_name": "Member's own"})
     invitation = mailed_token(member_email, "/accept-invitation")
     call("POST", "/v1/invitations/accept", {"token": invitation}, member["access_token"])
+    run_id = finished_run(owner["access_token"])
     admin = platform_admin("admin@example.com")
     values = {
         "CHECKS_ADMIN_TOKEN": admin["access_token"],
@@ -108,6 +124,7 @@ def main():
         "CHECKS_API_KEY": key["key"],
         "CHECKS_API_KEY_ID": key["id"],
         "CHECKS_MEMBER_ID": member["user_id"],
+        "CHECKS_RUN_ID": run_id,
     }
     for name, value in values.items():
         print(f"export {name}={shlex.quote(str(value))}")

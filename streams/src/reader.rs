@@ -89,7 +89,14 @@ impl RunStream {
                 return StreamItem::Ended;
             }
             let frame = match self.backlog.pop_front() {
-                Some(frame) => frame,
+                Some(frame) => {
+                    // A reader that caught up on a long run waits idle from here: drop the
+                    // backlog's room (it would otherwise stay about 8 bytes per event caught up).
+                    if self.backlog.is_empty() {
+                        self.backlog = VecDeque::new();
+                    }
+                    frame
+                }
                 None => match self.live.as_mut() {
                     None if !self.orphaned => {
                         self.ended = true;

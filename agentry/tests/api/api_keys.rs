@@ -3,7 +3,7 @@
 //! the next request on every node.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::accounts::{ApiKey, create_api_key, event_metadata, expect_json, me, register};
@@ -172,14 +172,18 @@ async fn an_unknown_or_tampered_key_gets_401_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_key_creation_event_records_the_owner_and_the_request_id() {
+async fn a_key_creation_event_records_the_owner_and_the_request() {
     let app = TestApp::spawn().await;
     let owner = register(&app, "owner").await;
 
     let response = app
         .with_bearer(&owner.access_token)
-        .post_json("/v1/api-keys", &json!({ "name": "ci" }))
-        .await;
+        .request(Method::POST, "/v1/api-keys")
+        .header("user-agent", "audit-check/1.0 (tests)")
+        .json(&json!({ "name": "ci" }))
+        .send()
+        .await
+        .unwrap();
     let request_id = response
         .headers()
         .get("x-request-id")
@@ -194,6 +198,34 @@ async fn a_key_creation_event_records_the_owner_and_the_request_id() {
     assert_eq!(metadata["actor"], format!("user:{}", owner.user_id), "{metadata}");
     assert_eq!(metadata["request_id"], request_id, "{metadata}");
     assert_eq!(metadata["org_id"], owner.org_id.to_string(), "{metadata}");
+    assert_eq!(metadata["client_ip"], "127.0.0.1", "{metadata}");
+    assert_eq!(metadata["user_agent"], "audit-check/1.0 (tests)", "{metadata}");
     assert!(metadata.get("impersonator_id").is_none(), "{metadata}");
+    app.cleanup().await;
+}
+
+/// Behind a proxy, the address events record is the one the trusted header's last entry names
+/// (what the proxy saw), never an earlier entry the client wrote itself.
+#[tokio::test]
+async fn behind_a_trusted_proxy_events_record_the_address_it_names() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.sign_in_limits.trusted_proxy_header = Some("x-forwarded-for".to_owned());
+    })
+    .await;
+    let owner = register(&app, "owner").await;
+
+    let response = app
+        .with_bearer(&owner.access_token)
+        .request(Method::POST, "/v1/api-keys")
+        .header("x-forwarded-for", "6.6.6.6, 2001:db8::7")
+        .json(&json!({ "name": "proxied" }))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, StatusCode::CREATED, "POST /v1/api-keys").await;
+
+    let metadata = event_metadata(&app, "api_key.created").await;
+    assert_eq!(metadata[0]["client_ip"], "2001:db8::7", "{metadata:?}");
+    assert!(metadata[0].get("user_agent").is_none(), "{metadata:?}");
     app.cleanup().await;
 }

@@ -296,6 +296,21 @@ async fn bad_run_input_is_refused_with_its_code_and_records_nothing() {
     let conversation_id = conversation(&app, token, &agent).await;
     let fine = start_run(&app, token, &conversation_id, "fine").await;
     run_reaching(&app, token, &fine, "completed").await;
+    // The conversation records the run's end just after the run does: let it, so the counts
+    // below see only what the refused requests would add.
+    let conversation_path = format!("/v1/conversations/{conversation_id}");
+    while app
+        .with_bearer(token)
+        .get(&conversation_path)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("active_run")
+        .is_some()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let path = format!("/v1/conversations/{conversation_id}/runs");
     let cases = [
         (

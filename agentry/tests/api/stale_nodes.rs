@@ -176,3 +176,50 @@ async fn a_demoted_admin_is_refused_on_every_node_while_the_read_model_lags() {
     second.cleanup().await;
     first.cleanup().await;
 }
+
+async fn start_conversation(node: &TestApp, token: &str, agent_id: &str) -> Value {
+    let response = node
+        .with_bearer(token)
+        .post_json("/v1/conversations", &json!({ "agent_id": agent_id }))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_started_on_one_node_pins_the_agent_version_another_node_just_made() {
+    let first = TestApp::spawn().await;
+    let second = first.spawn_node().await;
+    let ann = register(&first, "ann").await;
+    let agent_id =
+        crate::agents::create_agent(&first, &ann.access_token, &crate::agents::definition("Support")).await;
+    // The second node remembers the agent at version 1.
+    let before = start_conversation(&second, &ann.access_token, &agent_id).await;
+    assert_eq!(before["agent_version"], 1, "{before}");
+
+    let updated = first
+        .with_bearer(&ann.access_token)
+        .request(Method::PATCH, &format!("/v1/agents/{agent_id}"))
+        .json(&json!({ "name": "Support v2" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let after = start_conversation(&second, &ann.access_token, &agent_id).await;
+
+    assert_eq!(
+        after["agent_version"], 2,
+        "the second node pinned the version made on the first, not the one it remembered: {after}"
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (payload ->> 'agent_version')::bigint FROM events
+          WHERE aggregate_type = 'conversation' AND aggregate_id = $1",
+    )
+    .bind(after["id"].as_str().unwrap())
+    .fetch_one(&first.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 2, "the recorded conversation holds version 2");
+    second.cleanup().await;
+    first.cleanup().await;
+}

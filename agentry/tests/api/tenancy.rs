@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::accounts::{Account, add_member, create_api_key, expect_json, register};
 use crate::agents::{create_agent, definition as agent_definition};
+use crate::audit::audit_shows_nothing_of;
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 use crate::runs::{conversation, echo_agent, waiting_call};
@@ -336,7 +337,7 @@ impl IdRoute {
 /// A WebSocket upgrade of `path`, its answer as a response: 101 when it opened (the socket is
 /// dropped), else the refusal the server answered.
 async fn upgrade(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
-    let answer = match connect_ws(app, path, Some(token), None).await {
+    match connect_ws(app, path, Some(token), None).await {
         Ok(_) => reqwest::Response::from(
             tokio_tungstenite::tungstenite::http::Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS.as_u16())
@@ -347,8 +348,7 @@ async fn upgrade(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
             reqwest::Response::from(refused.map(Option::unwrap_or_default))
         }
         Err(error) => panic!("{path}: the upgrade failed: {error}"),
-    };
-    answer
+    }
 }
 
 /// What organization A's owner is known by, besides what each resource adds.
@@ -429,6 +429,21 @@ async fn another_organizations_ids_answer_404_show_nothing_and_change_nothing() 
         mismatches.len(),
         mismatches.join("\n  ")
     );
+    app.cleanup().await;
+}
+
+/// The audit routes take no id: they read the caller's organization's log, so B reading them
+/// must see nothing of A's (A's control: its own export shows its organization).
+#[tokio::test]
+async fn the_audit_routes_show_nothing_of_another_organization() {
+    let app = TestApp::spawn().await;
+    let a = register(&app, "owner-a").await;
+    let b = register(&app, "owner-b").await;
+    create_api_key(&app, &a.access_token, "a's key").await;
+
+    let leaks = audit_shows_nothing_of(&app, &b, &a).await;
+
+    assert!(leaks.is_empty(), "{leaks:#?}");
     app.cleanup().await;
 }
 

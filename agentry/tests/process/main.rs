@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin_ready;
+mod audit_export_memory;
 mod cors_setting;
 mod crash;
 mod follower_health;
+mod lost_dispatch;
 mod node;
 mod private_postgres;
 mod process_commands;

@@ -133,6 +133,16 @@ impl Node {
         self.log.lock().unwrap().iter().any(|line| line.contains(needle))
     }
 
+    /// How many log lines contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
     /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

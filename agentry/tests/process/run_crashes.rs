@@ -28,7 +28,7 @@ const TAKEOVER_BOUND: Duration = Duration::from_secs(10);
 /// How long a restarted node may take to resume what was unfinished once it is ready.
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 /// How long a run may take to finish once resumed.
-const FINISH_BOUND: Duration = Duration::from_secs(30);
+pub(crate) const FINISH_BOUND: Duration = Duration::from_secs(30);
 /// How often the slow answer sends a chunk.
 const CHUNK_EVERY: Duration = Duration::from_millis(100);
 
@@ -41,7 +41,11 @@ fn slow_answer(chunks: usize) -> Reply {
 /// The answer the resumed run gets.
 pub(crate) const FINAL_ANSWER: &str = "Taken over and finished.";
 
-fn node_env(database: &str, llm: &FakeLlm, nats: Option<&PrivateNats>) -> Vec<(&'static str, String)> {
+pub(crate) fn node_env(
+    database: &str,
+    llm: &FakeLlm,
+    nats: Option<&PrivateNats>,
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("DATABASE_URL", database_url(database)),
         ("AGENTRY_LLM_BASE_URL", llm.base_url().to_owned()),
@@ -71,6 +75,40 @@ async fn post_json(client: &reqwest::Client, token: &str, url: &str, body: &Valu
 /// Registers an account, creates `tool` (a name and a URL) when given, an agent using it, a
 /// conversation, and starts a run; answers the run id and the account's access token.
 pub(crate) async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> (Uuid, String) {
+    let conversation = new_conversation(node, tool, "never").await;
+    (conversation.start_run().await, conversation.token.clone())
+}
+
+/// A conversation of a fresh account, ready to take runs.
+pub(crate) struct Conversation {
+    client: reqwest::Client,
+    token: String,
+    runs_url: String,
+}
+
+impl Conversation {
+    /// Starts a run (202); answers its id.
+    pub(crate) async fn start_run(&self) -> Uuid {
+        let input = json!({ "input": "What is the weather in Oslo?" });
+        let queued = post_json(&self.client, &self.token, &self.runs_url, &input, 202).await;
+        queued["run_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Denies a call awaiting approval (202).
+    pub(crate) async fn deny(&self, node: &Node, run_id: Uuid, call_id: &str) {
+        let url = node.url(&format!("/v1/runs/{run_id}/tool-calls/{call_id}/deny"));
+        let reason = json!({ "reason": "not now" });
+        post_json(&self.client, &self.token, &url, &reason, 202).await;
+    }
+}
+
+/// Registers an account, creates `tool` (a name and a URL) when given, an agent using it whose
+/// calls need `approval` (`never`, `always`), and a conversation.
+pub(crate) async fn new_conversation(
+    node: &Node,
+    tool: Option<(&str, &str)>,
+    approval: &str,
+) -> Conversation {
     let client = reqwest::Client::new();
     let account = register(&client, &node.url(""), 0).await.expect("registered");
     let token = account["access_token"].as_str().unwrap().to_owned();
@@ -94,7 +132,7 @@ pub(crate) async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> (Uuid,
         "name": "Crash test",
         "model": "fake-model",
         "tools": tools,
-        "approval": "never",
+        "approval": approval,
         "max_steps": 5,
     });
     let agent = post_json(&client, &token, &node.url("/v1/agents"), &agent, 201).await;
@@ -108,19 +146,15 @@ pub(crate) async fn start_run(node: &Node, tool: Option<(&str, &str)>) -> (Uuid,
     )
     .await;
     let path = format!("/v1/conversations/{}/runs", conversation["id"].as_str().unwrap());
-    let queued = post_json(
-        &client,
-        &token,
-        &node.url(&path),
-        &json!({ "input": "What is the weather in Oslo?" }),
-        202,
-    )
-    .await;
-    (queued["run_id"].as_str().unwrap().parse().unwrap(), token)
+    Conversation {
+        client,
+        token,
+        runs_url: node.url(&path),
+    }
 }
 
 /// The run's events in order: (type, payload).
-async fn run_events(pool: &sqlx::PgPool, run_id: Uuid) -> Vec<(String, Value)> {
+pub(crate) async fn run_events(pool: &sqlx::PgPool, run_id: Uuid) -> Vec<(String, Value)> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT event_type, payload::text FROM events
           WHERE aggregate_type = 'run' AND aggregate_id = $1 ORDER BY sequence",
@@ -134,7 +168,7 @@ async fn run_events(pool: &sqlx::PgPool, run_id: Uuid) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn of_type<'a>(events: &'a [(String, Value)], event_type: &str) -> Vec<&'a Value> {
+pub(crate) fn of_type<'a>(events: &'a [(String, Value)], event_type: &str) -> Vec<&'a Value> {
     events
         .iter()
         .filter(|(kind, _)| kind == event_type)
@@ -143,7 +177,7 @@ fn of_type<'a>(events: &'a [(String, Value)], event_type: &str) -> Vec<&'a Value
 }
 
 /// Polls the run's events every 50 ms until `done` says so; panics after `within`.
-async fn wait_events(
+pub(crate) async fn wait_events(
     pool: &sqlx::PgPool,
     run_id: Uuid,
     within: Duration,
@@ -166,7 +200,7 @@ async fn wait_events(
 }
 
 /// The events in short, for failure messages: type, step, executor, chunks.
-fn summary(events: &[(String, Value)]) -> Vec<String> {
+pub(crate) fn summary(events: &[(String, Value)]) -> Vec<String> {
     events
         .iter()
         .map(|(kind, payload)| {
@@ -184,7 +218,7 @@ fn summary(events: &[(String, Value)]) -> Vec<String> {
         .collect()
 }
 
-fn has(event_type: &'static str) -> impl Fn(&[(String, Value)]) -> bool {
+pub(crate) fn has(event_type: &'static str) -> impl Fn(&[(String, Value)]) -> bool {
     move |events| events.iter().any(|(kind, _)| kind == event_type)
 }
 

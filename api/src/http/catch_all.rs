@@ -44,6 +44,10 @@ fn problem_for(error: poem::Error) -> Response {
         let status = StatusCode::BAD_REQUEST;
         return problem_response(Problem::new(status, ErrorCode::ControlCharacters, reason.clone()));
     }
+    if let Some(code) = parameter.and_then(|parameter| unreadable_parameter_code(parameter.name)) {
+        let detail = parameter.map_or_else(String::new, |parameter| parameter.reason.clone());
+        return problem_response(Problem::new(StatusCode::BAD_REQUEST, code, detail));
+    }
     let rule_broken = payload
         .and_then(|payload| body_refusal(&payload.reason))
         .or_else(|| parameter.and_then(|parameter| parameter_refusal(parameter.name, &parameter.reason)));
@@ -84,6 +88,15 @@ pub fn problem_json(problem: &Problem) -> serde_json::Value {
         "detail": problem.detail,
         "code": problem.code.as_str(),
     })
+}
+
+/// Query parameters whose unreadable value has a code of its own (still a 400): clients tell a
+/// malformed time from any other bad parameter.
+fn unreadable_parameter_code(name: &str) -> Option<ErrorCode> {
+    match name {
+        "from" | "to" | "as_of" => Some(ErrorCode::InvalidTime),
+        _ => None,
+    }
 }
 
 fn code_for(status: StatusCode) -> ErrorCode {

@@ -6,10 +6,13 @@ use commands::identity::ClientAddress;
 use poem::http::{HeaderMap, HeaderName};
 use poem::{Endpoint, Middleware, Request, Result};
 
-/// Puts the request's [`ClientAddress`] into its data (`Data<&ClientAddress>`): the TCP peer's
-/// address, or, when a trusted proxy header is configured (`AGENTRY_TRUSTED_PROXY_HEADER`),
-/// the last address in that header: the one the proxy in front of us saw. Addresses earlier
-/// in such a header are whatever the client claimed, so they are never used.
+use super::RequestId;
+
+/// Puts the request's [`ClientAddress`] into its data (`Data<&ClientAddress>`), and the whole
+/// address into its [`RequestId`] (which events record): the TCP peer's address, or, when a
+/// trusted proxy header is configured (`AGENTRY_TRUSTED_PROXY_HEADER`), the last address in
+/// that header: the one the proxy in front of us saw. Addresses earlier in such a header are
+/// whatever the client claimed, so they are never used.
 #[derive(Clone, Debug)]
 pub struct ResolveClient {
     trusted_header: Option<HeaderName>,
@@ -21,14 +24,15 @@ impl ResolveClient {
         Self { trusted_header }
     }
 
-    fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> ClientAddress {
+    /// The client's whole address.
+    fn resolve(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
         let from_proxy = self.trusted_header.as_ref().and_then(|name| {
             let value = headers.get_all(name).iter().next_back()?;
             let last = value.to_str().ok()?.rsplit(',').next()?.trim();
             last.parse::<IpAddr>().ok()
         });
         // No IP at all (a Unix socket): every such request is one client.
-        ClientAddress::new(from_proxy.or(peer).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+        from_proxy.or(peer).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 }
 
@@ -58,7 +62,10 @@ impl<E: Endpoint> Endpoint for ResolveClientEndpoint<E> {
             .as_socket_addr()
             .map(std::net::SocketAddr::ip);
         let client = self.resolver.resolve(request.headers(), peer);
-        request.extensions_mut().insert(client);
+        if let Some(request_id) = request.extensions_mut().get_mut::<RequestId>() {
+            request_id.set_client_ip(client);
+        }
+        request.extensions_mut().insert(ClientAddress::new(client));
         self.inner.call(request).await
     }
 }
@@ -74,9 +81,7 @@ mod tests {
         if let Some(value) = header {
             headers.insert("x-forwarded-for", value.parse().unwrap());
         }
-        resolver
-            .resolve(&headers, Some("192.0.2.7".parse().unwrap()))
-            .to_string()
+        ClientAddress::new(resolver.resolve(&headers, Some("192.0.2.7".parse().unwrap()))).to_string()
     }
 
     #[test]

@@ -207,6 +207,12 @@ error_codes! {
     ToolTimeoutOutOfRange = "tool_timeout_out_of_range": "`timeout_ms` is not between 1000 and 60000.",
     InvalidToolSecret = "invalid_tool_secret": "The tool secret is not 16 to 256 characters of visible ASCII (no spaces).",
     ToolUpdateEmpty = "tool_update_empty": "The update names no field to change.",
+    // The audit log.
+    InvalidActor = "invalid_actor": "The `actor` filter is none of `user:<uuid>`, `api_key:<uuid>` and `system`.",
+    UnknownAction = "unknown_action": "The `action` filter is not an event type this service records (docs/events.md).",
+    InvalidTarget = "invalid_target": "The `target` filter is not `<type>` or `<type>:<id>` with an aggregate type this service records.",
+    InvalidTime = "invalid_time": "A time parameter is not an RFC 3339 date-time (`2026-12-06T10:15:30Z`), or the range ends before it starts.",
+    CursorMismatch = "cursor_mismatch": "The `cursor` was not given by a previous page of this very query (same filters, same organization).",
 }
 
 impl std::fmt::Display for ErrorCode {

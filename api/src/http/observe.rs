@@ -1,21 +1,50 @@
+use std::net::IpAddr;
 use std::time::Instant;
 
+use eventstore::RequestOrigin;
+
 use poem::PathPattern;
+use poem::http::header::USER_AGENT;
 use poem::http::{HeaderValue, Method};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The id of the request being served: taken from a sane `X-Request-Id` or made up, logged on
-/// every line of the request, echoed in the response, and stored in the metadata of every event
-/// the request writes.
+/// The request being served, as the events it writes record it.
+///
+/// Its id is taken from a sane `X-Request-Id` or made up, logged on every line of the request,
+/// and echoed in the response. The client's address is filled in by [`super::ResolveClient`]
+/// (the peer, or what a trusted proxy names), the user agent from the `User-Agent` header. All
+/// three go into the metadata of every event the request writes: the audit log's "from where".
 #[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub struct RequestId {
+    id: String,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<String>,
+}
 
 impl RequestId {
-    /// The id as command metadata takes it.
-    pub fn for_events(&self) -> Option<String> {
-        Some(self.0.clone())
+    /// The request as command metadata takes it.
+    pub fn for_events(&self) -> Option<RequestOrigin> {
+        let origin = RequestOrigin {
+            request_id: self.id.clone(),
+            client_ip: self.client_ip,
+            user_agent: None,
+        };
+        Some(match &self.user_agent {
+            Some(user_agent) => origin.with_user_agent(user_agent),
+            None => origin,
+        })
+    }
+
+    /// The id, as logged and echoed.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Records the client's address once it is resolved.
+    pub(super) fn set_client_ip(&mut self, ip: IpAddr) {
+        self.client_ip = Some(ip);
     }
 }
 
@@ -51,7 +80,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .and_then(|value| value.to_str().ok())
             .filter(|value| is_sane_id(value))
             .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
-        request.extensions_mut().insert(RequestId(request_id.clone()));
+        let user_agent = request
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        request.extensions_mut().insert(RequestId {
+            id: request_id.clone(),
+            client_ip: None,
+            user_agent,
+        });
         let method = method_label(request.method());
         let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %request.uri().path());
         let started = Instant::now();

@@ -54,7 +54,7 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("updateAgent", &[404, 409, 422]),
     // 404 no such agent here; 409 a lost race; 422 the title's length.
     ("createConversation", &[404, 409, 422]),
-    // 404 no such conversation here.
+    // 404 no such conversation here (or not yet at `as_of`).
     ("getConversation", &[404]),
     // 422 the page limit.
     ("listConversations", &[422]),
@@ -65,7 +65,7 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("createRun", &[404, 409, 422]),
     // 404 no such conversation here; 422 the page limit or cursor.
     ("listRuns", &[404, 422]),
-    // 404 no such run here.
+    // 404 no such run here (or not yet at `as_of`).
     ("getRun", &[404]),
     // 422 the page limit.
     ("listPendingApprovals", &[422]),
@@ -107,6 +107,10 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("removeMember", &[404, 409, 503]),
     // 404 no such event in the caller's organization.
     ("getEvent", &[404]),
+    // 400 a malformed filter or a cursor of another query; 422 the page limit.
+    ("listAuditEntries", &[400, 422]),
+    ("exportAuditLog", &[]),
+    ("verifyAuditLog", &[]),
     // 404 the user is not a member of that organization; 422 reason or lifetime.
     ("startImpersonation", &[404, 422]),
     // 404 no such impersonation; 409 a lost race; 503 the read model behind.

@@ -1,5 +1,6 @@
 //! `/v1/conversations`: conversations with an agent, and starting runs in them.
 
+use chrono::{DateTime, Utc};
 use commands::runs::{ConversationSummary, ConversationView, TranscriptMessage};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -231,7 +232,8 @@ impl ConversationsApi {
     /// Get a conversation
     ///
     /// Every message, oldest first: each run's input, the agent's answers with their tool
-    /// calls, and the tools' results.
+    /// calls, and the tools' results. With `as_of`, the conversation as it stood at that time,
+    /// folded from the events recorded until then (404 when it did not exist yet).
     #[oai(path = "/conversations/:id", method = "get", operation_id = "getConversation")]
     async fn get(
         &self,
@@ -239,8 +241,14 @@ impl ConversationsApi {
         auth: BearerAuth,
         /// The conversation's id.
         id: Path<Uuid>,
+        /// Answer as the conversation stood at this time (RFC 3339); now when absent.
+        as_of: Query<Option<DateTime<Utc>>>,
     ) -> Result<Json<ConversationBody>, ApiError> {
-        Ok(Json(body(state.runs.conversation(&auth.0, id.0).await?)))
+        let view = match as_of.0 {
+            Some(as_of) => state.runs.conversation_as_of(&auth.0, id.0, as_of).await?,
+            None => state.runs.conversation(&auth.0, id.0).await?,
+        };
+        Ok(Json(body(view)))
     }
 
     /// List conversations

@@ -4,6 +4,7 @@
 mod admin;
 mod agents;
 mod api_keys;
+mod audit;
 mod auth;
 mod conversations;
 mod events;
@@ -20,6 +21,7 @@ mod tools;
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
+pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
@@ -43,6 +45,7 @@ pub type V1Apis = (
     RunStreamsApi,
     ToolsApi,
     EventsApi,
+    AuditApi,
     AdminApi,
 );
 
@@ -59,6 +62,7 @@ pub fn v1_apis() -> V1Apis {
         RunStreamsApi,
         ToolsApi,
         EventsApi,
+        AuditApi,
         AdminApi,
     )
 }

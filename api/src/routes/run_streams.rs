@@ -48,9 +48,9 @@ impl RunStreamsApi {
     /// Every event of the run from its first (or after the id resumed from), then live as it
     /// happens: token deltas as the model produces them, every step, and last the terminal
     /// event, after which the response ends. Each event is `id: <id>` and `data: <JSON>`
-    /// (`RunStreamEvent`) without an `event:` line, so `EventSource.onmessage` receives them
-    /// all. A comment line (`: ping`) every 15 s keeps idle proxies from closing the
-    /// connection.
+    /// (`{id, type, run_id, data}`) without an `event:` line, so `EventSource.onmessage`
+    /// receives them all. A comment line (`: ping`) every 15 s keeps idle proxies from closing
+    /// the connection.
     ///
     /// Resume with `Last-Event-ID` (an `EventSource` sends it when it reconnects) or `after`:
     /// every later event comes once, whichever node serves the request. An id the run never
@@ -82,13 +82,13 @@ impl RunStreamsApi {
     ) -> Result<EventStreamAnswer, ApiError> {
         let caller = auth.caller(&state, id.0).await?;
         let stream = open_stream(&state, &caller, id.0, last_event_id.0.or(after.0)).await?;
-        let upkeep = Upkeep::new(&state, caller, state.config.streams);
+        let upkeep = Upkeep::new(&state, caller);
         Ok(EventStreamAnswer::new(stream, upkeep))
     }
 
     /// Stream a run's events (WebSocket)
     ///
-    /// The events of `streamRunEvents` as WebSocket text frames (`RunStreamEvent` JSON), from
+    /// The events of `streamRunEvents` as WebSocket text frames (the same JSON), from
     /// the run's first or after `after`; after the terminal event the socket closes with 1000
     /// `run_ended`. An id the run never had is 422 `unknown_event_id`, before the upgrade, as
     /// are every other refusal (problem+json); a request that is not a WebSocket upgrade is 400
@@ -126,7 +126,7 @@ impl RunStreamsApi {
                  events as Server-Sent Events at /v1/runs/{id}/events)",
             )
         })?;
-        let upkeep = Upkeep::new(&state, caller, state.config.streams);
+        let upkeep = Upkeep::new(&state, caller);
         Ok(SocketUpgrade::new(
             websocket,
             &state,

@@ -299,7 +299,9 @@ pub fn run_view(run: RunView) -> RunBody {
 impl RunsApi {
     /// Get a run
     ///
-    /// Its status, every step (model calls with their tool calls) and its usage.
+    /// Its status, every step (model calls with their tool calls) and its usage. With `as_of`,
+    /// the run as it stood at that time, folded from the events recorded until then (404 when
+    /// it did not exist yet).
     #[oai(path = "/runs/:id", method = "get", operation_id = "getRun")]
     async fn get(
         &self,
@@ -307,8 +309,14 @@ impl RunsApi {
         auth: BearerAuth,
         /// The run's id.
         id: Path<Uuid>,
+        /// Answer as the run stood at this time (RFC 3339); now when absent.
+        as_of: Query<Option<chrono::DateTime<chrono::Utc>>>,
     ) -> Result<Json<RunBody>, ApiError> {
-        Ok(Json(run_view(state.runs.run(&auth.0, id.0).await?)))
+        let view = match as_of.0 {
+            Some(as_of) => state.runs.run_as_of(&auth.0, id.0, as_of).await?,
+            None => state.runs.run(&auth.0, id.0).await?,
+        };
+        Ok(Json(run_view(view)))
     }
 
     /// List calls awaiting approval

@@ -23,6 +23,9 @@ pub enum ApiTags {
     Members,
     /// The organization's events.
     Events,
+    /// The organization's audit log: who did what, when and from where, in a hash chain an
+    /// auditor can verify.
+    Audit,
     /// Platform administration.
     Admin,
 }

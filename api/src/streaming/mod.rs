@@ -18,7 +18,7 @@ mod upkeep;
 
 pub use auth::{StreamAuth, TicketAuth};
 pub use endings::{Ending, MAX_CLOSE_REASON_BYTES, RUN_ENDED};
-pub use open::{RunStreamEvent, open_stream};
+pub use open::{RunStreamMessage, open_stream};
 pub use socket::{SocketUpgrade, socket_config};
 pub use sse::EventStreamAnswer;
 pub use standing::StandingChecks;

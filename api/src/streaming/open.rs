@@ -2,31 +2,33 @@
 
 use commands::identity::Caller;
 use poem_openapi::Object;
-use serde_json::Value;
 use streams::{OpenError, RunStream};
 use uuid::Uuid;
 
 use crate::http::{ApiError, ErrorCode};
 use crate::routes::AppState;
 
-/// One event of a run's stream, as each SSE `data:` line and each WebSocket text frame
-/// carries it. Ids grow by one per run and survive reconnects: resume after the last one seen.
+/// One Server-Sent Events message of a run's stream, as an SSE client parses it (`data`, `id`
+/// and `event` fields; the comment lines between messages carry nothing).
 #[derive(Object)]
-pub struct RunStreamEvent {
-    /// The event's id in the run's stream: 1, 2, 3, … A `run.resumed` or `run.cancelled`
-    /// after a model stopped streaming skips the ids of chunks never recorded
-    /// (`data.skipped_ids` says how many).
-    pub id: u64,
-    /// `run.started`, `message.delta`, `message.completed`, `tool_call.requested`,
-    /// `tool_call.approved`, `tool_call.denied`, `tool_call.completed`, `usage.charged`,
-    /// `run.paused`, `run.resumed`, and last `run.completed`, `run.failed` or `run.cancelled`.
-    #[oai(rename = "type")]
-    pub event_type: String,
-    /// The run.
-    pub run_id: Uuid,
-    /// The event's own fields (`message.delta`: `{step, text}`), as `docs/events.md` lists
-    /// them for the run's events.
-    pub data: Value,
+pub struct RunStreamMessage {
+    /// One event of the run as JSON, `{"id":…,"type":…,"run_id":…,"data":{…}}` (the same JSON as
+    /// a WebSocket text frame): `id` grows by one per run and survives reconnects; `type` is the
+    /// event type (`run.queued`, `run.started`, `message.delta`, `message.completed`,
+    /// `tool_call.requested`, `tool_call.approved`, `tool_call.denied`, `tool_call.completed`,
+    /// `run.paused`, `run.resumed`…, last `run.completed`, `run.failed` or `run.cancelled`);
+    /// `data` holds the event's fields (`message.delta`: `{step, text}`), as docs/streams.md
+    /// describes. Or, last, `{"type":"stream.cut_off","reason":…,"resume_after":<id>}` when
+    /// the stream ends before the run.
+    pub data: String,
+    /// The event's id, what `Last-Event-ID` resumes after (a `stream.cut_off` has none of its
+    /// own: the last event's stays).
+    #[oai(validator(pattern = "^[0-9]+$"))]
+    pub id: Option<String>,
+    /// Always `message`: no `event:` line is sent, so `EventSource.onmessage` receives every
+    /// event.
+    #[oai(validator(pattern = "^message$"))]
+    pub event: Option<String>,
 }
 
 /// Run `run_id`'s events after `after` (from its first when `None`) for `caller`, who may read

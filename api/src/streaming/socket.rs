@@ -93,7 +93,7 @@ impl ApiResponse for SocketUpgrade {
         MetaResponses {
             responses: vec![MetaResponse {
                 description: "Switching Protocols: the WebSocket carrying the run's events as \
-                              text frames (`RunStreamEvent` JSON).",
+                              text frames (each event's JSON, `data` of `RunStreamMessage`).",
                 status: Some(101),
                 status_range: None,
                 content: vec![],
@@ -132,7 +132,7 @@ impl SocketSession {
     async fn run(mut self, mut socket: WebSocketStream) {
         let _open = OpenStreamGauge::new("websocket");
         let close = self.serve(&mut socket).await;
-        self.close(&mut socket, close).await;
+        Box::pin(self.close(&mut socket, close)).await;
     }
 
     /// Sends the run's events and heartbeats and answers the client until one of them ends.
@@ -144,7 +144,9 @@ impl SocketSession {
                 chore = self.upkeep.due() => match chore {
                     Chore::Stop => return Close::Early(Ending::ServerShutdown),
                     Chore::CheckStanding => {
-                        if let Err(ending) = self.upkeep.check_standing().await {
+                        // Boxed, as the answers below: rare work whose futures would otherwise
+                        // be part of every idle connection's task.
+                        if let Err(ending) = Box::pin(self.upkeep.check_standing()).await {
                             return Close::Early(ending);
                         }
                     }
@@ -160,7 +162,8 @@ impl SocketSession {
                     last_heard = Instant::now();
                     match message {
                         Some(Ok(Message::Text(text))) => {
-                            let answer = answer(&self.state, self.upkeep.caller(), self.run_id, &self.request_id, &text).await;
+                            let answer =
+                                Box::pin(answer(&self.state, self.upkeep.caller(), self.run_id, &self.request_id, &text)).await;
                             if !self.send(socket, Message::Text(answer.frame)).await {
                                 return Close::Gone;
                             }

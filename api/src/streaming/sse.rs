@@ -19,7 +19,7 @@ use poem_openapi::types::Type;
 use streams::{RunStream, StreamFrame, StreamItem};
 
 use super::upkeep::Chore;
-use super::{Ending, OpenStreamGauge, RunStreamEvent, Upkeep, count_ending};
+use super::{Ending, OpenStreamGauge, RunStreamMessage, Upkeep, count_ending};
 
 /// The media type of the stream.
 const EVENT_STREAM: &str = "text/event-stream";
@@ -80,7 +80,9 @@ impl SseSession {
                     Chore::Heartbeat => return Some(Bytes::from_static(HEARTBEAT)),
                     Chore::Stop => return self.end_early(Ending::ServerShutdown),
                     Chore::CheckStanding => {
-                        if let Err(ending) = self.upkeep.check_standing().await {
+                        // Boxed: rare work whose future would otherwise be part of every
+                        // idle stream's body.
+                        if let Err(ending) = Box::pin(self.upkeep.check_standing()).await {
                             return self.end_early(ending);
                         }
                     }
@@ -114,7 +116,7 @@ impl SseSession {
 /// each line would get its own `data:` field, which clients join back with `\n`.
 fn event_chunk(frame: &StreamFrame) -> Bytes {
     let mut chunk = BytesMut::with_capacity(frame.json.len() + 32);
-    let _ = write!(chunk, "id: {}\n", frame.id);
+    let _ = writeln!(chunk, "id: {}", frame.id);
     for line in frame.json.split(|byte| *byte == b'\n') {
         chunk.put_slice(b"data: ");
         chunk.put_slice(line.strip_suffix(b"\r").unwrap_or(line));
@@ -149,7 +151,7 @@ impl ApiResponse for EventStreamAnswer {
             responses: vec![
                 MetaResponse {
                     description: "The run's events as Server-Sent Events, each `id: <id>` and \
-                                  `data: <RunStreamEvent JSON>`; `: ping` comment lines between \
+                                  `data: <the event's JSON>`; `: ping` comment lines between \
                                   them; after the run's last event the response ends. A stream \
                                   ended early sends `data: {\"type\":\"stream.cut_off\",\"reason\":…,\
                                   \"resume_after\":<id>}` last.",
@@ -157,7 +159,7 @@ impl ApiResponse for EventStreamAnswer {
                     status_range: None,
                     content: vec![MetaMediaType {
                         content_type: EVENT_STREAM,
-                        schema: RunStreamEvent::schema_ref(),
+                        schema: RunStreamMessage::schema_ref(),
                     }],
                     headers: vec![],
                 },
@@ -174,7 +176,7 @@ impl ApiResponse for EventStreamAnswer {
     }
 
     fn register(registry: &mut Registry) {
-        RunStreamEvent::register(registry);
+        RunStreamMessage::register(registry);
     }
 }
 

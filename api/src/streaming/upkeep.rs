@@ -7,7 +7,7 @@ use commands::identity::{Caller, IdentityService};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ending, StandingChecks, StreamTimings};
+use super::{Ending, StandingChecks};
 use crate::routes::AppState;
 
 /// A stream's chores, for one caller.
@@ -32,8 +32,10 @@ pub enum Chore {
 }
 
 impl Upkeep {
-    /// The chores of a stream `caller` opened on this node, on `timings`' clock.
-    pub fn new(state: &AppState, caller: Caller, timings: StreamTimings) -> Self {
+    /// The chores of a stream `caller` opened on this node, on the configured clock
+    /// ([`super::StreamTimings`]).
+    pub fn new(state: &AppState, caller: Caller) -> Self {
+        let timings = state.config.streams;
         let every = |period| {
             let mut timer = interval_at(Instant::now() + period, period);
             timer.set_missed_tick_behavior(MissedTickBehavior::Delay);

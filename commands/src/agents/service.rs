@@ -2,6 +2,7 @@
 
 use domain::Role;
 use domain::agent::{Agent, AgentChange, AgentCommand, AgentDefinition, AgentError};
+use eventstore::RequestOrigin;
 use eventstore::{CommandBus, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -75,7 +76,7 @@ impl AgentService {
         &self,
         caller: &Caller,
         definition: AgentDefinition,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), AgentsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "create agents")?;
@@ -84,7 +85,7 @@ impl AgentService {
         let create = AgentCommand::CreateAgent { org_id, definition };
         let created = self
             .agents
-            .create(&id.to_string(), create, &caller.context(request_id))
+            .create(&id.to_string(), create, &caller.context(origin))
             .await?;
         Ok((id, created.state.version()))
     }
@@ -96,7 +97,7 @@ impl AgentService {
         caller: &Caller,
         id: Uuid,
         change: AgentChange,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<u32, AgentsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "update agents")?;
@@ -106,7 +107,7 @@ impl AgentService {
         let update = AgentCommand::UpdateAgent { change };
         let updated = self
             .agents
-            .execute(&id.to_string(), update, &caller.context(request_id))
+            .execute(&id.to_string(), update, &caller.context(origin))
             .await?;
         Ok(updated.state.version())
     }

@@ -5,6 +5,7 @@ use domain::impersonation::{ImpersonationCommand, ImpersonationError};
 use domain::organization::{OrganizationCommand, OrganizationError};
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::email_claims::Holder;
@@ -74,7 +75,7 @@ impl IdentityService {
         caller: &Caller,
         org_id: Uuid,
         reason: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         require_platform_admin(caller)?;
         let suspend = OrganizationCommand::SuspendOrganization {
@@ -85,7 +86,7 @@ impl IdentityService {
             .execute(
                 &org_id.to_string(),
                 suspend,
-                &admin_context(caller, org_id, request_id),
+                &admin_context(caller, org_id, origin),
             )
             .await?;
         // Kept: a suspension must not report success while the organization's credentials work.
@@ -101,7 +102,7 @@ impl IdentityService {
         &self,
         caller: &Caller,
         org_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         require_platform_admin(caller)?;
         let reactivate = OrganizationCommand::ReactivateOrganization;
@@ -110,7 +111,7 @@ impl IdentityService {
             .execute(
                 &org_id.to_string(),
                 reactivate,
-                &admin_context(caller, org_id, request_id),
+                &admin_context(caller, org_id, origin),
             )
             .await?;
         // Kept: the organization's next request reads the suspension flag from the view.
@@ -127,7 +128,7 @@ impl IdentityService {
         org_id: Uuid,
         reason: &str,
         ttl: TimeDelta,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<StartedImpersonation, IdentityError> {
         let admin_id = require_platform_admin(caller)?;
         if lookups::role_in(&self.pool, org_id, user_id).await?.is_none() {
@@ -148,7 +149,7 @@ impl IdentityService {
             .create(
                 &impersonation_id.to_string(),
                 start,
-                &admin_context(caller, org_id, request_id),
+                &admin_context(caller, org_id, origin),
             )
             .await?;
         let claims = tokens::claims(user_id, Some(org_id), Some(admin_id), now, expires_at)
@@ -167,14 +168,14 @@ impl IdentityService {
         &self,
         caller: &Caller,
         impersonation_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         require_platform_admin(caller)?;
         let id = impersonation_id.to_string();
         let Some(org_id) = self.impersonations.load(&id).await?.org_id() else {
             return Err(ImpersonationError::NotFound.into());
         };
-        let context = admin_context(caller, org_id, request_id);
+        let context = admin_context(caller, org_id, origin);
         let ended = match self
             .impersonations
             .execute(&id, ImpersonationCommand::EndImpersonation, &context)
@@ -238,8 +239,8 @@ fn require_platform_admin(caller: &Caller) -> Result<Uuid, IdentityError> {
 }
 
 /// Platform actions are recorded in the affected organization's history.
-fn admin_context(caller: &Caller, org_id: Uuid, request_id: Option<String>) -> CommandContext {
-    let mut context = user_context(caller.user_id.unwrap_or_default(), request_id);
+fn admin_context(caller: &Caller, org_id: Uuid, origin: Option<RequestOrigin>) -> CommandContext {
+    let mut context = user_context(caller.user_id.unwrap_or_default(), origin);
     context.actor = caller.user_id.map_or(Actor::System, |id| Actor::User { id });
     context.org_id = Some(org_id);
     context

@@ -3,6 +3,7 @@
 use domain::Role;
 use domain::api_key::{ApiKeyCommand, ApiKeyError};
 use domain::key_prefix_claim::{KeyPrefixClaimCommand, KeyPrefixClaimError};
+use eventstore::RequestOrigin;
 use eventstore::{CommandContext, CommandError};
 use uuid::Uuid;
 
@@ -29,12 +30,12 @@ impl IdentityService {
         &self,
         caller: &Caller,
         name: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<CreatedKey, IdentityError> {
         let org_id = caller.org()?;
         caller.require(Role::can_manage_api_keys, "manage API keys")?;
         let key_id = Uuid::now_v7();
-        let context = caller.context(request_id);
+        let context = caller.context(origin);
         let prefix = self.claim_key_prefix(key_id, &context).await?;
         let key = format!("agk_{prefix}_{}", secrets::random_secret(32));
         let create = ApiKeyCommand::CreateApiKey {
@@ -82,7 +83,7 @@ impl IdentityService {
         &self,
         caller: &Caller,
         key_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let org_id = caller.org()?;
         caller.require(Role::can_manage_api_keys, "manage API keys")?;
@@ -97,7 +98,7 @@ impl IdentityService {
         let revoke = ApiKeyCommand::RevokeApiKey { by: caller.actor() };
         let revoked = self
             .keys
-            .execute(&key_id.to_string(), revoke, &caller.context(request_id))
+            .execute(&key_id.to_string(), revoke, &caller.context(origin))
             .await?;
         // Kept: a revocation must not report success while the key still authenticates.
         self.wait_for_views(

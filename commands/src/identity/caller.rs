@@ -1,6 +1,7 @@
 //! Who is calling: resolved once per request from a token or an API key.
 
 use domain::{Actor, Role};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::{Denial, IdentityError};
@@ -40,12 +41,12 @@ impl Caller {
         }
     }
 
-    /// The event metadata for a command issued by this caller in request `request_id`.
-    pub fn context(&self, request_id: Option<String>) -> CommandContext {
+    /// The event metadata for a command issued by this caller in the request `origin`.
+    pub fn context(&self, origin: Option<RequestOrigin>) -> CommandContext {
         CommandContext {
             actor: self.actor(),
             org_id: self.org_id,
-            request_id,
+            request: origin,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
             impersonator_id: self.impersonator_id,

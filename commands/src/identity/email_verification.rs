@@ -8,6 +8,7 @@
 
 use chrono::Utc;
 use domain::user::{UserCommand, UserError};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::sessions::user_context;
@@ -19,7 +20,7 @@ impl IdentityService {
     pub(super) async fn send_email_verification(
         &self,
         user_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let user = self.users.load(&user_id.to_string()).await?;
         let email = user.email().ok_or(UserError::NotFound)?.as_str().to_owned();
@@ -31,7 +32,7 @@ impl IdentityService {
             now,
         };
         self.users
-            .execute(&user_id.to_string(), request, &user_context(user_id, request_id))
+            .execute(&user_id.to_string(), request, &user_context(user_id, origin))
             .await?;
         let link = format!(
             "{}/verify-email?token={token}",
@@ -61,16 +62,20 @@ impl IdentityService {
     pub async fn resend_email_verification(
         &self,
         caller: &Caller,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let user_id = caller.user_id.ok_or(IdentityError::Denied(Denial::UserRequired {
             action: "verify an email address",
         }))?;
-        self.send_email_verification(user_id, request_id).await
+        self.send_email_verification(user_id, origin).await
     }
 
     /// Marks the email of the token's user verified; the token then stops working.
-    pub async fn verify_email(&self, token: &str, request_id: Option<String>) -> Result<(), IdentityError> {
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        origin: Option<RequestOrigin>,
+    ) -> Result<(), IdentityError> {
         let user_id = secrets::mailed_token_id(token)
             .ok_or(IdentityError::from(UserError::VerificationTokenInvalid))?;
         let verify = UserCommand::VerifyEmail {
@@ -79,7 +84,7 @@ impl IdentityService {
         };
         match self
             .users
-            .execute(&user_id.to_string(), verify, &user_context(user_id, request_id))
+            .execute(&user_id.to_string(), verify, &user_context(user_id, origin))
             .await
         {
             Ok(_) => Ok(()),

@@ -12,6 +12,7 @@ use domain::invitation::{InvitationCommand, InvitationError};
 use domain::organization::{OrganizationCommand, OrganizationError};
 use domain::user::{UserCommand, UserError, VerificationProof};
 use domain::{EmailAddress, Role};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::sessions::user_context;
@@ -46,7 +47,7 @@ impl IdentityService {
         caller: &Caller,
         email: &str,
         role: Role,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<SentInvitation, IdentityError> {
         let org_id = caller.org()?;
         let by = inviting_user(caller)?;
@@ -80,7 +81,7 @@ impl IdentityService {
             invited_by: by,
         };
         self.invitations
-            .create(&invitation_id.to_string(), send, &caller.context(request_id))
+            .create(&invitation_id.to_string(), send, &caller.context(origin))
             .await?;
         let body = self.invitation_mail(organization.name(), role, &token);
         mailer
@@ -113,7 +114,7 @@ impl IdentityService {
         &self,
         caller: &Caller,
         token: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<Joined, IdentityError> {
         let user_id = accepting_user(caller)?;
         let invitation_id =
@@ -131,7 +132,7 @@ impl IdentityService {
         else {
             return Err(IdentityError::from(InvitationError::TokenInvalid));
         };
-        let mut context = user_context(user_id, request_id);
+        let mut context = user_context(user_id, origin);
         context.org_id = Some(org_id);
         // The organization first: a refusal there (inviter removed, suspended, already a
         // member) leaves the invitation unspent and nobody joined.

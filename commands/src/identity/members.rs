@@ -2,6 +2,7 @@
 
 use domain::Role;
 use domain::organization::OrganizationCommand;
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::{Caller, Denial, IdentityError, IdentityService, MemberRow, lookups};
@@ -13,14 +14,14 @@ impl IdentityService {
         caller: &Caller,
         user_id: Uuid,
         role: Role,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let org_id = caller.org()?;
         let by = acting_user(caller)?;
         let change = OrganizationCommand::ChangeMemberRole { user_id, role, by };
         let changed = self
             .organizations
-            .execute(&org_id.to_string(), change, &caller.context(request_id))
+            .execute(&org_id.to_string(), change, &caller.context(origin))
             .await?;
         // Kept: every request's role comes from the view; a demotion must be in force.
         self.wait_for_views(changed.appended.last(), "the member's role was changed")
@@ -32,14 +33,14 @@ impl IdentityService {
         &self,
         caller: &Caller,
         user_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let org_id = caller.org()?;
         let by = acting_user(caller)?;
         let remove = OrganizationCommand::RemoveMember { user_id, by };
         let removed = self
             .organizations
-            .execute(&org_id.to_string(), remove, &caller.context(request_id))
+            .execute(&org_id.to_string(), remove, &caller.context(origin))
             .await?;
         // Kept: a removal must not report success while the member still gets in.
         self.wait_for_views(

@@ -4,6 +4,7 @@ use chrono::Utc;
 use domain::session::{RevocationReason, SessionCommand, SessionError};
 use domain::user::{UserCommand, UserError};
 use domain::{EmailAddress, check_new_password};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::login_throttle::account_key;
@@ -22,7 +23,7 @@ impl IdentityService {
     pub async fn request_password_reset(
         &self,
         email: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let Ok(email) = EmailAddress::parse(email) else {
             return Ok(());
@@ -42,7 +43,7 @@ impl IdentityService {
             .execute(
                 &user.user_id.to_string(),
                 request,
-                &user_context(user.user_id, request_id),
+                &user_context(user.user_id, origin),
             )
             .await;
         match requested {
@@ -84,7 +85,7 @@ impl IdentityService {
         &self,
         token: &str,
         new_password: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let invalid = CredentialError::InvalidResetToken;
         let user_id = token
@@ -106,7 +107,7 @@ impl IdentityService {
             password_hash: password_hash.into(),
             now,
         };
-        let context = user_context(user_id, request_id);
+        let context = user_context(user_id, origin);
         let done = self
             .users
             .execute(&user_id.to_string(), complete, &context)

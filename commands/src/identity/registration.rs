@@ -17,6 +17,7 @@
 use domain::organization::{Organization, OrganizationCommand};
 use domain::user::UserCommand;
 use domain::{EmailAddress, check_new_password};
+use eventstore::RequestOrigin;
 use uuid::Uuid;
 
 use super::email_claims::Holder;
@@ -49,23 +50,23 @@ impl IdentityService {
         email: &str,
         password: &str,
         org_name: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<Registered, IdentityError> {
         let email = EmailAddress::parse(email)?;
         check_new_password(password, &email)?;
         dry_run::<Organization>(create_organization(org_name, Uuid::nil())).await?;
         // Hashed before the claim, so the window between claim and user stays milliseconds.
         let password_hash = self.hashing.hash(password.to_owned()).await?;
-        let user_id = match self.claim_email(&email, password, request_id.clone()).await? {
+        let user_id = match self.claim_email(&email, password, origin.clone()).await? {
             Claimed::UserMissing(user_id) => {
-                self.create_user(user_id, email, password_hash, request_id.clone())
+                self.create_user(user_id, email, password_hash, origin.clone())
                     .await?;
                 user_id
             }
             Claimed::OrganizationMissing(user_id) => user_id,
         };
         let org_id = first_organization_of(user_id);
-        let mut context = user_context(user_id, request_id);
+        let mut context = user_context(user_id, origin);
         context.org_id = Some(org_id);
         let created = self
             .organizations
@@ -79,7 +80,7 @@ impl IdentityService {
         // Recorded before the answer (the mail goes later): a verification link that cannot be
         // requested (say, the hourly limit after many retried registrations) costs nothing here.
         if let Err(error) = self
-            .send_email_verification(user_id, context.request_id.clone())
+            .send_email_verification(user_id, context.request.clone())
             .await
         {
             tracing::warn!(%error, user = %user_id, "no email verification link at registration");
@@ -105,10 +106,10 @@ impl IdentityService {
         &self,
         email: &EmailAddress,
         password: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<Claimed, IdentityError> {
         let candidate = Uuid::now_v7();
-        let context = user_context(candidate, request_id);
+        let context = user_context(candidate, origin);
         let holder = match self.claim_email_for(email, candidate, &context).await? {
             Holder::Candidate(user_id) => return Ok(Claimed::UserMissing(user_id)),
             Holder::Existing(holder) => holder,
@@ -139,13 +140,13 @@ impl IdentityService {
         user_id: Uuid,
         email: EmailAddress,
         password_hash: String,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), IdentityError> {
         let register = UserCommand::RegisterUser {
             email,
             password_hash: password_hash.into(),
         };
-        let context = user_context(user_id, request_id);
+        let context = user_context(user_id, origin);
         self.users
             .create(&user_id.to_string(), register, &context)
             .await

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use domain::session::{RevocationReason, SessionCommand};
 use domain::{Actor, EmailAddress};
+use eventstore::RequestOrigin;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ impl IdentityService {
         password: &str,
         org_id: Option<Uuid>,
         client: ClientAddress,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<TokenPair, IdentityError> {
         let user = match EmailAddress::parse(email) {
             Ok(email) => self.user_by_email(&email).await?,
@@ -45,7 +46,7 @@ impl IdentityService {
                 return Err(IdentityError::NoOrganization);
             }
         }
-        let mut context = user_context(user.user_id, request_id);
+        let mut context = user_context(user.user_id, origin);
         context.org_id = org_id;
         self.start_session(user.user_id, org_id, &context).await
     }
@@ -70,7 +71,7 @@ impl IdentityService {
     pub async fn refresh(
         &self,
         refresh_token: &str,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<TokenPair, IdentityError> {
         let family = parse_refresh_token(refresh_token)?;
         let session = self.sessions.load(&family.to_string()).await?;
@@ -85,7 +86,7 @@ impl IdentityService {
                 return Err(CredentialError::MembershipEnded.into());
             }
         }
-        let mut context = user_context(user_id, request_id);
+        let mut context = user_context(user_id, origin);
         context.org_id = org_id;
         let user = self.users.load(&user_id.to_string()).await?;
         if session.revocation_reason() == Some(RevocationReason::PasswordChanged) {
@@ -200,11 +201,11 @@ pub(super) fn require_active(suspended: Option<bool>) -> Result<(), IdentityErro
     }
 }
 
-pub(super) fn user_context(user_id: Uuid, request_id: Option<String>) -> CommandContext {
+pub(super) fn user_context(user_id: Uuid, origin: Option<RequestOrigin>) -> CommandContext {
     CommandContext {
         actor: Actor::User { id: user_id },
         org_id: None,
-        request_id,
+        request: origin,
         correlation_id: Uuid::now_v7(),
         causation_id: None,
         impersonator_id: None,

@@ -6,7 +6,11 @@ use uuid::Uuid;
 pub trait RunDispatch: Send + Sync {
     /// `run_id` has work to do (queued, or its approvals were decided). Sending it twice is
     /// harmless: an executor that finds nothing to do lets go.
-    fn dispatch(&self, run_id: Uuid);
+    ///
+    /// `version` is the run's version (its number of events) when it became queued. With the
+    /// run id it names this dispatch, so a queue that drops repeated messages (JetStream's
+    /// duplicate window) keeps one copy when the dispatch is sent again by a sweep.
+    fn dispatch(&self, run_id: Uuid, version: u64);
 
     /// `run_id` was cancelled: an executor of it in this process stops now (others notice at
     /// their next record, which the run refuses).
@@ -18,7 +22,7 @@ pub trait RunDispatch: Send + Sync {
 pub struct NoDispatch;
 
 impl RunDispatch for NoDispatch {
-    fn dispatch(&self, _run_id: Uuid) {}
+    fn dispatch(&self, _run_id: Uuid, _version: u64) {}
 
     fn cancelled(&self, _run_id: Uuid) {}
 }

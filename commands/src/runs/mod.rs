@@ -4,10 +4,12 @@
 
 mod dispatch;
 mod error;
+mod history;
 mod service;
 mod steps;
 mod stream_tickets;
 mod transcript;
+mod waiting;
 
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
@@ -17,3 +19,4 @@ pub use service::{
 };
 pub use steps::{CallView, StepView, steps_of};
 pub use transcript::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};
+pub use waiting::{SweepHorizon, WaitingRun};

@@ -1,15 +1,17 @@
 //! The conversations and runs application service.
 
+use eventstore::RequestOrigin;
 use std::sync::Arc;
 
 use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
-use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore};
+use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, DecidedWith, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
 
@@ -130,10 +132,14 @@ const PENDING_CALLS: &str = "
                    OR (d.event_type IN ('tool_call.approved', 'tool_call.denied')
                        AND (d.payload ->> 'call_id') = (r.payload -> 'call' ->> 'call_id'))))";
 
+/// How many times a conversation's creation reads the agent again after it changed between the
+/// read and the append, before answering that it keeps changing.
+const AGENT_CHANGED_ATTEMPTS: usize = 5;
+
 /// Conversations and runs: one per process, shared by every route and the executor.
 pub struct RunService {
     pub(super) pool: PgPool,
-    store: EventStore,
+    pub(super) store: EventStore,
     agents: CommandBus<Agent>,
     conversations: CommandBus<Conversation>,
     runs: Arc<CommandBus<Run>>,
@@ -168,44 +174,57 @@ impl RunService {
 
     /// Starts a conversation with an agent of the caller's organization, pinned at the agent's
     /// latest version (owners, admins, members).
+    ///
+    /// The agent comes from memory when this process knows it, without a query: the append
+    /// commits only if the agent has not changed since (checked in the append's own statement),
+    /// so the version pinned is the agent's latest at that moment whichever node updated it.
+    /// When it had changed, or this process does not know the agent, it is read from the store.
     pub async fn create_conversation(
         &self,
         caller: &Caller,
         agent_id: Uuid,
         title: Option<String>,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start conversations")?;
-        let agent = self.agents.load(&agent_id.to_string()).await?;
-        if agent.org_id() != Some(org_id) {
-            return Err(AgentError::NotFound.into());
-        }
+        let key = agent_id.to_string();
+        let context = caller.context(origin);
         let id = Uuid::now_v7();
-        let create = ConversationCommand::Create {
-            org_id,
-            agent_id,
-            agent_version: agent.version(),
-            title,
-        };
-        self.conversations
-            .create(&id.to_string(), create, &caller.context(request_id))
-            .await?;
-        Ok((id, agent.version()))
+        let mut remembered = self.agents.remembered(&key).await;
+        for _ in 0..AGENT_CHANGED_ATTEMPTS {
+            // An agent this process does not know of may have been created on another node.
+            let (agent, version) = match remembered.take().filter(|(agent, _)| agent.exists()) {
+                Some(known) => known,
+                None => self.agents.load_versioned(&key).await?,
+            };
+            if agent.org_id() != Some(org_id) {
+                return Err(AgentError::NotFound.into());
+            }
+            let create = ConversationCommand::Create {
+                org_id,
+                agent_id,
+                agent_version: agent.version(),
+                title: title.clone(),
+            };
+            let decided_with = DecidedWith::new(<Agent as cqrs_es::Aggregate>::TYPE, &key, version);
+            if self
+                .conversations
+                .create_if_unmoved(&id.to_string(), create, &context, &decided_with)
+                .await?
+                .is_some()
+            {
+                return Ok((id, agent.version()));
+            }
+        }
+        Err(IdentityError::Busy.into())
     }
 
     /// A conversation of the caller's organization with every message.
     pub async fn conversation(&self, caller: &Caller, id: Uuid) -> Result<ConversationView, RunsError> {
         let conversation = self.conversation_in_org(caller.org()?, id).await?;
-        Ok(ConversationView {
-            id,
-            agent_id: conversation.agent_id(),
-            agent_version: conversation.agent_version(),
-            title: conversation.title().map(str::to_owned),
-            archived: conversation.is_archived(),
-            active_run: conversation.active_run().map(|active| active.run_id),
-            messages: self.transcript(&conversation).await?,
-        })
+        let messages = self.transcript(&conversation).await?;
+        Ok(conversation_view(id, &conversation, messages))
     }
 
     /// The caller's organization's conversations, newest first, `limit` at a time from
@@ -253,7 +272,7 @@ impl RunService {
         &self,
         caller: &Caller,
         id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         caller.require(Role::can_write, "archive conversations")?;
         self.conversation_in_org(caller.org()?, id).await?;
@@ -261,7 +280,7 @@ impl RunService {
             .execute(
                 &id.to_string(),
                 ConversationCommand::Archive,
-                &caller.context(request_id),
+                &caller.context(origin),
             )
             .await?;
         Ok(())
@@ -277,13 +296,13 @@ impl RunService {
         caller: &Caller,
         conversation_id: Uuid,
         input: String,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, RunStatus), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start runs")?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
-        let context = caller.context(request_id);
+        let context = caller.context(origin);
         let run_id = Uuid::now_v7();
         let claim = ConversationCommand::StartRun {
             run_id,
@@ -311,9 +330,10 @@ impl RunService {
                 Err(error) => return Err(error.into()),
             }
         }
-        self.record_run(&conversation, org_id, conversation_id, run_id, input, &context)
+        let version = self
+            .record_run(&conversation, org_id, conversation_id, run_id, input, &context)
             .await?;
-        self.dispatch.dispatch(run_id);
+        self.dispatch.dispatch(run_id, version);
         Ok((run_id, RunStatus::Queued))
     }
 
@@ -332,16 +352,17 @@ impl RunService {
             let latest = self.conversations.load(&conversation_id.to_string()).await?;
             if let Some(claim) = latest.active_run().filter(|claim| claim.run_id == active) {
                 let context = CommandContext::system(Some(org_id));
-                self.record_run(
-                    &latest,
-                    org_id,
-                    conversation_id,
-                    active,
-                    claim.input.clone(),
-                    &context,
-                )
-                .await?;
-                self.dispatch.dispatch(active);
+                let version = self
+                    .record_run(
+                        &latest,
+                        org_id,
+                        conversation_id,
+                        active,
+                        claim.input.clone(),
+                        &context,
+                    )
+                    .await?;
+                self.dispatch.dispatch(active, version);
             }
             return Ok(false);
         }
@@ -352,6 +373,8 @@ impl RunService {
         Ok(false)
     }
 
+    /// Records the run as queued; answers its version then (1: `run.queued` is a run's first
+    /// event, also when an earlier attempt recorded it).
     async fn record_run(
         &self,
         conversation: &Conversation,
@@ -360,7 +383,7 @@ impl RunService {
         run_id: Uuid,
         input: String,
         context: &CommandContext,
-    ) -> Result<(), RunsError> {
+    ) -> Result<u64, RunsError> {
         let queue = RunCommand::Queue {
             run_id,
             org_id,
@@ -370,7 +393,7 @@ impl RunService {
             input,
         };
         match self.runs.create(&run_id.to_string(), queue, context).await {
-            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(()),
+            Ok(_) | Err(CommandError::Rejected(RunError::AlreadyExists)) => Ok(1),
             Err(error) => Err(error.into()),
         }
     }
@@ -434,7 +457,7 @@ impl RunService {
         &self,
         caller: &Caller,
         id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "cancel runs")?;
@@ -443,7 +466,7 @@ impl RunService {
             by: caller.actor().to_string(),
         };
         self.runs
-            .execute(&id.to_string(), cancel, &caller.context(request_id))
+            .execute(&id.to_string(), cancel, &caller.context(origin))
             .await?;
         self.dispatch.cancelled(id);
         self.end_conversation_run(run.conversation_id(), id, org_id)
@@ -458,13 +481,13 @@ impl RunService {
         caller: &Caller,
         run_id: Uuid,
         call_id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let approve = RunCommand::Approve {
             call_id,
             by: caller.actor().to_string(),
         };
-        self.decide(caller, run_id, approve, request_id).await
+        self.decide(caller, run_id, approve, origin).await
     }
 
     /// Denies a pending tool call; `reason` goes back to the model.
@@ -474,14 +497,14 @@ impl RunService {
         run_id: Uuid,
         call_id: Uuid,
         reason: String,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let deny = RunCommand::Deny {
             call_id,
             by: caller.actor().to_string(),
             reason,
         };
-        self.decide(caller, run_id, deny, request_id).await
+        self.decide(caller, run_id, deny, origin).await
     }
 
     async fn decide(
@@ -489,17 +512,17 @@ impl RunService {
         caller: &Caller,
         run_id: Uuid,
         decision: RunCommand,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "decide on tool calls")?;
         self.run_in_org(org_id, run_id).await?;
         let decided = self
             .runs
-            .execute(&run_id.to_string(), decision, &caller.context(request_id))
+            .execute(&run_id.to_string(), decision, &caller.context(origin))
             .await?;
         if decided.state.status() == RunStatus::Queued {
-            self.dispatch.dispatch(run_id);
+            self.dispatch.dispatch(run_id, decided.version as u64);
         }
         Ok(())
     }
@@ -518,6 +541,42 @@ impl RunService {
         .fetch_all(&self.pool)
         .await?;
         ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// Where a sweep for runs waiting for an executor starts: now (the runs already waiting are
+    /// what an executor dispatches at its start, from [`Self::unfinished_runs`]).
+    pub async fn sweep_horizon(&self) -> Result<SweepHorizon, RunsError> {
+        Ok(waiting::horizon_now(&self.pool).await?)
+    }
+
+    /// The runs waiting for an executor (queued and never taken, or queued again once their
+    /// approvals were decided) that began to wait since `since`, more than `grace` ago; and the
+    /// horizon of the next sweep, which keeps every run still waiting in view. One indexed
+    /// read of the log's recent events, plus a load for a run whose latest event is a decision
+    /// (it waits only when no other call of its step is pending).
+    pub async fn waiting_runs(
+        &self,
+        since: SweepHorizon,
+        grace: std::time::Duration,
+    ) -> Result<(Vec<WaitingRun>, SweepHorizon), RunsError> {
+        let (candidates, mut horizon) = waiting::candidates(&self.pool, since, grace).await?;
+        let mut due = Vec::new();
+        for candidate in candidates {
+            if !candidate.certainly_waiting {
+                let run = self.runs.load(&candidate.run_id.to_string()).await?;
+                if run.status() != RunStatus::Queued {
+                    continue;
+                }
+            }
+            horizon = horizon.keeping(candidate.transaction_id);
+            if candidate.due {
+                due.push(WaitingRun {
+                    run_id: candidate.run_id,
+                    version: candidate.version,
+                });
+            }
+        }
+        Ok((due, horizon))
     }
 
     /// Every tool call of the caller's organization awaiting approval, newest first.
@@ -586,7 +645,7 @@ impl RunService {
                 Ok(decided) => {
                     expired += 1;
                     if decided.state.status() == RunStatus::Queued {
-                        self.dispatch.dispatch(run_id);
+                        self.dispatch.dispatch(run_id, decided.version as u64);
                     }
                 }
                 Err(CommandError::Rejected(_)) => {}
@@ -618,9 +677,16 @@ impl RunService {
         })
     }
 
-    /// The agent definition a run uses.
+    /// The agent definition a run uses. A version never changes once recorded, so one this
+    /// process already holds is used without a query.
     pub async fn agent_definition(&self, agent_id: Uuid, version: u32) -> Result<AgentDefinition, RunsError> {
-        let agent = self.agents.load(&agent_id.to_string()).await?;
+        let key = agent_id.to_string();
+        if let Some((agent, _)) = self.agents.remembered(&key).await
+            && let Ok(definition) = agent.at_version(version)
+        {
+            return Ok(definition.clone());
+        }
+        let agent = self.agents.load(&key).await?;
         Ok(agent.at_version(version)?.clone())
     }
 
@@ -690,7 +756,25 @@ impl RunService {
     }
 }
 
-fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
+/// The answer for a conversation and its messages.
+pub(super) fn conversation_view(
+    id: Uuid,
+    conversation: &Conversation,
+    messages: Vec<TranscriptMessage>,
+) -> ConversationView {
+    ConversationView {
+        id,
+        agent_id: conversation.agent_id(),
+        agent_version: conversation.agent_version(),
+        title: conversation.title().map(str::to_owned),
+        archived: conversation.is_archived(),
+        active_run: conversation.active_run().map(|active| active.run_id),
+        messages,
+    }
+}
+
+/// The answer for a run folded from `events`.
+pub(super) fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
     let mut input = String::new();
     let mut output = None;
     let mut error = None;

@@ -1,5 +1,6 @@
 //! The tools application service.
 
+use eventstore::RequestOrigin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -73,7 +74,7 @@ impl ToolService {
         caller: &Caller,
         definition: ToolDefinition,
         secret: Option<SecretString>,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<CreatedTool, ToolsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "create tools")?;
@@ -90,7 +91,7 @@ impl ToolService {
         };
         let created = self
             .tools
-            .execute(&id.to_string(), create, &caller.context(request_id))
+            .execute(&id.to_string(), create, &caller.context(origin))
             .await?;
         Ok(CreatedTool {
             id,
@@ -107,7 +108,7 @@ impl ToolService {
         caller: &Caller,
         id: Uuid,
         change: ToolChange,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<u32, ToolsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "update tools")?;
@@ -119,7 +120,7 @@ impl ToolService {
         let update = ToolCommand::UpdateTool { change };
         let updated = self
             .tools
-            .execute(&id.to_string(), update, &caller.context(request_id))
+            .execute(&id.to_string(), update, &caller.context(origin))
             .await?;
         Ok(updated.state.version())
     }
@@ -132,7 +133,7 @@ impl ToolService {
         caller: &Caller,
         id: Uuid,
         secret: Option<SecretString>,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<SecretString, ToolsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "rotate tool secrets")?;
@@ -145,7 +146,7 @@ impl ToolService {
             at: Utc::now(),
         };
         self.tools
-            .execute(&id.to_string(), rotate, &caller.context(request_id))
+            .execute(&id.to_string(), rotate, &caller.context(origin))
             .await?;
         Ok(secret)
     }
@@ -156,17 +157,13 @@ impl ToolService {
         &self,
         caller: &Caller,
         id: Uuid,
-        request_id: Option<String>,
+        origin: Option<RequestOrigin>,
     ) -> Result<(), ToolsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "delete tools")?;
         self.load_in_org(org_id, id).await?;
         self.tools
-            .execute(
-                &id.to_string(),
-                ToolCommand::DeleteTool,
-                &caller.context(request_id),
-            )
+            .execute(&id.to_string(), ToolCommand::DeleteTool, &caller.context(origin))
             .await?;
         Ok(())
     }

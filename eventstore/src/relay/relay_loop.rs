@@ -15,9 +15,11 @@ pub const RELAY_NAME: &str = "relay";
 
 /// How long an idle relay sleeps before looking for appends made by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(20);
-/// How often a busy relay saves its checkpoint. Saving after every batch would add a commit to
-/// every publish cycle; what a crash re-publishes in between is deduplicated by message id
-/// (the window is two minutes, far above this).
+/// How often the relay saves its checkpoint, busy or caught up. Saving after every batch would
+/// add a commit to every publish cycle (and under steady load the relay catches up after
+/// almost every batch: the next events are still behind the log gate); what a crash
+/// re-publishes in between is deduplicated by message id (the window is two minutes, far above
+/// this). An idle relay saves within this and one [`IDLE_POLL`] of its last publish.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Longest pause between retries while NATS or Postgres is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -142,8 +144,9 @@ impl Relay {
                 None => self.follower.read_after(cursor).await?,
             };
             let Some(last) = batch.last().map(RecordedEvent::cursor) else {
-                if saved != cursor {
+                if saved != cursor && last_save.elapsed() >= CHECKPOINT_EVERY {
                     saved = self.save(leadership, saved, cursor).await?;
+                    last_save = Instant::now();
                 }
                 if !leadership.is_valid() {
                     return Ok(Stopped::LostLease);

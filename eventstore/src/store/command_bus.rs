@@ -5,7 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use thiserror::Error;
 
 use super::aggregate_cache::{AggregateCache, Loaded};
-use super::{AppendedEvent, CommandContext, EventStore, NewEvent, StoreError};
+use super::{AppendedEvent, CommandContext, DecidedWith, EventStore, NewEvent, StoreError};
 
 /// How many times a command is decided again after losing a race before the caller is told.
 const DEFAULT_ATTEMPTS: usize = 5;
@@ -100,7 +100,9 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        self.run(aggregate_id, command, context, false).await
+        self.run(aggregate_id, command, context, false, None)
+            .await?
+            .ok_or_else(nothing_written)
     }
 
     /// Like [`execute`](Self::execute) for a command that creates the aggregate under a fresh id:
@@ -112,18 +114,59 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        self.run(aggregate_id, command, context, true).await
+        self.run(aggregate_id, command, context, true, None)
+            .await?
+            .ok_or_else(nothing_written)
+    }
+
+    /// Like [`create`](Self::create) for a command decided with another aggregate's state
+    /// (`decided_with`, at the version the decision saw): it commits only while that aggregate
+    /// has not moved past it, checked in the append itself. `Ok(None)`: it had moved, nothing
+    /// was written; read it again and decide again.
+    pub async fn create_if_unmoved(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        decided_with: &DecidedWith,
+    ) -> Result<Option<Committed<A>>, CommandError<A::Error>> {
+        self.run(aggregate_id, command, context, true, Some(decided_with))
+            .await
+    }
+
+    /// The aggregate's state and version as this process last knew them, without asking the
+    /// store; `None` when it holds none. It may be behind what another node wrote since: base
+    /// on it only a decision the store checks again (an append with [`DecidedWith`]), and
+    /// confirm a refusal with [`load_versioned`](Self::load_versioned) before answering it.
+    pub async fn remembered(&self, aggregate_id: &str) -> Option<(A, usize)> {
+        let slot = self.cache.slot(aggregate_id);
+        let guard = slot.lock().await;
+        guard
+            .as_ref()
+            .map(|loaded| (loaded.state.clone(), loaded.version))
     }
 
     /// The aggregate's current state, brought up to date with the store (one query for the
     /// events this process has not seen).
     pub async fn load(&self, aggregate_id: &str) -> Result<A, StoreError> {
+        Ok(self.load_versioned(aggregate_id).await?.0)
+    }
+
+    /// [`load`](Self::load), with the version (number of events) the state reflects.
+    ///
+    /// The aggregate's lock is held only to copy what this process knows and to keep what was
+    /// read, never across the query: loads of one aggregate (a run's start reads its agent and
+    /// tools, shared by every run) go to the store side by side instead of one after another.
+    /// What is kept is the newer of the two, so a slower load never puts an older state back.
+    pub async fn load_versioned(&self, aggregate_id: &str) -> Result<(A, usize), StoreError> {
         let slot = self.cache.slot(aggregate_id);
+        let known = slot.lock().await.clone();
+        let loaded = self.refresh(aggregate_id, known).await?;
         let mut guard = slot.lock().await;
-        let loaded = self.refresh(aggregate_id, guard.take()).await?;
-        let state = loaded.state.clone();
-        *guard = Some(loaded);
-        Ok(state)
+        if guard.as_ref().is_none_or(|held| held.version < loaded.version) {
+            *guard = Some(loaded.clone());
+        }
+        Ok((loaded.state, loaded.version))
     }
 
     async fn run(
@@ -132,7 +175,8 @@ where
         command: A::Command,
         context: &CommandContext,
         assume_new: bool,
-    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        decided_with: Option<&DecidedWith>,
+    ) -> Result<Option<Committed<A>>, CommandError<A::Error>> {
         let slot = self.cache.slot(aggregate_id);
         let mut guard = slot.lock().await;
         // `fresh`: the state was just read from the store, not remembered or assumed.
@@ -164,19 +208,27 @@ where
             if events.is_empty() {
                 let committed = committed(state, current.version, events, Vec::new());
                 *guard = Some(current);
-                return Ok(committed);
+                return Ok(Some(committed));
             }
             let stored = events
                 .iter()
                 .map(NewEvent::from_domain)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(CommandError::Store)?;
-            match self
-                .store
-                .append(A::TYPE, aggregate_id, current.version, &stored, context)
-                .await
-            {
-                Ok(appended) => {
+            let appended = match decided_with {
+                None => self
+                    .store
+                    .append(A::TYPE, aggregate_id, current.version, &stored, context)
+                    .await
+                    .map(Some),
+                Some(other) => {
+                    self.store
+                        .append_if_unmoved(A::TYPE, aggregate_id, current.version, &stored, context, other)
+                        .await
+                }
+            };
+            match appended {
+                Ok(Some(appended)) => {
                     let version = current.version + events.len();
                     *guard = Some(Loaded {
                         state: state.clone(),
@@ -186,7 +238,12 @@ where
                     if let Some(observer) = &self.observer {
                         observer.committed(aggregate_id, context, &events);
                     }
-                    return Ok(committed(state, version, events, appended));
+                    return Ok(Some(committed(state, version, events, appended)));
+                }
+                Ok(None) => {
+                    // The other aggregate moved: nothing was written, this one is as it was.
+                    *guard = Some(current);
+                    return Ok(None);
                 }
                 Err(StoreError::Conflict { .. }) => {
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
@@ -251,6 +308,14 @@ where
         }
         Ok(loaded)
     }
+}
+
+/// What `execute` and `create` answer if an append without a condition wrote nothing, which
+/// the store never does (it writes every event or fails).
+fn nothing_written<E>() -> CommandError<E> {
+    CommandError::Store(StoreError::Unexpected(
+        "an unconditional append wrote nothing".to_owned(),
+    ))
 }
 
 fn committed<A: Aggregate>(

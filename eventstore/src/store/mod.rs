@@ -3,6 +3,7 @@
 mod aggregate_cache;
 mod command_bus;
 mod context;
+mod decided_with;
 mod error;
 mod event_store;
 pub mod restore;
@@ -10,8 +11,9 @@ mod storable;
 mod upcasters;
 
 pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
-pub use context::CommandContext;
 pub(crate) use context::metadata_schema;
+pub use context::{CommandContext, MAX_USER_AGENT_BYTES, RequestOrigin};
+pub use decided_with::DecidedWith;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
 pub use storable::MAX_EVENT_BYTES;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::organization::{Organization, OrganizationCommand, OrganizationError};
 use domain::{Actor, Role};
-use eventstore::{CommandBus, CommandError};
+use eventstore::{CommandBus, CommandError, DecidedWith};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -47,7 +47,9 @@ async fn a_command_writes_all_its_events_in_one_transaction_with_its_metadata(po
         assert_eq!(metadata["actor"], format!("user:{owner}"));
         assert_eq!(metadata["org_id"], org_id.to_string());
         assert_eq!(metadata["impersonator_id"], admin.to_string());
-        assert_eq!(metadata["request_id"], context.request_id.clone().unwrap());
+        assert_eq!(metadata["request_id"], context.request_id().unwrap());
+        assert_eq!(metadata["client_ip"], "203.0.113.7");
+        assert_eq!(metadata["user_agent"], "agentry-tests/1");
         assert_eq!(metadata["correlation_id"], context.correlation_id.to_string());
         assert_eq!(
             metadata["causation_id"],
@@ -110,4 +112,63 @@ async fn another_node_loads_what_one_node_wrote(pool: PgPool) {
     assert_eq!(organization.name(), "Acme");
     assert_eq!(organization.role_of(owner), Some(Role::Owner));
     assert_eq!(organization.role_of(member), Some(Role::Auditor));
+}
+
+/// Creates an organization through `bus`; answers its id and the version it is at (2).
+async fn organization(bus: &CommandBus<Organization>) -> String {
+    let org_id = Uuid::now_v7();
+    let create = OrganizationCommand::CreateOrganization {
+        name: "Acme".into(),
+        owner_user_id: Uuid::new_v4(),
+    };
+    bus.create(&org_id.to_string(), create, &context(org_id))
+        .await
+        .unwrap();
+    org_id.to_string()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_command_decided_with_another_aggregate_commits_only_while_that_one_has_not_moved(pool: PgPool) {
+    let bus = CommandBus::<Organization>::new(store(&pool), ());
+    let other = organization(&bus).await;
+    let decided_with = DecidedWith::new("organization", &other, 2);
+    let create = || OrganizationCommand::CreateOrganization {
+        name: "Beta".into(),
+        owner_user_id: Uuid::new_v4(),
+    };
+
+    let first = Uuid::now_v7();
+    let written = bus
+        .create_if_unmoved(&first.to_string(), create(), &context(first), &decided_with)
+        .await
+        .unwrap();
+    assert_eq!(written.map(|committed| committed.version), Some(2), "written");
+
+    let rename = OrganizationCommand::RenameOrganization {
+        name: "Acme 2".into(),
+    };
+    let org_id = Uuid::parse_str(&other).unwrap();
+    bus.execute(&other, rename, &context(org_id)).await.unwrap();
+    let second = Uuid::now_v7();
+    let refused = bus
+        .create_if_unmoved(&second.to_string(), create(), &context(second), &decided_with)
+        .await
+        .unwrap();
+    assert!(refused.is_none(), "the other aggregate moved to version 3");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(second.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of the second command was written");
+
+    let again = DecidedWith::new("organization", &other, 3);
+    let written = bus
+        .create_if_unmoved(&second.to_string(), create(), &context(second), &again)
+        .await
+        .unwrap();
+    assert!(
+        written.is_some(),
+        "decided again with the version now current, it commits"
+    );
 }

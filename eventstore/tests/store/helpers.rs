@@ -4,7 +4,7 @@
 use domain::Actor;
 use eventstore::relay::NatsBus;
 use eventstore::store::NewEvent;
-use eventstore::{CommandContext, EventBus, EventStore, Relay};
+use eventstore::{CommandContext, EventBus, EventStore, Relay, RequestOrigin};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,11 @@ pub fn context(org_id: Uuid) -> CommandContext {
     CommandContext {
         actor: Actor::User { id: Uuid::new_v4() },
         org_id: Some(org_id),
-        request_id: Some(format!("req-{}", Uuid::new_v4())),
+        request: Some(RequestOrigin {
+            request_id: format!("req-{}", Uuid::new_v4()),
+            client_ip: Some("203.0.113.7".parse().unwrap()),
+            user_agent: Some("agentry-tests/1".to_owned()),
+        }),
         correlation_id: Uuid::now_v7(),
         causation_id: Some(Uuid::now_v7()),
         impersonator_id: None,

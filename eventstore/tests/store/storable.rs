@@ -2,8 +2,8 @@
 //! could never hold (U+0000). Either way nothing is written and the error says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use eventstore::StoreError;
 use eventstore::store::NewEvent;
+use eventstore::{RequestOrigin, StoreError};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -97,7 +97,7 @@ async fn a_nul_character_anywhere_in_a_payload_is_refused_and_nothing_is_written
 async fn a_nul_character_in_the_metadata_is_refused(pool: PgPool) {
     let store = store(&pool);
     let mut ctx = context(Uuid::now_v7());
-    ctx.request_id = Some("req\u{0}uest".to_owned());
+    ctx.request = Some(RequestOrigin::id_only("req\u{0}uest"));
 
     let outcome = store.append("run", "meta", 0, &[renamed_event(0)], &ctx).await;
 

@@ -38,9 +38,14 @@ pub fn runner_of(store: &EventStore, projector: Arc<dyn Projector>) -> Projectio
 /// It waits on the checkpoint rather than stopping at the first `false`: the follower's gate
 /// hides events while any older transaction of the server (another test's, say) still runs.
 pub async fn catch_up(runner: &ProjectionRunner, pool: &PgPool) {
+    catch_up_as(runner, pool, IDENTITY).await;
+}
+
+/// [`catch_up`] for the projector named `name`.
+pub async fn catch_up_as(runner: &ProjectionRunner, pool: &PgPool, name: &str) {
     let target = last_cursor(pool).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while checkpoint(pool).await < target {
+    while load_checkpoint(pool, name).await.unwrap() < target {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the projector did not catch up"

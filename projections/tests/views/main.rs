@@ -2,6 +2,7 @@
 //! one test binary for the crate.
 
 mod api_keys;
+mod audit;
 mod helpers;
 mod organizations;
 mod replay;

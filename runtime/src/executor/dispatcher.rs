@@ -34,7 +34,7 @@ pub struct LocalDispatcher {
 }
 
 impl RunDispatch for LocalDispatcher {
-    fn dispatch(&self, run_id: Uuid) {
+    fn dispatch(&self, run_id: Uuid, _version: u64) {
         // A send fails only once the queue stopped (shutdown): the run is resumed at the next
         // start, from its record.
         let _ = self.sender.send((run_id, false));

@@ -11,12 +11,21 @@
 //! tool call within a second; it then leaves its stale delivery unacknowledged (an ack would
 //! count as the new executor's) and hands nothing back (a nak would have the run taken over
 //! again, from the executor that holds it).
+//!
+//! A dispatch whose publish failed (NATS unreachable for a moment) is not lost: every worker
+//! sweeps the log for runs still waiting for an executor and publishes their dispatch again
+//! ([`super::redispatch`]). Each dispatch carries a stable message id (the run and its version
+//! when it began to wait), so JetStream keeps one copy of a dispatch published by the API and
+//! by several sweeps within its duplicate window; a copy past that window finds the run taken
+//! (a first delivery never takes a run another executor holds) or is skipped by the worker
+//! executing it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, AckKind, stream};
 use commands::runs::RunDispatch;
 use futures::StreamExt;
@@ -37,6 +46,8 @@ const ACK_WAIT: Duration = Duration::from_secs(6);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// How long a run whose execution failed (the store unreachable) waits before redelivery.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long JetStream remembers a dispatch's message id and drops another copy of it.
+pub(super) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 type Registry = Arc<Mutex<HashMap<Uuid, CancellationToken>>>;
 
@@ -86,12 +97,12 @@ impl NatsDispatcher {
 }
 
 impl RunDispatch for NatsDispatcher {
-    fn dispatch(&self, run_id: Uuid) {
+    fn dispatch(&self, run_id: Uuid, version: u64) {
         let (jetstream, names) = (self.jetstream.clone(), self.names.clone());
         tokio::spawn(async move {
-            if let Err(error) = publish_dispatch(&jetstream, &names, run_id).await {
-                // The run stays queued in the store; the next worker to start dispatches it.
-                tracing::warn!(%error, run = %run_id, "run not dispatched");
+            if let Err(error) = publish_dispatch(&jetstream, &names, run_id, Some(version)).await {
+                // The run stays queued in the store; the workers' sweep dispatches it again.
+                tracing::warn!(%error, run = %run_id, "run not dispatched; the sweep will dispatch it again");
             }
         });
     }
@@ -104,19 +115,28 @@ impl RunDispatch for NatsDispatcher {
     }
 }
 
-async fn publish_dispatch(
+/// Publishes a dispatch of `run_id` and waits for JetStream to store it; answers whether
+/// JetStream dropped it as a copy of one it holds. With `version` (the run's version when it
+/// began to wait), the message id names the dispatch, so another copy within
+/// [`DUPLICATE_WINDOW`] is dropped; without, every copy is kept.
+pub(super) async fn publish_dispatch(
     jetstream: &jetstream::Context,
     names: &QueueNames,
     run_id: Uuid,
-) -> Result<(), String> {
+    version: Option<u64>,
+) -> Result<bool, String> {
     ensure_stream(jetstream, names).await?;
-    jetstream
-        .publish(names.dispatch.clone(), run_id.to_string().into())
+    let mut message = PublishMessage::build().payload(run_id.to_string().into());
+    if let Some(version) = version {
+        message = message.message_id(format!("{run_id}.{version}"));
+    }
+    let stored = jetstream
+        .send_publish(names.dispatch.clone(), message)
         .await
         .map_err(|error| error.to_string())?
         .await
         .map_err(|error| error.to_string())?;
-    Ok(())
+    Ok(stored.duplicate)
 }
 
 async fn ensure_stream(jetstream: &jetstream::Context, names: &QueueNames) -> Result<stream::Stream, String> {
@@ -126,6 +146,7 @@ async fn ensure_stream(jetstream: &jetstream::Context, names: &QueueNames) -> Re
             subjects: vec![names.dispatch.clone()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         })
         .await
@@ -151,7 +172,8 @@ impl NatsRunQueue {
 
     /// Executes dispatched runs, at most `max_concurrent` at once, until `shutdown`; first
     /// dispatches every unfinished run again (harmless for one another worker holds: a first
-    /// delivery never takes a run over), so a dispatch lost with a crashed node is not lost.
+    /// delivery never takes a run over), so a dispatch lost with a crashed node is not lost,
+    /// and from then on sweeps for runs whose dispatch was lost since.
     pub async fn run(self, executor: Arc<Executor>, max_concurrent: usize, shutdown: CancellationToken) {
         let consumer = loop {
             match self.consumer().await {
@@ -165,16 +187,25 @@ impl NatsRunQueue {
                 }
             }
         };
+        // Taken before the unfinished runs are read, so the sweep sees every run queued after.
+        let horizon = executor.service().sweep_horizon().await;
         match executor.service().unfinished_runs().await {
             Ok(runs) => {
                 for run_id in runs {
-                    if let Err(error) = publish_dispatch(&self.jetstream, &self.names, run_id).await {
+                    if let Err(error) = publish_dispatch(&self.jetstream, &self.names, run_id, None).await {
                         tracing::warn!(%error, run = %run_id, "unfinished run not dispatched");
                     }
                 }
             }
             Err(error) => tracing::warn!(%error, "could not look for unfinished runs"),
         }
+        tokio::spawn(super::redispatch::sweep(
+            Arc::clone(&executor),
+            self.jetstream.clone(),
+            self.names.clone(),
+            horizon.ok(),
+            shutdown.clone(),
+        ));
         let executing = Registry::default();
         tokio::spawn(listen_for_cancels(
             self.client.clone(),
@@ -219,10 +250,22 @@ impl NatsRunQueue {
             };
             let takeover = message.info().map(|info| info.delivered > 1).unwrap_or(false);
             let cancel = shutdown.child_token();
-            executing
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(run_id, cancel.clone());
+            let copy = {
+                let mut executing = executing.lock().unwrap_or_else(PoisonError::into_inner);
+                let copy = !takeover && executing.contains_key(&run_id);
+                if !copy {
+                    executing.insert(run_id, cancel.clone());
+                }
+                copy
+            };
+            if copy {
+                // Another copy of a dispatch this worker is executing (a sweep's, past the
+                // duplicate window): its own message, so acknowledging it touches nothing
+                // else. Executing it too would resume the run under this same executor.
+                drop(permit);
+                let _ = message.ack().await;
+                continue;
+            }
             let (executor, executing, shutdown) =
                 (Arc::clone(&executor), Arc::clone(&executing), shutdown.clone());
             tokio::spawn(async move {

@@ -11,7 +11,7 @@ use streams::FeedLimits;
 use testkit::Reply;
 
 use super::support::{
-    Socket, SseMessage, SseReader, WsItem, connect_ws_with, events_path, expect_ws, ids_and_types, next_ws,
+    Socket, SseMessage, SseReader, WsClient, WsItem, events_path, expect_ws, ids_and_types, next_ws,
     open_sse, recorded_frames, socket_path, sse_frames, streamed_text, ws_to_close,
 };
 use crate::accounts::{add_member, create_api_key, register};
@@ -142,16 +142,19 @@ async fn a_client_that_stops_reading_is_cut_off_the_others_are_not_and_it_resume
     let (_, run_id) = flow.run(&agent, "Flood").await;
 
     // A client with a small receive buffer that reads nothing while the run streams.
-    let mut slow = connect_ws_with(app, &socket_path(&run_id, ""), Some(token), None, Some(4_096))
-        .await
-        .unwrap();
+    let slow_client = WsClient {
+        token: Some(token),
+        receive_buffer: Some(4_096),
+        ..WsClient::default()
+    };
+    let mut slow = slow_client.connect(app, &socket_path(&run_id, "")).await.unwrap();
     let fast_ws = {
         let mut socket = expect_ws(app, &socket_path(&run_id, ""), token).await;
         tokio::spawn(async move { ws_to_close(&mut socket).await })
     };
     let fast_sse = {
         let reader = SseReader::new(open_sse(app, &events_path(&run_id, ""), Some(token), None).await);
-        tokio::spawn(reader.to_end())
+        tokio::spawn(reader.read_to_end())
     };
     flow.run_reaching(&run_id, "completed").await;
     let recorded = recorded_frames(app, &run_id).await;
@@ -254,6 +257,27 @@ async fn heartbeats_keep_a_listening_client_and_a_silent_one_is_dropped() {
             WsItem::Dropped => break,
             WsItem::Closed(code, reason) => panic!("a close frame to a silent client: {code} {reason}"),
         }
+    }
+
+    // Clients that go away are noticed and their streams freed: a socket at once (its
+    // connection reads the end), an SSE response when a heartbeat finds no one to take it.
+    // (Each test runs in a process of its own, so the gauges are this test's.)
+    drop((listening, body));
+    let deadline = tokio::time::Instant::now() + timings.heartbeat * 10;
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let open: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.starts_with("agentry_stream_connections{"))
+            .collect();
+        if open.iter().all(|line| line.ends_with(" 0")) && open.len() == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams still open: {open:?}"
+        );
+        tokio::time::sleep(timings.heartbeat / 2).await;
     }
     app.cleanup().await;
 }

@@ -43,7 +43,7 @@ async fn a_late_reader_gets_the_whole_finished_run_then_the_end_over_both_transp
     let last = recorded.last().unwrap().0;
 
     let messages = SseReader::new(open_sse(&app, &events_path(&run_id, ""), Some(&token), None).await)
-        .to_end()
+        .read_to_end()
         .await;
     let frames = sse_frames(&messages);
     assert_eq!(
@@ -69,7 +69,7 @@ async fn a_late_reader_gets_the_whole_finished_run_then_the_end_over_both_transp
     // Resuming in the middle gets the rest exactly; after the last, nothing.
     let middle = last / 2;
     let rest = SseReader::new(open_sse(&app, &events_path(&run_id, ""), Some(&token), Some(middle)).await)
-        .to_end()
+        .read_to_end()
         .await;
     assert_eq!(
         ids_and_types(&sse_frames(&rest), &run_id),
@@ -125,8 +125,7 @@ async fn an_id_the_run_never_had_and_other_bad_opens_are_problems() {
         None,
     )
     .await
-    .err()
-    .expect("refused before the upgrade");
+    .expect_err("refused before the upgrade");
     let (status, content_type, problem) = refusal(error);
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
@@ -154,8 +153,7 @@ async fn an_id_the_run_never_had_and_other_bad_opens_are_problems() {
     let (status, _, problem) = refusal(
         connect_ws(&app, &socket_path(&run_id, ""), None, None)
             .await
-            .err()
-            .expect("no credentials"),
+            .expect_err("no credentials"),
     );
     assert_eq!(
         (status, problem["code"].as_str()),
@@ -210,7 +208,7 @@ async fn a_reader_resuming_mid_message_gets_every_later_event_once() {
     drop(reader);
     let last_seen = frames.last().unwrap()["id"].as_u64().unwrap();
     let rest = SseReader::new(open_sse(app, &events_path(&run_id, ""), Some(token), Some(last_seen)).await)
-        .to_end()
+        .read_to_end()
         .await;
     let rest = sse_frames(&rest);
     assert!(

@@ -91,7 +91,7 @@ impl SseReader {
     }
 
     /// Every message until the response ends.
-    pub async fn to_end(mut self) -> Vec<SseMessage> {
+    pub async fn read_to_end(mut self) -> Vec<SseMessage> {
         let mut messages = Vec::new();
         while let Some(message) = self.next().await {
             messages.push(message);
@@ -110,37 +110,51 @@ pub async fn connect_ws(
     token: Option<&str>,
     request_id: Option<&str>,
 ) -> Result<Socket, tungstenite::Error> {
-    connect_ws_with(app, path, token, request_id, None).await
+    let client = WsClient {
+        token,
+        request_id,
+        ..WsClient::default()
+    };
+    client.connect(app, path).await
 }
 
-/// [`connect_ws`] over a connection whose receive buffer is `receive_buffer` bytes (the kernel
-/// may round it), for a client that stops reading.
-pub async fn connect_ws_with(
-    app: &TestApp,
-    path: &str,
-    token: Option<&str>,
-    request_id: Option<&str>,
-    receive_buffer: Option<u32>,
-) -> Result<Socket, tungstenite::Error> {
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut request = format!("ws://{address}{path}").into_client_request()?;
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+/// How a test's WebSocket client connects.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WsClient<'a> {
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<&'a str>,
+    /// `X-Request-Id`.
+    pub request_id: Option<&'a str>,
+    /// `Origin`, as a browser sends it for a page.
+    pub origin: Option<&'a str>,
+    /// The connection's receive buffer in bytes (the kernel may round it), for a client that
+    /// stops reading.
+    pub receive_buffer: Option<u32>,
+}
+
+impl WsClient<'_> {
+    /// Opens `ws://…path`.
+    pub async fn connect(&self, app: &TestApp, path: &str) -> Result<Socket, tungstenite::Error> {
+        let address = app.address.trim_start_matches("http://").to_owned();
+        let mut request = format!("ws://{address}{path}").into_client_request()?;
+        let headers = request.headers_mut();
+        if let Some(token) = self.token {
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        if let Some(request_id) = self.request_id {
+            headers.insert("x-request-id", request_id.parse().unwrap());
+        }
+        if let Some(origin) = self.origin {
+            headers.insert("origin", origin.parse().unwrap());
+        }
+        let socket = TcpSocket::new_v4()?;
+        if let Some(size) = self.receive_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        let stream = socket.connect(address.parse().unwrap()).await?;
+        let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
+        Ok(socket)
     }
-    if let Some(request_id) = request_id {
-        request
-            .headers_mut()
-            .insert("x-request-id", request_id.parse().unwrap());
-    }
-    let socket = TcpSocket::new_v4()?;
-    if let Some(size) = receive_buffer {
-        socket.set_recv_buffer_size(size)?;
-    }
-    let stream = socket.connect(address.parse().unwrap()).await?;
-    let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
-    Ok(socket)
 }
 
 /// A socket that must open.

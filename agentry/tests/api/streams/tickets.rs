@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::reading::finished_run;
 use super::support::{
-    SseReader, connect_ws, events_path, open_sse, refusal, socket_path, sse_frames, ws_to_close,
+    SseReader, WsClient, connect_ws, events_path, open_sse, refusal, socket_path, sse_frames, ws_to_close,
 };
 use crate::accounts::{assert_code, create_api_key, expect_json, register};
 use crate::helpers::TestApp;
@@ -69,7 +69,7 @@ async fn a_ticket_opens_its_runs_stream_once_and_only_its_digest_is_kept() {
     assert_eq!(stored, [digest], "only the SHA-256 is stored");
 
     let events = SseReader::new(sse_with(&app, &run_id, &ticket).await)
-        .to_end()
+        .read_to_end()
         .await;
     assert_eq!(sse_frames(&events).last().unwrap()["type"], "run.completed");
     assert_code(
@@ -89,7 +89,7 @@ async fn a_ticket_opens_its_runs_stream_once_and_only_its_digest_is_kept() {
         (frames.last().unwrap()["type"].as_str(), code),
         (Some("run.completed"), 1000)
     );
-    let (status, _, problem) = refusal(connect_ws(&app, &path, None, None).await.err().expect("used"));
+    let (status, _, problem) = refusal(connect_ws(&app, &path, None, None).await.expect_err("used"));
     assert_eq!(
         (status, problem["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("stream_ticket_used"))
@@ -224,7 +224,7 @@ async fn a_ticket_never_appears_in_the_logs() {
 
     let used = ticket(&app, &token, &run_id).await;
     SseReader::new(sse_with(&app, &run_id, &used).await)
-        .to_end()
+        .read_to_end()
         .await;
     assert_eq!(
         sse_with(&app, &run_id, &used).await.status(),
@@ -255,4 +255,41 @@ async fn a_ticket_never_appears_in_the_logs() {
         let secret_part = secret.trim_start_matches("agst_");
         assert!(!text.contains(secret_part), "a ticket in the logs: {text}");
     }
+}
+
+/// A browser's way in: a page on an allowed origin opens the socket with a ticket; a page on
+/// another site is refused before anything else, ticket or not.
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_opens_a_socket_with_a_ticket_and_other_sites_cannot() {
+    let frontend = "https://app.example";
+    let app = TestApp::spawn_with(|settings| settings.http.cors_origins = Some(frontend.to_owned())).await;
+    let token = register(&app, "browser").await.access_token;
+    let run_id = finished_run(&app, &token, "from a page").await;
+
+    let ticket = self::ticket(&app, &token, &run_id).await;
+    let path = socket_path(&run_id, &format!("ticket={ticket}"));
+    let foreign = WsClient {
+        origin: Some("https://evil.example"),
+        ..WsClient::default()
+    };
+    let (status, _, problem) = refusal(foreign.connect(&app, &path).await.expect_err("another site"));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("origin_not_allowed"))
+    );
+
+    let page = WsClient {
+        origin: Some(frontend),
+        ..WsClient::default()
+    };
+    let mut socket = page
+        .connect(&app, &path)
+        .await
+        .expect("the refusal left the ticket unused");
+    let (frames, code, _) = ws_to_close(&mut socket).await;
+    assert_eq!(
+        (frames.last().unwrap()["type"].as_str(), code),
+        (Some("run.completed"), 1000)
+    );
+    app.cleanup().await;
 }

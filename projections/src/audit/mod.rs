@@ -1,0 +1,93 @@
+//! The audit log: every event as an entry of each organization it concerns, sealed into one
+//! hash chain per organization.
+//!
+//! The projector is the sealer: it follows the event log in the store's delivery order (the
+//! runner's `(transaction_id, position)` order behind the gate), so appends never wait for it,
+//! and it is the chain's only writer (one runner per projector, by lease and checkpoint). Each
+//! entry gets the next `seq` of its organization's log and the previous entry's hash, in the
+//! runner's transaction, with its checkpoint.
+//!
+//! - [`entry`]: what an entry holds, its canonical JSON and hash (`docs/audit-chain.md`);
+//! - `attribution`: which organizations' logs an event goes into;
+//! - [`chain`]: checking a chain, entry by entry, as `verify` does;
+//! - [`queries`]: the reads of the routes, the export and `agentry audit verify`.
+
+mod attribution;
+mod canonical;
+pub mod chain;
+pub mod entry;
+pub mod queries;
+mod seal;
+
+use async_trait::async_trait;
+use eventstore::RecordedEvent;
+use sqlx::PgConnection;
+
+use self::attribution::MembershipChange;
+use self::entry::EntryContent;
+use crate::Projector;
+
+pub use chain::{Break, BreakKind, ChainCheck};
+pub use entry::{AuditEntry, GENESIS_HASH};
+
+/// The audit projector's name: its checkpoint key.
+pub const AUDIT: &str = "audit";
+
+/// Seals every event into the audit logs of the organizations it concerns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditProjector;
+
+#[async_trait]
+impl Projector for AuditProjector {
+    fn name(&self) -> &'static str {
+        AUDIT
+    }
+
+    /// Empties only what is derived (memberships, held events), never the entries: the chain is
+    /// a record that outside checkpoints refer to. Replayed from the start of the log, the
+    /// projector seals only the events missing from it.
+    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE audit_memberships, audit_held")
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+        let content =
+            EntryContent::from_event(event).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        let change = attribution::membership_change(event);
+        if let Some(MembershipChange::Joined { org_id, user_id }) = &change {
+            for (position, held) in attribution::take_held(connection, *user_id).await? {
+                seal::seal(connection, *org_id, position, held).await?;
+            }
+        }
+        if let Some(change) = &change {
+            attribution::record(connection, change).await?;
+        }
+        match event.org_id {
+            Some(org_id) => seal::seal(connection, org_id, event.position, content).await,
+            None => seal_platform_event(connection, event, content).await,
+        }
+    }
+}
+
+/// A platform-wide event: into the log of every organization its person belongs to, held while
+/// they belong to none, and in no log when it is about nobody.
+async fn seal_platform_event(
+    connection: &mut PgConnection,
+    event: &RecordedEvent,
+    content: EntryContent,
+) -> Result<(), sqlx::Error> {
+    let Some(user_id) = attribution::subject(event) else {
+        return Ok(());
+    };
+    let organizations = attribution::organizations_of(connection, user_id).await?;
+    if organizations.is_empty() {
+        return attribution::hold(connection, user_id, event.position, &content).await;
+    }
+    for org_id in organizations {
+        seal::seal(connection, org_id, event.position, content.clone()).await?;
+    }
+    Ok(())
+}
