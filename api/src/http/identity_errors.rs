@@ -222,18 +222,7 @@ mod tests {
     use super::*;
 
     fn code_of(error: IdentityError) -> (u16, &'static str) {
-        let problem = match ApiError::from(error) {
-            ApiError::BadRequest(problem)
-            | ApiError::Unauthorized(problem)
-            | ApiError::Forbidden(problem)
-            | ApiError::NotFound(problem)
-            | ApiError::Conflict(problem)
-            | ApiError::PayloadTooLarge(problem)
-            | ApiError::Unprocessable(problem)
-            | ApiError::Internal(problem)
-            | ApiError::TooManyRequests(problem, _)
-            | ApiError::Unavailable(problem, _) => problem.0,
-        };
+        let problem = ApiError::from(error).into_problem();
         (problem.status, problem.code.as_str())
     }
 

@@ -73,6 +73,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The problem it answers, whatever its status: what a stream tells its client when a
+    /// WebSocket decision or its credentials are refused, with the code the REST routes use.
+    pub fn into_problem(self) -> Problem {
+        match self {
+            Self::BadRequest(problem)
+            | Self::Unauthorized(problem)
+            | Self::Forbidden(problem)
+            | Self::NotFound(problem)
+            | Self::Conflict(problem)
+            | Self::PayloadTooLarge(problem)
+            | Self::Unprocessable(problem)
+            | Self::TooManyRequests(problem, _)
+            | Self::Internal(problem)
+            | Self::Unavailable(problem, _) => problem.0,
+        }
+    }
+
     /// The problem for `status` (one of the statuses above; anything else is answered as 500
     /// and logged, since it means a mapping is wrong).
     pub fn with_status(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {

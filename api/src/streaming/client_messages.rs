@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Ending, problem_of};
+use super::Ending;
 use crate::http::{ApiError, ErrorCode, Problem, RequestId, TextBlock};
 use crate::routes::AppState;
 
@@ -75,7 +75,7 @@ pub async fn answer(
     let caller = match state.identity.recheck(caller).await {
         Ok(current) => current,
         Err(error) => {
-            let problem = problem_of(error.into());
+            let problem = ApiError::from(error).into_problem();
             let mut answer = refused(Some(request), call_id, &problem);
             if problem.status < 500 {
                 answer.ending = Some(Ending::Credentials(problem));
@@ -87,7 +87,7 @@ pub async fn answer(
         return refused(
             Some(request),
             call_id,
-            &problem_of(ApiError::too_many_requests(wait)),
+            &ApiError::too_many_requests(wait).into_problem(),
         );
     }
     let recorded_as = request_id.for_events();
@@ -109,7 +109,7 @@ pub async fn answer(
             frame: with_call(json!({"type": "ack", "request": request}), call_id),
             ending: None,
         },
-        Err(error) => refused(Some(request), call_id, &problem_of(error.into())),
+        Err(error) => refused(Some(request), call_id, &ApiError::from(error).into_problem()),
     }
 }
 

@@ -25,25 +25,6 @@ pub use standing::StandingChecks;
 pub use timings::StreamTimings;
 pub use upkeep::Upkeep;
 
-use crate::http::{ApiError, Problem};
-
-/// The problem inside an error answer: what a stream tells its client when something it asked
-/// (a WebSocket decision) or its credentials are refused, with the code the REST routes use.
-pub fn problem_of(error: ApiError) -> Problem {
-    match error {
-        ApiError::BadRequest(problem)
-        | ApiError::Unauthorized(problem)
-        | ApiError::Forbidden(problem)
-        | ApiError::NotFound(problem)
-        | ApiError::Conflict(problem)
-        | ApiError::PayloadTooLarge(problem)
-        | ApiError::Unprocessable(problem)
-        | ApiError::TooManyRequests(problem, _)
-        | ApiError::Internal(problem)
-        | ApiError::Unavailable(problem, _) => problem.0,
-    }
-}
-
 /// Counts a stream while it is open (`agentry_stream_connections{transport}`).
 pub(crate) struct OpenStreamGauge(&'static str);
 

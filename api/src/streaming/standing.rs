@@ -10,7 +10,6 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::http::{ApiError, Problem};
-use crate::streaming::problem_of;
 
 /// Past this many remembered checks, the stale ones are forgotten on the next check.
 const PRUNE_ABOVE: usize = 1_024;
@@ -74,7 +73,7 @@ impl StandingChecks {
             .get_or_init(|| async {
                 match identity.recheck(caller).await {
                     Ok(current) => Some(Ok(current)),
-                    Err(error) => match problem_of(ApiError::from(error)) {
+                    Err(error) => match ApiError::from(error).into_problem() {
                         problem if problem.status >= 500 => None,
                         problem => Some(Err(problem)),
                     },

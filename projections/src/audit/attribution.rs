@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::entry::EntryContent;
+use super::entry::{BindContent, EntryContent};
 
 /// How an organization event changes who belongs to it, if it does.
 pub(super) enum MembershipChange {
@@ -115,16 +115,7 @@ pub(super) async fn hold(
     )
     .bind(user_id)
     .bind(position)
-    .bind(content.event_id)
-    .bind(content.recorded_at)
-    .bind(&content.actor)
-    .bind(&content.impersonator_id)
-    .bind(&content.action)
-    .bind(&content.target_type)
-    .bind(&content.target_id)
-    .bind(&content.request_id)
-    .bind(&content.client_ip)
-    .bind(&content.user_agent)
+    .bind_content(content)
     .execute(connection)
     .await?;
     Ok(())

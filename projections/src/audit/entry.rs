@@ -40,6 +40,28 @@ pub struct EntryContent {
     pub user_agent: Option<String>,
 }
 
+/// Binding an entry's content to a statement, its ten columns in [`EntryContent`]'s order
+/// (`event_id` … `user_agent`): one order for every statement that writes them.
+pub(super) trait BindContent<'q> {
+    /// The statement with `content` bound to its next ten parameters.
+    fn bind_content(self, content: &'q EntryContent) -> Self;
+}
+
+impl<'q> BindContent<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bind_content(self, content: &'q EntryContent) -> Self {
+        self.bind(content.event_id)
+            .bind(content.recorded_at)
+            .bind(&content.actor)
+            .bind(&content.impersonator_id)
+            .bind(&content.action)
+            .bind(&content.target_type)
+            .bind(&content.target_id)
+            .bind(&content.request_id)
+            .bind(&content.client_ip)
+            .bind(&content.user_agent)
+    }
+}
+
 /// A metadata field of an event that an entry cannot do without is missing or malformed.
 #[derive(Debug, thiserror::Error)]
 #[error("audit projector cannot read event {event_id} ({event_type}): {reason}")]

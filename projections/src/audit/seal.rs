@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::entry::{AuditEntry, EntryContent, GENESIS_HASH};
+use super::entry::{AuditEntry, BindContent, EntryContent, GENESIS_HASH};
 
 /// The chain's head (its last entry's `seq` and `hash`) and whether the event at `$2` is in the
 /// log already, in one round trip.
@@ -16,7 +16,7 @@ SELECT head.seq, head.hash,
        ) head ON true";
 
 const INSERT: &str = "
-INSERT INTO audit_entries (org_id, seq, event_id, position, recorded_at, actor, impersonator_id,
+INSERT INTO audit_entries (org_id, seq, position, event_id, recorded_at, actor, impersonator_id,
                            action, target_type, target_id, request_id, client_ip, user_agent,
                            prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
@@ -50,17 +50,8 @@ async fn insert(connection: &mut PgConnection, position: i64, entry: &AuditEntry
     sqlx::query(INSERT)
         .bind(entry.org_id)
         .bind(entry.seq)
-        .bind(content.event_id)
         .bind(position)
-        .bind(content.recorded_at)
-        .bind(&content.actor)
-        .bind(&content.impersonator_id)
-        .bind(&content.action)
-        .bind(&content.target_type)
-        .bind(&content.target_id)
-        .bind(&content.request_id)
-        .bind(&content.client_ip)
-        .bind(&content.user_agent)
+        .bind_content(content)
         .bind(&entry.prev_hash)
         .bind(&entry.hash)
         .execute(connection)
