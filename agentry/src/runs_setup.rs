@@ -29,10 +29,13 @@ pub struct Runs {
 /// Builds the runs service and its streams, and starts executing runs in this process: with the in-process bus,
 /// the runs its API dispatches and every run an earlier process left unfinished; with NATS,
 /// runs from the JetStream work queue every node's API feeds, shared with the other workers.
+/// `serves_streams`: whether this process has stream readers (`serve`) or only executes runs
+/// (`worker`, which then takes no live frames from NATS).
 pub async fn start_runs(
     platform: &mut Platform,
     settings: &Settings,
     tools: Arc<ToolService>,
+    serves_streams: bool,
 ) -> Result<Runs, PlatformError> {
     let prices = match &settings.runs.llm_prices {
         Some(overrides) => PriceTable::with_overrides(overrides)
@@ -62,6 +65,11 @@ pub async fn start_runs(
         }
     };
     let streams = match &platform.bus {
+        EventBus::Nats(bus) if !serves_streams => RunStreams::nats_publisher(
+            platform.store.clone(),
+            bus.client().clone(),
+            settings.runs.stream_feed,
+        ),
         EventBus::Nats(bus) => RunStreams::nats(
             platform.store.clone(),
             bus.client().clone(),

@@ -53,7 +53,7 @@ impl Application {
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
         let tools = Arc::new(tool_service(&platform, &settings).await?);
-        let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools)).await?;
+        let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools), true).await?;
         let state = AppState {
             runs: runs.service,
             streams: runs.streams,

@@ -64,9 +64,9 @@ impl RunStreams {
         client: async_nats::Client,
         limits: FeedLimits,
     ) -> Result<Self, async_nats::SubscribeError> {
-        let router = Router::default();
+        let streams = Self::nats_publisher(store, client.clone(), limits);
         let mut subscription = client.subscribe(ALL_LIVE_SUBJECTS).await?;
-        let deliver_to = router.clone();
+        let deliver_to = streams.router.clone();
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
                 let Some(run_id) = message
@@ -88,12 +88,19 @@ impl RunStreams {
                 }
             }
         });
-        Ok(Self {
+        Ok(streams)
+    }
+
+    /// Live frames out on NATS, and no reader here: for a process that executes runs and serves
+    /// no stream (`agentry worker`), which would otherwise receive every run's frames to drop
+    /// them.
+    pub fn nats_publisher(store: EventStore, client: async_nats::Client, limits: FeedLimits) -> Self {
+        Self {
             store,
             live: LiveBus::Nats(NatsLive::new(client)),
-            router,
+            router: Router::default(),
             limits,
-        })
+        }
     }
 
     /// Where this process sends live frames (the executor's chunks).
