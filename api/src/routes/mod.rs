@@ -17,6 +17,7 @@ mod service;
 mod state;
 mod tags;
 mod tools;
+mod usage;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
@@ -32,6 +33,7 @@ pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 pub use tools::ToolsApi;
+pub use usage::UsageApi;
 
 /// Every `/v1` API, in the order the docs list them.
 pub type V1Apis = (
@@ -46,6 +48,7 @@ pub type V1Apis = (
     ToolsApi,
     EventsApi,
     AuditApi,
+    UsageApi,
     AdminApi,
 );
 
@@ -63,6 +66,7 @@ pub fn v1_apis() -> V1Apis {
         ToolsApi,
         EventsApi,
         AuditApi,
+        UsageApi,
         AdminApi,
     )
 }
