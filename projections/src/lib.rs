@@ -11,6 +11,7 @@ mod decode;
 mod grouped;
 pub mod identity;
 mod projector;
+pub mod rebuild;
 mod runner;
 pub mod runs;
 pub mod usage;

@@ -271,7 +271,7 @@ async fn pause(shutdown: &CancellationToken, duration: Duration) {
 /// read (`limit` events) may have cut its last transaction short, so that transaction's events
 /// wait for the next read, unless they are all the batch holds (one command of more than
 /// `limit` events is then applied in parts, the only case that is).
-fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
+pub(crate) fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
     if batch.len() < limit {
         return batch.len();
     }

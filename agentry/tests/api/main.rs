@@ -28,6 +28,7 @@ mod parser_refusals;
 mod password_reset;
 mod races;
 mod rate_limit;
+mod read_models;
 mod refresh_grace;
 mod registration_recovery;
 mod roles;

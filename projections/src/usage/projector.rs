@@ -137,6 +137,18 @@ impl Projector for UsageProjector {
     }
 }
 
+/// The days' columns, one array per column, for [`SAVE_DAYS`]: organization, day, runs, model
+/// calls, prompt tokens, completion tokens, credits.
+type DayColumns = (
+    Vec<Uuid>,
+    Vec<NaiveDate>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<i64>,
+);
+
 async fn save_days(
     connection: &mut PgConnection,
     days: HashMap<(Uuid, NaiveDate), Totals>,
@@ -144,15 +156,7 @@ async fn save_days(
     if days.is_empty() {
         return Ok(());
     }
-    let mut columns: (
-        Vec<Uuid>,
-        Vec<NaiveDate>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-    ) = Default::default();
+    let mut columns = DayColumns::default();
     for ((org_id, day), totals) in days {
         columns.0.push(org_id);
         columns.1.push(day);
