@@ -213,6 +213,9 @@ error_codes! {
     InvalidTarget = "invalid_target": "The `target` filter is not `<type>` or `<type>:<id>` with an aggregate type this service records.",
     InvalidTime = "invalid_time": "A time parameter is not an RFC 3339 date-time (`2026-12-06T10:15:30Z`), or the range ends before it starts.",
     CursorMismatch = "cursor_mismatch": "The `cursor` was not given by a previous page of this very query (same filters, same organization).",
+    // The history of an aggregate.
+    UnknownAggregateType = "unknown_aggregate_type": "The aggregate type in the path is not one this service records (the document lists them).",
+    InvalidAggregateId = "invalid_aggregate_id": "The aggregate id in the path is over 256 characters.",
 }
 
 impl std::fmt::Display for ErrorCode {

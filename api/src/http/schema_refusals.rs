@@ -225,10 +225,14 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
     ),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
     (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
+    (PARAMETER, "aggregate_id", "", ErrorCode::InvalidAggregateId),
 ];
 
 /// Enum types and the code for a value that is none of theirs.
-const ENUMS: &[(&str, ErrorCode)] = &[("RoleName", ErrorCode::InvalidRole)];
+const ENUMS: &[(&str, ErrorCode)] = &[
+    ("RoleName", ErrorCode::InvalidRole),
+    ("AggregateType", ErrorCode::UnknownAggregateType),
+];
 
 /// Stands for "a parameter" in [`FIELD_RULES`].
 const PARAMETER: &str = "parameter";
@@ -263,8 +267,11 @@ fn enum_refusal(reason: &str) -> Option<(ErrorCode, String)> {
     })
 }
 
-/// The same for a parameter `name` refused with `reason`.
+/// The same for a parameter `name` refused with `reason` (a value none of its enum's among them).
 pub(super) fn parameter_refusal(name: &str, reason: &str) -> Option<(ErrorCode, String)> {
+    if let Some(refused) = enum_refusal(reason) {
+        return Some(refused);
+    }
     let rule = reason.split_once(VERIFICATION_FAILED)?.1;
     Some(refusal(PARAMETER, name, rule))
 }

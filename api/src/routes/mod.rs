@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod conversations;
 mod events;
+mod history;
 mod me;
 mod members;
 mod roles;
@@ -25,6 +26,7 @@ pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
+pub use history::HistoryApi;
 pub use me::MeApi;
 pub use members::MembersApi;
 pub use run_streams::RunStreamsApi;
@@ -46,6 +48,7 @@ pub type V1Apis = (
     ToolsApi,
     EventsApi,
     AuditApi,
+    HistoryApi,
     AdminApi,
 );
 
@@ -63,6 +66,7 @@ pub fn v1_apis() -> V1Apis {
         ToolsApi,
         EventsApi,
         AuditApi,
+        HistoryApi,
         AdminApi,
     )
 }
