@@ -215,7 +215,6 @@ error_codes! {
     CursorMismatch = "cursor_mismatch": "The `cursor` was not given by a previous page of this very query (same filters, same organization).",
     // The history of an aggregate.
     UnknownAggregateType = "unknown_aggregate_type": "The aggregate type in the path is not one this service records (the document lists them).",
-    InvalidAggregateId = "invalid_aggregate_id": "The aggregate id in the path is over 256 characters.",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -225,7 +225,6 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
     ),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
     (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
-    (PARAMETER, "aggregate_id", "", ErrorCode::InvalidAggregateId),
 ];
 
 /// Enum types and the code for a value that is none of theirs.
@@ -274,6 +273,13 @@ pub(super) fn parameter_refusal(name: &str, reason: &str) -> Option<(ErrorCode, 
     }
     let rule = reason.split_once(VERIFICATION_FAILED)?.1;
     Some(refusal(PARAMETER, name, rule))
+}
+
+/// The same for a path segment refused with `reason`: a value none of its enum's (poem-openapi
+/// names path parameters `param0`, `param1`…, so only the enum, named in the reason, tells them
+/// apart; an id that does not parse stays a 400).
+pub(super) fn path_refusal(reason: &str) -> Option<(ErrorCode, String)> {
+    enum_refusal(reason)
 }
 
 /// `rule` is the validator as poem-openapi shows it, e.g. `maxLength(100)`.

@@ -111,8 +111,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listAuditEntries", &[400, 422]),
     ("exportAuditLog", &[]),
     ("verifyAuditLog", &[]),
-    // 404 no event of that aggregate the organization may see; 422 an unknown aggregate type, an
-    // id over its length, the page limit or cursor.
+    // 404 no event of that aggregate the organization may see; 422 an unknown aggregate type,
+    // the page limit or cursor.
     ("getAggregateHistory", &[404, 422]),
     // 404 the user is not a member of that organization; 422 reason or lifetime.
     ("startImpersonation", &[404, 422]),

@@ -167,8 +167,7 @@ impl HistoryApi {
         auth: BearerAuth,
         /// The aggregate's type, as events record it.
         aggregate_type: Path<AggregateType>,
-        /// The aggregate's id (a UUID for most types; an email claim's is the address).
-        #[oai(validator(min_length = 1, max_length = 256))]
+        /// The aggregate's id, as events record it (a UUID for most types).
         aggregate_id: Path<String>,
         /// Most events in the page (1–100); 50 when absent.
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
