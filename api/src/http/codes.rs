@@ -215,6 +215,8 @@ error_codes! {
     CursorMismatch = "cursor_mismatch": "The `cursor` was not given by a previous page of this very query (same filters, same organization).",
     // Usage.
     InvalidUsageRange = "invalid_usage_range": "`from` is after `to`, or the range is longer than 366 days (`period=day`) or 120 months (`period=month`).",
+    // The history of an aggregate.
+    UnknownAggregateType = "unknown_aggregate_type": "The aggregate type in the path is not one this service records (the document lists them).",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -115,6 +115,9 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("verifyAuditLog", &[]),
     // 400 the range; 422 a date or period; 503 the view behind.
     ("getUsage", &[400, 422, 503]),
+    // 404 no event of that aggregate the organization may see; 422 an unknown aggregate type,
+    // the page limit or cursor.
+    ("getAggregateHistory", &[404, 422]),
     // 404 the user is not a member of that organization; 422 reason or lifetime.
     ("startImpersonation", &[404, 422]),
     // 404 no such impersonation; 409 a lost race; 503 the read model behind.

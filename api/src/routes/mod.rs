@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod conversations;
 mod events;
+mod history;
 mod me;
 mod members;
 mod roles;
@@ -26,6 +27,7 @@ pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
+pub use history::HistoryApi;
 pub use me::MeApi;
 pub use members::MembersApi;
 pub use run_streams::RunStreamsApi;
@@ -49,6 +51,7 @@ pub type V1Apis = (
     EventsApi,
     AuditApi,
     UsageApi,
+    HistoryApi,
     AdminApi,
 );
 
@@ -67,6 +70,7 @@ pub fn v1_apis() -> V1Apis {
         EventsApi,
         AuditApi,
         UsageApi,
+        HistoryApi,
         AdminApi,
     )
 }
