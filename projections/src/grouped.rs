@@ -1,24 +1,34 @@
 //! Grouping a read of the log by aggregate, for the projectors that fold a whole read at once.
 
-use eventstore::RecordedEvent;
+use std::collections::HashMap;
 
-/// The events of `aggregate_type` in `events`, grouped by aggregate id (groups in order of
-/// first appearance, each group's events in log order).
+use eventstore::RecordedEvent;
+use uuid::Uuid;
+
+use crate::decode::aggregate_uuid;
+
+/// The events of `aggregate_type` in `events`, grouped by aggregate (groups in order of first
+/// appearance, each group's events in log order); an aggregate id that is not a UUID is an
+/// error naming its event.
 pub(crate) fn by_aggregate<'e>(
     events: &'e [RecordedEvent],
     aggregate_type: &str,
-) -> Vec<(&'e str, Vec<&'e RecordedEvent>)> {
-    let mut groups: Vec<(&str, Vec<&RecordedEvent>)> = Vec::new();
-    let mut index = std::collections::HashMap::new();
+) -> Result<Vec<(Uuid, Vec<&'e RecordedEvent>)>, sqlx::Error> {
+    let mut groups: Vec<(Uuid, Vec<&RecordedEvent>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for event in events
         .iter()
         .filter(|event| event.aggregate_type == aggregate_type)
     {
-        let slot = *index.entry(event.aggregate_id.as_str()).or_insert_with(|| {
-            groups.push((event.aggregate_id.as_str(), Vec::new()));
-            groups.len() - 1
-        });
+        let slot = match index.get(event.aggregate_id.as_str()) {
+            Some(slot) => *slot,
+            None => {
+                groups.push((aggregate_uuid(event)?, Vec::new()));
+                index.insert(event.aggregate_id.as_str(), groups.len() - 1);
+                groups.len() - 1
+            }
+        };
         groups[slot].1.push(event);
     }
-    groups
+    Ok(groups)
 }

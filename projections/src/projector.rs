@@ -50,3 +50,54 @@ pub trait Projector: Send + Sync + 'static {
         &[]
     }
 }
+
+/// A read model that folds whole reads of the log at once, in tables of its own (the
+/// conversation, run history and usage views): the [`Projector`] that runs it, and rebuilds it,
+/// follows from its name, its tables and its fold.
+#[async_trait]
+pub trait BatchProjector: Send + Sync + 'static {
+    /// As [`Projector::name`].
+    fn name(&self) -> &'static str;
+
+    /// Every table of the read model (emptied by [`Projector::clear`], rebuilt beside the live
+    /// ones by `projections rebuild`).
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Folds `events` (consecutive in log order) into the tables: reads the rows they touch,
+    /// folds in memory, writes each changed row once.
+    async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+}
+
+#[async_trait]
+impl<T: BatchProjector> Projector for T {
+    fn name(&self) -> &'static str {
+        BatchProjector::name(self)
+    }
+
+    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("TRUNCATE {}", BatchProjector::tables(self).join(", ")))
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+        self.fold(connection, std::slice::from_ref(event)).await
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), sqlx::Error> {
+        self.fold(connection, events).await
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        BatchProjector::tables(self)
+    }
+}

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::queries::{MessageRow, into_message};
 use super::transcript::{RunTranscript, TranscriptMessage};
-use crate::decode::{aggregate_uuid, payload};
+use crate::decode::payload;
 use crate::grouped::by_aggregate;
 
 /// A run as this view knows it.
@@ -43,14 +43,11 @@ pub(super) async fn fold_runs(
     connection: &mut PgConnection,
     events: &[RecordedEvent],
 ) -> Result<(), sqlx::Error> {
-    let runs = by_aggregate(events, "run");
+    let runs = by_aggregate(events, "run")?;
     if runs.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = runs
-        .iter()
-        .map(|(_, events)| aggregate_uuid(events[0]))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
     let known: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(LOAD_RUNS)
         .bind(&ids)
         .fetch_all(&mut *connection)
@@ -67,10 +64,9 @@ pub(super) async fn fold_runs(
         })
         .collect();
     // Only runs that gained a message need their messages read.
-    let talking: Vec<Uuid> = ids
+    let talking: Vec<Uuid> = runs
         .iter()
-        .zip(&runs)
-        .filter(|(id, (_, events))| {
+        .filter(|(id, events)| {
             let version = known.get(id).map_or(0, |run| run.version);
             events
                 .iter()
@@ -80,7 +76,7 @@ pub(super) async fn fold_runs(
         .collect();
     let mut transcripts = load_messages(connection, &talking).await?;
     let mut changed_runs = Vec::new();
-    for (id, (_, events)) in ids.iter().zip(&runs) {
+    for (id, events) in &runs {
         let mut run = known.remove(id).unwrap_or(ViewRun {
             conversation_id: None,
             run_position: 0,

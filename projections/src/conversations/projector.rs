@@ -8,8 +8,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::messages;
-use crate::Projector;
-use crate::decode::{aggregate_uuid, payload, recorded_at};
+use crate::BatchProjector;
+use crate::decode::{payload, recorded_at};
 use crate::grouped::by_aggregate;
 
 /// The conversation view projector's name: its checkpoint key and `projections rebuild`
@@ -22,24 +22,9 @@ pub const CONVERSATIONS: &str = "conversations";
 pub struct ConversationsProjector;
 
 #[async_trait]
-impl Projector for ConversationsProjector {
+impl BatchProjector for ConversationsProjector {
     fn name(&self) -> &'static str {
         CONVERSATIONS
-    }
-
-    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE conversation_views, conversation_view_runs, conversation_messages")
-            .execute(connection)
-            .await?;
-        Ok(())
-    }
-
-    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-        self.apply_batch(connection, std::slice::from_ref(event)).await
-    }
-
-    fn batched(&self) -> bool {
-        true
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -50,11 +35,7 @@ impl Projector for ConversationsProjector {
         ]
     }
 
-    async fn apply_batch(
-        &self,
-        connection: &mut PgConnection,
-        events: &[RecordedEvent],
-    ) -> Result<(), sqlx::Error> {
+    async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         fold_conversations(connection, events).await?;
         messages::fold_runs(connection, events).await
     }
@@ -108,21 +89,18 @@ async fn fold_conversations(
     connection: &mut PgConnection,
     events: &[RecordedEvent],
 ) -> Result<(), sqlx::Error> {
-    let conversations = by_aggregate(events, "conversation");
+    let conversations = by_aggregate(events, "conversation")?;
     if conversations.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = conversations
-        .iter()
-        .map(|(_, events)| aggregate_uuid(events[0]))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<Uuid> = conversations.iter().map(|(id, _)| *id).collect();
     let loaded: Vec<Loaded> = sqlx::query_as(LOAD)
         .bind(&ids)
         .fetch_all(&mut *connection)
         .await?;
     let mut rows: HashMap<Uuid, Row> = loaded.into_iter().map(Row::loaded).collect();
     let mut changed = Vec::new();
-    for (id, (_, events)) in ids.iter().zip(&conversations) {
+    for (id, events) in &conversations {
         let mut row = rows.remove(id).unwrap_or_else(Row::empty);
         let mut folded = false;
         let folded_up_to = row.version;

@@ -10,8 +10,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::steps::{StepView, apply_to_steps};
-use crate::Projector;
-use crate::decode::{aggregate_uuid, payload, recorded_at};
+use crate::BatchProjector;
+use crate::decode::{payload, recorded_at};
 use crate::grouped::by_aggregate;
 
 /// The run history projector's name: its checkpoint key and `projections rebuild` argument.
@@ -75,44 +75,24 @@ ON CONFLICT (run_id) DO UPDATE
  WHERE run_history.version < EXCLUDED.version";
 
 #[async_trait]
-impl Projector for RunHistoryProjector {
+impl BatchProjector for RunHistoryProjector {
     fn name(&self) -> &'static str {
         RUN_HISTORY
-    }
-
-    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE run_history").execute(connection).await?;
-        Ok(())
-    }
-
-    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-        self.apply_batch(connection, std::slice::from_ref(event)).await
-    }
-
-    fn batched(&self) -> bool {
-        true
     }
 
     fn tables(&self) -> &'static [&'static str] {
         &["run_history"]
     }
 
-    async fn apply_batch(
-        &self,
-        connection: &mut PgConnection,
-        events: &[RecordedEvent],
-    ) -> Result<(), sqlx::Error> {
-        let runs = by_aggregate(events, "run");
+    async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        let runs = by_aggregate(events, "run")?;
         if runs.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = runs
-            .iter()
-            .map(|(_, events)| aggregate_uuid(events[0]))
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
         let mut rows = load(connection, &ids).await?;
         let mut changed = Vec::with_capacity(ids.len());
-        for (id, events) in ids.iter().zip(runs.iter().map(|(_, events)| events)) {
+        for (id, events) in &runs {
             let row = rows.remove(id).unwrap_or_else(Row::new);
             if let Some(row) = fold(row, events)? {
                 changed.push((*id, row));

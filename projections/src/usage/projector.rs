@@ -7,7 +7,7 @@ use eventstore::{Cursor, RecordedEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::Projector;
+use crate::BatchProjector;
 use crate::decode::{payload, recorded_at};
 use crate::runs::as_bigint;
 
@@ -45,35 +45,16 @@ SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[])
 ON CONFLICT (org_id) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position";
 
 #[async_trait]
-impl Projector for UsageProjector {
+impl BatchProjector for UsageProjector {
     fn name(&self) -> &'static str {
         USAGE
-    }
-
-    async fn clear(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE usage_daily, usage_cursors")
-            .execute(connection)
-            .await?;
-        Ok(())
-    }
-
-    async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-        self.apply_batch(connection, std::slice::from_ref(event)).await
-    }
-
-    fn batched(&self) -> bool {
-        true
     }
 
     fn tables(&self) -> &'static [&'static str] {
         &["usage_daily", "usage_cursors"]
     }
 
-    async fn apply_batch(
-        &self,
-        connection: &mut PgConnection,
-        events: &[RecordedEvent],
-    ) -> Result<(), sqlx::Error> {
+    async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let counted: Vec<&RecordedEvent> = events
             .iter()
             .filter(|event| matches!(event.event_type.as_str(), "run.queued" | "llm_call.completed"))
