@@ -6,6 +6,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
 mod conversations;
 mod events;
 mod me;
@@ -23,6 +24,7 @@ pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
 pub use audit::AuditApi;
 pub use auth::AuthApi;
+pub use billing::BillingApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
 pub use me::MeApi;
@@ -46,6 +48,7 @@ pub type V1Apis = (
     ToolsApi,
     EventsApi,
     AuditApi,
+    BillingApi,
     AdminApi,
 );
 
@@ -63,6 +66,7 @@ pub fn v1_apis() -> V1Apis {
         ToolsApi,
         EventsApi,
         AuditApi,
+        BillingApi,
         AdminApi,
     )
 }

@@ -26,6 +26,9 @@ pub enum ApiTags {
     /// The organization's audit log: who did what, when and from where, in a hash chain an
     /// auditor can verify.
     Audit,
+    /// The organization's credits: balance, ledger, buying credits through Stripe Checkout,
+    /// and Stripe's webhook.
+    Billing,
     /// Platform administration.
     Admin,
 }
