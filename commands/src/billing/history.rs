@@ -21,6 +21,9 @@ const LEDGER_PAGE: &str = "
      ORDER BY sequence DESC
      LIMIT $3";
 
+/// A row of [`LEDGER_PAGE`]: sequence, event id, payload, recording time, actor.
+type LedgerRow = (i64, Uuid, String, Option<String>, Option<String>);
+
 /// What an account holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Balance {
@@ -107,7 +110,7 @@ impl BillingService {
         let org_id = readable_org(caller)?;
         self.account(org_id).await?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let rows: Vec<(i64, Uuid, String, Option<String>, Option<String>)> = sqlx::query_as(LEDGER_PAGE)
+        let rows: Vec<LedgerRow> = sqlx::query_as(LEDGER_PAGE)
             .bind(org_id.to_string())
             .bind(cursor)
             .bind(i64::from(limit) + 1)
