@@ -297,8 +297,18 @@ async fn refused_deliveries_and_unknown_types_change_nothing() {
         event
     };
     assert_eq!(deliver_signed(&app, &unpaid).await["result"], "awaiting_payment");
-    let nobody = session_event("evt_nobody", "checkout.session.completed", "cs_n", uuid::Uuid::new_v4(), 600_000, 60);
-    assert_eq!(deliver_signed(&app, &nobody).await["reason"], "unknown_organization");
+    let nobody = session_event(
+        "evt_nobody",
+        "checkout.session.completed",
+        "cs_n",
+        uuid::Uuid::new_v4(),
+        600_000,
+        60,
+    );
+    assert_eq!(
+        deliver_signed(&app, &nobody).await["reason"],
+        "unknown_organization"
+    );
     assert_eq!(all_entries(&app, &owner.access_token).await.len(), before);
     assert_eq!(balance(&app, &owner.access_token).await["credits"], 1_000_000);
     app.cleanup().await;
