@@ -28,18 +28,26 @@ pub async fn ledger(app: &TestApp, token: &str, query: &str) -> Value {
     expect_json(response, StatusCode::OK, "ledger").await
 }
 
-/// Every entry of the ledger, newest first, following the cursor.
+/// Every entry of the ledger, newest first, following the cursor through pages of 7; checks
+/// the pages neither skip nor repeat an entry.
 pub async fn all_entries(app: &TestApp, token: &str) -> Vec<Value> {
-    let mut entries = Vec::new();
-    let mut query = "?limit=100".to_owned();
+    let mut entries: Vec<Value> = Vec::new();
+    let mut query = "?limit=7".to_owned();
     loop {
         let page = ledger(app, token, &query).await;
         entries.extend(page["entries"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_i64() {
-            Some(cursor) => query = format!("?limit=100&cursor={cursor}"),
-            None => return entries,
+            Some(cursor) => query = format!("?limit=7&cursor={cursor}"),
+            None => break,
         }
     }
+    let sequences: Vec<i64> = entries
+        .iter()
+        .map(|entry| entry["sequence"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (1..=sequences.len() as i64).rev().collect();
+    assert_eq!(sequences, expected, "newest first, every entry once");
+    entries
 }
 
 fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -124,6 +132,20 @@ async fn owners_admins_and_auditors_read_credits_and_members_and_keys_may_not() 
                 .unwrap()
                 .len(),
             2
+        );
+    }
+    for (query, code) in [
+        ("?limit=0", "page_limit_out_of_range"),
+        ("?cursor=0", "invalid_cursor"),
+    ] {
+        let response = app
+            .with_bearer(&owner.access_token)
+            .get(&format!("/v1/billing/ledger{query}"))
+            .await;
+        assert_eq!(
+            assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await["code"],
+            code,
+            "{query}"
         );
     }
     for (token, who) in [(&member.access_token, "member"), (&key.key, "api key")] {
