@@ -2,16 +2,13 @@
 //! database and reports each chain's first broken link (`docs/audit-chain.md`).
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
-use std::time::{Duration, Instant};
 
 use projections::audit::Break;
 use projections::audit::queries::{entry_count, organizations_with_entries, verify_chain};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// How often progress is shown.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+use crate::progress::Progress;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -66,7 +63,7 @@ pub async fn verify_audit_chains(
     for org_id in &organizations {
         total += entry_count(pool, *org_id).await?;
     }
-    let mut progress = Progress::new(u64::try_from(total).unwrap_or(0));
+    let mut progress = Progress::new("audit verify", "entries", Some(u64::try_from(total).unwrap_or(0)));
     let mut outcome = AuditVerification {
         organizations: organizations.len(),
         ..AuditVerification::default()
@@ -81,58 +78,4 @@ pub async fn verify_audit_chains(
     }
     progress.finish(outcome.entries);
     Ok(outcome)
-}
-
-/// Entries done, rate and time left, on stderr.
-struct Progress {
-    total: u64,
-    started: Instant,
-    last_shown: Instant,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        let now = Instant::now();
-        Self {
-            total,
-            started: now,
-            last_shown: now,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn show(&mut self, done: u64) {
-        if self.last_shown.elapsed() < PROGRESS_EVERY {
-            return;
-        }
-        self.last_shown = Instant::now();
-        let line = self.line(done);
-        let mut stderr = std::io::stderr();
-        let _ = if self.terminal {
-            write!(stderr, "\r{line}")
-        } else {
-            writeln!(stderr, "{line}")
-        };
-    }
-
-    fn finish(&self, done: u64) {
-        let line = self.line(done);
-        let mut stderr = std::io::stderr();
-        let _ = if self.terminal {
-            writeln!(stderr, "\r{line}")
-        } else {
-            writeln!(stderr, "{line}")
-        };
-    }
-
-    fn line(&self, done: u64) -> String {
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = done as f64 / seconds;
-        let left = self.total.saturating_sub(done) as f64 / rate.max(1.0);
-        format!(
-            "audit verify: {done}/{} entries, {rate:.0} entries/s, {left:.0} s left",
-            self.total
-        )
-    }
 }

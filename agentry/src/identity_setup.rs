@@ -6,7 +6,6 @@ use chrono::TimeDelta;
 use commands::identity::{
     HashingLimits, IdentityConfig, IdentityService, LoginLimits, Mailer, TokenKeys, signing_secret,
 };
-use eventstore::log::FollowerProgress;
 use secrecy::ExposeSecret;
 
 use crate::platform::{Platform, PlatformError};
@@ -44,8 +43,7 @@ pub async fn identity_service(
         ),
         ..IdentityConfig::default()
     };
-    // The process's one listener for the projectors' progress, stopped with the platform.
-    let progress = FollowerProgress::start(platform.pool.clone(), platform.shutdown.clone());
+    let progress = platform.progress();
     Ok(IdentityService::new(
         &platform.store,
         TokenKeys::new(&secret),

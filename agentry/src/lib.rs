@@ -19,6 +19,8 @@ pub mod billing_setup;
 pub mod embedded_postgres;
 pub mod identity_setup;
 pub mod platform;
+pub mod progress;
+pub mod rebuild_projection;
 pub mod restored_store;
 pub mod runs_setup;
 pub mod settings;

@@ -6,7 +6,7 @@ use agentry::audit_verify::verify_audit_chains;
 use agentry::identity_setup::identity_service;
 use agentry::platform::Platform;
 use agentry::restored_store::{RESTORE_APPLICATION_NAME, make_restored_store_consistent};
-use agentry::settings::{AdminCommand, AuditCommand, Cli, Command, StoreCommand};
+use agentry::settings::{AdminCommand, AuditCommand, Cli, Command, ProjectionsCommand, StoreCommand};
 use agentry::startup::{Application, background_projectors, shutdown_signal};
 use agentry::telemetry;
 use clap::Parser;
@@ -94,6 +94,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let platform = Platform::connect(&cli.settings).await?;
             tracing::info!("migrations applied");
             platform.stop().await;
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name }) => {
+            let platform = Platform::connect(&cli.settings).await?;
+            let rebuilt = agentry::rebuild_projection::rebuild_projection(&platform, &name).await;
+            platform.stop().await;
+            println!("{}", rebuilt?);
         }
         Command::Audit(AuditCommand::Verify { org }) => {
             let platform = Platform::connect(&cli.settings).await?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use eventstore::log::FollowerProgress;
 use eventstore::relay::{LocalBus, NatsBus};
 use eventstore::{EventBus, EventStore, Relay, database};
 use projections::{ProjectionRunner, Projector};
@@ -61,6 +62,8 @@ pub struct Platform {
     pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
     embedded: Option<EmbeddedPostgres>,
+    /// The process's one listener for the projectors' progress, started on first use.
+    progress: std::sync::OnceLock<FollowerProgress>,
 }
 
 impl Platform {
@@ -88,7 +91,16 @@ impl Platform {
             shutdown: CancellationToken::new(),
             tasks: JoinSet::new(),
             embedded,
+            progress: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where each projector stands, for reads that must see a write of a moment ago: the
+    /// process's one `LISTEN` connection, started on first use and stopped with the platform.
+    pub fn progress(&self) -> FollowerProgress {
+        self.progress
+            .get_or_init(|| FollowerProgress::start(self.pool.clone(), self.shutdown.clone()))
+            .clone()
     }
 
     /// Starts the relay, one runner per projector, and the watchers of the log gate and of the

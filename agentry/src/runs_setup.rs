@@ -81,8 +81,10 @@ pub async fn start_runs(
         })?,
         EventBus::Local(_) => RunStreams::local(platform.store.clone(), settings.runs.stream_feed),
     };
-    let service =
-        Arc::new(RunService::new(&platform.store, dispatcher).with_run_observer(streams.observer()));
+    let service = Arc::new(
+        RunService::new(&platform.store, dispatcher, platform.progress())
+            .with_run_observer(streams.observer()),
+    );
     let executor = Arc::new(
         Executor::new(
             Arc::clone(&service),

@@ -47,6 +47,21 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+/// `agentry projections …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuild one read model from the event log beside the live one, while the API keeps
+    /// answering from the live one, then switch to it atomically: `conversations`,
+    /// `run_history` or `usage`.
+    Rebuild {
+        /// The read model (its projector's name).
+        name: String,
+    },
 }
 
 /// `agentry audit …`.

@@ -209,6 +209,9 @@ pub fn background_projectors() -> Vec<Arc<dyn projections::Projector>> {
     vec![
         Arc::new(projections::IdentityProjector),
         Arc::new(projections::AuditProjector),
+        Arc::new(projections::ConversationsProjector),
+        Arc::new(projections::RunHistoryProjector),
+        Arc::new(projections::UsageProjector),
     ]
 }
 

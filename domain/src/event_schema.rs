@@ -119,6 +119,7 @@ mod tests {
     use schemars::generate::SchemaSettings;
 
     use super::*;
+    use crate::secret::{PasswordDigest, SealedSecret, TokenDigest};
     use crate::upcasting::upcasters;
 
     fn all() -> Vec<EventSchema> {
@@ -159,6 +160,57 @@ mod tests {
             );
         }
         assert_eq!(current_version("organization.created"), "2");
+    }
+
+    /// Every `$ref` in `schema` to one of `names`' definitions, however deep.
+    fn refers_to(schema: &Value, names: &[String]) -> bool {
+        match schema {
+            Value::Object(fields) => fields.iter().any(|(key, value)| {
+                let to_credential = key == "$ref"
+                    && value
+                        .as_str()
+                        .and_then(|target| target.rsplit('/').next())
+                        .is_some_and(|name| names.iter().any(|wanted| wanted == name));
+                to_credential || refers_to(value, names)
+            }),
+            Value::Array(items) => items.iter().any(|item| refers_to(item, names)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn credential_fields_are_exactly_the_top_level_fields_of_a_credential_type() {
+        let mut generator = SchemaSettings::draft2020_12().into_generator();
+        let schemas = event_schemas(&mut generator);
+        let credentials = [
+            PasswordDigest::schema_name().into_owned(),
+            TokenDigest::schema_name().into_owned(),
+            SealedSecret::schema_name().into_owned(),
+        ];
+        let mut found = 0;
+        for schema in &schemas {
+            let properties = schema.data.get("properties").and_then(Value::as_object);
+            for (name, property) in properties.into_iter().flatten() {
+                let typed = refers_to(property, &credentials);
+                found += usize::from(typed);
+                assert_eq!(
+                    typed,
+                    crate::is_credential_field(name),
+                    "{}.{name}: a credential type (or one nested inside) exactly when the rule names the field",
+                    schema.event_type
+                );
+            }
+        }
+        assert!(found >= 8, "digests and sealed secrets are found: {found}");
+        for (name, definition) in generator.definitions() {
+            if credentials.contains(name) {
+                continue;
+            }
+            assert!(
+                !refers_to(definition, &credentials),
+                "{name} holds a credential below a payload's top level, where the rule does not look"
+            );
+        }
     }
 
     #[test]

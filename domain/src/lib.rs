@@ -98,4 +98,4 @@ pub use actor::{Actor, ParseActorError};
 pub use email::{EmailAddress, EmailError};
 pub use password_policy::{PasswordPolicyError, check_new_password};
 pub use role::{ParseRoleError, Role};
-pub use secret::{PasswordDigest, SealedSecret, TokenDigest};
+pub use secret::{PasswordDigest, SealedSecret, TokenDigest, is_credential_field};

@@ -89,6 +89,18 @@ impl fmt::Debug for SealedSecret {
     }
 }
 
+/// Whether an event payload's field named `name` holds a credential: a digest (`*_hash`:
+/// [`PasswordDigest`], [`TokenDigest`]) or a sealed secret (`secret`: [`SealedSecret`]).
+///
+/// What may leave the store for people (the history an auditor reads) leaves these out: a
+/// digest can be cracked offline, and a sealed secret is only the service's to open. A test over
+/// every event schema (`event_schema.rs`) keeps this rule equal to the fields of those three
+/// types, and fails when one is nested deeper than a payload's top level, where this rule would
+/// not look.
+pub fn is_credential_field(name: &str) -> bool {
+    name.ends_with("_hash") || name == "secret"
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -6,11 +6,20 @@
 //! runners on two nodes cannot both apply a batch (the checkpoint moves by compare-and-set).
 
 pub mod audit;
+pub mod conversations;
+mod decode;
+mod grouped;
 pub mod identity;
 mod projector;
+pub mod rebuild;
 mod runner;
+pub mod runs;
+pub mod usage;
 
 pub use audit::{AUDIT, AuditProjector};
+pub use conversations::{CONVERSATIONS, ConversationsProjector};
 pub use identity::{IDENTITY, IdentityProjector};
 pub use projector::Projector;
 pub use runner::ProjectionRunner;
+pub use runs::{RUN_HISTORY, RunHistoryProjector};
+pub use usage::{USAGE, UsageProjector};

@@ -16,8 +16,11 @@ use crate::Projector;
 
 /// How long an idle runner waits before looking for appends from other processes.
 const IDLE_POLL: Duration = Duration::from_millis(50);
-/// Most events one batch applies.
+/// Most events one batch applies, one at a time.
 const BATCH_EVENTS: usize = 50;
+/// Most events one batch of a batched projector folds at once: its reads happen before its
+/// writes, so its transaction holds the log gate only for the few statements that write.
+const BATCHED_PROJECTOR_EVENTS: usize = 1000;
 /// How long a batch keeps applying events before it commits what it has. Its transaction holds
 /// the log gate for every follower (the relay, the other projectors) from its first write to
 /// its commit, so batches stay this short whatever the events cost.
@@ -54,7 +57,7 @@ impl ProjectionRunner {
     /// store's appends.
     pub fn new(store: &EventStore, projector: Arc<dyn Projector>) -> Self {
         Self {
-            follower: LogFollower::new(store).with_batch_size(BATCH_EVENTS),
+            follower: LogFollower::new(store).with_batch_size(batch_size(projector.as_ref())),
             pool: store.pool().clone(),
             signal: store.signal().clone(),
             projector,
@@ -146,11 +149,20 @@ impl ProjectionRunner {
         if batch.is_empty() {
             return Ok(Step::CaughtUp);
         }
-        batch.truncate(whole_transactions(&batch, BATCH_EVENTS));
+        batch.truncate(whole_transactions(&batch, batch_size(self.projector.as_ref())));
         let mut transaction = self.pool.begin().await?;
         let started = Instant::now();
         let mut applied = 0;
-        for (index, event) in batch.iter().enumerate() {
+        if self.projector.batched() {
+            if let Err(error) = self.projector.apply_batch(&mut transaction, &batch).await {
+                drop(transaction);
+                let culprit = self.culprit(&batch).await;
+                self.report_failure(culprit, &error).await;
+                return Err(error);
+            }
+            applied = batch.len();
+        }
+        for (index, event) in batch.iter().enumerate().skip(applied) {
             // A batch ends only between two writers' transactions: a command's events become
             // visible together (a user registered and promoted in one append is never seen as
             // a plain user), as they were committed.
@@ -189,6 +201,26 @@ impl ProjectionRunner {
         Ok(Step::Applied)
     }
 
+    /// The event of a failed batch that fails on its own: the batch's events applied one at a
+    /// time in a transaction that is rolled back (only on this failure path), so the fault
+    /// names the poison event rather than the batch's first.
+    async fn culprit<'b>(&self, batch: &'b [RecordedEvent]) -> &'b RecordedEvent {
+        let Ok(mut transaction) = self.pool.begin().await else {
+            return &batch[0];
+        };
+        for event in batch {
+            if self
+                .projector
+                .apply_batch(&mut transaction, std::slice::from_ref(event))
+                .await
+                .is_err()
+            {
+                return event;
+            }
+        }
+        &batch[0]
+    }
+
     /// Makes a failed event loud: an error log line naming it, a metric, and a fault row that
     /// every node's `/readyz` reads. The event's payload is never logged (it may hold secrets).
     async fn report_failure(&self, event: &RecordedEvent, error: &sqlx::Error) {
@@ -212,6 +244,15 @@ impl ProjectionRunner {
     }
 }
 
+/// How many events one read of the log holds for `projector`.
+fn batch_size(projector: &dyn Projector) -> usize {
+    if projector.batched() {
+        BATCHED_PROJECTOR_EVENTS
+    } else {
+        BATCH_EVENTS
+    }
+}
+
 fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
     if let Some(seconds) = batch.last().and_then(|event| event.age_seconds(Utc::now())) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
@@ -230,7 +271,7 @@ async fn pause(shutdown: &CancellationToken, duration: Duration) {
 /// read (`limit` events) may have cut its last transaction short, so that transaction's events
 /// wait for the next read, unless they are all the batch holds (one command of more than
 /// `limit` events is then applied in parts, the only case that is).
-fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
+pub(crate) fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
     if batch.len() < limit {
         return batch.len();
     }

@@ -31,6 +31,20 @@ async fn readyz_answers_200_naming_postgres_ok_and_the_in_process_bus() {
         nats.contains("in-process"),
         "the bus check names the in-process bus: {body}"
     );
+    // Each follower's lag, once the node has registered its followers (at start, in the background).
+    let mut body = body;
+    for _ in 0..50 {
+        if body["followers"]["identity"].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        body = app.get("/readyz").await.json().await.unwrap();
+    }
+    for follower in ["relay", "identity", "audit"] {
+        let lag = &body["followers"][follower];
+        assert!(lag["events_behind"].is_i64(), "{follower}: {body}");
+        assert!(lag["seconds_behind"].is_number(), "{follower}: {body}");
+    }
     app.cleanup().await;
 }
 

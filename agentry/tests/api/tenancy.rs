@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::accounts::{Account, add_member, create_api_key, expect_json, register};
 use crate::agents::{create_agent, definition as agent_definition};
-use crate::audit::audit_shows_nothing_of;
+use crate::audit::{audit_caught_up, audit_shows_nothing_of};
 use crate::events::event_id_of;
 use crate::helpers::{TestApp, check_problem};
 use crate::runs::{conversation, echo_agent, waiting_call};
@@ -33,6 +33,8 @@ struct Resource {
     private: Vec<String>,
     /// Goes into a second `{call_id}` segment (a run's tool call).
     call_id: Option<Uuid>,
+    /// Goes into an `{aggregate_type}` segment (the history route): the resource's kind.
+    kind: Option<&'static str>,
 }
 
 /// Makes a resource in the organization of the given owner.
@@ -158,6 +160,21 @@ fn id_routes() -> Vec<IdRoute> {
             success: StatusCode::OK,
         },
         IdRoute {
+            method: Method::GET,
+            path: "/v1/history/{aggregate_type}/{aggregate_id}",
+            body: None,
+            setup: a_conversations_history,
+            success: StatusCode::OK,
+        },
+        // A platform-wide aggregate: B sees nothing of a user who is not B's member.
+        IdRoute {
+            method: Method::GET,
+            path: "/v1/history/{aggregate_type}/{aggregate_id}",
+            body: None,
+            setup: an_admin_members_account,
+            success: StatusCode::OK,
+        },
+        IdRoute {
             method: Method::PATCH,
             path: "/v1/members/{user_id}",
             body: Some(json!({ "role": "member" })),
@@ -205,6 +222,7 @@ fn a_conversation<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Res
             id: id.parse().unwrap(),
             private: vec![agent, "Trip".to_owned()],
             call_id: None,
+            kind: None,
         }
     })
 }
@@ -217,6 +235,7 @@ fn a_waiting_run<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Reso
             id: run_id.parse().unwrap(),
             private: vec![conversation_id, "secret-bob".to_owned()],
             call_id: Some(call_id.parse().unwrap()),
+            kind: None,
         }
     })
 }
@@ -229,6 +248,7 @@ fn an_agent<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
             id: id.parse().unwrap(),
             private: vec![name, "Answer briefly.".to_owned()],
             call_id: None,
+            kind: None,
         }
     })
 }
@@ -246,6 +266,7 @@ fn a_tool<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
                 "Looks up the weather".to_owned(),
             ],
             call_id: None,
+            kind: None,
         }
     })
 }
@@ -258,6 +279,7 @@ fn an_api_key<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resourc
             id: key.id,
             private: vec![name, key.prefix, key.key],
             call_id: None,
+            kind: None,
         }
     })
 }
@@ -281,6 +303,7 @@ fn an_event<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource>
             id,
             private: vec![name, key.prefix, key.id.to_string()],
             call_id: None,
+            kind: None,
         }
     })
 }
@@ -293,6 +316,31 @@ fn an_admin_member<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Re
             id: member.user_id,
             private: vec![member.email],
             call_id: None,
+            kind: None,
+        }
+    })
+}
+
+/// A conversation of A's, read through the history route.
+fn a_conversations_history<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let resource = a_conversation(app, owner).await;
+        Resource {
+            kind: Some("conversation"),
+            ..resource
+        }
+    })
+}
+
+/// The user account of an admin of A's, read through the history route (once A's audit log
+/// holds its events).
+fn an_admin_members_account<'a>(app: &'a TestApp, owner: &'a Account) -> BoxFuture<'a, Resource> {
+    Box::pin(async move {
+        let resource = an_admin_member(app, owner).await;
+        audit_caught_up(app).await;
+        Resource {
+            kind: Some("user"),
+            ..resource
         }
     })
 }
@@ -302,10 +350,14 @@ impl IdRoute {
         format!("{} {}", self.method, self.path)
     }
 
-    /// The path with its first `{…}` segment replaced by the resource's id, and a
-    /// `{call_id}` segment by its call.
+    /// The path with an `{aggregate_type}` segment replaced by the resource's kind, its first
+    /// other `{…}` segment by the resource's id, and a `{call_id}` segment by its call.
     fn path_for(&self, resource: &Resource) -> String {
-        let (before, rest) = self.path.split_once('{').expect("a `{…}` segment");
+        let path = match resource.kind {
+            Some(kind) => self.path.replace("{aggregate_type}", kind),
+            None => self.path.to_owned(),
+        };
+        let (before, rest) = path.split_once('{').expect("a `{…}` segment");
         let (_, after) = rest.split_once('}').expect("a closing `}`");
         let path = format!("{before}{}{after}", resource.id);
         match resource.call_id {

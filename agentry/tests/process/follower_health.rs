@@ -214,3 +214,116 @@ async fn a_relay_that_cannot_save_its_checkpoint_is_counted_and_reported_stalled
     node.terminate();
     drop_database(&name).await;
 }
+
+/// `{metric}{follower="{follower}"}` as `/metrics` shows it now, if it does.
+async fn follower_gauge(node: &Node, metric: &str, follower: &str) -> Option<f64> {
+    let metrics = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{metric}{{follower=\"{follower}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str())?.parse().ok())
+}
+
+/// `(events_behind, seconds_behind)` of `follower` in a `/readyz` answer.
+fn readyz_lag(body: &str, follower: &str) -> Option<(i64, f64)> {
+    let body: serde_json::Value = serde_json::from_str(body).ok()?;
+    let lag = &body["followers"][follower];
+    Some((lag["events_behind"].as_i64()?, lag["seconds_behind"].as_f64()?))
+}
+
+/// Polls `/metrics` until `follower`'s gauges satisfy `wanted(events, seconds)`.
+async fn metrics_until(node: &Node, follower: &str, wanted: impl Fn(f64, f64) -> bool) -> (f64, f64) {
+    let started = Instant::now();
+    loop {
+        let events = follower_gauge(node, "agentry_follower_lag_events", follower).await;
+        let seconds = follower_gauge(node, "agentry_follower_stall_seconds", follower).await;
+        if let (Some(events), Some(seconds)) = (events, seconds)
+            && wanted(events, seconds)
+        {
+            return (events, seconds);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{follower}'s lag gauges stay at {events:?} events, {seconds:?} s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A projector stuck on an event it cannot apply falls further behind with every event after it:
+/// `/metrics` and `/readyz` show its lag growing (events and seconds behind), while the relay,
+/// which got past the same events, shows none; and a follower no process runs is measured too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projector_blocked_by_an_event_shows_its_lag_growing_in_metrics_and_readyz() {
+    install_crypto_provider();
+    let name = format!("agentry_proc_{}", Uuid::new_v4().simple());
+    let node = Node::serve(&[("DATABASE_URL", database_url(&name))]);
+    let pool = sqlx::PgPool::connect(&database_url(&name)).await.unwrap();
+
+    // Postgres `json` keeps \u0000; the `text` column of the users view refuses it.
+    insert_event(
+        &pool,
+        "user",
+        "user.registered",
+        json!({ "type": "user.registered", "email": "nul\u{0}@example.com", "password_hash": "x" }),
+    )
+    .await;
+    let body = readyz_until(&node, Duration::from_secs(30), |status, body| {
+        status == 503
+            && body.contains("projector identity blocked")
+            && readyz_lag(body, "relay").is_some_and(|(events, _)| events == 0)
+    })
+    .await;
+    let (stuck_at, _) = readyz_lag(&body, "identity").expect("the identity projector's lag");
+    assert!(stuck_at >= 1, "{body}");
+    let (events, _) = metrics_until(&node, "identity", |events, _| events >= 1.0).await;
+    let before = events;
+
+    for _ in 0..2 {
+        insert_event(
+            &pool,
+            "probe",
+            "probe.happened",
+            json!({ "type": "probe.happened" }),
+        )
+        .await;
+    }
+    // A follower with a checkpoint at the start of the log and no process running it.
+    sqlx::query("INSERT INTO follower_checkpoints (name) VALUES ('unattended')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    let body = readyz_until(&node, Duration::from_secs(20), |_, body| {
+        readyz_lag(body, "identity").is_some_and(|(events, seconds)| events == stuck_at + 2 && seconds >= 1.0)
+    })
+    .await;
+    assert_eq!(readyz_lag(&body, "relay").map(|lag| lag.0), Some(0), "{body}");
+    assert_eq!(
+        readyz_lag(&body, "unattended").map(|lag| lag.0),
+        Some(total),
+        "{body}"
+    );
+    let (events, seconds) = metrics_until(&node, "identity", |events, seconds| {
+        events >= before + 2.0 && seconds >= 1.0
+    })
+    .await;
+    assert_eq!(events, before + 2.0);
+    assert!(seconds >= 1.0);
+    assert_eq!(
+        follower_gauge(&node, "agentry_follower_lag_events", "relay").await,
+        Some(0.0)
+    );
+    pool.close().await;
+    node.terminate();
+    drop_database(&name).await;
+}

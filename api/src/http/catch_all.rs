@@ -3,11 +3,11 @@ use poem::error::NotFoundError;
 use poem::http::StatusCode;
 use poem::web::Json;
 use poem::{IntoResponse, Response};
-use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
+use poem_openapi::error::{ParseParamError, ParsePathError, ParseRequestPayloadError};
 
 use super::ErrorCode;
 use super::Problem;
-use super::schema_refusals::{body_refusal, parameter_refusal};
+use super::schema_refusals::{body_refusal, parameter_refusal, path_refusal};
 use super::text::CONTROL_REFUSED;
 use super::text_block::BLOCK_CONTROL_REFUSED;
 
@@ -35,6 +35,7 @@ fn problem_for(error: poem::Error) -> Response {
     }
     let payload = error.downcast_ref::<ParseRequestPayloadError>();
     let parameter = error.downcast_ref::<ParseParamError>();
+    let path = error.downcast_ref::<ParsePathError>();
     let refused_text = payload
         .map(|payload| &payload.reason)
         .or(parameter.map(|parameter| &parameter.reason));
@@ -50,7 +51,8 @@ fn problem_for(error: poem::Error) -> Response {
     }
     let rule_broken = payload
         .and_then(|payload| body_refusal(&payload.reason))
-        .or_else(|| parameter.and_then(|parameter| parameter_refusal(parameter.name, &parameter.reason)));
+        .or_else(|| parameter.and_then(|parameter| parameter_refusal(parameter.name, &parameter.reason)))
+        .or_else(|| path.and_then(|path| path_refusal(&path.reason)));
     if let Some((code, detail)) = rule_broken {
         return problem_response(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail));
     }

@@ -213,6 +213,10 @@ error_codes! {
     InvalidTarget = "invalid_target": "The `target` filter is not `<type>` or `<type>:<id>` with an aggregate type this service records.",
     InvalidTime = "invalid_time": "A time parameter is not an RFC 3339 date-time (`2026-12-06T10:15:30Z`), or the range ends before it starts.",
     CursorMismatch = "cursor_mismatch": "The `cursor` was not given by a previous page of this very query (same filters, same organization).",
+    // Usage.
+    InvalidUsageRange = "invalid_usage_range": "`from` is after `to`, or the range is longer than 366 days (`period=day`) or 120 months (`period=month`).",
+    // The history of an aggregate.
+    UnknownAggregateType = "unknown_aggregate_type": "The aggregate type in the path is not one this service records (the document lists them).",
     // Billing.
     NoCreditAccount = "no_credit_account": "The organization had no credit account at that time (`as_of` before it was opened).",
     CreditAccountExists = "credit_account_exists": "The organization's credit account is already open.",

@@ -32,7 +32,7 @@ pub use auth::BearerAuth;
 pub use auth_rate_limit::limit_by_address;
 pub use body_limit::BodyLimit;
 pub use browser_origins::{BrowserOrigins, InvalidOrigin};
-pub use catch_all::{into_problem, problem_response};
+pub use catch_all::{into_problem, problem_json, problem_response};
 pub use client_address::ResolveClient;
 pub use codes::ErrorCode;
 pub use codes_doc::error_codes_page;

@@ -237,7 +237,10 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
 ];
 
 /// Enum types and the code for a value that is none of theirs.
-const ENUMS: &[(&str, ErrorCode)] = &[("RoleName", ErrorCode::InvalidRole)];
+const ENUMS: &[(&str, ErrorCode)] = &[
+    ("RoleName", ErrorCode::InvalidRole),
+    ("AggregateType", ErrorCode::UnknownAggregateType),
+];
 
 /// Stands for "a parameter" in [`FIELD_RULES`].
 const PARAMETER: &str = "parameter";
@@ -272,10 +275,20 @@ fn enum_refusal(reason: &str) -> Option<(ErrorCode, String)> {
     })
 }
 
-/// The same for a parameter `name` refused with `reason`.
+/// The same for a parameter `name` refused with `reason` (a value none of its enum's among them).
 pub(super) fn parameter_refusal(name: &str, reason: &str) -> Option<(ErrorCode, String)> {
+    if let Some(refused) = enum_refusal(reason) {
+        return Some(refused);
+    }
     let rule = reason.split_once(VERIFICATION_FAILED)?.1;
     Some(refusal(PARAMETER, name, rule))
+}
+
+/// The same for a path segment refused with `reason`: a value none of its enum's (poem-openapi
+/// names path parameters `param0`, `param1`…, so only the enum, named in the reason, tells them
+/// apart; an id that does not parse stays a 400).
+pub(super) fn path_refusal(reason: &str) -> Option<(ErrorCode, String)> {
+    enum_refusal(reason)
 }
 
 /// `rule` is the validator as poem-openapi shows it, e.g. `maxLength(100)`.

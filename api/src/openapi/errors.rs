@@ -54,17 +54,19 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("updateAgent", &[404, 409, 422]),
     // 404 no such agent here; 409 a lost race; 422 the title's length.
     ("createConversation", &[404, 409, 422]),
-    // 404 no such conversation here (or not yet at `as_of`).
-    ("getConversation", &[404]),
-    // 422 the page limit.
-    ("listConversations", &[422]),
+    // 404 no such conversation here (or not yet at `as_of`); 503 the view behind.
+    ("getConversation", &[404, 503]),
+    // 422 the page limit; 503 the view behind.
+    ("listConversations", &[422, 503]),
     // 404 no such conversation here; 409 a lost race.
     ("archiveConversation", &[404, 409]),
     // 404 no such conversation here; 409 a run is active, archived, or a lost race; 422 the
     // input's rules.
     ("createRun", &[404, 409, 422]),
-    // 404 no such conversation here; 422 the page limit or cursor.
-    ("listRuns", &[404, 422]),
+    // 404 no such conversation here; 422 the page limit or cursor; 503 the view behind.
+    ("listRuns", &[404, 422, 503]),
+    // 422 the page limit, status or conversation id; 503 the view behind.
+    ("listOrganizationRuns", &[422, 503]),
     // 404 no such run here (or not yet at `as_of`).
     ("getRun", &[404]),
     // 422 the page limit.
@@ -111,6 +113,11 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listAuditEntries", &[400, 422]),
     ("exportAuditLog", &[]),
     ("verifyAuditLog", &[]),
+    // 400 the range; 422 a date or period; 503 the view behind.
+    ("getUsage", &[400, 422, 503]),
+    // 404 no event of that aggregate the organization may see; 422 an unknown aggregate type,
+    // the page limit or cursor.
+    ("getAggregateHistory", &[404, 422]),
     // 404 the user is not a member of that organization; 422 reason or lifetime.
     ("startImpersonation", &[404, 422]),
     // 404 no such impersonation; 409 a lost race; 503 the read model behind.

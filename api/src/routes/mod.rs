@@ -9,6 +9,7 @@ mod auth;
 mod billing;
 mod conversations;
 mod events;
+mod history;
 mod me;
 mod members;
 mod roles;
@@ -18,6 +19,7 @@ mod service;
 mod state;
 mod tags;
 mod tools;
+mod usage;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
@@ -27,6 +29,7 @@ pub use auth::AuthApi;
 pub use billing::BillingApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
+pub use history::HistoryApi;
 pub use me::MeApi;
 pub use members::MembersApi;
 pub use run_streams::RunStreamsApi;
@@ -34,6 +37,7 @@ pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
 pub use state::{AppState, HttpConfig};
 pub use tools::ToolsApi;
+pub use usage::UsageApi;
 
 /// Every `/v1` API, in the order the docs list them.
 pub type V1Apis = (
@@ -48,6 +52,8 @@ pub type V1Apis = (
     ToolsApi,
     EventsApi,
     AuditApi,
+    UsageApi,
+    HistoryApi,
     BillingApi,
     AdminApi,
 );
@@ -66,6 +72,8 @@ pub fn v1_apis() -> V1Apis {
         ToolsApi,
         EventsApi,
         AuditApi,
+        UsageApi,
+        HistoryApi,
         BillingApi,
         AdminApi,
     )

@@ -6,6 +6,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use projections::runs::queries::RunFilter;
 use uuid::Uuid;
 
 use super::AppState;
@@ -44,6 +45,21 @@ impl From<RunStatus> for RunStatusName {
             RunStatus::Completed => Self::Completed,
             RunStatus::Failed => Self::Failed,
             RunStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl RunStatusName {
+    /// The run status of this name; `None` for a status runs cannot have yet.
+    fn status(self) -> Option<RunStatus> {
+        match self {
+            Self::Queued => Some(RunStatus::Queued),
+            Self::Running => Some(RunStatus::Running),
+            Self::AwaitingApproval => Some(RunStatus::AwaitingApproval),
+            Self::AwaitingCredits => None,
+            Self::Completed => Some(RunStatus::Completed),
+            Self::Failed => Some(RunStatus::Failed),
+            Self::Cancelled => Some(RunStatus::Cancelled),
         }
     }
 }
@@ -317,6 +333,53 @@ impl RunsApi {
             None => state.runs.run(&auth.0, id.0).await?,
         };
         Ok(Json(run_view(view)))
+    }
+
+    /// List runs
+    ///
+    /// The organization's run history, newest first, a page at a time: each run with its
+    /// status, steps and usage, from the run history view. Filter by `status` and
+    /// `conversation_id`.
+    #[oai(path = "/runs", method = "get", operation_id = "listOrganizationRuns")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Only runs in this status.
+        status: Query<Option<RunStatusName>>,
+        /// Only this conversation's runs.
+        conversation_id: Query<Option<Uuid>>,
+        /// Most runs in the page (1–100); 20 when absent.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// Where to continue: a previous page's `next_cursor`.
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<RunList>, ApiError> {
+        let status = match status.0 {
+            Some(name) => match name.status() {
+                Some(status) => Some(status),
+                // A status no run has yet (billing): an empty page, as for any status.
+                None => {
+                    return Ok(Json(RunList {
+                        runs: Vec::new(),
+                        next_cursor: None,
+                    }));
+                }
+            },
+            None => None,
+        };
+        let filter = RunFilter {
+            conversation_id: conversation_id.0,
+            status,
+        };
+        let page = state
+            .runs
+            .runs_where(&auth.0, &filter, limit.0.unwrap_or(20), cursor.0)
+            .await?;
+        Ok(Json(RunList {
+            runs: page.runs.into_iter().map(run_view).collect(),
+            next_cursor: page.next_cursor,
+        }))
     }
 
     /// List calls awaiting approval

@@ -1,13 +1,13 @@
 use std::time::Duration;
 
-use eventstore::log::{BLOCKED_AFTER_ATTEMPTS, blocked_followers, stall_seconds};
+use eventstore::log::{BLOCKED_AFTER_ATTEMPTS, FollowerLag, blocked_followers, follower_lags};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 use serde_json::json;
 
 use super::AppState;
-use crate::http::{ErrorCode, Problem, problem_response};
+use crate::http::{ErrorCode, Problem, problem_json};
 
 /// `/healthz`, `/readyz` and `/metrics`: outside the `/v1` OpenAPI document because they are
 /// for operators and orchestrators, not API clients.
@@ -41,6 +41,11 @@ fn healthz() -> Json<serde_json::Value> {
 /// a projector) stalled past `AGENTRY_FOLLOWER_STALL_SECONDS` whatever the cause (gate held, NATS
 /// down, no process holding its lease), and a projector stopped at an event it cannot apply,
 /// with that event's id.
+///
+/// Both answers carry `followers`: each follower's lag (events and seconds behind the head of
+/// the log), whether or not this node runs it. Lag alone never makes the node unready: every
+/// node reads the same store, so a lagging read model would take every node out of service at
+/// once, for reads that are merely late. Only the stall threshold above does.
 #[handler]
 async fn readyz(state: Data<&AppState>) -> Response {
     let postgres = tokio::time::timeout(
@@ -66,40 +71,72 @@ async fn readyz(state: Data<&AppState>) -> Response {
         failing.push(format!("nats {nats}"));
     }
     let mut followers = "ok".to_owned();
+    let mut lags = None;
     if postgres == "ok" {
-        let problems = follower_problems(&state).await;
-        if !problems.is_empty() {
-            followers = format!("failing: {}", problems.join("; "));
-            failing.extend(problems);
+        let report = follower_report(&state).await;
+        if !report.problems.is_empty() {
+            followers = format!("failing: {}", report.problems.join("; "));
+            failing.extend(report.problems);
         }
+        lags = report.lags.map(|lags| lags_json(&lags));
     }
+    let checks = json!({ "postgres": postgres, "nats": nats, "followers": followers });
     if failing.is_empty() {
-        return Json(json!({
-            "status": "ready",
-            "checks": { "postgres": postgres, "nats": nats, "followers": followers }
-        }))
-        .into_response();
+        let mut body = json!({ "status": "ready", "checks": checks });
+        if let Some(lags) = lags {
+            body["followers"] = lags;
+        }
+        return Json(body).into_response();
     }
     let detail = format!("not ready: {}", failing.join("; "));
-    problem_response(Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::NotReady,
-        detail,
-    ))
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut body = problem_json(&Problem::new(status, ErrorCode::NotReady, detail));
+    body["checks"] = checks;
+    if let Some(lags) = lags {
+        body["followers"] = lags;
+    }
+    let mut response = Json(body).with_status(status).into_response();
+    response.headers_mut().insert(
+        poem::http::header::CONTENT_TYPE,
+        poem::http::HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
-/// Each follower stalled past the threshold, and each projector blocked by an event.
-async fn follower_problems(state: &AppState) -> Vec<String> {
+/// What the store says of the followers: what fails, and each one's lag (`None` when it could
+/// not be read).
+struct FollowerReport {
+    problems: Vec<String>,
+    lags: Option<Vec<FollowerLag>>,
+}
+
+/// `{name: {events_behind, seconds_behind}}` for every follower.
+fn lags_json(lags: &[FollowerLag]) -> serde_json::Value {
+    let entries = lags.iter().map(|lag| {
+        let seconds = (lag.seconds_behind * 1000.0).round() / 1000.0;
+        let figures = json!({ "events_behind": lag.events_behind, "seconds_behind": seconds });
+        (lag.name.clone(), figures)
+    });
+    serde_json::Value::Object(entries.collect())
+}
+
+/// Each follower stalled past the threshold, each projector blocked by an event, and every
+/// follower's lag.
+async fn follower_report(state: &AppState) -> FollowerReport {
     let threshold = state.config.follower_stall_seconds as f64;
     let checks = async {
-        let stalls = stall_seconds(&state.pool, None).await?;
+        let lags = follower_lags(&state.pool, None).await?;
         let blocked = blocked_followers(&state.pool, BLOCKED_AFTER_ATTEMPTS).await?;
-        Ok::<_, sqlx::Error>((stalls, blocked))
+        Ok::<_, sqlx::Error>((lags, blocked))
     };
-    let (stalls, blocked) = match tokio::time::timeout(Duration::from_secs(2), checks).await {
+    let unknown = |why: String| FollowerReport {
+        problems: vec![format!("followers unknown: {why}")],
+        lags: None,
+    };
+    let (lags, blocked) = match tokio::time::timeout(Duration::from_secs(2), checks).await {
         Ok(Ok(found)) => found,
-        Ok(Err(error)) => return vec![format!("followers unknown: {error}")],
-        Err(_) => return vec!["followers unknown: no answer within 2 s".to_owned()],
+        Ok(Err(error)) => return unknown(error.to_string()),
+        Err(_) => return unknown("no answer within 2 s".to_owned()),
     };
     let mut problems: Vec<String> = blocked
         .iter()
@@ -111,16 +148,19 @@ async fn follower_problems(state: &AppState) -> Vec<String> {
         })
         .collect();
     problems.extend(
-        stalls
-            .into_iter()
-            .filter(|(_, seconds)| *seconds > threshold)
-            .map(|(name, seconds)| {
+        lags.iter()
+            .filter(|lag| lag.seconds_behind > threshold)
+            .map(|lag| {
                 format!(
-                    "follower {name} stalled: an event has waited {seconds:.0} s (limit {threshold:.0} s)"
+                    "follower {} stalled: an event has waited {:.0} s (limit {threshold:.0} s)",
+                    lag.name, lag.seconds_behind
                 )
             }),
     );
-    problems
+    FollowerReport {
+        problems,
+        lags: Some(lags),
+    }
 }
 
 /// Prometheus text exposition.

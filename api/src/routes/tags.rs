@@ -26,6 +26,8 @@ pub enum ApiTags {
     /// The organization's audit log: who did what, when and from where, in a hash chain an
     /// auditor can verify.
     Audit,
+    /// The organization's usage: runs, model calls, tokens and credits per day or month.
+    Usage,
     /// The organization's credits: balance, ledger, buying credits through Stripe Checkout,
     /// and Stripe's webhook.
     Billing,

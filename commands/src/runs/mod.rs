@@ -6,17 +6,16 @@ mod dispatch;
 mod error;
 mod history;
 mod service;
-mod steps;
 mod stream_tickets;
-mod transcript;
+mod views;
 mod waiting;
 
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
+pub use projections::conversations::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};
+pub use projections::runs::{CallView, StepView, steps_of};
 pub use service::{
     ApprovalPage, ConversationPage, ConversationSummary, ConversationView, PendingApproval, RunPage,
     RunService, RunView,
 };
-pub use steps::{CallView, StepView, steps_of};
-pub use transcript::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};
 pub use waiting::{SweepHorizon, WaitingRun};

@@ -7,6 +7,7 @@ use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
+use eventstore::log::FollowerProgress;
 use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, DecidedWith, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -140,6 +141,9 @@ const AGENT_CHANGED_ATTEMPTS: usize = 5;
 pub struct RunService {
     pub(super) pool: PgPool,
     pub(super) store: EventStore,
+    /// Where the conversation, run history and usage views stand (reads wait for a write of a
+    /// moment ago to reach them).
+    pub(super) progress: FollowerProgress,
     agents: CommandBus<Agent>,
     conversations: CommandBus<Conversation>,
     runs: Arc<CommandBus<Run>>,
@@ -147,11 +151,13 @@ pub struct RunService {
 }
 
 impl RunService {
-    /// A service over `store` that hands runs to `dispatch`.
-    pub fn new(store: &EventStore, dispatch: Arc<dyn RunDispatch>) -> Self {
+    /// A service over `store` that hands runs to `dispatch` and reads lists from the views
+    /// whose progress `progress` follows.
+    pub fn new(store: &EventStore, dispatch: Arc<dyn RunDispatch>, progress: FollowerProgress) -> Self {
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
+            progress,
             agents: CommandBus::new(store.clone(), ()),
             conversations: CommandBus::new(store.clone(), ()),
             runs: Arc::new(CommandBus::new(store.clone(), ())),
@@ -218,53 +224,6 @@ impl RunService {
             }
         }
         Err(IdentityError::Busy.into())
-    }
-
-    /// A conversation of the caller's organization with every message.
-    pub async fn conversation(&self, caller: &Caller, id: Uuid) -> Result<ConversationView, RunsError> {
-        let conversation = self.conversation_in_org(caller.org()?, id).await?;
-        let messages = self.transcript(&conversation).await?;
-        Ok(conversation_view(id, &conversation, messages))
-    }
-
-    /// The caller's organization's conversations, newest first, `limit` at a time from
-    /// `cursor` (a previous page's `next_cursor`). Found through the log's
-    /// `conversation.created` events (indexed by organization): no read model to lag.
-    pub async fn conversations(
-        &self,
-        caller: &Caller,
-        limit: u32,
-        cursor: Option<i64>,
-    ) -> Result<ConversationPage, RunsError> {
-        let page = crate::pages::newest_first(
-            &self.pool,
-            "SELECT aggregate_id, position FROM events
-             WHERE org_id = $1 AND aggregate_type = 'conversation' AND sequence = 1
-               AND position < COALESCE($2, 9223372036854775807)
-             ORDER BY position DESC LIMIT $3",
-            caller.org()?,
-            limit,
-            cursor,
-        )
-        .await?;
-        let mut conversations = Vec::with_capacity(page.ids.len());
-        for id in page.ids {
-            let conversation = self.conversations.load(&id.to_string()).await?;
-            conversations.push(ConversationSummary {
-                id,
-                agent_id: conversation.agent_id(),
-                agent_version: conversation.agent_version(),
-                title: conversation.title().map(str::to_owned),
-                archived: conversation.is_archived(),
-                active_run: conversation.active_run().map(|active| active.run_id),
-                runs: conversation.runs().len(),
-            });
-        }
-        let next_cursor = page.next_cursor;
-        Ok(ConversationPage {
-            conversations,
-            next_cursor,
-        })
     }
 
     /// Archives a conversation (owners, admins, members): it takes no new runs.
@@ -424,31 +383,6 @@ impl RunService {
             return Err(RunError::NotFound.into());
         }
         Ok(run_view(id, &run, &events))
-    }
-
-    /// A conversation's runs, newest first, `limit` at a time from `cursor` (how many of the
-    /// newest were already shown).
-    pub async fn conversation_runs(
-        &self,
-        caller: &Caller,
-        conversation_id: Uuid,
-        limit: u32,
-        cursor: Option<i64>,
-    ) -> Result<RunPage, RunsError> {
-        let conversation = self.conversation_in_org(caller.org()?, conversation_id).await?;
-        let skip = usize::try_from(cursor.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
-        let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let newest_first: Vec<Uuid> = conversation.runs().iter().rev().copied().collect();
-        let mut runs = Vec::new();
-        for run_id in newest_first.iter().skip(skip).take(limit) {
-            let (run, events) = self.run_with_events(*run_id).await?;
-            if run.exists() {
-                runs.push(run_view(*run_id, &run, &events));
-            }
-        }
-        let shown = skip.saturating_add(limit);
-        let next_cursor = (shown < newest_first.len()).then(|| i64::try_from(shown).unwrap_or(i64::MAX));
-        Ok(RunPage { runs, next_cursor })
     }
 
     /// Cancels a run (owners, admins, members), whatever it is waiting for; the conversation
@@ -716,15 +650,6 @@ impl RunService {
         Ok(transcript_of(run_id, &events))
     }
 
-    async fn transcript(&self, conversation: &Conversation) -> Result<Vec<TranscriptMessage>, RunsError> {
-        let mut messages = Vec::new();
-        for run_id in conversation.runs() {
-            let events = self.run_events(*run_id).await?;
-            messages.extend(transcript_of(*run_id, &events));
-        }
-        Ok(messages)
-    }
-
     async fn run_events(&self, id: Uuid) -> Result<Vec<RunEvent>, RunsError> {
         let events = self.store.load::<Run>(&id.to_string(), 0).await?;
         Ok(events.into_iter().map(|(_, event)| event).collect())
@@ -747,7 +672,11 @@ impl RunService {
         Ok(run)
     }
 
-    async fn conversation_in_org(&self, org_id: Uuid, id: Uuid) -> Result<Conversation, RunsError> {
+    pub(super) async fn conversation_in_org(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+    ) -> Result<Conversation, RunsError> {
         let conversation = self.conversations.load(&id.to_string()).await?;
         if conversation.org_id() != Some(org_id) {
             return Err(ConversationError::NotFound.into());

@@ -27,6 +27,20 @@ impl RunStatus {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 
+    /// The status named `name` ([`as_str`](Self::as_str)'s inverse).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::AwaitingApproval,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+    }
+
     /// The contract's name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,8 +17,13 @@ SELECT event_id, position, transaction_id::text, org_id, aggregate_type, aggrega
  ORDER BY transaction_id, position
  LIMIT $3";
 
-/// One `events` row as the follower's queries select it.
-pub(super) type Row = (
+/// The columns of an `events` row as [`Row`] reads them, for queries elsewhere (the read side)
+/// that select events in their own way and turn each row into an event with [`into_event`].
+pub const EVENT_COLUMNS: &str = "event_id, position, transaction_id::text, org_id, aggregate_type, aggregate_id, \
+                                 sequence, event_type, event_version, payload, metadata";
+
+/// One `events` row as the follower's queries select it ([`EVENT_COLUMNS`]).
+pub type Row = (
     Uuid,
     i64,
     String,
@@ -85,9 +90,9 @@ pub async fn read_after_with<'e, E: PgExecutor<'e>>(
         .collect()
 }
 
-/// A row as an event; a transaction id that does not parse is an error (never 0, which would
-/// move a cursor back to the start of the log).
-pub(super) fn into_event(row: Row) -> Result<RecordedEvent, sqlx::Error> {
+/// A row as an event, as stored (not upcast); a transaction id that does not parse is an error
+/// (never 0, which would move a cursor back to the start of the log).
+pub fn into_event(row: Row) -> Result<RecordedEvent, sqlx::Error> {
     let (
         id,
         position,

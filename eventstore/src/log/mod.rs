@@ -10,6 +10,7 @@ mod checkpoint;
 mod cursor;
 mod follower;
 mod gate;
+mod lag;
 mod lease;
 mod progress;
 mod read_event;
@@ -19,8 +20,9 @@ mod stall;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_as};
 pub use cursor::Cursor;
-pub use follower::{LogFollower, read_after_with};
+pub use follower::{EVENT_COLUMNS, LogFollower, Row as EventRow, into_event, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};
+pub use lag::{COUNT_EXACTLY_UP_TO, FollowerLag, follower_lags};
 pub use lease::{LEASE_RENEW_EVERY, LEASE_TTL, Lease, LeaseClaim, LeaseTimings};
 pub use progress::{FollowerProgress, RECHECK, announce_progress, log_head};
 pub use read_event::read_event;

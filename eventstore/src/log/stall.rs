@@ -13,49 +13,32 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::RecordedEvent;
+use super::lag::follower_lags;
 
 /// Consecutive failures on one event after which a follower counts as blocked by it (fewer may
 /// be a passing database error).
 pub const BLOCKED_AFTER_ATTEMPTS: i32 = 3;
 
-/// How often [`watch_stalls`] refreshes `agentry_follower_stall_seconds`.
+/// How often [`watch_stalls`] refreshes the lag gauges.
 const STALL_REFRESH: Duration = Duration::from_secs(3);
 
-/// Per follower: the age of the oldest committed event it has not delivered; 0 when there is
-/// none (a caught-up follower is not stalled, however long the service has been idle). Without
-/// a recording time in that event's metadata, the time since the checkpoint last moved.
-const STALLS: &str = "
-SELECT f.name,
-       CASE WHEN e.metadata IS NULL THEN 0 ELSE
-       COALESCE(EXTRACT(EPOCH FROM clock_timestamp()
-                - COALESCE((e.metadata ->> 'recorded_at')::timestamptz, c.updated_at))::float8, 0)
-       END
-  FROM unnest($1::text[]) AS f(name)
-  LEFT JOIN follower_checkpoints c ON c.name = f.name
-  LEFT JOIN LATERAL (
-        SELECT metadata FROM events
-         WHERE (transaction_id, position) > (COALESCE(c.transaction_id, '0'::xid8), COALESCE(c.position, 0))
-         ORDER BY transaction_id, position
-         LIMIT 1) e ON true";
-
-/// Every follower with a checkpoint or a lease: what `/readyz` checks on any node.
-const KNOWN_FOLLOWERS: &str =
-    "SELECT name FROM follower_checkpoints UNION SELECT name FROM follower_leases ORDER BY name";
-
-/// The stall age, in seconds, of each named follower; `None` for `names` asks for every
-/// follower the database knows (with a checkpoint or a lease).
+/// The stall age, in seconds, of each named follower (its [`super::FollowerLag::seconds_behind`]);
+/// `None` for `names` asks for every follower the database knows (with a checkpoint or a lease).
 pub async fn stall_seconds(
     pool: &PgPool,
     names: Option<&[String]>,
 ) -> Result<Vec<(String, f64)>, sqlx::Error> {
-    let names = match names {
-        Some(names) => names.to_vec(),
-        None => sqlx::query_scalar(KNOWN_FOLLOWERS).fetch_all(pool).await?,
-    };
-    sqlx::query_as(STALLS).bind(names).fetch_all(pool).await
+    Ok(follower_lags(pool, names)
+        .await?
+        .into_iter()
+        .map(|lag| (lag.name, lag.seconds_behind))
+        .collect())
 }
 
-/// Publishes `agentry_follower_stall_seconds{follower}` for `names` every few seconds.
+/// Publishes, for `names` every few seconds, each follower's lag as computed from the store
+/// (see [`super::lag`]): `agentry_follower_stall_seconds{follower}` (seconds behind) and
+/// `agentry_follower_lag_events{follower}` (events behind). Followers this process does not run,
+/// or runs but cannot move, are measured all the same.
 ///
 /// First it gives each follower a checkpoint row (at the start of the log) if it has none, so
 /// a follower that never delivered anything is known to `/readyz` on every node.
@@ -70,13 +53,16 @@ pub async fn watch_stalls(pool: PgPool, names: Vec<String>, shutdown: Cancellati
         tracing::warn!(%error, "could not register the followers' checkpoints");
     }
     while !shutdown.is_cancelled() {
-        match stall_seconds(&pool, Some(&names)).await {
-            Ok(stalls) => {
-                for (name, seconds) in stalls {
-                    metrics::gauge!("agentry_follower_stall_seconds", "follower" => name).set(seconds);
+        match follower_lags(&pool, Some(&names)).await {
+            Ok(lags) => {
+                for lag in lags {
+                    metrics::gauge!("agentry_follower_stall_seconds", "follower" => lag.name.clone())
+                        .set(lag.seconds_behind);
+                    metrics::gauge!("agentry_follower_lag_events", "follower" => lag.name)
+                        .set(lag.events_behind as f64);
                 }
             }
-            Err(error) => tracing::warn!(%error, "could not compute the followers' stall ages"),
+            Err(error) => tracing::warn!(%error, "could not compute the followers' lag"),
         }
         tokio::select! {
             () = tokio::time::sleep(STALL_REFRESH) => {}

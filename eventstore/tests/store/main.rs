@@ -4,6 +4,7 @@ mod append;
 mod concurrency;
 mod gate;
 mod helpers;
+mod lag;
 mod large_events;
 mod postgres_es_interop;
 mod progress;

@@ -10,12 +10,14 @@
 //! - [`entry`]: what an entry holds, its canonical JSON and hash (`docs/audit-chain.md`);
 //! - `attribution`: which organizations' logs an event goes into;
 //! - [`chain`]: checking a chain, entry by entry, as `verify` does;
-//! - [`queries`]: the reads of the routes, the export and `agentry audit verify`.
+//! - [`queries`]: the reads of the routes, the export and `agentry audit verify`;
+//! - [`history`]: one aggregate's events as an organization's auditors may read them.
 
 mod attribution;
 mod canonical;
 pub mod chain;
 pub mod entry;
+pub mod history;
 pub mod queries;
 mod seal;
 

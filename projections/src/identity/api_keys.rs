@@ -7,7 +7,7 @@ use domain::api_key::ApiKeyEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use super::decode::{aggregate_uuid, payload, recorded_at};
+use crate::decode::{aggregate_uuid, payload, recorded_at};
 
 /// The API key event types this table folds.
 pub(super) const FOLDS: &[&str] = &["api_key.created", "api_key.revoked"];

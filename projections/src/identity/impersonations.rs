@@ -4,7 +4,7 @@ use domain::impersonation::ImpersonationEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use super::decode::{aggregate_uuid, payload, recorded_at};
+use crate::decode::{aggregate_uuid, payload, recorded_at};
 
 /// The impersonation event types this table folds.
 pub(super) const FOLDS: &[&str] = &["impersonation.started", "impersonation.ended"];

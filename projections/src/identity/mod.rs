@@ -18,7 +18,6 @@
 //! on removal, so their guard is their organization's version.
 
 mod api_keys;
-mod decode;
 mod impersonations;
 mod organizations;
 pub mod queries;

@@ -4,7 +4,7 @@ use domain::organization::{CREATED_EVENT_TYPE, OrganizationEvent};
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use super::decode::{aggregate_uuid, payload, recorded_at};
+use crate::decode::{aggregate_uuid, payload, recorded_at};
 
 /// The organization event types these tables fold.
 pub(super) const FOLDS: &[&str] = &[

@@ -4,7 +4,7 @@ use domain::session::SessionEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use super::decode::{aggregate_uuid, payload, recorded_at};
+use crate::decode::{aggregate_uuid, payload, recorded_at};
 
 /// The session event types this table folds (rotations change nothing it answers).
 pub(super) const FOLDS: &[&str] = &["session.started", "session.revoked"];

@@ -4,7 +4,7 @@ use domain::user::UserEvent;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
-use super::decode::{aggregate_uuid, payload, recorded_at};
+use crate::decode::{aggregate_uuid, payload, recorded_at};
 
 /// The user event types this table folds.
 pub(super) const FOLDS: &[&str] = &[

@@ -122,12 +122,19 @@ async fn a_revoked_key_and_a_removed_member_end_their_streams_within_the_bound()
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_the_others_are_not_and_it_resumes_without_loss() {
-    // Each reader may fall 256 frames behind the node's feed.
+    // Each reader may fall 256 frames behind the node's feed. The slow client reads nothing
+    // until the run has ended, which on a busy machine takes longer than the default silence
+    // limit (30 s) after which a client that takes nothing is dropped without a close: this
+    // test is about falling behind, so the heartbeat (and that limit) is made long.
     let flow = Flow::start_with(|settings| {
         settings.runs.stream_feed = FeedLimits {
             reader_queue: 256,
             ..FeedLimits::default()
-        }
+        };
+        settings.http.streams = StreamTimings {
+            heartbeat: Duration::from_secs(120),
+            ..StreamTimings::default()
+        };
     })
     .await;
     let agent = flow.agent(&[], json!("never")).await;

@@ -41,8 +41,9 @@ enum ExportAnswer {
     Entries(Ndjson),
 }
 
-/// The organization, once the caller is shown to be one who may read its audit log.
-fn auditor_of(caller: &Caller) -> Result<Uuid, ApiError> {
+/// The organization, once the caller is shown to be one who may read its audit log (and the
+/// history of its aggregates).
+pub(super) fn auditor_of(caller: &Caller) -> Result<Uuid, ApiError> {
     let org_id = caller.org()?;
     caller.require(Role::can_read_audit, "read the audit log")?;
     Ok(org_id)

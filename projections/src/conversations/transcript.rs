@@ -1,11 +1,13 @@
 //! A conversation's messages, folded from its runs' events: what `GET /v1/conversations/{id}`
-//! shows and what the model is sent. Nothing here is stored; the events are the record.
+//! shows and what the model is sent. The conversation view stores them (as rows it can fold
+//! more events into); the events stay the record.
 
 use domain::run::RunEvent;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A tool call as the transcript shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptCall {
     /// Our id for the call.
     pub call_id: Uuid,
@@ -18,7 +20,8 @@ pub struct TranscriptCall {
 }
 
 /// Who a message is from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Speaker {
     /// The user's input.
     User,
@@ -35,6 +38,16 @@ impl Speaker {
             Self::User => "user",
             Self::Assistant => "assistant",
             Self::Tool => "tool",
+        }
+    }
+
+    /// The speaker of a role name ([`as_str`](Self::as_str)'s inverse).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            "tool" => Some(Self::Tool),
+            _ => None,
         }
     }
 }
@@ -57,16 +70,65 @@ pub struct TranscriptMessage {
 /// The messages of one run, in order: the user's input, then each answer with its tool calls
 /// followed by their results.
 pub fn transcript_of(run_id: Uuid, events: &[RunEvent]) -> Vec<TranscriptMessage> {
-    let mut messages: Vec<TranscriptMessage> = Vec::new();
-    let mut calls: Vec<TranscriptCall> = Vec::new();
-    let message = |role, content: String| TranscriptMessage {
-        run_id,
-        role,
-        content,
-        tool_calls: Vec::new(),
-        call: None,
-    };
+    let mut transcript = RunTranscript::new(run_id, Vec::new());
     for event in events {
+        transcript.apply(event);
+    }
+    transcript.messages
+}
+
+/// One run's messages so far, to which later events of the run can be added.
+#[derive(Clone, Debug)]
+pub struct RunTranscript {
+    run_id: Uuid,
+    messages: Vec<TranscriptMessage>,
+    /// Every call requested so far, for the result that answers it.
+    calls: Vec<TranscriptCall>,
+}
+
+impl RunTranscript {
+    /// The transcript of `run_id` holding `messages` (those folded earlier, in order).
+    pub fn new(run_id: Uuid, messages: Vec<TranscriptMessage>) -> Self {
+        let calls = messages
+            .iter()
+            .flat_map(|message| message.tool_calls.iter().cloned())
+            .collect();
+        Self {
+            run_id,
+            messages,
+            calls,
+        }
+    }
+
+    /// The messages, in order.
+    pub fn messages(&self) -> &[TranscriptMessage] {
+        &self.messages
+    }
+
+    /// Whether `event_type` can change a transcript (the others need not be decoded).
+    pub fn folds(event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "run.queued"
+                | "message.completed"
+                | "tool_call.requested"
+                | "tool_call.completed"
+                | "tool_call.failed"
+                | "tool_call.denied"
+        )
+    }
+
+    /// Adds what `event` says to the messages.
+    pub fn apply(&mut self, event: &RunEvent) {
+        let run_id = self.run_id;
+        let messages = &mut self.messages;
+        let message = |role, content: String| TranscriptMessage {
+            run_id,
+            role,
+            content,
+            tool_calls: Vec::new(),
+            call: None,
+        };
         match event {
             RunEvent::Queued { input, .. } => messages.push(message(Speaker::User, input.clone())),
             RunEvent::MessageCompleted { content, .. } => {
@@ -86,15 +148,15 @@ pub fn transcript_of(run_id: Uuid, events: &[RunEvent]) -> Vec<TranscriptMessage
                 {
                     answer.tool_calls.push(requested.clone());
                 }
-                calls.push(requested);
+                self.calls.push(requested);
             }
             RunEvent::ToolCallCompleted { call_id, output, .. } => {
-                push_result(&mut messages, &calls, run_id, *call_id, output.clone());
+                push_result(messages, &self.calls, run_id, *call_id, output.clone());
             }
             RunEvent::ToolCallFailed { call_id, failure, .. } => {
                 // docs/tools.md promises tool authors this form (as `ToolOutcome::for_model` has it).
                 let content = format!("tool error ({}): {}", failure.code, failure.detail);
-                push_result(&mut messages, &calls, run_id, *call_id, content);
+                push_result(messages, &self.calls, run_id, *call_id, content);
             }
             RunEvent::ToolCallDenied { call_id, reason, .. } => {
                 let content = if reason.is_empty() {
@@ -102,12 +164,11 @@ pub fn transcript_of(run_id: Uuid, events: &[RunEvent]) -> Vec<TranscriptMessage
                 } else {
                     format!("denied: {reason}")
                 };
-                push_result(&mut messages, &calls, run_id, *call_id, content);
+                push_result(messages, &self.calls, run_id, *call_id, content);
             }
             _ => {}
         }
     }
-    messages
 }
 
 fn push_result(

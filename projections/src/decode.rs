@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 /// A folded event whose payload or metadata does not have the shape the projector reads.
 #[derive(Debug, thiserror::Error)]
-#[error("identity projector cannot read {event_type} (version {version}) event {event_id}: {reason}")]
+#[error("projector cannot read {event_type} (version {version}) event {event_id}: {reason}")]
 struct MalformedEvent {
     event_id: Uuid,
     event_type: String,
@@ -33,18 +33,18 @@ fn malformed(event: &RecordedEvent, reason: impl ToString) -> sqlx::Error {
 
 /// The event's payload (already in its current shape: the follower upcasts) as the domain
 /// event enum `T`.
-pub(super) fn payload<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, sqlx::Error> {
+pub(crate) fn payload<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T, sqlx::Error> {
     T::deserialize(&event.data).map_err(|error| malformed(event, error))
 }
 
-/// The aggregate id, a UUID for every identity aggregate.
-pub(super) fn aggregate_uuid(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
+/// The aggregate id, a UUID for every aggregate a projector folds.
+pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<Uuid, sqlx::Error> {
     Uuid::parse_str(&event.aggregate_id)
         .map_err(|error| malformed(event, format_args!("aggregate id is not a UUID: {error}")))
 }
 
 /// When the event was recorded: the time of registrations, creations and revocations.
-pub(super) fn recorded_at(event: &RecordedEvent) -> Result<DateTime<Utc>, sqlx::Error> {
+pub(crate) fn recorded_at(event: &RecordedEvent) -> Result<DateTime<Utc>, sqlx::Error> {
     event
         .recorded_at()
         .ok_or_else(|| malformed(event, "metadata has no RFC 3339 `recorded_at`"))
