@@ -15,6 +15,7 @@
 //! - [`audit_verify`]: `agentry audit verify`, which checks every audit chain.
 
 pub mod audit_verify;
+pub mod billing_setup;
 pub mod embedded_postgres;
 pub mod identity_setup;
 pub mod platform;

@@ -127,6 +127,51 @@ pub struct Settings {
     /// Agent runs: models, prices, concurrency.
     #[command(flatten)]
     pub runs: RunSettings,
+    /// Credits and Stripe.
+    #[command(flatten)]
+    pub billing: BillingSettings,
+}
+
+/// Credits and Stripe.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Billing")]
+pub struct BillingSettings {
+    /// Credits a new organization starts with (0: none). The default lets a newcomer's runs on
+    /// the development model work (`echo` costs about a credit per call).
+    #[arg(
+        long,
+        env = "AGENTRY_SIGNUP_CREDITS",
+        default_value_t = commands::billing::DEFAULT_SIGNUP_CREDITS,
+        global = true
+    )]
+    pub signup_credits: u64,
+    /// Stripe's secret key (`sk_…`, never logged); unset: buying credits answers
+    /// `stripe_not_configured`.
+    #[arg(long, env = "STRIPE_SECRET_KEY", global = true, hide_env_values = true)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// The webhook's signing secret (`whsec_…`, never logged); unset: the webhook answers
+    /// `stripe_not_configured`.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// Stripe's API (tests point it at a local server).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com",
+        global = true
+    )]
+    pub stripe_api_base: String,
+    /// The price of a million credits, in the currency's smallest unit (100: USD 1.00).
+    #[arg(
+        long,
+        env = "AGENTRY_CREDITS_PRICE_PER_MILLION",
+        default_value_t = 100,
+        global = true
+    )]
+    pub price_per_million_credits: u64,
+    /// The currency purchases are charged in (ISO 4217, lowercase).
+    #[arg(long, env = "AGENTRY_CREDITS_CURRENCY", default_value = "usd", global = true)]
+    pub currency: String,
 }
 
 /// How agent runs are executed.
@@ -535,6 +580,8 @@ impl Settings {
         // cluster-wide gate, and a test that needs a stalled view sets its own.
         settings.identity.view_wait_ms = 15_000;
         settings.operations.log_filter = "warn".to_owned();
+        // Never Stripe's real API from a test: a test of checkout sets its own local server.
+        settings.billing.stripe_api_base = "http://127.0.0.1:9".to_owned();
         settings
     }
 }
@@ -556,5 +603,10 @@ mod tests {
         assert_eq!(settings.sign_in_limits.auth_rate_limit_per_minute, 60);
         assert_eq!(settings.sign_in_limits.trusted_proxy_header, None);
         assert_eq!(settings.operations.follower_stall_seconds, 60);
+        assert_eq!(settings.billing.signup_credits, 1_000_000);
+        assert_eq!(settings.billing.stripe_api_base, "https://api.stripe.com");
+        assert!(
+            settings.billing.stripe_secret_key.is_none() && settings.billing.stripe_webhook_secret.is_none()
+        );
     }
 }

@@ -64,6 +64,7 @@ impl Application {
                     .with_models(crate::runs_setup::model_catalog(&settings)),
             ),
             tools,
+            billing: Arc::new(crate::billing_setup::billing_service(&platform, &settings)),
             identity: Arc::new(identity),
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

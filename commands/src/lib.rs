@@ -2,14 +2,16 @@
 //! aggregates and recorded through the event store (`eventstore`).
 //!
 //! - [`agents`]: an organization's versioned agent definitions.
+//! - [`billing`]: the credit ledger, reservations for LLM calls, Stripe checkout and webhooks.
 //! - [`identity`]: registration, sessions, API keys, members, platform administration.
 //! - [`tools`]: an organization's HTTP tools, and resolving them for the runtime.
 //! - [`secret_box`]: sealing secrets (AES-256-GCM) before they go into an event.
 //!
-//! Runs, billing and knowledge join here as siblings. Nothing here holds a business rule:
+//! Knowledge joins here as a sibling. Nothing here holds a business rule:
 //! those live in the `domain` crate.
 
 pub mod agents;
+pub mod billing;
 pub mod identity;
 pub mod pages;
 pub mod runs;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::agent::Agent;
 use crate::api_key::ApiKey;
 use crate::conversation::Conversation;
+use crate::credit_account::CreditAccount;
 use crate::email_claim::EmailClaim;
 use crate::impersonation::Impersonation;
 use crate::invitation::Invitation;
@@ -62,6 +63,7 @@ pub fn event_schemas(generator: &mut SchemaGenerator) -> Vec<EventSchema> {
     schemas.extend(variants_of::<Tool>(generator));
     schemas.extend(variants_of::<Conversation>(generator));
     schemas.extend(variants_of::<Run>(generator));
+    schemas.extend(variants_of::<CreditAccount>(generator));
     schemas
 }
 

@@ -24,6 +24,7 @@
 //! | [`session`] | refresh-token family id | refresh-token rotation and theft detection |
 //! | [`impersonation`] | impersonation id | an administrator acting as a user, with reason and limit |
 //! | [`invitation`] | invitation id | a mailed invitation to join: single use, expiry, addressee |
+//! | [`credit_account`] | organization id | the credit ledger: grants, purchases, reservations, charges, refunds |
 //!
 //! Shared value types: [`Role`] (with the permission checks the API guard uses), [`Actor`]
 //! (who caused a change, stored in event metadata), [`EmailAddress`], and the
@@ -72,6 +73,7 @@ pub mod actor;
 pub mod agent;
 pub mod api_key;
 pub mod conversation;
+pub mod credit_account;
 pub mod email;
 pub mod email_claim;
 pub mod event_schema;

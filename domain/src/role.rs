@@ -44,6 +44,17 @@ impl Role {
         matches!(self, Role::Owner | Role::Admin | Role::Auditor)
     }
 
+    /// Whether this role may read the organization's credit balance and ledger (owners, admins
+    /// and auditors: spending is the business's figure, not every member's).
+    pub fn can_read_billing(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Auditor)
+    }
+
+    /// Whether this role may buy credits (owners and admins).
+    pub fn can_buy_credits(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+
     /// Whether this role may change anything at all (everyone but auditors).
     pub fn can_write(self) -> bool {
         !matches!(self, Role::Auditor)

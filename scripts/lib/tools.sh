@@ -50,3 +50,22 @@ node_tools() {
     ) 9>"$prefix.lock"
     printf '%s\n' "$prefix"
 }
+
+# Prints the path of a virtualenv holding scripts/requirements-stripe.txt exactly (Stripe's
+# Python library, for the webhook signature tests).
+stripe_python() {
+    local requirements venv
+    requirements="$(dirname "${BASH_SOURCE[0]}")/../requirements-stripe.txt"
+    venv="$TOOLS_CACHE/venv-stripe-$(pins_key "$requirements")"
+    mkdir -p "$TOOLS_CACHE"
+    (
+        flock 9
+        if [[ ! -e $venv/.installed ]]; then
+            rm -rf "$venv"
+            python3 -m venv "$venv" >&2
+            "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$requirements" >&2
+            touch "$venv/.installed"
+        fi
+    ) 9>"$venv.lock"
+    printf '%s\n' "$venv"
+}

@@ -217,6 +217,25 @@ error_codes! {
     InvalidUsageRange = "invalid_usage_range": "`from` is after `to`, or the range is longer than 366 days (`period=day`) or 120 months (`period=month`).",
     // The history of an aggregate.
     UnknownAggregateType = "unknown_aggregate_type": "The aggregate type in the path is not one this service records (the document lists them).",
+    // Billing.
+    NoCreditAccount = "no_credit_account": "The organization had no credit account at that time (`as_of` before it was opened).",
+    CreditAccountExists = "credit_account_exists": "The organization's credit account is already open.",
+    InsufficientCredits = "insufficient_credits": "The organization's available credits (balance minus reservations) do not cover this.",
+    InvalidCreditAmount = "invalid_credit_amount": "The amount of credits is zero where it may not be, or above the documented maximum.",
+    InvalidLlmCallKey = "invalid_llm_call_key": "The LLM call key is empty, over 200 characters, or holds a control character.",
+    UnknownReservation = "unknown_reservation": "No reservation was made for this LLM call.",
+    RefundReasonInvalid = "refund_reason_invalid": "A refund needs a reason of 1 to 500 characters.",
+    InvalidCheckoutSessionId = "invalid_checkout_session_id": "The Checkout Session id is not `cs_` followed by letters, digits and underscores (at most 255 characters).",
+    UnknownPurchase = "unknown_purchase": "The organization made no purchase with this Checkout Session.",
+    RefundExceedsPurchase = "refund_exceeds_purchase": "More credits than remain of the purchase named; the detail says how many remain.",
+    PurchaseTooSmall = "purchase_too_small": "The purchase is below Stripe's smallest charge; the detail names the fewest credits that may be bought.",
+    StripeNotConfigured = "stripe_not_configured": "Stripe is not configured on this deployment (`STRIPE_SECRET_KEY`, or `STRIPE_WEBHOOK_SECRET` for the webhook).",
+    StripeUnavailable = "stripe_unavailable": "Stripe could not be reached or answered an error; retry later.",
+    StripeSignatureMissing = "stripe_signature_missing": "The webhook request has no `Stripe-Signature` header.",
+    StripeSignatureMalformed = "stripe_signature_malformed": "The `Stripe-Signature` header has no `t=` timestamp or no `v1=` signature.",
+    StripeSignatureInvalid = "stripe_signature_invalid": "No `v1` signature of the `Stripe-Signature` header matches the body with the configured webhook secret.",
+    StripeSignatureStale = "stripe_signature_stale": "The webhook's signature matches but its timestamp is older than the 300 s tolerance (a replay, or a clock far off).",
+    StripeEventInvalid = "stripe_event_invalid": "The signed webhook body is not a Stripe event of the shape its type has.",
 }
 
 impl std::fmt::Display for ErrorCode {

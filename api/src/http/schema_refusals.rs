@@ -223,6 +223,15 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
         "",
         ErrorCode::ApprovalTimeoutOutOfRange,
     ),
+    ("CheckoutRequest", "credits", "", ErrorCode::InvalidCreditAmount),
+    ("RefundRequest", "credits", "", ErrorCode::InvalidCreditAmount),
+    ("RefundRequest", "reason", "", ErrorCode::RefundReasonInvalid),
+    (
+        "RefundRequest",
+        "checkout_session_id",
+        "",
+        ErrorCode::InvalidCheckoutSessionId,
+    ),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
     (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
 ];

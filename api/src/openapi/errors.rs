@@ -126,6 +126,19 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     // 503 the read model behind.
     ("suspendOrganization", &[404, 409, 422, 503]),
     ("reactivateOrganization", &[404, 409, 503]),
+    // 404 no credit account yet at `as_of`; 409 a lost race opening the account.
+    ("getBalance", &[404, 409]),
+    // 409 a lost race opening the account; 422 the page limit or cursor.
+    ("listLedgerEntries", &[409, 422]),
+    // 422 the amount, or under Stripe's smallest charge; 503 Stripe not configured or failing.
+    ("createCheckoutSession", &[422, 503]),
+    // 400 signature missing, malformed, not matching or stale, or an unreadable event; 409 a
+    // lost race on the account; 503 no webhook secret configured. 401/403/429 do not apply
+    // (no credentials), 413 and 415 do (the body layers).
+    ("receiveStripeWebhook", &[400, 409, 503]),
+    // 404 no such organization, or no such purchase of it; 409 a lost race; 422 the amount,
+    // the reason, a purchase id, or more than is left of the purchase.
+    ("refundCredits", &[404, 409, 422]),
 ];
 
 /// Replaces the error answers poem-openapi lists (every status of `ApiError` on every

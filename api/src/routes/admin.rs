@@ -45,6 +45,57 @@ enum Impersonating {
     Started(Json<ImpersonationResponse>),
 }
 
+/// Credits to take back from an organization.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RefundRequest {
+    /// How many credits.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000000")))]
+    credits: u64,
+    /// Why (1–500 characters, trimmed); recorded on the ledger entry.
+    #[oai(validator(min_length = 1, max_length = 500))]
+    reason: Text,
+    /// The purchase to refund (its Checkout Session, `cs_…`): the credits come out of it (at
+    /// most what is left of it) and its money is refunded through Stripe in proportion.
+    #[oai(validator(max_length = 255, pattern = "^cs_[A-Za-z0-9_]+$"))]
+    checkout_session_id: Option<String>,
+}
+
+/// A money refund asked of Stripe.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct StripeRefundBody {
+    /// Cents asked for: the purchase's price times the share of its credits taken back.
+    amount: u64,
+    /// The Stripe refund (`re_…`) when Stripe accepted it.
+    refund_id: Option<String>,
+    /// Why it failed otherwise; the credits are taken back all the same (refund the money
+    /// from Stripe's dashboard: its `charge.refunded` takes nothing more back).
+    error: Option<String>,
+}
+
+/// What the refund did.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RefundResponse {
+    /// The ledger entry recording it (an event in the organization's log, with the
+    /// administrator as actor).
+    event_id: Uuid,
+    /// Credits taken back.
+    credits: u64,
+    /// The organization's balance after it (below zero when it had spent them).
+    balance: i64,
+    /// The money refund, when a purchase was named.
+    stripe_refund: Option<StripeRefundBody>,
+}
+
+#[derive(ApiResponse)]
+enum Refunded {
+    /// Recorded.
+    #[oai(status = 201)]
+    Refunded(Json<RefundResponse>),
+}
+
 #[derive(ApiResponse)]
 enum Done {
     /// Done.
@@ -133,6 +184,49 @@ impl AdminApi {
             .suspend_organization(&auth.0, id.0, &reason, request_id.for_events())
             .await?;
         Ok(Done::Done)
+    }
+
+    /// Take credits back from an organization
+    ///
+    /// Platform administrators only. Records a refund entry in the organization's ledger with
+    /// the reason and the administrator as actor (so the audit log shows it). Naming a purchase
+    /// (`checkout_session_id`) takes the credits from it and refunds its money through Stripe.
+    #[oai(
+        path = "/admin/orgs/:id/refunds",
+        method = "post",
+        operation_id = "refundCredits"
+    )]
+    async fn refund(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The organization's id.
+        id: Path<Uuid>,
+        body: Json<RefundRequest>,
+    ) -> Result<Refunded, ApiError> {
+        let body = body.0;
+        let refund = state
+            .billing
+            .admin_refund(
+                &auth.0,
+                id.0,
+                body.credits,
+                &body.reason,
+                body.checkout_session_id,
+                request_id.for_events(),
+            )
+            .await?;
+        Ok(Refunded::Refunded(Json(RefundResponse {
+            event_id: refund.event_id,
+            credits: refund.credits,
+            balance: refund.balance,
+            stripe_refund: refund.stripe_refund.map(|attempt| StripeRefundBody {
+                amount: attempt.amount,
+                refund_id: attempt.refund_id,
+                error: attempt.error,
+            }),
+        })))
     }
 
     /// Reactivate a suspended organization

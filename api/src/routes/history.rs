@@ -36,6 +36,8 @@ pub(super) enum AggregateType {
     ApiKey,
     /// A conversation.
     Conversation,
+    /// The organization's credit account (its id is the organization's): the ledger.
+    CreditAccount,
     /// The claim of an email address by a user (platform-wide).
     EmailClaim,
     /// A platform administrator's impersonation of a member.

@@ -6,6 +6,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
 mod conversations;
 mod events;
 mod history;
@@ -25,6 +26,7 @@ pub use agents::AgentsApi;
 pub use api_keys::ApiKeysApi;
 pub use audit::AuditApi;
 pub use auth::AuthApi;
+pub use billing::BillingApi;
 pub use conversations::ConversationsApi;
 pub use events::EventsApi;
 pub use history::HistoryApi;
@@ -52,6 +54,7 @@ pub type V1Apis = (
     AuditApi,
     UsageApi,
     HistoryApi,
+    BillingApi,
     AdminApi,
 );
 
@@ -71,6 +74,7 @@ pub fn v1_apis() -> V1Apis {
         AuditApi,
         UsageApi,
         HistoryApi,
+        BillingApi,
         AdminApi,
     )
 }

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use commands::agents::AgentService;
+use commands::billing::BillingService;
 use commands::identity::IdentityService;
 use commands::runs::RunService;
 use commands::tools::ToolService;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub runs: Arc<RunService>,
     /// Tools.
     pub tools: Arc<ToolService>,
+    /// Credits, Stripe checkout and webhook.
+    pub billing: Arc<BillingService>,
     /// Runs' live streams on this node.
     pub streams: RunStreams,
     /// Whether the callers of this node's open streams may still read, checked at intervals.

@@ -28,6 +28,9 @@ pub enum ApiTags {
     Audit,
     /// The organization's usage: runs, model calls, tokens and credits per day or month.
     Usage,
+    /// The organization's credits: balance, ledger, buying credits through Stripe Checkout,
+    /// and Stripe's webhook.
+    Billing,
     /// Platform administration.
     Admin,
 }

@@ -77,6 +77,11 @@ pub async fn administration(flow: &Flow) {
         .post_json(&format!("/v1/admin/impersonations/{id}/end"), &json!({}))
         .await;
     assert!(ended.status().is_success(), "end: {}", ended.status());
+    // The organization's credit account: opened with the signup grant, then a refund.
+    let refund = json!({ "credits": 5, "reason": "goodwill" });
+    let path = format!("/v1/admin/orgs/{}/refunds", owner.org_id);
+    let refunded = as_admin.post_json(&path, &refund).await;
+    assert!(refunded.status().is_success(), "refund: {}", refunded.status());
 }
 
 /// A tool through its whole life (created, updated, its secret rotated, deleted), the tool

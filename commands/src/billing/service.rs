@@ -1,0 +1,176 @@
+//! The billing application service: opening accounts, buying credits.
+
+use domain::Role;
+use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError};
+use domain::organization::OrganizationError;
+use eventstore::{CommandBus, CommandContext, CommandError, EventStore, RequestOrigin};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::stripe::{CheckoutSession, StripeClient};
+use super::{BillingConfig, BillingError, StripeConfig};
+use crate::identity::{Caller, IdentityError};
+
+/// How many times a command on one account is decided again after losing a race with another
+/// node, before the caller is told to retry. Higher than the store's default: every LLM call of
+/// an organization goes through its one account, and a lost race costs one short query.
+const ACCOUNT_ATTEMPTS: usize = 20;
+
+/// Stripe's smallest charge in cents (USD 0.50).
+const STRIPE_MINIMUM_CHARGE: u64 = 50;
+
+/// The `organization.created` event of an organization: what its account is opened for.
+const ORGANIZATION_CREATED: &str = "
+    SELECT event_id FROM events
+     WHERE aggregate_type = 'organization' AND aggregate_id = $1 AND sequence = 1";
+
+/// Billing's application service: one per process, shared by the routes and (later) the
+/// runtime, so every reservation of a process goes through one cache and one lock per account.
+pub struct BillingService {
+    pub(super) pool: PgPool,
+    pub(super) store: EventStore,
+    pub(super) accounts: CommandBus<CreditAccount>,
+    pub(super) config: BillingConfig,
+    pub(super) stripe: Option<StripeClient>,
+}
+
+impl BillingService {
+    /// A service over `store` with `config`.
+    pub fn new(store: &EventStore, config: BillingConfig) -> Self {
+        let stripe = config.stripe.as_ref().and_then(|stripe| {
+            let key = stripe.secret_key.clone()?;
+            Some(StripeClient::new(&stripe.api_base, key))
+        });
+        Self {
+            pool: store.pool().clone(),
+            store: store.clone(),
+            accounts: CommandBus::new(store.clone(), ()).with_attempts(ACCOUNT_ATTEMPTS),
+            config,
+            stripe,
+        }
+    }
+
+    /// The organization's account, opened now with the signup grant if it has none yet.
+    ///
+    /// Registration opens it right after creating the organization; an organization created
+    /// before billing existed, or whose registration stopped in between, gets its account (and
+    /// the signup grant, once) the first time anything touches it.
+    pub async fn account(&self, org_id: Uuid) -> Result<CreditAccount, BillingError> {
+        let account = self.accounts.load(&org_id.to_string()).await?;
+        if account.exists() {
+            return Ok(account);
+        }
+        self.open(org_id).await
+    }
+
+    /// Opens the account with the configured signup grant, tied to the organization's creation
+    /// event. Opening an open account answers it as it is.
+    pub async fn open(&self, org_id: Uuid) -> Result<CreditAccount, BillingError> {
+        let created: Option<(Uuid,)> = sqlx::query_as(ORGANIZATION_CREATED)
+            .bind(org_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((organization_event_id,)) = created else {
+            return Err(IdentityError::Organization(OrganizationError::NotFound).into());
+        };
+        let mut context = CommandContext::system(Some(org_id));
+        context.causation_id = Some(organization_event_id);
+        let open = CreditAccountCommand::Open {
+            org_id,
+            organization_event_id,
+            signup_grant: self.config.signup_credits,
+        };
+        match self.accounts.execute(&org_id.to_string(), open, &context).await {
+            Ok(committed) => Ok(committed.state),
+            Err(CommandError::Rejected(CreditAccountError::AlreadyOpen)) => {
+                Ok(self.accounts.load(&org_id.to_string()).await?)
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Executes `command` on the organization's account, opening it first if it has none.
+    pub(super) async fn execute(
+        &self,
+        org_id: Uuid,
+        command: CreditAccountCommand,
+        context: &CommandContext,
+    ) -> Result<eventstore::Committed<CreditAccount>, BillingError> {
+        let key = org_id.to_string();
+        match self.accounts.execute(&key, command.clone(), context).await {
+            Err(CommandError::Rejected(CreditAccountError::NotOpen)) => {
+                self.open(org_id).await?;
+                Ok(self.accounts.execute(&key, command, context).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Creates a Stripe Checkout Session for `credits` (owners and admins). The session carries
+    /// the organization and the credits in its metadata (and its PaymentIntent's), which the
+    /// webhook reads back when Stripe reports the payment.
+    pub async fn checkout(
+        &self,
+        caller: &Caller,
+        credits: u64,
+        origin: Option<RequestOrigin>,
+    ) -> Result<CheckoutSession, BillingError> {
+        let org_id = caller.org()?;
+        caller.require(Role::can_buy_credits, "buy credits")?;
+        let (Some(config), Some(stripe)) = (&self.config.stripe, &self.stripe) else {
+            return Err(BillingError::StripeNotConfigured("STRIPE_SECRET_KEY"));
+        };
+        let amount = price_of(config, credits);
+        if amount < STRIPE_MINIMUM_CHARGE {
+            return Err(BillingError::PurchaseTooSmall {
+                min_credits: minimum_credits(config),
+            });
+        }
+        let form = checkout_form(config, org_id, credits, amount);
+        let idempotency_key = origin
+            .map(|origin| format!("agentry-checkout-{}", origin.request_id))
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let session = stripe
+            .create_checkout_session(&form, &idempotency_key)
+            .await
+            .map_err(BillingError::Stripe)?;
+        tracing::info!(org = %org_id, credits, amount, session = %session.id, "checkout session created");
+        Ok(session)
+    }
+}
+
+/// What `credits` cost, in cents, rounded up.
+fn price_of(config: &StripeConfig, credits: u64) -> u64 {
+    let cents = u128::from(credits) * u128::from(config.price_per_million_credits);
+    u64::try_from(cents.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// The fewest credits whose price reaches Stripe's smallest charge.
+fn minimum_credits(config: &StripeConfig) -> u64 {
+    let price = config.price_per_million_credits.max(1);
+    (STRIPE_MINIMUM_CHARGE * 1_000_000).div_ceil(price)
+}
+
+fn checkout_form(config: &StripeConfig, org_id: Uuid, credits: u64, amount: u64) -> Vec<(String, String)> {
+    let pairs = [
+        ("mode", "payment".to_owned()),
+        ("success_url", config.success_url.clone()),
+        ("cancel_url", config.cancel_url.clone()),
+        ("client_reference_id", org_id.to_string()),
+        ("metadata[org_id]", org_id.to_string()),
+        ("metadata[credits]", credits.to_string()),
+        ("payment_intent_data[metadata][org_id]", org_id.to_string()),
+        ("payment_intent_data[metadata][credits]", credits.to_string()),
+        ("line_items[0][quantity]", "1".to_owned()),
+        ("line_items[0][price_data][currency]", config.currency.clone()),
+        ("line_items[0][price_data][unit_amount]", amount.to_string()),
+        (
+            "line_items[0][price_data][product_data][name]",
+            format!("{credits} Agentry credits"),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
