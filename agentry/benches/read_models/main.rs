@@ -6,7 +6,9 @@
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_read_models, dropped and recreated),
 //! `BENCH_EVENTS` (default 1,000,000; a smaller log for a quick run), `BENCH_ROUNDS` (default 2),
 //! `BENCH_AUDIT_PROJECTOR_SECONDS` (default 20: how long the real audit projector seals before
-//! the rest is sealed in memory by the same code, see `seal.rs`).
+//! the rest is sealed in memory by the same code, see `seal.rs`), `BENCH_REUSE=1` (measure the
+//! database an earlier run left, without setting it up again), `BENCH_PHASES=1` (then time the
+//! rebuild's phases, see `phases.rs`).
 //!
 //! Setup: the real application registers four owners (four organizations, an agent each) and is
 //! stopped once every follower has passed those events; then the generated log (`generate.rs`:
@@ -51,23 +53,51 @@ const WEIGHTS: [u32; 4] = [40, 30, 20, 10];
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = support::database_url("agentry_bench_read_models");
-    let target = env_or("BENCH_EVENTS", 1_000_000);
     let rounds = env_or("BENCH_ROUNDS", 2);
-    let audit_budget = Duration::from_secs(env_or("BENCH_AUDIT_PROJECTOR_SECONDS", 20));
-    let _ = sqlx::Postgres::drop_database(&url).await;
     let settings = serve_settings(&url);
     let http = reqwest::Client::new();
-
     println!("load average at the start: {}", load_average());
+    if std::env::var("BENCH_REUSE").is_ok_and(|value| value == "1") {
+        println!("reusing the database of an earlier run\n");
+    } else {
+        set_up(&url, &settings, &http).await;
+    }
+    let pool = eventstore::database::connect(&url, 8).await.unwrap();
+    let store = EventStore::new(pool.clone(), domain::upcasting::upcasters());
+    let (address, stop, served) = serve(settings).await;
+    let auditors = log_in(&http, &address).await;
+    wait_until_quiet(&pool).await;
+    let mut results = Vec::new();
+    for round in 1..=rounds {
+        let result = run_round(&store, &http, &address, &auditors).await;
+        report_round(round, &result);
+        results.push(result);
+    }
+    println!("load average at the end: {}\n", load_average());
+    print_table(&results);
+    if std::env::var("BENCH_PHASES").is_ok_and(|value| value == "1") {
+        phases::profile(&store).await;
+    }
+    let _ = stop.send(());
+    served.await.unwrap();
+    pool.close().await;
+}
+
+/// A fresh database holding the generated log (`BENCH_EVENTS`) and its audit log, every
+/// follower's checkpoint at its end.
+async fn set_up(url: &str, settings: &Settings, http: &reqwest::Client) {
+    let target = env_or("BENCH_EVENTS", 1_000_000);
+    let audit_budget = Duration::from_secs(env_or("BENCH_AUDIT_PROJECTOR_SECONDS", 20));
+    let _ = sqlx::Postgres::drop_database(url).await;
     let setup = Instant::now();
     let (address, stop, served) = serve(settings.clone()).await;
-    let orgs = register_owners(&http, &address).await;
-    let pool = eventstore::database::connect(&url, 8).await.unwrap();
+    let orgs = register_owners(http, &address).await;
+    let pool = eventstore::database::connect(url, 8).await.unwrap();
     wait_for_followers(&pool).await;
     let _ = stop.send(());
     served.await.unwrap();
 
-    let loaded = load::load(&url, orgs.clone(), target).await;
+    let loaded = load::load(url, orgs, target).await;
     println!(
         "loaded {} events in {} commands (one transaction each) in {:.1} s ({:.0} events/s)",
         loaded.events,
@@ -89,25 +119,8 @@ async fn main() {
     );
     vacuum(&pool, "audit_entries").await;
     followers_to_head(&pool).await;
-    println!("setup took {:.0} s\n", setup.elapsed().as_secs_f64());
-
-    let (address, stop, served) = serve(settings).await;
-    let auditors = log_in(&http, &address, &orgs).await;
-    wait_until_quiet(&pool).await;
-    let mut results = Vec::new();
-    for round in 1..=rounds {
-        let result = run_round(&store, &http, &address, &auditors).await;
-        report_round(round, &result);
-        results.push(result);
-    }
-    println!("load average at the end: {}\n", load_average());
-    print_table(&results);
-    if std::env::var("BENCH_PHASES").is_ok_and(|value| value == "1") {
-        phases::profile(&store).await;
-    }
-    let _ = stop.send(());
-    served.await.unwrap();
     pool.close().await;
+    println!("setup took {:.0} s\n", setup.elapsed().as_secs_f64());
 }
 
 /// The real application on port 0, with the handle that ends when it has stopped (background
@@ -148,13 +161,13 @@ async fn register_owners(http: &reqwest::Client, address: &str) -> Vec<Org> {
     orgs
 }
 
-/// Each owner's access token for their organization, after a login.
-async fn log_in(http: &reqwest::Client, address: &str, orgs: &[Org]) -> Vec<(Uuid, String)> {
+/// Each owner's access token for their organization (their only one), after a login.
+async fn log_in(http: &reqwest::Client, address: &str) -> Vec<String> {
     let mut tokens = Vec::new();
-    for (index, org) in orgs.iter().enumerate() {
-        let login = json!({ "email": format!("owner{index}@example.com"), "password": PASSWORD, "org_id": org.id });
+    for index in 0..WEIGHTS.len() {
+        let login = json!({ "email": format!("owner{index}@example.com"), "password": PASSWORD });
         let answer = post(http, address, "", "/v1/auth/login", &login, 200).await;
-        tokens.push((org.id, answer["access_token"].as_str().unwrap().to_owned()));
+        tokens.push(answer["access_token"].as_str().unwrap().to_owned());
     }
     tokens
 }
@@ -260,7 +273,7 @@ struct Round {
     export: Timed,
 }
 
-async fn run_round(store: &EventStore, http: &reqwest::Client, address: &str, auditors: &[(Uuid, String)]) -> Round {
+async fn run_round(store: &EventStore, http: &reqwest::Client, address: &str, auditors: &[String]) -> Round {
     let pool = store.pool();
     let (bare_events, event_bytes) = measure::bare_events(pool).await;
     eprintln!("bare SELECT of events: {} rows, {event_bytes} bytes", bare_events.count);
