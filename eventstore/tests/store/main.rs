@@ -5,6 +5,7 @@ mod concurrency;
 mod gate;
 mod helpers;
 mod large_events;
+mod log_order;
 mod postgres_es_interop;
 mod progress;
 mod raw_publishes;
