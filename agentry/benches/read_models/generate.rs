@@ -81,9 +81,38 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "order", "ships", "on", "Tuesday", "and", "your", "invoice", "is", "attached", "we",
-    "checked", "account", "balance", "weather", "in", "Paris", "will", "be", "sunny", "with", "a",
-    "high", "of", "21", "degrees", "refund", "was", "processed", "yesterday", "please", "confirm",
+    "the",
+    "order",
+    "ships",
+    "on",
+    "Tuesday",
+    "and",
+    "your",
+    "invoice",
+    "is",
+    "attached",
+    "we",
+    "checked",
+    "account",
+    "balance",
+    "weather",
+    "in",
+    "Paris",
+    "will",
+    "be",
+    "sunny",
+    "with",
+    "a",
+    "high",
+    "of",
+    "21",
+    "degrees",
+    "refund",
+    "was",
+    "processed",
+    "yesterday",
+    "please",
+    "confirm",
 ];
 
 /// The log, a command at a time, until it holds at least `target` events.
@@ -123,9 +152,7 @@ impl LogGenerator {
     pub fn next_command(&mut self) -> Option<Vec<Row>> {
         loop {
             let live: Vec<usize> = (0..SLOTS)
-                .filter(|&slot| {
-                    !self.slots[slot].pending.is_empty() || self.emitted < self.target
-                })
+                .filter(|&slot| !self.slots[slot].pending.is_empty() || self.emitted < self.target)
                 .collect();
             if live.is_empty() {
                 return None;
@@ -180,7 +207,12 @@ impl LogGenerator {
         let input = self.sentence(6, 30);
         let mut run = RunBuilder::new(run_id, org.id);
         let conversation = |sequence: i64, event: ConversationEvent| {
-            ("conversation", conversation_id, sequence, NewEvent::from_domain(&event).unwrap())
+            (
+                "conversation",
+                conversation_id,
+                sequence,
+                NewEvent::from_domain(&event).unwrap(),
+            )
         };
         let started = ConversationEvent::RunStarted {
             run_id,
@@ -294,7 +326,12 @@ impl RunBuilder {
 
     fn event(&mut self, event: RunEvent) -> (&'static str, Uuid, i64, NewEvent) {
         self.sequence += 1;
-        ("run", self.run_id, self.sequence, NewEvent::from_domain(&event).unwrap())
+        (
+            "run",
+            self.run_id,
+            self.sequence,
+            NewEvent::from_domain(&event).unwrap(),
+        )
     }
 
     fn id(&mut self) -> u64 {

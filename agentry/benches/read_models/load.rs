@@ -75,8 +75,14 @@ pub async fn load(url: &str, orgs: Vec<Org>, target: u64) -> Loaded {
         let staged = Staged::of(&chunk, &mut n);
         events += staged.n.len() as u64;
         staged.write(&mut connection).await;
-        sqlx::raw_sql("CALL bench_flush()").execute(&mut connection).await.unwrap();
-        sqlx::raw_sql("TRUNCATE bench_staging").execute(&mut connection).await.unwrap();
+        sqlx::raw_sql("CALL bench_flush()")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        sqlx::raw_sql("TRUNCATE bench_staging")
+            .execute(&mut connection)
+            .await
+            .unwrap();
         eprint!("\rloaded {events} events");
     }
     eprintln!();

@@ -126,7 +126,9 @@ async fn set_up(url: &str, settings: &Settings, http: &reqwest::Client) {
 /// The real application on port 0, with the handle that ends when it has stopped (background
 /// loops included).
 async fn serve(settings: Settings) -> (String, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
-    let application = Application::build(settings).await.expect("the application starts");
+    let application = Application::build(settings)
+        .await
+        .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(async move {
@@ -178,9 +180,9 @@ async fn head(pool: &PgPool) -> (String, i64) {
         "SELECT transaction_id::text, position FROM events
           ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1",
     )
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// Waits until the relay and every projector have passed the log's last event.
@@ -261,7 +263,10 @@ async fn vacuum(pool: &PgPool, table: &str) {
         .execute(pool)
         .await
         .unwrap();
-    println!("VACUUM (ANALYZE) {table}: {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "VACUUM (ANALYZE) {table}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// One round's figures.
@@ -276,10 +281,16 @@ struct Round {
 async fn run_round(store: &EventStore, http: &reqwest::Client, address: &str, auditors: &[String]) -> Round {
     let pool = store.pool();
     let (bare_events, event_bytes) = measure::bare_events(pool).await;
-    eprintln!("bare SELECT of events: {} rows, {event_bytes} bytes", bare_events.count);
+    eprintln!(
+        "bare SELECT of events: {} rows, {event_bytes} bytes",
+        bare_events.count
+    );
     let rebuild = measure::rebuild(store).await;
     let (bare_audit, audit_bytes) = measure::bare_audit(pool).await;
-    eprintln!("bare SELECT of audit entries: {} rows, {audit_bytes} bytes", bare_audit.count);
+    eprintln!(
+        "bare SELECT of audit entries: {} rows, {audit_bytes} bytes",
+        bare_audit.count
+    );
     let verify = measure::verify(pool).await;
     let (export, export_bytes) = measure::export(http, address, auditors).await;
     eprintln!("export: {} lines, {export_bytes} bytes", export.count);

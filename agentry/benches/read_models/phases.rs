@@ -52,7 +52,11 @@ type FullRow = (
 /// [`READ_NEEDED`] as events (upcast as the follower does).
 async fn read_needed(store: &EventStore, cursor: Cursor, limit: i64) -> Vec<RecordedEvent> {
     let types = vec![
-        "run.queued", "message.completed", "tool_call.requested", "tool_call.completed", "tool_call.failed",
+        "run.queued",
+        "message.completed",
+        "tool_call.requested",
+        "tool_call.completed",
+        "tool_call.failed",
         "tool_call.denied",
     ];
     let rows: Vec<FullRow> = sqlx::query_as(READ_NEEDED)
@@ -167,7 +171,10 @@ pub async fn profile(store: &EventStore) {
             .cloned()
             .partition(|event| event.aggregate_type == "conversation");
         let mut transaction = connection.begin().await.unwrap();
-        for (events, phase) in [(&conversations, &mut split.conversations), (&runs, &mut split.runs)] {
+        for (events, phase) in [
+            (&conversations, &mut split.conversations),
+            (&runs, &mut split.runs),
+        ] {
             let clock = Instant::now();
             ConversationsProjector
                 .apply_batch(&mut transaction, events)
@@ -195,7 +202,11 @@ fn report(split: &Split, events: u64, total: Duration, batch_size: i64, skip: bo
     println!(
         "\nrebuild phases over {events} events ({:.1} s, {rate:.0} events/s, reads of {batch_size}{}):",
         total.as_secs_f64(),
-        if skip { ", payloads the view does not read left out" } else { "" }
+        if skip {
+            ", payloads the view does not read left out"
+        } else {
+            ""
+        }
     );
     println!("| phase | seconds | share |");
     println!("|---|---|---|");
@@ -203,8 +214,14 @@ fn report(split: &Split, events: u64, total: Duration, batch_size: i64, skip: bo
         let share = 100.0 * phase.as_secs_f64() / total.as_secs_f64();
         println!("| {name} | {:.2} | {share:.0}% |", phase.as_secs_f64());
     };
-    row("read: `read_after_with` (query, rows, JSON parse, upcast)", split.read);
-    row("fold of conversation events (`fold_conversations`)", split.conversations);
+    row(
+        "read: `read_after_with` (query, rows, JSON parse, upcast)",
+        split.read,
+    );
+    row(
+        "fold of conversation events (`fold_conversations`)",
+        split.conversations,
+    );
     row("fold of run events (`fold_runs`: transcripts)", split.runs);
     row("commit", split.commit);
     row("dropping the batch", split.drop);
