@@ -1,8 +1,9 @@
-//! The log is read in the numeric order of transaction ids, also where their decimal text
-//! sorts the other way (`10` before `9`), as it does each time the cluster's counter passes a
-//! power of ten.
+//! The log is read, and its head found, in the numeric order of transaction ids, also where
+//! their decimal text sorts the other way (`10` before `9`), as it does each time the cluster's
+//! counter passes a power of ten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use eventstore::log::log_head;
 use eventstore::{Cursor, LogFollower};
 use serde_json::json;
 use sqlx::PgPool;
@@ -44,4 +45,14 @@ async fn transaction_9_is_delivered_before_transaction_10(pool: PgPool) {
         .unwrap();
     assert_eq!(after_first.len(), 1, "only transaction 10 is after transaction 9");
     assert_eq!(after_first[0].transaction_id, 10);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_head_of_the_log_is_the_event_of_transaction_10_not_9(pool: PgPool) {
+    insert_with_transaction_id(&pool, "9", "written-first").await;
+    insert_with_transaction_id(&pool, "10", "written-second").await;
+
+    let head = log_head(&pool).await.unwrap().unwrap();
+
+    assert_eq!(head.transaction_id, 10);
 }
