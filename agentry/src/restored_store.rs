@@ -97,7 +97,8 @@ async fn catch_up(pool: &PgPool, projector: Arc<dyn Projector>) -> Result<(), Re
 /// The cursor of the last event in the log (the start of the log when it is empty).
 async fn last_cursor(pool: &PgPool) -> Result<Cursor, sqlx::Error> {
     let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        // `events.`: a bare `transaction_id` would order by the output column, the id's text.
+        "SELECT transaction_id::text, position FROM events ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;

@@ -8,13 +8,18 @@ use crate::store::Upcasters;
 
 /// The gate and the order that never back-fill: only transactions older than every running
 /// one, read in `(transaction_id, position)` order. The gate is taken in the same statement.
+///
+/// The order names the table's columns (`events.transaction_id`): a bare `transaction_id` in
+/// `ORDER BY` is the *output* column, `transaction_id::text`, which sorts `"100000"` before
+/// `"99999"` (every read across a power of ten would deliver later transactions first) and
+/// cannot use `events_log_order`, so each read sorted every event after the cursor.
 const READ_AFTER: &str = "
 SELECT event_id, position, transaction_id::text, org_id, aggregate_type, aggregate_id, sequence,
        event_type, event_version, payload, metadata
   FROM events
  WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
    AND (transaction_id, position) > ($1::text::xid8, $2)
- ORDER BY transaction_id, position
+ ORDER BY events.transaction_id, events.position
  LIMIT $3";
 
 /// The columns of an `events` row as [`Row`] reads them, for queries elsewhere (the read side)

@@ -51,7 +51,8 @@ pub async fn announce_progress<'e, E: PgExecutor<'e>>(
 /// holds every event committed before this call, whichever node wrote it.
 pub async fn log_head<'e, E: PgExecutor<'e>>(executor: E) -> Result<Option<Cursor>, sqlx::Error> {
     let head: Option<(String, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        // `events.`: a bare `transaction_id` would order by the output column, the id's text.
+        "SELECT transaction_id::text, position FROM events ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1",
     )
     .fetch_optional(executor)
     .await?;

@@ -6,6 +6,7 @@ mod gate;
 mod helpers;
 mod lag;
 mod large_events;
+mod log_order;
 mod postgres_es_interop;
 mod progress;
 mod raw_publishes;

@@ -68,7 +68,7 @@ pub async fn checkpoint(pool: &PgPool) -> Cursor {
 /// The cursor of the last event in the log.
 pub async fn last_cursor(pool: &PgPool) -> Cursor {
     let (transaction_id, position): (String, i64) = sqlx::query_as(
-        "SELECT transaction_id::text, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        "SELECT transaction_id::text, position FROM events ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1",
     )
     .fetch_one(pool)
     .await
