@@ -13,8 +13,8 @@ use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
 use crate::tools_setup::tool_service;
-use api::http::{BrowserOrigins, ProblemAcceptor, RateLimits};
-use api::streaming::StandingChecks;
+use api::http::{BrowserOrigins, NoDelayAcceptor, ProblemAcceptor, RateLimits};
+use api::streaming::StreamWatch;
 use api::{AppState, HttpConfig, build_app, metrics_app};
 use tokio_util::sync::CancellationToken;
 
@@ -54,18 +54,20 @@ impl Application {
         let identity = identity_service(&platform, &settings).await?;
         let tools = Arc::new(tool_service(&platform, &settings).await?);
         let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools), true).await?;
+        let identity = Arc::new(identity);
+        let stopping = CancellationToken::new();
         let state = AppState {
             runs: runs.service,
             streams: runs.streams,
-            stream_checks: Arc::new(StandingChecks::new(settings.http.streams.standing_shared_for)),
-            stopping: CancellationToken::new(),
+            stream_watch: StreamWatch::start(settings.http.streams, Arc::clone(&identity), stopping.clone()),
+            stopping,
             agents: Arc::new(
                 commands::agents::AgentService::new(&platform.store)
                     .with_models(crate::runs_setup::model_catalog(&settings)),
             ),
             tools,
             billing: Arc::new(crate::billing_setup::billing_service(&platform, &settings)),
-            identity: Arc::new(identity),
+            identity,
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,
                 settings.http.rate_limit_burst,
@@ -143,7 +145,8 @@ impl Application {
             ))
         });
         let app = build_app(self.state);
-        let served = Server::new_with_acceptor(ProblemAcceptor::new(self.acceptor))
+        let acceptor = ProblemAcceptor::new(NoDelayAcceptor::new(self.acceptor));
+        let served = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(app, until_stopped(), Some(Duration::from_secs(10)))
             .await;
         if let Some(metrics_server) = metrics_server {

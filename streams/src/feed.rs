@@ -6,6 +6,12 @@
 //! every id before it was sent, and reads the store when a hole lasts: a lost chunk is
 //! recorded within the executor's batch window, and ids a stopped executor handed out are
 //! accounted for by the `run.resumed` or `run.cancelled` that skips them.
+//!
+//! A frame is taken in by whoever delivers it (the executor on one node, the node's NATS
+//! subscription between nodes), under the feed's lock, and goes to the readers from there: no
+//! task and no queue in between, which would each be one more wait behind every other ready
+//! task of a busy node. The feed's [`Follower`] task only keeps time: it reads the store when
+//! a hole lasts or the run goes quiet, and retires the feed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +19,7 @@ use std::time::Duration;
 
 use domain::run::Run;
 use eventstore::EventStore;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -53,12 +59,16 @@ impl Default for FeedLimits {
     }
 }
 
-/// The part of a feed its readers join.
+/// A run's feed on this node: what its readers join, and where its frames are taken in.
 #[derive(Debug)]
 pub(crate) struct Feed {
+    /// The run's organization: a reader of another never joins.
+    org_id: Uuid,
     shared: Mutex<Shared>,
     sender: broadcast::Sender<Arc<StreamFrame>>,
     recent_limit: usize,
+    /// Tells the follower a hole opened: its store read is due [`HOLE_POLL`] later.
+    hole_opened: Notify,
 }
 
 #[derive(Debug)]
@@ -69,6 +79,12 @@ struct Shared {
     recent: VecDeque<Arc<StreamFrame>>,
     /// Whether the run's last frame was sent.
     ended: bool,
+    /// Frames that came before the ids preceding them, by id.
+    held: BTreeMap<u64, Arc<StreamFrame>>,
+    /// Since when frames are held behind a hole.
+    hole_since: Option<Instant>,
+    /// When the live path last delivered a frame.
+    last_heard: Instant,
 }
 
 /// What a reader gets on joining: the recent frames and every later one.
@@ -78,21 +94,27 @@ pub(crate) struct Joined {
 }
 
 impl Feed {
-    /// A feed that has sent `history` (the run's recorded frames, in order).
-    pub(crate) fn new(history: &[Arc<StreamFrame>], limits: FeedLimits) -> Self {
+    /// A feed of a run of `org_id` that has sent `history` (the run's recorded frames, in
+    /// order).
+    pub(crate) fn new(org_id: Uuid, history: &[Arc<StreamFrame>], limits: FeedLimits) -> Self {
         let recent: VecDeque<_> = history
             .iter()
             .skip(history.len().saturating_sub(limits.recent))
             .cloned()
             .collect();
         Self {
+            org_id,
             shared: Mutex::new(Shared {
                 next: history.last().map_or(1, |frame| frame.id + 1),
                 ended: history.last().is_some_and(|frame| frame.terminal),
                 recent,
+                held: BTreeMap::new(),
+                hole_since: None,
+                last_heard: Instant::now(),
             }),
             sender: broadcast::channel(limits.reader_queue.max(1)).0,
             recent_limit: limits.recent.max(1),
+            hole_opened: Notify::new(),
         }
     }
 
@@ -106,6 +128,31 @@ impl Feed {
         }
     }
 
+    /// A new reader of `org_id` resuming after `after`, when the recent frames hold every
+    /// frame after it (so the store has nothing to add): a node's readers of a run it already
+    /// streams join without reading the store. `None` when the recent frames do not reach back
+    /// that far, or `after` is beyond what was sent here (ask the store), or the run is another
+    /// organization's.
+    pub(crate) fn join_after(&self, org_id: Uuid, after: u64) -> Option<Joined> {
+        if org_id != self.org_id {
+            return None;
+        }
+        let shared = self.lock();
+        let first = shared.recent.front()?;
+        if first.covers_from > after + 1 || after >= shared.next {
+            return None;
+        }
+        Some(Joined {
+            recent: shared
+                .recent
+                .iter()
+                .filter(|frame| frame.id > after)
+                .cloned()
+                .collect(),
+            live: self.sender.subscribe(),
+        })
+    }
+
     /// Readers still joined.
     pub(crate) fn readers(&self) -> usize {
         self.sender.receiver_count()
@@ -115,6 +162,86 @@ impl Feed {
         self.lock().ended
     }
 
+    /// Takes a frame from the live path: sent to the readers now if it is next, held if ids
+    /// before it are missing, dropped if sent already.
+    pub(crate) fn accept_live(&self, frame: Arc<StreamFrame>) {
+        let mut shared = self.lock();
+        shared.last_heard = Instant::now();
+        self.accept(&mut shared, frame);
+    }
+
+    /// Takes frames read from the store, as [`Self::accept_live`] does.
+    fn accept_recorded(&self, frames: impl IntoIterator<Item = Arc<StreamFrame>>) {
+        let mut shared = self.lock();
+        for frame in frames {
+            self.accept(&mut shared, frame);
+        }
+    }
+
+    fn accept(&self, shared: &mut Shared, frame: Arc<StreamFrame>) {
+        if frame.id < shared.next || shared.ended {
+            return;
+        }
+        if frame.covers_from > shared.next {
+            if shared.held.len() < MAX_HELD {
+                shared.held.insert(frame.id, frame);
+            }
+            if shared.hole_since.is_none() {
+                shared.hole_since = Some(Instant::now());
+                self.hole_opened.notify_one();
+            }
+            return;
+        }
+        self.send(shared, frame);
+        // Held frames that are now next (in id order; one that skips ids may come before
+        // frames it makes void).
+        while !shared.held.is_empty() {
+            let next = shared.next;
+            shared.held.retain(|id, _| *id >= next);
+            let Some(id) = shared
+                .held
+                .iter()
+                .find(|(_, held)| held.covers_from <= next)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            if let Some(frame) = shared.held.remove(&id) {
+                self.send(shared, frame);
+            }
+        }
+        if shared.held.is_empty() {
+            shared.hole_since = None;
+        }
+    }
+
+    fn send(&self, shared: &mut Shared, frame: Arc<StreamFrame>) {
+        shared.next = frame.id + 1;
+        shared.ended = frame.terminal;
+        if shared.recent.len() >= self.recent_limit {
+            shared.recent.pop_front();
+        }
+        shared.recent.push_back(Arc::clone(&frame));
+        // No reader is not an error: the frame stays in `recent` for the next one.
+        let _ = self.sender.send(frame);
+    }
+
+    /// When the live path last delivered, and since when a hole lasts.
+    fn clock(&self) -> (Instant, Option<Instant>) {
+        let shared = self.lock();
+        (shared.last_heard, shared.hole_since)
+    }
+
+    /// A hole that outlasted a store read is read again [`HOLE_POLL`] later.
+    fn rearm_hole(&self, now: Instant) {
+        let mut shared = self.lock();
+        if let Some(since) = shared.hole_since
+            && since + HOLE_POLL <= now
+        {
+            shared.hole_since = Some(now);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared
             .lock()
@@ -122,15 +249,14 @@ impl Feed {
     }
 }
 
-/// The task that keeps a feed going: takes frames from its inbox and the store, in order.
+/// The task that keeps a feed's time: reads the store when a hole lasts or the run is quiet,
+/// and retires the feed when the run ended or nobody reads it.
 pub(crate) struct Follower {
     pub(crate) run_id: Uuid,
     pub(crate) feed: Arc<Feed>,
     pub(crate) store: EventStore,
     /// The run's events read from the store so far (its version).
     pub(crate) read_version: usize,
-    /// Frames that came before the ids preceding them, by id.
-    held: BTreeMap<u64, Arc<StreamFrame>>,
 }
 
 impl Follower {
@@ -140,15 +266,15 @@ impl Follower {
             feed,
             store,
             read_version,
-            held: BTreeMap::new(),
         }
     }
 
     /// Runs until the run ends or nobody reads it, then retires the feed from `router`.
-    pub(crate) async fn run(mut self, mut inbox: mpsc::Receiver<Arc<StreamFrame>>, router: Router) {
+    pub(crate) async fn run(mut self, router: Router) {
         let mut quiet = QUIET_POLL;
-        let mut last_heard = Instant::now();
-        let mut hole_since: Option<Instant> = None;
+        // The last delivery the quiet interval was measured from.
+        let mut heard_before = self.feed.clock().0;
+        let mut read_quietly_at: Option<Instant> = None;
         let mut unread_since: Option<Instant> = None;
         loop {
             if self.feed.ended() {
@@ -162,36 +288,36 @@ impl Follower {
             } else {
                 unread_since = None;
             }
+            let (last_heard, hole_since) = self.feed.clock();
+            if last_heard != heard_before {
+                heard_before = last_heard;
+                read_quietly_at = None;
+                quiet = QUIET_POLL;
+            }
+            let quiet_from = read_quietly_at.map_or(last_heard, |at| at.max(last_heard));
             let deadline = match hole_since {
                 Some(since) => since + HOLE_POLL,
-                None => (last_heard + quiet).min(Instant::now() + UNREAD_GRACE),
+                None => (quiet_from + quiet).min(Instant::now() + UNREAD_GRACE),
             };
             tokio::select! {
-                frame = inbox.recv() => {
-                    let Some(frame) = frame else { break };
-                    self.accept(frame);
-                    last_heard = Instant::now();
-                    quiet = QUIET_POLL;
-                }
+                () = self.feed.hole_opened.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    if hole_since.is_some() || last_heard + quiet <= Instant::now() {
+                    let now = Instant::now();
+                    let hole_due = hole_since.is_some_and(|since| since + HOLE_POLL <= now);
+                    if hole_due || (hole_since.is_none() && quiet_from + quiet <= now) {
                         self.read_store().await;
-                        if hole_since.is_none() {
-                            last_heard = Instant::now();
+                        let now = Instant::now();
+                        if hole_due {
+                            self.feed.rearm_hole(now);
+                        } else {
+                            read_quietly_at = Some(now);
                             quiet = (quiet * 2).min(QUIET_POLL_MAX);
                         }
                     }
                 }
             }
-            hole_since = match (self.held.is_empty(), hole_since) {
-                (true, _) => None,
-                (false, None) => Some(Instant::now()),
-                // Still a hole after a store read: read again a little later.
-                (false, Some(since)) if since + HOLE_POLL <= Instant::now() => Some(Instant::now()),
-                (false, since) => since,
-            };
         }
-        // Ended (every reader has the last frame) or the node stopped delivering.
+        // Ended (every reader has the last frame).
         while !retire(&router, self.run_id, &self.feed) {
             tokio::time::sleep(UNREAD_GRACE).await;
         }
@@ -202,58 +328,19 @@ impl Follower {
         let key = self.run_id.to_string();
         match self.store.load::<Run>(&key, self.read_version).await {
             Ok(events) => {
+                let mut frames = Vec::new();
                 for (version, event) in events {
                     self.read_version = version;
-                    for frame in StreamFrame::of_event(self.run_id, &event) {
-                        self.accept(Arc::new(frame));
-                    }
+                    frames.extend(
+                        StreamFrame::of_event(self.run_id, &event)
+                            .into_iter()
+                            .map(Arc::new),
+                    );
                 }
+                self.feed.accept_recorded(frames);
             }
             Err(error) => tracing::warn!(%error, run = %self.run_id, "could not read the run's events"),
         }
-    }
-
-    /// Sends `frame` if it is next, holds it if ids before it are missing, drops it if sent.
-    fn accept(&mut self, frame: Arc<StreamFrame>) {
-        let mut shared = self.feed.lock();
-        if frame.id < shared.next || shared.ended {
-            return;
-        }
-        if frame.covers_from > shared.next {
-            if self.held.len() < MAX_HELD {
-                self.held.insert(frame.id, frame);
-            }
-            return;
-        }
-        self.send(&mut shared, frame);
-        // Held frames that are now next (in id order; one that skips ids may come before
-        // frames it makes void).
-        loop {
-            let next = shared.next;
-            self.held.retain(|id, _| *id >= next);
-            let Some(id) = self
-                .held
-                .iter()
-                .find(|(_, held)| held.covers_from <= next)
-                .map(|(id, _)| *id)
-            else {
-                break;
-            };
-            if let Some(frame) = self.held.remove(&id) {
-                self.send(&mut shared, frame);
-            }
-        }
-    }
-
-    fn send(&self, shared: &mut Shared, frame: Arc<StreamFrame>) {
-        shared.next = frame.id + 1;
-        shared.ended = frame.terminal;
-        if shared.recent.len() >= self.feed.recent_limit {
-            shared.recent.pop_front();
-        }
-        shared.recent.push_back(Arc::clone(&frame));
-        // No reader is not an error: the frame stays in `recent` for the next one.
-        let _ = self.feed.sender.send(frame);
     }
 }
 
@@ -264,7 +351,7 @@ fn retire(router: &Router, run_id: Uuid, feed: &Arc<Feed>) -> bool {
     let Some(entry) = feeds.get(&run_id) else {
         return true;
     };
-    if !Arc::ptr_eq(&entry.feed, feed) {
+    if !Arc::ptr_eq(entry, feed) {
         return true;
     }
     if feed.readers() > 0 && !feed.ended() {

@@ -8,12 +8,10 @@ use domain::run::{MAX_UNRECORDED_IDS, Run, RunEvent};
 use eventstore::{CommitObserver, EventStore, StoreError};
 use futures::StreamExt;
 use thiserror::Error;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::feed::{Feed, FeedLimits, Follower};
 use crate::live::ALL_LIVE_SUBJECTS;
-use crate::router::{Entry, FEED_INBOX};
 use crate::{LiveBus, LiveRunEvents, NatsLive, Router, RunStream, StreamFrame};
 
 /// Why a stream could not be opened.
@@ -58,7 +56,8 @@ impl RunStreams {
 
     /// Streams shared by every node on NATS: live frames go out on core NATS, and this node
     /// takes every run's live frames through one subscription, handing them to the feeds of
-    /// the runs it has readers of. Returns once the server has the subscription.
+    /// the runs it has readers of (from the subscription's task straight to the readers).
+    /// Returns once the server has the subscription.
     pub async fn nats(
         store: EventStore,
         client: async_nats::Client,
@@ -69,19 +68,17 @@ impl RunStreams {
         let deliver_to = streams.router.clone();
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
-                let Some(run_id) = message
+                let Some(feed) = message
                     .subject
                     .rsplit('.')
                     .next()
                     .and_then(|token| Uuid::parse_str(token).ok())
+                    .and_then(|run_id| deliver_to.feed(run_id))
                 else {
                     continue;
                 };
-                if !deliver_to.wants(run_id) {
-                    continue;
-                }
                 match StreamFrame::parse(message.payload) {
-                    Ok(frame) => deliver_to.deliver(run_id, Arc::new(frame)),
+                    Ok(frame) => feed.accept_live(Arc::new(frame)),
                     Err(error) => {
                         tracing::debug!(%error, subject = %message.subject, "unreadable live frame")
                     }
@@ -122,6 +119,9 @@ impl RunStreams {
     /// end. The caller has checked the reader may read the run; the organization is checked
     /// again here so a stream never crosses tenants.
     pub async fn open(&self, org_id: Uuid, run_id: Uuid, after: Option<u64>) -> Result<RunStream, OpenError> {
+        if let Some(stream) = self.join_streaming(org_id, run_id, after) {
+            return Ok(stream);
+        }
         let history = self.store.load::<Run>(&run_id.to_string(), 0).await?;
         match history.first() {
             Some((_, RunEvent::Queued { org_id: owner, .. })) if *owner == org_id => {}
@@ -157,14 +157,13 @@ impl RunStreams {
         }
         let joined = {
             let mut feeds = self.router.lock();
-            let entry = feeds.entry(run_id).or_insert_with(|| {
-                let feed = Arc::new(Feed::new(&frames, self.limits));
-                let (inbox, frames_in) = mpsc::channel(FEED_INBOX);
+            let feed = feeds.entry(run_id).or_insert_with(|| {
+                let feed = Arc::new(Feed::new(org_id, &frames, self.limits));
                 let follower = Follower::new(run_id, Arc::clone(&feed), self.store.clone(), read_version);
-                tokio::spawn(follower.run(frames_in, self.router.clone()));
-                Entry { inbox, feed }
+                tokio::spawn(follower.run(self.router.clone()));
+                feed
             });
-            entry.feed.join()
+            feed.join()
         };
         backlog.extend(joined.recent);
         Ok(RunStream::new(
@@ -174,6 +173,25 @@ impl RunStreams {
             Some(joined.live),
             after,
             read_version,
+        ))
+    }
+
+    /// The stream of a reader joining a run this node streams already, when the feed's recent
+    /// frames hold everything after `after`: served from memory, without reading the store
+    /// (many readers of one run, a wave of reconnections after a deploy).
+    fn join_streaming(&self, org_id: Uuid, run_id: Uuid, after: Option<u64>) -> Option<RunStream> {
+        let after = after.unwrap_or(0);
+        // Under the router's lock, as in `open`: a feed being retired is not joined.
+        let joined = self.router.lock().get(&run_id)?.join_after(org_id, after)?;
+        // Store reads (repairs, rare for a reader that joins without a hole) start from the
+        // run's first event.
+        Some(RunStream::new(
+            run_id,
+            self.store.clone(),
+            joined.recent.into(),
+            Some(joined.live),
+            after,
+            0,
         ))
     }
 }

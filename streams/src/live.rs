@@ -6,14 +6,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use futures::FutureExt;
 use uuid::Uuid;
 
 use crate::{Router, StreamFrame};
-
-/// Frames waiting for the NATS publisher task; past this the newest are dropped (and found in
-/// the store by the readers that miss them).
-const PUBLISH_QUEUE: usize = 65_536;
 
 /// Where a process sends live frames.
 #[derive(Clone, Debug)]
@@ -45,33 +41,30 @@ pub fn live_subject(org_id: Uuid, run_id: Uuid) -> String {
 /// Every run's live subject, for a node's one subscription.
 pub(crate) const ALL_LIVE_SUBJECTS: &str = "agentry.*.live.*";
 
-/// Publishes live frames on NATS from one task, so they leave in the order they were made.
+/// Publishes live frames on core NATS.
+///
+/// Each frame is handed to the client's connection task at once, in the caller's task (no
+/// queue and task of our own in between, which would add a wait behind every other ready task
+/// of a busy node to each frame). Frames of one caller leave in the order it made them.
 #[derive(Clone, Debug)]
 pub struct NatsLive {
-    queue: mpsc::Sender<(String, bytes::Bytes)>,
+    client: async_nats::Client,
 }
 
 impl NatsLive {
-    /// A publisher over `client`; its task ends when every clone is dropped.
+    /// A publisher over `client`.
     pub fn new(client: async_nats::Client) -> Self {
-        let (queue, mut frames) = mpsc::channel::<(String, bytes::Bytes)>(PUBLISH_QUEUE);
-        tokio::spawn(async move {
-            while let Some((subject, json)) = frames.recv().await {
-                if let Err(error) = client.publish(subject, json).await {
-                    metrics::counter!("agentry_stream_live_dropped_total").increment(1);
-                    tracing::debug!(%error, "live frame not published");
-                }
-            }
-        });
-        Self { queue }
+        Self { client }
     }
 
+    /// Never waits: when the client's queue to its connection is full (NATS unreachable or
+    /// far behind), the frame is dropped, and the readers that miss it find it in the store.
     fn publish(&self, org_id: Uuid, run_id: Uuid, frame: StreamFrame) {
-        if self
-            .queue
-            .try_send((live_subject(org_id, run_id), frame.json))
-            .is_err()
-        {
+        // `unconstrained`: the first poll must not be refused by the task's cooperative budget,
+        // or a frame would be dropped with room in the queue.
+        let sent = tokio::task::unconstrained(self.client.publish(live_subject(org_id, run_id), frame.json))
+            .now_or_never();
+        if !matches!(sent, Some(Ok(()))) {
             metrics::counter!("agentry_stream_live_dropped_total").increment(1);
         }
     }

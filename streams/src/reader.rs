@@ -103,7 +103,9 @@ impl RunStream {
                         return StreamItem::Ended;
                     }
                     None => {
-                        if !self.repair().await {
+                        // Boxed, as below: rare work (a store read) whose future would
+                        // otherwise be part of every idle reader's.
+                        if !Box::pin(self.repair()).await {
                             return self.cut_off();
                         }
                         continue;
@@ -133,9 +135,7 @@ impl RunStream {
                     tracing::warn!(run = %self.run_id, next = self.next, "a hole in a run's stream did not fill");
                     return self.cut_off();
                 }
-                if !self.repair().await {
-                    tokio::time::sleep(REPAIR_EVERY).await;
-                }
+                Box::pin(self.repair_or_wait()).await;
                 continue;
             }
             self.next = frame.id + 1;
@@ -148,6 +148,13 @@ impl RunStream {
         self.ended = true;
         StreamItem::CutOff {
             last_id: self.last_id(),
+        }
+    }
+
+    /// A repair, or a pause before the next attempt when the store had nothing yet.
+    async fn repair_or_wait(&mut self) {
+        if !self.repair().await {
+            tokio::time::sleep(REPAIR_EVERY).await;
         }
     }
 

@@ -82,8 +82,8 @@ async fn continue_in_memory(store: &EventStore) -> u64 {
                 event.event_type
             );
             let org_id = event.org_id.expect("every generated event has an organization");
-            if !heads.contains_key(&org_id) {
-                heads.insert(org_id, head(pool, org_id).await);
+            if let std::collections::hash_map::Entry::Vacant(vacant) = heads.entry(org_id) {
+                vacant.insert(head(pool, org_id).await);
             }
             let head = heads.get_mut(&org_id).unwrap();
             let content = EntryContent::from_event(event).unwrap();

@@ -82,7 +82,7 @@ impl RunStreamsApi {
     ) -> Result<EventStreamAnswer, ApiError> {
         let caller = auth.caller(&state, id.0).await?;
         let stream = open_stream(&state, &caller, id.0, last_event_id.0.or(after.0)).await?;
-        let upkeep = Upkeep::new(&state, caller);
+        let upkeep = Upkeep::new(&state.stream_watch, caller, false);
         Ok(EventStreamAnswer::new(stream, upkeep))
     }
 
@@ -126,7 +126,7 @@ impl RunStreamsApi {
                  events as Server-Sent Events at /v1/runs/{id}/events)",
             )
         })?;
-        let upkeep = Upkeep::new(&state, caller);
+        let upkeep = Upkeep::new(&state.stream_watch, caller, true);
         Ok(SocketUpgrade::new(
             websocket,
             &state,

@@ -13,7 +13,7 @@ use streams::RunStreams;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{BrowserOrigins, RateLimits};
-use crate::streaming::{StandingChecks, StreamTimings};
+use crate::streaming::{StreamTimings, StreamWatch};
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
 #[derive(Clone)]
@@ -40,8 +40,8 @@ pub struct AppState {
     pub billing: Arc<BillingService>,
     /// Runs' live streams on this node.
     pub streams: RunStreams,
-    /// Whether the callers of this node's open streams may still read, checked at intervals.
-    pub stream_checks: Arc<StandingChecks>,
+    /// The time of this node's open streams: heartbeats, standing checks, the end on shutdown.
+    pub stream_watch: Arc<StreamWatch>,
     /// Cancelled when the server starts shutting down: open streams end at once, telling
     /// their clients where to resume, rather than hold the drain.
     pub stopping: CancellationToken,

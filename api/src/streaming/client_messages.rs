@@ -10,7 +10,10 @@
 //! → anything else                             ← {"type":"error","code":"invalid_message",…}
 //! ```
 
-use commands::identity::Caller;
+use std::sync::Arc;
+
+use commands::identity::{Caller, IdentityService};
+use commands::runs::RunService;
 use poem::http::StatusCode;
 use poem_openapi::types::ParseFromJSON;
 use serde::Deserialize;
@@ -18,8 +21,26 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Ending;
-use crate::http::{ApiError, ErrorCode, Problem, RequestId, TextBlock};
+use crate::http::{ApiError, ErrorCode, Problem, RateLimits, RequestId, TextBlock};
 use crate::routes::AppState;
+
+/// What answering client messages needs from the node: three handles, kept by each socket
+/// instead of the whole application state.
+pub(super) struct Decisions {
+    identity: Arc<IdentityService>,
+    rate_limits: Arc<RateLimits>,
+    runs: Arc<RunService>,
+}
+
+impl Decisions {
+    pub(super) fn of(state: &AppState) -> Self {
+        Self {
+            identity: Arc::clone(&state.identity),
+            rate_limits: Arc::clone(&state.rate_limits),
+            runs: Arc::clone(&state.runs),
+        }
+    }
+}
 
 /// A client's message.
 #[derive(Deserialize)]
@@ -59,8 +80,8 @@ pub struct Answer {
 
 /// Does what the client's `text` asks on run `run_id`, as `caller`, recorded under the
 /// connection's request id.
-pub async fn answer(
-    state: &AppState,
+pub(super) async fn answer(
+    state: &Decisions,
     caller: &Caller,
     run_id: Uuid,
     request_id: &RequestId,

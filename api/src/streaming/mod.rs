@@ -1,6 +1,7 @@
 //! A run's events over HTTP: Server-Sent Events and WebSocket, the credentials they are opened
 //! with (bearer or stream ticket), and what a stream does while it lasts besides sending
-//! events (heartbeats, standing checks, ending on shutdown).
+//! events (heartbeats, standing checks, ending on shutdown: [`StreamWatch`] keeps the time of
+//! every stream of the node).
 //!
 //! The events themselves come from the `streams` crate ([`streams::RunStream`]): every event of the run
 //! after the id the client resumes from, each once, in order, then the end. This module only
@@ -15,15 +16,16 @@ mod sse;
 mod standing;
 mod timings;
 mod upkeep;
+mod watch;
 
 pub use auth::{StreamAuth, TicketAuth};
 pub use endings::{Ending, MAX_CLOSE_REASON_BYTES, RUN_ENDED};
 pub use open::{RunStreamMessage, open_stream};
 pub use socket::{SocketUpgrade, socket_config};
 pub use sse::EventStreamAnswer;
-pub use standing::StandingChecks;
 pub use timings::StreamTimings;
-pub use upkeep::Upkeep;
+pub use upkeep::{Chore, Stuck, Upkeep};
+pub use watch::StreamWatch;
 
 /// Counts a stream while it is open (`agentry_stream_connections{transport}`).
 pub(crate) struct OpenStreamGauge(&'static str);

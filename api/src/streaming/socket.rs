@@ -1,39 +1,39 @@
 //! `GET /v1/runs/{id}/ws`: the run's events as WebSocket text frames (the same JSON as SSE's
 //! `data:` lines), and the client's decisions on the run ([`super::client_messages`]).
 //!
-//! The socket is configured small, for many idle connections: a 2 KiB read buffer (client
-//! messages are small; at most 16 KiB each), frames written out as they are sent rather than
-//! gathered in a 128 KiB buffer, and one frame in flight at a time. A client that reads slower
-//! than the run streams falls behind its bounded queue of frames (the node's feed) and is
-//! closed with 1013 and the id to resume after; the run and the other clients never wait.
+//! The socket is configured small, for many idle connections: a 256-byte read buffer (client
+//! messages are small; at most 16 KiB each, the buffer grows for a larger one), frames written
+//! out as they are sent rather than gathered in a 128 KiB buffer, and one frame in flight at a
+//! time. An idle session is one task (poem's, holding the session inline) and no timer: the
+//! node's [`super::StreamWatch`] wakes it for heartbeats and endings. A client that reads
+//! slower than the run streams falls behind its bounded queue of frames (the node's feed) and
+//! is closed with 1013 and the id to resume after; the run and the other clients never wait.
 //!
 //! Closing: 1000 `run_ended` after the run's last event; 1013 `fell_behind`, 1008
 //! `<credentials code>` or 1012 `server_shutdown`, each `; resume_after=<id>` and preceded by a
 //! `stream.cut_off` text frame; no close frame to a client that went away (silent for two
 //! heartbeats, or not taking a frame for as long).
 
+use std::pin::pin;
 use std::time::Duration;
 
 use eventstore::store::MAX_EVENT_BYTES;
-use futures::{SinkExt, StreamExt};
-use poem::web::websocket::{
-    BoxWebSocketUpgraded, CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream,
-};
+use futures::{FutureExt, SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::registry::{MetaResponse, MetaResponses, Registry};
 use streams::{RunStream, StreamItem};
-use tokio::time::{Instant, timeout};
-use uuid::Uuid;
+use tokio::time::timeout;
 
-use super::client_messages::answer;
-use super::upkeep::Chore;
-use super::{Ending, OpenStreamGauge, RUN_ENDED, Upkeep, count_ending};
+use super::client_messages::{Decisions, answer};
+use super::{Chore, Ending, OpenStreamGauge, RUN_ENDED, Upkeep, count_ending};
 use crate::http::RequestId;
 use crate::routes::AppState;
 
-/// Client messages are a few hundred bytes; the buffer grows for a larger one.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Client messages are a few hundred bytes; the buffer grows for a larger one. Every read
+/// attempt zero-fills it, and an idle socket keeps it.
+const READ_BUFFER_BYTES: usize = 256;
 /// The largest client message (a denial's reason is at most 500 characters).
 const MAX_CLIENT_MESSAGE_BYTES: usize = 16 * 1024;
 /// How long a closing client may take to answer our close frame.
@@ -53,7 +53,14 @@ pub fn socket_config() -> WebSocketConfig {
 }
 
 /// The WebSocket route's answer: 101 and the session.
-pub struct SocketUpgrade(BoxWebSocketUpgraded);
+///
+/// The session is handed to poem's upgrade only when the response is made, so that the task
+/// poem spawns for the connection holds the session's future itself (a boxed upgrade would
+/// hold it in an allocation of its own).
+pub struct SocketUpgrade {
+    socket: WebSocket,
+    session: SocketSession,
+}
 
 impl SocketUpgrade {
     /// Upgrades `socket` to a session streaming `stream` (already open, so that an unknown run
@@ -65,26 +72,25 @@ impl SocketUpgrade {
         stream: RunStream,
         upkeep: Upkeep,
     ) -> Self {
-        let session = SocketSession {
-            state: state.clone(),
-            request_id,
-            run_id: stream.run_id(),
-            silence_limit: state.config.streams.silence_limit(),
-            stream,
-            upkeep,
-        };
-        Self(
-            socket
-                .config(socket_config())
-                .on_upgrade(move |socket| session.run(socket))
-                .boxed(),
-        )
+        Self {
+            socket,
+            session: SocketSession {
+                decisions: Decisions::of(state),
+                request_id,
+                stream,
+                upkeep,
+            },
+        }
     }
 }
 
 impl IntoResponse for SocketUpgrade {
     fn into_response(self) -> Response {
-        self.0.into_response()
+        let Self { socket, session } = self;
+        socket
+            .config(socket_config())
+            .on_upgrade(move |socket| session.run(socket))
+            .into_response()
     }
 }
 
@@ -120,10 +126,8 @@ enum Close {
 
 /// One client's socket on one run.
 struct SocketSession {
-    state: AppState,
+    decisions: Decisions,
     request_id: RequestId,
-    run_id: Uuid,
-    silence_limit: Duration,
     stream: RunStream,
     upkeep: Upkeep,
 }
@@ -137,38 +141,26 @@ impl SocketSession {
 
     /// Sends the run's events and heartbeats and answers the client until one of them ends.
     async fn serve(&mut self, socket: &mut WebSocketStream) -> Close {
-        let mut last_heard = Instant::now();
         loop {
             tokio::select! {
                 biased;
                 chore = self.upkeep.due() => match chore {
-                    Chore::Stop => return Close::Early(Ending::ServerShutdown),
-                    Chore::CheckStanding => {
-                        // Boxed, as the answers below: rare work whose futures would otherwise
-                        // be part of every idle connection's task.
-                        if let Err(ending) = Box::pin(self.upkeep.check_standing()).await {
-                            return Close::Early(ending);
-                        }
-                    }
                     Chore::Heartbeat => {
-                        if last_heard.elapsed() >= self.silence_limit
-                            || !self.send(socket, Message::Ping(Vec::new())).await
-                        {
+                        if !self.send(socket, Message::Ping(Vec::new())).await {
                             return Close::Gone;
                         }
                     }
+                    Chore::End(ending) => return Close::Early(ending),
+                    Chore::Gone => return Close::Gone,
                 },
                 message = socket.next() => {
-                    last_heard = Instant::now();
+                    self.upkeep.heard();
                     match message {
+                        // Boxed: rare work whose future would otherwise be part of every idle
+                        // connection's task.
                         Some(Ok(Message::Text(text))) => {
-                            let answer =
-                                Box::pin(answer(&self.state, self.upkeep.caller(), self.run_id, &self.request_id, &text)).await;
-                            if !self.send(socket, Message::Text(answer.frame)).await {
-                                return Close::Gone;
-                            }
-                            if let Some(ending) = answer.ending {
-                                return Close::Early(ending);
+                            if let Some(close) = Box::pin(self.answer(socket, &text)).await {
+                                return close;
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
@@ -184,7 +176,9 @@ impl SocketSession {
                 },
                 item = self.stream.next() => match item {
                     StreamItem::Frame(frame) => {
-                        let text = String::from_utf8_lossy(&frame.json).into_owned();
+                        // Each socket sends its own copy (poem's message owns its text).
+                        let text = String::from_utf8(frame.json.to_vec())
+                            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
                         if !self.send(socket, Message::Text(text)).await {
                             return Close::Gone;
                         }
@@ -196,13 +190,42 @@ impl SocketSession {
         }
     }
 
-    /// Sends `message`; `false` when the client did not take it within the silence limit (it
-    /// stopped reading, or went away) or the connection failed.
-    async fn send(&self, socket: &mut WebSocketStream, message: Message) -> bool {
-        matches!(
-            timeout(self.silence_limit, socket.send(message)).await,
-            Ok(Ok(()))
+    /// Does what the client's message asks and answers it; how the session ends, if it does.
+    async fn answer(&self, socket: &mut WebSocketStream, text: &str) -> Option<Close> {
+        let answer = answer(
+            &self.decisions,
+            self.upkeep.caller(),
+            self.stream.run_id(),
+            &self.request_id,
+            text,
         )
+        .await;
+        if !self.send(socket, Message::Text(answer.frame)).await {
+            return Some(Close::Gone);
+        }
+        answer.ending.map(Close::Early)
+    }
+
+    /// Sends `message`; `false` when the connection failed, or the client did not take it
+    /// within the silence limit (it stopped reading, or went away), or the node stops
+    /// meanwhile. A send the socket takes at once costs no timer.
+    async fn send(&self, socket: &mut WebSocketStream, message: Message) -> bool {
+        let mut sending = pin!(socket.send(message));
+        if let Some(sent) = sending.as_mut().now_or_never() {
+            return sent.is_ok();
+        }
+        let _stuck = self.upkeep.stuck();
+        loop {
+            tokio::select! {
+                biased;
+                sent = sending.as_mut() => return sent.is_ok(),
+                chore = self.upkeep.due() => match chore {
+                    // No ping behind a frame the client does not take.
+                    Chore::Heartbeat => {}
+                    Chore::End(_) | Chore::Gone => return false,
+                },
+            }
+        }
     }
 
     /// Says why the session ends (when the client can still hear it) and lets the client
@@ -215,8 +238,11 @@ impl SocketSession {
             Close::RunEnded => Some(Message::close_with(CloseCode::Normal, RUN_ENDED)),
             Close::Early(ending) => {
                 count_ending("websocket", &ending);
-                tracing::debug!(run = %self.run_id, reason = ending.reason(), resume_after, "stream ended early");
-                if !self.send(socket, Message::Text(ending.json(resume_after))).await {
+                tracing::debug!(run = %self.stream.run_id(), reason = ending.reason(), resume_after, "stream ended early");
+                if !self
+                    .send_closing(socket, Message::Text(ending.json(resume_after)))
+                    .await
+                {
                     return;
                 }
                 Some(Message::close_with(
@@ -226,7 +252,7 @@ impl SocketSession {
             }
         };
         if let Some(frame) = frame
-            && !self.send(socket, frame).await
+            && !self.send_closing(socket, frame).await
         {
             return;
         }
@@ -237,6 +263,13 @@ impl SocketSession {
             while let Some(Ok(_)) = socket.next().await {}
         })
         .await;
+    }
+
+    /// Sends one of the last messages: the stream's ending is due by now (so [`Self::send`]
+    /// would give up at once); the client gets the silence limit to take it.
+    async fn send_closing(&self, socket: &mut WebSocketStream, message: Message) -> bool {
+        let limit = self.upkeep.silence_limit();
+        matches!(timeout(limit, socket.send(message)).await, Ok(Ok(())))
     }
 }
 

@@ -18,8 +18,7 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::Type;
 use streams::{RunStream, StreamFrame, StreamItem};
 
-use super::upkeep::Chore;
-use super::{Ending, OpenStreamGauge, RunStreamMessage, Upkeep, count_ending};
+use super::{Chore, Ending, OpenStreamGauge, RunStreamMessage, Upkeep, count_ending};
 
 /// The media type of the stream.
 const EVENT_STREAM: &str = "text/event-stream";
@@ -73,22 +72,19 @@ impl SseSession {
         if let Some(item) = self.first.take() {
             return self.chunk_of(item);
         }
-        loop {
-            tokio::select! {
-                biased;
-                chore = self.upkeep.due() => match chore {
-                    Chore::Heartbeat => return Some(Bytes::from_static(HEARTBEAT)),
-                    Chore::Stop => return self.end_early(Ending::ServerShutdown),
-                    Chore::CheckStanding => {
-                        // Boxed: rare work whose future would otherwise be part of every
-                        // idle stream's body.
-                        if let Err(ending) = Box::pin(self.upkeep.check_standing()).await {
-                            return self.end_early(ending);
-                        }
-                    }
-                },
-                item = self.stream.next() => return self.chunk_of(item),
-            }
+        tokio::select! {
+            biased;
+            chore = self.upkeep.due() => match chore {
+                Chore::Heartbeat => Some(Bytes::from_static(HEARTBEAT)),
+                Chore::End(ending) => self.end_early(ending),
+                // Not raised for SSE (there are no client messages to hear): a client that went
+                // away is noticed when a heartbeat cannot be written.
+                Chore::Gone => {
+                    self.done = true;
+                    None
+                }
+            },
+            item = self.stream.next() => self.chunk_of(item),
         }
     }
 

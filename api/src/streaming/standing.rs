@@ -1,18 +1,19 @@
-//! Whether a stream's caller may still read: checked at intervals while the stream lasts, each
-//! answer shared for a moment by the node's streams of the same credentials.
+//! Whether the callers of a node's open streams may still read: each distinct credentials
+//! checked once per round, however many streams they hold open (10,000 streams of one key cost
+//! one query), and the streams of credentials that lost their standing ended.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use commands::identity::{Caller, IdentityService};
-use tokio::sync::OnceCell;
+use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::http::{ApiError, Problem};
+use super::watch::Signal;
+use crate::http::ApiError;
 
-/// Past this many remembered checks, the stale ones are forgotten on the next check.
-const PRUNE_ABOVE: usize = 1_024;
+/// Credentials checked at once in a round.
+const CONCURRENT_CHECKS: usize = 8;
 
 /// What identifies credentials for a check: the same key, or the same user in the same
 /// organization through the same session or impersonation.
@@ -37,80 +38,32 @@ impl Credentials {
     }
 }
 
-/// One check, answered once for every stream that asks while it is fresh.
-struct Check {
-    started: Instant,
-    outcome: OnceCell<Outcome>,
-}
-
-/// The caller as it stands now, or the problem that ends its streams; `None` when the check
-/// itself failed on our side (logged), which ends nothing: the next check asks again.
-type Outcome = Option<Result<Caller, Problem>>;
-
-/// The node's standing checks. One per process, shared by every stream.
-pub struct StandingChecks {
-    shared_for: Duration,
-    recent: Mutex<HashMap<Credentials, Arc<Check>>>,
-}
-
-impl StandingChecks {
-    /// Checks whose answers are shared for `shared_for`.
-    pub fn new(shared_for: Duration) -> Self {
-        Self {
-            shared_for,
-            recent: Mutex::new(HashMap::new()),
-        }
+/// Reads the standing of the credentials of every stream in `signals` (its role may have
+/// changed, which each decision reads again for itself) and ends the streams of those that no
+/// longer allow reading (`api_key_revoked`, `membership_ended`, `organization_suspended`…).
+/// A failure of the check itself (the database) is logged and ends nothing: an outage should
+/// not drop every stream at once, and the next round asks again.
+pub(super) async fn check_all(identity: &IdentityService, signals: Vec<Arc<Signal>>) {
+    let mut by_credentials: HashMap<Credentials, Vec<Arc<Signal>>> = HashMap::new();
+    for signal in signals {
+        by_credentials
+            .entry(Credentials::of(&signal.caller))
+            .or_default()
+            .push(signal);
     }
-
-    /// `caller` as its credentials stand now (its role may have changed), or the problem
-    /// that ends its streams (`api_key_revoked`, `membership_ended`, `organization_suspended`…).
-    /// A failure of the check itself (the database) is logged and taken as "still stands"
-    /// until the next check: an outage should not drop every stream at once.
-    pub async fn check(&self, identity: &IdentityService, caller: &Caller) -> Result<Caller, Problem> {
-        let check = self.fresh_check(Credentials::of(caller));
-        let outcome = check
-            .outcome
-            .get_or_init(|| async {
-                match identity.recheck(caller).await {
-                    Ok(current) => Some(Ok(current)),
-                    Err(error) => match ApiError::from(error).into_problem() {
-                        problem if problem.status >= 500 => None,
-                        problem => Some(Err(problem)),
-                    },
-                }
-            })
-            .await;
-        match outcome {
-            Some(Ok(current)) => Ok(current.clone()),
-            Some(Err(problem)) => Err(problem.clone()),
-            None => Ok(caller.clone()),
-        }
-    }
-
-    /// The check of `credentials` started less than `shared_for` ago, or a new one.
-    fn fresh_check(&self, credentials: Credentials) -> Arc<Check> {
-        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.len() > PRUNE_ABOVE {
-            recent.retain(|_, check| check.started.elapsed() < self.shared_for);
-        }
-        match recent.get(&credentials) {
-            Some(check) if check.started.elapsed() < self.shared_for => Arc::clone(check),
-            _ => {
-                let check = Arc::new(Check {
-                    started: Instant::now(),
-                    outcome: OnceCell::new(),
-                });
-                recent.insert(credentials, Arc::clone(&check));
-                check
+    futures::stream::iter(by_credentials.into_values())
+        .for_each_concurrent(CONCURRENT_CHECKS, |streams| async move {
+            let Some(first) = streams.first() else { return };
+            let Err(error) = identity.recheck(&first.caller).await else {
+                return;
+            };
+            let problem = ApiError::from(error).into_problem();
+            if problem.status >= 500 {
+                return;
             }
-        }
-    }
-}
-
-impl std::fmt::Debug for StandingChecks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StandingChecks")
-            .field("shared_for", &self.shared_for)
-            .finish_non_exhaustive()
-    }
+            for signal in &streams {
+                signal.end(problem.clone());
+            }
+        })
+        .await;
 }

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// How long a round of standing checks may take, at most, for the documented bound (a round
+/// checks each distinct credentials of the node's open streams once).
+const STANDING_ROUND: Duration = Duration::from_secs(1);
+
 /// A run stream's clock. The defaults are the documented bounds; tests shorten them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamTimings {
@@ -10,36 +14,32 @@ pub struct StreamTimings {
     /// of these is closed, and a send the client does not take within two is given up: either
     /// way its resources are freed.
     pub heartbeat: Duration,
-    /// Between checks that the caller's credentials still stand (a revoked key, a removed
-    /// member, a suspended organization end the stream).
+    /// Between rounds of checks that the callers' credentials still stand (a revoked key, a
+    /// removed member, a suspended organization end the stream). A round checks each distinct
+    /// credentials of the node's open streams once: 10,000 streams of one key cost one query.
     pub standing_check: Duration,
-    /// How long one check's answer is shared by the node's other streams of the same
-    /// credentials (10,000 streams of one key cost one query, not 10,000). A change of standing
-    /// ends a stream within `standing_check + standing_shared_for`.
-    pub standing_shared_for: Duration,
 }
 
 impl Default for StreamTimings {
-    /// A heartbeat every 15 s; standing checked every 4 s and shared for 1 s: a revocation ends
-    /// the stream within 5 s.
+    /// A heartbeat every 15 s; standing checked every 4 s: a revocation ends the stream within
+    /// 5 s.
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(15),
             standing_check: Duration::from_secs(4),
-            standing_shared_for: Duration::from_secs(1),
         }
     }
 }
 
 impl StreamTimings {
     /// How long a WebSocket client may stay silent, or leave a send untaken, before it is
-    /// taken for gone.
+    /// taken for gone (noticed within a sixteenth of a heartbeat more).
     pub fn silence_limit(&self) -> Duration {
         self.heartbeat * 2
     }
 
     /// Within how long a change of the caller's standing ends a stream.
     pub fn standing_bound(&self) -> Duration {
-        self.standing_check + self.standing_shared_for
+        self.standing_check + STANDING_ROUND
     }
 }
