@@ -42,8 +42,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut platform = Platform::connect(&cli.settings).await?;
             platform.start_background(background_projectors());
             let tools = agentry::tools_setup::tool_service(&platform, &cli.settings).await?;
-            agentry::runs_setup::start_runs(&mut platform, &cli.settings, std::sync::Arc::new(tools), false)
-                .await?;
+            let billing = agentry::billing_setup::billing_service(&platform, &cli.settings);
+            agentry::runs_setup::start_runs(
+                &mut platform,
+                &cli.settings,
+                std::sync::Arc::new(tools),
+                std::sync::Arc::new(billing),
+                false,
+            )
+            .await?;
             tracing::info!("agentry worker running");
             shutdown_signal().await;
             platform.stop().await;

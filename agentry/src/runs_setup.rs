@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use commands::billing::BillingService;
 use commands::runs::RunDispatch;
 use commands::runs::RunService;
 use commands::tools::ToolService;
@@ -35,6 +36,7 @@ pub async fn start_runs(
     platform: &mut Platform,
     settings: &Settings,
     tools: Arc<ToolService>,
+    billing: Arc<BillingService>,
     serves_streams: bool,
 ) -> Result<Runs, PlatformError> {
     let prices = match &settings.runs.llm_prices {
@@ -81,10 +83,14 @@ pub async fn start_runs(
         })?,
         EventBus::Local(_) => RunStreams::local(platform.store.clone(), settings.runs.stream_feed),
     };
-    let service = Arc::new(
-        RunService::new(&platform.store, dispatcher, platform.progress())
-            .with_run_observer(streams.observer()),
-    );
+    let mut service = RunService::new(&platform.store, dispatcher, platform.progress())
+        .with_run_observer(streams.observer());
+    if settings.billing.billing_enabled {
+        service = service.with_billing(Arc::clone(&billing));
+    } else {
+        tracing::info!("AGENTRY_BILLING_ENABLED=false: runs are not billed");
+    }
+    let service = Arc::new(service);
     let executor = Arc::new(
         Executor::new(
             Arc::clone(&service),
@@ -98,6 +104,13 @@ pub async fn start_runs(
         .with_live(streams.live()),
     );
     platform.spawn(expire_approvals(Arc::clone(&service), platform.shutdown.clone()));
+    if settings.billing.billing_enabled {
+        platform.spawn(wake_paused_runs(
+            Arc::clone(&service),
+            billing.credits_granted(),
+            platform.shutdown.clone(),
+        ));
+    }
     // The id runs record on `run.started` / `run.resumed`: this line ties it to the process.
     tracing::info!(executor = %executor.id(), "executing runs");
     let (limit, shutdown) = (settings.runs.max_concurrent_runs, platform.shutdown.clone());
@@ -181,6 +194,37 @@ async fn expire_approvals(service: Arc<RunService>, shutdown: tokio_util::sync::
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "approvals expired"),
             Err(error) => tracing::warn!(%error, "approval expiry sweep failed"),
+        }
+    }
+}
+
+/// How often a node looks for runs waiting for credits that their organization's credits now
+/// cover (a grant this node commits wakes them at once; this finds the rest: grants on other
+/// nodes, credits other runs held and released).
+const CREDIT_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Wakes runs waiting for credits until shutdown: those of an organization the moment this node
+/// grants it credits, and every few seconds those of every organization.
+async fn wake_paused_runs(
+    service: Arc<RunService>,
+    mut granted: tokio::sync::broadcast::Receiver<uuid::Uuid>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let org_id = tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(CREDIT_SWEEP_EVERY) => None,
+            signal = granted.recv() => match signal {
+                Ok(org_id) => Some(org_id),
+                // Missed some grants: the sweep covers every organization.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        match service.wake_paused_runs(org_id).await {
+            Ok(0) => {}
+            Ok(woken) => tracing::info!(woken, "runs waiting for credits woken"),
+            Err(error) => tracing::warn!(%error, "sweep for runs waiting for credits failed"),
         }
     }
 }

@@ -136,6 +136,17 @@ pub struct Settings {
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Billing")]
 pub struct BillingSettings {
+    /// Whether runs are billed: each model call reserved before and charged after against the
+    /// organization's credits, a run short of credits paused, and a run without credit refused
+    /// (402). `false` for a deployment that does not sell; the ledger and its routes stay.
+    #[arg(
+        long,
+        env = "AGENTRY_BILLING_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub billing_enabled: bool,
     /// Credits a new organization starts with (0: none). The default lets a newcomer's runs on
     /// the development model work (`echo` costs about a credit per call).
     #[arg(

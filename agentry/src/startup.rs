@@ -53,7 +53,15 @@ impl Application {
         platform.start_background(background_projectors());
         let identity = identity_service(&platform, &settings).await?;
         let tools = Arc::new(tool_service(&platform, &settings).await?);
-        let runs = crate::runs_setup::start_runs(&mut platform, &settings, Arc::clone(&tools), true).await?;
+        let billing = Arc::new(crate::billing_setup::billing_service(&platform, &settings));
+        let runs = crate::runs_setup::start_runs(
+            &mut platform,
+            &settings,
+            Arc::clone(&tools),
+            Arc::clone(&billing),
+            true,
+        )
+        .await?;
         let identity = Arc::new(identity);
         let stopping = CancellationToken::new();
         let state = AppState {
@@ -66,7 +74,7 @@ impl Application {
                     .with_models(crate::runs_setup::model_catalog(&settings)),
             ),
             tools,
-            billing: Arc::new(crate::billing_setup::billing_service(&platform, &settings)),
+            billing,
             identity,
             rate_limits: Arc::new(RateLimits::new(
                 settings.http.rate_limit_per_minute,

@@ -40,6 +40,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "run.cancelled",
     "run.completed",
     "run.failed",
+    "run.paused",
     "run.queued",
     "run.resumed",
     "run.started",

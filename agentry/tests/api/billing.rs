@@ -408,14 +408,17 @@ async fn concurrent_reservations_with_credits_for_n_calls_give_exactly_n_across_
     for (call, reservation) in &reserved {
         let key = format!("{run_id}/{call}");
         let context = CommandContext::system(Some(org_id));
-        let settled = nodes[call % 2].settle(org_id, &key, 30, &context).await.unwrap();
+        let settled = nodes[call % 2]
+            .settle(org_id, &key, 30, false, &context)
+            .await
+            .unwrap();
         assert_eq!(
             (settled.charged, settled.released, settled.replayed),
             (30, 70, false)
         );
         assert_eq!(settled.reservation_id, reservation.reservation_id);
         let again = nodes[(call + 1) % 2]
-            .settle(org_id, &key, 99, &context)
+            .settle(org_id, &key, 99, false, &context)
             .await
             .unwrap();
         assert_eq!((again.charged, again.released, again.replayed), (30, 70, true));
@@ -449,7 +452,9 @@ async fn concurrent_reservations_with_credits_for_n_calls_give_exactly_n_across_
 
     // An unknown call cannot be settled; a second reservation of an open key holds nothing more.
     let context = CommandContext::system(Some(org_id));
-    let unknown = nodes[0].settle(org_id, "never-reserved", 1, &context).await;
+    let unknown = nodes[0]
+        .settle(org_id, "never-reserved", 1, false, &context)
+        .await;
     assert!(unknown.is_err(), "{unknown:?}");
     let open = nodes[0]
         .reserve(org_id, run_id, "open", 200, &context)
@@ -485,7 +490,7 @@ async fn no_reservation_is_refused_while_the_balance_covers_it() {
                 .await
                 .unwrap();
             assert!(matches!(reserved, ReserveOutcome::Reserved(_)), "{reserved:?}");
-            node.settle(org_id, &key, 10, &context).await.unwrap();
+            node.settle(org_id, &key, 10, false, &context).await.unwrap();
         }));
     }
     for task in tasks {

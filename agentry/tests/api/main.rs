@@ -35,6 +35,7 @@ mod read_models;
 mod refresh_grace;
 mod registration_recovery;
 mod roles;
+mod run_credits;
 mod run_flows;
 mod runs;
 mod schema_rules;

@@ -42,9 +42,8 @@ fn account_problem(error: CreditAccountError) -> (StatusCode, ErrorCode) {
     match error {
         CreditAccountError::AlreadyOpen => (StatusCode::CONFLICT, ErrorCode::CreditAccountExists),
         CreditAccountError::NotOpen => (StatusCode::NOT_FOUND, ErrorCode::NoCreditAccount),
-        // No route reserves yet; the runtime's start of a run will answer 402 with this code.
         CreditAccountError::InsufficientCredits { .. } => {
-            (StatusCode::CONFLICT, ErrorCode::InsufficientCredits)
+            (StatusCode::PAYMENT_REQUIRED, ErrorCode::InsufficientCredits)
         }
         CreditAccountError::InvalidAmount { .. } => (INVALID, ErrorCode::InvalidCreditAmount),
         CreditAccountError::InvalidKey { .. } => (INVALID, ErrorCode::InvalidLlmCallKey),

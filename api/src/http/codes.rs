@@ -56,6 +56,7 @@ error_codes! {
     Unprocessable = "unprocessable": "A value breaks a rule of the operation's schema (a length, a range, a pattern) that has no code of its own.",
     RateLimited = "rate_limited": "Too many requests from this caller; retry after `Retry-After` seconds.",
     AuthRateLimited = "auth_rate_limited": "Too many `/v1/auth/*` requests from this client address; retry after `Retry-After` seconds.",
+    DatabaseBusy = "database_busy": "Every database connection of the node stayed busy (an overload); retry after `Retry-After` seconds.",
     AuthBusy = "auth_busy": "The service is busy checking passwords; retry after `Retry-After` seconds.",
     TooManyAttempts = "too_many_attempts": "Too many failed logins for this account from this address; refused, even with the right password, for `Retry-After` seconds.",
     Internal = "internal": "A failure on our side; the logs have it under this request's id.",

@@ -10,7 +10,7 @@ use domain::organization::OrganizationError;
 use domain::user::UserError;
 use poem::http::StatusCode;
 
-use super::{ApiError, ErrorCode};
+use super::{ApiError, DATABASE_BUSY_RETRY_AFTER, ErrorCode};
 
 /// Seconds a client should give a lagging read model before retrying what depends on a write.
 const NOT_YET_EFFECTIVE_RETRY_AFTER: u64 = 2;
@@ -50,6 +50,9 @@ impl From<IdentityError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UndeliverableEmail)
             }
             IdentityError::Busy => (StatusCode::CONFLICT, ErrorCode::ConcurrentModification),
+            IdentityError::DatabaseBusy => {
+                return Self::unavailable(ErrorCode::DatabaseBusy, detail, DATABASE_BUSY_RETRY_AFTER);
+            }
             IdentityError::Unstorable(store) => return store.into(),
             IdentityError::NotYetEffective(_) => {
                 return Self::unavailable(ErrorCode::NotYetEffective, detail, NOT_YET_EFFECTIVE_RETRY_AFTER);

@@ -46,6 +46,10 @@ pub enum ApiError {
     /// No valid credentials.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The organization's credits (or its plan) do not cover this: buy credits, or wait for
+    /// the limit to reset.
+    #[oai(status = 402, content_type = "application/problem+json")]
+    PaymentRequired(Json<Problem>),
     /// Valid credentials that may not do this.
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
@@ -79,6 +83,7 @@ impl ApiError {
         match self {
             Self::BadRequest(problem)
             | Self::Unauthorized(problem)
+            | Self::PaymentRequired(problem)
             | Self::Forbidden(problem)
             | Self::NotFound(problem)
             | Self::Conflict(problem)
@@ -105,6 +110,7 @@ impl ApiError {
         match StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
             StatusCode::BAD_REQUEST => Self::BadRequest(problem),
             StatusCode::UNAUTHORIZED => Self::Unauthorized(problem),
+            StatusCode::PAYMENT_REQUIRED => Self::PaymentRequired(problem),
             StatusCode::FORBIDDEN => Self::Forbidden(problem),
             StatusCode::NOT_FOUND => Self::NotFound(problem),
             StatusCode::CONFLICT => Self::Conflict(problem),

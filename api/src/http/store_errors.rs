@@ -12,6 +12,9 @@ impl From<StoreError> for ApiError {
             StoreError::EventTooLarge { .. } => Self::payload_too_large(ErrorCode::EventTooLarge, detail),
             StoreError::UnstorableText { .. } => Self::unprocessable(ErrorCode::UnstorableText, detail),
             StoreError::Conflict { .. } => Self::conflict(ErrorCode::ConcurrentModification, detail),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                Self::unavailable(ErrorCode::DatabaseBusy, detail, super::DATABASE_BUSY_RETRY_AFTER)
+            }
             StoreError::Serialization { .. }
             | StoreError::SequenceGap { .. }
             | StoreError::Unexpected(_)

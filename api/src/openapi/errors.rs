@@ -7,9 +7,10 @@
 //! - the operation's own code paths, written down per operation in [`ROUTE_STATUSES`] (the
 //!   refusals its service call can answer, in `api/src/http/identity_errors.rs`).
 //!
-//! 500 is documented on every operation: each runs behind layers that answer a failure of our
-//! own as 500, and every one but `requestPasswordReset` (whose work happens after the answer)
-//! reads Postgres before answering.
+//! 500 and 503 are documented on every operation: each runs behind layers that answer a failure
+//! of our own as 500, and every one but `requestPasswordReset` (whose work happens after the
+//! answer) reads Postgres before answering, which under overload may find every connection busy
+//! (503 `database_busy`).
 
 use std::collections::BTreeSet;
 
@@ -62,7 +63,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("archiveConversation", &[404, 409]),
     // 404 no such conversation here; 409 a run is active, archived, or a lost race; 422 the
     // input's rules.
-    ("createRun", &[404, 409, 422]),
+    // 402 the organization has no credit left.
+    ("createRun", &[402, 404, 409, 422]),
     // 404 no such conversation here; 422 the page limit or cursor; 503 the view behind.
     ("listRuns", &[404, 422, 503]),
     // 422 the page limit, status or conversation id; 503 the view behind.
@@ -172,6 +174,11 @@ fn statuses_of(operation: &Value) -> BTreeSet<u16> {
 /// (403), or be over their rate limit (429); and anything can fail on our side (500).
 fn layer_statuses(operation: &Value) -> BTreeSet<u16> {
     let mut statuses = BTreeSet::from([500]);
+    // Postgres may find every connection busy (`database_busy`), before the answer of every
+    // operation but the one whose work happens after it.
+    if operation["operationId"] != "requestPasswordReset" {
+        statuses.insert(503);
+    }
     if operation.get("requestBody").is_some() {
         statuses.extend([400, 413, 415]);
     }

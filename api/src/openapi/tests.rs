@@ -132,7 +132,7 @@ fn operations_document_the_errors_they_can_give_and_no_others() {
         statuses("post", "/auth/password-reset"),
         ["202", "400", "413", "415", "422", "429", "500"]
     );
-    assert_eq!(statuses("get", "/me"), ["200", "401", "403", "429", "500"]);
+    assert_eq!(statuses("get", "/me"), ["200", "401", "403", "429", "500", "503"]);
     assert_eq!(
         statuses("delete", "/api-keys/{id}"),
         ["204", "400", "401", "403", "404", "409", "429", "500", "503"]

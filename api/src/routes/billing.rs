@@ -111,8 +111,15 @@ struct LedgerEntryBody {
     currency: Option<String>,
     /// The run whose LLM call reserved or was charged.
     run_id: Option<Uuid>,
-    /// The LLM call, as the runtime keys it.
+    /// The LLM call, as the runtime keys it (`<run id>/<step>`).
     llm_call: Option<String>,
+    /// The event that caused the entry: for a charge, the run's `llm_call.completed` (or, for
+    /// a call that never completed, the run's last event); for a reservation, the step's
+    /// event before the call.
+    caused_by: Option<Uuid>,
+    /// On a charge: the provider reported no usage, so Agentry counted the tokens itself
+    /// (approximately).
+    tokens_counted: Option<bool>,
     /// The reservation.
     reservation_id: Option<Uuid>,
     /// The platform administrator who refunded.
@@ -351,6 +358,8 @@ fn entry_body(entry: LedgerEntry) -> LedgerEntryBody {
         currency: None,
         run_id: None,
         llm_call: None,
+        caused_by: entry.caused_by,
+        tokens_counted: None,
         reservation_id: None,
         refunded_by: None,
         reason: None,
@@ -383,14 +392,18 @@ fn entry_body(entry: LedgerEntry) -> LedgerEntryBody {
             run_id,
             llm_call,
             credits,
-        } => call_entry(
-            &mut body,
-            LedgerKind::Charged,
-            reservation_id,
-            run_id,
-            llm_call,
-            credits,
-        ),
+            tokens_counted,
+        } => {
+            call_entry(
+                &mut body,
+                LedgerKind::Charged,
+                reservation_id,
+                run_id,
+                llm_call,
+                credits,
+            );
+            body.tokens_counted = Some(tokens_counted);
+        }
         CreditAccountEvent::Released {
             reservation_id,
             run_id,

@@ -26,7 +26,8 @@ pub enum RunStatusName {
     Running,
     /// A tool call waits for a person's decision.
     AwaitingApproval,
-    /// Waiting for credits (billing).
+    /// The organization's credits do not cover the next model call: it goes on by itself once
+    /// credits arrive (`run.paused` says how many it needs).
     AwaitingCredits,
     /// The agent answered.
     Completed,
@@ -42,6 +43,7 @@ impl From<RunStatus> for RunStatusName {
             RunStatus::Queued => Self::Queued,
             RunStatus::Running => Self::Running,
             RunStatus::AwaitingApproval => Self::AwaitingApproval,
+            RunStatus::AwaitingCredits => Self::AwaitingCredits,
             RunStatus::Completed => Self::Completed,
             RunStatus::Failed => Self::Failed,
             RunStatus::Cancelled => Self::Cancelled,
@@ -49,17 +51,16 @@ impl From<RunStatus> for RunStatusName {
     }
 }
 
-impl RunStatusName {
-    /// The run status of this name; `None` for a status runs cannot have yet.
-    fn status(self) -> Option<RunStatus> {
-        match self {
-            Self::Queued => Some(RunStatus::Queued),
-            Self::Running => Some(RunStatus::Running),
-            Self::AwaitingApproval => Some(RunStatus::AwaitingApproval),
-            Self::AwaitingCredits => None,
-            Self::Completed => Some(RunStatus::Completed),
-            Self::Failed => Some(RunStatus::Failed),
-            Self::Cancelled => Some(RunStatus::Cancelled),
+impl From<RunStatusName> for RunStatus {
+    fn from(name: RunStatusName) -> Self {
+        match name {
+            RunStatusName::Queued => Self::Queued,
+            RunStatusName::Running => Self::Running,
+            RunStatusName::AwaitingApproval => Self::AwaitingApproval,
+            RunStatusName::AwaitingCredits => Self::AwaitingCredits,
+            RunStatusName::Completed => Self::Completed,
+            RunStatusName::Failed => Self::Failed,
+            RunStatusName::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -355,19 +356,7 @@ impl RunsApi {
         /// Where to continue: a previous page's `next_cursor`.
         cursor: Query<Option<i64>>,
     ) -> Result<Json<RunList>, ApiError> {
-        let status = match status.0 {
-            Some(name) => match name.status() {
-                Some(status) => Some(status),
-                // A status no run has yet (billing): an empty page, as for any status.
-                None => {
-                    return Ok(Json(RunList {
-                        runs: Vec::new(),
-                        next_cursor: None,
-                    }));
-                }
-            },
-            None => None,
-        };
+        let status = status.0.map(RunStatus::from);
         let filter = RunFilter {
             conversation_id: conversation_id.0,
             status,

@@ -14,15 +14,16 @@ use crate::pages::MAX_PAGE;
 /// One page of the ledger: `$1` the account, `$2` the cursor (a sequence, or `NULL`), `$3` the
 /// row limit. The primary key `(aggregate_type, aggregate_id, sequence)` serves it backwards.
 const LEDGER_PAGE: &str = "
-    SELECT sequence, event_id, payload::text, metadata ->> 'recorded_at', metadata ->> 'actor'
+    SELECT sequence, event_id, payload::text, metadata ->> 'recorded_at', metadata ->> 'actor',
+           (metadata ->> 'causation_id')::uuid
       FROM events
      WHERE aggregate_type = 'credit_account' AND aggregate_id = $1
        AND sequence < COALESCE($2, 9223372036854775807)
      ORDER BY sequence DESC
      LIMIT $3";
 
-/// A row of [`LEDGER_PAGE`]: sequence, event id, payload, recording time, actor.
-type LedgerRow = (i64, Uuid, String, Option<String>, Option<String>);
+/// A row of [`LEDGER_PAGE`]: sequence, event id, payload, recording time, actor, causation.
+type LedgerRow = (i64, Uuid, String, Option<String>, Option<String>, Option<Uuid>);
 
 /// What an account holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct LedgerEntry {
     pub recorded_at: Option<DateTime<Utc>>,
     /// Who caused it (`user:<id>`, `api_key:<id>`, `system`).
     pub actor: Option<String>,
+    /// The event (or request) that caused it: for a charge, the run's `llm_call.completed`;
+    /// for a reservation, its `llm_call.started` or the step before it.
+    pub caused_by: Option<Uuid>,
     /// What happened, naming its cause.
     pub event: CreditAccountEvent,
 }
@@ -118,7 +122,9 @@ impl BillingService {
             .await?;
         let more = rows.len() > limit as usize;
         let mut entries = Vec::with_capacity(rows.len().min(limit as usize));
-        for (sequence, event_id, payload, recorded_at, actor) in rows.into_iter().take(limit as usize) {
+        for (sequence, event_id, payload, recorded_at, actor, caused_by) in
+            rows.into_iter().take(limit as usize)
+        {
             let event = serde_json::from_str(&payload)
                 .map_err(|error| IdentityError::Internal(format!("ledger entry {sequence}: {error}")))?;
             entries.push(LedgerEntry {
@@ -128,6 +134,7 @@ impl BillingService {
                     .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
                     .map(|time| time.with_timezone(&Utc)),
                 actor,
+                caused_by,
                 event,
             });
         }

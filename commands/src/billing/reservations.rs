@@ -125,6 +125,8 @@ impl BillingService {
 
     /// Charges `actual` credits for the LLM call `llm_call` and releases the rest of its
     /// reservation (an `actual` above the reservation is charged in full: the provider was paid).
+    /// `tokens_counted`: the provider reported no usage, Agentry counted the tokens (the charge
+    /// says so).
     ///
     /// Idempotent by `llm_call`: a second settlement (a retry after a crash) records nothing and
     /// answers the first one, with [`Settlement::replayed`] set, whatever `actual` says now.
@@ -134,11 +136,13 @@ impl BillingService {
         org_id: Uuid,
         llm_call: &str,
         actual: u64,
+        tokens_counted: bool,
         context: &CommandContext,
     ) -> Result<Settlement, BillingError> {
         let settle = CreditAccountCommand::Settle {
             llm_call: llm_call.to_owned(),
             actual,
+            tokens_counted,
         };
         match self.execute(org_id, settle, context).await {
             Ok(committed) => {

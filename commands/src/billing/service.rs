@@ -1,9 +1,11 @@
 //! The billing application service: opening accounts, buying credits.
 
 use domain::Role;
-use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError};
+use std::sync::Arc;
+
+use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError, CreditAccountEvent};
 use domain::organization::OrganizationError;
-use eventstore::{CommandBus, CommandContext, CommandError, EventStore, RequestOrigin};
+use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore, RequestOrigin};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -15,6 +17,9 @@ use crate::identity::{Caller, IdentityError};
 /// node, before the caller is told to retry. Higher than the store's default: every LLM call of
 /// an organization goes through its one account, and a lost race costs one short query.
 const ACCOUNT_ATTEMPTS: usize = 20;
+
+/// Grants remembered for a receiver of [`BillingService::credits_granted`] that is behind.
+const GRANT_SIGNALS: usize = 256;
 
 /// Stripe's smallest charge in cents (USD 0.50).
 const STRIPE_MINIMUM_CHARGE: u64 = 50;
@@ -32,6 +37,22 @@ pub struct BillingService {
     pub(super) accounts: CommandBus<CreditAccount>,
     pub(super) config: BillingConfig,
     pub(super) stripe: Option<StripeClient>,
+    granted: tokio::sync::broadcast::Sender<Uuid>,
+}
+
+/// Tells [`BillingService::credits_granted`]'s receivers of every grant this process commits.
+struct GrantSignal(tokio::sync::broadcast::Sender<Uuid>);
+
+impl CommitObserver<CreditAccount> for GrantSignal {
+    fn committed(&self, aggregate_id: &str, _context: &CommandContext, events: &[CreditAccountEvent]) {
+        let granted = events
+            .iter()
+            .any(|event| matches!(event, CreditAccountEvent::Granted { .. }));
+        if let (true, Ok(org_id)) = (granted, aggregate_id.parse()) {
+            // No receiver (a process that runs nothing) is fine.
+            let _ = self.0.send(org_id);
+        }
+    }
 }
 
 impl BillingService {
@@ -41,13 +62,25 @@ impl BillingService {
             let key = stripe.secret_key.clone()?;
             Some(StripeClient::new(&stripe.api_base, key))
         });
+        let (granted, _) = tokio::sync::broadcast::channel(GRANT_SIGNALS);
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
-            accounts: CommandBus::new(store.clone(), ()).with_attempts(ACCOUNT_ATTEMPTS),
+            accounts: CommandBus::new(store.clone(), ())
+                .with_attempts(ACCOUNT_ATTEMPTS)
+                .with_observer(Arc::new(GrantSignal(granted.clone()))),
             config,
             stripe,
+            granted,
         }
+    }
+
+    /// The organizations credits are granted to from now on, as this process grants them
+    /// (purchases through the webhook, signup grants): what wakes runs waiting for credits at
+    /// once rather than at the next sweep. A receiver that falls behind misses some; the sweep
+    /// still finds their runs.
+    pub fn credits_granted(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.granted.subscribe()
     }
 
     /// The organization's account, opened now with the signup grant if it has none yet.

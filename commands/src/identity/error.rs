@@ -75,6 +75,10 @@ pub enum IdentityError {
     /// The same resource changed concurrently too often; retrying may succeed.
     #[error("the resource changed concurrently; retry")]
     Busy,
+    /// Every database connection of this node stayed busy past the pool's wait: an overload,
+    /// not a failure; retrying shortly may succeed.
+    #[error("the database is busy; retry shortly")]
+    DatabaseBusy,
     /// The event store refused what the request would record (too large, or text it can
     /// never store): the caller's input, not our failure.
     #[error(transparent)]
@@ -213,6 +217,7 @@ impl From<StoreError> for IdentityError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::EventTooLarge { .. } | StoreError::UnstorableText { .. } => Self::Unstorable(error),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => Self::DatabaseBusy,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -220,7 +225,10 @@ impl From<StoreError> for IdentityError {
 
 impl From<sqlx::Error> for IdentityError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            sqlx::Error::PoolTimedOut => Self::DatabaseBusy,
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -12,6 +12,13 @@ pub trait RunDispatch: Send + Sync {
     /// duplicate window) keeps one copy when the dispatch is sent again by a sweep.
     fn dispatch(&self, run_id: Uuid, version: u64);
 
+    /// `run_id`, waiting for credits, may go on now that credits arrived. Unlike a dispatch it
+    /// names no version: the run records nothing when an executor finds the credits gone
+    /// again, so a later wake of the same run must not be dropped as a copy of this one.
+    fn wake(&self, run_id: Uuid) {
+        self.dispatch(run_id, 0);
+    }
+
     /// `run_id` was cancelled: an executor of it in this process stops now (others notice at
     /// their next record, which the run refuses).
     fn cancelled(&self, run_id: Uuid);

@@ -21,6 +21,9 @@ pub enum RunsError {
     /// The conversation's agent is missing.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The organization's credits: a run cannot start without any.
+    #[error(transparent)]
+    Billing(#[from] crate::billing::BillingError),
     /// Denied, lost a race, unstorable input, or our failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),

@@ -2,6 +2,7 @@
 //! executor that drives runs lives in the `runtime` crate and is reached through
 //! [`RunDispatch`].
 
+mod credits;
 mod dispatch;
 mod error;
 mod history;
@@ -10,6 +11,7 @@ mod stream_tickets;
 mod views;
 mod waiting;
 
+pub use credits::llm_call_key;
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
 pub use projections::conversations::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};

@@ -147,7 +147,9 @@ pub struct RunService {
     agents: CommandBus<Agent>,
     conversations: CommandBus<Conversation>,
     runs: Arc<CommandBus<Run>>,
-    dispatch: Arc<dyn RunDispatch>,
+    pub(super) dispatch: Arc<dyn RunDispatch>,
+    /// The organizations' credits, when runs are billed (every process the CLI starts).
+    pub(super) billing: Option<Arc<crate::billing::BillingService>>,
 }
 
 impl RunService {
@@ -162,6 +164,7 @@ impl RunService {
             conversations: CommandBus::new(store.clone(), ()),
             runs: Arc::new(CommandBus::new(store.clone(), ())),
             dispatch,
+            billing: None,
         }
     }
 
@@ -261,6 +264,7 @@ impl RunService {
         caller.require(Role::can_write, "start runs")?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
+        self.require_credit(org_id).await?;
         let context = caller.context(origin);
         let run_id = Uuid::now_v7();
         let claim = ConversationCommand::StartRun {
@@ -405,6 +409,7 @@ impl RunService {
         self.dispatch.cancelled(id);
         self.end_conversation_run(run.conversation_id(), id, org_id)
             .await?;
+        self.settle_run_credits(id, org_id).await?;
         Ok(())
     }
 

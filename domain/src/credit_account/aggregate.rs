@@ -173,7 +173,7 @@ impl CreditAccount {
 
     /// Charges `actual` in full even above the reservation (the provider was paid for it) and
     /// releases what is left of the hold, closing it: two entries, one append.
-    fn settle(&self, llm_call: String, actual: u64) -> Decision {
+    fn settle(&self, llm_call: String, actual: u64, tokens_counted: bool) -> Decision {
         self.require_open()?;
         amount(actual, 0)?;
         let Some(open) = self.open.get(&llm_call) else {
@@ -186,6 +186,7 @@ impl CreditAccount {
                 run_id,
                 llm_call: llm_call.clone(),
                 credits: actual,
+                tokens_counted,
             },
             CreditAccountEvent::Released {
                 reservation_id,
@@ -357,7 +358,11 @@ impl Aggregate for CreditAccount {
                 llm_call,
                 credits,
             } => self.reserve(reservation_id, run_id, llm_call, credits)?,
-            C::Settle { llm_call, actual } => self.settle(llm_call, actual)?,
+            C::Settle {
+                llm_call,
+                actual,
+                tokens_counted,
+            } => self.settle(llm_call, actual, tokens_counted)?,
             grant @ C::GrantPurchase { .. } => self.grant_purchase(grant)?,
             C::TakeBackStripeRefund(refund) => self.take_back_stripe_refund(refund)?,
             C::Refund {
@@ -569,6 +574,7 @@ mod tests {
             .when(C::Settle {
                 llm_call: "a".into(),
                 actual: 2,
+                tokens_counted: false,
             })
             .then_expect_events(vec![
                 E::Charged {
@@ -576,6 +582,7 @@ mod tests {
                     run_id: Uuid::nil(),
                     llm_call: "a".into(),
                     credits: 2,
+                    tokens_counted: false,
                 },
                 E::Released {
                     reservation_id: Uuid::nil(),
@@ -597,6 +604,7 @@ mod tests {
                 run_id: Uuid::nil(),
                 llm_call: "a".into(),
                 credits: 2,
+                tokens_counted: false,
             },
             E::Released {
                 reservation_id: Uuid::nil(),
@@ -616,6 +624,7 @@ mod tests {
             .when(C::Settle {
                 llm_call: "a".into(),
                 actual: 1,
+                tokens_counted: false,
             })
             .then_expect_error(CreditAccountError::UnknownReservation);
     }
@@ -756,6 +765,7 @@ mod tests {
                 run_id: Uuid::nil(),
                 llm_call: "a".into(),
                 credits: 1,
+                tokens_counted: false,
             },
             E::Released {
                 reservation_id: Uuid::nil(),

@@ -47,6 +47,9 @@ pub enum CreditAccountCommand {
         llm_call: String,
         /// The actual cost (0 for a call that failed without usage).
         actual: u64,
+        /// The provider reported no usage: the tokens were counted by Agentry (approximately),
+        /// and the charge says so.
+        tokens_counted: bool,
     },
     /// Grant credits paid through a Stripe Checkout Session; a session already granted (by
     /// this event or another) records nothing.

@@ -102,6 +102,9 @@ pub enum CreditAccountEvent {
         llm_call: String,
         /// The actual cost.
         credits: u64,
+        /// The provider reported no usage for the call: its tokens were counted by Agentry.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tokens_counted: bool,
     },
     /// The part of a reservation not charged, back in the available balance; it closes the
     /// reservation (`credits` may be 0).

@@ -34,6 +34,8 @@ pub enum NextAction {
     Complete,
     /// Calls wait for approval: let go of the run.
     AwaitApproval,
+    /// The run waits for credits: go on only once they cover [`Run::credits_needed`].
+    AwaitCredits,
     /// Nothing: the run has ended.
     Finished,
 }
@@ -66,6 +68,9 @@ pub struct Run {
     prompt_tokens: u64,
     completion_tokens: u64,
     credits: u64,
+    /// While it awaits credits: what its next model call needs reserved.
+    #[serde(default)]
+    credits_needed: Option<u64>,
 }
 
 impl Run {
@@ -109,6 +114,11 @@ impl Run {
         (self.prompt_tokens, self.completion_tokens, self.credits)
     }
 
+    /// While the run awaits credits, the credits its next model call needs reserved.
+    pub fn credits_needed(&self) -> Option<u64> {
+        self.credits_needed
+    }
+
     /// The current step's tool calls.
     pub fn calls(&self) -> &[Call] {
         &self.calls
@@ -137,6 +147,9 @@ impl Run {
         }
         if self.status == RunStatus::AwaitingApproval {
             return NextAction::AwaitApproval;
+        }
+        if self.status == RunStatus::AwaitingCredits {
+            return NextAction::AwaitCredits;
         }
         if self.executor != Some(executor) {
             return NextAction::Start;
@@ -462,6 +475,20 @@ impl Run {
         }])
     }
 
+    fn pause(&self, executor: Uuid, reason: String, detail: String, needed: u64, available: i64) -> Decision {
+        self.check_executor(executor)?;
+        if self.calls.iter().any(|call| !call.finished) || self.answered {
+            return Err(RunError::OutOfStep("a run pauses only before a model call"));
+        }
+        Ok(vec![RunEvent::Paused {
+            id: self.id(),
+            reason,
+            detail,
+            credits_needed: needed,
+            credits_available: available,
+        }])
+    }
+
     fn cancel(&self, by: String) -> Decision {
         self.check_live()?;
         // An executor streaming an answer may have sent ids live that are not recorded yet.
@@ -576,6 +603,13 @@ impl Aggregate for Run {
             } => self.fail(executor, code, detail)?,
             RunCommand::Approve { call_id, by } => self.approve(call_id, by)?,
             RunCommand::Deny { call_id, by, reason } => self.deny(call_id, by, reason)?,
+            RunCommand::Pause {
+                executor,
+                reason,
+                detail,
+                credits_needed,
+                credits_available,
+            } => self.pause(executor, reason, detail, credits_needed, credits_available)?,
             RunCommand::Cancel { by } => self.cancel(by)?,
         };
         write_all(sink, self, events).await;
@@ -604,6 +638,7 @@ impl Aggregate for Run {
                 self.ever_started = true;
                 self.executor = Some(executor);
                 self.status = RunStatus::Running;
+                self.credits_needed = None;
             }
             RunEvent::LlmCallStarted { step, .. } => {
                 self.steps = self.steps.max(step);
@@ -657,6 +692,11 @@ impl Aggregate for Run {
                 if let Some(call) = self.call_mut(call_id) {
                     call.finished = true;
                 }
+            }
+            RunEvent::Paused { credits_needed, .. } => {
+                self.status = RunStatus::AwaitingCredits;
+                self.executor = None;
+                self.credits_needed = Some(credits_needed);
             }
             RunEvent::Completed { .. } => {
                 self.status = RunStatus::Completed;
@@ -1051,6 +1091,70 @@ mod tests {
                 skipped_ids: 0
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn a_run_short_of_credits_pauses_holding_nothing_and_a_later_start_resumes_it() {
+        let mut run = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+        ]);
+        let pause = |executor| RunCommand::Pause {
+            executor,
+            reason: "insufficient_credits".into(),
+            detail: "short".into(),
+            credits_needed: 40,
+            credits_available: 12,
+        };
+        assert_eq!(
+            decide(&mut run.clone(), pause(OTHER)).await,
+            Err(RunError::NotExecutor),
+            "only the executor holding the run pauses it"
+        );
+        let events = decide(&mut run, pause(EXECUTOR)).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(run.status(), RunStatus::AwaitingCredits);
+        assert_eq!((run.executor(), run.credits_needed()), (None, Some(40)));
+        assert_eq!(run.next_action(EXECUTOR), NextAction::AwaitCredits);
+
+        let mut cancelled = run.clone();
+        let events = decide(&mut cancelled, RunCommand::Cancel { by: "user:1".into() })
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![RunEvent::Cancelled {
+                id: 4,
+                by: "user:1".into(),
+                skipped_ids: 0
+            }],
+            "a paused run can be cancelled, and it skips no ids (nothing streams)"
+        );
+
+        let events = decide(
+            &mut run,
+            RunCommand::Start {
+                executor: OTHER,
+                takeover: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![RunEvent::Resumed {
+                id: 4,
+                executor: OTHER,
+                discarded_step: None,
+                skipped_ids: 0
+            }]
+        );
+        assert_eq!(run.status(), RunStatus::Running);
+        assert_eq!(run.credits_needed(), None);
+        assert_eq!(run.next_action(OTHER), NextAction::CallModel { step: 1 });
     }
 
     #[test]

@@ -159,6 +159,20 @@ pub enum RunCommand {
         /// What went wrong.
         detail: String,
     },
+    /// The organization's credits do not cover the next model call: the executor lets go of
+    /// the run until credits arrive.
+    Pause {
+        /// The executor.
+        executor: Uuid,
+        /// Why (`insufficient_credits`).
+        reason: String,
+        /// What the reader is told.
+        detail: String,
+        /// The credits the next call needs reserved.
+        credits_needed: u64,
+        /// The credits available.
+        credits_available: i64,
+    },
     /// A person approves a pending call.
     Approve {
         /// The call.

@@ -201,6 +201,21 @@ pub enum RunEvent {
         #[serde(flatten)]
         failure: ToolFailure,
     },
+    /// The run stopped at a step boundary because the organization's credits do not cover its
+    /// next model call; no executor holds it. It goes on (`run.resumed`) once credits arrive.
+    #[serde(rename = "run.paused")]
+    Paused {
+        /// Stream id.
+        id: u64,
+        /// Why: `insufficient_credits`.
+        reason: String,
+        /// What the reader is told.
+        detail: String,
+        /// The credits the next model call needs reserved (its worst case).
+        credits_needed: u64,
+        /// The credits that were available (balance minus other runs' reservations).
+        credits_available: i64,
+    },
     /// The agent answered: the run is done.
     #[serde(rename = "run.completed")]
     Completed {
@@ -271,6 +286,7 @@ impl RunEvent {
             | Self::ToolCallStarted { id, .. }
             | Self::ToolCallCompleted { id, .. }
             | Self::ToolCallFailed { id, .. }
+            | Self::Paused { id, .. }
             | Self::Completed { id, .. }
             | Self::Failed { id, .. }
             | Self::Cancelled { id, .. } => *id,
@@ -295,6 +311,7 @@ impl DomainEvent for RunEvent {
             Self::ToolCallStarted { .. } => "tool_call.started",
             Self::ToolCallCompleted { .. } => "tool_call.completed",
             Self::ToolCallFailed { .. } => "tool_call.failed",
+            Self::Paused { .. } => "run.paused",
             Self::Completed { .. } => "run.completed",
             Self::Failed { .. } => "run.failed",
             Self::Cancelled { .. } => "run.cancelled",

@@ -13,6 +13,9 @@ pub enum RunStatus {
     Running,
     /// A tool call waits for a person's decision; no executor holds the run.
     AwaitingApproval,
+    /// The organization's credits do not cover the next model call; no executor holds the run,
+    /// and it goes on by itself once credits arrive (or is cancelled).
+    AwaitingCredits,
     /// The agent answered.
     Completed,
     /// It stopped on an error (the event says which).
@@ -33,6 +36,7 @@ impl RunStatus {
             Self::Queued,
             Self::Running,
             Self::AwaitingApproval,
+            Self::AwaitingCredits,
             Self::Completed,
             Self::Failed,
             Self::Cancelled,
@@ -47,6 +51,7 @@ impl RunStatus {
             Self::Queued => "queued",
             Self::Running => "running",
             Self::AwaitingApproval => "awaiting_approval",
+            Self::AwaitingCredits => "awaiting_credits",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",

@@ -133,7 +133,13 @@ impl RunQueue {
                     .remove(&run_id)
                     .is_some_and(|entry| entry.again);
                 match outcome {
-                    Ok(Outcome::Ended | Outcome::AwaitingApproval | Outcome::LetGo | Outcome::TakenOver) => {
+                    Ok(
+                        Outcome::Ended
+                        | Outcome::AwaitingApproval
+                        | Outcome::AwaitingCredits
+                        | Outcome::LetGo
+                        | Outcome::TakenOver,
+                    ) => {
                         if again && !cancel.is_cancelled() {
                             let _ = sender.send((run_id, false));
                         }

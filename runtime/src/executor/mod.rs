@@ -5,6 +5,7 @@
 //! is made again (its partial text void), a tool call started with no outcome is sent again
 //! with the same idempotency key.
 
+mod credits;
 mod dispatcher;
 mod http_toolbox;
 mod model_step;

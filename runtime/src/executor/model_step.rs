@@ -38,6 +38,9 @@ impl Execution<'_> {
         {
             return Ok(Some(Outcome::LetGo));
         }
+        if let Some(stop) = self.reserve_credits(&request).await? {
+            return Ok(Some(stop));
+        }
         let started = Instant::now();
         let mut stream = match self.model.stream(request).await {
             Ok(stream) => stream,
@@ -116,6 +119,8 @@ impl Execution<'_> {
             outcome.usage.prompt_tokens,
             outcome.usage.completion_tokens,
         );
+        let step = self.run.open_model_call();
+        let tokens_counted = !outcome.usage_reported;
         let start_first_call = self.may_start_at_once(outcome.tool_calls.first());
         let tool_calls = outcome
             .tool_calls
@@ -151,6 +156,9 @@ impl Execution<'_> {
                 start_first_call,
             })
             .await?;
+        if let (true, Some(step)) = (recorded, step) {
+            self.settle_credits(step, credits, tokens_counted).await;
+        }
         self.call_started_here = self
             .run
             .calls()
@@ -213,7 +221,13 @@ impl Execution<'_> {
             messages,
             tools: self.tools.iter().map(|tool| tool.spec.clone()).collect(),
             temperature: self.agent.temperature,
-            max_output_tokens: self.agent.max_output_tokens,
+            // Billed, every call's worst case must be bounded before it is made.
+            max_output_tokens: self.agent.max_output_tokens.or_else(|| {
+                self.executor
+                    .service()
+                    .billing()
+                    .map(|_| self.executor.settings().default_max_output_tokens)
+            }),
         }
     }
 }

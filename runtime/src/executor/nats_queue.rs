@@ -107,6 +107,16 @@ impl RunDispatch for NatsDispatcher {
         });
     }
 
+    fn wake(&self, run_id: Uuid) {
+        let (jetstream, names) = (self.jetstream.clone(), self.names.clone());
+        tokio::spawn(async move {
+            if let Err(error) = publish_dispatch(&jetstream, &names, run_id, None).await {
+                // The run still waits for credits in the store; the next sweep wakes it.
+                tracing::warn!(%error, run = %run_id, "run not woken; the next sweep will");
+            }
+        });
+    }
+
     fn cancelled(&self, run_id: Uuid) {
         let (client, subject) = (self.client.clone(), self.names.cancel.clone());
         tokio::spawn(async move {

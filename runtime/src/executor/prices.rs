@@ -58,6 +58,13 @@ impl PriceTable {
         Ok(table)
     }
 
+    /// The most a call of `model` can cost: its prompt bound and its answer's limit, at its
+    /// price (what the ledger reserves before the call; at least 1, the ledger's smallest hold).
+    pub fn worst_case(&self, model: &str, prompt_token_bound: u64, max_output_tokens: u32) -> u64 {
+        self.credits(model, prompt_token_bound, u64::from(max_output_tokens))
+            .max(1)
+    }
+
     /// What a call of `model` with this usage costs.
     pub fn credits(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) -> u64 {
         let price = self.models.get(model).copied().unwrap_or(self.default);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use commands::runs::{RunService, RunsError};
 use domain::agent::AgentDefinition;
-use domain::run::{NextAction, Run, RunCommand, RunError};
+use domain::run::{NextAction, Run, RunCommand, RunError, RunEvent};
 use eventstore::{CommandContext, CommandError, Committed};
 use streams::LiveBus;
 use thiserror::Error;
@@ -25,6 +25,13 @@ pub struct ExecutorSettings {
     pub delta_batch: usize,
     /// Credits per model call.
     pub prices: PriceTable,
+    /// The answer's limit sent for an agent that sets none: with billing, every call's worst
+    /// case must be bounded before it is made.
+    pub default_max_output_tokens: u32,
+    /// How long a model call waits for credits other runs hold (reserved for calls under way,
+    /// and mostly released when those are charged) before its run pauses in `awaiting_credits`.
+    /// Only while the balance itself covers the call: a balance short of it pauses at once.
+    pub credit_wait: Duration,
 }
 
 impl Default for ExecutorSettings {
@@ -33,6 +40,8 @@ impl Default for ExecutorSettings {
             delta_window: Duration::from_millis(200),
             delta_batch: 256,
             prices: PriceTable::default(),
+            default_max_output_tokens: 4_096,
+            credit_wait: Duration::from_secs(60),
         }
     }
 }
@@ -53,6 +62,8 @@ pub enum Outcome {
     Ended,
     /// It waits for approvals; no executor holds it.
     AwaitingApproval,
+    /// It waits for credits; no executor holds it, and it is woken once credits arrive.
+    AwaitingCredits,
     /// Another executor holds it, or it was cancelled meanwhile.
     LetGo,
     /// This execution held the run and another executor took it over (this one was frozen or
@@ -87,6 +98,11 @@ pub(super) struct Execution<'a> {
     pub(super) call_started_here: Option<Uuid>,
     /// A model call this execution recorded as started together with the last tool result.
     pub(super) model_started_here: Option<u32>,
+    /// The latest `llm_call.started` this execution recorded: what its reservation names as
+    /// its cause.
+    pub(super) llm_call_started: Option<Uuid>,
+    /// The latest `llm_call.completed` this execution recorded: what its charge names.
+    pub(super) llm_call_completed: Option<Uuid>,
 }
 
 impl Executor {
@@ -167,6 +183,9 @@ impl Executor {
         match run.next_action(self.id) {
             NextAction::Finished => return Ok(Outcome::Ended),
             NextAction::AwaitApproval => return Ok(Outcome::AwaitingApproval),
+            NextAction::AwaitCredits if !self.credits_cover(&run).await? => {
+                return Ok(Outcome::AwaitingCredits);
+            }
             _ => {}
         }
         let context = CommandContext::system(run.org_id());
@@ -219,6 +238,8 @@ impl Executor {
             history: None,
             call_started_here: None,
             model_started_here: None,
+            llm_call_started: None,
+            llm_call_completed: None,
         };
         match execution.drive().await? {
             Outcome::LetGo if self.taken_over(run_id).await? => Ok(Outcome::TakenOver),
@@ -257,9 +278,11 @@ impl Executor {
             .await
         {
             Ok(_) => {
+                let org_id = run.org_id().unwrap_or_default();
                 self.service
-                    .end_conversation_run(run.conversation_id(), run_id, run.org_id().unwrap_or_default())
+                    .end_conversation_run(run.conversation_id(), run_id, org_id)
                     .await?;
+                self.service.settle_run_credits(run_id, org_id).await?;
                 Ok(Outcome::Ended)
             }
             Err(CommandError::Rejected(_)) => Ok(Outcome::LetGo),
@@ -308,6 +331,7 @@ impl Execution<'_> {
             let outcome = match self.run.next_action(executor) {
                 NextAction::Finished => return Ok(Outcome::Ended),
                 NextAction::AwaitApproval => return Ok(Outcome::AwaitingApproval),
+                NextAction::AwaitCredits => return Ok(Outcome::AwaitingCredits),
                 NextAction::Start => return Ok(Outcome::LetGo),
                 NextAction::Complete => {
                     self.record(RunCommand::Complete { executor }).await?;
@@ -333,14 +357,11 @@ impl Execution<'_> {
                 return Ok(outcome);
             }
             if self.run.status().is_terminal() {
-                self.executor
-                    .service
-                    .end_conversation_run(
-                        self.run.conversation_id(),
-                        self.run_id,
-                        self.run.org_id().unwrap_or_default(),
-                    )
+                let (service, org_id) = (&self.executor.service, self.run.org_id().unwrap_or_default());
+                service
+                    .end_conversation_run(self.run.conversation_id(), self.run_id, org_id)
                     .await?;
+                service.settle_run_credits(self.run_id, org_id).await?;
                 return Ok(Outcome::Ended);
             }
         }
@@ -356,8 +377,22 @@ impl Execution<'_> {
             .execute(&self.run_id.to_string(), command, &self.context)
             .await
         {
-            Ok(Committed { state, .. }) => {
+            Ok(Committed {
+                state,
+                events,
+                appended,
+                ..
+            }) => {
                 self.run = state;
+                for (event, appended) in events.iter().zip(&appended) {
+                    match event {
+                        RunEvent::LlmCallStarted { .. } => self.llm_call_started = Some(appended.event_id),
+                        RunEvent::LlmCallCompleted { .. } => {
+                            self.llm_call_completed = Some(appended.event_id);
+                        }
+                        _ => {}
+                    }
+                }
                 Ok(true)
             }
             Err(CommandError::Rejected(RunError::Finished { .. } | RunError::NotExecutor)) => {

@@ -3,7 +3,8 @@
 //! It streams the user's input back word by word. An input `/tool NAME {json}` makes it call
 //! tool `NAME` with that JSON (sent as written, valid or not, so the tool-error path can be
 //! tried too); after the tool's result it answers with the tool's output. Usage counts one
-//! token per word.
+//! token per word, and the answer stops after `max_output_tokens` words (finish reason
+//! `length`).
 
 use async_trait::async_trait;
 use futures::stream;
@@ -23,13 +24,21 @@ pub struct EchoModel;
 impl ChatModel for EchoModel {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let prompt_tokens = request.messages.iter().map(words_in_message).sum();
-        let (text, tool_calls) = answer(&request.messages);
+        let (mut text, tool_calls) = answer(&request.messages);
+        // Like a provider, it stops at the answer's limit (which bounds what billing reserves).
+        let cut = request
+            .max_output_tokens
+            .map(|max| word_pieces(&text).take(max as usize).map(str::len).sum::<usize>())
+            .filter(|kept| *kept < text.len());
+        if let Some(kept) = cut {
+            text.truncate(kept);
+        }
         let completion_tokens =
             words(&text) + tool_calls.iter().map(|call| words(&call.arguments)).sum::<u64>();
-        let finish_reason = if tool_calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
+        let finish_reason = match (cut, tool_calls.is_empty()) {
+            (Some(_), _) => "length",
+            (None, true) => "stop",
+            (None, false) => "tool_calls",
         };
         let mut events: Vec<Result<ChatEvent, LlmError>> = word_pieces(&text)
             .map(|piece| Ok(ChatEvent::TextDelta(piece.to_owned())))

@@ -8,6 +8,7 @@
 mod echo;
 mod models;
 mod openai;
+mod token_bound;
 
 use std::pin::Pin;
 

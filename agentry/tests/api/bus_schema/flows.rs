@@ -77,11 +77,42 @@ pub async fn administration(flow: &Flow) {
         .post_json(&format!("/v1/admin/impersonations/{id}/end"), &json!({}))
         .await;
     assert!(ended.status().is_success(), "end: {}", ended.status());
-    // The organization's credit account: opened with the signup grant, then a refund.
-    let refund = json!({ "credits": 5, "reason": "goodwill" });
+    // The organization's credit account: opened with the signup grant, then a refund of all
+    // but one credit, so its next run pauses for credits (and is cancelled).
+    let signup = commands::billing::DEFAULT_SIGNUP_CREDITS;
+    let refund = json!({ "credits": signup - 1, "reason": "goodwill" });
     let path = format!("/v1/admin/orgs/{}/refunds", owner.org_id);
     let refunded = as_admin.post_json(&path, &refund).await;
     assert!(refunded.status().is_success(), "refund: {}", refunded.status());
+    let as_owner = app.with_bearer(&owner.access_token);
+    let agent = as_owner
+        .post_json("/v1/agents", &json!({ "name": "Echo", "model": "echo" }))
+        .await;
+    let agent = expect_json(agent, StatusCode::CREATED, "agent").await;
+    let conversation =
+        crate::runs::conversation(app, &owner.access_token, agent["id"].as_str().unwrap()).await;
+    let run = crate::runs::start_run(app, &owner.access_token, &conversation, "Hello").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let read = expect_json(
+            as_owner.get(&format!("/v1/runs/{run}")).await,
+            StatusCode::OK,
+            "run",
+        )
+        .await;
+        if read["status"] == "awaiting_credits" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not pause: {read:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cancelled = as_owner
+        .post_json(&format!("/v1/runs/{run}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::ACCEPTED, "cancel");
 }
 
 /// A tool through its whole life (created, updated, its secret rotated, deleted), the tool

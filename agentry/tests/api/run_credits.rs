@@ -1,0 +1,313 @@
+//! Runs and the credit ledger, over HTTP with real concurrent runs: every model call reserved
+//! before it is made and charged after, a run's credits equal to its charges, runs short of
+//! credits paused (`awaiting_credits`) and resumed by a top-up, no run paused while the balance
+//! covers it, and no run started without credit (402).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use testkit::Reply;
+
+use crate::accounts::expect_json;
+use crate::billing::{all_entries, balance};
+use crate::helpers::assert_problem;
+use crate::run_flows::support::{Flow, MODEL};
+use crate::stripe_server::{WEBHOOK_SECRET, session_event};
+
+/// Every call of these tests may answer at most this many tokens: its worst case, at one
+/// credit per completion token (prompts are free here), is this many credits.
+const MAX_OUTPUT: u64 = 10;
+
+/// The flows' application with prompts free, one credit per completion token, `credits` to
+/// start with, and Stripe's webhook (to top up).
+async fn billed_flow(credits: u64) -> Flow {
+    Flow::start_with(move |settings| {
+        settings.runs.llm_prices = Some(format!(
+            r#"{{"{MODEL}": {{"prompt": 0, "completion": 1000000}}}}"#
+        ));
+        settings.billing.signup_credits = credits;
+        settings.billing.stripe_webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
+    })
+    .await
+}
+
+/// An agent on [`MODEL`] whose answers are limited to [`MAX_OUTPUT`] tokens.
+async fn limited_agent(flow: &Flow) -> String {
+    let body = json!({
+        "name": "Billed agent",
+        "model": MODEL,
+        "max_output_tokens": MAX_OUTPUT,
+        "max_steps": 3,
+    });
+    let response = flow
+        .app
+        .with_bearer(&flow.token)
+        .post_json("/v1/agents", &body)
+        .await;
+    expect_json(response, StatusCode::CREATED, "create agent").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts `count` runs at once, each in a conversation of its own: their ids.
+async fn start_runs_at_once(flow: &Flow, agent: &str, count: usize) -> Vec<String> {
+    let mut conversations = Vec::new();
+    for _ in 0..count {
+        conversations.push(crate::runs::conversation(&flow.app, &flow.token, agent).await);
+    }
+    let starts = conversations
+        .iter()
+        .map(|conversation| crate::runs::start_run(&flow.app, &flow.token, conversation, "Go"));
+    futures::future::join_all(starts).await
+}
+
+/// The ledger's charges per run.
+async fn charges_by_run(flow: &Flow) -> HashMap<String, u64> {
+    let mut charges = HashMap::new();
+    for entry in all_entries(&flow.app, &flow.token).await {
+        if entry["kind"] == "charged" {
+            *charges
+                .entry(entry["run_id"].as_str().unwrap().to_owned())
+                .or_default() += entry["credits"].as_u64().unwrap();
+        }
+    }
+    charges
+}
+
+/// Waits until every run in `runs` has a status other than `queued` and `running`.
+async fn settled_statuses(flow: &Flow, runs: &[String]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut statuses = Vec::new();
+        for run in runs {
+            statuses.push(flow.get_run(run).await["status"].as_str().unwrap().to_owned());
+        }
+        if statuses
+            .iter()
+            .all(|status| status != "queued" && status != "running")
+        {
+            return statuses;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs still going: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn org_id(flow: &Flow) -> uuid::Uuid {
+    let me = expect_json(
+        flow.app.with_bearer(&flow.token).get("/v1/me").await,
+        StatusCode::OK,
+        "me",
+    )
+    .await;
+    me["org_id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Buys `credits` through Stripe's webhook (signed as Stripe signs).
+async fn top_up(flow: &Flow, event_id: &str, credits: u64) {
+    let event = session_event(
+        event_id,
+        "checkout.session.completed",
+        &format!("cs_{event_id}"),
+        org_id(flow).await,
+        credits,
+        100,
+    );
+    let body = serde_json::to_vec(&event).unwrap();
+    let signature =
+        commands::billing::stripe::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &body);
+    let response = flow
+        .app
+        .request(reqwest::Method::POST, "/v1/billing/stripe/webhook")
+        .header("content-type", "application/json")
+        .header("Stripe-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let answer = expect_json(response, StatusCode::OK, "webhook").await;
+    assert_eq!(answer["result"], "granted", "{answer}");
+}
+
+#[tokio::test]
+async fn with_credits_for_n_calls_n_plus_k_concurrent_runs_make_n_calls_and_the_rest_wait_for_a_top_up() {
+    const N: usize = 3;
+    const K: usize = 3;
+    let flow = billed_flow(N as u64 * MAX_OUTPUT).await;
+    let agent = limited_agent(&flow).await;
+    // Each answer takes a moment, so the calls are under way together; each costs its worst case.
+    for index in 0..N + K {
+        flow.llm.push(
+            Reply::words(&format!("answer {index}"))
+                .with_usage(7, MAX_OUTPUT)
+                .after(Duration::from_millis(300)),
+        );
+    }
+
+    let runs = start_runs_at_once(&flow, &agent, N + K).await;
+    let statuses = settled_statuses(&flow, &runs).await;
+    let completed: Vec<&String> = runs
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, status)| *status == "completed")
+        .map(|(run, _)| run)
+        .collect();
+    let paused: Vec<&String> = runs
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, status)| *status == "awaiting_credits")
+        .map(|(run, _)| run)
+        .collect();
+    assert_eq!((completed.len(), paused.len()), (N, K), "{statuses:?}");
+    assert_eq!(flow.llm.request_count(), N, "exactly N model calls were made");
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_i64(), account["reserved"].as_i64()),
+        (Some(0), Some(0)),
+        "{account}"
+    );
+
+    // A paused run holds nothing, says why, and another run cannot start: 402.
+    let events = flow.events(paused[0]).await;
+    let (kind, pause) = events.last().unwrap();
+    assert_eq!(kind, "run.paused");
+    assert_eq!(pause["reason"], "insufficient_credits", "{pause}");
+    assert_eq!(pause["credits_needed"], MAX_OUTPUT, "{pause}");
+    let conversation = crate::runs::conversation(&flow.app, &flow.token, &agent).await;
+    let refused = flow
+        .app
+        .with_bearer(&flow.token)
+        .post_json(
+            &format!("/v1/conversations/{conversation}/runs"),
+            &json!({"input": "more"}),
+        )
+        .await;
+    let problem = assert_problem(refused, StatusCode::PAYMENT_REQUIRED).await;
+    assert_eq!(problem["code"], "insufficient_credits", "{problem}");
+
+    // A paused run can be cancelled; a top-up wakes the others, which finish.
+    flow.cancel(paused[0]).await;
+    flow.run_reaching(paused[0], "cancelled").await;
+    for index in 0..K - 1 {
+        flow.llm
+            .push(Reply::words(&format!("later {index}")).with_usage(7, MAX_OUTPUT));
+    }
+    top_up(&flow, "evt_topup", (K as u64 - 1) * MAX_OUTPUT).await;
+    for run in &paused[1..] {
+        let done = flow.run_reaching(run, "completed").await;
+        assert_eq!(done["usage"]["credits"], MAX_OUTPUT, "{done:#}");
+        let types = flow.event_types(run).await;
+        let resumed = types.iter().position(|kind| kind == "run.resumed").unwrap();
+        assert!(
+            types.iter().position(|kind| kind == "run.paused").unwrap() < resumed,
+            "{types:?}"
+        );
+    }
+    assert_eq!(flow.llm.request_count(), N + K - 1);
+
+    // A run's credits are its charges in the ledger; nothing is held, nothing is left.
+    let charges = charges_by_run(&flow).await;
+    for run in &runs {
+        let credits = flow.get_run(run).await["usage"]["credits"].as_u64().unwrap();
+        assert_eq!(charges.get(run).copied().unwrap_or(0), credits, "run {run}");
+    }
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_i64(), account["reserved"].as_i64()),
+        (Some(0), Some(0)),
+        "{account}"
+    );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn no_run_pauses_while_the_balance_covers_its_calls_even_when_worst_cases_exceed_it() {
+    const RUNS: usize = 8;
+    // Each call reserves 10 and costs 5: the balance covers every call's worst case at its
+    // turn (the last one finds 10 left), but fewer than half of them at a time.
+    let actual = MAX_OUTPUT / 2;
+    let flow = billed_flow((RUNS as u64 - 1) * actual + MAX_OUTPUT).await;
+    let agent = limited_agent(&flow).await;
+    for index in 0..RUNS {
+        flow.llm.push(
+            Reply::words(&format!("answer {index}"))
+                .with_usage(7, actual)
+                .after(Duration::from_millis(200)),
+        );
+    }
+
+    let runs = start_runs_at_once(&flow, &agent, RUNS).await;
+    let statuses = settled_statuses(&flow, &runs).await;
+    assert!(
+        statuses.iter().all(|status| status == "completed"),
+        "{statuses:?}"
+    );
+    let charges = charges_by_run(&flow).await;
+    assert_eq!(charges.values().sum::<u64>(), RUNS as u64 * actual);
+    for run in &runs {
+        assert_eq!(charges[run], actual, "run {run}");
+    }
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_u64(), account["reserved"].as_i64()),
+        (Some(MAX_OUTPUT - actual), Some(0)),
+        "{account}"
+    );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_providers_usage() {
+    let flow = billed_flow(1_000).await;
+    let agent = limited_agent(&flow).await;
+    flow.llm.push(Reply::words("counted by us").without_usage());
+
+    let (_, run) = flow.run(&agent, "Hello").await;
+    let done = flow.run_reaching(&run, "completed").await;
+    let entries: Vec<Value> = all_entries(&flow.app, &flow.token)
+        .await
+        .into_iter()
+        .filter(|entry| entry["run_id"] == run.as_str())
+        .collect();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .rev()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reserved", "charged", "released"], "{entries:#?}");
+    let (reserved, charged, released) = (&entries[2], &entries[1], &entries[0]);
+    assert_eq!(
+        reserved["credits"], MAX_OUTPUT,
+        "the worst case: the answer's limit"
+    );
+    assert_eq!(reserved["llm_call"], format!("{run}/1"));
+    assert_eq!(charged["credits"], done["usage"]["credits"], "{done:#}");
+    assert_eq!(
+        charged["tokens_counted"], true,
+        "the provider reported no usage: {charged}"
+    );
+    assert_eq!(
+        charged["credits"].as_u64().unwrap() + released["credits"].as_u64().unwrap(),
+        MAX_OUTPUT
+    );
+    // Each entry names the run's event that caused it.
+    let events: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, to_jsonb(event_id) FROM events WHERE aggregate_type = 'run' AND aggregate_id = $1",
+    )
+    .bind(&run)
+    .fetch_all(&flow.app.pool)
+    .await
+    .unwrap();
+    let event_of = |kind: &str| events.iter().find(|(found, _)| found == kind).unwrap().1.clone();
+    assert_eq!(reserved["caused_by"], event_of("llm_call.started"), "{reserved}");
+    assert_eq!(charged["caused_by"], event_of("llm_call.completed"), "{charged}");
+    flow.cleanup().await;
+}

@@ -1,0 +1,170 @@
+//! A run's credits. A run starts only while its organization has credit; each model call
+//! reserves its worst case before it is made and is charged what it cost after (the executor,
+//! through [`RunService::billing`]); whatever a run still holds when it ends is settled with what
+//! the run recorded; a run short of credits waits in `awaiting_credits` and is woken here once
+//! its organization's available credits cover its next call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::credit_account::CreditAccountError;
+use domain::run::{RunEvent, RunStatus};
+use eventstore::CommandContext;
+use uuid::Uuid;
+
+use super::{RunService, RunsError};
+use crate::billing::{BillingError, BillingService};
+
+/// Runs waiting for credits looked at per sweep (the oldest first, per organization).
+const PAUSED_PER_SWEEP: i64 = 1_000;
+
+/// The runs waiting for credits, per organization in the order they began to wait.
+const PAUSED_RUNS: &str = "
+    SELECT org_id, run_id FROM run_history
+     WHERE status = 'awaiting_credits' AND ($1::uuid IS NULL OR org_id = $1)
+     ORDER BY org_id, queued_position
+     LIMIT $2";
+
+/// What a run recorded of its model calls: each `llm_call.completed` with its event id.
+const COMPLETED_CALLS: &str = "
+    SELECT event_id, payload::text FROM events
+     WHERE aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'llm_call.completed'";
+
+/// The ledger's key for the model call of `step` of `run_id`. One per step: a step's call made
+/// again after a crash or a takeover is the same call to the ledger (reserved once, charged
+/// once, for the answer the run records).
+pub fn llm_call_key(run_id: Uuid, step: u32) -> String {
+    format!("{run_id}/{step}")
+}
+
+/// What a run recorded for one model call: credits, whether Agentry counted the tokens, and
+/// the `llm_call.completed` event (the charge's cause).
+type RecordedCall = (u64, bool, Uuid);
+
+impl RunService {
+    /// The same service, billing runs to `billing`'s accounts.
+    pub fn with_billing(mut self, billing: Arc<BillingService>) -> Self {
+        self.billing = Some(billing);
+        self
+    }
+
+    /// The organizations' credits, when runs are billed.
+    pub fn billing(&self) -> Option<&BillingService> {
+        self.billing.as_deref()
+    }
+
+    /// Refuses to start a run of an organization without credit (balance at or below 0;
+    /// credits other runs hold are not counted against it: they come back).
+    pub(super) async fn require_credit(&self, org_id: Uuid) -> Result<(), RunsError> {
+        let Some(billing) = &self.billing else {
+            return Ok(());
+        };
+        let account = billing.account(org_id).await?;
+        if account.balance() > 0 {
+            return Ok(());
+        }
+        Err(BillingError::Account(CreditAccountError::InsufficientCredits {
+            available: account.available(),
+            requested: 1,
+        })
+        .into())
+    }
+
+    /// Settles every reservation `run_id` still holds: the credits the run recorded for that
+    /// step's call are charged, or nothing for a call it never recorded an answer of (failed,
+    /// cancelled while streaming). Called when a run ends, by whoever ended it; doing it twice
+    /// charges nothing more.
+    pub async fn settle_run_credits(&self, run_id: Uuid, org_id: Uuid) -> Result<(), RunsError> {
+        let Some(billing) = &self.billing else {
+            return Ok(());
+        };
+        let account = billing.account(org_id).await?;
+        let held: Vec<String> = account
+            .open_reservations()
+            .iter()
+            .filter(|(_, open)| open.run_id == run_id)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let recorded = self.recorded_calls(run_id).await?;
+        for key in held {
+            let (credits, counted, cause) = match recorded.get(&key) {
+                Some(&(credits, counted, event_id)) => (credits, counted, Some(event_id)),
+                None => (0, false, None),
+            };
+            let mut context = CommandContext::system(Some(org_id));
+            context.correlation_id = run_id;
+            context.causation_id = cause;
+            billing.settle(org_id, &key, credits, counted, &context).await?;
+        }
+        Ok(())
+    }
+
+    /// The model calls `run_id` recorded, by ledger key.
+    async fn recorded_calls(&self, run_id: Uuid) -> Result<HashMap<String, RecordedCall>, RunsError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(COMPLETED_CALLS)
+            .bind(run_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut calls = HashMap::with_capacity(rows.len());
+        for (event_id, payload) in rows {
+            if let Ok(RunEvent::LlmCallCompleted {
+                step,
+                credits,
+                usage_reported,
+                ..
+            }) = serde_json::from_str(&payload)
+            {
+                calls.insert(llm_call_key(run_id, step), (credits, !usage_reported, event_id));
+            }
+        }
+        Ok(calls)
+    }
+
+    /// Wakes the runs waiting for credits (of `org_id`, or of every organization) that their
+    /// organization's available credits now cover, oldest first: each is dispatched, and its
+    /// executor checks the credits again before it takes the run. Answers how many were woken.
+    ///
+    /// A run woken in error (the credits went to another run meanwhile) records nothing and
+    /// waits on; one that could go on but is not woken (another run holds credits for a
+    /// moment) is woken by a later sweep.
+    pub async fn wake_paused_runs(&self, org_id: Option<Uuid>) -> Result<usize, RunsError> {
+        let Some(billing) = &self.billing else {
+            return Ok(0);
+        };
+        let paused: Vec<(Uuid, Uuid)> = sqlx::query_as(PAUSED_RUNS)
+            .bind(org_id)
+            .bind(PAUSED_PER_SWEEP)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut woken = 0;
+        let mut current: Option<(Uuid, i64)> = None;
+        for (org, run_id) in paused {
+            let available = match current {
+                Some((seen, available)) if seen == org => available,
+                _ => billing.account(org).await?.available(),
+            };
+            let run = self.runs().load(&run_id.to_string()).await?;
+            let needed = match run.credits_needed() {
+                Some(needed) if run.status() == RunStatus::AwaitingCredits => needed,
+                // The view is behind: the run went on or ended meanwhile.
+                _ => {
+                    current = Some((org, available));
+                    continue;
+                }
+            };
+            let needed = i64::try_from(needed).unwrap_or(i64::MAX);
+            if needed > available {
+                // Oldest first: a younger run does not take the credits an older one waits for.
+                current = Some((org, i64::MIN));
+                continue;
+            }
+            self.dispatch.wake(run_id);
+            woken += 1;
+            current = Some((org, available - needed));
+        }
+        Ok(woken)
+    }
+}
