@@ -298,6 +298,47 @@ fn assert_no_slow_text_after_resumption(events: &[(String, Value)]) {
     );
 }
 
+/// The ledger reserved, charged and released each model call of the run once (keyed by its
+/// step, whatever the crashes), charged what the run recorded, and holds nothing for it now.
+async fn assert_charged_once(pool: &sqlx::PgPool, run_id: Uuid, events: &[(String, Value)]) {
+    let entries: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, payload::jsonb FROM events
+          WHERE aggregate_type = 'credit_account' AND payload ->> 'run_id' = $1 ORDER BY sequence",
+    )
+    .bind(run_id.to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let keys = |kind: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|(found, _)| found == kind)
+            .map(|(_, payload)| payload["llm_call"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let steps: Vec<String> = of_type(events, "llm_call.completed")
+        .iter()
+        .map(|payload| format!("{run_id}/{}", payload["step"]))
+        .collect();
+    for kind in [
+        "credit_account.reserved",
+        "credit_account.charged",
+        "credit_account.released",
+    ] {
+        assert_eq!(keys(kind), steps, "{kind}: once per model call: {entries:#?}");
+    }
+    let charged: u64 = entries
+        .iter()
+        .filter(|(kind, _)| kind == "credit_account.charged")
+        .map(|(_, payload)| payload["credits"].as_u64().unwrap())
+        .sum();
+    let recorded: u64 = of_type(events, "llm_call.completed")
+        .iter()
+        .map(|payload| payload["credits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(charged, recorded, "the run's credits are its charges");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_killed_during_a_model_stream_is_restarted_and_finishes_the_run_once() {
     install_crypto_provider();
@@ -361,6 +402,7 @@ async fn a_node_killed_during_a_model_stream_is_restarted_and_finishes_the_run_o
         .collect();
     assert_eq!(started_calls, [1, 1], "step 1 was called again, not a step 2");
     assert_eq!(llm.request_count(), 2, "one call cut off, one finished");
+    assert_charged_once(&pool, run_id, &events).await;
     pool.close().await;
     node.terminate();
     drop_database(&name).await;
@@ -501,6 +543,7 @@ async fn a_node_killed_during_a_tool_call_is_restarted_and_calls_it_again_with_t
         of_type(&events, "message.completed").last().unwrap()["content"],
         FINAL_ANSWER
     );
+    assert_charged_once(&pool, run_id, &events).await;
     pool.close().await;
     node.terminate();
     drop_database(&name).await;
