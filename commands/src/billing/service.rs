@@ -96,6 +96,14 @@ impl BillingService {
         self.open(org_id).await
     }
 
+    /// The organization's balance as this process last knew it, without asking the store
+    /// (`None` when it holds no state of the account). It may be behind other nodes' entries:
+    /// never refuse on it alone.
+    pub async fn remembered_balance(&self, org_id: Uuid) -> Option<i64> {
+        let (account, _) = self.accounts.remembered(&org_id.to_string()).await?;
+        account.exists().then(|| account.balance())
+    }
+
     /// Opens the account with the configured signup grant, tied to the organization's creation
     /// event. Opening an open account answers it as it is.
     pub async fn open(&self, org_id: Uuid) -> Result<CreditAccount, BillingError> {

@@ -55,10 +55,20 @@ impl RunService {
 
     /// Refuses to start a run of an organization without credit (balance at or below 0;
     /// credits other runs hold are not counted against it: they come back).
+    ///
+    /// A start is let through on the balance this process remembers (no query: the run's first
+    /// model call is what the ledger really gates); a refusal is confirmed on the store's.
     pub(super) async fn require_credit(&self, org_id: Uuid) -> Result<(), RunsError> {
         let Some(billing) = &self.billing else {
             return Ok(());
         };
+        if billing
+            .remembered_balance(org_id)
+            .await
+            .is_some_and(|balance| balance > 0)
+        {
+            return Ok(());
+        }
         let account = billing.account(org_id).await?;
         if account.balance() > 0 {
             return Ok(());
