@@ -311,3 +311,62 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
     assert_eq!(charged["caused_by"], event_of("llm_call.completed"), "{charged}");
     flow.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_call_that_fails_or_is_cancelled_while_streaming_is_not_charged_and_holds_nothing() {
+    let flow = billed_flow(1_000).await;
+    let agent = limited_agent(&flow).await;
+    flow.llm
+        .push(Reply::error(400).with_body(r#"{"error": {"message": "no"}}"#))
+        .push(Reply::text((0..100).map(|n| format!("slow{n} "))).every(Duration::from_millis(100)));
+
+    let (_, failed) = flow.run(&agent, "Hello").await;
+    flow.run_reaching(&failed, "failed").await;
+    let (_, cancelled) = flow.run(&agent, "Hello again").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !flow
+        .event_types(&cancelled)
+        .await
+        .iter()
+        .any(|kind| kind == "message.delta")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answer did not stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        held["reserved"], MAX_OUTPUT,
+        "the streaming call holds its worst case: {held}"
+    );
+    flow.cancel(&cancelled).await;
+    flow.run_reaching(&cancelled, "cancelled").await;
+
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_i64(), account["reserved"].as_i64()),
+        (Some(1_000), Some(0)),
+        "{account}"
+    );
+    let kinds: Vec<String> = all_entries(&flow.app, &flow.token)
+        .await
+        .into_iter()
+        .filter(|entry| entry["run_id"] == failed.as_str() || entry["run_id"] == cancelled.as_str())
+        .map(|entry| format!("{} {}", entry["kind"].as_str().unwrap(), entry["credits"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "released 10",
+            "charged 0",
+            "reserved 10",
+            "released 10",
+            "charged 0",
+            "reserved 10"
+        ],
+        "newest first: each hold released in full, nothing charged"
+    );
+    flow.cleanup().await;
+}

@@ -242,20 +242,32 @@ impl Executor {
             llm_call_completed: None,
         };
         match execution.drive().await? {
-            Outcome::LetGo if self.taken_over(run_id).await? => Ok(Outcome::TakenOver),
+            Outcome::LetGo => self.after_letting_go(run_id).await,
             outcome => Ok(outcome),
         }
     }
 
-    /// Whether another executor holds `run_id`, still going.
-    async fn taken_over(&self, run_id: Uuid) -> Result<bool, ExecutionError> {
+    /// Why the execution let go of `run_id`: another executor holds it, still going
+    /// ([`Outcome::TakenOver`]), or it ended meanwhile (cancelled). Then whatever it still holds
+    /// in the ledger is settled: a reservation this execution committed just after the cancel
+    /// settled the run would otherwise stay held.
+    async fn after_letting_go(&self, run_id: Uuid) -> Result<Outcome, ExecutionError> {
         let run = self
             .service
             .runs()
             .load(&run_id.to_string())
             .await
             .map_err(RunsError::from)?;
-        Ok(!run.status().is_terminal() && run.executor().is_some_and(|holder| holder != self.id))
+        if run.status().is_terminal() {
+            self.service
+                .settle_run_credits(run_id, run.org_id().unwrap_or_default())
+                .await?;
+            return Ok(Outcome::LetGo);
+        }
+        if run.executor().is_some_and(|holder| holder != self.id) {
+            return Ok(Outcome::TakenOver);
+        }
+        Ok(Outcome::LetGo)
     }
 
     async fn fail_run(
