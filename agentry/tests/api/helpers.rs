@@ -60,6 +60,11 @@ impl TestApp {
         Self::spawn_on(self.database_name.clone(), false, |_| {}).await
     }
 
+    /// [`spawn_node`](Self::spawn_node) with the settings adjusted by `configure`.
+    pub async fn spawn_node_with(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on(self.database_name.clone(), false, configure).await
+    }
+
     async fn spawn_on(
         database_name: String,
         owns_database: bool,

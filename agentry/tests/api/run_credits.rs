@@ -25,14 +25,16 @@ const MAX_OUTPUT: u64 = 10;
 /// The flows' application with prompts free, one credit per completion token, `credits` to
 /// start with, and Stripe's webhook (to top up).
 async fn billed_flow(credits: u64) -> Flow {
-    Flow::start_with(move |settings| {
-        settings.runs.llm_prices = Some(format!(
-            r#"{{"{MODEL}": {{"prompt": 0, "completion": 1000000}}}}"#
-        ));
-        settings.billing.signup_credits = credits;
-        settings.billing.stripe_webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
-    })
-    .await
+    Flow::start_with(move |settings| billed(settings, credits)).await
+}
+
+/// The settings of [`billed_flow`].
+fn billed(settings: &mut agentry::settings::Settings, credits: u64) {
+    settings.runs.llm_prices = Some(format!(
+        r#"{{"{MODEL}": {{"prompt": 0, "completion": 1000000}}}}"#
+    ));
+    settings.billing.signup_credits = credits;
+    settings.billing.stripe_webhook_secret = Some(SecretString::from(WEBHOOK_SECRET));
 }
 
 /// An agent on [`MODEL`] whose answers are limited to [`MAX_OUTPUT`] tokens.
@@ -111,8 +113,13 @@ async fn org_id(flow: &Flow) -> uuid::Uuid {
     me["org_id"].as_str().unwrap().parse().unwrap()
 }
 
-/// Buys `credits` through Stripe's webhook (signed as Stripe signs).
+/// Buys `credits` through Stripe's webhook (signed as Stripe signs), delivered to `flow`'s node.
 async fn top_up(flow: &Flow, event_id: &str, credits: u64) {
+    top_up_on(flow, &flow.app, event_id, credits).await;
+}
+
+/// [`top_up`], delivered to `node`.
+async fn top_up_on(flow: &Flow, node: &crate::helpers::TestApp, event_id: &str, credits: u64) {
     let event = session_event(
         event_id,
         "checkout.session.completed",
@@ -124,8 +131,7 @@ async fn top_up(flow: &Flow, event_id: &str, credits: u64) {
     let body = serde_json::to_vec(&event).unwrap();
     let signature =
         commands::billing::stripe::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &body);
-    let response = flow
-        .app
+    let response = node
         .request(reqwest::Method::POST, "/v1/billing/stripe/webhook")
         .header("content-type", "application/json")
         .header("Stripe-Signature", signature)
@@ -368,5 +374,52 @@ async fn a_call_that_fails_or_is_cancelled_while_streaming_is_not_charged_and_ho
         ],
         "newest first: each hold released in full, nothing charged"
     );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_nats_a_run_paused_on_one_node_is_woken_by_a_top_up_on_another_and_finishes() {
+    // After each run, 5 credits are left: enough to start a run, not for its call.
+    const START: u64 = MAX_OUTPUT + 5;
+    let nats = testkit::PrivateNats::start();
+    let url = nats.url();
+    let node_url = url.clone();
+    let flow = Flow::start_with(move |settings| {
+        billed(settings, START);
+        settings.bus.nats_url = Some(url);
+    })
+    .await;
+    let llm_url = flow.llm.base_url().to_owned();
+    let other = flow
+        .app
+        .spawn_node_with(move |settings| {
+            billed(settings, START);
+            settings.bus.nats_url = Some(node_url);
+            settings.runs.llm_base_url = Some(llm_url);
+            settings.runs.llm_api_key = Some(SecretString::from("test-key"));
+        })
+        .await;
+    let agent = limited_agent(&flow).await;
+    for index in 0..3 {
+        flow.llm
+            .push(Reply::words(&format!("answer {index}")).with_usage(7, MAX_OUTPUT));
+    }
+    let (_, first) = flow.run(&agent, "one").await;
+    flow.run_reaching(&first, "completed").await;
+    let (_, second) = flow.run(&agent, "two").await;
+    // The first run leaves 5 credits: the second starts, and pauses before its call.
+    let paused = flow.run_reaching(&second, "awaiting_credits").await;
+    assert_eq!(paused["usage"]["credits"], 0, "{paused:#}");
+
+    // The grant is committed on the other node; the run is woken through the shared queue.
+    top_up_on(&flow, &other, "evt_other_node", MAX_OUTPUT).await;
+    let done = flow.run_reaching(&second, "completed").await;
+    assert_eq!(done["usage"]["credits"], MAX_OUTPUT, "{done:#}");
+    let (_, third) = flow.run(&agent, "three").await;
+    flow.run_reaching(&third, "awaiting_credits").await;
+    top_up_on(&flow, &other, "evt_other_node_again", MAX_OUTPUT).await;
+    flow.run_reaching(&third, "completed").await;
+    assert_eq!(flow.llm.request_count(), 3);
+    other.cleanup().await;
     flow.cleanup().await;
 }
