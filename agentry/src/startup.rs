@@ -57,6 +57,8 @@ impl Application {
         let identity = Arc::new(identity);
         let stopping = CancellationToken::new();
         let state = AppState {
+            quotas: Arc::clone(runs.service.quotas()),
+            org_rate_limits: Arc::default(),
             runs: runs.service,
             streams: runs.streams,
             stream_watch: StreamWatch::start(settings.http.streams, Arc::clone(&identity), stopping.clone()),

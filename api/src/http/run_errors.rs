@@ -30,6 +30,7 @@ impl From<RunsError> for ApiError {
                 Self::with_status(status, code, detail)
             }
             RunsError::Agent(refusal) => commands::agents::AgentsError::Agent(refusal).into(),
+            RunsError::Quota(exceeded) => exceeded.into(),
             RunsError::Identity(other) => other.into(),
         }
     }

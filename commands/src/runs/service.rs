@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
+use crate::quotas::QuotaService;
 
 use crate::pages::MAX_PAGE;
 
@@ -148,6 +149,7 @@ pub struct RunService {
     conversations: CommandBus<Conversation>,
     runs: Arc<CommandBus<Run>>,
     dispatch: Arc<dyn RunDispatch>,
+    quotas: Arc<QuotaService>,
 }
 
 impl RunService {
@@ -157,11 +159,12 @@ impl RunService {
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
-            progress,
             agents: CommandBus::new(store.clone(), ()),
             conversations: CommandBus::new(store.clone(), ()),
             runs: Arc::new(CommandBus::new(store.clone(), ())),
             dispatch,
+            quotas: Arc::new(QuotaService::new(store.pool().clone(), progress.clone())),
+            progress,
         }
     }
 
@@ -171,6 +174,12 @@ impl RunService {
     pub fn with_run_observer(mut self, observer: Arc<dyn CommitObserver<Run>>) -> Self {
         self.runs = Arc::new(CommandBus::new(self.store.clone(), ()).with_observer(observer));
         self
+    }
+
+    /// The organizations' plan limits this service enforces when a run starts (shared with the
+    /// HTTP layer, which enforces the request rate, and the quota report).
+    pub fn quotas(&self) -> &Arc<QuotaService> {
+        &self.quotas
     }
 
     /// The runs' command bus, shared with the executor so both see one cache.
@@ -259,6 +268,8 @@ impl RunService {
     ) -> Result<(Uuid, RunStatus), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start runs")?;
+        // Held until the run is recorded: no other start of the organization counts runs meanwhile.
+        let _admission = self.quotas.admit_run(org_id).await?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
         let context = caller.context(origin);
