@@ -118,3 +118,39 @@ fn lock_key(org_id: Uuid) -> i32 {
     let folded = (folded as u64) ^ ((folded >> 64) as u64);
     ((folded as u32) ^ ((folded >> 32) as u32)) as i32
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Two nodes are two processes with their own [`OrgLocks`]: the second must wait for the
+    /// first's lock of the same organization, and get it once the first lets go.
+    #[sqlx::test(migrations = false)]
+    async fn a_second_node_waits_for_the_first_nodes_lock_of_the_organization(pool: PgPool) {
+        let (first_node, second_node) = (OrgLocks::default(), OrgLocks::default());
+        let org_id = Uuid::new_v4();
+        let held = first_node.lock(&pool, org_id).await.unwrap();
+
+        let other_org = second_node.lock(&pool, Uuid::new_v4()).await;
+        assert!(other_org.is_ok(), "another organization does not wait");
+        drop(other_org);
+        let waiting_pool = pool.clone();
+        let waiting =
+            tokio::spawn(async move { second_node.lock(&waiting_pool, org_id).await.map(|_| ()).is_ok() });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second node got the lock while the first held it"
+        );
+
+        drop(held);
+        let got = tokio::time::timeout(Duration::from_secs(3), waiting).await;
+        assert!(
+            got.unwrap().unwrap(),
+            "the second node gets the lock once the first lets go"
+        );
+    }
+}
