@@ -104,6 +104,7 @@ pub async fn check_rate_limits(state: &AppState, caller: &Caller) -> Result<(), 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

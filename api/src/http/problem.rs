@@ -24,7 +24,7 @@ pub struct Problem {
     pub run_id: Option<uuid::Uuid>,
     /// The plan limit reached, for `token_quota_exceeded`, `concurrent_run_limit` and
     /// `organization_rate_limited`.
-    pub quota: Option<QuotaReached>,
+    pub quota: Option<Box<QuotaReached>>,
 }
 
 /// A plan limit of the organization that refused the request.

@@ -36,12 +36,12 @@ impl From<QuotaExceeded> for ApiError {
                     ErrorCode::TokenQuotaExceeded,
                     detail,
                 );
-                problem.quota = Some(QuotaReached {
+                problem.quota = Some(Box::new(QuotaReached {
                     name: QuotaName::TokensPerMonth,
                     limit,
                     used: Some(used),
                     resets_at: Some(resets_at),
-                });
+                }));
                 Self::from_problem(problem)
             }
             QuotaExceeded::ConcurrentRuns { limit, active } => {
@@ -50,12 +50,12 @@ impl From<QuotaExceeded> for ApiError {
                     ErrorCode::ConcurrentRunLimit,
                     detail,
                 );
-                problem.quota = Some(QuotaReached {
+                problem.quota = Some(Box::new(QuotaReached {
                     name: QuotaName::ConcurrentRuns,
                     limit: u64::from(limit),
                     used: Some(active),
                     resets_at: None,
-                });
+                }));
                 Self::too_many_problem(problem, CONCURRENT_RUN_RETRY_AFTER)
             }
         }
@@ -74,11 +74,11 @@ pub fn organization_rate_limited(limit: u32, wait_seconds: u64, now: DateTime<Ut
              retry after {wait_seconds} s"
         ),
     );
-    problem.quota = Some(QuotaReached {
+    problem.quota = Some(Box::new(QuotaReached {
         name: QuotaName::RequestsPerMinute,
         limit: u64::from(limit),
         used: None,
         resets_at: Some(resets_at),
-    });
+    }));
     ApiError::too_many_problem(problem, wait_seconds)
 }

@@ -50,7 +50,7 @@ impl OrgLocks {
     /// another node holds it past [`LOCK_TIMEOUT`].
     pub(super) async fn lock(&self, pool: &PgPool, org_id: Uuid) -> Result<OrgLock, QuotaError> {
         let local = self.mutex_of(org_id).lock_owned().await;
-        Ok(take(pool, org_id, local).await.map_err(busy_on_timeout)?)
+        take(pool, org_id, local).await.map_err(busy_on_timeout)
     }
 
     fn mutex_of(&self, org_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
