@@ -22,6 +22,6 @@ async fn resolve_caller(request: &Request, bearer: Bearer) -> poem::Result<Calle
         .authenticate(&bearer.token)
         .await
         .map_err(ApiError::from)?;
-    super::check_rate_limits(state, &caller).await?;
+    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await?;
     Ok(caller)
 }

@@ -16,22 +16,29 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use commands::identity::Caller;
+use commands::quotas::QuotaService;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
-use super::ApiError;
 use super::quota_errors::organization_rate_limited;
-use crate::routes::AppState;
+use super::{ApiError, RateLimits};
 
 /// Every this many checks, buckets unused for [`IDLE`] are forgotten: they are full again.
 const PRUNE_EVERY: u64 = 10_000;
 /// A bucket unused this long has refilled completely (the window is one minute).
 const IDLE: Duration = Duration::from_secs(60);
 
-/// Token buckets per organization, in this process's memory.
-#[derive(Default)]
+/// Token buckets per organization, in this process's memory, sized by the plans `quotas`
+/// reads.
 pub struct OrgRateLimits {
+    quotas: Arc<QuotaService>,
+    buckets: Buckets,
+}
+
+/// The buckets themselves.
+#[derive(Default)]
+struct Buckets {
     buckets: Mutex<HashMap<Uuid, Bucket>>,
     clock: DefaultClock,
     checks: AtomicU64,
@@ -45,9 +52,33 @@ struct Bucket {
 }
 
 impl OrgRateLimits {
+    /// Buckets for the limits `quotas` reads.
+    pub fn new(quotas: Arc<QuotaService>) -> Self {
+        Self {
+            quotas,
+            buckets: Buckets::default(),
+        }
+    }
+
+    /// 429 `organization_rate_limited` when the caller's organization has used its plan's
+    /// requests per minute; `Ok` for credentials of no organization and unlimited plans.
+    pub async fn check(&self, caller: &Caller) -> Result<(), ApiError> {
+        let Some(org_id) = caller.org_id else {
+            return Ok(());
+        };
+        let Some(limit) = self.quotas.requests_per_minute(org_id).await? else {
+            return Ok(());
+        };
+        self.buckets
+            .take(org_id, limit)
+            .map_err(|wait| organization_rate_limited(limit, wait, Utc::now()))
+    }
+}
+
+impl Buckets {
     /// `Err(seconds to wait)` when the bucket of `org_id`, holding `limit` requests a minute
     /// (all of them at once at most), is empty.
-    pub fn check(&self, org_id: Uuid, limit: u32) -> Result<(), u64> {
+    fn take(&self, org_id: Uuid, limit: u32) -> Result<(), u64> {
         let limiter = self.limiter(org_id, limit);
         limiter.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
@@ -84,23 +115,16 @@ impl Bucket {
     }
 }
 
-/// The limits every authenticated request passes: the caller's own bucket (429
-/// `rate_limited`), then its organization's plan (429 `organization_rate_limited`).
-pub async fn check_rate_limits(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    state
-        .rate_limits
-        .check(caller)
-        .map_err(ApiError::too_many_requests)?;
-    let Some(org_id) = caller.org_id else {
-        return Ok(());
-    };
-    let Some(limit) = state.quotas.requests_per_minute(org_id).await? else {
-        return Ok(());
-    };
-    state
-        .org_rate_limits
-        .check(org_id, limit)
-        .map_err(|wait| organization_rate_limited(limit, wait, Utc::now()))
+/// The limits every authenticated request (and every WebSocket decision) passes: the caller's
+/// own bucket (429 `rate_limited`), then its organization's plan (429
+/// `organization_rate_limited`).
+pub async fn check_rate_limits(
+    per_caller: &RateLimits,
+    per_organization: &OrgRateLimits,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    per_caller.check(caller).map_err(ApiError::too_many_requests)?;
+    per_organization.check(caller).await
 }
 
 #[cfg(test)]
@@ -110,22 +134,22 @@ mod tests {
 
     #[test]
     fn an_organization_gets_its_limit_then_waits() {
-        let limits = OrgRateLimits::default();
+        let limits = Buckets::default();
         let org = Uuid::new_v4();
         for _ in 0..3 {
-            assert_eq!(limits.check(org, 3), Ok(()));
+            assert_eq!(limits.take(org, 3), Ok(()));
         }
-        let wait = limits.check(org, 3).unwrap_err();
+        let wait = limits.take(org, 3).unwrap_err();
         assert!((1..=20).contains(&wait), "one request back every 20 s: {wait}");
-        assert_eq!(limits.check(Uuid::new_v4(), 3), Ok(()), "another organization");
+        assert_eq!(limits.take(Uuid::new_v4(), 3), Ok(()), "another organization");
     }
 
     #[test]
     fn a_new_limit_starts_a_new_bucket() {
-        let limits = OrgRateLimits::default();
+        let limits = Buckets::default();
         let org = Uuid::new_v4();
-        assert_eq!(limits.check(org, 1), Ok(()));
-        assert!(limits.check(org, 1).is_err());
-        assert_eq!(limits.check(org, 2), Ok(()));
+        assert_eq!(limits.take(org, 1), Ok(()));
+        assert!(limits.take(org, 1).is_err());
+        assert_eq!(limits.take(org, 2), Ok(()));
     }
 }
