@@ -156,15 +156,16 @@ impl RunService {
     /// A service over `store` that hands runs to `dispatch` and reads lists from the views
     /// whose progress `progress` follows.
     pub fn new(store: &EventStore, dispatch: Arc<dyn RunDispatch>, progress: FollowerProgress) -> Self {
+        let quotas = Arc::new(QuotaService::new(store.pool().clone(), progress.clone()));
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
+            progress,
             agents: CommandBus::new(store.clone(), ()),
             conversations: CommandBus::new(store.clone(), ()),
             runs: Arc::new(CommandBus::new(store.clone(), ())),
             dispatch,
-            quotas: Arc::new(QuotaService::new(store.pool().clone(), progress.clone())),
-            progress,
+            quotas,
         }
     }
 
