@@ -13,7 +13,7 @@ use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
 use crate::telemetry;
 use crate::tools_setup::tool_service;
-use api::http::{BrowserOrigins, NoDelayAcceptor, ProblemAcceptor, RateLimits};
+use api::http::{BrowserOrigins, NoDelayAcceptor, OrgRateLimits, ProblemAcceptor, RateLimits};
 use api::streaming::StreamWatch;
 use api::{AppState, HttpConfig, build_app, metrics_app};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,8 @@ impl Application {
         let identity = Arc::new(identity);
         let stopping = CancellationToken::new();
         let state = AppState {
+            quotas: Arc::clone(runs.service.quotas()),
+            org_rate_limits: Arc::new(OrgRateLimits::new(Arc::clone(runs.service.quotas()))),
             runs: runs.service,
             streams: runs.streams,
             stream_watch: StreamWatch::start(settings.http.streams, Arc::clone(&identity), stopping.clone()),

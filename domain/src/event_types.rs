@@ -34,6 +34,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "organization.member_joined",
     "organization.member_removed",
     "organization.member_role_changed",
+    "organization.quotas_set",
     "organization.reactivated",
     "organization.renamed",
     "organization.suspended",

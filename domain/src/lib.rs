@@ -12,7 +12,7 @@
 //!
 //! | module | aggregate id | what it guards |
 //! | --- | --- | --- |
-//! | [`organization`] | organization id | members, roles, "always one owner", suspension |
+//! | [`organization`] | organization id | members, roles, "always one owner", suspension, plan limits |
 //! | [`user`] | user id | credentials, password reset tokens, platform admin flag |
 //! | [`email_claim`] | normalized email | one user per email, even under racing registrations |
 //! | [`agent`] | agent id | an organization's agent definition, every version kept |

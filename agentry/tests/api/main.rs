@@ -29,6 +29,7 @@ mod not_yet_effective;
 mod optional_fields;
 mod parser_refusals;
 mod password_reset;
+mod quotas;
 mod races;
 mod rate_limit;
 mod read_models;

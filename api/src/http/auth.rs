@@ -7,7 +7,8 @@ use super::ApiError;
 use crate::routes::AppState;
 
 /// `Authorization: Bearer <access token or API key>`. The one place that resolves the caller
-/// (organization, user or key, role) for every `/v1` route, and applies the rate limit.
+/// (organization, user or key, role) for every `/v1` route, and applies the rate limits (the
+/// caller's and its organization's).
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", key_name = "Authorization", checker = "resolve_caller")]
 pub struct BearerAuth(pub Caller);
@@ -21,9 +22,6 @@ async fn resolve_caller(request: &Request, bearer: Bearer) -> poem::Result<Calle
         .authenticate(&bearer.token)
         .await
         .map_err(ApiError::from)?;
-    state
-        .rate_limits
-        .check(&caller)
-        .map_err(ApiError::too_many_requests)?;
+    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await?;
     Ok(caller)
 }

@@ -55,6 +55,7 @@ error_codes! {
     HeadersTooLarge = "headers_too_large": "Too many request headers, or too large.",
     Unprocessable = "unprocessable": "A value breaks a rule of the operation's schema (a length, a range, a pattern) that has no code of its own.",
     RateLimited = "rate_limited": "Too many requests from this caller; retry after `Retry-After` seconds.",
+    OrganizationRateLimited = "organization_rate_limited": "The organization's requests per minute (its plan's limit, counted by all its credentials) are used up; `quota` names the limit; retry after `Retry-After` seconds.",
     AuthRateLimited = "auth_rate_limited": "Too many `/v1/auth/*` requests from this client address; retry after `Retry-After` seconds.",
     DatabaseBusy = "database_busy": "Every database connection of the node stayed busy (an overload); retry after `Retry-After` seconds.",
     AuthBusy = "auth_busy": "The service is busy checking passwords; retry after `Retry-After` seconds.",
@@ -114,6 +115,12 @@ error_codes! {
     LastOwner = "last_owner": "The change would leave the organization without an owner.",
     AlreadySuspended = "already_suspended": "The organization is already suspended.",
     NotSuspended = "not_suspended": "The organization is not suspended.",
+    // Plan limits (quotas).
+    TokensPerMonthOutOfRange = "tokens_per_month_out_of_range": "`tokens_per_month` is not between 1 and 10^12 (leave it out for unlimited).",
+    ConcurrentRunsOutOfRange = "concurrent_runs_out_of_range": "`concurrent_runs` is not between 1 and 10000 (leave it out for unlimited).",
+    RequestsPerMinuteOutOfRange = "requests_per_minute_out_of_range": "`requests_per_minute` is not between 1 and 1000000 (leave it out for unlimited).",
+    TokenQuotaExceeded = "token_quota_exceeded": "The organization has used its plan's tokens for this month; `quota` names the limit, the use and when it resets (the start of next month, UTC).",
+    ConcurrentRunLimit = "concurrent_run_limit": "As many of the organization's runs as its plan allows have not ended; `quota` names the limit; retry after `Retry-After` seconds or once a run ends.",
     // API keys.
     ApiKeyExists = "api_key_exists": "The API key already exists.",
     ApiKeyNotFound = "api_key_not_found": "No such API key in this organization.",

@@ -6,7 +6,7 @@ use domain::EmailError;
 use domain::api_key::ApiKeyError;
 use domain::impersonation::ImpersonationError;
 use domain::invitation::InvitationError;
-use domain::organization::OrganizationError;
+use domain::organization::{OrganizationError, QuotaName};
 use domain::user::UserError;
 use poem::http::StatusCode;
 
@@ -151,6 +151,15 @@ fn organization_problem(error: OrganizationError) -> (StatusCode, ErrorCode) {
         E::NotSuspended => (StatusCode::CONFLICT, ErrorCode::NotSuspended),
         E::Suspended => (StatusCode::FORBIDDEN, ErrorCode::OrganizationSuspended),
         E::InviterNoLongerAuthorized => (StatusCode::FORBIDDEN, ErrorCode::InviterNoLongerAuthorized),
+        E::QuotaOutOfRange { quota, .. } => (StatusCode::UNPROCESSABLE_ENTITY, quota_range_code(quota)),
+    }
+}
+
+fn quota_range_code(quota: QuotaName) -> ErrorCode {
+    match quota {
+        QuotaName::TokensPerMonth => ErrorCode::TokensPerMonthOutOfRange,
+        QuotaName::ConcurrentRuns => ErrorCode::ConcurrentRunsOutOfRange,
+        QuotaName::RequestsPerMinute => ErrorCode::RequestsPerMinuteOutOfRange,
     }
 }
 

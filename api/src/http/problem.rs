@@ -1,6 +1,7 @@
+use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::{ApiResponse, Enum, Object};
 
 use super::ErrorCode;
 
@@ -21,6 +22,36 @@ pub struct Problem {
     pub code: ErrorCode,
     /// The run the problem is about, when there is one (`run_active`: the active run).
     pub run_id: Option<uuid::Uuid>,
+    /// The plan limit reached, for `token_quota_exceeded`, `concurrent_run_limit` and
+    /// `organization_rate_limited`.
+    pub quota: Option<Box<QuotaReached>>,
+}
+
+/// A plan limit of the organization that refused the request.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct QuotaReached {
+    /// Which limit.
+    pub name: QuotaName,
+    /// The limit.
+    pub limit: u64,
+    /// What counted against it when the request was refused (not for `requests_per_minute`).
+    pub used: Option<u64>,
+    /// When the use resets: the start of next month (UTC) for tokens, the moment a request is
+    /// allowed again for requests; absent for concurrent runs, whose places free up as runs end.
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+/// An organization's plan limit.
+#[derive(Clone, Copy, Debug, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum QuotaName {
+    /// Prompt plus completion tokens per calendar month (UTC).
+    TokensPerMonth,
+    /// Runs not ended at once.
+    ConcurrentRuns,
+    /// Authenticated requests per minute.
+    RequestsPerMinute,
 }
 
 impl Problem {
@@ -33,6 +64,7 @@ impl Problem {
             detail: detail.into(),
             code,
             run_id: None,
+            quota: None,
         }
     }
 }
@@ -166,6 +198,11 @@ impl ApiError {
             )),
             retry_after_seconds,
         )
+    }
+
+    /// 429 with `Retry-After`, for `problem` (a limit with more to say than a code).
+    pub fn too_many_problem(problem: Problem, retry_after_seconds: u64) -> Self {
+        Self::TooManyRequests(Json(problem), retry_after_seconds)
     }
 
     /// 429 with `Retry-After`, for a limit of its own (`code` says which).

@@ -31,6 +31,7 @@ impl From<RunsError> for ApiError {
             }
             RunsError::Agent(refusal) => commands::agents::AgentsError::Agent(refusal).into(),
             RunsError::Billing(billing) => billing.into(),
+            RunsError::Quota(exceeded) => exceeded.into(),
             RunsError::Identity(other) => other.into(),
         }
     }

@@ -162,6 +162,24 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
     ("CreateRunRequest", "input", "minLength", ErrorCode::InputRequired),
     ("CreateRunRequest", "input", "maxLength", ErrorCode::InputTooLong),
     ("DenyRequest", "reason", "maxLength", ErrorCode::ReasonTooLong),
+    (
+        "PlanLimits",
+        "tokens_per_month",
+        "",
+        ErrorCode::TokensPerMonthOutOfRange,
+    ),
+    (
+        "PlanLimits",
+        "concurrent_runs",
+        "",
+        ErrorCode::ConcurrentRunsOutOfRange,
+    ),
+    (
+        "PlanLimits",
+        "requests_per_minute",
+        "",
+        ErrorCode::RequestsPerMinuteOutOfRange,
+    ),
     ("CreateToolRequest", "name", "", ErrorCode::InvalidToolName),
     (
         "CreateToolRequest",

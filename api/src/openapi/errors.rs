@@ -61,10 +61,12 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listConversations", &[422, 503]),
     // 404 no such conversation here; 409 a lost race.
     ("archiveConversation", &[404, 409]),
-    // 404 no such conversation here; 409 a run is active, archived, or a lost race; 422 the
-    // input's rules.
-    // 402 the organization has no credit left.
-    ("createRun", &[402, 404, 409, 422]),
+    // 402 no credit left (`insufficient_credits`) or the month's tokens used up
+    // (`token_quota_exceeded`); 404 no such conversation here; 409 a run is active, archived, or
+    // a lost race (or another node's start of the organization held the quota lock too long);
+    // 422 the input's rules; 429 the concurrent-run limit (`concurrent_run_limit`); 503 the run
+    // view behind, under a concurrent-run limit.
+    ("createRun", &[402, 404, 409, 422, 429, 503]),
     // 404 no such conversation here; 422 the page limit or cursor; 503 the view behind.
     ("listRuns", &[404, 422, 503]),
     // 422 the page limit, status or conversation id; 503 the view behind.
@@ -128,6 +130,11 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     // 503 the read model behind.
     ("suspendOrganization", &[404, 409, 422, 503]),
     ("reactivateOrganization", &[404, 409, 503]),
+    // 404 no such organization; 409 a lost race; 422 a limit out of range; 503 the read model
+    // behind.
+    ("setOrganizationQuotas", &[404, 409, 422, 503]),
+    // 503 the usage or run view behind.
+    ("getQuotas", &[503]),
     // 404 no credit account yet at `as_of`; 409 a lost race opening the account.
     ("getBalance", &[404, 409]),
     // 409 a lost race opening the account; 422 the page limit or cursor.
@@ -225,6 +232,10 @@ fn description(status: u16) -> &'static str {
              (`control_characters`)."
         }
         401 => "The credentials are missing, invalid or no longer valid; `code` says which.",
+        402 => {
+            "The organization's plan or credits do not cover this; `code` says which, and \
+             `quota` names a plan limit with its use and when it resets."
+        }
         403 => "The credentials may not do this; `code` says why.",
         404 => "Nothing here, or it belongs to another organization.",
         409 => {

@@ -1,4 +1,5 @@
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::organization::Quotas;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -94,6 +95,44 @@ enum Refunded {
     /// Recorded.
     #[oai(status = 201)]
     Refunded(Json<RefundResponse>),
+}
+
+/// An organization's plan limits. The whole plan is replaced: a limit left out is unlimited.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct PlanLimits {
+    /// Prompt plus completion tokens per calendar month (UTC), 1 to 10^12. Runs started once
+    /// the month's use reaches it get 402 `token_quota_exceeded`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
+    tokens_per_month: Option<u64>,
+    /// Runs not ended at once (queued, running, awaiting approval or credits), 1 to 10,000.
+    /// A start at the limit gets 429 `concurrent_run_limit`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    concurrent_runs: Option<u32>,
+    /// Authenticated requests per minute by all the organization's credentials together, on
+    /// each node, 1 to 1,000,000. Over it: 429 `organization_rate_limited`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+    requests_per_minute: Option<u32>,
+}
+
+impl From<Quotas> for PlanLimits {
+    fn from(quotas: Quotas) -> Self {
+        Self {
+            tokens_per_month: quotas.tokens_per_month,
+            concurrent_runs: quotas.concurrent_runs,
+            requests_per_minute: quotas.requests_per_minute,
+        }
+    }
+}
+
+impl From<PlanLimits> for Quotas {
+    fn from(limits: PlanLimits) -> Self {
+        Self {
+            tokens_per_month: limits.tokens_per_month,
+            concurrent_runs: limits.concurrent_runs,
+            requests_per_minute: limits.requests_per_minute,
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -227,6 +266,34 @@ impl AdminApi {
                 error: attempt.error,
             }),
         })))
+    }
+
+    /// Set an organization's quotas
+    ///
+    /// Platform administrators only. Replaces the organization's plan limits (a limit left out
+    /// is unlimited), recorded as `organization.quotas_set` with the administrator as actor
+    /// (so the organization's audit log shows it); setting the limits in force records
+    /// nothing. Run starts enforce the new limits from the answer on; the request rate within
+    /// 5 seconds on every node. Answers the limits in force.
+    #[oai(
+        path = "/admin/orgs/:id/quotas",
+        method = "put",
+        operation_id = "setOrganizationQuotas"
+    )]
+    async fn set_quotas(
+        &self,
+        state: Data<&AppState>,
+        request_id: Data<&RequestId>,
+        auth: BearerAuth,
+        /// The organization's id.
+        id: Path<Uuid>,
+        body: Json<PlanLimits>,
+    ) -> Result<Json<PlanLimits>, ApiError> {
+        let quotas = state
+            .identity
+            .set_organization_quotas(&auth.0, id.0, body.0.into(), request_id.for_events())
+            .await?;
+        Ok(Json(quotas.into()))
     }
 
     /// Reactivate a suspended organization

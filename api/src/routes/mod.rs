@@ -12,6 +12,7 @@ mod events;
 mod history;
 mod me;
 mod members;
+mod quotas;
 mod roles;
 mod run_streams;
 mod runs;
@@ -32,6 +33,7 @@ pub use events::EventsApi;
 pub use history::HistoryApi;
 pub use me::MeApi;
 pub use members::MembersApi;
+pub use quotas::QuotasApi;
 pub use run_streams::RunStreamsApi;
 pub use runs::RunsApi;
 pub use service::{metrics_routes, service_routes};
@@ -55,6 +57,7 @@ pub type V1Apis = (
     UsageApi,
     HistoryApi,
     BillingApi,
+    QuotasApi,
     AdminApi,
 );
 
@@ -75,6 +78,7 @@ pub fn v1_apis() -> V1Apis {
         UsageApi,
         HistoryApi,
         BillingApi,
+        QuotasApi,
         AdminApi,
     )
 }

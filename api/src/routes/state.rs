@@ -3,6 +3,7 @@ use std::sync::Arc;
 use commands::agents::AgentService;
 use commands::billing::BillingService;
 use commands::identity::IdentityService;
+use commands::quotas::QuotaService;
 use commands::runs::RunService;
 use commands::tools::ToolService;
 use eventstore::{EventBus, EventStore};
@@ -12,7 +13,7 @@ use streams::RunStreams;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{BrowserOrigins, RateLimits};
+use crate::http::{BrowserOrigins, OrgRateLimits, RateLimits};
 use crate::streaming::{StreamTimings, StreamWatch};
 
 /// What the routes share, handed to each as poem data. Cheap to clone.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub tools: Arc<ToolService>,
     /// Credits, Stripe checkout and webhook.
     pub billing: Arc<BillingService>,
+    /// The organizations' plan limits (the run service enforces them at a run's start).
+    pub quotas: Arc<QuotaService>,
     /// Runs' live streams on this node.
     pub streams: RunStreams,
     /// The time of this node's open streams: heartbeats, standing checks, the end on shutdown.
@@ -47,6 +50,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Per-key and per-user request budgets.
     pub rate_limits: Arc<RateLimits>,
+    /// Per-organization request budgets, sized by each organization's plan.
+    pub org_rate_limits: Arc<OrgRateLimits>,
     /// Per-client-address budgets of `/v1/auth/*`.
     pub auth_rate_limits: Arc<RateLimits>,
 }

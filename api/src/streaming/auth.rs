@@ -40,10 +40,7 @@ impl StreamAuth {
             Self::Bearer(caller) => Ok(caller),
             Self::Ticket(ticket) => {
                 let caller = state.identity.redeem_stream_ticket(&ticket, run_id).await?;
-                state
-                    .rate_limits
-                    .check(&caller)
-                    .map_err(ApiError::too_many_requests)?;
+                crate::http::check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await?;
                 Ok(caller)
             }
         }

@@ -21,14 +21,17 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Ending;
-use crate::http::{ApiError, ErrorCode, Problem, RateLimits, RequestId, TextBlock};
+use crate::http::{
+    ApiError, ErrorCode, OrgRateLimits, Problem, RateLimits, RequestId, TextBlock, check_rate_limits,
+};
 use crate::routes::AppState;
 
-/// What answering client messages needs from the node: three handles, kept by each socket
+/// What answering client messages needs from the node: four handles, kept by each socket
 /// instead of the whole application state.
 pub(super) struct Decisions {
     identity: Arc<IdentityService>,
     rate_limits: Arc<RateLimits>,
+    org_rate_limits: Arc<OrgRateLimits>,
     runs: Arc<RunService>,
 }
 
@@ -37,6 +40,7 @@ impl Decisions {
         Self {
             identity: Arc::clone(&state.identity),
             rate_limits: Arc::clone(&state.rate_limits),
+            org_rate_limits: Arc::clone(&state.org_rate_limits),
             runs: Arc::clone(&state.runs),
         }
     }
@@ -104,12 +108,8 @@ pub(super) async fn answer(
             return answer;
         }
     };
-    if let Err(wait) = state.rate_limits.check(&caller) {
-        return refused(
-            Some(request),
-            call_id,
-            &ApiError::too_many_requests(wait).into_problem(),
-        );
+    if let Err(limited) = check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await {
+        return refused(Some(request), call_id, &limited.into_problem());
     }
     let recorded_as = request_id.for_events();
     let outcome = match message {

@@ -1,8 +1,8 @@
-//! Platform administration: administrators, suspension, impersonation.
+//! Platform administration: administrators, suspension, plan limits, impersonation.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::impersonation::{ImpersonationCommand, ImpersonationError};
-use domain::organization::{OrganizationCommand, OrganizationError};
+use domain::organization::{OrganizationCommand, OrganizationError, Quotas};
 use domain::user::UserCommand;
 use domain::{Actor, EmailAddress, check_new_password};
 use eventstore::RequestOrigin;
@@ -117,6 +117,34 @@ impl IdentityService {
         // Kept: the organization's next request reads the suspension flag from the view.
         self.wait_for_views(done.appended.last(), "the organization was reactivated")
             .await
+    }
+
+    /// Replaces an organization's plan limits (each `None`: unlimited). Recorded on the
+    /// organization with the administrator as actor; setting the limits in force records
+    /// nothing. Answers the limits in force, once the view the checks read holds them.
+    pub async fn set_organization_quotas(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        quotas: Quotas,
+        origin: Option<RequestOrigin>,
+    ) -> Result<Quotas, IdentityError> {
+        require_platform_admin(caller)?;
+        let done = self
+            .organizations
+            .execute(
+                &org_id.to_string(),
+                OrganizationCommand::SetQuotas { quotas },
+                &admin_context(caller, org_id, origin),
+            )
+            .await?;
+        // Kept: the next run start reads the limits from the view.
+        self.wait_for_views(
+            done.appended.last(),
+            "the quotas were set but may not be enforced for a short while",
+        )
+        .await?;
+        Ok(done.state.quotas())
     }
 
     /// Lets a platform administrator act as `user_id` in `org_id` for `ttl` with a stated

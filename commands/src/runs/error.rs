@@ -7,6 +7,7 @@ use eventstore::{CommandError, StoreError};
 use thiserror::Error;
 
 use crate::identity::IdentityError;
+use crate::quotas::{QuotaError, QuotaExceeded};
 
 /// A refusal of the conversation, the run or the agent, or one of the outcomes shared with
 /// identity (denied, busy, unstorable, internal).
@@ -24,9 +25,21 @@ pub enum RunsError {
     /// The organization's credits: a run cannot start without any.
     #[error(transparent)]
     Billing(#[from] crate::billing::BillingError),
+    /// A plan limit of the organization is reached (a run's start).
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
     /// Denied, lost a race, unstorable input, or our failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+}
+
+impl From<QuotaError> for RunsError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Exceeded(exceeded) => Self::Quota(exceeded),
+            QuotaError::Identity(other) => Self::Identity(other),
+        }
+    }
 }
 
 macro_rules! from_command_error {

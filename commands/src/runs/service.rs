@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
 use crate::identity::{Caller, IdentityError};
+use crate::quotas::QuotaService;
 
 use crate::pages::MAX_PAGE;
 
@@ -150,12 +151,14 @@ pub struct RunService {
     pub(super) dispatch: Arc<dyn RunDispatch>,
     /// The organizations' credits, when runs are billed (every process the CLI starts).
     pub(super) billing: Option<Arc<crate::billing::BillingService>>,
+    quotas: Arc<QuotaService>,
 }
 
 impl RunService {
     /// A service over `store` that hands runs to `dispatch` and reads lists from the views
     /// whose progress `progress` follows.
     pub fn new(store: &EventStore, dispatch: Arc<dyn RunDispatch>, progress: FollowerProgress) -> Self {
+        let quotas = Arc::new(QuotaService::new(store.pool().clone(), progress.clone()));
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
@@ -165,6 +168,7 @@ impl RunService {
             runs: Arc::new(CommandBus::new(store.clone(), ())),
             dispatch,
             billing: None,
+            quotas,
         }
     }
 
@@ -174,6 +178,12 @@ impl RunService {
     pub fn with_run_observer(mut self, observer: Arc<dyn CommitObserver<Run>>) -> Self {
         self.runs = Arc::new(CommandBus::new(self.store.clone(), ()).with_observer(observer));
         self
+    }
+
+    /// The organizations' plan limits this service enforces when a run starts (shared with the
+    /// HTTP layer, which enforces the request rate, and the quota report).
+    pub fn quotas(&self) -> &Arc<QuotaService> {
+        &self.quotas
     }
 
     /// The runs' command bus, shared with the executor so both see one cache.
@@ -262,6 +272,8 @@ impl RunService {
     ) -> Result<(Uuid, RunStatus), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start runs")?;
+        // Held until the run is recorded: no other start of the organization counts runs meanwhile.
+        let _admission = self.quotas.admit_run(org_id).await?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
         self.require_credit(org_id).await?;

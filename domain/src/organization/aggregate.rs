@@ -7,7 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{OrganizationCommand, OrganizationError, OrganizationEvent};
+use super::{OrganizationCommand, OrganizationError, OrganizationEvent, Quotas};
 use crate::role::Role;
 use crate::sink::write_all;
 use crate::text::{TextError, trimmed};
@@ -29,6 +29,8 @@ pub struct Organization {
     name: String,
     members: BTreeMap<Uuid, Role>,
     suspended: bool,
+    #[serde(default)]
+    quotas: Quotas,
 }
 
 impl Organization {
@@ -55,6 +57,11 @@ impl Organization {
     /// Whether the organization is suspended (its tokens and keys answer 403).
     pub fn is_suspended(&self) -> bool {
         self.suspended
+    }
+
+    /// The plan limits (unlimited until a platform administrator sets them).
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
     }
 
     fn owner_count(&self) -> usize {
@@ -187,6 +194,20 @@ impl Organization {
         }
         Ok(vec![OrganizationEvent::Reactivated])
     }
+
+    /// Replaces the limits; setting the limits already in force records nothing.
+    fn set_quotas(&self, quotas: Quotas) -> Decision {
+        self.require_exists()?;
+        let quotas = quotas.validated()?;
+        if quotas == self.quotas {
+            return Ok(vec![]);
+        }
+        Ok(vec![OrganizationEvent::QuotasSet {
+            tokens_per_month: quotas.tokens_per_month,
+            concurrent_runs: quotas.concurrent_runs,
+            requests_per_minute: quotas.requests_per_minute,
+        }])
+    }
 }
 
 /// The caller's role must be one that manages members at all.
@@ -241,6 +262,7 @@ impl Aggregate for Organization {
             C::RemoveMember { user_id, by } => self.remove_member(user_id, by)?,
             C::SuspendOrganization { reason } => self.suspend(&reason)?,
             C::ReactivateOrganization => self.reactivate()?,
+            C::SetQuotas { quotas } => self.set_quotas(quotas)?,
         };
         write_all(sink, self, events).await;
         Ok(())
@@ -264,6 +286,17 @@ impl Aggregate for Organization {
             }
             OrganizationEvent::Suspended { .. } => self.suspended = true,
             OrganizationEvent::Reactivated => self.suspended = false,
+            OrganizationEvent::QuotasSet {
+                tokens_per_month,
+                concurrent_runs,
+                requests_per_minute,
+            } => {
+                self.quotas = Quotas {
+                    tokens_per_month,
+                    concurrent_runs,
+                    requests_per_minute,
+                };
+            }
         }
     }
 }
@@ -753,6 +786,80 @@ mod tests {
         assert!(!state.is_suspended());
     }
 
+    fn limits(tokens: Option<u64>, runs: Option<u32>, requests: Option<u32>) -> Quotas {
+        Quotas {
+            tokens_per_month: tokens,
+            concurrent_runs: runs,
+            requests_per_minute: requests,
+        }
+    }
+
+    #[test]
+    fn setting_quotas_records_every_limit_absent_ones_as_unlimited() {
+        let cmd = C::SetQuotas {
+            quotas: limits(Some(1_000), Some(3), None),
+        };
+        org()
+            .given(vec![created(Uuid::new_v4())])
+            .when(cmd)
+            .then_expect_events(vec![E::QuotasSet {
+                tokens_per_month: Some(1_000),
+                concurrent_runs: Some(3),
+                requests_per_minute: None,
+            }]);
+    }
+
+    #[test]
+    fn setting_the_quotas_in_force_records_nothing() {
+        let set = E::QuotasSet {
+            tokens_per_month: Some(1_000),
+            concurrent_runs: None,
+            requests_per_minute: None,
+        };
+        org()
+            .given(vec![created(Uuid::new_v4()), set])
+            .when(C::SetQuotas {
+                quotas: limits(Some(1_000), None, None),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_quota_out_of_range_is_rejected() {
+        org()
+            .given(vec![created(Uuid::new_v4())])
+            .when(C::SetQuotas {
+                quotas: limits(None, None, Some(0)),
+            })
+            .then_expect_error(OrganizationError::QuotaOutOfRange {
+                quota: crate::organization::QuotaName::RequestsPerMinute,
+                max: 1_000_000,
+            });
+    }
+
+    #[test]
+    fn quotas_of_an_organization_never_created_are_not_found() {
+        org()
+            .given_no_previous_events()
+            .when(C::SetQuotas {
+                quotas: Quotas::default(),
+            })
+            .then_expect_error(OrganizationError::NotFound);
+    }
+
+    #[test]
+    fn the_quotas_set_are_the_quotas_in_force() {
+        let mut state = Organization::default();
+        state.apply(created(Uuid::new_v4()));
+        assert_eq!(state.quotas(), Quotas::default());
+        state.apply(E::QuotasSet {
+            tokens_per_month: None,
+            concurrent_runs: Some(2),
+            requests_per_minute: Some(60),
+        });
+        assert_eq!(state.quotas(), limits(None, Some(2), Some(60)));
+    }
+
     #[test]
     fn the_serialized_tag_of_every_event_is_its_event_type() {
         let user_id = Uuid::new_v4();
@@ -773,6 +880,11 @@ mod tests {
             E::MemberRemoved { user_id },
             E::Suspended { reason: "r".into() },
             E::Reactivated,
+            E::QuotasSet {
+                tokens_per_month: Some(1),
+                concurrent_runs: None,
+                requests_per_minute: Some(2),
+            },
         ];
         for event in events {
             let json = serde_json::to_value(&event).unwrap();

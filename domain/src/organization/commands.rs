@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::Quotas;
 use crate::role::Role;
 
 /// What a caller asks of an organization.
@@ -57,4 +58,10 @@ pub enum OrganizationCommand {
     },
     /// Lift a suspension (platform administrators only; checked by the application).
     ReactivateOrganization,
+    /// Replace the plan limits (platform administrators only; checked by the application).
+    /// Every limit left `None` becomes unlimited.
+    SetQuotas {
+        /// The new limits, each within its range.
+        quotas: Quotas,
+    },
 }

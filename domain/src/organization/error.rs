@@ -1,5 +1,6 @@
 //! Why an organization command was refused.
 
+use super::QuotaName;
 use crate::role::Role;
 
 /// A refused organization command; nothing was recorded.
@@ -60,4 +61,12 @@ pub enum OrganizationError {
     /// Reactivating an active organization.
     #[error("organization is not suspended")]
     NotSuspended,
+    /// A plan limit is zero or over its maximum.
+    #[error("`{quota}` must be between 1 and {max}, or absent for unlimited")]
+    QuotaOutOfRange {
+        /// Which limit.
+        quota: QuotaName,
+        /// Its maximum.
+        max: u64,
+    },
 }

@@ -81,6 +81,17 @@ pub enum OrganizationEvent {
     /// The suspension was lifted.
     #[serde(rename = "organization.reactivated")]
     Reactivated,
+    /// A platform administrator replaced the plan limits; each absent (null) limit is
+    /// unlimited. Recorded only when a limit changed.
+    #[serde(rename = "organization.quotas_set")]
+    QuotasSet {
+        /// Prompt plus completion tokens per calendar month (UTC).
+        tokens_per_month: Option<u64>,
+        /// Runs not ended at once.
+        concurrent_runs: Option<u32>,
+        /// Authenticated requests per minute.
+        requests_per_minute: Option<u32>,
+    },
 }
 
 impl DomainEvent for OrganizationEvent {
@@ -94,6 +105,7 @@ impl DomainEvent for OrganizationEvent {
             Self::MemberRemoved { .. } => "organization.member_removed",
             Self::Suspended { .. } => "organization.suspended",
             Self::Reactivated => "organization.reactivated",
+            Self::QuotasSet { .. } => "organization.quotas_set",
         }
         .to_owned()
     }

@@ -5,6 +5,7 @@ use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use crate::decode::{aggregate_uuid, payload, recorded_at};
+use crate::runs::as_bigint;
 
 /// The organization event types these tables fold.
 pub(super) const FOLDS: &[&str] = &[
@@ -12,6 +13,7 @@ pub(super) const FOLDS: &[&str] = &[
     "organization.renamed",
     "organization.suspended",
     "organization.reactivated",
+    "organization.quotas_set",
     "organization.member_added",
     "organization.member_joined",
     "organization.member_role_changed",
@@ -28,6 +30,9 @@ ON CONFLICT (org_id) DO UPDATE
 const RENAME: &str = "UPDATE organizations SET name = $2, version = $3 WHERE org_id = $1 AND version < $3";
 const SET_SUSPENDED: &str =
     "UPDATE organizations SET suspended = $2, version = $3 WHERE org_id = $1 AND version < $3";
+const SET_QUOTAS: &str = "
+UPDATE organizations SET tokens_per_month = $2, concurrent_runs = $3, requests_per_minute = $4, version = $5
+ WHERE org_id = $1 AND version < $5";
 
 /// The membership statements first move their organization's version (`$2`) and then act only
 /// if it moved: a removed member's row is gone, so the organization's version is what remembers
@@ -44,6 +49,11 @@ const REMOVE_MEMBER: &str = "
 WITH advanced AS (UPDATE organizations SET version = $2 WHERE org_id = $1 AND version < $2 RETURNING org_id)
 DELETE FROM memberships m USING advanced a WHERE m.org_id = a.org_id AND m.user_id = $3";
 
+/// A limit as Postgres stores it; the domain keeps limits far below `i32::MAX`.
+fn as_integer(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
 /// Folds one organization event of [`FOLDS`].
 pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
     let org_id = aggregate_uuid(event)?;
@@ -59,6 +69,16 @@ pub(super) async fn apply(connection: &mut PgConnection, event: &RecordedEvent) 
             sqlx::query(SET_SUSPENDED).bind(org_id).bind(true).bind(sequence)
         }
         OrganizationEvent::Reactivated => sqlx::query(SET_SUSPENDED).bind(org_id).bind(false).bind(sequence),
+        OrganizationEvent::QuotasSet {
+            tokens_per_month,
+            concurrent_runs,
+            requests_per_minute,
+        } => sqlx::query(SET_QUOTAS)
+            .bind(org_id)
+            .bind(tokens_per_month.map(as_bigint))
+            .bind(concurrent_runs.map(as_integer))
+            .bind(requests_per_minute.map(as_integer))
+            .bind(sequence),
         OrganizationEvent::MemberAdded { user_id, role }
         | OrganizationEvent::MemberJoined { user_id, role, .. } => sqlx::query(ADD_MEMBER)
             .bind(org_id)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::Role;
+use domain::organization::Quotas;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -137,6 +138,22 @@ pub async fn organization_suspended(pool: &PgPool, org_id: Uuid) -> Result<Optio
         .fetch_optional(pool)
         .await?;
     Ok(row.map(|(suspended,)| suspended))
+}
+
+/// The organization's plan limits (`None`: the organization does not exist; a limit `None`:
+/// unlimited).
+pub async fn organization_quotas(pool: &PgPool, org_id: Uuid) -> Result<Option<Quotas>, sqlx::Error> {
+    let row: Option<(Option<i64>, Option<i32>, Option<i32>)> = sqlx::query_as(
+        "SELECT tokens_per_month, concurrent_runs, requests_per_minute FROM organizations WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(tokens, runs, requests)| Quotas {
+        tokens_per_month: tokens.and_then(|value| u64::try_from(value).ok()),
+        concurrent_runs: runs.and_then(|value| u32::try_from(value).ok()),
+        requests_per_minute: requests.and_then(|value| u32::try_from(value).ok()),
+    }))
 }
 
 /// The key with this prefix, in any organization (the prefix is how a presented key is

@@ -133,3 +133,14 @@ fn into_run(row: Row) -> Result<HistoryRun, sqlx::Error> {
         position,
     })
 }
+
+/// How many of `org_id`'s runs have not ended (queued, running, awaiting approval or credits):
+/// what a concurrent-run limit counts. Read through the partial index of runs not ended.
+pub async fn runs_not_ended(pool: &PgPool, org_id: Uuid) -> Result<u64, sqlx::Error> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM run_history WHERE org_id = $1 AND ended_at IS NULL")
+            .bind(org_id)
+            .fetch_one(pool)
+            .await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

@@ -5,4 +5,4 @@ mod projector;
 pub mod queries;
 
 pub use projector::{USAGE, UsageProjector};
-pub use queries::{Period, UsagePeriod, usage_by_period};
+pub use queries::{Period, UsagePeriod, tokens_since, usage_by_period};

@@ -71,3 +71,17 @@ pub async fn usage_by_period(
         )
         .collect())
 }
+
+/// `org_id`'s prompt plus completion tokens on the days from `from` on: what a monthly token
+/// limit counts when `from` is the first of the month.
+pub async fn tokens_since(pool: &PgPool, org_id: Uuid, from: NaiveDate) -> Result<u64, sqlx::Error> {
+    let tokens: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0)::bigint
+           FROM usage_daily WHERE org_id = $1 AND day >= $2",
+    )
+    .bind(org_id)
+    .bind(from)
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(tokens).unwrap_or(0))
+}

@@ -213,3 +213,38 @@ async fn clearing_the_views_and_replaying_the_log_rebuilds_identical_rows(pool: 
     );
     assert_eq!(after, before);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn replayed_quotas_do_not_bring_back_older_limits(pool: PgPool) {
+    use domain::organization::Quotas;
+
+    let store = store(&pool);
+    let org_id = create_organization(&store, "Acme", Uuid::new_v4()).await;
+    for concurrent_runs in [Some(2), Some(7)] {
+        let quotas = Quotas {
+            tokens_per_month: Some(1_000),
+            concurrent_runs,
+            requests_per_minute: None,
+        };
+        organization(&store, org_id, OrganizationCommand::SetQuotas { quotas }).await;
+    }
+    catch_up(&runner(&store), &pool).await;
+    let limits = || async {
+        sqlx::query_as::<_, (Option<i64>, Option<i32>, Option<i32>)>(
+            "SELECT tokens_per_month, concurrent_runs, requests_per_minute FROM organizations WHERE org_id = $1",
+        )
+        .bind(org_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        limits().await,
+        (Some(1_000), Some(7), None),
+        "the latest limits are folded"
+    );
+
+    replay(&pool, &logged_event(&pool, org_id, 3).await).await;
+
+    assert_eq!(limits().await, (Some(1_000), Some(7), None));
+}

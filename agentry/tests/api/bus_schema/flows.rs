@@ -54,7 +54,8 @@ pub async fn identity(flow: &Flow) {
     assert!(confirmed.status().is_success(), "reset: {}", confirmed.status());
 }
 
-/// A platform administrator suspends and reactivates an organization and impersonates its owner.
+/// A platform administrator suspends and reactivates an organization, sets its quotas and
+/// impersonates its owner.
 pub async fn administration(flow: &Flow) {
     let app = &flow.app;
     let admin = platform_admin(app, "root").await;
@@ -65,6 +66,13 @@ pub async fn administration(flow: &Flow) {
         let response = as_admin.post_json(&path, &json!({})).await;
         assert!(response.status().is_success(), "{action}: {}", response.status());
     }
+    let quotas = as_admin
+        .request(Method::PUT, &format!("/v1/admin/orgs/{}/quotas", owner.org_id))
+        .json(&json!({ "tokens_per_month": 1_000_000, "concurrent_runs": 10 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(quotas.status().is_success(), "quotas: {}", quotas.status());
     let started = impersonate(
         app,
         &admin.access_token,
