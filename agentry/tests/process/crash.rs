@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -21,17 +23,29 @@ async fn a_node_killed_mid_write_loses_no_event_and_publishes_none_twice() {
     let env = [("DATABASE_URL", database_url(&name)), ("NATS_URL", nats_url())];
     let node = Node::serve(&env);
     let url = node.url("");
+    let registered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&registered);
     let writer = tokio::spawn(async move {
         let client = reqwest::Client::new();
         let mut accounts = Vec::new();
         for n in 0..80 {
             if let Some(account) = register(&client, &url, n).await {
                 accounts.push(account);
+                counter.fetch_add(1, Ordering::SeqCst);
             }
         }
         accounts
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill it while it writes: once the node serves (its start takes a while on a loaded
+    // machine, and a fixed delay killed it before it served at all), a few registrations in.
+    let started = std::time::Instant::now();
+    while registered.load(Ordering::SeqCst) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node never served"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     node.kill();
     let mut accounts = writer.await.unwrap();
     assert!(
