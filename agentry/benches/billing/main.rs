@@ -4,7 +4,7 @@
 //! `cargo bench -p agentry --bench billing` (needs Postgres). `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_billing, dropped and recreated),
 //! `BENCH_SECONDS` per phase (default 8), `BENCH_CLIENTS` (default 16), `BENCH_ROUNDS`
-//! (default 2). About 3 minutes.
+//! (default 2). About 1.5 minutes.
 //!
 //! 1. **End to end**: the runs bench's 3-step runs (model → tool → model, against an LLM and a
 //!    tool that answer at once) by `BENCH_CLIENTS` clients, each one run after another; all
