@@ -18,23 +18,21 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod client;
 mod report;
 mod servers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
-use sqlx::PgPool;
+use serde_json::json;
 use sqlx::migrate::MigrateDatabase;
 
-use report::{Finished, Sizes};
+use client::{Client, Finished};
+use report::Sizes;
 use servers::Timeline;
 use support::{env_or, measure, post, register_owner, serve, serve_settings};
-
-/// How long one run may take before the bench gives up on it.
-const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() {
@@ -125,17 +123,6 @@ async fn main() {
     pool.close().await;
 }
 
-/// What a client needs to start runs and see them end.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    address: String,
-    token: String,
-    agent_id: String,
-    timeline: Arc<Timeline>,
-    pool: PgPool,
-}
-
 /// `concurrency` clients each running one run after another for `phase` (after a warm-up);
 /// answers runs completed per second, and leaves every run in `finished`.
 async fn run_phase(
@@ -171,60 +158,4 @@ async fn run_phase(
         }));
     }
     measure(phase, &count, &stop, tasks, &measuring).await
-}
-
-impl Client {
-    /// One run, from creating its conversation to the conversation recording its end.
-    async fn run(&self, tag: &str) -> Finished {
-        let answered = self.timeline.expect(tag);
-        let started = Instant::now();
-        let conversation = self
-            .post("/v1/conversations", &json!({ "agent_id": self.agent_id }), 201)
-            .await;
-        let conversation_id = conversation["id"].as_str().unwrap().to_owned();
-        let created = started.elapsed();
-        let queued = self
-            .post(
-                &format!("/v1/conversations/{conversation_id}/runs"),
-                &json!({ "input": tag }),
-                202,
-            )
-            .await;
-        let run_id = queued["run_id"].as_str().unwrap().to_owned();
-        tokio::time::timeout(RUN_DEADLINE, answered)
-            .await
-            .unwrap_or_else(|_| panic!("run {run_id} ({tag}): no final answer within {RUN_DEADLINE:?}"))
-            .unwrap();
-        let deadline = Instant::now() + RUN_DEADLINE;
-        let mut polls = 1;
-        while !self.ended(&conversation_id).await {
-            polls += 1;
-            assert!(Instant::now() < deadline, "run {run_id} ({tag}) did not end");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Finished {
-            tag: tag.to_owned(),
-            run_id,
-            conversation_id,
-            times: self.timeline.take(tag),
-            client_latency: started.elapsed() - created,
-            measured: false,
-            polls,
-        }
-    }
-
-    async fn post(&self, path: &str, body: &Value, expected: u16) -> Value {
-        post(&self.http, &self.address, &self.token, path, body, expected).await
-    }
-
-    /// Whether the conversation recorded its run's end.
-    async fn ended(&self, conversation_id: &str) -> bool {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'conversation' AND aggregate_id = $1 AND event_type = 'conversation.run_ended')",
-        )
-        .bind(conversation_id)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
-    }
 }

@@ -12,21 +12,7 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use sqlx::PgPool;
 
-use crate::servers::RunTimes;
-
-/// One run as a client saw it through.
-pub struct Finished {
-    pub tag: String,
-    pub run_id: String,
-    pub conversation_id: String,
-    pub times: RunTimes,
-    /// From `POST …/runs` to the client seeing the conversation record the run's end.
-    pub client_latency: Duration,
-    /// Started and ended inside the measuring window.
-    pub measured: bool,
-    /// The bench's own queries for this run (polls for its end).
-    pub polls: u32,
-}
+use crate::client::Finished;
 
 /// The database's size at one moment.
 pub struct Sizes {

@@ -40,28 +40,68 @@ pub fn serve_settings(url: &str) -> Settings {
 
 /// Builds and serves the real application; returns its base URL and the sender that stops it.
 pub async fn serve(settings: Settings) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let application = Application::build(settings)
-        .await
-        .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    (address, stop)
+    let served = Served::start(settings).await;
+    (served.address, served.stop)
+}
+
+/// The real application serving, stopped with [`Served::stop`], which waits until it has
+/// drained and its background loops have ended (so the next application on the same database
+/// starts alone).
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Builds and serves the real application.
+    pub async fn start(settings: Settings) -> Self {
+        let application = Application::build(settings)
+            .await
+            .expect("the application starts");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(application.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            stop,
+            running,
+        }
+    }
+
+    /// Stops the application and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.running.await;
+    }
 }
 
 /// Registers an owner and answers their access token.
 pub async fn register_owner(http: &reqwest::Client, address: &str) -> String {
+    register(http, address, "bench@example.com", "Bench").await.0
+}
+
+/// Registers `email` as the owner of a new organization `org_name`; answers their access
+/// token and the organization's id.
+pub async fn register(
+    http: &reqwest::Client,
+    address: &str,
+    email: &str,
+    org_name: &str,
+) -> (String, uuid::Uuid) {
     let response = http
         .post(format!("{address}/v1/auth/register"))
-        .json(&json!({ "email": "bench@example.com", "password": "correct horse battery staple", "org_name": "Bench" }))
+        .json(&json!({ "email": email, "password": "correct horse battery staple", "org_name": org_name }))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201, "registration");
     let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    (token, body["org_id"].as_str().unwrap().parse().unwrap())
 }
 
 /// POSTs `body` to `path` as the owner; asserts `expected` and answers the JSON body.

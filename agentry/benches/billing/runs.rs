@@ -1,0 +1,184 @@
+//! The end-to-end half: the runs bench's 3-step runs, with billing off and on, all clients in
+//! one organization or each in its own. Each phase builds the real application with billing
+//! on or off, runs its clients, and stops it before the next phase starts on the same
+//! database.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentry::settings::Settings;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::client::{Client, Finished};
+use crate::load::{CpuSnapshot, Usage};
+use crate::servers::Timeline;
+use crate::support::{Served, measure, post, register, serve_settings};
+
+/// Credits each organization starts with: enough that no run ever waits for credits (a call's
+/// worst case here is about 10^4).
+pub const SIGNUP_CREDITS: u64 = 1_000_000_000_000;
+
+/// Where the bench's runs go: the database, the fake LLM and tool, and the clock they share.
+pub struct Target {
+    pub url: String,
+    pub llm_url: String,
+    pub tool_url: String,
+    pub timeline: Arc<Timeline>,
+    /// The bench's own connections (polls for runs' ends, the analysis).
+    pub pool: PgPool,
+}
+
+/// An organization with an owner's token and an agent that calls the bench's tool.
+#[derive(Clone)]
+pub struct Org {
+    pub org_id: Uuid,
+    pub token: String,
+    pub agent_id: String,
+}
+
+/// What one phase left behind.
+pub struct Phase {
+    pub finished: Vec<Finished>,
+    pub runs_per_second: f64,
+    pub usage: Usage,
+    /// The log's last position before the phase: its events come after.
+    pub since: i64,
+    /// `run.paused` events recorded during the phase (0, or the figures mean little).
+    pub paused: i64,
+}
+
+impl Target {
+    /// The settings of `agentry serve` against the bench's database and servers, billing every
+    /// model call or none.
+    fn settings(&self, billing: bool) -> Settings {
+        let mut settings = serve_settings(&self.url);
+        settings.runs.llm_base_url = Some(self.llm_url.clone());
+        settings.runs.llm_api_key = Some(secrecy::SecretString::from("bench-key".to_owned()));
+        settings.runs.tools_allow_private_networks = true;
+        settings.billing.billing_enabled = billing;
+        settings.billing.signup_credits = SIGNUP_CREDITS;
+        settings
+    }
+
+    /// Registers `count` organizations, each with the tool `lookup` and an agent naming it.
+    pub async fn organizations(&self, count: usize) -> Vec<Org> {
+        let served = Served::start(self.settings(true)).await;
+        let http = reqwest::Client::new();
+        let mut orgs = Vec::with_capacity(count);
+        for number in 0..count {
+            let email = format!("bench-{number}@example.com");
+            let (token, org_id) = register(&http, &served.address, &email, &format!("Bench {number}")).await;
+            let agent_id = create_agent(&http, &served.address, &token, &self.tool_url).await;
+            orgs.push(Org {
+                org_id,
+                token,
+                agent_id,
+            });
+        }
+        drop(http);
+        served.stop().await;
+        orgs
+    }
+
+    /// One client per entry of `orgs` (as that organization's owner), each running one run
+    /// after another for `seconds` after a warm-up, against an application with billing on or
+    /// off.
+    pub async fn phase(&self, label: &str, orgs: &[Org], billing: bool, seconds: Duration) -> Phase {
+        let since = last_position(&self.pool).await;
+        let served = Served::start(self.settings(billing)).await;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(orgs.len())
+            .build()
+            .unwrap();
+        let clients: Vec<Client> = orgs
+            .iter()
+            .map(|org| Client {
+                http: http.clone(),
+                address: served.address.clone(),
+                token: org.token.clone(),
+                agent_id: org.agent_id.clone(),
+                timeline: Arc::clone(&self.timeline),
+                pool: self.pool.clone(),
+            })
+            .collect();
+        let cpu = CpuSnapshot::take();
+        let (finished, runs_per_second) = run_clients(label, clients, seconds).await;
+        let usage = cpu.usage_until_now();
+        drop(http);
+        served.stop().await;
+        let paused = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE position > $1 AND event_type = 'run.paused'",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        Phase {
+            finished,
+            runs_per_second,
+            usage,
+            since,
+            paused,
+        }
+    }
+}
+
+/// Creates the tool `lookup` at `tool_url` and an agent naming it; answers the agent's id.
+async fn create_agent(http: &reqwest::Client, address: &str, token: &str, tool_url: &str) -> String {
+    let tool = json!({
+        "name": "lookup",
+        "description": "Looks up the weather of a run.",
+        "parameters": { "type": "object", "properties": { "run": { "type": "string" } }, "required": ["run"] },
+        "url": tool_url,
+        "secret": "bench-secret-0123456789",
+        "timeout_ms": 5000,
+    });
+    post(http, address, token, "/v1/tools", &tool, 201).await;
+    let agent = json!({
+        "name": "Bench", "model": "bench-model", "system_prompt": "Answer briefly.",
+        "tools": ["lookup"], "max_steps": 5,
+    });
+    let agent = post(http, address, token, "/v1/agents", &agent, 201).await;
+    agent["id"].as_str().unwrap().to_owned()
+}
+
+/// Every client running one run after another; answers all runs (those started and ended
+/// inside the window marked `measured`) and the runs completed per second in the window.
+async fn run_clients(label: &str, clients: Vec<Client>, seconds: Duration) -> (Vec<Finished>, f64) {
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (number, client) in clients.into_iter().enumerate() {
+        let (count, stop, measuring, finished) =
+            (count.clone(), stop.clone(), measuring.clone(), finished.clone());
+        let label = label.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut sequence = 0;
+            while !stop.load(Ordering::Relaxed) {
+                sequence += 1;
+                let tag = format!("bench run {label}-{number}-{sequence}");
+                let started_measuring = measuring.load(Ordering::Relaxed);
+                let mut run = client.run(&tag).await;
+                run.measured = started_measuring && measuring.load(Ordering::Relaxed);
+                finished.lock().unwrap().push(run);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let rate = measure(seconds, &count, &stop, tasks, &measuring).await;
+    let finished = std::mem::take(&mut *finished.lock().unwrap());
+    (finished, rate)
+}
+
+/// The log's last position.
+pub async fn last_position(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
