@@ -53,6 +53,12 @@ impl RunService {
         self.billing.as_deref()
     }
 
+    /// [`billing`](Self::billing), shared: for ledger work that outlives the caller's borrow
+    /// (a charge recorded while the run goes on).
+    pub fn billing_shared(&self) -> Option<Arc<BillingService>> {
+        self.billing.clone()
+    }
+
     /// Refuses to start a run of an organization without credit (balance at or below 0;
     /// credits other runs hold are not counted against it: they come back).
     ///

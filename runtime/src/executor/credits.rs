@@ -8,11 +8,14 @@
 //! its call is charged, so a run is never paused while the balance covers it, unless the holds
 //! last longer than [`ExecutorSettings::credit_wait`](super::ExecutorSettings).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commands::billing::{BillingService, ReserveOutcome};
 use commands::runs::{RunsError, llm_call_key};
 use domain::run::{Run, RunCommand};
+use eventstore::CommandContext;
+use uuid::Uuid;
 
 use super::run_loop::{Execution, ExecutionError, Executor, Outcome};
 use crate::llm::ChatRequest;
@@ -39,42 +42,79 @@ impl Executor {
     }
 }
 
+/// What a model call's hold on the ledger needs, computed before the call and owned, so the
+/// reservation can go to the ledger while the call's `llm_call.started` is recorded.
+pub(super) struct Hold {
+    billing: Arc<BillingService>,
+    org_id: Uuid,
+    run_id: Uuid,
+    key: String,
+    worst_case: u64,
+    context: CommandContext,
+}
+
+impl Hold {
+    /// Asks the ledger for the hold once.
+    pub(super) async fn reserve(&self) -> Result<ReserveOutcome, ExecutionError> {
+        Ok(self
+            .billing
+            .reserve(
+                self.org_id,
+                self.run_id,
+                &self.key,
+                self.worst_case,
+                &self.context,
+            )
+            .await
+            .map_err(RunsError::from)?)
+    }
+}
+
 impl Execution<'_> {
-    /// Reserves the worst case of the model call of the run's open step before it is made.
-    /// `Some` when the execution must stop: the run paused for credits, or it moved on without
-    /// this executor (cancelled, taken over) meanwhile.
-    pub(super) async fn reserve_credits(
-        &mut self,
-        request: &ChatRequest,
-    ) -> Result<Option<Outcome>, ExecutionError> {
-        let (Some(billing), Some(org_id), Some(step)) = (
-            self.executor.service().billing(),
-            self.run.org_id(),
-            self.run.open_model_call(),
-        ) else {
-            return Ok(None);
-        };
-        let key = llm_call_key(self.run_id, step);
+    /// The hold the model call of `step` with `request` needs: its worst case, named by the
+    /// step (`None` when runs are not billed). Its cause is the run's last event before the
+    /// call (or the call's `llm_call.started`, when it was recorded with the step before).
+    pub(super) fn hold_for(&self, step: u32, request: &ChatRequest) -> Option<Hold> {
+        let billing = self.executor.service().billing_shared()?;
+        let org_id = self.run.org_id()?;
+        let settings = self.executor.settings();
         let max_output = request
             .max_output_tokens
-            .unwrap_or(self.executor.settings().default_max_output_tokens);
-        let worst_case = self.executor.settings().prices.worst_case(
-            &request.model,
-            request.prompt_token_bound(),
-            max_output,
-        );
+            .unwrap_or(settings.default_max_output_tokens);
+        let worst_case = settings
+            .prices
+            .worst_case(&request.model, request.prompt_token_bound(), max_output);
         let mut context = self.context.clone();
-        context.causation_id = self.llm_call_started;
+        context.causation_id = self.last_event;
+        Some(Hold {
+            billing,
+            org_id,
+            run_id: self.run_id,
+            key: llm_call_key(self.run_id, step),
+            worst_case,
+            context,
+        })
+    }
+
+    /// Takes `hold` before the call is made: `first` is the answer to a reservation already
+    /// asked (beside the start's record), `None` to ask now. `Some` when the execution must
+    /// stop: the run paused for credits, or it moved on without this executor meanwhile.
+    pub(super) async fn take_hold(
+        &mut self,
+        hold: Hold,
+        first: Option<ReserveOutcome>,
+    ) -> Result<Option<Outcome>, ExecutionError> {
         let waiting_since = Instant::now();
+        let mut answer = first;
         loop {
-            let outcome = billing
-                .reserve(org_id, self.run_id, &key, worst_case, &context)
-                .await
-                .map_err(RunsError::from)?;
+            let outcome = match answer.take() {
+                Some(outcome) => outcome,
+                None => hold.reserve().await?,
+            };
             let ReserveOutcome::Insufficient { available, requested } = outcome else {
                 return Ok(None);
             };
-            if self.balance_covers(billing, org_id, requested).await?
+            if self.balance_covers(&hold.billing, hold.org_id, requested).await?
                 && waiting_since.elapsed() < self.executor.settings().credit_wait
             {
                 let pause = jittered_pause();
@@ -105,27 +145,38 @@ impl Execution<'_> {
     }
 
     /// Charges the model call of `step` what it cost (the credits the run just recorded for it)
-    /// and releases the rest of its hold. A failure here loses nothing: whatever the run still
-    /// holds is settled, with what it recorded, when it ends.
-    pub(super) async fn settle_credits(&self, step: u32, credits: u64, tokens_counted: bool) {
-        let (Some(billing), Some(org_id)) = (self.executor.service().billing(), self.run.org_id()) else {
+    /// and releases the rest of its hold, beside the run's next work (a tool call): the next
+    /// hold, and the run's end, wait for it ([`settled`](Self::settled)). A failure loses
+    /// nothing: whatever the run still holds is settled, with what it recorded, when it ends.
+    pub(super) fn settle_credits(&mut self, step: u32, credits: u64, tokens_counted: bool) {
+        let (Some(billing), Some(org_id)) = (self.executor.service().billing_shared(), self.run.org_id())
+        else {
             return;
         };
         let mut context = self.context.clone();
         context.causation_id = self.llm_call_completed;
-        let key = llm_call_key(self.run_id, step);
-        if let Err(error) = billing
-            .settle(org_id, &key, credits, tokens_counted, &context)
-            .await
-        {
-            tracing::warn!(%error, run = %self.run_id, step, "charge not recorded now; it is when the run ends");
+        let (run_id, key) = (self.run_id, llm_call_key(self.run_id, step));
+        self.pending_settle = Some(tokio::spawn(async move {
+            if let Err(error) = billing
+                .settle(org_id, &key, credits, tokens_counted, &context)
+                .await
+            {
+                tracing::warn!(%error, run = %run_id, step, "charge not recorded now; it is when the run ends");
+            }
+        }));
+    }
+
+    /// Waits for the last call's charge to be recorded.
+    pub(super) async fn settled(&mut self) {
+        if let Some(settling) = self.pending_settle.take() {
+            let _ = settling.await;
         }
     }
 
     async fn balance_covers(
         &self,
         billing: &BillingService,
-        org_id: uuid::Uuid,
+        org_id: Uuid,
         requested: u64,
     ) -> Result<bool, ExecutionError> {
         let account = billing.account(org_id).await.map_err(RunsError::from)?;

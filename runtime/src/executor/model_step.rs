@@ -28,17 +28,32 @@ impl Execution<'_> {
         let request = self.request(&transcript);
         let model_name = self.agent.model.clone();
         let already_started = self.model_started_here.take().is_some();
-        if !already_started
-            && !self
-                .record(RunCommand::StartLlmCall {
-                    executor,
-                    model: model_name.clone(),
-                })
-                .await?
-        {
-            return Ok(Some(Outcome::LetGo));
+        // The last call's charge lands before this call's hold is asked for.
+        self.settled().await;
+        let step = self.run.open_model_call().unwrap_or(self.run.steps() + 1);
+        let hold = self.hold_for(step, &request);
+        let mut first_answer = None;
+        if !already_started {
+            // The hold goes to the ledger while the start is recorded: both before the request.
+            let reserve = async {
+                match &hold {
+                    Some(hold) => Some(hold.reserve().await),
+                    None => None,
+                }
+            };
+            let start = RunCommand::StartLlmCall {
+                executor,
+                model: model_name.clone(),
+            };
+            let (recorded, reserved) = tokio::join!(self.record(start), reserve);
+            if !recorded? {
+                return Ok(Some(Outcome::LetGo));
+            }
+            first_answer = reserved.transpose()?;
         }
-        if let Some(stop) = self.reserve_credits(&request).await? {
+        if let Some(hold) = hold
+            && let Some(stop) = self.take_hold(hold, first_answer).await?
+        {
             return Ok(Some(stop));
         }
         let started = Instant::now();
@@ -157,7 +172,7 @@ impl Execution<'_> {
             })
             .await?;
         if let (true, Some(step)) = (recorded, step) {
-            self.settle_credits(step, credits, tokens_counted).await;
+            self.settle_credits(step, credits, tokens_counted);
         }
         self.call_started_here = self
             .run

@@ -103,6 +103,10 @@ pub(super) struct Execution<'a> {
     pub(super) llm_call_started: Option<Uuid>,
     /// The latest `llm_call.completed` this execution recorded: what its charge names.
     pub(super) llm_call_completed: Option<Uuid>,
+    /// The latest event this execution recorded: what the next call's hold names.
+    pub(super) last_event: Option<Uuid>,
+    /// The last call's charge, being recorded beside the run's next work.
+    pub(super) pending_settle: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Executor {
@@ -189,7 +193,7 @@ impl Executor {
             _ => {}
         }
         let context = CommandContext::system(run.org_id());
-        let run = match self
+        let (run, started_event) = match self
             .service
             .runs()
             .execute(
@@ -202,7 +206,10 @@ impl Executor {
             )
             .await
         {
-            Ok(committed) => committed.state,
+            Ok(committed) => {
+                let started_event = committed.appended.last().map(|appended| appended.event_id);
+                (committed.state, started_event)
+            }
             Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
             Err(error) => return Err(RunsError::from(error).into()),
         };
@@ -240,6 +247,8 @@ impl Executor {
             model_started_here: None,
             llm_call_started: None,
             llm_call_completed: None,
+            last_event: started_event,
+            pending_settle: None,
         };
         match execution.drive().await? {
             Outcome::LetGo => self.after_letting_go(run_id).await,
@@ -346,6 +355,8 @@ impl Execution<'_> {
                 NextAction::AwaitCredits => return Ok(Outcome::AwaitingCredits),
                 NextAction::Start => return Ok(Outcome::LetGo),
                 NextAction::Complete => {
+                    // The last call's charge is in before the run says it ended.
+                    self.settled().await;
                     self.record(RunCommand::Complete { executor }).await?;
                     None
                 }
@@ -369,6 +380,7 @@ impl Execution<'_> {
                 return Ok(outcome);
             }
             if self.run.status().is_terminal() {
+                self.settled().await;
                 let (service, org_id) = (&self.executor.service, self.run.org_id().unwrap_or_default());
                 service
                     .end_conversation_run(self.run.conversation_id(), self.run_id, org_id)
@@ -396,6 +408,9 @@ impl Execution<'_> {
                 ..
             }) => {
                 self.run = state;
+                if let Some(last) = appended.last() {
+                    self.last_event = Some(last.event_id);
+                }
                 for (event, appended) in events.iter().zip(&appended) {
                     match event {
                         RunEvent::LlmCallStarted { .. } => self.llm_call_started = Some(appended.event_id),
