@@ -53,6 +53,9 @@ async fn main() {
     settings.runs.llm_base_url = Some(llm_url);
     settings.runs.llm_api_key = Some(secrecy::SecretString::from("bench-key".to_owned()));
     settings.runs.tools_allow_private_networks = true;
+    // The runtime's own overhead, comparable with the runs before billing existed; what billing
+    // adds is the billing bench's (`cargo bench -p agentry --bench billing`).
+    settings.billing.billing_enabled = false;
     let max_runs = settings.runs.max_concurrent_runs;
     let (address, stop) = serve(settings).await;
     let pool = eventstore::database::connect(&url, 20).await.unwrap();
