@@ -172,6 +172,26 @@ async fn a_users_account_shows_each_organization_what_its_audit_log_holds_and_no
         .await;
     assert_eq!(reset.status(), StatusCode::ACCEPTED);
     let id = person.user_id.to_string();
+    // The reset's work happens after the 202: wait for its event before the audit catches up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'user' AND aggregate_id = $1
+               AND event_type = 'user.password_reset_requested'",
+        )
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if recorded > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reset was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     audit_caught_up(&app).await;
 
     // Their own organization (the one registered with them) has the whole account.

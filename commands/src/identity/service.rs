@@ -186,12 +186,9 @@ impl IdentityService {
     /// nothing where a write of a moment ago may not have arrived yet, so that the write itself
     /// need not wait.
     pub(super) async fn catch_up_views(&self) -> Result<bool, IdentityError> {
-        let Some(head) = eventstore::log::log_head(&self.pool).await? else {
-            return Ok(true);
-        };
         Ok(self
             .progress
-            .wait_for(IDENTITY_VIEW, head, self.config.view_wait)
+            .caught_up_with_log(IDENTITY_VIEW, self.config.view_wait)
             .await?)
     }
 }

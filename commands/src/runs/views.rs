@@ -129,10 +129,7 @@ impl RunService {
 
     /// Waits until the view `name` holds every event committed before this call.
     async fn caught_up(&self, name: &str) -> Result<(), RunsError> {
-        let Some(head) = eventstore::log::log_head(&self.pool).await? else {
-            return Ok(());
-        };
-        if self.progress.wait_for(name, head, VIEW_WAIT).await? {
+        if self.progress.caught_up_with_log(name, VIEW_WAIT).await? {
             return Ok(());
         }
         tracing::warn!(view = name, "read model is behind the log; answering catching_up");

@@ -101,6 +101,16 @@ impl FollowerProgress {
         progress
     }
 
+    /// Waits until the follower `name` holds every event committed before this call (on any
+    /// node), for at most `timeout`; `false` when it does not by then. What a read of a view
+    /// waits for, so that a write of a moment ago is in it without the write waiting itself.
+    pub async fn caught_up_with_log(&self, name: &str, timeout: Duration) -> Result<bool, sqlx::Error> {
+        match log_head(&self.shared.pool).await? {
+            Some(head) => self.wait_for(name, head, timeout).await,
+            None => Ok(true),
+        }
+    }
+
     /// Waits until the follower `name` has passed `cursor`, for at most `timeout`; `false` when
     /// it has not by then. Reads the checkpoint when it starts, then sleeps on the notifications.
     pub async fn wait_for(&self, name: &str, cursor: Cursor, timeout: Duration) -> Result<bool, sqlx::Error> {
