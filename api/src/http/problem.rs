@@ -16,7 +16,9 @@ pub struct Problem {
     pub title: String,
     /// The HTTP status.
     pub status: u16,
-    /// What went wrong with this request, for a human.
+    /// What went wrong with this request, for a human (at most 500 characters and an ellipsis:
+    /// a refused value is quoted only in part).
+    #[oai(validator(max_length = 501))]
     pub detail: String,
     /// A stable snake_case code for programs (the schema lists every code with its meaning).
     pub code: ErrorCode,
@@ -61,11 +63,38 @@ impl Problem {
             problem_type: format!("urn:agentry:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: bounded(detail.into()),
             code,
             run_id: None,
             quota: None,
         }
+    }
+}
+
+/// The longest `detail` a problem carries, in characters. A parser's refusal quotes the value
+/// it refused, and a 1 MiB value must not come back whole in the answer (nor in a log line).
+pub const MAX_DETAIL_CHARS: usize = 500;
+
+/// `detail`, cut to [`MAX_DETAIL_CHARS`] characters with an ellipsis when longer.
+fn bounded(mut detail: String) -> String {
+    if let Some((cut, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
+        detail.truncate(cut);
+        detail.push('…');
+    }
+    detail
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_detail_is_cut_at_a_character_boundary_and_a_short_one_is_kept() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = "é".repeat(MAX_DETAIL_CHARS + 10);
+        let cut = bounded(long);
+        assert_eq!(cut.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 }
 
