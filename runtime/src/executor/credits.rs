@@ -157,11 +157,15 @@ impl Execution<'_> {
         context.causation_id = self.llm_call_completed;
         let (run_id, key) = (self.run_id, llm_call_key(self.run_id, step));
         self.pending_settle = Some(tokio::spawn(async move {
-            if let Err(error) = billing
+            match billing
                 .settle(org_id, &key, credits, tokens_counted, &context)
                 .await
             {
-                tracing::warn!(%error, run = %run_id, step, "charge not recorded now; it is when the run ends");
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(%error, run = %run_id, step, "charge not recorded now; it is when the run ends");
+                    false
+                }
             }
         }));
     }
@@ -169,7 +173,8 @@ impl Execution<'_> {
     /// Waits for the last call's charge to be recorded.
     pub(super) async fn settled(&mut self) {
         if let Some(settling) = self.pending_settle.take() {
-            let _ = settling.await;
+            let charged = settling.await.unwrap_or(false);
+            self.may_hold_credits = !charged;
         }
     }
 

@@ -32,6 +32,7 @@ impl Execution<'_> {
         self.settled().await;
         let step = self.run.open_model_call().unwrap_or(self.run.steps() + 1);
         let hold = self.hold_for(step, &request);
+        self.may_hold_credits |= hold.is_some();
         let mut first_answer = None;
         if !already_started {
             // The hold goes to the ledger while the start is recorded: both before the request.

@@ -105,8 +105,15 @@ pub(super) struct Execution<'a> {
     pub(super) llm_call_completed: Option<Uuid>,
     /// The latest event this execution recorded: what the next call's hold names.
     pub(super) last_event: Option<Uuid>,
-    /// The last call's charge, being recorded beside the run's next work.
-    pub(super) pending_settle: Option<tokio::task::JoinHandle<()>>,
+    /// The last call's charge, being recorded beside the run's next work; `true` once recorded.
+    pub(super) pending_settle: Option<tokio::task::JoinHandle<bool>>,
+    /// Whether a hold this execution asked for is not yet seen charged (the call failed, or
+    /// its charge did).
+    pub(super) may_hold_credits: bool,
+    /// Whether an earlier execution took model steps of the run (and may have left a hold).
+    /// With either, the run's end reads the ledger to settle what is left; a run whose every
+    /// hold this execution charged skips that read.
+    pub(super) resumed: bool,
 }
 
 impl Executor {
@@ -233,6 +240,7 @@ impl Executor {
         };
         let org_id = run.org_id().unwrap_or_default();
         let tools = self.toolbox.resolve(org_id, &agent.tools).await;
+        let resumed = run.steps() > 0;
         let mut execution = Execution {
             executor: self,
             run_id,
@@ -249,6 +257,8 @@ impl Executor {
             llm_call_completed: None,
             last_event: started_event,
             pending_settle: None,
+            may_hold_credits: false,
+            resumed,
         };
         match execution.drive().await? {
             Outcome::LetGo => self.after_letting_go(run_id).await,
@@ -385,7 +395,9 @@ impl Execution<'_> {
                 service
                     .end_conversation_run(self.run.conversation_id(), self.run_id, org_id)
                     .await?;
-                service.settle_run_credits(self.run_id, org_id).await?;
+                if self.may_hold_credits || self.resumed {
+                    service.settle_run_credits(self.run_id, org_id).await?;
+                }
                 return Ok(Outcome::Ended);
             }
         }
