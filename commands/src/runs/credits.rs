@@ -162,6 +162,11 @@ impl RunService {
                 Some((seen, available)) if seen == org => available,
                 _ => billing.account(org).await?.available(),
             };
+            if available <= 0 {
+                // Nothing to hand out: the organization's other waiting runs are not read.
+                current = Some((org, available));
+                continue;
+            }
             let run = self.runs().load(&run_id.to_string()).await?;
             let needed = match run.credits_needed() {
                 Some(needed) if run.status() == RunStatus::AwaitingCredits => needed,
