@@ -2,37 +2,15 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 
-use super::storable::check_storable;
+use super::append::{PendingAppend, sequence_to_db};
+use super::group_commit::{DEFAULT_WRITERS, GroupCommit};
 use super::upcasters::Upcasters;
 use super::{CommandContext, DecidedWith, StoreError};
-use crate::log::{AppendSignal, parse_transaction_id};
-
-/// One round trip for all the events of a command, whatever their number: the rows travel
-/// as arrays and the command's metadata once. `WITH ORDINALITY … ORDER BY` makes the rows reach
-/// the insert in the order given, so positions (taken at insert) follow sequences; without it
-/// that order would only be what today's plan happens to produce.
-const APPEND: &str = "
-INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
-  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-       AS e(event_id, sequence, event_type, event_version, payload, n)
- ORDER BY e.n
-RETURNING event_id, sequence, position, transaction_id::text";
-
-/// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`: the
-/// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
-const APPEND_IF_UNMOVED: &str = "
-INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
-  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-       AS e(event_id, sequence, event_type, event_version, payload, n)
- WHERE NOT EXISTS (SELECT 1 FROM events g
-                    WHERE g.aggregate_type = $9 AND g.aggregate_id = $10 AND g.sequence > $11)
- ORDER BY e.n
-RETURNING event_id, sequence, position, transaction_id::text";
+use crate::log::AppendSignal;
 
 const LOAD: &str = "
 SELECT sequence, event_type, event_version, payload
@@ -102,22 +80,33 @@ impl AppendedEvent {
 
 /// The Postgres event store: appends with optimistic concurrency and loads through upcasters.
 ///
-/// Cloning is cheap; every clone shares the pool, the upcasters and the append signal.
+/// Cloning is cheap; every clone shares the pool, the upcasters, the append signal and the
+/// group commit (appends waiting at the same moment share a statement: `group_commit.rs`).
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
     upcasters: Upcasters,
     signal: AppendSignal,
+    group: Arc<GroupCommit>,
 }
 
 impl EventStore {
     /// A store over `pool`; `upcasters` turn old payload versions into the current shape on load.
     pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
         Self {
+            group: GroupCommit::new(pool.clone(), DEFAULT_WRITERS),
             pool,
             upcasters: Upcasters::new(upcasters),
             signal: AppendSignal::default(),
         }
+    }
+
+    /// The same store with at most `writers` append statements in flight at once (default
+    /// [`DEFAULT_WRITERS`](super::DEFAULT_APPEND_WRITERS)); appends beyond them wait and go
+    /// together. Benchmarks compare settings with it.
+    pub fn with_append_writers(mut self, writers: usize) -> Self {
+        self.group = GroupCommit::new(self.pool.clone(), writers);
+        self
     }
 
     /// The pool, for read models and followers that share the database.
@@ -148,15 +137,20 @@ impl EventStore {
         events: &[NewEvent],
         context: &CommandContext,
     ) -> Result<Vec<AppendedEvent>, StoreError> {
-        let appended = append_with(
-            &self.pool,
+        let append = PendingAppend::new(
             aggregate_type,
             aggregate_id,
             expected_version,
             events,
             context,
-        )
-        .await?;
+            None,
+        )?;
+        let appended = self.group.append(append).await?.ok_or_else(|| {
+            // Without a condition the insert writes every row or fails; no rows is not an outcome.
+            StoreError::Unexpected(format!(
+                "the append to {aggregate_type}/{aggregate_id} wrote nothing"
+            ))
+        })?;
         self.signal.notify();
         Ok(appended)
     }
@@ -173,18 +167,15 @@ impl EventStore {
         context: &CommandContext,
         decided_with: &DecidedWith,
     ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
-        let appended = append_rows(
-            &self.pool,
-            Append {
-                aggregate_type,
-                aggregate_id,
-                expected_version,
-                events,
-                context,
-                decided_with: Some(decided_with),
-            },
-        )
-        .await?;
+        let append = PendingAppend::new(
+            aggregate_type,
+            aggregate_id,
+            expected_version,
+            events,
+            context,
+            Some(decided_with),
+        )?;
+        let appended = self.group.append(append).await?;
         if appended.is_some() {
             self.signal.notify();
         }
@@ -268,115 +259,4 @@ impl EventStore {
             source,
         })
     }
-}
-
-/// [`EventStore::append`] on any executor, so an append can join a caller's transaction
-/// (tests use this to hold a transaction open and commit out of order).
-pub async fn append_with<'e, E: PgExecutor<'e>>(
-    executor: E,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    expected_version: usize,
-    events: &[NewEvent],
-    context: &CommandContext,
-) -> Result<Vec<AppendedEvent>, StoreError> {
-    let append = Append {
-        aggregate_type,
-        aggregate_id,
-        expected_version,
-        events,
-        context,
-        decided_with: None,
-    };
-    append_rows(executor, append).await?.ok_or_else(|| {
-        // Without a condition the insert writes every row or fails; no rows is not an outcome.
-        StoreError::Unexpected(format!(
-            "the append to {aggregate_type}/{aggregate_id} wrote nothing"
-        ))
-    })
-}
-
-/// What one append writes, and the condition it is written under.
-struct Append<'a> {
-    aggregate_type: &'a str,
-    aggregate_id: &'a str,
-    expected_version: usize,
-    events: &'a [NewEvent],
-    context: &'a CommandContext,
-    decided_with: Option<&'a DecidedWith>,
-}
-
-/// The append itself: `None` when its condition did not hold and nothing was written.
-async fn append_rows<'e, E: PgExecutor<'e>>(
-    executor: E,
-    append: Append<'_>,
-) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
-    let Append {
-        aggregate_type,
-        aggregate_id,
-        expected_version,
-        events,
-        context,
-        decided_with,
-    } = append;
-    let metadata =
-        serde_json::to_string(&context.to_metadata()).map_err(|source| StoreError::Serialization {
-            event_type: "metadata".to_owned(),
-            event_version: String::new(),
-            source,
-        })?;
-    check_storable(aggregate_id, events, &metadata)?;
-    let first = sequence_to_db(expected_version) + 1;
-    let sequences: Vec<i64> = (first..).take(events.len()).collect();
-    let statement = if decided_with.is_some() {
-        APPEND_IF_UNMOVED
-    } else {
-        APPEND
-    };
-    let mut query = sqlx::query_as::<_, (Uuid, i64, i64, String)>(statement)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(metadata)
-        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-        .bind(sequences)
-        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_version.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>());
-    if let Some(other) = decided_with {
-        query = query
-            .bind(other.aggregate_type.as_str())
-            .bind(other.aggregate_id.as_str())
-            .bind(sequence_to_db(other.version));
-    }
-    let rows: Vec<(Uuid, i64, i64, String)> = query
-        .fetch_all(executor)
-        .await
-        .map_err(|error| StoreError::from_append(error, aggregate_type, aggregate_id))?;
-    if rows.is_empty() && !events.is_empty() {
-        return Ok(None);
-    }
-    metrics::counter!("agentry_events_appended_total", "aggregate_type" => aggregate_type.to_owned())
-        .increment(rows.len() as u64);
-    let mut appended = rows
-        .into_iter()
-        .map(|(event_id, sequence, position, transaction_id)| {
-            Ok(AppendedEvent {
-                event_id,
-                sequence,
-                position,
-                transaction_id: parse_transaction_id(&transaction_id).map_err(StoreError::Unexpected)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    appended.sort_by_key(|event| event.sequence);
-    Ok(Some(appended))
-}
-
-fn sequence_to_db(sequence: usize) -> i64 {
-    i64::try_from(sequence).unwrap_or(i64::MAX)
 }

@@ -1,20 +1,24 @@
 //! Writing and loading aggregates.
 
 mod aggregate_cache;
+mod append;
 mod command_bus;
 mod context;
 mod decided_with;
 mod error;
 mod event_store;
+mod group_commit;
 pub mod restore;
 mod storable;
 mod upcasters;
 
+pub use append::append_with;
 pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
 pub(crate) use context::metadata_schema;
 pub use context::{CommandContext, MAX_USER_AGENT_BYTES, RequestOrigin};
 pub use decided_with::DecidedWith;
 pub use error::StoreError;
-pub use event_store::{AppendedEvent, EventStore, NewEvent, append_with};
+pub use event_store::{AppendedEvent, EventStore, NewEvent};
+pub use group_commit::DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS;
 pub use storable::MAX_EVENT_BYTES;
 pub use upcasters::Upcasters;

@@ -3,6 +3,7 @@
 mod append;
 mod concurrency;
 mod gate;
+mod group_commit;
 mod helpers;
 mod lag;
 mod large_events;

@@ -1,0 +1,184 @@
+//! One command's append in one statement: the path every append took before group commit,
+//! and still the one for an append alone, inside a caller's transaction, or retried on its own
+//! after its group's statement failed.
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::storable::check_storable;
+use super::{AppendedEvent, CommandContext, DecidedWith, NewEvent, StoreError};
+use crate::log::parse_transaction_id;
+
+/// One round trip for all the events of a command, whatever their number: the rows travel
+/// as arrays and the command's metadata once. `WITH ORDINALITY … ORDER BY` makes the rows reach
+/// the insert in the order given, so positions (taken at insert) follow sequences; without it
+/// that order would only be what today's plan happens to produce.
+const APPEND: &str = "
+INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
+  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(event_id, sequence, event_type, event_version, payload, n)
+ ORDER BY e.n
+RETURNING event_id, sequence, position, transaction_id::text";
+
+/// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`: the
+/// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
+const APPEND_IF_UNMOVED: &str = "
+INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
+  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(event_id, sequence, event_type, event_version, payload, n)
+ WHERE NOT EXISTS (SELECT 1 FROM events g
+                    WHERE g.aggregate_type = $9 AND g.aggregate_id = $10 AND g.sequence > $11)
+ ORDER BY e.n
+RETURNING event_id, sequence, position, transaction_id::text";
+
+/// What one command appends, owned, checked and with its metadata serialized: ready to be
+/// written alone or in a group.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingAppend {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The aggregate's version the command was decided on; its events follow it.
+    pub expected_version: usize,
+    pub events: Vec<NewEvent>,
+    /// The command's metadata as JSON text, shared by its events.
+    pub metadata: String,
+    /// The other aggregate the decision rested on, if any: nothing is written if it moved.
+    pub decided_with: Option<DecidedWith>,
+}
+
+impl PendingAppend {
+    /// Serializes the metadata and refuses what the store could never hold, before anything
+    /// is sent.
+    pub fn new(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        expected_version: usize,
+        events: &[NewEvent],
+        context: &CommandContext,
+        decided_with: Option<&DecidedWith>,
+    ) -> Result<Self, StoreError> {
+        let metadata =
+            serde_json::to_string(&context.to_metadata()).map_err(|source| StoreError::Serialization {
+                event_type: "metadata".to_owned(),
+                event_version: String::new(),
+                source,
+            })?;
+        check_storable(aggregate_id, events, &metadata)?;
+        Ok(Self {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            expected_version,
+            events: events.to_vec(),
+            metadata,
+            decided_with: decided_with.cloned(),
+        })
+    }
+
+    /// The sequence of its first event.
+    pub fn first_sequence(&self) -> i64 {
+        sequence_to_db(self.expected_version) + 1
+    }
+
+    /// Its events' sequences, in order.
+    pub fn sequences(&self) -> impl Iterator<Item = i64> {
+        (self.first_sequence()..).take(self.events.len())
+    }
+
+    /// Counts the rows written for it, once they are.
+    pub fn count_appended(&self, rows: usize) {
+        metrics::counter!("agentry_events_appended_total", "aggregate_type" => self.aggregate_type.clone())
+            .increment(rows as u64);
+    }
+}
+
+/// [`EventStore::append`](super::EventStore::append) on any executor, so an append can join a
+/// caller's transaction (tests use this to hold a transaction open and commit out of order).
+pub async fn append_with<'e, E: PgExecutor<'e>>(
+    executor: E,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    expected_version: usize,
+    events: &[NewEvent],
+    context: &CommandContext,
+) -> Result<Vec<AppendedEvent>, StoreError> {
+    let append = PendingAppend::new(
+        aggregate_type,
+        aggregate_id,
+        expected_version,
+        events,
+        context,
+        None,
+    )?;
+    append_alone(executor, &append).await?.ok_or_else(|| {
+        // Without a condition the insert writes every row or fails; no rows is not an outcome.
+        StoreError::Unexpected(format!(
+            "the append to {aggregate_type}/{aggregate_id} wrote nothing"
+        ))
+    })
+}
+
+/// One append in one statement: `None` when its condition did not hold and nothing was
+/// written; [`StoreError::Conflict`] when the aggregate already had an event at its sequence.
+pub(crate) async fn append_alone<'e, E: PgExecutor<'e>>(
+    executor: E,
+    append: &PendingAppend,
+) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
+    let events = &append.events;
+    let statement = if append.decided_with.is_some() {
+        APPEND_IF_UNMOVED
+    } else {
+        APPEND
+    };
+    let mut query = sqlx::query_as::<_, (Uuid, i64, i64, String)>(statement)
+        .bind(append.aggregate_type.as_str())
+        .bind(append.aggregate_id.as_str())
+        .bind(append.metadata.as_str())
+        .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(append.sequences().collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>());
+    if let Some(other) = &append.decided_with {
+        query = query
+            .bind(other.aggregate_type.as_str())
+            .bind(other.aggregate_id.as_str())
+            .bind(sequence_to_db(other.version));
+    }
+    let rows: Vec<(Uuid, i64, i64, String)> = query
+        .fetch_all(executor)
+        .await
+        .map_err(|error| StoreError::from_append(error, &append.aggregate_type, &append.aggregate_id))?;
+    if rows.is_empty() && !events.is_empty() {
+        return Ok(None);
+    }
+    append.count_appended(rows.len());
+    let mut appended = rows
+        .into_iter()
+        .map(appended_event)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    appended.sort_by_key(|event| event.sequence);
+    Ok(Some(appended))
+}
+
+/// A row the insert returned: `(event_id, sequence, position, transaction_id as text)`.
+pub(crate) fn appended_event(
+    (event_id, sequence, position, transaction_id): (Uuid, i64, i64, String),
+) -> Result<AppendedEvent, StoreError> {
+    Ok(AppendedEvent {
+        event_id,
+        sequence,
+        position,
+        transaction_id: parse_transaction_id(&transaction_id).map_err(StoreError::Unexpected)?,
+    })
+}
+
+pub(crate) fn sequence_to_db(sequence: usize) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}

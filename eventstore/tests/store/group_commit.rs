@@ -1,0 +1,232 @@
+//! Group commit: appends that wait together share one statement, and each still gets exactly
+//! the outcome it would have had alone.
+//!
+//! Each test holds the store's only writer on a row another transaction holds, queues appends
+//! behind it, then lets it go: what was queued is written as one group.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use eventstore::store::{AppendedEvent, DecidedWith, append_with};
+use eventstore::{CommandContext, EventStore, StoreError};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::helpers::{context, renamed_event, store};
+
+type Outcome<T> = JoinHandle<Result<T, StoreError>>;
+
+/// A transaction holding `aggregate_id`'s first event uncommitted: an append of that event
+/// elsewhere waits on it.
+async fn hold_first_event(pool: &PgPool, aggregate_id: &str) -> Transaction<'static, Postgres> {
+    let mut transaction = pool.begin().await.unwrap();
+    let ctx = context(Uuid::now_v7());
+    append_with(
+        &mut *transaction,
+        "organization",
+        aggregate_id,
+        0,
+        &[renamed_event(0)],
+        &ctx,
+    )
+    .await
+    .unwrap();
+    transaction
+}
+
+/// Waits until `count` statements of this test's database wait on a lock.
+async fn until_waiting_on_locks(pool: &PgPool, count: i64) {
+    for _ in 0..500 {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{count} statements never waited on a lock");
+}
+
+/// A store with one writer, busy on `blocker` (held by the returned transaction) until the
+/// transaction ends; its own append then conflicts.
+async fn busy_store(
+    pool: &PgPool,
+) -> (
+    EventStore,
+    Transaction<'static, Postgres>,
+    Outcome<Vec<AppendedEvent>>,
+) {
+    let store = store(pool).with_append_writers(1);
+    let held = hold_first_event(pool, "blocker").await;
+    let blocked = spawn(&store, |store| async move {
+        store
+            .append(
+                "organization",
+                "blocker",
+                0,
+                &[renamed_event(1)],
+                &context(Uuid::now_v7()),
+            )
+            .await
+    });
+    until_waiting_on_locks(pool, 1).await;
+    (store, held, blocked)
+}
+
+fn spawn<T, F, Fut>(store: &EventStore, append: F) -> Outcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(EventStore) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
+    tokio::spawn(append(store.clone()))
+}
+
+fn append_new(store: &EventStore, aggregate_id: &str, ctx: CommandContext) -> Outcome<Vec<AppendedEvent>> {
+    let aggregate_id = aggregate_id.to_owned();
+    spawn(store, |store| async move {
+        store
+            .append("organization", &aggregate_id, 0, &[renamed_event(2)], &ctx)
+            .await
+    })
+}
+
+/// Gives queued appends time to reach the queue (they are spawned tasks).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+async fn event_count(pool: &PgPool, aggregate_id: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(aggregate_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn appends_waiting_together_share_one_transaction_and_keep_their_own_metadata(pool: PgPool) {
+    let (store, held, blocked) = busy_store(&pool).await;
+    let orgs: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    let queued: Vec<_> = orgs
+        .iter()
+        .enumerate()
+        .map(|(n, org)| append_new(&store, &format!("queued-{n}"), context(*org)))
+        .collect();
+    settle().await;
+    held.commit().await.unwrap();
+
+    assert!(
+        matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })),
+        "the blocked append lost to the held one"
+    );
+    let mut transactions = Vec::new();
+    for (n, outcome) in queued.into_iter().enumerate() {
+        let appended = outcome.await.unwrap().unwrap();
+        assert_eq!(appended.len(), 1);
+        assert_eq!(appended[0].sequence, 1);
+        transactions.push(appended[0].transaction_id);
+        let org: Uuid = sqlx::query_scalar("SELECT org_id FROM events WHERE aggregate_id = $1")
+            .bind(format!("queued-{n}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(org, orgs[n], "each event carries its own command's metadata");
+    }
+    transactions.dedup();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "the 20 queued appends were one transaction"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn in_a_group_a_conflict_or_a_moved_aggregate_writes_nothing_and_the_rest_commit(pool: PgPool) {
+    let ctx = context(Uuid::now_v7());
+    let plain = store(&pool);
+    plain
+        .append("organization", "taken", 0, &[renamed_event(0)], &ctx)
+        .await
+        .unwrap();
+    let other = [renamed_event(0), renamed_event(1)];
+    plain
+        .append("organization", "other", 0, &other, &ctx)
+        .await
+        .unwrap();
+
+    let (store, held, blocked) = busy_store(&pool).await;
+    let taken = append_new(&store, "taken", ctx.clone());
+    let conditional = |aggregate_id: &'static str, seen: usize| {
+        let ctx = ctx.clone();
+        spawn(&store, move |store| async move {
+            let decided_with = DecidedWith::new("organization", "other", seen);
+            store
+                .append_if_unmoved(
+                    "organization",
+                    aggregate_id,
+                    0,
+                    &[renamed_event(3)],
+                    &ctx,
+                    &decided_with,
+                )
+                .await
+        })
+    };
+    let on_stale = conditional("decided-on-stale", 1);
+    let on_current = conditional("decided-on-current", 2);
+    let free = append_new(&store, "free", ctx.clone());
+    settle().await;
+    held.commit().await.unwrap();
+
+    assert!(matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })));
+    assert!(
+        matches!(taken.await.unwrap(), Err(StoreError::Conflict { .. })),
+        "an append behind the aggregate conflicts as it would alone"
+    );
+    assert!(
+        on_stale.await.unwrap().unwrap().is_none(),
+        "moved: nothing written"
+    );
+    let current = on_current.await.unwrap().unwrap().expect("unmoved: written");
+    let free = free.await.unwrap().unwrap();
+    assert_eq!(
+        current[0].transaction_id, free[0].transaction_id,
+        "written as one group"
+    );
+    assert_eq!(event_count(&pool, "taken").await, 1);
+    assert_eq!(event_count(&pool, "decided-on-stale").await, 0);
+    assert_eq!(event_count(&pool, "decided-on-current").await, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_group_meeting_an_uncommitted_conflict_is_retried_one_by_one(pool: PgPool) {
+    let (store, held, blocked) = busy_store(&pool).await;
+    let contested_elsewhere = hold_first_event(&pool, "contested").await;
+    let contested = append_new(&store, "contested", context(Uuid::now_v7()));
+    let first = append_new(&store, "first", context(Uuid::now_v7()));
+    let second = append_new(&store, "second", context(Uuid::now_v7()));
+    settle().await;
+    held.commit().await.unwrap();
+    assert!(matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })));
+    // The group's statement now waits on the other transaction's `contested` row.
+    until_waiting_on_locks(&pool, 1).await;
+    contested_elsewhere.commit().await.unwrap();
+
+    assert!(
+        matches!(contested.await.unwrap(), Err(StoreError::Conflict { .. })),
+        "the contested append conflicts"
+    );
+    assert_eq!(first.await.unwrap().unwrap().len(), 1, "the others still commit");
+    assert_eq!(second.await.unwrap().unwrap().len(), 1);
+    assert_eq!(event_count(&pool, "contested").await, 1);
+    assert_eq!(event_count(&pool, "first").await, 1);
+    assert_eq!(event_count(&pool, "second").await, 1);
+}
