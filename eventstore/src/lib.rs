@@ -13,6 +13,7 @@
 //!   NATS JetStream between nodes, or an in-process bus for a single node.
 //! - [`database`]: creating, connecting and migrating the database.
 
+pub mod batch;
 pub mod database;
 pub mod log;
 pub mod relay;

@@ -287,3 +287,59 @@ async fn a_removed_members_token_stops_working_at_once() {
     assert_eq!(member_ids(&members), [owner.user_id], "{members}");
     app.cleanup().await;
 }
+
+/// Concurrent requests share their standing reads (one query for every caller waiting at that
+/// moment): each must still get its own caller's standing, never a neighbour's, and a removed
+/// member among them is refused every time.
+#[tokio::test]
+async fn concurrent_callers_each_get_their_own_standing() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "owner").await;
+    let admin = add_member(&app, &owner, "ada", "admin").await;
+    let member = add_member(&app, &owner, "mia", "member").await;
+    let auditor = add_member(&app, &owner, "aud", "auditor").await;
+    let removed = add_member(&app, &owner, "rem", "member").await;
+    let other_org = register(&app, "other").await;
+    let response = app
+        .with_bearer(&owner.access_token)
+        .delete(&format!("/v1/members/{}", removed.user_id))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let callers = [
+        (&owner, Some("owner")),
+        (&admin, Some("admin")),
+        (&member, Some("member")),
+        (&auditor, Some("auditor")),
+        (&other_org, Some("owner")),
+        (&removed, None),
+    ];
+
+    let requests = (0..20).flat_map(|_| callers.iter()).map(|(account, role)| {
+        let app = &app;
+        async move {
+            let response = app.with_bearer(&account.access_token).get("/v1/me").await;
+            (account, *role, response)
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+
+    let mut mismatches = Vec::new();
+    for (account, role, response) in answers {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        let expected_status = if role.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let own = role.is_none()
+            || (body["user_id"] == account.user_id.to_string()
+                && body["org_id"] == account.org_id.to_string()
+                && body["role"] == role.unwrap_or_default());
+        if status != expected_status || !own {
+            mismatches.push(format!("{} ({role:?}): {status} {body}", account.email));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    app.cleanup().await;
+}

@@ -4,7 +4,9 @@ use domain::Role;
 use uuid::Uuid;
 
 use super::sessions::require_active;
+use super::standings::read_standing;
 use super::{Caller, CredentialError, IdentityError, IdentityService, lookups, secrets};
+use projections::identity::queries::StandingQuery;
 
 /// What a user's access token (or a ticket it issued) names, beyond the user.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +74,13 @@ impl IdentityService {
             impersonation_id,
             impersonator_id,
         } = credentials;
-        let standing = lookups::standing(&self.pool, user_id, org_id, session_id, impersonation_id)
+        let query = StandingQuery {
+            user_id,
+            org_id,
+            session_id,
+            impersonation_id,
+        };
+        let standing = read_standing(&self.standing_reads, query)
             .await?
             .ok_or(CredentialError::UnknownUser)?;
         if standing.session_revoked {

@@ -25,6 +25,7 @@ mod registration;
 mod secrets;
 mod service;
 mod sessions;
+mod standings;
 mod stream_tickets;
 mod successors;
 mod tokens;

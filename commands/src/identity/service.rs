@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use super::login_throttle::{LoginLimits, LoginThrottle};
 use super::passwords::{HashingLimits, PasswordHashing};
+use super::standings::{StandingReads, standing_reads};
 use super::{IDENTITY_VIEW, IdentityError, KeyPrefixSource, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
 use eventstore::store::AppendedEvent;
@@ -121,6 +123,7 @@ pub struct IdentityService {
     pub(super) hashing: PasswordHashing,
     pub(super) login_throttle: LoginThrottle,
     pub(super) config: IdentityConfig,
+    pub(super) standing_reads: Arc<StandingReads>,
 }
 
 impl IdentityService {
@@ -133,6 +136,7 @@ impl IdentityService {
         progress: FollowerProgress,
     ) -> Self {
         Self {
+            standing_reads: standing_reads(store.pool().clone()),
             pool: store.pool().clone(),
             progress,
             users: CommandBus::new(store.clone(), ()),

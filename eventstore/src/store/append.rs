@@ -86,6 +86,11 @@ impl PendingAppend {
         (self.first_sequence()..).take(self.events.len())
     }
 
+    /// The bytes of its payloads, which bound how many appends share a statement.
+    pub fn payload_bytes(&self) -> usize {
+        self.events.iter().map(|event| event.payload.len()).sum()
+    }
+
     /// Counts the rows written for it, once they are.
     pub fn count_appended(&self, rows: usize) {
         metrics::counter!("agentry_events_appended_total", "aggregate_type" => self.aggregate_type.clone())

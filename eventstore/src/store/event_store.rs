@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::append::{PendingAppend, sequence_to_db};
-use super::group_commit::{DEFAULT_WRITERS, GroupCommit};
+use super::group_commit::{DEFAULT_WRITERS, GroupCommit, append_grouped, group_commit};
 use super::upcasters::Upcasters;
 use super::{CommandContext, DecidedWith, StoreError};
 use crate::log::AppendSignal;
@@ -94,7 +94,7 @@ impl EventStore {
     /// A store over `pool`; `upcasters` turn old payload versions into the current shape on load.
     pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
         Self {
-            group: GroupCommit::new(pool.clone(), DEFAULT_WRITERS),
+            group: group_commit(pool.clone(), DEFAULT_WRITERS),
             pool,
             upcasters: Upcasters::new(upcasters),
             signal: AppendSignal::default(),
@@ -105,7 +105,7 @@ impl EventStore {
     /// [`DEFAULT_WRITERS`](super::DEFAULT_APPEND_WRITERS)); appends beyond them wait and go
     /// together. Benchmarks compare settings with it.
     pub fn with_append_writers(mut self, writers: usize) -> Self {
-        self.group = GroupCommit::new(self.pool.clone(), writers);
+        self.group = group_commit(self.pool.clone(), writers);
         self
     }
 
@@ -145,7 +145,7 @@ impl EventStore {
             context,
             None,
         )?;
-        let appended = self.group.append(append).await?.ok_or_else(|| {
+        let appended = append_grouped(&self.group, append).await?.ok_or_else(|| {
             // Without a condition the insert writes every row or fails; no rows is not an outcome.
             StoreError::Unexpected(format!(
                 "the append to {aggregate_type}/{aggregate_id} wrote nothing"
@@ -175,7 +175,7 @@ impl EventStore {
             context,
             Some(decided_with),
         )?;
-        let appended = self.group.append(append).await?;
+        let appended = append_grouped(&self.group, append).await?;
         if appended.is_some() {
             self.signal.notify();
         }

@@ -1,36 +1,30 @@
 //! Group commit: appends of different aggregates that wait at the same moment go to Postgres as
-//! one statement and one transaction.
+//! one statement and one transaction (a [`Batcher`] of appends).
 //!
 //! Under load most of an append's cost is not its rows but its transaction: a round trip, a
 //! commit (a WAL flush), the pool's checks around the connection, and a wake-up of every
 //! follower. Concurrent requests each paying all of it is what kept conversation creation at a
 //! fifth of a bare INSERT's rate and every step of a run waiting on two saturated cores.
 //!
-//! At most [`DEFAULT_WRITERS`] statements of this store are in flight at once. An append that
-//! finds a writer free is sent at once, alone, in the statement it always had: nothing waits
-//! for a batch to fill, so an append on a quiet system is as fast as before. Appends that
-//! arrive while every writer is busy queue, and the next writer to finish takes the whole queue
-//! as one group. The group's statement checks each append's own conditions (its first sequence
-//! still free, the aggregate its decision rested on unmoved) and writes only the appends that
-//! pass; any append it did not write is sent again alone, which gives it exactly the answer it
-//! would have had without grouping (a conflict, or "moved, nothing written"). A statement that
-//! fails (a race on a sequence between two nodes) has written nothing, and each of its appends
-//! is sent again alone too.
+//! An append alone is sent in the statement it always had. A group's statement checks each
+//! append's own conditions (its first sequence still free, the aggregate its decision rested on
+//! unmoved) and writes only the appends that pass; any append it did not write is sent again
+//! alone, which gives it exactly the answer it would have had without grouping (a conflict, or
+//! "moved, nothing written"). A statement that fails (a race on a sequence between two nodes)
+//! has written nothing, and each of its appends is sent again alone too.
 //!
 //! Each append keeps its own metadata, so its events name their own command, actor and
 //! correlation. They share a transaction id, which followers handle as any multi-event append.
-//! The group's statement runs in a task of its own: a caller that stops waiting (a dropped
-//! request) never leaves the others' appends half done.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::append::{PendingAppend, append_alone, appended_event, sequence_to_db};
 use super::{AppendedEvent, StoreError};
+use crate::batch::{BatchWork, Batcher};
 
 /// Statements of one store in flight at once: enough to keep Postgres busy on a few cores,
 /// few enough that concurrent appends find them all busy and queue into groups.
@@ -68,138 +62,71 @@ SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r
  ORDER BY r.n
 RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
 
-type Outcome = Result<Option<Vec<AppendedEvent>>, StoreError>;
+pub(crate) type Outcome = Result<Option<Vec<AppendedEvent>>, StoreError>;
 
-/// An append waiting for a writer, and where its outcome goes.
-struct Waiting {
-    append: PendingAppend,
-    reply: oneshot::Sender<Outcome>,
+/// The appends of one store, grouped while they wait.
+pub(crate) type GroupCommit = Batcher<GroupAppends>;
+
+/// A group commit over `pool`, at most `writers` statements in flight.
+pub(crate) fn group_commit(pool: PgPool, writers: usize) -> Arc<GroupCommit> {
+    Batcher::new(GroupAppends { pool }, writers)
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: VecDeque<Waiting>,
-    /// Writers running now; a new one starts only below the limit.
-    writers: usize,
+/// Writes `append`, alone or in a group, and answers as [`append_alone`] would have.
+pub(crate) async fn append_grouped(group: &Arc<GroupCommit>, append: PendingAppend) -> Outcome {
+    group
+        .submit(append)
+        .await
+        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))
 }
 
-/// The group commit of one [`EventStore`](super::EventStore) (shared by its clones).
-pub(crate) struct GroupCommit {
+/// What a group of appends does: one statement, then each unwritten append alone.
+pub(crate) struct GroupAppends {
     pool: PgPool,
-    queue: Mutex<Queue>,
-    max_writers: usize,
 }
 
-impl GroupCommit {
-    pub fn new(pool: PgPool, max_writers: usize) -> Arc<Self> {
-        Arc::new(Self {
-            pool,
-            queue: Mutex::new(Queue::default()),
-            max_writers: max_writers.max(1),
-        })
+impl BatchWork for GroupAppends {
+    type Item = PendingAppend;
+    type Output = Outcome;
+
+    /// No two of one aggregate (the later follows the earlier's events), within the limits.
+    fn may_join(&self, group: &[PendingAppend], next: &PendingAppend) -> bool {
+        let bytes: usize = group.iter().chain([next]).map(PendingAppend::payload_bytes).sum();
+        let same_aggregate = group.iter().any(|taken| {
+            taken.aggregate_type == next.aggregate_type && taken.aggregate_id == next.aggregate_id
+        });
+        group.len() < MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate
     }
 
-    /// Writes `append`, alone or in a group, and answers as [`append_alone`] would have.
-    pub async fn append(self: &Arc<Self>, append: PendingAppend) -> Outcome {
-        let (reply, outcome) = oneshot::channel();
-        let start_writer = {
-            let mut queue = self.lock();
-            queue.waiting.push_back(Waiting { append, reply });
-            let free = queue.writers < self.max_writers;
-            if free {
-                queue.writers += 1;
-            }
-            free
-        };
-        if start_writer {
-            tokio::spawn(Arc::clone(self).write_while_waiting());
+    async fn run(&self, group: Vec<PendingAppend>) -> Vec<Outcome> {
+        if let [append] = group.as_slice() {
+            return vec![append_alone(&self.pool, append).await];
         }
-        outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Unexpected(
-                "the append's writer stopped before answering".to_owned(),
-            ))
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A writer: takes what waits, writes it, and goes on until nothing waits. It leaves under
-    /// the queue's lock, so an append queued just before never waits without a writer.
-    async fn write_while_waiting(self: Arc<Self>) {
-        loop {
-            let group = {
-                let mut queue = self.lock();
-                if queue.waiting.is_empty() {
-                    queue.writers -= 1;
-                    return;
-                }
-                take_group(&mut queue.waiting)
-            };
-            self.write(group).await;
-        }
-    }
-
-    async fn write(&self, mut group: Vec<Waiting>) {
-        if group.len() == 1 {
-            let Waiting { append, reply } = group.remove(0);
-            let _ = reply.send(append_alone(&self.pool, &append).await);
-            return;
-        }
-        metrics::histogram!("agentry_append_group_size").record(group.len() as f64);
-        let unwritten = match append_group(&self.pool, &group).await {
-            Ok(mut written) => {
-                let mut unwritten = Vec::new();
-                for waiting in group {
-                    let key = (
-                        waiting.append.aggregate_type.clone(),
-                        waiting.append.aggregate_id.clone(),
-                    );
-                    match written.remove(&key) {
-                        Some(mut events) => {
-                            events.sort_by_key(|event| event.sequence);
-                            waiting.append.count_appended(events.len());
-                            let _ = waiting.reply.send(Ok(Some(events)));
-                        }
-                        None => unwritten.push(waiting),
-                    }
-                }
-                unwritten
-            }
+        let mut written = match append_group(&self.pool, &group).await {
+            Ok(written) => written,
             Err(error) => {
                 tracing::debug!(%error, appends = group.len(), "a group append failed; each is sent alone");
-                group
+                HashMap::new()
             }
         };
         // Rare: a conflict, a moved aggregate, or a failed statement. Alone, each gets exactly
         // the answer it would have had without the group.
-        futures::future::join_all(unwritten.into_iter().map(|Waiting { append, reply }| async move {
-            let _ = reply.send(append_alone(&self.pool, &append).await);
+        futures::future::join_all(group.iter().map(|append| {
+            let key = (append.aggregate_type.clone(), append.aggregate_id.clone());
+            let events = written.remove(&key);
+            async move {
+                match events {
+                    Some(mut events) => {
+                        events.sort_by_key(|event| event.sequence);
+                        append.count_appended(events.len());
+                        Ok(Some(events))
+                    }
+                    None => append_alone(&self.pool, append).await,
+                }
+            }
         }))
-        .await;
+        .await
     }
-}
-
-/// The appends at the front of the queue that can share a statement: no two of one aggregate
-/// (the later one follows the earlier's events), within the size limits, always at least one.
-fn take_group(waiting: &mut VecDeque<Waiting>) -> Vec<Waiting> {
-    let mut group: Vec<Waiting> = Vec::new();
-    let mut bytes = 0;
-    while let Some(next) = waiting.front() {
-        let size: usize = next.append.events.iter().map(|e| e.payload.len()).sum();
-        let same_aggregate = group.iter().any(|taken| {
-            taken.append.aggregate_type == next.append.aggregate_type
-                && taken.append.aggregate_id == next.append.aggregate_id
-        });
-        let full = group.len() >= MAX_GROUP_APPENDS || bytes + size > MAX_GROUP_BYTES;
-        if !group.is_empty() && (same_aggregate || full) {
-            break;
-        }
-        bytes += size;
-        group.extend(waiting.pop_front());
-    }
-    group
 }
 
 type AggregateKey = (String, String);
@@ -208,16 +135,15 @@ type AggregateKey = (String, String);
 /// wrote nothing.
 async fn append_group(
     pool: &PgPool,
-    group: &[Waiting],
+    appends: &[PendingAppend],
 ) -> Result<HashMap<AggregateKey, Vec<AppendedEvent>>, StoreError> {
-    let appends: Vec<&PendingAppend> = group.iter().map(|waiting| &waiting.append).collect();
     let numbers: Vec<i32> = (0..).take(appends.len()).collect();
     let others = appends.iter().map(|a| a.decided_with.as_ref());
     let mut row_append = Vec::new();
     let mut event_ids: Vec<Uuid> = Vec::new();
     let mut sequences = Vec::new();
     let (mut types, mut versions, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
-    for (number, append) in numbers.iter().zip(&appends) {
+    for (number, append) in numbers.iter().zip(appends) {
         for (event, sequence) in append.events.iter().zip(append.sequences()) {
             row_append.push(*number);
             event_ids.push(event.event_id);

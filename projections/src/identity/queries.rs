@@ -196,44 +196,65 @@ fn key_row(
     }
 }
 
-/// The user's standing in `org_id` (or only as a user, without one) and whether `session_id`
-/// and `impersonation_id` have ended: `None` when the user does not exist. One query, because
-/// it runs on every authenticated request.
-pub async fn standing(
+/// Whose standing is asked: a user, in an organization (or only as a user, without one), with
+/// the session and impersonation their token names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StandingQuery {
+    /// The user.
+    pub user_id: Uuid,
+    /// The organization the token acts in, if any.
+    pub org_id: Option<Uuid>,
+    /// The token's session, if any.
+    pub session_id: Option<Uuid>,
+    /// The token's impersonation, if any.
+    pub impersonation_id: Option<Uuid>,
+}
+
+/// Each query's standing, and whether its session and impersonation have ended: `None` where
+/// the user does not exist. One query for all, because it runs on every authenticated request
+/// and concurrent requests share it (`commands`' standing batcher).
+pub async fn standings(
     pool: &PgPool,
-    user_id: Uuid,
-    org_id: Option<Uuid>,
-    session_id: Option<Uuid>,
-    impersonation_id: Option<Uuid>,
-) -> Result<Option<Standing>, sqlx::Error> {
-    let row: Option<StandingRow> = sqlx::query_as(
-        "SELECT u.is_platform_admin, o.suspended AS org_suspended, m.role,
+    queries: &[StandingQuery],
+) -> Result<Vec<Option<Standing>>, sqlx::Error> {
+    let column = |field: fn(&StandingQuery) -> Option<Uuid>| queries.iter().map(field).collect::<Vec<_>>();
+    let rows: Vec<StandingRow> = sqlx::query_as(
+        "SELECT q.n, u.is_platform_admin, o.suspended AS org_suspended, m.role,
                 s.revoked_at IS NOT NULL AS session_revoked,
                 i.ended_at IS NOT NULL AS impersonation_ended
-           FROM users u
-           LEFT JOIN organizations o ON o.org_id = $2
-           LEFT JOIN memberships m ON m.org_id = $2 AND m.user_id = u.user_id
-           LEFT JOIN sessions s ON s.session_id = $3 AND s.user_id = u.user_id
-           LEFT JOIN impersonations i ON i.impersonation_id = $4 AND i.user_id = u.user_id
-          WHERE u.user_id = $1",
+           FROM UNNEST($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
+                AS q(n, user_id, org_id, session_id, impersonation_id)
+           JOIN users u ON u.user_id = q.user_id
+           LEFT JOIN organizations o ON o.org_id = q.org_id
+           LEFT JOIN memberships m ON m.org_id = q.org_id AND m.user_id = u.user_id
+           LEFT JOIN sessions s ON s.session_id = q.session_id AND s.user_id = u.user_id
+           LEFT JOIN impersonations i ON i.impersonation_id = q.impersonation_id AND i.user_id = u.user_id",
     )
-    .bind(user_id)
-    .bind(org_id)
-    .bind(session_id)
-    .bind(impersonation_id)
-    .fetch_optional(pool)
+    .bind((0..).take(queries.len()).collect::<Vec<i32>>())
+    .bind(queries.iter().map(|query| query.user_id).collect::<Vec<_>>())
+    .bind(column(|query| query.org_id))
+    .bind(column(|query| query.session_id))
+    .bind(column(|query| query.impersonation_id))
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(|row| Standing {
-        is_platform_admin: row.is_platform_admin,
-        org_suspended: row.org_suspended,
-        role: row.role.and_then(|role| role.parse().ok()),
-        session_revoked: row.session_revoked,
-        impersonation_ended: row.impersonation_ended,
-    }))
+    let mut answers = vec![None; queries.len()];
+    for row in rows {
+        if let Some(answer) = usize::try_from(row.n).ok().and_then(|n| answers.get_mut(n)) {
+            *answer = Some(Standing {
+                is_platform_admin: row.is_platform_admin,
+                org_suspended: row.org_suspended,
+                role: row.role.and_then(|role| role.parse().ok()),
+                session_revoked: row.session_revoked,
+                impersonation_ended: row.impersonation_ended,
+            });
+        }
+    }
+    Ok(answers)
 }
 
 #[derive(sqlx::FromRow)]
 struct StandingRow {
+    n: i32,
     is_platform_admin: bool,
     org_suspended: Option<bool>,
     role: Option<String>,

@@ -1,0 +1,70 @@
+//! Every authenticated request reads its caller's standing (membership, role, suspension,
+//! session, impersonation) from the store, so a removal applies to the very next request on
+//! every node. Requests that wait for it at the same moment share one query: a [`Batcher`]
+//! starts a query for a request only after the request arrived, so sharing never serves an
+//! answer older than the request.
+
+use std::sync::Arc;
+
+use eventstore::batch::{BatchWork, Batcher};
+use projections::identity::queries::{Standing, StandingQuery, standings};
+use sqlx::PgPool;
+
+use super::IdentityError;
+
+/// Standing queries in flight at once; more wait and go together.
+const MAX_QUERIES_IN_FLIGHT: usize = 4;
+/// At most this many callers in one query.
+const MAX_CALLERS_PER_QUERY: usize = 128;
+
+/// The standing reads of one identity service.
+pub(super) type StandingReads = Batcher<StandingWork>;
+
+pub(super) fn standing_reads(pool: PgPool) -> Arc<StandingReads> {
+    Batcher::new(StandingWork { pool }, MAX_QUERIES_IN_FLIGHT)
+}
+
+/// Reads `query`'s standing, alone or with others waiting at the same moment.
+pub(super) async fn read_standing(
+    reads: &Arc<StandingReads>,
+    query: StandingQuery,
+) -> Result<Option<Standing>, IdentityError> {
+    match reads.submit(query).await {
+        Ok(answer) => answer,
+        Err(lost) => Err(IdentityError::Internal(lost.to_string())),
+    }
+}
+
+pub(super) struct StandingWork {
+    pool: PgPool,
+}
+
+impl BatchWork for StandingWork {
+    type Item = StandingQuery;
+    type Output = Result<Option<Standing>, IdentityError>;
+
+    fn may_join(&self, batch: &[StandingQuery], _next: &StandingQuery) -> bool {
+        batch.len() < MAX_CALLERS_PER_QUERY
+    }
+
+    async fn run(&self, batch: Vec<StandingQuery>) -> Vec<Self::Output> {
+        match standings(&self.pool, &batch).await {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            // The database error is not `Clone`: every caller gets what it means to them.
+            Err(error) => {
+                let busy = matches!(error, sqlx::Error::PoolTimedOut);
+                let message = error.to_string();
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(if busy {
+                            IdentityError::DatabaseBusy
+                        } else {
+                            IdentityError::Internal(message.clone())
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
