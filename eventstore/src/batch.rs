@@ -75,6 +75,12 @@ impl<W: BatchWork> Batcher<W> {
         &self.work
     }
 
+    /// Whether nothing waits and no batch runs.
+    pub fn is_idle(&self) -> bool {
+        let queue = self.lock();
+        queue.waiting.is_empty() && queue.running == 0
+    }
+
     /// Runs `item`, alone or in a batch, and answers what [`BatchWork::run`] gave it.
     pub async fn submit(self: &Arc<Self>, item: W::Item) -> Result<W::Output, BatchLost> {
         let (reply, answer) = oneshot::channel();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError, CreditAccountEvent};
 use domain::organization::OrganizationError;
+use eventstore::store::CoalescingBus;
 use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore, RequestOrigin};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -34,7 +35,9 @@ const ORGANIZATION_CREATED: &str = "
 pub struct BillingService {
     pub(super) pool: PgPool,
     pub(super) store: EventStore,
-    pub(super) accounts: CommandBus<CreditAccount>,
+    /// Every LLM call of every run reserves from and is charged on its organization's account:
+    /// commands that queue on one account share an append.
+    pub(super) accounts: CoalescingBus<CreditAccount>,
     pub(super) config: BillingConfig,
     pub(super) stripe: Option<StripeClient>,
     granted: tokio::sync::broadcast::Sender<Uuid>,
@@ -66,9 +69,11 @@ impl BillingService {
         Self {
             pool: store.pool().clone(),
             store: store.clone(),
-            accounts: CommandBus::new(store.clone(), ())
-                .with_attempts(ACCOUNT_ATTEMPTS)
-                .with_observer(Arc::new(GrantSignal(granted.clone()))),
+            accounts: CoalescingBus::new(
+                CommandBus::new(store.clone(), ())
+                    .with_attempts(ACCOUNT_ATTEMPTS)
+                    .with_observer(Arc::new(GrantSignal(granted.clone()))),
+            ),
             config,
             stripe,
             granted,
@@ -89,7 +94,7 @@ impl BillingService {
     /// before billing existed, or whose registration stopped in between, gets its account (and
     /// the signup grant, once) the first time anything touches it.
     pub async fn account(&self, org_id: Uuid) -> Result<CreditAccount, BillingError> {
-        let account = self.accounts.load(&org_id.to_string()).await?;
+        let account = self.accounts.bus().load(&org_id.to_string()).await?;
         if account.exists() {
             return Ok(account);
         }
@@ -100,7 +105,7 @@ impl BillingService {
     /// (`None` when it holds no state of the account). It may be behind other nodes' entries:
     /// never refuse on it alone.
     pub async fn remembered_balance(&self, org_id: Uuid) -> Option<i64> {
-        let (account, _) = self.accounts.remembered(&org_id.to_string()).await?;
+        let (account, _) = self.accounts.bus().remembered(&org_id.to_string()).await?;
         account.exists().then(|| account.balance())
     }
 
@@ -124,7 +129,7 @@ impl BillingService {
         match self.accounts.execute(&org_id.to_string(), open, &context).await {
             Ok(committed) => Ok(committed.state),
             Err(CommandError::Rejected(CreditAccountError::AlreadyOpen)) => {
-                Ok(self.accounts.load(&org_id.to_string()).await?)
+                Ok(self.accounts.bus().load(&org_id.to_string()).await?)
             }
             Err(other) => Err(other.into()),
         }

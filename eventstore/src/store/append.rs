@@ -9,15 +9,16 @@ use super::storable::check_storable;
 use super::{AppendedEvent, CommandContext, DecidedWith, NewEvent, StoreError};
 use crate::log::parse_transaction_id;
 
-/// One round trip for all the events of a command, whatever their number: the rows travel
-/// as arrays and the command's metadata once. `WITH ORDINALITY … ORDER BY` makes the rows reach
+/// One round trip for all the events of a command (or of several commands on one aggregate
+/// decided together), whatever their number: the rows travel as arrays, each with its command's
+/// metadata. `WITH ORDINALITY … ORDER BY` makes the rows reach
 /// the insert in the order given, so positions (taken at insert) follow sequences; without it
 /// that order would only be what today's plan happens to produce.
 const APPEND: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
-  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-       AS e(event_id, sequence, event_type, event_version, payload, n)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
+  FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(metadata, event_id, sequence, event_type, event_version, payload, n)
  ORDER BY e.n
 RETURNING event_id, sequence, position, transaction_id::text";
 
@@ -25,9 +26,9 @@ RETURNING event_id, sequence, position, transaction_id::text";
 /// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
 const APPEND_IF_UNMOVED: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $3::json
-  FROM UNNEST($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-       AS e(event_id, sequence, event_type, event_version, payload, n)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
+  FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(metadata, event_id, sequence, event_type, event_version, payload, n)
  WHERE NOT EXISTS (SELECT 1 FROM events g
                     WHERE g.aggregate_type = $9 AND g.aggregate_id = $10 AND g.sequence > $11)
  ORDER BY e.n
@@ -42,37 +43,43 @@ pub(crate) struct PendingAppend {
     /// The aggregate's version the command was decided on; its events follow it.
     pub expected_version: usize,
     pub events: Vec<NewEvent>,
-    /// The command's metadata as JSON text, shared by its events.
-    pub metadata: String,
+    /// Each event's metadata as JSON text: its command's.
+    pub metadata: Vec<String>,
     /// The other aggregate the decision rested on, if any: nothing is written if it moved.
     pub decided_with: Option<DecidedWith>,
 }
 
 impl PendingAppend {
-    /// Serializes the metadata and refuses what the store could never hold, before anything
-    /// is sent.
-    pub fn new(
+    /// The events of several commands on one aggregate, decided one after another, in one
+    /// append: each event keeps its own command's metadata. Refuses what the store could never
+    /// hold before anything is sent.
+    pub fn of_commands(
         aggregate_type: &str,
         aggregate_id: &str,
         expected_version: usize,
-        events: &[NewEvent],
-        context: &CommandContext,
-        decided_with: Option<&DecidedWith>,
+        commands: &[(&[NewEvent], &CommandContext)],
     ) -> Result<Self, StoreError> {
-        let metadata =
-            serde_json::to_string(&context.to_metadata()).map_err(|source| StoreError::Serialization {
-                event_type: "metadata".to_owned(),
-                event_version: String::new(),
-                source,
+        let mut all_events = Vec::new();
+        let mut metadata = Vec::new();
+        for (events, context) in commands {
+            let serialized = serde_json::to_string(&context.to_metadata()).map_err(|source| {
+                StoreError::Serialization {
+                    event_type: "metadata".to_owned(),
+                    event_version: String::new(),
+                    source,
+                }
             })?;
-        check_storable(aggregate_id, events, &metadata)?;
+            check_storable(aggregate_id, events, &serialized)?;
+            metadata.extend(std::iter::repeat_n(serialized, events.len()));
+            all_events.extend_from_slice(events);
+        }
         Ok(Self {
             aggregate_type: aggregate_type.to_owned(),
             aggregate_id: aggregate_id.to_owned(),
             expected_version,
-            events: events.to_vec(),
+            events: all_events,
             metadata,
-            decided_with: decided_with.cloned(),
+            decided_with: None,
         })
     }
 
@@ -108,14 +115,8 @@ pub async fn append_with<'e, E: PgExecutor<'e>>(
     events: &[NewEvent],
     context: &CommandContext,
 ) -> Result<Vec<AppendedEvent>, StoreError> {
-    let append = PendingAppend::new(
-        aggregate_type,
-        aggregate_id,
-        expected_version,
-        events,
-        context,
-        None,
-    )?;
+    let commands = [(events, context)];
+    let append = PendingAppend::of_commands(aggregate_type, aggregate_id, expected_version, &commands)?;
     append_alone(executor, &append).await?.ok_or_else(|| {
         // Without a condition the insert writes every row or fails; no rows is not an outcome.
         StoreError::Unexpected(format!(
@@ -139,7 +140,7 @@ pub(crate) async fn append_alone<'e, E: PgExecutor<'e>>(
     let mut query = sqlx::query_as::<_, (Uuid, i64, i64, String)>(statement)
         .bind(append.aggregate_type.as_str())
         .bind(append.aggregate_id.as_str())
-        .bind(append.metadata.as_str())
+        .bind(&append.metadata)
         .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
         .bind(append.sequences().collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())

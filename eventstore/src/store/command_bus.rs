@@ -100,7 +100,7 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        self.run(aggregate_id, command, context, false, None)
+        self.run_one(aggregate_id, command, context, false, None)
             .await?
             .ok_or_else(nothing_written)
     }
@@ -114,7 +114,7 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        self.run(aggregate_id, command, context, true, None)
+        self.run_one(aggregate_id, command, context, true, None)
             .await?
             .ok_or_else(nothing_written)
     }
@@ -130,7 +130,7 @@ where
         context: &CommandContext,
         decided_with: &DecidedWith,
     ) -> Result<Option<Committed<A>>, CommandError<A::Error>> {
-        self.run(aggregate_id, command, context, true, Some(decided_with))
+        self.run_one(aggregate_id, command, context, true, Some(decided_with))
             .await
     }
 
@@ -169,107 +169,197 @@ where
         Ok((loaded.state, loaded.version))
     }
 
-    async fn run(
+    async fn run_one(
         &self,
         aggregate_id: &str,
         command: A::Command,
         context: &CommandContext,
         assume_new: bool,
         decided_with: Option<&DecidedWith>,
-    ) -> Result<Option<Committed<A>>, CommandError<A::Error>> {
+    ) -> Outcome<A> {
+        let commands = [(command, context)];
+        let mut outcomes = self.run(aggregate_id, &commands, assume_new, decided_with).await;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(CommandError::Store(StoreError::Unexpected(
+                "a command got no outcome".to_owned(),
+            )))
+        })
+    }
+
+    /// Commands on one aggregate waiting together ([`CoalescingBus`](super::CoalescingBus)):
+    /// decided one after another on the state each leaves, appended in one round trip, each
+    /// answered as if it had run alone in that order.
+    pub(crate) async fn execute_all(
+        &self,
+        aggregate_id: &str,
+        commands: &[(A::Command, &CommandContext)],
+    ) -> Vec<Result<Committed<A>, CommandError<A::Error>>> {
+        let outcomes = self.run(aggregate_id, commands, false, None).await;
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome?.ok_or_else(nothing_written))
+            .collect()
+    }
+
+    /// Decides `commands` in order, each on the state the previous left (a refused one leaves
+    /// it as it was), and appends all their events in one append at the version the first saw;
+    /// one outcome per command. A lost race decides all again on the winner's events.
+    async fn run(
+        &self,
+        aggregate_id: &str,
+        commands: &[(A::Command, &CommandContext)],
+        assume_new: bool,
+        decided_with: Option<&DecidedWith>,
+    ) -> Vec<Outcome<A>> {
         let slot = self.cache.slot(aggregate_id);
         let mut guard = slot.lock().await;
         // `fresh`: the state was just read from the store, not remembered or assumed.
         let (mut current, mut fresh) = match guard.take() {
             Some(loaded) => (loaded, false),
             None if assume_new => (Loaded::default(), false),
-            None => (self.refresh_or_drop(aggregate_id, None).await?, true),
+            None => match self.refresh(aggregate_id, None).await {
+                Ok(loaded) => (loaded, true),
+                Err(error) => return all_failed(commands.len(), error),
+            },
         };
         let mut attempts = 0;
         loop {
-            let decision = self.decide(&current, command.clone()).await;
-            let writes_nothing = matches!(&decision, Ok((_, events)) if events.is_empty());
-            if !fresh && (decision.is_err() || writes_nothing) {
+            let decisions = self.decide_all(&current, commands).await;
+            let doubtful = decisions
+                .iter()
+                .any(|decision| decision.as_ref().is_ok_and(|d| d.events.is_empty()) || decision.is_err());
+            if !fresh && doubtful {
                 // A refusal or a no-op decided on remembered state may only reflect what this
                 // process missed (another node removed the member, changed the role): such a
                 // decision never reaches the store, so no conflict would correct it. Catch up
                 // with one query for the missing tail and decide again before answering.
-                current = self.refresh_or_drop(aggregate_id, Some(current)).await?;
+                match self.refresh(aggregate_id, Some(current)).await {
+                    Ok(loaded) => current = loaded,
+                    Err(error) => return all_failed(commands.len(), error),
+                }
                 fresh = true;
                 continue;
             }
-            let (state, events) = match decision {
-                Ok(decision) => decision,
-                Err(rejected) => {
-                    *guard = Some(current);
-                    return Err(rejected);
-                }
-            };
-            if events.is_empty() {
-                let committed = committed(state, current.version, events, Vec::new());
+            let Some(last) = decisions.iter().rev().find_map(|decision| decision.as_ref().ok()) else {
+                // Every command was refused: nothing to write, the state is as it was.
                 *guard = Some(current);
-                return Ok(Some(committed));
-            }
-            let stored = events
-                .iter()
-                .map(NewEvent::from_domain)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(CommandError::Store)?;
-            let appended = match decided_with {
-                None => self
-                    .store
-                    .append(A::TYPE, aggregate_id, current.version, &stored, context)
-                    .await
-                    .map(Some),
-                Some(other) => {
-                    self.store
-                        .append_if_unmoved(A::TYPE, aggregate_id, current.version, &stored, context, other)
-                        .await
-                }
+                return decisions
+                    .into_iter()
+                    .map(|decision| decision.map(|_| None))
+                    .collect();
             };
-            match appended {
+            let (state, version) = (last.state.clone(), last.version);
+            if version == current.version {
+                // Only refusals and no-ops: nothing to write.
+                *guard = Some(current);
+                return decisions
+                    .into_iter()
+                    .map(|decision| decision.map(|d| Some(d.committed(Vec::new()))))
+                    .collect();
+            }
+            match self
+                .append(aggregate_id, &current, commands, &decisions, decided_with)
+                .await
+            {
                 Ok(Some(appended)) => {
-                    let version = current.version + events.len();
-                    *guard = Some(Loaded {
-                        state: state.clone(),
-                        version,
-                    });
+                    *guard = Some(Loaded { state, version });
                     // Still holding the aggregate's lock, so observers see its commits in order.
                     if let Some(observer) = &self.observer {
-                        observer.committed(aggregate_id, context, &events);
+                        for ((_, context), decision) in commands.iter().zip(&decisions) {
+                            if let Ok(decided) = decision
+                                && !decided.events.is_empty()
+                            {
+                                observer.committed(aggregate_id, context, &decided.events);
+                            }
+                        }
                     }
-                    return Ok(Some(committed(state, version, events, appended)));
+                    return split_appended(decisions, appended);
                 }
                 Ok(None) => {
                     // The other aggregate moved: nothing was written, this one is as it was.
                     *guard = Some(current);
-                    return Ok(None);
+                    return decisions
+                        .into_iter()
+                        .map(|decision| decision.map(|_| None))
+                        .collect();
                 }
                 Err(StoreError::Conflict { .. }) => {
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
                         .increment(1);
                     attempts += 1;
                     if attempts >= self.attempts {
-                        return Err(CommandError::Conflict);
+                        return commands.iter().map(|_| Err(CommandError::Conflict)).collect();
                     }
-                    current = self.refresh_or_drop(aggregate_id, Some(current)).await?;
+                    match self.refresh(aggregate_id, Some(current)).await {
+                        Ok(loaded) => current = loaded,
+                        Err(error) => return all_failed(commands.len(), error),
+                    }
                     fresh = true;
                 }
-                Err(other) => return Err(CommandError::Store(other)),
+                Err(error) => return all_failed(commands.len(), error),
             }
         }
     }
 
-    /// [`refresh`](Self::refresh) for a command: a failure leaves the slot empty (the next
-    /// command reloads from the store) and becomes the command's error.
-    async fn refresh_or_drop(
+    /// Appends what `decisions` decided, each command's events with its own metadata.
+    async fn append(
         &self,
         aggregate_id: &str,
-        known: Option<Loaded<A>>,
-    ) -> Result<Loaded<A>, CommandError<A::Error>> {
-        self.refresh(aggregate_id, known)
+        current: &Loaded<A>,
+        commands: &[(A::Command, &CommandContext)],
+        decisions: &[Result<Decided<A>, CommandError<A::Error>>],
+        decided_with: Option<&DecidedWith>,
+    ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
+        let mut stored = Vec::new();
+        for ((_, context), decision) in commands.iter().zip(decisions) {
+            if let Ok(decided) = decision {
+                if decided.events.is_empty() {
+                    continue;
+                }
+                let events = decided
+                    .events
+                    .iter()
+                    .map(NewEvent::from_domain)
+                    .collect::<Result<Vec<_>, _>>()?;
+                stored.push((events, *context));
+            }
+        }
+        let batch: Vec<(&[NewEvent], &CommandContext)> = stored
+            .iter()
+            .map(|(events, context)| (events.as_slice(), *context))
+            .collect();
+        self.store
+            .append_commands(A::TYPE, aggregate_id, current.version, &batch, decided_with)
             .await
-            .map_err(CommandError::Store)
+    }
+
+    /// Decides each command on the state the previous one left.
+    async fn decide_all(
+        &self,
+        current: &Loaded<A>,
+        commands: &[(A::Command, &CommandContext)],
+    ) -> Vec<Result<Decided<A>, CommandError<A::Error>>> {
+        let mut decisions = Vec::with_capacity(commands.len());
+        let mut working: Option<Loaded<A>> = None;
+        for (command, _) in commands {
+            let base = working.as_ref().unwrap_or(current);
+            let decision = self.decide(base, command.clone()).await;
+            if let Ok((state, events)) = decision {
+                let version = base.version + events.len();
+                working = Some(Loaded {
+                    state: state.clone(),
+                    version,
+                });
+                decisions.push(Ok(Decided {
+                    state,
+                    version,
+                    events,
+                }));
+            } else if let Err(refused) = decision {
+                decisions.push(Err(refused));
+            }
+        }
+        decisions
     }
 
     /// Runs `handle` on a copy, so a rejected or conflicting decision leaves the cache intact.
@@ -318,16 +408,48 @@ fn nothing_written<E>() -> CommandError<E> {
     ))
 }
 
-fn committed<A: Aggregate>(
+type Outcome<A> = Result<Option<Committed<A>>, CommandError<<A as Aggregate>::Error>>;
+
+/// One command's decision within a run: the state and version it leaves, and its events.
+struct Decided<A: Aggregate> {
     state: A,
     version: usize,
     events: Vec<A::Event>,
-    appended: Vec<AppendedEvent>,
-) -> Committed<A> {
-    Committed {
-        state,
-        version,
-        events,
-        appended,
+}
+
+impl<A: Aggregate> Decided<A> {
+    fn committed(self, appended: Vec<AppendedEvent>) -> Committed<A> {
+        Committed {
+            state: self.state,
+            version: self.version,
+            events: self.events,
+            appended,
+        }
     }
+}
+
+/// Every command of a run failed with the store's `error` (the first gets it whole).
+fn all_failed<A: Aggregate>(commands: usize, error: StoreError) -> Vec<Outcome<A>> {
+    let mut outcomes: Vec<Outcome<A>> = (1..commands)
+        .map(|_| Err(CommandError::Store(error.lossy_copy())))
+        .collect();
+    outcomes.insert(0, Err(CommandError::Store(error)));
+    outcomes
+}
+
+/// Hands each committed command the events appended for it, in order.
+fn split_appended<A: Aggregate>(
+    decisions: Vec<Result<Decided<A>, CommandError<A::Error>>>,
+    appended: Vec<AppendedEvent>,
+) -> Vec<Outcome<A>> {
+    let mut appended = appended.into_iter();
+    decisions
+        .into_iter()
+        .map(|decision| {
+            decision.map(|decided| {
+                let own = appended.by_ref().take(decided.events.len()).collect();
+                Some(decided.committed(own))
+            })
+        })
+        .collect()
 }

@@ -67,6 +67,48 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same failure for another caller that shared the attempt (the database error is not
+    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event) is kept,
+    /// any other failure becomes its message.
+    pub fn lossy_copy(&self) -> Self {
+        match self {
+            Self::Conflict {
+                aggregate_type,
+                aggregate_id,
+            } => Self::Conflict {
+                aggregate_type: aggregate_type.clone(),
+                aggregate_id: aggregate_id.clone(),
+            },
+            Self::Database(sqlx::Error::PoolTimedOut) => Self::Database(sqlx::Error::PoolTimedOut),
+            Self::Database(sqlx::Error::PoolClosed) => Self::Database(sqlx::Error::PoolClosed),
+            Self::EventTooLarge {
+                event_type,
+                bytes,
+                limit,
+            } => Self::EventTooLarge {
+                event_type: event_type.clone(),
+                bytes: *bytes,
+                limit: *limit,
+            },
+            Self::UnstorableText { event_type, field } => Self::UnstorableText {
+                event_type: event_type.clone(),
+                field: field.clone(),
+            },
+            Self::SequenceGap {
+                aggregate_type,
+                aggregate_id,
+                expected,
+                found,
+            } => Self::SequenceGap {
+                aggregate_type: aggregate_type.clone(),
+                aggregate_id: aggregate_id.clone(),
+                expected: *expected,
+                found: *found,
+            },
+            other => Self::Unexpected(other.to_string()),
+        }
+    }
+
     /// Turns a database error into `Conflict` when it is the events table's primary key
     /// (the optimistic-concurrency guard), and nothing else: another unique violation is a bug,
     /// not a race, and must not be retried as one.

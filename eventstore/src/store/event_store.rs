@@ -137,22 +137,15 @@ impl EventStore {
         events: &[NewEvent],
         context: &CommandContext,
     ) -> Result<Vec<AppendedEvent>, StoreError> {
-        let append = PendingAppend::new(
-            aggregate_type,
-            aggregate_id,
-            expected_version,
-            events,
-            context,
-            None,
-        )?;
-        let appended = append_grouped(&self.group, append).await?.ok_or_else(|| {
-            // Without a condition the insert writes every row or fails; no rows is not an outcome.
-            StoreError::Unexpected(format!(
-                "the append to {aggregate_type}/{aggregate_id} wrote nothing"
-            ))
-        })?;
-        self.signal.notify();
-        Ok(appended)
+        let commands = [(events, context)];
+        self.append_commands(aggregate_type, aggregate_id, expected_version, &commands, None)
+            .await?
+            .ok_or_else(|| {
+                // Without a condition the insert writes every row or fails; no rows is not an outcome.
+                StoreError::Unexpected(format!(
+                    "the append to {aggregate_type}/{aggregate_id} wrote nothing"
+                ))
+            })
     }
 
     /// [`append`](Self::append) that commits only while the aggregate `decided_with` names has
@@ -167,14 +160,31 @@ impl EventStore {
         context: &CommandContext,
         decided_with: &DecidedWith,
     ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
-        let append = PendingAppend::new(
+        let commands = [(events, context)];
+        self.append_commands(
             aggregate_type,
             aggregate_id,
             expected_version,
-            events,
-            context,
+            &commands,
             Some(decided_with),
-        )?;
+        )
+        .await
+    }
+
+    /// The events of several commands on one aggregate, decided one after another, appended
+    /// together in one round trip (each event with its own command's metadata), under
+    /// `decided_with` if given: all are written or none.
+    pub async fn append_commands(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        expected_version: usize,
+        commands: &[(&[NewEvent], &CommandContext)],
+        decided_with: Option<&DecidedWith>,
+    ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
+        let mut append =
+            PendingAppend::of_commands(aggregate_type, aggregate_id, expected_version, commands)?;
+        append.decided_with = decided_with.cloned();
         let appended = append_grouped(&self.group, append).await?;
         if appended.is_some() {
             self.signal.notify();

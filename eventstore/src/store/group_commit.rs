@@ -42,8 +42,8 @@ const MAX_GROUP_BYTES: usize = 1024 * 1024;
 const APPEND_GROUP: &str = "
 WITH appends AS (
   SELECT *
-    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[])
-         AS a(n, aggregate_type, aggregate_id, first_sequence, metadata, other_type, other_id, other_version)
+    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
+         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version)
 ), writable AS (
   SELECT a.* FROM appends a
    WHERE NOT EXISTS (SELECT 1 FROM events e
@@ -55,9 +55,9 @@ WITH appends AS (
                             AND o.sequence > a.other_version))
 )
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, w.metadata::json
-  FROM UNNEST($9::int4[], $10::uuid[], $11::bigint[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
-       AS r(append, event_id, sequence, event_type, event_version, payload, n)
+SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
+  FROM UNNEST($8::int4[], $9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
+       AS r(append, event_id, sequence, event_type, event_version, payload, metadata, n)
   JOIN writable w ON w.n = r.append
  ORDER BY r.n
 RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
@@ -143,8 +143,11 @@ async fn append_group(
     let mut event_ids: Vec<Uuid> = Vec::new();
     let mut sequences = Vec::new();
     let (mut types, mut versions, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
+    let mut metadata: Vec<&str> = Vec::new();
     for (number, append) in numbers.iter().zip(appends) {
-        for (event, sequence) in append.events.iter().zip(append.sequences()) {
+        let rows = append.events.iter().zip(append.sequences()).zip(&append.metadata);
+        for ((event, sequence), event_metadata) in rows {
+            metadata.push(event_metadata);
             row_append.push(*number);
             event_ids.push(event.event_id);
             sequences.push(sequence);
@@ -168,7 +171,6 @@ async fn append_group(
                 .collect::<Vec<_>>(),
         )
         .bind(appends.iter().map(|a| a.first_sequence()).collect::<Vec<_>>())
-        .bind(appends.iter().map(|a| a.metadata.as_str()).collect::<Vec<_>>())
         .bind(
             others
                 .clone()
@@ -192,6 +194,7 @@ async fn append_group(
         .bind(types)
         .bind(versions)
         .bind(payloads)
+        .bind(metadata)
         .fetch_all(pool)
         .await?;
     let mut written: HashMap<AggregateKey, Vec<AppendedEvent>> = HashMap::new();

@@ -2,6 +2,7 @@
 
 mod aggregate_cache;
 mod append;
+mod coalescing_bus;
 mod command_bus;
 mod context;
 mod decided_with;
@@ -13,6 +14,7 @@ mod storable;
 mod upcasters;
 
 pub use append::append_with;
+pub use coalescing_bus::CoalescingBus;
 pub use command_bus::{CommandBus, CommandError, CommitObserver, Committed};
 pub(crate) use context::metadata_schema;
 pub use context::{CommandContext, MAX_USER_AGENT_BYTES, RequestOrigin};

@@ -1,6 +1,7 @@
 //! The event store against the real Postgres and the real NATS: one test binary for the crate.
 
 mod append;
+mod coalescing;
 mod concurrency;
 mod gate;
 mod group_commit;
