@@ -13,7 +13,9 @@
 //! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
 //! - [`restored_store`]: `agentry store restored`, run after restoring a logical dump.
 //! - [`audit_verify`]: `agentry audit verify`, which checks every audit chain.
+//! - [`allocator`]: glibc malloc's arenas, limited at start (memory per idle connection).
 
+pub mod allocator;
 pub mod audit_verify;
 pub mod billing_setup;
 pub mod embedded_postgres;

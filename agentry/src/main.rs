@@ -15,8 +15,21 @@ use commands::identity::IdentityError;
 /// How long `agentry admin create` waits for the administrator to be able to log in, in ms.
 const ADMIN_VIEW_WAIT_MS: u64 = 30_000;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads, each of which would take an arena of its own.
+    agentry::allocator::limit_malloc_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("agentry: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(start())
+}
+
+/// Settings, then telemetry, then the chosen command.
+async fn start() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init_logs(&cli.settings.operations.log_filter);

@@ -14,7 +14,7 @@ use runtime::executor::{
 };
 use runtime::llm::{Models, OpenAiModel, OpenAiSettings};
 use runtime::tools::{ToolInvoker, ToolInvokerSettings};
-use streams::RunStreams;
+use streams::{LiveConnection, RunStreams};
 
 use crate::platform::{Platform, PlatformError};
 use crate::settings::Settings;
@@ -66,23 +66,7 @@ pub async fn start_runs(
             (Arc::new(dispatcher), Queue::Local(queue))
         }
     };
-    let streams = match &platform.bus {
-        EventBus::Nats(bus) if !serves_streams => RunStreams::nats_publisher(
-            platform.store.clone(),
-            bus.client().clone(),
-            settings.runs.stream_feed,
-        ),
-        EventBus::Nats(bus) => RunStreams::nats(
-            platform.store.clone(),
-            bus.client().clone(),
-            settings.runs.stream_feed,
-        )
-        .await
-        .map_err(|error| {
-            PlatformError::Config(format!("NATS: cannot subscribe to live run events: {error}"))
-        })?,
-        EventBus::Local(_) => RunStreams::local(platform.store.clone(), settings.runs.stream_feed),
-    };
+    let streams = run_streams(platform, settings, serves_streams).await?;
     let mut service = RunService::new(&platform.store, dispatcher, platform.progress())
         .with_run_observer(streams.observer());
     if settings.billing.billing_enabled {
@@ -119,6 +103,29 @@ pub async fn start_runs(
         Queue::Nats(queue) => platform.spawn(queue.run(executor, limit, shutdown)),
     }
     Ok(Runs { service, streams })
+}
+
+/// The process's run streams: over NATS when the bus is (every node's readers get every run's
+/// frames; a process that serves no stream only publishes), else in process.
+async fn run_streams(
+    platform: &Platform,
+    settings: &Settings,
+    serves_streams: bool,
+) -> Result<RunStreams, PlatformError> {
+    let (store, feed) = (platform.store.clone(), settings.runs.stream_feed);
+    // The bus is NATS exactly when a NATS URL is set (`Platform::connect`).
+    let Some(url) = &settings.bus.nats_url else {
+        return Ok(RunStreams::local(store, feed));
+    };
+    let connection = LiveConnection::connect(url)
+        .await
+        .map_err(|error| PlatformError::Config(format!("NATS: cannot connect the live path: {error}")))?;
+    if !serves_streams {
+        return Ok(RunStreams::nats_publisher(store, connection, feed));
+    }
+    RunStreams::nats(store, connection, feed)
+        .await
+        .map_err(|error| PlatformError::Config(format!("NATS: cannot subscribe to live run events: {error}")))
 }
 
 /// This deployment's id: generated once, kept in the database every node shares, so nodes of

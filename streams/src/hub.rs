@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::feed::{Feed, FeedLimits, Follower};
 use crate::live::ALL_LIVE_SUBJECTS;
-use crate::{LiveBus, LiveRunEvents, NatsLive, Router, RunStream, StreamFrame};
+use crate::{LiveBus, LiveConnection, LiveRunEvents, NatsLive, Router, RunStream, StreamFrame};
 
 /// Why a stream could not be opened.
 #[derive(Debug, Error)]
@@ -54,47 +54,28 @@ impl RunStreams {
         }
     }
 
-    /// Streams shared by every node on NATS: live frames go out on core NATS, and this node
-    /// takes every run's live frames through one subscription, handing them to the feeds of
-    /// the runs it has readers of (from the subscription's task straight to the readers).
-    /// Returns once the server has the subscription.
+    /// Streams shared by every node on NATS: live frames go out on core NATS over
+    /// `connection`, and this node takes every run's live frames through one subscription on
+    /// it, handing them to the feeds of the runs it has readers of (from the subscription's
+    /// task straight to the readers). Returns once the subscription is made.
     pub async fn nats(
         store: EventStore,
-        client: async_nats::Client,
+        connection: LiveConnection,
         limits: FeedLimits,
     ) -> Result<Self, async_nats::SubscribeError> {
-        let streams = Self::nats_publisher(store, client.clone(), limits);
-        let mut subscription = client.subscribe(ALL_LIVE_SUBJECTS).await?;
-        let deliver_to = streams.router.clone();
-        tokio::spawn(async move {
-            while let Some(message) = subscription.next().await {
-                let Some(feed) = message
-                    .subject
-                    .rsplit('.')
-                    .next()
-                    .and_then(|token| Uuid::parse_str(token).ok())
-                    .and_then(|run_id| deliver_to.feed(run_id))
-                else {
-                    continue;
-                };
-                match StreamFrame::parse(message.payload) {
-                    Ok(frame) => feed.accept_live(Arc::new(frame)),
-                    Err(error) => {
-                        tracing::debug!(%error, subject = %message.subject, "unreadable live frame")
-                    }
-                }
-            }
-        });
+        let streams = Self::nats_publisher(store, connection.clone(), limits);
+        let subscription = connection.client.subscribe(ALL_LIVE_SUBJECTS).await?;
+        tokio::spawn(deliver_live(subscription, streams.router.clone()));
         Ok(streams)
     }
 
     /// Live frames out on NATS, and no reader here: for a process that executes runs and serves
     /// no stream (`agentry worker`), which would otherwise receive every run's frames to drop
     /// them.
-    pub fn nats_publisher(store: EventStore, client: async_nats::Client, limits: FeedLimits) -> Self {
+    pub fn nats_publisher(store: EventStore, connection: LiveConnection, limits: FeedLimits) -> Self {
         Self {
             store,
-            live: LiveBus::Nats(NatsLive::new(client)),
+            live: LiveBus::Nats(NatsLive::new(connection)),
             router: Router::default(),
             limits,
         }
@@ -193,6 +174,26 @@ impl RunStreams {
             after,
             0,
         ))
+    }
+}
+
+/// Takes every run's live frames from the node's subscription and hands each to the feed of
+/// its run, when this node has readers of it; until the connection closes.
+async fn deliver_live(mut subscription: async_nats::Subscriber, router: Router) {
+    while let Some(message) = subscription.next().await {
+        let Some(feed) = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|token| Uuid::parse_str(token).ok())
+            .and_then(|run_id| router.feed(run_id))
+        else {
+            continue;
+        };
+        match StreamFrame::parse(message.payload) {
+            Ok(frame) => feed.accept_live(Arc::new(frame)),
+            Err(error) => tracing::debug!(%error, subject = %message.subject, "unreadable live frame"),
+        }
     }
 }
 

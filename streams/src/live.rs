@@ -9,15 +9,16 @@ use std::sync::Arc;
 use futures::FutureExt;
 use uuid::Uuid;
 
-use crate::{Router, StreamFrame};
+use crate::{LiveConnection, Router, StreamFrame};
 
 /// Where a process sends live frames.
 #[derive(Clone, Debug)]
 pub enum LiveBus {
     /// One node: frames go straight to this node's feeds.
     Local(Router),
-    /// Several nodes: core NATS (no persistence) on [`live_subject`], which every node's
-    /// [`RunStreams`](crate::RunStreams) subscribes to once.
+    /// Several nodes: core NATS (no persistence) on [`live_subject`], over the process's
+    /// [`LiveConnection`], which every node's [`RunStreams`](crate::RunStreams) subscribes on
+    /// once.
     Nats(NatsLive),
 }
 
@@ -43,18 +44,19 @@ pub(crate) const ALL_LIVE_SUBJECTS: &str = "agentry.*.live.*";
 
 /// Publishes live frames on core NATS.
 ///
-/// Each frame is handed to the client's connection task at once, in the caller's task (no
-/// queue and task of our own in between, which would add a wait behind every other ready task
-/// of a busy node to each frame). Frames of one caller leave in the order it made them.
+/// Each frame is handed to the connection's task (on the connection's own thread) at once, in
+/// the caller's task (no queue and task of our own in between, which would add a wait behind
+/// every other ready task of a busy node to each frame). Frames of one caller leave in the
+/// order it made them.
 #[derive(Clone, Debug)]
 pub struct NatsLive {
-    client: async_nats::Client,
+    connection: LiveConnection,
 }
 
 impl NatsLive {
-    /// A publisher over `client`.
-    pub fn new(client: async_nats::Client) -> Self {
-        Self { client }
+    /// A publisher over `connection`.
+    pub fn new(connection: LiveConnection) -> Self {
+        Self { connection }
     }
 
     /// Never waits: when the client's queue to its connection is full (NATS unreachable or
@@ -62,8 +64,12 @@ impl NatsLive {
     fn publish(&self, org_id: Uuid, run_id: Uuid, frame: StreamFrame) {
         // `unconstrained`: the first poll must not be refused by the task's cooperative budget,
         // or a frame would be dropped with room in the queue.
-        let sent = tokio::task::unconstrained(self.client.publish(live_subject(org_id, run_id), frame.json))
-            .now_or_never();
+        let sent = tokio::task::unconstrained(
+            self.connection
+                .client
+                .publish(live_subject(org_id, run_id), frame.json),
+        )
+        .now_or_never();
         if !matches!(sent, Some(Ok(()))) {
             metrics::counter!("agentry_stream_live_dropped_total").increment(1);
         }

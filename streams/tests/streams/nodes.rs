@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sqlx::PgPool;
-use streams::{FeedLimits, RunStreams};
+use streams::{FeedLimits, LiveConnection, RunStreams};
 
 use crate::support::{HandRun, frames, ids, store, texts};
 
@@ -11,8 +11,8 @@ fn nats_url() -> String {
 }
 
 async fn node(store: &eventstore::EventStore) -> RunStreams {
-    let client = async_nats::connect(nats_url()).await.expect("NATS");
-    RunStreams::nats(store.clone(), client, FeedLimits::default())
+    let connection = LiveConnection::connect(&nats_url()).await.expect("NATS");
+    RunStreams::nats(store.clone(), connection, FeedLimits::default())
         .await
         .expect("subscribed")
 }
