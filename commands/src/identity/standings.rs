@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use super::IdentityError;
 
 /// Standing queries in flight at once; more wait and go together.
-const MAX_QUERIES_IN_FLIGHT: usize = 4;
+const MAX_QUERIES_IN_FLIGHT: usize = 2;
 /// At most this many callers in one query.
 const MAX_CALLERS_PER_QUERY: usize = 128;
 

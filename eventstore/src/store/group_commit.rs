@@ -26,9 +26,11 @@ use super::append::{PendingAppend, append_alone, appended_event, sequence_to_db}
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
 
-/// Statements of one store in flight at once: enough to keep Postgres busy on a few cores,
-/// few enough that concurrent appends find them all busy and queue into groups.
-pub const DEFAULT_WRITERS: usize = 4;
+/// Statements of one store in flight at once: few enough that concurrent appends find them
+/// busy and queue into groups, more than one so a large append does not hold up every other.
+/// Measured with the conversations bench: 1, 2 and 4 gave 18.1%, 18.1% and 12.7–15.0% of a bare
+/// INSERT's rate (BENCHMARKS.md, "Group commit").
+pub const DEFAULT_WRITERS: usize = 2;
 /// At most this many appends in one group: the statement's arrays stay small.
 const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
