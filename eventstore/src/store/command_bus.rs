@@ -240,23 +240,18 @@ where
                 fresh = true;
                 continue;
             }
-            let Some(last) = decisions.iter().rev().find_map(|decision| decision.as_ref().ok()) else {
-                // Every command was refused: nothing to write, the state is as it was.
-                *guard = Some(current);
-                return decisions
-                    .into_iter()
-                    .map(|decision| decision.map(|_| None))
-                    .collect();
-            };
-            let (state, version) = (last.state.clone(), last.version);
-            if version == current.version {
-                // Only refusals and no-ops: nothing to write.
+            let written = decisions
+                .iter()
+                .rev()
+                .find_map(|decision| decision.as_ref().ok().filter(|d| d.version > current.version));
+            let Some((state, version)) = written.map(|last| (last.state.clone(), last.version)) else {
+                // Only refusals and no-ops: nothing to write, the state is as it was.
                 *guard = Some(current);
                 return decisions
                     .into_iter()
                     .map(|decision| decision.map(|d| Some(d.committed(Vec::new()))))
                     .collect();
-            }
+            };
             match self
                 .append(aggregate_id, &current, commands, &decisions, decided_with)
                 .await
@@ -333,31 +328,30 @@ where
             .await
     }
 
-    /// Decides each command on the state the previous one left.
+    /// Decides each command on the state the previous one left (a refused one leaves it as it
+    /// was): one copy of the state per command, as a single command costs.
     async fn decide_all(
         &self,
         current: &Loaded<A>,
         commands: &[(A::Command, &CommandContext)],
     ) -> Vec<Result<Decided<A>, CommandError<A::Error>>> {
-        let mut decisions = Vec::with_capacity(commands.len());
-        let mut working: Option<Loaded<A>> = None;
+        let mut decisions: Vec<Result<Decided<A>, CommandError<A::Error>>> =
+            Vec::with_capacity(commands.len());
         for (command, _) in commands {
-            let base = working.as_ref().unwrap_or(current);
-            let decision = self.decide(base, command.clone()).await;
-            if let Ok((state, events)) = decision {
-                let version = base.version + events.len();
-                working = Some(Loaded {
-                    state: state.clone(),
-                    version,
-                });
-                decisions.push(Ok(Decided {
+            let (base, base_version) = decisions
+                .iter()
+                .rev()
+                .find_map(|decision| decision.as_ref().ok())
+                .map_or((&current.state, current.version), |d| (&d.state, d.version));
+            let decision = self
+                .decide(base, command.clone())
+                .await
+                .map(|(state, events)| Decided {
                     state,
-                    version,
+                    version: base_version + events.len(),
                     events,
-                }));
-            } else if let Err(refused) = decision {
-                decisions.push(Err(refused));
-            }
+                });
+            decisions.push(decision);
         }
         decisions
     }
@@ -365,10 +359,10 @@ where
     /// Runs `handle` on a copy, so a rejected or conflicting decision leaves the cache intact.
     async fn decide(
         &self,
-        current: &Loaded<A>,
+        current: &A,
         command: A::Command,
     ) -> Result<(A, Vec<A::Event>), CommandError<A::Error>> {
-        let mut state = current.state.clone();
+        let mut state = current.clone();
         let sink = EventSink::default();
         state
             .handle(command, &self.services, &sink)
