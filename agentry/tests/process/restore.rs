@@ -95,8 +95,9 @@ async fn revoke_key(client: &reqwest::Client, node: &Node, token: &str, key_id: 
 }
 
 /// Changes the user's password through the user aggregate (the HTTP route to it goes through
-/// a mailed reset link): a `user.password_changed` after the `user.registered`.
-async fn change_password(pool: &PgPool, user_id: &str) {
+/// a mailed reset link): a `user.password_changed` after the `user.registered`. Returns the
+/// new digest.
+async fn change_password(pool: &PgPool, user_id: &str) -> String {
     let digest = Argon2::default()
         .hash_password(NEW_PASSWORD.as_bytes())
         .unwrap()
@@ -106,12 +107,13 @@ async fn change_password(pool: &PgPool, user_id: &str) {
         .execute(
             user_id,
             UserCommand::ChangePassword {
-                password_hash: digest.into(),
+                password_hash: digest.clone().into(),
             },
             &CommandContext::system(None),
         )
         .await
         .unwrap();
+    digest
 }
 
 /// Every event id published to `nats`, duplicates included (a core subscription sees each
@@ -202,15 +204,24 @@ async fn a_restored_store_keeps_logins_and_revocations_and_relays_only_new_event
     let (kept_id, kept_key) = create_key(&client, &old_node, &token, "revoked after the restore").await;
     revoke_key(&client, &old_node, &token, &revoked_id).await;
     let source_pool = PgPool::connect(&database_url(&source)).await.unwrap();
-    change_password(&source_pool, account["user_id"].as_str().unwrap()).await;
+    let digest = change_password(&source_pool, account["user_id"].as_str().unwrap()).await;
+    // Wait for the node's view, not by logging in: failed logins while it catches up would
+    // lock the account (five failures), and a busy machine can take that long.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while login(&client, &old_node, &email, NEW_PASSWORD).await.0 != 200 {
+    while sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_one(&source_pool)
+        .await
+        .unwrap()
+        != digest
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the old node never saw the change"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(login(&client, &old_node, &email, NEW_PASSWORD).await.0, 200);
     old_node.terminate();
     let chain_before = audit_chain(&source_pool).await;
     source_pool.close().await;
