@@ -19,7 +19,7 @@ pub mod usage;
 pub use audit::{AUDIT, AuditProjector};
 pub use conversations::{CONVERSATIONS, ConversationsProjector};
 pub use identity::{IDENTITY, IdentityProjector};
-pub use projector::{BatchProjector, Projector};
+pub use projector::{BatchProjector, PACE, Projector};
 pub use runner::ProjectionRunner;
 pub use runs::{RUN_HISTORY, RunHistoryProjector};
 pub use usage::{USAGE, UsageProjector};

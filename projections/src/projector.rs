@@ -1,6 +1,12 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
+
+/// The default [`Projector::pace`]: what a request waiting for a view may wait at most for the
+/// next batch to start.
+pub const PACE: Duration = Duration::from_millis(5);
 
 /// One read model: how each event changes its tables.
 ///
@@ -40,6 +46,16 @@ pub trait Projector: Send + Sync + 'static {
             self.apply(connection, event).await?;
         }
         Ok(())
+    }
+
+    /// How often at most a runner that keeps up starts a batch of this projector (one that is
+    /// behind, whose last read was full, goes on at once). Each batch costs a log read and a
+    /// commit whatever it holds, so a projector that steps as fast as appends arrive costs the
+    /// database more than the appends it follows; held to a pace, its batches grow with the
+    /// load instead. The price is lag: a read model trails the log by up to its pace. Views
+    /// that requests wait for keep [`PACE`]; others may choose longer.
+    fn pace(&self) -> Duration {
+        PACE
     }
 
     /// The tables of the read model, all in the `public` schema, that

@@ -7,8 +7,8 @@ use eventstore::log::{
     Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault, save_checkpoint,
     save_checkpoint_as,
 };
-use eventstore::{AppendSignal, EventStore, LogFollower, RecordedEvent};
-use sqlx::PgPool;
+use eventstore::{AppendSignal, Cursor, EventStore, LogFollower, RecordedEvent};
+use sqlx::{Acquire, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -17,11 +17,11 @@ use crate::Projector;
 /// How long an idle runner waits before looking for appends from other processes.
 const IDLE_POLL: Duration = Duration::from_millis(50);
 /// How long a caught-up projector lets appends gather after it is woken, before it reads them.
-/// Every append wakes every projector, and each step is a checkpoint read, a log read and a
-/// commit: woken per append, the projectors made about 2/3 of a run's transactions. Gathering
-/// 5 ms took a lone run from 131 to 85–89 transactions and its step overhead from 3.2–3.8 to
-/// 2.7–3.0 ms p50 (BENCHMARKS.md, "Group commit…", agent runs), at the price of read models
-/// trailing the log by up to 5 ms more. Under load projectors never idle and never wait.
+/// Every append wakes every projector, and each step is a log read and a commit: woken per
+/// append, the projectors made about 2/3 of a run's transactions. Gathering 5 ms took a lone
+/// run from 131 to 85–89 transactions and its step overhead from 3.2–3.8 to 2.7–3.0 ms p50
+/// (BENCHMARKS.md, "Group commit…", agent runs), at the price of read models trailing the log
+/// by up to 5 ms more. A busy projector is held to its [`pace`](Projector::pace) instead.
 const GATHER_AFTER_WAKE: Duration = Duration::from_millis(5);
 /// Most events one batch applies, one at a time.
 const BATCH_EVENTS: usize = 50;
@@ -47,14 +47,17 @@ pub struct ProjectionRunner {
     timings: LeaseTimings,
     /// Whether the last batch failed on an event (the `agentry_projector_blocked` gauge is 1).
     failing: AtomicBool,
+    /// The projector's [`pace`](Projector::pace).
+    pace: Duration,
 }
 
 /// What one step did.
 enum Step {
-    /// A batch was applied and the checkpoint moved.
-    Applied,
-    /// Nothing to apply.
-    CaughtUp,
+    /// A batch was applied and the checkpoint moved to `to`; `full` when the read was full
+    /// (the projector is behind and goes on at once).
+    Applied { to: Cursor, full: bool },
+    /// Nothing to apply after this cursor.
+    CaughtUp(Cursor),
     /// The checkpoint was not ours to move (another runner, or a lost lease); rolled back.
     NotOurs,
 }
@@ -67,9 +70,10 @@ impl ProjectionRunner {
             follower: LogFollower::new(store).with_batch_size(batch_size(projector.as_ref())),
             pool: store.pool().clone(),
             signal: store.signal().clone(),
-            projector,
             timings: LeaseTimings::default(),
             failing: AtomicBool::new(false),
+            pace: projector.pace(),
+            projector,
         }
     }
 
@@ -110,23 +114,33 @@ impl ProjectionRunner {
         let name = self.projector.name();
         let mut waiter = self.signal.subscribe();
         let mut retry = RETRY_PAUSE;
+        // Where the checkpoint stands, kept between steps: under the lease only this runner
+        // moves it, so it is read once per term (and after a failure) instead of every step.
+        // Anyone else's move (a rebuild's switch) makes the next save refuse, and the term end.
+        let mut cursor = None;
         while !shutdown.is_cancelled() {
             if !lease.is_valid() {
                 tracing::warn!(projector = name, "projector cannot prove its lease; standing by");
                 return;
             }
-            match self.step_as(Some(lease.claim())).await {
-                Ok(Step::Applied) => retry = RETRY_PAUSE,
-                Ok(Step::CaughtUp) => {
+            let started = tokio::time::Instant::now();
+            match self.step_as(Some(lease.claim()), cursor).await {
+                Ok(Step::Applied { to, full }) => {
+                    cursor = Some(to);
+                    retry = RETRY_PAUSE;
+                    if !full {
+                        pause_until(shutdown, started + self.pace).await;
+                    }
+                }
+                Ok(Step::CaughtUp(at)) => {
+                    cursor = Some(at);
                     retry = RETRY_PAUSE;
                     tokio::select! {
                         () = waiter.wait(IDLE_POLL) => {}
                         () = shutdown.cancelled() => {}
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(GATHER_AFTER_WAKE) => {}
-                        () = shutdown.cancelled() => {}
-                    }
+                    let gathered = tokio::time::Instant::now() + GATHER_AFTER_WAKE;
+                    pause_until(shutdown, gathered.max(started + self.pace)).await;
                 }
                 Ok(Step::NotOurs) => {
                     tracing::warn!(
@@ -136,6 +150,7 @@ impl ProjectionRunner {
                     return;
                 }
                 Err(error) => {
+                    cursor = None;
                     tracing::warn!(%error, projector = name, "projector batch failed; retrying");
                     pause(shutdown, retry).await;
                     retry = (retry * 2).min(MAX_RETRY_PAUSE);
@@ -148,20 +163,28 @@ impl ProjectionRunner {
     /// tests stepping by hand; two such runners are kept apart by the checkpoint's
     /// compare-and-set). `false` when caught up.
     pub async fn step(&self) -> Result<bool, sqlx::Error> {
-        Ok(!matches!(self.step_as(None).await?, Step::CaughtUp))
+        Ok(!matches!(self.step_as(None, None).await?, Step::CaughtUp(_)))
     }
 
     /// One batch: at most [`BATCH_EVENTS`] events, and no more once [`BATCH_BUDGET`] is spent,
-    /// applied with the checkpoint in one transaction.
-    async fn step_as(&self, claim: Option<LeaseClaim>) -> Result<Step, sqlx::Error> {
+    /// applied with the checkpoint in one transaction. `known` is where the checkpoint stands
+    /// when the caller knows (else it is read). Everything goes over one connection: each
+    /// acquire from the pool costs a round trip of its own (the pool's liveness ping).
+    async fn step_as(&self, claim: Option<LeaseClaim>, known: Option<Cursor>) -> Result<Step, sqlx::Error> {
         let name = self.projector.name();
-        let from = load_checkpoint(&self.pool, name).await?;
-        let mut batch = self.follower.read_after(from).await?;
+        let mut connection = self.pool.acquire().await?;
+        let from = match known {
+            Some(cursor) => cursor,
+            None => load_checkpoint(&mut *connection, name).await?,
+        };
+        let mut batch = self.follower.read_after_on(&mut *connection, from).await?;
         if batch.is_empty() {
-            return Ok(Step::CaughtUp);
+            return Ok(Step::CaughtUp(from));
         }
-        batch.truncate(whole_transactions(&batch, batch_size(self.projector.as_ref())));
-        let mut transaction = self.pool.begin().await?;
+        let limit = batch_size(self.projector.as_ref());
+        let full = batch.len() >= limit;
+        batch.truncate(whole_transactions(&batch, limit));
+        let mut transaction = connection.begin().await?;
         let started = Instant::now();
         let mut applied = 0;
         if self.projector.batched() {
@@ -209,7 +232,10 @@ impl ProjectionRunner {
             );
         }
         record_lag(name, applied);
-        Ok(Step::Applied)
+        Ok(Step::Applied {
+            to,
+            full: full || applied.len() < batch.len(),
+        })
     }
 
     /// The event of a failed batch that fails on its own: the batch's events applied one at a
@@ -269,6 +295,13 @@ fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
     }
     metrics::counter!("agentry_projected_events_total", "projector" => name).increment(batch.len() as u64);
+}
+
+async fn pause_until(shutdown: &CancellationToken, deadline: tokio::time::Instant) {
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => {}
+        () = shutdown.cancelled() => {}
+    }
 }
 
 async fn pause(shutdown: &CancellationToken, duration: Duration) {

@@ -75,6 +75,15 @@ impl LogFollower {
     pub async fn read_after(&self, after: Cursor) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         read_after_with(&self.pool, &self.upcasters, after, self.batch_size).await
     }
+
+    /// [`read_after`](Self::read_after) on a connection the caller holds (and goes on using).
+    pub async fn read_after_on<'e, E: PgExecutor<'e>>(
+        &self,
+        executor: E,
+        after: Cursor,
+    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        read_after_with(executor, &self.upcasters, after, self.batch_size).await
+    }
 }
 
 /// [`LogFollower::read_after`] on any executor, with explicit upcasters and batch size.

@@ -21,12 +21,15 @@ pub mod history;
 pub mod queries;
 mod seal;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use sqlx::PgConnection;
 
 use self::attribution::MembershipChange;
 use self::entry::EntryContent;
+use self::seal::{Unsealed, seal_many};
 use crate::Projector;
 
 pub use chain::{Break, BreakKind, ChainCheck};
@@ -55,9 +58,46 @@ impl Projector for AuditProjector {
         Ok(())
     }
 
+    /// No request waits for the audit log (its readers are auditors, after the fact), so the
+    /// sealer steps at most every 50 ms: under load one batch seals ten times the events, at
+    /// the cost of a step's two statements and its commit. Entries appear within 50 ms.
+    fn pace(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+
+    /// Whole reads: the organization events that change no membership (nearly all of them)
+    /// are sealed together, two statements for a run of them ([`seal_many`]); the others
+    /// (memberships, platform-wide events) one by one in between, in log order.
+    fn batched(&self) -> bool {
+        true
+    }
+
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut plain = Vec::new();
+        for event in events {
+            match event.org_id {
+                Some(org_id) if attribution::membership_change(event).is_none() => {
+                    plain.push(Unsealed {
+                        org_id,
+                        position: event.position,
+                        content: content_of(event)?,
+                    });
+                }
+                _ => {
+                    seal_many(connection, std::mem::take(&mut plain)).await?;
+                    self.apply(connection, event).await?;
+                }
+            }
+        }
+        seal_many(connection, plain).await
+    }
+
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
-        let content =
-            EntryContent::from_event(event).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        let content = content_of(event)?;
         let change = attribution::membership_change(event);
         if let Some(MembershipChange::Joined { org_id, user_id }) = &change {
             for (position, held) in attribution::take_held(connection, *user_id).await? {
@@ -72,6 +112,12 @@ impl Projector for AuditProjector {
             None => seal_platform_event(connection, event, content).await,
         }
     }
+}
+
+/// The entry `event` makes; an event without what an entry needs stops the sealer (it holds
+/// its checkpoint rather than leave a hole in the chain).
+fn content_of(event: &RecordedEvent) -> Result<EntryContent, sqlx::Error> {
+    EntryContent::from_event(event).map_err(|error| sqlx::Error::Decode(Box::new(error)))
 }
 
 /// A platform-wide event: into the log of every organization its person belongs to, held while

@@ -254,6 +254,56 @@ async fn a_replay_from_the_start_of_the_log_seals_nothing_twice_and_keeps_the_ch
     assert_eq!(verify_chain(&pool, org_id, |_| {}).await.unwrap().broken(), None);
 }
 
+/// Events of two organizations interleaved in one read of the log (what a busy node's sealer
+/// gets): each organization's chain holds its own, in log order, linked and verifiable, and a
+/// replay of the same read seals nothing twice.
+#[sqlx::test(migrations = "../migrations")]
+async fn interleaved_organizations_sealed_in_one_read_keep_their_own_chains(pool: PgPool) {
+    let store = store(&pool);
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    for round in 1..=5_i64 {
+        for org_id in [first, second] {
+            RawEvent {
+                aggregate_type: "organization",
+                aggregate_id: org_id.to_string(),
+                sequence: round,
+                event_type: "organization.renamed",
+                version: "1",
+                payload: json!({ "type": "organization.renamed", "name": format!("name {round}") }),
+                metadata: metadata(Some(org_id)),
+            }
+            .insert(&pool)
+            .await;
+        }
+    }
+    let runner = audit_runner(&store);
+    catch_up_as(&runner, &pool, AUDIT).await;
+
+    let logs = [log_of(&pool, first).await, log_of(&pool, second).await];
+    for (org_id, log) in [first, second].into_iter().zip(&logs) {
+        assert_eq!(log.len(), 5);
+        let targets: Vec<_> = log.iter().map(|entry| entry.content.target_id.clone()).collect();
+        assert_eq!(targets, vec![org_id.to_string(); 5], "only its own events");
+        assert_eq!(log[0].prev_hash, GENESIS_HASH.to_vec());
+        for (index, entry) in log.iter().enumerate() {
+            assert_eq!(entry.seq, index as i64 + 1);
+            assert_eq!(entry.hash, entry.computed_hash().to_vec());
+        }
+        let check = verify_chain(&pool, org_id, |_| {}).await.unwrap();
+        assert_eq!((check.broken(), check.checked()), (None, 5));
+    }
+
+    // A replay from the start reads the same ten events again in one read.
+    sqlx::query("DELETE FROM follower_checkpoints WHERE name = $1")
+        .bind(AUDIT)
+        .execute(&pool)
+        .await
+        .unwrap();
+    catch_up_as(&runner, &pool, AUDIT).await;
+    assert_eq!(log_of(&pool, first).await, logs[0]);
+    assert_eq!(log_of(&pool, second).await, logs[1]);
+}
+
 /// A version-1 `organization.created` (`owner`, not `owner_user_id`) written by SQL is read in
 /// its current shape: its founder's later platform events are attributed to it.
 #[sqlx::test(migrations = "../migrations")]
