@@ -305,10 +305,7 @@ async fn pause_until(shutdown: &CancellationToken, deadline: tokio::time::Instan
 }
 
 async fn pause(shutdown: &CancellationToken, duration: Duration) {
-    tokio::select! {
-        () = tokio::time::sleep(duration) => {}
-        () = shutdown.cancelled() => {}
-    }
+    pause_until(shutdown, tokio::time::Instant::now() + duration).await;
 }
 
 /// How many events of a read batch to use so that it ends on a transaction boundary: a full

@@ -73,7 +73,7 @@ impl LogFollower {
 
     /// The next committed events after `after`; empty when the follower is caught up.
     pub async fn read_after(&self, after: Cursor) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        read_after_with(&self.pool, &self.upcasters, after, self.batch_size).await
+        self.read_after_on(&self.pool, after).await
     }
 
     /// [`read_after`](Self::read_after) on a connection the caller holds (and goes on using).

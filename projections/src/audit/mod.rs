@@ -99,17 +99,33 @@ impl Projector for AuditProjector {
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
         let content = content_of(event)?;
         let change = attribution::membership_change(event);
+        // A new member's held events go into the organization's log just before the event
+        // that made them a member, in the same statements.
+        let mut unsealed = Vec::new();
         if let Some(MembershipChange::Joined { org_id, user_id }) = &change {
-            for (position, held) in attribution::take_held(connection, *user_id).await? {
-                seal::seal(connection, *org_id, position, held).await?;
-            }
+            let held = attribution::take_held(connection, *user_id).await?;
+            unsealed.extend(held.into_iter().map(|(position, content)| Unsealed {
+                org_id: *org_id,
+                position,
+                content,
+            }));
         }
         if let Some(change) = &change {
             attribution::record(connection, change).await?;
         }
         match event.org_id {
-            Some(org_id) => seal::seal(connection, org_id, event.position, content).await,
-            None => seal_platform_event(connection, event, content).await,
+            Some(org_id) => {
+                unsealed.push(Unsealed {
+                    org_id,
+                    position: event.position,
+                    content,
+                });
+                seal_many(connection, unsealed).await
+            }
+            None => {
+                seal_many(connection, unsealed).await?;
+                seal_platform_event(connection, event, content).await
+            }
         }
     }
 }
@@ -134,8 +150,13 @@ async fn seal_platform_event(
     if organizations.is_empty() {
         return attribution::hold(connection, user_id, event.position, &content).await;
     }
-    for org_id in organizations {
-        seal::seal(connection, org_id, event.position, content.clone()).await?;
-    }
-    Ok(())
+    let entries = organizations
+        .into_iter()
+        .map(|org_id| Unsealed {
+            org_id,
+            position: event.position,
+            content: content.clone(),
+        })
+        .collect();
+    seal_many(connection, entries).await
 }

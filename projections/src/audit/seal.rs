@@ -104,22 +104,6 @@ pub(super) async fn seal_many(
     insert(connection, &entries).await
 }
 
-/// Seals `content` (of the event at `position`) as the next entry of `org_id`'s log, chained
-/// to the entry before it; an event already in that log (a replay) is left as it is.
-pub(super) async fn seal(
-    connection: &mut PgConnection,
-    org_id: Uuid,
-    position: i64,
-    content: EntryContent,
-) -> Result<(), sqlx::Error> {
-    let event = Unsealed {
-        org_id,
-        position,
-        content,
-    };
-    seal_many(connection, vec![event]).await
-}
-
 /// Writes `entries` (each with its event's position) in one statement.
 async fn insert(connection: &mut PgConnection, entries: &[(i64, AuditEntry)]) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
