@@ -175,6 +175,7 @@ mod tests {
             id: 1_030,
             by: "user:1".into(),
             skipped_ids: 1_024,
+            abandoned_call: None,
         };
 
         let frame = StreamFrame::of_event(run_id, &event).remove(0);

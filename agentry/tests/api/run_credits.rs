@@ -320,7 +320,7 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
 }
 
 #[tokio::test]
-async fn a_call_that_fails_or_is_cancelled_while_streaming_is_not_charged_and_holds_nothing() {
+async fn a_failed_call_is_not_charged_and_one_cancelled_while_streaming_is_charged_for_what_it_streamed() {
     let flow = billed_flow(1_000).await;
     let agent = limited_agent(&flow).await;
     flow.llm
@@ -349,31 +349,56 @@ async fn a_call_that_fails_or_is_cancelled_while_streaming_is_not_charged_and_ho
         "the streaming call holds its worst case: {held}"
     );
     flow.cancel(&cancelled).await;
-    flow.run_reaching(&cancelled, "cancelled").await;
+    let run = flow.run_reaching(&cancelled, "cancelled").await;
 
+    // What the provider streamed before the cancel was paid for: the call is charged for the
+    // text recorded of it, its tokens counted (four characters a token; prompts are free here).
+    let step = &run["steps"][0];
+    let recorded_chars = step["content"].as_str().unwrap().chars().count() as u64;
+    assert!(recorded_chars > 0, "{run:#}");
+    let streamed = recorded_chars.div_ceil(4).min(MAX_OUTPUT);
+    assert_eq!(step["status"], "cancelled", "{run:#}");
+    assert_eq!(step["completion_tokens"], streamed, "{run:#}");
+    assert_eq!(run["usage"]["credits"], streamed, "{run:#}");
     let account = balance(&flow.app, &flow.token).await;
     assert_eq!(
-        (account["credits"].as_i64(), account["reserved"].as_i64()),
-        (Some(1_000), Some(0)),
+        (account["credits"].as_u64(), account["reserved"].as_i64()),
+        (Some(1_000 - streamed), Some(0)),
         "{account}"
     );
-    let kinds: Vec<String> = all_entries(&flow.app, &flow.token)
+    let entries: Vec<Value> = all_entries(&flow.app, &flow.token)
         .await
         .into_iter()
         .filter(|entry| entry["run_id"] == failed.as_str() || entry["run_id"] == cancelled.as_str())
+        .collect();
+    let kinds: Vec<String> = entries
+        .iter()
         .map(|entry| format!("{} {}", entry["kind"].as_str().unwrap(), entry["credits"]))
         .collect();
     assert_eq!(
         kinds,
         [
-            "released 10",
-            "charged 0",
-            "reserved 10",
-            "released 10",
-            "charged 0",
-            "reserved 10"
+            format!("released {}", MAX_OUTPUT - streamed),
+            format!("charged {streamed}"),
+            "reserved 10".to_owned(),
+            "released 10".to_owned(),
+            "charged 0".to_owned(),
+            "reserved 10".to_owned(),
         ],
-        "newest first: each hold released in full, nothing charged"
+        "newest first: the failed call's hold released in full, the cancelled one's charged for what it streamed"
+    );
+    let charge = &entries[1];
+    assert_eq!(charge["tokens_counted"], true, "{charge}");
+    let cancel_event: Value = sqlx::query_scalar(
+        "SELECT to_jsonb(event_id) FROM events WHERE aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'run.cancelled'",
+    )
+    .bind(&cancelled)
+    .fetch_one(&flow.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        charge["caused_by"], cancel_event,
+        "the charge names the cancel: {charge}"
     );
     flow.cleanup().await;
 }

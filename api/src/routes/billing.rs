@@ -379,6 +379,7 @@ fn entry_body(entry: LedgerEntry) -> LedgerEntryBody {
             run_id,
             llm_call,
             credits,
+            ..
         } => call_entry(
             &mut body,
             LedgerKind::Reserved,

@@ -133,7 +133,8 @@ pub struct StepBody {
     step: u32,
     /// The model.
     model: String,
-    /// `running`, `completed` or `failed`.
+    /// `running`, `completed`, `failed`, or `cancelled` (the run was cancelled while it streamed:
+    /// charged for the text recorded of it, tokens counted).
     status: String,
     /// The answer's text (so far, while it is generated).
     content: String,

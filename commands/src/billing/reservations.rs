@@ -12,7 +12,7 @@
 //! decision sees includes every reservation committed before it, so with credits for N calls,
 //! N + k concurrent reservations give exactly N.
 
-use domain::credit_account::{CreditAccountCommand, CreditAccountError, CreditAccountEvent};
+use domain::credit_account::{CallPrice, CreditAccountCommand, CreditAccountError, CreditAccountEvent};
 use eventstore::CommandContext;
 use uuid::Uuid;
 
@@ -92,11 +92,27 @@ impl BillingService {
         worst_case: u64,
         context: &CommandContext,
     ) -> Result<ReserveOutcome, BillingError> {
+        self.reserve_priced(org_id, run_id, llm_call, worst_case, None, context)
+            .await
+    }
+
+    /// [`reserve`](Self::reserve), recording on the hold the call's `price`: what charges the
+    /// call if its run is cancelled while it streams (see [`CallPrice`]).
+    pub async fn reserve_priced(
+        &self,
+        org_id: Uuid,
+        run_id: Uuid,
+        llm_call: &str,
+        worst_case: u64,
+        price: Option<CallPrice>,
+        context: &CommandContext,
+    ) -> Result<ReserveOutcome, BillingError> {
         let reserve = CreditAccountCommand::Reserve {
             reservation_id: Uuid::now_v7(),
             run_id,
             llm_call: llm_call.to_owned(),
             credits: worst_case,
+            price,
         };
         match self.execute(org_id, reserve, context).await {
             Ok(committed) => match committed.state.reservation(llm_call) {

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::credit_account::CreditAccountError;
-use domain::run::{RunEvent, RunStatus};
+use domain::credit_account::{CallPrice, CreditAccountError};
+use domain::run::{Run, RunEvent, RunStatus};
 use eventstore::CommandContext;
 use uuid::Uuid;
 
@@ -25,10 +25,12 @@ const PAUSED_RUNS: &str = "
      ORDER BY org_id, queued_position
      LIMIT $2";
 
-/// What a run recorded of its model calls: each `llm_call.completed` with its event id.
+/// What a run recorded of its model calls: each `llm_call.completed` with its event id, and
+/// the `run.cancelled` that priced a call it had open.
 const COMPLETED_CALLS: &str = "
     SELECT event_id, payload::text FROM events
-     WHERE aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'llm_call.completed'";
+     WHERE aggregate_type = 'run' AND aggregate_id = $1
+       AND event_type IN ('llm_call.completed', 'run.cancelled')";
 
 /// The ledger's key for the model call of `step` of `run_id`. One per step: a step's call made
 /// again after a crash or a takeover is the same call to the ledger (reserved once, charged
@@ -86,6 +88,24 @@ impl RunService {
         .into())
     }
 
+    /// When runs are billed and `run` has a model call open with a hold that recorded its
+    /// price: the call's step and price, so a cancel charges it for what it streamed.
+    pub(super) async fn open_call_price(
+        &self,
+        run: &Run,
+        run_id: Uuid,
+    ) -> Result<Option<(u32, CallPrice)>, RunsError> {
+        let (Some(billing), Some(org_id), Some(step)) = (&self.billing, run.org_id(), run.open_model_call())
+        else {
+            return Ok(None);
+        };
+        let account = billing.account(org_id).await?;
+        Ok(account
+            .reservation(&llm_call_key(run_id, step))
+            .and_then(|open| open.price)
+            .map(|price| (step, price)))
+    }
+
     /// Settles every reservation `run_id` still holds: the credits the run recorded for that
     /// step's call are charged, or nothing for a call it never recorded an answer of (failed,
     /// cancelled while streaming). Called when a run ends, by whoever ended it; doing it twice
@@ -126,14 +146,22 @@ impl RunService {
             .await?;
         let mut calls = HashMap::with_capacity(rows.len());
         for (event_id, payload) in rows {
-            if let Ok(RunEvent::LlmCallCompleted {
-                step,
-                credits,
-                usage_reported,
-                ..
-            }) = serde_json::from_str(&payload)
-            {
-                calls.insert(llm_call_key(run_id, step), (credits, !usage_reported, event_id));
+            match serde_json::from_str(&payload) {
+                Ok(RunEvent::LlmCallCompleted {
+                    step,
+                    credits,
+                    usage_reported,
+                    ..
+                }) => {
+                    calls.insert(llm_call_key(run_id, step), (credits, !usage_reported, event_id));
+                }
+                Ok(RunEvent::Cancelled {
+                    abandoned_call: Some(call),
+                    ..
+                }) => {
+                    calls.insert(llm_call_key(run_id, call.step), (call.credits, true, event_id));
+                }
+                _ => {}
             }
         }
         Ok(calls)

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::events::signed;
 use super::{
-    CreditAccountCommand, CreditAccountError, CreditAccountEvent, GrantSource, RefundSource, StripeRefund,
+    CallPrice, CreditAccountCommand, CreditAccountError, CreditAccountEvent, GrantSource, RefundSource,
+    StripeRefund,
 };
 use crate::sink::write_all;
 use crate::text::trimmed;
@@ -33,6 +34,9 @@ pub struct OpenReservation {
     pub run_id: Uuid,
     /// Credits reserved.
     pub credits: u64,
+    /// The call's price, when the hold recorded it.
+    #[serde(default)]
+    pub price: Option<CallPrice>,
 }
 
 /// A purchase through Stripe Checkout, and what of it was taken back.
@@ -149,7 +153,14 @@ impl CreditAccount {
         Ok(events)
     }
 
-    fn reserve(&self, reservation_id: Uuid, run_id: Uuid, llm_call: String, credits: u64) -> Decision {
+    fn reserve(
+        &self,
+        reservation_id: Uuid,
+        run_id: Uuid,
+        llm_call: String,
+        credits: u64,
+        price: Option<CallPrice>,
+    ) -> Decision {
         self.require_open()?;
         valid_key(&llm_call)?;
         amount(credits, 1)?;
@@ -168,6 +179,7 @@ impl CreditAccount {
             run_id,
             llm_call,
             credits,
+            price,
         }])
     }
 
@@ -357,7 +369,8 @@ impl Aggregate for CreditAccount {
                 run_id,
                 llm_call,
                 credits,
-            } => self.reserve(reservation_id, run_id, llm_call, credits)?,
+                price,
+            } => self.reserve(reservation_id, run_id, llm_call, credits, price)?,
             C::Settle {
                 llm_call,
                 actual,
@@ -408,6 +421,7 @@ impl Aggregate for CreditAccount {
                 run_id,
                 llm_call,
                 credits,
+                price,
             } => {
                 self.reserved = self.reserved.saturating_add(signed(credits));
                 self.open.insert(
@@ -416,6 +430,7 @@ impl Aggregate for CreditAccount {
                         reservation_id,
                         run_id,
                         credits,
+                        price,
                     },
                 );
             }
@@ -468,6 +483,7 @@ mod tests {
             run_id: Uuid::nil(),
             llm_call: key.into(),
             credits,
+            price: None,
         }
     }
 
@@ -477,6 +493,7 @@ mod tests {
             run_id: Uuid::nil(),
             llm_call: key.into(),
             credits,
+            price: None,
         }
     }
 

@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use super::CallPrice;
+
 /// Money Stripe reports refunded on one of the account's purchases (`charge.refunded`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StripeRefund {
@@ -40,6 +42,8 @@ pub enum CreditAccountCommand {
         llm_call: String,
         /// Its worst case (at least 1).
         credits: u64,
+        /// Its price, recorded on the hold (see [`CallPrice`]).
+        price: Option<CallPrice>,
     },
     /// Charge what the LLM call actually cost and release the rest of its reservation.
     Settle {

@@ -5,6 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::CallPrice;
+
 /// What a grant came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -90,6 +92,10 @@ pub enum CreditAccountEvent {
         llm_call: String,
         /// The call's worst case.
         credits: u64,
+        /// The call's price: what charges it if it ends without the provider's count
+        /// (cancelled while it streamed). Absent on holds recorded before it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<CallPrice>,
     },
     /// What an LLM call actually cost, taken from the balance.
     #[serde(rename = "credit_account.charged")]

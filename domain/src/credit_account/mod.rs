@@ -16,8 +16,10 @@ mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod price;
 
 pub use aggregate::{CreditAccount, MAX_CREDITS, MAX_KEY_CHARS, MAX_REASON_CHARS, OpenReservation, Purchase};
 pub use commands::{CreditAccountCommand, StripeRefund};
 pub use error::CreditAccountError;
 pub use events::{CreditAccountEvent, GrantSource, RefundSource};
+pub use price::{CHARS_PER_TOKEN, CallPrice, counted_tokens, credits_for};

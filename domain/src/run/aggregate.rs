@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::call::call_id;
 use super::{
-    ApprovalState, Call, LlmCallRecord, MAX_UNRECORDED_IDS, ModelToolCall, RunCommand, RunError, RunEvent,
-    RunStatus, ToolFailure, ToolResult,
+    AbandonedCall, ApprovalState, Call, LlmCallRecord, MAX_UNRECORDED_IDS, ModelToolCall, RunCommand,
+    RunError, RunEvent, RunStatus, ToolFailure, ToolResult,
 };
+use crate::credit_account::{CallPrice, counted_tokens};
 use crate::sink::write_all;
 
 type Decision = Result<Vec<RunEvent>, RunError>;
@@ -71,6 +72,10 @@ pub struct Run {
     /// While it awaits credits: what its next model call needs reserved.
     #[serde(default)]
     credits_needed: Option<u64>,
+    /// Characters of text recorded of the open model call's answer: what it is charged for if
+    /// the run is cancelled before the call completes.
+    #[serde(default)]
+    open_call_chars: u64,
 }
 
 impl Run {
@@ -489,17 +494,30 @@ impl Run {
         }])
     }
 
-    fn cancel(&self, by: String) -> Decision {
+    fn cancel(&self, by: String, open_call_price: Option<(u32, CallPrice)>) -> Decision {
         self.check_live()?;
         // An executor streaming an answer may have sent ids live that are not recorded yet.
         let skipped_ids = match self.model_call_open {
             Some(_) if self.executor.is_some() => MAX_UNRECORDED_IDS,
             _ => 0,
         };
+        let abandoned_call = match (self.model_call_open, open_call_price) {
+            (Some(open), Some((step, price))) if open == step => {
+                let completion_tokens = counted_tokens(self.open_call_chars).min(price.max_output_tokens);
+                Some(AbandonedCall {
+                    step,
+                    prompt_tokens: price.prompt_tokens,
+                    completion_tokens,
+                    credits: price.credits(completion_tokens),
+                })
+            }
+            _ => None,
+        };
         Ok(vec![RunEvent::Cancelled {
             id: self.id() + skipped_ids,
             by,
             skipped_ids,
+            abandoned_call,
         }])
     }
 
@@ -610,7 +628,7 @@ impl Aggregate for Run {
                 credits_needed,
                 credits_available,
             } => self.pause(executor, reason, detail, credits_needed, credits_available)?,
-            RunCommand::Cancel { by } => self.cancel(by)?,
+            RunCommand::Cancel { by, open_call_price } => self.cancel(by, open_call_price)?,
         };
         write_all(sink, self, events).await;
         Ok(())
@@ -635,6 +653,14 @@ impl Aggregate for Run {
                 self.status = RunStatus::Queued;
             }
             RunEvent::Started { executor, .. } | RunEvent::Resumed { executor, .. } => {
+                if let RunEvent::Resumed {
+                    discarded_step: Some(_),
+                    ..
+                } = &event
+                {
+                    // The text recorded of the call made again is void (the view clears it too).
+                    self.open_call_chars = 0;
+                }
                 self.ever_started = true;
                 self.executor = Some(executor);
                 self.status = RunStatus::Running;
@@ -643,11 +669,17 @@ impl Aggregate for Run {
             RunEvent::LlmCallStarted { step, .. } => {
                 self.steps = self.steps.max(step);
                 self.model_call_open = Some(step);
+                self.open_call_chars = 0;
                 self.earlier_calls
                     .extend(self.calls.drain(..).map(|call| call.call_id));
                 self.answered = false;
             }
-            RunEvent::MessageDelta { .. } => {}
+            RunEvent::MessageDelta { step, chunks, .. } => {
+                if self.model_call_open == Some(step) {
+                    let chars: usize = chunks.iter().map(|chunk| chunk.chars().count()).sum();
+                    self.open_call_chars += chars as u64;
+                }
+            }
             RunEvent::LlmCallCompleted {
                 prompt_tokens,
                 completion_tokens,
@@ -707,10 +739,15 @@ impl Aggregate for Run {
                 self.executor = None;
                 self.model_call_open = None;
             }
-            RunEvent::Cancelled { .. } => {
+            RunEvent::Cancelled { abandoned_call, .. } => {
                 self.status = RunStatus::Cancelled;
                 self.executor = None;
                 self.model_call_open = None;
+                if let Some(call) = abandoned_call {
+                    self.prompt_tokens += call.prompt_tokens;
+                    self.completion_tokens += call.completion_tokens;
+                    self.credits += call.credits;
+                }
             }
         }
     }
@@ -1064,13 +1101,20 @@ mod tests {
         let mut run = state(streaming.clone());
         // The executor hands out ids from `next_id` live before recording them.
         assert_eq!(run.next_id(), 4);
-        let events = decide(&mut run, RunCommand::Cancel { by: "user:1".into() })
-            .await
-            .unwrap();
+        let events = decide(
+            &mut run,
+            RunCommand::Cancel {
+                by: "user:1".into(),
+                open_call_price: None,
+            },
+        )
+        .await
+        .unwrap();
         let cancelled = RunEvent::Cancelled {
             id: 4 + MAX_UNRECORDED_IDS,
             by: "user:1".into(),
             skipped_ids: MAX_UNRECORDED_IDS,
+            abandoned_call: None,
         };
         assert_eq!(events, vec![cancelled.clone()]);
         assert_eq!(
@@ -1080,16 +1124,108 @@ mod tests {
         );
 
         let mut idle = state(streaming[..2].to_vec());
-        let events = decide(&mut idle, RunCommand::Cancel { by: "user:1".into() })
-            .await
-            .unwrap();
+        let events = decide(
+            &mut idle,
+            RunCommand::Cancel {
+                by: "user:1".into(),
+                open_call_price: None,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(
             events,
             vec![RunEvent::Cancelled {
                 id: 3,
                 by: "user:1".into(),
-                skipped_ids: 0
+                skipped_ids: 0,
+                abandoned_call: None,
             }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_cancelled_while_streaming_is_charged_for_the_text_recorded_of_it() {
+        let price = CallPrice {
+            prompt_tokens: 7,
+            prompt_per_million: 1_000_000,
+            completion_per_million: 2_000_000,
+            max_output_tokens: 100,
+        };
+        let cancel = |open_call_price| RunCommand::Cancel {
+            by: "user:1".into(),
+            open_call_price,
+        };
+        let mut run = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "m".into(),
+            },
+            RunEvent::MessageDelta {
+                first_id: 4,
+                step: 1,
+                // 17 characters (é is one): 5 tokens counted.
+                chunks: vec!["Héllo world".into(), ", this".into()],
+            },
+        ]);
+        let other_step = decide(&mut run.clone(), cancel(Some((2, price)))).await.unwrap();
+        assert!(
+            matches!(
+                &other_step[0],
+                RunEvent::Cancelled {
+                    abandoned_call: None,
+                    ..
+                }
+            ),
+            "a price for another step than the open call's charges nothing: {other_step:?}"
+        );
+        let events = decide(&mut run, cancel(Some((1, price)))).await.unwrap();
+        let expected = AbandonedCall {
+            step: 1,
+            prompt_tokens: 7,
+            completion_tokens: 5,
+            credits: 7 + 10,
+        };
+        assert!(
+            matches!(&events[0], RunEvent::Cancelled { abandoned_call: Some(call), .. } if *call == expected),
+            "{events:?}"
+        );
+        assert_eq!(run.usage(), (7, 5, 17), "the run's totals count the call");
+
+        // Text of a call made again after a takeover is void: only the new attempt's counts.
+        let mut resumed = state(vec![
+            queued(),
+            RunEvent::Started {
+                id: 2,
+                executor: EXECUTOR,
+            },
+            RunEvent::LlmCallStarted {
+                id: 3,
+                step: 1,
+                model: "m".into(),
+            },
+            RunEvent::MessageDelta {
+                first_id: 4,
+                step: 1,
+                chunks: vec!["a long text that was never answered".into()],
+            },
+            RunEvent::Resumed {
+                id: 5 + MAX_UNRECORDED_IDS,
+                executor: OTHER,
+                discarded_step: Some(1),
+                skipped_ids: MAX_UNRECORDED_IDS,
+            },
+        ]);
+        let events = decide(&mut resumed, cancel(Some((1, price)))).await.unwrap();
+        assert!(
+            matches!(&events[0], RunEvent::Cancelled { abandoned_call: Some(call), .. } if call.completion_tokens == 0 && call.credits == 7),
+            "{events:?}"
         );
     }
 
@@ -1121,15 +1257,22 @@ mod tests {
         assert_eq!(run.next_action(EXECUTOR), NextAction::AwaitCredits);
 
         let mut cancelled = run.clone();
-        let events = decide(&mut cancelled, RunCommand::Cancel { by: "user:1".into() })
-            .await
-            .unwrap();
+        let events = decide(
+            &mut cancelled,
+            RunCommand::Cancel {
+                by: "user:1".into(),
+                open_call_price: None,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(
             events,
             vec![RunEvent::Cancelled {
                 id: 4,
                 by: "user:1".into(),
-                skipped_ids: 0
+                skipped_ids: 0,
+                abandoned_call: None,
             }],
             "a paused run can be cancelled, and it skips no ids (nothing streams)"
         );
@@ -1149,7 +1292,7 @@ mod tests {
                 id: 4,
                 executor: OTHER,
                 discarded_step: None,
-                skipped_ids: 0
+                skipped_ids: 0,
             }]
         );
         assert_eq!(run.status(), RunStatus::Running);
@@ -1233,9 +1376,13 @@ mod tests {
                     id: 2,
                     by: "user:1".into(),
                     skipped_ids: 0,
+                    abandoned_call: None,
                 },
             ])
-            .when(RunCommand::Cancel { by: "user:1".into() })
+            .when(RunCommand::Cancel {
+                by: "user:1".into(),
+                open_call_price: None,
+            })
             .then_expect_error(RunError::Finished {
                 status: RunStatus::Cancelled,
             });

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::credit_account::CallPrice;
+
 /// What the model's answer asked for: one tool call, as the model wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelToolCall {
@@ -193,5 +195,9 @@ pub enum RunCommand {
     Cancel {
         /// Who.
         by: String,
+        /// When runs are billed: the step of the model call the run has open and that call's
+        /// price, as its hold recorded it. The call is then charged for the text recorded of
+        /// it (ignored if the run has no call of that step open by the time it is decided).
+        open_call_price: Option<(u32, CallPrice)>,
     },
 }

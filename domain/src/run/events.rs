@@ -10,6 +10,20 @@ use uuid::Uuid;
 
 use super::Call;
 
+/// A model call the run had open when it was cancelled (it was streaming, or its executor had
+/// stopped mid-answer): charged for the text recorded of it, its tokens counted by Agentry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AbandonedCall {
+    /// Its step.
+    pub step: u32,
+    /// The prompt's tokens, counted from the request.
+    pub prompt_tokens: u64,
+    /// The tokens of the answer's text recorded before the cancel, counted.
+    pub completion_tokens: u64,
+    /// What it costs, at the price its hold recorded.
+    pub credits: u64,
+}
+
 /// Why a tool call failed, as the model and readers are told.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolFailure {
@@ -245,6 +259,9 @@ pub enum RunEvent {
         /// Ids skipped before this one.
         #[serde(default)]
         skipped_ids: u64,
+        /// The model call it had open, charged for what it streamed (billed runs only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        abandoned_call: Option<AbandonedCall>,
     },
 }
 

@@ -18,7 +18,7 @@ pub use aggregate::{NextAction, Run};
 pub use call::{ApprovalState, Call};
 pub use commands::{LlmCallRecord, ModelToolCall, RunCommand, ToolResult};
 pub use error::RunError;
-pub use events::{RunEvent, ToolFailure};
+pub use events::{AbandonedCall, RunEvent, ToolFailure};
 pub use status::RunStatus;
 
 /// Most stream ids an executor may hand out live (message deltas sent to readers before their

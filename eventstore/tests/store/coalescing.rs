@@ -33,6 +33,7 @@ fn reserve(n: usize) -> CreditAccountCommand {
         run_id: Uuid::now_v7(),
         llm_call: format!("call-{n}"),
         credits: RESERVATION,
+        price: None,
     }
 }
 

@@ -36,7 +36,7 @@ pub struct StepView {
     pub step: u32,
     /// The model.
     pub model: String,
-    /// `running`, `completed` or `failed`.
+    /// `running`, `completed`, `failed`, or `cancelled` (the run was cancelled while it streamed).
     pub status: String,
     /// The answer's text (so far, while it is being generated).
     pub content: String,
@@ -109,6 +109,17 @@ pub fn apply_to_steps(steps: &mut Vec<StepView>, event: &RunEvent) {
                 view.latency_ms = *latency_ms;
                 view.finish_reason = Some(finish_reason.clone());
                 view.retries = *retries;
+            }
+        }
+        RunEvent::Cancelled {
+            abandoned_call: Some(call),
+            ..
+        } => {
+            if let Some(view) = steps.iter_mut().find(|view| view.step == call.step) {
+                view.status = "cancelled".into();
+                view.prompt_tokens = call.prompt_tokens;
+                view.completion_tokens = call.completion_tokens;
+                view.credits = call.credits;
             }
         }
         RunEvent::LlmCallFailed { step, retries, .. } => {

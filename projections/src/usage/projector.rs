@@ -57,7 +57,12 @@ impl BatchProjector for UsageProjector {
     async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let counted: Vec<&RecordedEvent> = events
             .iter()
-            .filter(|event| matches!(event.event_type.as_str(), "run.queued" | "llm_call.completed"))
+            .filter(|event| {
+                matches!(
+                    event.event_type.as_str(),
+                    "run.queued" | "llm_call.completed" | "run.cancelled"
+                )
+            })
             .collect();
         let orgs: Vec<Uuid> = {
             let mut orgs: Vec<Uuid> = counted.iter().filter_map(|event| event.org_id).collect();
@@ -108,6 +113,16 @@ impl BatchProjector for UsageProjector {
                     totals.prompt_tokens += as_bigint(prompt_tokens);
                     totals.completion_tokens += as_bigint(completion_tokens);
                     totals.credits += as_bigint(credits);
+                }
+                // A model call cancelled while it streamed is charged for what it streamed.
+                RunEvent::Cancelled {
+                    abandoned_call: Some(call),
+                    ..
+                } => {
+                    totals.llm_calls += 1;
+                    totals.prompt_tokens += as_bigint(call.prompt_tokens);
+                    totals.completion_tokens += as_bigint(call.completion_tokens);
+                    totals.credits += as_bigint(call.credits);
                 }
                 _ => {}
             }

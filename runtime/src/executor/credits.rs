@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use commands::billing::{BillingService, ReserveOutcome};
 use commands::runs::{RunsError, llm_call_key};
+use domain::credit_account::CallPrice;
 use domain::run::{Run, RunCommand};
 use eventstore::CommandContext;
 use uuid::Uuid;
@@ -50,6 +51,7 @@ pub(super) struct Hold {
     run_id: Uuid,
     key: String,
     worst_case: u64,
+    price: CallPrice,
     context: CommandContext,
 }
 
@@ -58,11 +60,12 @@ impl Hold {
     pub(super) async fn reserve(&self) -> Result<ReserveOutcome, ExecutionError> {
         Ok(self
             .billing
-            .reserve(
+            .reserve_priced(
                 self.org_id,
                 self.run_id,
                 &self.key,
                 self.worst_case,
+                Some(self.price),
                 &self.context,
             )
             .await
@@ -84,6 +87,13 @@ impl Execution<'_> {
         let worst_case = settings
             .prices
             .worst_case(&request.model, request.prompt_token_bound(), max_output);
+        let model_price = settings.prices.price(&request.model);
+        let price = CallPrice {
+            prompt_tokens: request.counted_prompt_tokens(),
+            prompt_per_million: model_price.prompt,
+            completion_per_million: model_price.completion,
+            max_output_tokens: u64::from(max_output),
+        };
         let mut context = self.context.clone();
         context.causation_id = self.last_event;
         Some(Hold {
@@ -92,6 +102,7 @@ impl Execution<'_> {
             run_id: self.run_id,
             key: llm_call_key(self.run_id, step),
             worst_case,
+            price,
             context,
         })
     }

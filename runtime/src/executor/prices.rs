@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use domain::credit_account::credits_for;
 use serde::Deserialize;
 
 /// A model's price, in credits per million tokens.
@@ -67,10 +68,13 @@ impl PriceTable {
 
     /// What a call of `model` with this usage costs.
     pub fn credits(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) -> u64 {
-        let price = self.models.get(model).copied().unwrap_or(self.default);
-        let micro = u128::from(prompt_tokens) * u128::from(price.prompt)
-            + u128::from(completion_tokens) * u128::from(price.completion);
-        u64::try_from(micro.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+        let price = self.price(model);
+        credits_for(prompt_tokens, price.prompt, completion_tokens, price.completion)
+    }
+
+    /// `model`'s price.
+    pub fn price(&self, model: &str) -> Price {
+        self.models.get(model).copied().unwrap_or(self.default)
     }
 }
 

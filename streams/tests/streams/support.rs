@@ -109,6 +109,7 @@ impl HandRun {
                 &self.run_id.to_string(),
                 RunCommand::Cancel {
                     by: "user:test".into(),
+                    open_call_price: None,
                 },
                 &context,
             )

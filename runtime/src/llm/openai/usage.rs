@@ -1,16 +1,15 @@
 //! Token counts when the provider reports none.
 //!
-//! Rule: about four characters per token (OpenAI's rule of thumb for English), rounded up,
+//! Rule: about four characters per token ([`domain::credit_account::CHARS_PER_TOKEN`]) (OpenAI's rule of thumb for English), rounded up,
 //! counted over what the model reads and writes. The request counts every message's text,
 //! the names and arguments of the tool calls in it, and each offered tool's name,
 //! description and JSON Schema; the answer counts its text and its tool calls' names and
 //! arguments. Characters, not bytes, so other scripts are not counted three times over. The
 //! estimate is marked (`usage_reported = false`) so that billing can tell it apart.
 
-use crate::llm::{ChatMessage, ChatRequest, ToolCall, Usage};
+use domain::credit_account::counted_tokens;
 
-/// Characters per token, roughly.
-const CHARS_PER_TOKEN: usize = 4;
+use crate::llm::{ChatMessage, ChatRequest, ToolCall, Usage};
 
 /// The characters the model reads for `request`.
 pub(super) fn request_chars(request: &ChatRequest) -> usize {
@@ -34,7 +33,15 @@ pub(super) fn estimate(request_chars: usize, content: &str, tool_calls: &[ToolCa
 }
 
 fn tokens(chars: usize) -> u64 {
-    chars.div_ceil(CHARS_PER_TOKEN) as u64
+    counted_tokens(chars as u64)
+}
+
+impl ChatRequest {
+    /// The prompt's tokens as Agentry counts them (the rule above): what a call cancelled
+    /// while it streamed is charged for its prompt, the provider's count never arriving.
+    pub fn counted_prompt_tokens(&self) -> u64 {
+        tokens(request_chars(self))
+    }
 }
 
 fn chars(text: &str) -> usize {
