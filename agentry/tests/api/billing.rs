@@ -338,7 +338,7 @@ async fn a_platform_administrator_takes_credits_back_with_a_reason_recorded_as_t
 
 /// A billing service of its own on the application's database: another process's, as the
 /// runtime will hold one (own cache, own locks), racing through the store.
-fn billing_node(app: &TestApp, pool: &sqlx::PgPool, signup_credits: u64) -> Arc<BillingService> {
+pub(crate) fn billing_node(app: &TestApp, pool: &sqlx::PgPool, signup_credits: u64) -> Arc<BillingService> {
     let _ = app;
     let store = EventStore::new(pool.clone(), domain::upcasting::upcasters());
     let config = BillingConfig {

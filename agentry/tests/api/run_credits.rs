@@ -404,6 +404,68 @@ async fn a_failed_call_is_not_charged_and_one_cancelled_while_streaming_is_charg
 }
 
 #[tokio::test]
+async fn a_hold_an_ended_run_was_left_with_is_released_when_another_run_needs_the_credits() {
+    // Credits for two calls' worst cases.
+    let flow = billed_flow(2 * MAX_OUTPUT).await;
+    let agent = limited_agent(&flow).await;
+    flow.llm
+        .push(Reply::words("first").with_usage(7, 3))
+        .push(Reply::words("second").with_usage(7, 3));
+    let (_, first) = flow.run(&agent, "one").await;
+    flow.run_reaching(&first, "completed").await;
+
+    // What an executor leaves when the run is ended on another node while it asks for its next
+    // call's hold, and it dies right after that hold is committed: a hold of an ended run that
+    // nobody will settle (here asked through a billing service of its own, as that node's).
+    let org_id = org_id(&flow).await;
+    let node = crate::billing::billing_node(&flow.app, &flow.app.pool, 0);
+    let first_id: uuid::Uuid = first.parse().unwrap();
+    let context = eventstore::CommandContext::system(Some(org_id));
+    let late = node
+        .reserve(org_id, first_id, &format!("{first}/2"), MAX_OUTPUT, &context)
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, commands::billing::ReserveOutcome::Reserved(_)),
+        "{late:?}"
+    );
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_u64(), account["reserved"].as_u64()),
+        (Some(2 * MAX_OUTPUT - 3), Some(MAX_OUTPUT)),
+        "the balance covers another call, the credits available do not: {account}"
+    );
+
+    // The next run's call would wait for that hold to come back (up to a minute), then pause
+    // for good; instead the ended run's hold is released and the call made.
+    let (_, second) = flow.run(&agent, "two").await;
+    let done = flow.run_reaching(&second, "completed").await;
+    assert_eq!(done["usage"]["credits"], 3, "{done:#}");
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_u64(), account["reserved"].as_u64()),
+        (Some(2 * MAX_OUTPUT - 6), Some(0)),
+        "{account}"
+    );
+    let late_entries: Vec<String> = all_entries(&flow.app, &flow.token)
+        .await
+        .into_iter()
+        .filter(|entry| entry["run_id"] == first.as_str() && entry["llm_call"] == format!("{first}/2"))
+        .map(|entry| format!("{} {}", entry["kind"].as_str().unwrap(), entry["credits"]))
+        .collect();
+    assert_eq!(
+        late_entries,
+        [
+            format!("released {MAX_OUTPUT}"),
+            "charged 0".to_owned(),
+            format!("reserved {MAX_OUTPUT}")
+        ],
+        "the ended run recorded no call of step 2: nothing charged"
+    );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
 async fn with_nats_a_run_paused_on_one_node_is_woken_by_a_top_up_on_another_and_finishes() {
     // After each run, 5 credits are left: enough to start a run, not for its call.
     const START: u64 = MAX_OUTPUT + 5;

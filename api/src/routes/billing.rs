@@ -113,9 +113,10 @@ struct LedgerEntryBody {
     run_id: Option<Uuid>,
     /// The LLM call, as the runtime keys it (`<run id>/<step>`).
     llm_call: Option<String>,
-    /// The event that caused the entry: for a charge, the run's `llm_call.completed` (or, for
-    /// a call that never completed, the run's last event); for a reservation, the step's
-    /// event before the call.
+    /// The event that caused the entry: for a charge, the run's `llm_call.completed` (for a
+    /// call cancelled while it streamed, the `run.cancelled` that priced it; for a call that
+    /// never completed otherwise, the run's last event); for a reservation, the step's event
+    /// before the call.
     caused_by: Option<Uuid>,
     /// On a charge: the provider reported no usage, so Agentry counted the tokens itself
     /// (approximately).

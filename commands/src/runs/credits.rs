@@ -25,6 +25,11 @@ const PAUSED_RUNS: &str = "
      ORDER BY org_id, queued_position
      LIMIT $2";
 
+/// Of the given runs, those that have ended (the run history view).
+const ENDED_RUNS: &str = "
+    SELECT run_id FROM run_history
+     WHERE run_id = ANY($1) AND status IN ('completed', 'failed', 'cancelled')";
+
 /// What a run recorded of its model calls: each `llm_call.completed` with its event id, and
 /// the `run.cancelled` that priced a call it had open.
 const COMPLETED_CALLS: &str = "
@@ -167,6 +172,41 @@ impl RunService {
         Ok(calls)
     }
 
+    /// Settles the holds `org_id`'s ended runs still have; answers how many runs it settled.
+    ///
+    /// Whoever ends a run settles its holds, but a hold can be committed after that: an
+    /// executor asks for a call's hold while, on another node, the run is cancelled and its
+    /// holds settled; if the executor then dies before it notices, nothing else would ever
+    /// release the hold, and the organization's available credits would stay short by the
+    /// call's worst case for good. Called where that shortage would show (a call's hold
+    /// refused, the sweep for runs waiting for credits). Settling an ended run's holds is
+    /// always right, whoever does it: each is charged what the run recorded for its call.
+    pub async fn release_holds_of_ended_runs(&self, org_id: Uuid) -> Result<usize, RunsError> {
+        let Some(billing) = &self.billing else {
+            return Ok(0);
+        };
+        let account = billing.account(org_id).await?;
+        let mut holders: Vec<Uuid> = account
+            .open_reservations()
+            .values()
+            .map(|open| open.run_id)
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        if holders.is_empty() {
+            return Ok(0);
+        }
+        let ended: Vec<Uuid> = sqlx::query_scalar(ENDED_RUNS)
+            .bind(&holders)
+            .fetch_all(&self.pool)
+            .await?;
+        for run_id in &ended {
+            tracing::info!(run = %run_id, "releasing the credits an ended run still held");
+            self.settle_run_credits(*run_id, org_id).await?;
+        }
+        Ok(ended.len())
+    }
+
     /// Wakes the runs waiting for credits (of `org_id`, or of every organization) that their
     /// organization's available credits now cover, oldest first: each is dispatched, and its
     /// executor checks the credits again before it takes the run. Answers how many were woken.
@@ -188,7 +228,16 @@ impl RunService {
         for (org, run_id) in paused {
             let available = match current {
                 Some((seen, available)) if seen == org => available,
-                _ => billing.account(org).await?.available(),
+                _ => {
+                    let account = billing.account(org).await?;
+                    if account.open_reservations().is_empty()
+                        || self.release_holds_of_ended_runs(org).await? == 0
+                    {
+                        account.available()
+                    } else {
+                        billing.account(org).await?.available()
+                    }
+                }
             };
             if available <= 0 {
                 // Nothing to hand out: the organization's other waiting runs are not read.

@@ -117,6 +117,7 @@ impl Execution<'_> {
     ) -> Result<Option<Outcome>, ExecutionError> {
         let waiting_since = Instant::now();
         let mut answer = first;
+        let mut ended_runs_looked_at = false;
         loop {
             let outcome = match answer.take() {
                 Some(outcome) => outcome,
@@ -125,6 +126,14 @@ impl Execution<'_> {
             let ReserveOutcome::Insufficient { available, requested } = outcome else {
                 return Ok(None);
             };
+            // A hold an ended run left (its executor died) is released, once per call.
+            if !ended_runs_looked_at {
+                ended_runs_looked_at = true;
+                let service = self.executor.service();
+                if service.release_holds_of_ended_runs(hold.org_id).await? > 0 {
+                    continue;
+                }
+            }
             if self.balance_covers(&hold.billing, hold.org_id, requested).await?
                 && waiting_since.elapsed() < self.executor.settings().credit_wait
             {
