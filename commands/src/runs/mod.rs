@@ -14,7 +14,9 @@ mod waiting;
 pub use credits::llm_call_key;
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
-pub use projections::conversations::{Speaker, TranscriptCall, TranscriptMessage, transcript_of};
+pub use projections::conversations::{
+    RunTranscript, Speaker, TranscriptCall, TranscriptMessage, transcript_of,
+};
 pub use projections::runs::{CallView, StepView, steps_of};
 pub use service::{
     ApprovalPage, ConversationPage, ConversationSummary, ConversationView, PendingApproval, RunPage,

@@ -521,54 +521,11 @@ impl Run {
         }])
     }
 
-    /// `events`, followed by what `follow` decides on the state they lead to: two decisions
-    /// recorded in one append. The follow-up is opportunistic: when the state refuses it (a
-    /// later call of the answer waits for approval, so the run is released), only `events` are
-    /// recorded and the executor asks for it separately if it still applies.
-    fn then(&self, mut events: Vec<RunEvent>, follow: impl FnOnce(&Run) -> Decision) -> Decision {
-        if events.is_empty() {
-            return Ok(events);
-        }
-        let mut next = self.clone();
-        for event in &events {
-            next.apply(event.clone());
-        }
-        if let Ok(more) = follow(&next) {
-            events.extend(more);
-        }
-        Ok(events)
-    }
-
-    fn call_mut(&mut self, call_id: Uuid) -> Option<&mut Call> {
-        self.calls.iter_mut().find(|call| call.call_id == call_id)
-    }
-
-    /// After a decision on a call: the run waits for a worker once nothing is pending.
-    fn after_decision(&mut self) {
-        if !self
-            .calls
-            .iter()
-            .any(|call| call.approval == ApprovalState::Pending)
-        {
-            self.status = RunStatus::Queued;
-        }
-    }
-}
-
-impl Aggregate for Run {
-    const TYPE: &'static str = "run";
-    type Command = RunCommand;
-    type Event = RunEvent;
-    type Error = RunError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = match command {
+    /// The events `command` records on this state, or why it is refused. [`Aggregate::handle`]
+    /// records them; an executor also asks ahead of an append, to build what it sends next
+    /// (the next model call's request) while the store records it.
+    pub fn decide(&self, command: RunCommand) -> Decision {
+        Ok(match command {
             queue @ RunCommand::Queue { .. } => self.queue(queue)?,
             RunCommand::Start { executor, takeover } => self.start(executor, takeover)?,
             RunCommand::StartLlmCall { executor, model } => self.start_llm_call(executor, model)?,
@@ -629,7 +586,57 @@ impl Aggregate for Run {
                 credits_available,
             } => self.pause(executor, reason, detail, credits_needed, credits_available)?,
             RunCommand::Cancel { by, open_call_price } => self.cancel(by, open_call_price)?,
-        };
+        })
+    }
+
+    /// `events`, followed by what `follow` decides on the state they lead to: two decisions
+    /// recorded in one append. The follow-up is opportunistic: when the state refuses it (a
+    /// later call of the answer waits for approval, so the run is released), only `events` are
+    /// recorded and the executor asks for it separately if it still applies.
+    fn then(&self, mut events: Vec<RunEvent>, follow: impl FnOnce(&Run) -> Decision) -> Decision {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let mut next = self.clone();
+        for event in &events {
+            next.apply(event.clone());
+        }
+        if let Ok(more) = follow(&next) {
+            events.extend(more);
+        }
+        Ok(events)
+    }
+
+    fn call_mut(&mut self, call_id: Uuid) -> Option<&mut Call> {
+        self.calls.iter_mut().find(|call| call.call_id == call_id)
+    }
+
+    /// After a decision on a call: the run waits for a worker once nothing is pending.
+    fn after_decision(&mut self) {
+        if !self
+            .calls
+            .iter()
+            .any(|call| call.approval == ApprovalState::Pending)
+        {
+            self.status = RunStatus::Queued;
+        }
+    }
+}
+
+impl Aggregate for Run {
+    const TYPE: &'static str = "run";
+    type Command = RunCommand;
+    type Event = RunEvent;
+    type Error = RunError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = self.decide(command)?;
         write_all(sink, self, events).await;
         Ok(())
     }

@@ -56,6 +56,11 @@ pub(super) struct Hold {
 }
 
 impl Hold {
+    /// The credits it holds.
+    pub(super) fn worst_case(&self) -> u64 {
+        self.worst_case
+    }
+
     /// Asks the ledger for the hold once.
     pub(super) async fn reserve(&self) -> Result<ReserveOutcome, ExecutionError> {
         Ok(self
@@ -75,8 +80,9 @@ impl Hold {
 
 impl Execution<'_> {
     /// The hold the model call of `step` with `request` needs: its worst case, named by the
-    /// step (`None` when runs are not billed). Its cause is the run's last event before the
-    /// call (or the call's `llm_call.started`, when it was recorded with the step before).
+    /// step (`None` when runs are not billed). Its cause is the run's last event recorded
+    /// when it is asked for: the one before the call's `llm_call.started` when both are asked
+    /// at once (the usual case), else that `llm_call.started`.
     pub(super) fn hold_for(&self, step: u32, request: &ChatRequest) -> Option<Hold> {
         let billing = self.executor.service().billing_shared()?;
         let org_id = self.run.org_id()?;

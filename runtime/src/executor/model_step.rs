@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use commands::runs::{Speaker, TranscriptMessage};
+use commands::runs::{RunTranscript, Speaker, TranscriptMessage};
 use domain::agent::{Approval, ApprovalMode};
-use domain::run::{LlmCallRecord, ModelToolCall, RunCommand};
+use domain::run::{LlmCallRecord, ModelToolCall, RunCommand, RunEvent};
 use futures::StreamExt;
 use streams::StreamFrame;
 
@@ -16,24 +16,26 @@ impl Execution<'_> {
     /// Calls the model for the run's next step. `Some` when the execution must stop.
     pub(super) async fn call_model(&mut self) -> Result<Option<Outcome>, ExecutionError> {
         let executor = self.executor.id();
-        let service = self.executor.service();
-        if self.history.is_none() {
-            let history = service
-                .transcript_before(self.run.conversation_id(), self.run_id)
-                .await?;
-            self.history = Some(history);
-        }
-        let mut transcript = self.history.clone().unwrap_or_default();
-        transcript.extend(service.transcript_of_run(self.run_id).await?);
+        let transcript = self.transcript().await?;
         let request = self.request(&transcript);
         let model_name = self.agent.model.clone();
         let already_started = self.model_started_here.take().is_some();
         // The last call's charge lands before this call's hold is asked for.
         self.settled().await;
         let step = self.run.open_model_call().unwrap_or(self.run.steps() + 1);
-        let hold = self.hold_for(step, &request);
+        let (hold, mut first_answer) = match self.early_hold.take() {
+            // Asked for while the call's start was recorded with the tool result before it.
+            Some((early_step, hold, answer)) if early_step == step => {
+                debug_assert_eq!(
+                    Some(hold.worst_case()),
+                    self.hold_for(step, &request).map(|now| now.worst_case()),
+                    "the hold asked for ahead was built from another request than the one sent"
+                );
+                (Some(hold), Some(answer))
+            }
+            _ => (self.hold_for(step, &request), None),
+        };
         self.may_hold_credits |= hold.is_some();
-        let mut first_answer = None;
         if !already_started {
             // The hold goes to the ledger while the start is recorded: both before the request.
             let reserve = async {
@@ -97,6 +99,38 @@ impl Execution<'_> {
                 }
             }
         }
+    }
+
+    /// The conversation so far: the earlier runs' messages and this run's, each read once.
+    async fn transcript(&mut self) -> Result<Vec<TranscriptMessage>, ExecutionError> {
+        let service = self.executor.service();
+        if self.history.is_none() {
+            let history = service
+                .transcript_before(self.run.conversation_id(), self.run_id)
+                .await?;
+            self.history = Some(history);
+        }
+        if self.run_transcript.is_none() {
+            let messages = service.transcript_of_run(self.run_id).await?;
+            self.run_transcript = Some(RunTranscript::new(self.run_id, messages));
+        }
+        Ok(self.transcript_with(&[]))
+    }
+
+    /// The conversation as it stands once `events` are recorded (what this execution read and
+    /// recorded so far, then `events`).
+    pub(super) fn transcript_with(&self, events: &[RunEvent]) -> Vec<TranscriptMessage> {
+        let mut transcript = self.history.clone().unwrap_or_default();
+        if let Some(run) = &self.run_transcript {
+            if events.is_empty() {
+                transcript.extend_from_slice(run.messages());
+            } else {
+                let mut upcoming = run.clone();
+                events.iter().for_each(|event| upcoming.apply(event));
+                transcript.extend_from_slice(upcoming.messages());
+            }
+        }
+        transcript
     }
 
     /// Sends a chunk to the run's readers now, under the id it will be recorded with: the
@@ -224,7 +258,7 @@ impl Execution<'_> {
             })
     }
 
-    fn request(&self, transcript: &[TranscriptMessage]) -> ChatRequest {
+    pub(super) fn request(&self, transcript: &[TranscriptMessage]) -> ChatRequest {
         let mut messages = Vec::with_capacity(transcript.len() + 1);
         if !self.agent.system_prompt.is_empty() {
             messages.push(ChatMessage::System {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::runs::{RunService, RunsError};
+use commands::billing::ReserveOutcome;
+use commands::runs::{RunService, RunTranscript, RunsError};
 use domain::agent::AgentDefinition;
 use domain::run::{NextAction, Run, RunCommand, RunError, RunEvent};
 use eventstore::{CommandContext, CommandError, Committed};
@@ -12,6 +13,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::credits::Hold;
 use super::{PriceTable, ResolvedTool, Toolbox};
 use crate::llm::{ChatModel, Models};
 
@@ -93,6 +95,12 @@ pub(super) struct Execution<'a> {
     pub(super) cancel: CancellationToken,
     /// The messages of the conversation's earlier runs, read once (they never change).
     pub(super) history: Option<Vec<commands::runs::TranscriptMessage>>,
+    /// This run's messages: read once, then kept up to date from what this execution records
+    /// (within an execution no one else records anything the model reads).
+    pub(super) run_transcript: Option<RunTranscript>,
+    /// The next model call's hold, asked for while the tool result before it was recorded:
+    /// its step, the hold and the ledger's answer.
+    pub(super) early_hold: Option<(u32, Hold, ReserveOutcome)>,
     /// A tool call this execution recorded as started together with the model's answer: the
     /// next step sends it without recording its start again.
     pub(super) call_started_here: Option<Uuid>,
@@ -251,6 +259,8 @@ impl Executor {
             tools,
             cancel,
             history: None,
+            run_transcript: None,
+            early_hold: None,
             call_started_here: None,
             model_started_here: None,
             llm_call_started: None,
@@ -422,6 +432,9 @@ impl Execution<'_> {
                 self.run = state;
                 if let Some(last) = appended.last() {
                     self.last_event = Some(last.event_id);
+                }
+                if let Some(transcript) = &mut self.run_transcript {
+                    events.iter().for_each(|event| transcript.apply(event));
                 }
                 for (event, appended) in events.iter().zip(&appended) {
                     match event {

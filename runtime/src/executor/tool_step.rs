@@ -1,7 +1,9 @@
 //! One tool call: checked, recorded as started before the request leaves, called with the
 //! call's idempotency key, and its outcome recorded.
 
-use domain::run::{Call, RunCommand, ToolResult};
+use domain::run::{Call, RunCommand, RunEvent, ToolResult};
+
+use super::credits::Hold;
 
 use super::run_loop::{Execution, ExecutionError, Outcome};
 
@@ -60,15 +62,43 @@ impl Execution<'_> {
             .all(|other| other.call_id == call.call_id || other.finished);
         let then_call_model =
             (last_of_step && self.run.steps() < self.agent.max_steps).then(|| self.agent.model.clone());
-        let recorded = self
-            .record(RunCommand::FinishToolCall {
-                executor: self.executor.id(),
-                call_id: call.call_id,
-                result,
-                then_call_model,
-            })
-            .await?;
+        let finish = RunCommand::FinishToolCall {
+            executor: self.executor.id(),
+            call_id: call.call_id,
+            result,
+            then_call_model,
+        };
+        let recorded = match self.next_call_hold(&finish).await {
+            Some((step, hold)) => {
+                // The next call's hold goes to the ledger while its start is recorded.
+                let (recorded, reserved) = tokio::join!(self.record(finish), hold.reserve());
+                let recorded = recorded?;
+                if recorded {
+                    self.early_hold = Some((step, hold, reserved?));
+                }
+                recorded
+            }
+            None => self.record(finish).await?,
+        };
         self.model_started_here = self.run.open_model_call();
         Ok((!recorded).then_some(Outcome::LetGo))
+    }
+
+    /// When runs are billed and `finish` also starts the next model call: that call's hold,
+    /// built from what `finish` will record (the store decides the same events on the same
+    /// state), so it can be asked for while `finish` is recorded. The last call's charge lands
+    /// first, as before any hold.
+    async fn next_call_hold(&mut self, finish: &RunCommand) -> Option<(u32, Hold)> {
+        self.executor.service().billing()?;
+        self.run_transcript.as_ref()?;
+        let events = self.run.decide(finish.clone()).ok()?;
+        let step = events.iter().find_map(|event| match event {
+            RunEvent::LlmCallStarted { step, .. } => Some(*step),
+            _ => None,
+        })?;
+        let request = self.request(&self.transcript_with(&events));
+        let hold = self.hold_for(step, &request)?;
+        self.settled().await;
+        Some((step, hold))
     }
 }
