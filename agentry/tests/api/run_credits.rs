@@ -466,6 +466,95 @@ async fn a_hold_an_ended_run_was_left_with_is_released_when_another_run_needs_th
 }
 
 #[tokio::test]
+async fn a_smaller_hold_another_executor_left_for_the_next_call_is_topped_up_to_its_worst_case() {
+    let flow = billed_flow(1_000).await;
+    flow.tool("weather", "/slow/1500/weather", None).await;
+    let body = json!({
+        "name": "Billed tool agent",
+        "model": MODEL,
+        "tools": ["weather"],
+        "max_output_tokens": MAX_OUTPUT,
+        "max_steps": 3,
+    });
+    let response = flow
+        .app
+        .with_bearer(&flow.token)
+        .post_json("/v1/agents", &body)
+        .await;
+    let agent = expect_json(response, StatusCode::CREATED, "create agent").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    flow.llm
+        .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
+        .push(Reply::words("Sunny").with_usage(9, 2));
+    let (_, run) = flow.run(&agent, "Weather?").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !flow
+        .event_types(&run)
+        .await
+        .iter()
+        .any(|kind| kind == "tool_call.started")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the tool was not called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // While the tool answers, the next call's key gets a hold smaller than that call's worst
+    // case: what an executor taken over leaves when it asked for the hold ahead, with a tool
+    // result it never recorded (here asked through a billing service of its own).
+    let org_id = org_id(&flow).await;
+    let node = crate::billing::billing_node(&flow.app, &flow.app.pool, 0);
+    let run_id: uuid::Uuid = run.parse().unwrap();
+    let context = eventstore::CommandContext::system(Some(org_id));
+    let smaller = node
+        .reserve(org_id, run_id, &format!("{run}/2"), 4, &context)
+        .await
+        .unwrap();
+    assert!(
+        matches!(smaller, commands::billing::ReserveOutcome::Reserved(_)),
+        "{smaller:?}"
+    );
+
+    let done = flow.run_reaching(&run, "completed").await;
+    assert_eq!(done["usage"]["credits"], 3 + 2, "{done:#}");
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for entry in all_entries(&flow.app, &flow.token).await.into_iter().rev() {
+        if entry["run_id"] == run.as_str() {
+            by_key
+                .entry(entry["llm_call"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(format!(
+                    "{} {}",
+                    entry["kind"].as_str().unwrap(),
+                    entry["credits"]
+                ));
+        }
+    }
+    assert_eq!(
+        by_key.get(&format!("{run}/2")).unwrap(),
+        &["reserved 4", "charged 2", "released 2"],
+        "{by_key:#?}"
+    );
+    assert_eq!(
+        by_key.get(&format!("{run}/2+")),
+        Some(&vec![
+            "reserved 6".to_owned(),
+            "charged 0".to_owned(),
+            "released 6".to_owned()
+        ]),
+        "the call's worst case (10) was held in full, the difference under a key of its own: {by_key:#?}"
+    );
+    let account = balance(&flow.app, &flow.token).await;
+    assert_eq!(
+        (account["credits"].as_u64(), account["reserved"].as_u64()),
+        (Some(1_000 - 5), Some(0)),
+        "{account}"
+    );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
 async fn with_nats_a_run_paused_on_one_node_is_woken_by_a_top_up_on_another_and_finishes() {
     // After each run, 5 credits are left: enough to start a run, not for its call.
     const START: u64 = MAX_OUTPUT + 5;

@@ -94,21 +94,24 @@ impl RunService {
     }
 
     /// When runs are billed and `run` has a model call open with a hold that recorded its
-    /// price: the call's step and price, so a cancel charges it for what it streamed.
-    pub(super) async fn open_call_price(
-        &self,
-        run: &Run,
-        run_id: Uuid,
-    ) -> Result<Option<(u32, CallPrice)>, RunsError> {
+    /// price: the call's step and price, so a cancel charges it for what it streamed. A ledger
+    /// that cannot be read is logged and charges nothing: it never stands in a cancel's way.
+    pub(super) async fn open_call_price(&self, run: &Run, run_id: Uuid) -> Option<(u32, CallPrice)> {
         let (Some(billing), Some(org_id), Some(step)) = (&self.billing, run.org_id(), run.open_model_call())
         else {
-            return Ok(None);
+            return None;
         };
-        let account = billing.account(org_id).await?;
-        Ok(account
+        let account = match billing.account(org_id).await {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::warn!(%error, run = %run_id, "the cancelled call's price could not be read; it is not charged");
+                return None;
+            }
+        };
+        account
             .reservation(&llm_call_key(run_id, step))
             .and_then(|open| open.price)
-            .map(|price| (step, price)))
+            .map(|price| (step, price))
     }
 
     /// Settles every reservation `run_id` still holds: the credits the run recorded for that
@@ -181,7 +184,20 @@ impl RunService {
     /// call's worst case for good. Called where that shortage would show (a call's hold
     /// refused, the sweep for runs waiting for credits). Settling an ended run's holds is
     /// always right, whoever does it: each is charged what the run recorded for its call.
-    pub async fn release_holds_of_ended_runs(&self, org_id: Uuid) -> Result<usize, RunsError> {
+    ///
+    /// Best effort: a failure is logged and left to the next caller, never passed on to the
+    /// work that called (a run refused credits, a sweep of every organization).
+    pub async fn release_holds_of_ended_runs(&self, org_id: Uuid) -> usize {
+        match self.try_release_holds_of_ended_runs(org_id).await {
+            Ok(released) => released,
+            Err(error) => {
+                tracing::warn!(%error, org = %org_id, "could not release the holds of ended runs; tried again later");
+                0
+            }
+        }
+    }
+
+    async fn try_release_holds_of_ended_runs(&self, org_id: Uuid) -> Result<usize, RunsError> {
         let Some(billing) = &self.billing else {
             return Ok(0);
         };
@@ -200,11 +216,15 @@ impl RunService {
             .bind(&holders)
             .fetch_all(&self.pool)
             .await?;
+        let mut released = 0;
         for run_id in &ended {
             tracing::info!(run = %run_id, "releasing the credits an ended run still held");
-            self.settle_run_credits(*run_id, org_id).await?;
+            match self.settle_run_credits(*run_id, org_id).await {
+                Ok(()) => released += 1,
+                Err(error) => tracing::warn!(%error, run = %run_id, "could not release an ended run's holds"),
+            }
         }
-        Ok(ended.len())
+        Ok(released)
     }
 
     /// Wakes the runs waiting for credits (of `org_id`, or of every organization) that their
@@ -231,7 +251,7 @@ impl RunService {
                 _ => {
                     let account = billing.account(org).await?;
                     if account.open_reservations().is_empty()
-                        || self.release_holds_of_ended_runs(org).await? == 0
+                        || self.release_holds_of_ended_runs(org).await == 0
                     {
                         account.available()
                     } else {

@@ -414,7 +414,7 @@ impl RunService {
         let run = self.run_in_org(org_id, id).await?;
         let cancel = RunCommand::Cancel {
             by: caller.actor().to_string(),
-            open_call_price: self.open_call_price(&run, id).await?,
+            open_call_price: self.open_call_price(&run, id).await,
         };
         self.runs
             .execute(&id.to_string(), cancel, &caller.context(origin))

@@ -502,7 +502,10 @@ impl Run {
             _ => 0,
         };
         let abandoned_call = match (self.model_call_open, open_call_price) {
-            (Some(open), Some((step, price))) if open == step => {
+            // Text recorded of the answer shows the request reached the provider; without any,
+            // the call may never have been sent (cancelled right after its hold), and nothing is
+            // charged rather than a prompt perhaps never read.
+            (Some(open), Some((step, price))) if open == step && self.open_call_chars > 0 => {
                 let completion_tokens = counted_tokens(self.open_call_chars).min(price.max_output_tokens);
                 Some(AbandonedCall {
                     step,
@@ -1205,7 +1208,8 @@ mod tests {
         );
         assert_eq!(run.usage(), (7, 5, 17), "the run's totals count the call");
 
-        // Text of a call made again after a takeover is void: only the new attempt's counts.
+        // Text of a call made again after a takeover is void: only the new attempt's counts,
+        // and with none recorded yet the call may not have been sent: nothing is charged.
         let mut resumed = state(vec![
             queued(),
             RunEvent::Started {
@@ -1231,8 +1235,14 @@ mod tests {
         ]);
         let events = decide(&mut resumed, cancel(Some((1, price)))).await.unwrap();
         assert!(
-            matches!(&events[0], RunEvent::Cancelled { abandoned_call: Some(call), .. } if call.completion_tokens == 0 && call.credits == 7),
-            "{events:?}"
+            matches!(
+                &events[0],
+                RunEvent::Cancelled {
+                    abandoned_call: None,
+                    ..
+                }
+            ),
+            "no text recorded of the call: it may never have been sent, nothing is charged: {events:?}"
         );
     }
 

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::billing::{BillingService, ReserveOutcome};
+use commands::billing::{BillingService, Reservation, ReserveOutcome};
 use commands::runs::{RunsError, llm_call_key};
 use domain::credit_account::CallPrice;
 use domain::run::{Run, RunCommand};
@@ -56,6 +56,25 @@ pub(super) struct Hold {
 }
 
 impl Hold {
+    /// When `existing` (the ledger's answer for this call's key) holds less than this hold's
+    /// worst case and is still open: the hold of the difference, under the key with `+`
+    /// appended. An existing hold is smaller only when another executor built it from a tool
+    /// result that was never recorded (see [`Self::take_hold`]'s caller).
+    fn short_by(&self, existing: &Reservation) -> Option<Hold> {
+        if existing.settled.is_some() || existing.credits >= self.worst_case {
+            return None;
+        }
+        Some(Hold {
+            billing: Arc::clone(&self.billing),
+            org_id: self.org_id,
+            run_id: self.run_id,
+            key: format!("{}+", self.key),
+            worst_case: self.worst_case - existing.credits,
+            price: self.price,
+            context: self.context.clone(),
+        })
+    }
+
     /// The credits it holds.
     pub(super) fn worst_case(&self) -> u64 {
         self.worst_case
@@ -118,7 +137,7 @@ impl Execution<'_> {
     /// stop: the run paused for credits, or it moved on without this executor meanwhile.
     pub(super) async fn take_hold(
         &mut self,
-        hold: Hold,
+        mut hold: Hold,
         first: Option<ReserveOutcome>,
     ) -> Result<Option<Outcome>, ExecutionError> {
         let waiting_since = Instant::now();
@@ -129,14 +148,26 @@ impl Execution<'_> {
                 Some(outcome) => outcome,
                 None => hold.reserve().await?,
             };
-            let ReserveOutcome::Insufficient { available, requested } = outcome else {
-                return Ok(None);
+            let (available, requested) = match outcome {
+                ReserveOutcome::Reserved(existing) => match hold.short_by(&existing) {
+                    // Another executor's hold for this call, asked for ahead with a tool result
+                    // it never got to record (this one took the run over and called the tool
+                    // again): the difference is held too, under a key of its own, released
+                    // when the run ends.
+                    Some(top_up) => {
+                        hold = top_up;
+                        self.topped_up = true;
+                        continue;
+                    }
+                    None => return Ok(None),
+                },
+                ReserveOutcome::Insufficient { available, requested } => (available, requested),
             };
             // A hold an ended run left (its executor died) is released, once per call.
             if !ended_runs_looked_at {
                 ended_runs_looked_at = true;
                 let service = self.executor.service();
-                if service.release_holds_of_ended_runs(hold.org_id).await? > 0 {
+                if service.release_holds_of_ended_runs(hold.org_id).await > 0 {
                     continue;
                 }
             }

@@ -262,18 +262,26 @@ impl NatsRunQueue {
             let cancel = shutdown.child_token();
             let copy = {
                 let mut executing = executing.lock().unwrap_or_else(PoisonError::into_inner);
-                let copy = !takeover && executing.contains_key(&run_id);
+                let copy = executing.contains_key(&run_id);
                 if !copy {
                     executing.insert(run_id, cancel.clone());
                 }
                 copy
             };
             if copy {
-                // Another copy of a dispatch this worker is executing (a sweep's, past the
-                // duplicate window): its own message, so acknowledging it touches nothing
-                // else. Executing it too would resume the run under this same executor.
+                // A run this worker is executing: executing it again would resume it under
+                // this same executor, which the run cannot tell from the execution under way,
+                // and both would take its steps.
                 drop(permit);
-                let _ = message.ack().await;
+                if !takeover {
+                    // Another copy of its dispatch (a sweep's, past the duplicate window): its
+                    // own message, so acknowledging it touches nothing else.
+                    let _ = message.ack().await;
+                }
+                // A redelivery (this worker was frozen past the acknowledgement wait, and the
+                // message came back to it): left alone, as the execution under way keeps the
+                // message alive and acknowledges it when it ends (JetStream acknowledges by
+                // message, not by delivery).
                 continue;
             }
             let (executor, executing, shutdown) =

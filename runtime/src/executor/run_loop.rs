@@ -118,6 +118,9 @@ pub(super) struct Execution<'a> {
     /// Whether a hold this execution asked for is not yet seen charged (the call failed, or
     /// its charge did).
     pub(super) may_hold_credits: bool,
+    /// Whether this execution holds the difference of a call's worst case under a key of its
+    /// own (see `take_hold`): no charge closes it, the run's end does.
+    pub(super) topped_up: bool,
     /// Whether an earlier execution took model steps of the run (and may have left a hold).
     /// With either, the run's end reads the ledger to settle what is left; a run whose every
     /// hold this execution charged skips that read.
@@ -268,6 +271,7 @@ impl Executor {
             last_event: started_event,
             pending_settle: None,
             may_hold_credits: false,
+            topped_up: false,
             resumed,
         };
         match execution.drive().await? {
@@ -405,7 +409,7 @@ impl Execution<'_> {
                 service
                     .end_conversation_run(self.run.conversation_id(), self.run_id, org_id)
                     .await?;
-                if self.may_hold_credits || self.resumed {
+                if self.may_hold_credits || self.topped_up || self.resumed {
                     service.settle_run_credits(self.run_id, org_id).await?;
                 }
                 return Ok(Outcome::Ended);
