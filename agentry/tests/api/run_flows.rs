@@ -15,3 +15,4 @@ mod provider;
 mod several_calls;
 pub(crate) mod support;
 mod tool_failures;
+mod unbilled;

@@ -530,7 +530,19 @@ impl Run {
     pub fn decide(&self, command: RunCommand) -> Decision {
         Ok(match command {
             queue @ RunCommand::Queue { .. } => self.queue(queue)?,
-            RunCommand::Start { executor, takeover } => self.start(executor, takeover)?,
+            RunCommand::Start {
+                executor,
+                takeover,
+                then_call_model,
+            } => {
+                let started = self.start(executor, takeover)?;
+                self.then(started, |next| {
+                    match (then_call_model, next.next_action(executor)) {
+                        (Some(model), NextAction::CallModel { .. }) => next.start_llm_call(executor, model),
+                        _ => Ok(Vec::new()),
+                    }
+                })?
+            }
             RunCommand::StartLlmCall { executor, model } => self.start_llm_call(executor, model)?,
             RunCommand::RecordDeltas { executor, chunks } => self.record_deltas(executor, chunks)?,
             RunCommand::CompleteLlmCall {
@@ -540,12 +552,14 @@ impl Run {
                 tool_calls,
                 last_chunks,
                 start_first_call,
+                then_complete,
             } => {
                 let answered = self.complete_llm_call(executor, record, content, tool_calls, last_chunks)?;
                 self.then(answered, |next| match next.calls.first() {
                     Some(first) if start_first_call && first.is_runnable() => {
                         next.start_tool_call(executor, first.call_id)
                     }
+                    None if then_complete => next.complete(executor),
                     _ => Ok(Vec::new()),
                 })?
             }
@@ -824,6 +838,7 @@ mod tests {
             RunCommand::Start {
                 executor: EXECUTOR,
                 takeover: false,
+                then_call_model: None,
             },
         )
         .await
@@ -864,6 +879,7 @@ mod tests {
                 tool_calls: vec![call],
                 last_chunks: Vec::new(),
                 start_first_call: false,
+                then_complete: false,
             },
         )
         .await
@@ -932,6 +948,7 @@ mod tests {
             tool_calls: calls.to_vec(),
             last_chunks: vec!["a".into(), "b".into()],
             start_first_call: true,
+            then_complete: false,
         };
         let types: Vec<String> = decide(&mut run, answered)
             .await
@@ -1019,6 +1036,7 @@ mod tests {
             tool_calls: vec![call("free", false), call("guarded", true)],
             last_chunks: Vec::new(),
             start_first_call: true,
+            then_complete: false,
         };
         let events = decide(&mut run, answered).await.unwrap();
         assert!(
@@ -1060,6 +1078,7 @@ mod tests {
             RunCommand::Start {
                 executor: OTHER,
                 takeover: false,
+                then_call_model: None,
             },
         )
         .await;
@@ -1073,6 +1092,7 @@ mod tests {
             RunCommand::Start {
                 executor: OTHER,
                 takeover: true,
+                then_call_model: None,
             },
         )
         .await
@@ -1299,6 +1319,7 @@ mod tests {
             RunCommand::Start {
                 executor: OTHER,
                 takeover: false,
+                then_call_model: None,
             },
         )
         .await

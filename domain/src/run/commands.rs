@@ -82,6 +82,10 @@ pub enum RunCommand {
         /// stopped: a redelivered work item, a restart). Without it, a run another executor
         /// holds is refused, so a duplicate dispatch never steals a live run.
         takeover: bool,
+        /// Also record the model call it goes on with as started, in the same append, when
+        /// that is what the run does next: one commit fewer per run. Only for runs that are not
+        /// billed: a billed call's hold is asked for while its start is recorded.
+        then_call_model: Option<String>,
     },
     /// The executor is about to call the model.
     StartLlmCall {
@@ -114,6 +118,10 @@ pub enum RunCommand {
         /// (the executor checked its tool and arguments): one commit fewer per step, and the
         /// start is still recorded before the request leaves.
         start_first_call: bool,
+        /// Also record the run as completed, in the same append, when the answer has no tool
+        /// calls: one commit fewer per run. Only for runs that are not billed: a billed run's
+        /// last charge is recorded between the answer and the run's end.
+        then_complete: bool,
     },
     /// The model call failed for good: the run fails.
     FailLlmCall {

@@ -204,6 +204,7 @@ impl Execution<'_> {
                 tool_calls,
                 last_chunks,
                 start_first_call,
+                then_complete: self.executor.service().billing().is_none(),
             })
             .await?;
         if let (true, Some(step)) = (recorded, step) {

@@ -211,28 +211,37 @@ impl Executor {
             _ => {}
         }
         let context = CommandContext::system(run.org_id());
-        let (run, started_event) = match self
-            .service
-            .runs()
-            .execute(
-                &key,
-                RunCommand::Start {
-                    executor: self.id,
-                    takeover,
-                },
-                &context,
-            )
-            .await
-        {
-            Ok(committed) => {
-                let started_event = committed.appended.last().map(|appended| appended.event_id);
-                (committed.state, started_event)
-            }
-            Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
-            Err(error) => return Err(RunsError::from(error).into()),
-        };
+        let resumed = run.steps() > 0;
         let (agent_id, version) = run.agent();
-        let agent = match self.service.agent_definition(agent_id, version).await {
+        let agent = self.service.agent_definition(agent_id, version).await;
+        // Not billed, a run goes on with its model call in the append that records its start.
+        let then_call_model = match &agent {
+            Ok(agent) if self.service.billing().is_none() && self.models.get(&agent.model).is_ok() => {
+                Some(agent.model.clone())
+            }
+            _ => None,
+        };
+        let start = RunCommand::Start {
+            executor: self.id,
+            takeover,
+            then_call_model,
+        };
+        let (run, started_event, llm_call_started) =
+            match self.service.runs().execute(&key, start, &context).await {
+                Ok(committed) => {
+                    let started_event = committed.appended.last().map(|appended| appended.event_id);
+                    let llm_call_started = committed
+                        .events
+                        .iter()
+                        .zip(&committed.appended)
+                        .find(|(event, _)| matches!(event, RunEvent::LlmCallStarted { .. }))
+                        .map(|(_, appended)| appended.event_id);
+                    (committed.state, started_event, llm_call_started)
+                }
+                Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
+                Err(error) => return Err(RunsError::from(error).into()),
+            };
+        let agent = match agent {
             Ok(agent) => agent,
             Err(RunsError::Agent(error)) => {
                 return self
@@ -251,7 +260,7 @@ impl Executor {
         };
         let org_id = run.org_id().unwrap_or_default();
         let tools = self.toolbox.resolve(org_id, &agent.tools).await;
-        let resumed = run.steps() > 0;
+        let model_started_here = llm_call_started.and(run.open_model_call());
         let mut execution = Execution {
             executor: self,
             run_id,
@@ -265,8 +274,8 @@ impl Executor {
             run_transcript: None,
             early_hold: None,
             call_started_here: None,
-            model_started_here: None,
-            llm_call_started: None,
+            model_started_here,
+            llm_call_started,
             llm_call_completed: None,
             last_event: started_event,
             pending_settle: None,

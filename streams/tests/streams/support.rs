@@ -58,6 +58,7 @@ impl HandRun {
         run.record(RunCommand::Start {
             executor: EXECUTOR,
             takeover: false,
+            then_call_model: None,
         })
         .await;
         run.record(RunCommand::StartLlmCall {
