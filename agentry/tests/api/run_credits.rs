@@ -39,9 +39,15 @@ fn billed(settings: &mut agentry::settings::Settings, credits: u64) {
 
 /// An agent on [`MODEL`] whose answers are limited to [`MAX_OUTPUT`] tokens.
 async fn limited_agent(flow: &Flow) -> String {
+    limited_agent_with(flow, &[]).await
+}
+
+/// [`limited_agent`] with `tools`.
+async fn limited_agent_with(flow: &Flow, tools: &[&str]) -> String {
     let body = json!({
         "name": "Billed agent",
         "model": MODEL,
+        "tools": tools,
         "max_output_tokens": MAX_OUTPUT,
         "max_steps": 3,
     });
@@ -469,22 +475,7 @@ async fn a_hold_an_ended_run_was_left_with_is_released_when_another_run_needs_th
 async fn a_smaller_hold_another_executor_left_for_the_next_call_is_topped_up_to_its_worst_case() {
     let flow = billed_flow(1_000).await;
     flow.tool("weather", "/slow/1500/weather", None).await;
-    let body = json!({
-        "name": "Billed tool agent",
-        "model": MODEL,
-        "tools": ["weather"],
-        "max_output_tokens": MAX_OUTPUT,
-        "max_steps": 3,
-    });
-    let response = flow
-        .app
-        .with_bearer(&flow.token)
-        .post_json("/v1/agents", &body)
-        .await;
-    let agent = expect_json(response, StatusCode::CREATED, "create agent").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let agent = limited_agent_with(&flow, &["weather"]).await;
     flow.llm
         .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
         .push(Reply::words("Sunny").with_usage(9, 2));

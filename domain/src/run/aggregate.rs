@@ -1186,24 +1186,28 @@ mod tests {
             by: "user:1".into(),
             open_call_price,
         };
-        let mut run = state(vec![
-            queued(),
-            RunEvent::Started {
-                id: 2,
-                executor: EXECUTOR,
-            },
-            RunEvent::LlmCallStarted {
-                id: 3,
-                step: 1,
-                model: "m".into(),
-            },
-            RunEvent::MessageDelta {
-                first_id: 4,
-                step: 1,
-                // 17 characters (é is one): 5 tokens counted.
-                chunks: vec!["Héllo world".into(), ", this".into()],
-            },
-        ]);
+        // A run whose first model call streamed `chunks`, recorded.
+        let streamed = |chunks: Vec<String>| {
+            vec![
+                queued(),
+                RunEvent::Started {
+                    id: 2,
+                    executor: EXECUTOR,
+                },
+                RunEvent::LlmCallStarted {
+                    id: 3,
+                    step: 1,
+                    model: "m".into(),
+                },
+                RunEvent::MessageDelta {
+                    first_id: 4,
+                    step: 1,
+                    chunks,
+                },
+            ]
+        };
+        // 17 characters (é is one): 5 tokens counted.
+        let mut run = state(streamed(vec!["Héllo world".into(), ", this".into()]));
         let other_step = decide(&mut run.clone(), cancel(Some((2, price)))).await.unwrap();
         assert!(
             matches!(
@@ -1230,29 +1234,14 @@ mod tests {
 
         // Text of a call made again after a takeover is void: only the new attempt's counts,
         // and with none recorded yet the call may not have been sent: nothing is charged.
-        let mut resumed = state(vec![
-            queued(),
-            RunEvent::Started {
-                id: 2,
-                executor: EXECUTOR,
-            },
-            RunEvent::LlmCallStarted {
-                id: 3,
-                step: 1,
-                model: "m".into(),
-            },
-            RunEvent::MessageDelta {
-                first_id: 4,
-                step: 1,
-                chunks: vec!["a long text that was never answered".into()],
-            },
-            RunEvent::Resumed {
-                id: 5 + MAX_UNRECORDED_IDS,
-                executor: OTHER,
-                discarded_step: Some(1),
-                skipped_ids: MAX_UNRECORDED_IDS,
-            },
-        ]);
+        let mut taken_over = streamed(vec!["a long text that was never answered".into()]);
+        taken_over.push(RunEvent::Resumed {
+            id: 5 + MAX_UNRECORDED_IDS,
+            executor: OTHER,
+            discarded_step: Some(1),
+            skipped_ids: MAX_UNRECORDED_IDS,
+        });
+        let mut resumed = state(taken_over);
         let events = decide(&mut resumed, cancel(Some((1, price)))).await.unwrap();
         assert!(
             matches!(
