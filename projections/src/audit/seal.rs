@@ -20,16 +20,31 @@ use super::entry::{AuditEntry, EntryContent, GENESIS_HASH};
 /// The head (last `seq` and `hash`) of each organization in `$1`, and, as rows without a head,
 /// the events of the run already in their organization's log (`$2`, `$3`: organization and
 /// position of each): one round trip for both.
+///
+/// An event can be in the log only if its position is at most the log's highest, so only
+/// those are looked up (none but after a crash or a replay), each by the `(org_id, position)`
+/// index: the lateral `LIMIT 1` keeps the planner from joining the batch against the whole
+/// table, which it did (a sequential scan of every entry, per batch: 4 ms at 21,000 entries,
+/// growing with the log).
 const HEADS_AND_SEALED: &str = "
-SELECT o.org_id, head.seq, head.hash, NULL::bigint AS sealed_position
-  FROM unnest($1::uuid[]) o(org_id)
-  LEFT JOIN LATERAL (
-        SELECT seq, hash FROM audit_entries WHERE org_id = o.org_id ORDER BY seq DESC LIMIT 1
-       ) head ON true
+WITH heads AS MATERIALIZED (
+    SELECT o.org_id, head.seq, head.hash, last.position AS last_position
+      FROM unnest($1::uuid[]) o(org_id)
+      LEFT JOIN LATERAL (
+            SELECT seq, hash FROM audit_entries WHERE org_id = o.org_id ORDER BY seq DESC LIMIT 1
+           ) head ON true
+      LEFT JOIN LATERAL (
+            SELECT position FROM audit_entries WHERE org_id = o.org_id ORDER BY position DESC LIMIT 1
+           ) last ON true
+)
+SELECT org_id, seq, hash, NULL::bigint AS sealed_position FROM heads
 UNION ALL
-SELECT e.org_id, NULL, NULL, e.position
+SELECT w.org_id, NULL, NULL, w.position
   FROM unnest($2::uuid[], $3::bigint[]) w(org_id, position)
-  JOIN audit_entries e ON e.org_id = w.org_id AND e.position = w.position";
+  JOIN heads h ON h.org_id = w.org_id AND w.position <= h.last_position
+  CROSS JOIN LATERAL (
+        SELECT 1 FROM audit_entries e WHERE e.org_id = w.org_id AND e.position = w.position LIMIT 1
+       ) sealed";
 
 const INSERT: &str = "
 INSERT INTO audit_entries (org_id, seq, position, event_id, recorded_at, actor, impersonator_id,
