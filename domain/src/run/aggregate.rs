@@ -789,6 +789,14 @@ mod tests {
     const EXECUTOR: Uuid = Uuid::from_u128(8);
     const OTHER: Uuid = Uuid::from_u128(9);
 
+    /// A user's cancel, with no call price (an unbilled run).
+    fn cancel_by_user() -> RunCommand {
+        RunCommand::Cancel {
+            by: "user:1".into(),
+            open_call_price: None,
+        }
+    }
+
     fn queued() -> RunEvent {
         RunEvent::Queued {
             id: 1,
@@ -1131,15 +1139,7 @@ mod tests {
         let mut run = state(streaming.clone());
         // The executor hands out ids from `next_id` live before recording them.
         assert_eq!(run.next_id(), 4);
-        let events = decide(
-            &mut run,
-            RunCommand::Cancel {
-                by: "user:1".into(),
-                open_call_price: None,
-            },
-        )
-        .await
-        .unwrap();
+        let events = decide(&mut run, cancel_by_user()).await.unwrap();
         let cancelled = RunEvent::Cancelled {
             id: 4 + MAX_UNRECORDED_IDS,
             by: "user:1".into(),
@@ -1154,15 +1154,7 @@ mod tests {
         );
 
         let mut idle = state(streaming[..2].to_vec());
-        let events = decide(
-            &mut idle,
-            RunCommand::Cancel {
-                by: "user:1".into(),
-                open_call_price: None,
-            },
-        )
-        .await
-        .unwrap();
+        let events = decide(&mut idle, cancel_by_user()).await.unwrap();
         assert_eq!(
             events,
             vec![RunEvent::Cancelled {
@@ -1283,15 +1275,7 @@ mod tests {
         assert_eq!(run.next_action(EXECUTOR), NextAction::AwaitCredits);
 
         let mut cancelled = run.clone();
-        let events = decide(
-            &mut cancelled,
-            RunCommand::Cancel {
-                by: "user:1".into(),
-                open_call_price: None,
-            },
-        )
-        .await
-        .unwrap();
+        let events = decide(&mut cancelled, cancel_by_user()).await.unwrap();
         assert_eq!(
             events,
             vec![RunEvent::Cancelled {
@@ -1406,10 +1390,7 @@ mod tests {
                     abandoned_call: None,
                 },
             ])
-            .when(RunCommand::Cancel {
-                by: "user:1".into(),
-                open_call_price: None,
-            })
+            .when(cancel_by_user())
             .then_expect_error(RunError::Finished {
                 status: RunStatus::Cancelled,
             });
