@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::credit_account::{CallPrice, CreditAccountError};
+use domain::credit_account::{CallPrice, CreditAccount, CreditAccountError};
 use domain::run::{Run, RunEvent, RunStatus};
 use eventstore::CommandContext;
 use uuid::Uuid;
@@ -188,7 +188,13 @@ impl RunService {
     /// Best effort: a failure is logged and left to the next caller, never passed on to the
     /// work that called (a run refused credits, a sweep of every organization).
     pub async fn release_holds_of_ended_runs(&self, org_id: Uuid) -> usize {
-        match self.try_release_holds_of_ended_runs(org_id).await {
+        self.release_ended_runs_holds(org_id, None).await
+    }
+
+    /// [`release_holds_of_ended_runs`](Self::release_holds_of_ended_runs), with the
+    /// organization's account when the caller has just read it.
+    async fn release_ended_runs_holds(&self, org_id: Uuid, known: Option<&CreditAccount>) -> usize {
+        match self.try_release_ended_runs_holds(org_id, known).await {
             Ok(released) => released,
             Err(error) => {
                 tracing::warn!(%error, org = %org_id, "could not release the holds of ended runs; tried again later");
@@ -197,11 +203,22 @@ impl RunService {
         }
     }
 
-    async fn try_release_holds_of_ended_runs(&self, org_id: Uuid) -> Result<usize, RunsError> {
+    async fn try_release_ended_runs_holds(
+        &self,
+        org_id: Uuid,
+        known: Option<&CreditAccount>,
+    ) -> Result<usize, RunsError> {
         let Some(billing) = &self.billing else {
             return Ok(0);
         };
-        let account = billing.account(org_id).await?;
+        let loaded;
+        let account = match known {
+            Some(account) => account,
+            None => {
+                loaded = billing.account(org_id).await?;
+                &loaded
+            }
+        };
         let mut holders: Vec<Uuid> = account
             .open_reservations()
             .values()
@@ -250,9 +267,7 @@ impl RunService {
                 Some((seen, available)) if seen == org => available,
                 _ => {
                     let account = billing.account(org).await?;
-                    if account.open_reservations().is_empty()
-                        || self.release_holds_of_ended_runs(org).await == 0
-                    {
+                    if self.release_ended_runs_holds(org, Some(&account)).await == 0 {
                         account.available()
                     } else {
                         billing.account(org).await?.available()

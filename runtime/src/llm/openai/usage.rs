@@ -1,7 +1,8 @@
 //! Token counts when the provider reports none.
 //!
-//! Rule: about four characters per token ([`domain::credit_account::CHARS_PER_TOKEN`]) (OpenAI's rule of thumb for English), rounded up,
-//! counted over what the model reads and writes. The request counts every message's text,
+//! Rule: about four characters per token, rounded up (OpenAI's rule of thumb for English;
+//! [`domain::credit_account::CHARS_PER_TOKEN`], which the charge of a call cancelled while it
+//! streamed counts by too), counted over what the model reads and writes. The request counts every message's text,
 //! the names and arguments of the tool calls in it, and each offered tool's name,
 //! description and JSON Schema; the answer counts its text and its tool calls' names and
 //! arguments. Characters, not bytes, so other scripts are not counted three times over. The
