@@ -11,7 +11,7 @@ use crate::accounts::{
 };
 use crate::helpers::{TestApp, assert_problem, check_problem};
 
-async fn suspend(app: &TestApp, token: &str, org_id: Uuid, reason: &str) -> Response {
+pub(crate) async fn suspend(app: &TestApp, token: &str, org_id: Uuid, reason: &str) -> Response {
     app.with_bearer(token)
         .post_json(
             &format!("/v1/admin/orgs/{org_id}/suspend?reason={reason}"),

@@ -14,7 +14,8 @@ use super::support::{
     Socket, SseMessage, SseReader, WsClient, WsItem, events_path, expect_ws, ids_and_types, next_ws,
     open_sse, recorded_frames, socket_path, sse_frames, streamed_text, ws_to_close,
 };
-use crate::accounts::{add_member, create_api_key, register};
+use crate::accounts::{add_member, create_api_key, platform_admin, register};
+use crate::admin::suspend;
 use crate::helpers::TestApp;
 use crate::run_flows::support::Flow;
 use crate::runs::waiting_call;
@@ -117,6 +118,66 @@ async fn a_revoked_key_and_a_removed_member_end_their_streams_within_the_bound()
         took < STANDING_BOUND,
         "the streams ended {took:?} after the change"
     );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_suspended_organizations_streams_end_within_the_bound_and_another_organizations_go_on() {
+    let app = TestApp::spawn().await;
+    let admin = platform_admin(&app, "stream-admin").await;
+    let suspended = register(&app, "suspended-owner").await;
+    let other = register(&app, "other-owner").await;
+    let key = create_api_key(&app, &suspended.access_token, "dashboard").await;
+    let (_, run_id, _) = waiting_call(&app, &suspended.access_token, "bob").await;
+    let (_, other_run_id, _) = waiting_call(&app, &other.access_token, "bob").await;
+
+    // Both organizations' streams read up to their waiting call: the allowed path works.
+    let mut token_sse = SseReader::new(
+        open_sse(
+            &app,
+            &events_path(&run_id, ""),
+            Some(&suspended.access_token),
+            None,
+        )
+        .await,
+    );
+    let seen = sse_until_requested(&mut token_sse).await;
+    let last_id = seen.last().unwrap().id.unwrap();
+    let mut key_ws = expect_ws(&app, &socket_path(&run_id, ""), &key.key).await;
+    ws_until_requested(&mut key_ws).await;
+    let mut other_ws = expect_ws(&app, &socket_path(&other_run_id, ""), &other.access_token).await;
+    ws_until_requested(&mut other_ws).await;
+
+    let response = suspend(&app, &admin.access_token, suspended.org_id, "unpaid-invoices").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let changed = Instant::now();
+
+    let cut_off = sse_cut_off(token_sse).await;
+    assert_eq!(cut_off["reason"], "credentials", "{cut_off}");
+    assert_eq!(cut_off["code"], "organization_suspended", "{cut_off}");
+    assert_eq!(cut_off["resume_after"], last_id, "{cut_off}");
+    let (frames, code, reason) = ws_to_close(&mut key_ws).await;
+    assert_eq!(frames.len(), 1, "only the cut-off: {frames:?}");
+    assert_eq!(
+        (code, reason),
+        (1008, format!("organization_suspended; resume_after={last_id}"))
+    );
+    let took = changed.elapsed();
+    assert!(
+        took < STANDING_BOUND,
+        "the streams ended {took:?} after the suspension"
+    );
+    // A full standing round later, the other organization's stream is still open and live: it
+    // carries its run's cancel, then closes normally.
+    tokio::time::sleep(STANDING_BOUND.saturating_sub(took)).await;
+    let cancelled = app
+        .with_bearer(&other.access_token)
+        .post_json(&format!("/v1/runs/{other_run_id}/cancel"), &json!({}))
+        .await;
+    assert!(cancelled.status().is_success(), "{}", cancelled.status());
+    let (frames, code, _) = ws_to_close(&mut other_ws).await;
+    assert_eq!(code, 1000, "{frames:?}");
+    assert_eq!(frames.last().unwrap()["type"], "run.cancelled", "{frames:?}");
     app.cleanup().await;
 }
 
