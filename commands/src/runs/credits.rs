@@ -25,10 +25,13 @@ const PAUSED_RUNS: &str = "
      ORDER BY org_id, queued_position
      LIMIT $2";
 
-/// Of the given runs, those that have ended (the run history view).
+/// Of the given runs, those that have ended: read from the log itself, not the run history
+/// view, so a run ended a moment ago (the view trails the log by a few milliseconds) is seen
+/// by the run whose hold its leftover just made fail.
 const ENDED_RUNS: &str = "
-    SELECT run_id FROM run_history
-     WHERE run_id = ANY($1) AND status IN ('completed', 'failed', 'cancelled')";
+    SELECT DISTINCT aggregate_id::uuid FROM events
+     WHERE aggregate_type = 'run' AND aggregate_id = ANY($1::text[])
+       AND event_type IN ('run.completed', 'run.failed', 'run.cancelled')";
 
 /// What a run recorded of its model calls: each `llm_call.completed` with its event id, and
 /// the `run.cancelled` that priced a call it had open.
@@ -229,6 +232,7 @@ impl RunService {
         if holders.is_empty() {
             return Ok(0);
         }
+        let holders: Vec<String> = holders.iter().map(Uuid::to_string).collect();
         let ended: Vec<Uuid> = sqlx::query_scalar(ENDED_RUNS)
             .bind(&holders)
             .fetch_all(&self.pool)

@@ -153,7 +153,7 @@ impl Execution<'_> {
                     // Another executor's hold for this call, asked for ahead with a tool result
                     // it never got to record (this one took the run over and called the tool
                     // again): the difference is held too, under a key of its own, released
-                    // when the run ends.
+                    // with the call's charge.
                     Some(top_up) => {
                         hold = top_up;
                         self.topped_up = true;
@@ -213,12 +213,22 @@ impl Execution<'_> {
         let mut context = self.context.clone();
         context.causation_id = self.llm_call_completed;
         let (run_id, key) = (self.run_id, llm_call_key(self.run_id, step));
+        // The difference this execution held on top of a smaller hold is released with the
+        // call's charge, so a run seen ended holds nothing.
+        let top_up = std::mem::take(&mut self.topped_up).then(|| format!("{key}+"));
         self.pending_settle = Some(tokio::spawn(async move {
-            match billing
+            let charged = billing
                 .settle(org_id, &key, credits, tokens_counted, &context)
-                .await
-            {
-                Ok(_) => true,
+                .await;
+            let released = match &top_up {
+                Some(top_up) if charged.is_ok() => billing
+                    .settle(org_id, top_up, 0, false, &context)
+                    .await
+                    .map(|_| ()),
+                _ => Ok(()),
+            };
+            match charged.map(|_| ()).and(released) {
+                Ok(()) => true,
                 Err(error) => {
                     tracing::warn!(%error, run = %run_id, step, "charge not recorded now; it is when the run ends");
                     false

@@ -119,7 +119,8 @@ pub(super) struct Execution<'a> {
     /// its charge did).
     pub(super) may_hold_credits: bool,
     /// Whether this execution holds the difference of a call's worst case under a key of its
-    /// own (see `take_hold`): no charge closes it, the run's end does.
+    /// own (see `take_hold`): released with that call's charge, or at the run's end when the
+    /// call was never charged.
     pub(super) topped_up: bool,
     /// Whether an earlier execution took model steps of the run (and may have left a hold).
     /// With either, the run's end reads the ledger to settle what is left; a run whose every
