@@ -27,6 +27,16 @@ pub trait Projector: Send + Sync + 'static {
     /// Folds one committed event into the read model.
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error>;
 
+    /// Whether [`apply`](Self::apply) may write anything for `event`. A read of the log holding
+    /// no event the projector folds moves its checkpoint alone, in one statement and no
+    /// transaction of its own (most projectors ignore most of a run's events: a streaming run
+    /// appends its text every 200 ms). `false` only for events the projector ignores entirely;
+    /// the default folds everything.
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        let _ = event;
+        true
+    }
+
     /// Whether the runner should hand this projector whole reads of the log at once
     /// ([`apply_batch`](Self::apply_batch)) rather than one event at a time. A batched
     /// projector folds a read in memory and writes each changed row once, so a read of a
@@ -82,6 +92,12 @@ pub trait BatchProjector: Send + Sync + 'static {
     /// Folds `events` (consecutive in log order) into the tables: reads the rows they touch,
     /// folds in memory, writes each changed row once.
     async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+
+    /// As [`Projector::folds`].
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        let _ = event;
+        true
+    }
 }
 
 #[async_trait]
@@ -99,6 +115,10 @@ impl<T: BatchProjector> Projector for T {
 
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
         self.fold(connection, std::slice::from_ref(event)).await
+    }
+
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        BatchProjector::folds(self, event)
     }
 
     fn batched(&self) -> bool {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use eventstore::log::{
     Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault, save_checkpoint,
-    save_checkpoint_as,
+    save_checkpoint_announced,
 };
 use eventstore::{AppendSignal, Cursor, EventStore, LogFollower, RecordedEvent};
 use sqlx::{Acquire, PgPool};
@@ -184,6 +184,18 @@ impl ProjectionRunner {
         let limit = batch_size(self.projector.as_ref());
         let full = batch.len() >= limit;
         batch.truncate(whole_transactions(&batch, limit));
+        if let Some(claim) = claim
+            && !batch.iter().any(|event| self.projector.folds(event))
+        {
+            // Nothing to write but the checkpoint: one statement, no transaction.
+            let to = batch.last().map_or(from, RecordedEvent::cursor);
+            if !save_checkpoint_announced(&mut *connection, name, from, to, claim).await? {
+                return Ok(Step::NotOurs);
+            }
+            self.got_past_failure();
+            record_lag(name, &batch);
+            return Ok(Step::Applied { to, full });
+        }
         let mut transaction = connection.begin().await?;
         let started = Instant::now();
         let mut applied = 0;
@@ -214,28 +226,38 @@ impl ProjectionRunner {
         let applied = &batch[..applied];
         let to = applied.last().map_or(from, RecordedEvent::cursor);
         let saved = match claim {
-            Some(claim) => save_checkpoint_as(&mut *transaction, name, from, to, claim).await?,
-            None => save_checkpoint(&mut *transaction, name, from, to).await?,
+            Some(claim) => save_checkpoint_announced(&mut *transaction, name, from, to, claim).await?,
+            None => {
+                let saved = save_checkpoint(&mut *transaction, name, from, to).await?;
+                if saved {
+                    announce_progress(&mut *transaction, name, to).await?;
+                }
+                saved
+            }
         };
         if !saved {
             // Another runner applied this batch first, or took the lease; ours rolls back untouched.
             transaction.rollback().await?;
             return Ok(Step::NotOurs);
         }
-        announce_progress(&mut *transaction, name, to).await?;
         transaction.commit().await?;
-        if self.failing.swap(false, Ordering::AcqRel) {
-            metrics::gauge!("agentry_projector_blocked", "projector" => name).set(0.0);
-            tracing::info!(
-                projector = name,
-                "projector got past the event it could not apply"
-            );
-        }
+        self.got_past_failure();
         record_lag(name, applied);
         Ok(Step::Applied {
             to,
             full: full || applied.len() < batch.len(),
         })
+    }
+
+    /// Clears the blocked gauge once a batch commits after a failed one.
+    fn got_past_failure(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            metrics::gauge!("agentry_projector_blocked", "projector" => self.projector.name()).set(0.0);
+            tracing::info!(
+                projector = self.projector.name(),
+                "projector got past the event it could not apply"
+            );
+        }
     }
 
     /// The event of a failed batch that fails on its own: the batch's events applied one at a

@@ -18,7 +18,7 @@ mod recorded_event;
 mod signal;
 mod stall;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_as};
+pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_announced, save_checkpoint_as};
 pub use cursor::Cursor;
 pub use follower::{EVENT_COLUMNS, LogFollower, Row as EventRow, into_event, read_after_with};
 pub use gate::{gate_age_seconds, watch_gate};

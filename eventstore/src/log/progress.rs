@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Cursor, load_checkpoint};
 
 /// The notification channel every follower announces its progress on.
-const CHANNEL: &str = "agentry_follower_progress";
+pub(super) const CHANNEL: &str = "agentry_follower_progress";
 /// How long a waiter trusts the notifications before re-reading the checkpoint itself.
 pub const RECHECK: Duration = Duration::from_secs(1);
 /// Pause before the listener tries again after its connection failed.
@@ -41,10 +41,15 @@ pub async fn announce_progress<'e, E: PgExecutor<'e>>(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(format!("{} {} {name}", to.transaction_id, to.position))
+        .bind(progress_payload(name, to))
         .execute(executor)
         .await?;
     Ok(())
+}
+
+/// What a follower's progress notification says: `<transaction id> <position> <name>`.
+pub(super) fn progress_payload(name: &str, to: Cursor) -> String {
+    format!("{} {} {name}", to.transaction_id, to.position)
 }
 
 /// The cursor of the last event committed so far (`None`: the log is empty). A follower past it

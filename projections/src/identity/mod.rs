@@ -57,6 +57,21 @@ impl Projector for IdentityProjector {
         Ok(())
     }
 
+    /// Only the identity events the tables below fold: every run, conversation and billing
+    /// event passes without a transaction.
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        let event_type = event.event_type.as_str();
+        [
+            users::FOLDS,
+            organizations::FOLDS,
+            api_keys::FOLDS,
+            sessions::FOLDS,
+            impersonations::FOLDS,
+        ]
+        .iter()
+        .any(|folds| folds.contains(&event_type))
+    }
+
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
         let event_type = event.event_type.as_str();
         if users::FOLDS.contains(&event_type) {

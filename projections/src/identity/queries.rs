@@ -33,6 +33,9 @@ pub struct KeyRow {
     pub revoked: bool,
     /// Whether its organization is suspended (`None`: the organization does not exist).
     pub org_suspended: Option<bool>,
+    /// Whether its use was recorded within the last minute: [`touch_api_key`] would change
+    /// nothing, so authentication skips that statement.
+    pub used_recently: bool,
 }
 
 /// What authentication needs to know about a token's user in its organization, in one query.
@@ -159,8 +162,9 @@ pub async fn organization_quotas(pool: &PgPool, org_id: Uuid) -> Result<Option<Q
 /// The key with this prefix, in any organization (the prefix is how a presented key is
 /// found), with its organization's standing.
 pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<KeyRow>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, String, bool, Option<bool>)> = sqlx::query_as(
-        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended
+    let row: Option<KeyColumns> = sqlx::query_as(
+        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended,
+                COALESCE(k.last_used_at >= now() - interval '1 minute', false)
            FROM api_keys k LEFT JOIN organizations o USING (org_id)
           WHERE k.prefix = $1",
     )
@@ -173,8 +177,9 @@ pub async fn api_key_by_prefix(pool: &PgPool, prefix: &str) -> Result<Option<Key
 /// The key with this id, with its organization's standing: how a connection opened with the
 /// key checks, while it lasts, that the key still stands.
 pub async fn api_key_by_id(pool: &PgPool, key_id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, String, bool, Option<bool>)> = sqlx::query_as(
-        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended
+    let row: Option<KeyColumns> = sqlx::query_as(
+        "SELECT k.key_id, k.org_id, k.key_hash, k.revoked_at IS NOT NULL, o.suspended,
+                COALESCE(k.last_used_at >= now() - interval '1 minute', false)
            FROM api_keys k LEFT JOIN organizations o USING (org_id)
           WHERE k.key_id = $1",
     )
@@ -184,15 +189,17 @@ pub async fn api_key_by_id(pool: &PgPool, key_id: Uuid) -> Result<Option<KeyRow>
     Ok(row.map(key_row))
 }
 
-fn key_row(
-    (key_id, org_id, key_hash, revoked, org_suspended): (Uuid, Uuid, String, bool, Option<bool>),
-) -> KeyRow {
+/// The columns both key lookups select, in [`KeyRow`]'s order.
+type KeyColumns = (Uuid, Uuid, String, bool, Option<bool>, bool);
+
+fn key_row((key_id, org_id, key_hash, revoked, org_suspended, used_recently): KeyColumns) -> KeyRow {
     KeyRow {
         key_id,
         org_id,
         key_hash,
         revoked,
         org_suspended,
+        used_recently,
     }
 }
 
@@ -325,7 +332,8 @@ pub async fn api_keys_of(pool: &PgPool, org_id: Uuid) -> Result<Vec<KeySummary>,
 }
 
 /// Records that a key was used, at most once a minute per key so authentication does not
-/// write on every request.
+/// write on every request (and does not even ask when the lookup saw a recent use:
+/// [`KeyRow::used_recently`]).
 pub async fn touch_api_key(pool: &PgPool, key_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE api_keys SET last_used_at = now()

@@ -54,15 +54,18 @@ impl BatchProjector for UsageProjector {
         &["usage_daily", "usage_cursors"]
     }
 
+    /// Only what a run's usage counts: its start, its model calls, a cancelled call.
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        matches!(
+            event.event_type.as_str(),
+            "run.queued" | "llm_call.completed" | "run.cancelled"
+        )
+    }
+
     async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let counted: Vec<&RecordedEvent> = events
             .iter()
-            .filter(|event| {
-                matches!(
-                    event.event_type.as_str(),
-                    "run.queued" | "llm_call.completed" | "run.cancelled"
-                )
-            })
+            .filter(|event| BatchProjector::folds(self, event))
             .collect();
         let orgs: Vec<Uuid> = {
             let mut orgs: Vec<Uuid> = counted.iter().filter_map(|event| event.org_id).collect();

@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
+use eventstore::log::FollowerProgress;
 use projections::{IDENTITY, IdentityProjector, Projector};
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{catch_up, checkpoint, create_organization, last_cursor, runner, runner_of, store};
+use crate::helpers::{
+    RawEvent, catch_up, checkpoint, create_organization, last_cursor, metadata, runner, runner_of, store,
+};
 
 /// The identity projector, counting every event it is asked to apply (committed or rolled
 /// back): work a second runner wastes shows as extra applications.
@@ -29,10 +33,64 @@ impl Projector for Counting {
         IdentityProjector.clear(connection).await
     }
 
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        IdentityProjector.folds(event)
+    }
+
     async fn apply(&self, connection: &mut PgConnection, event: &RecordedEvent) -> Result<(), sqlx::Error> {
         self.0.fetch_add(1, Ordering::Relaxed);
         IdentityProjector.apply(connection, event).await
     }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn events_a_projector_ignores_move_its_checkpoint_and_wake_its_waiters_without_being_applied(
+    pool: PgPool,
+) {
+    let store = store(&pool);
+    let applied = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    // Waiters that never re-read the checkpoint on their own: only announcements wake them.
+    let progress =
+        FollowerProgress::start_with_recheck(pool.clone(), shutdown.clone(), Duration::from_secs(600));
+    tokio::spawn(runner_of(&store, Arc::new(Counting(Arc::clone(&applied)))).run(shutdown.clone()));
+
+    // An event the identity view folds: applied, and announced.
+    create_organization(&store, "Folded", Uuid::new_v4()).await;
+    let folded = last_cursor(&pool).await;
+    let waited = progress.wait_for(IDENTITY, folded, Duration::from_secs(20));
+    assert!(waited.await.unwrap(), "the folded event was not announced");
+    let applied_before = applied.load(Ordering::Relaxed);
+    assert!(applied_before >= 1, "the organization was not applied");
+
+    // A streaming run's text, which the identity view ignores: passed, announced, not applied.
+    let run_id = Uuid::now_v7().to_string();
+    for sequence in 1..=5 {
+        RawEvent {
+            aggregate_type: "run",
+            aggregate_id: run_id.clone(),
+            sequence,
+            event_type: "message.delta",
+            version: "1",
+            payload: json!({ "type": "message.delta", "step": 1, "chunks": ["Hel", "lo"] }),
+            metadata: metadata(None),
+        }
+        .insert(&pool)
+        .await;
+    }
+    let ignored = last_cursor(&pool).await;
+    let waited = progress.wait_for(IDENTITY, ignored, Duration::from_secs(20));
+    assert!(
+        waited.await.unwrap(),
+        "the checkpoint did not pass the ignored events, or no one was told"
+    );
+    assert_eq!(checkpoint(&pool).await, ignored);
+    assert_eq!(
+        applied.load(Ordering::Relaxed),
+        applied_before,
+        "events the projector ignores were handed to it"
+    );
+    shutdown.cancel();
 }
 
 #[sqlx::test(migrations = "../migrations")]
