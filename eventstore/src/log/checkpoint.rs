@@ -63,6 +63,32 @@ pub async fn save_checkpoint<'e, E: PgExecutor<'e>>(
     Ok(result.rows_affected() == 1)
 }
 
+/// The lease holder's compare-and-set of a checkpoint ($1 name, $2/$3 from, $4/$5 to, $6/$7
+/// the claim's holder and epoch), shared by the two statements below.
+macro_rules! leased_move_sql {
+    () => {
+        "INSERT INTO follower_checkpoints AS c (name, transaction_id, position, updated_at)
+         SELECT l.name, $4::text::xid8, $5, now()
+           FROM follower_leases l
+          WHERE l.name = $1 AND l.holder = $6 AND l.epoch = $7
+            FOR SHARE
+         ON CONFLICT (name) DO UPDATE
+            SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()
+          WHERE c.transaction_id = $2::text::xid8 AND c.position = $3
+            AND (EXCLUDED.transaction_id, EXCLUDED.position) > (c.transaction_id, c.position)"
+    };
+}
+
+/// The move alone.
+const LEASED_MOVE: &str = leased_move_sql!();
+/// The move and, only if it happened, the progress notification ($8 channel, $9 payload). A
+/// `SELECT`'s count is the rows it returned: one when the checkpoint moved.
+const LEASED_MOVE_ANNOUNCED: &str = concat!(
+    "WITH saved AS (",
+    leased_move_sql!(),
+    " RETURNING 1) SELECT pg_notify($8, $9) FROM saved"
+);
+
 /// [`save_checkpoint`] for the holder of the follower's lease: the checkpoint moves only if
 /// the lease row (same name) still names `claim`'s holder and epoch, checked in the same
 /// statement. The lease row is share-locked until the caller's transaction ends, so a takeover
@@ -77,30 +103,7 @@ pub async fn save_checkpoint_as<'e, E: PgExecutor<'e>>(
     to: Cursor,
     claim: LeaseClaim,
 ) -> Result<bool, sqlx::Error> {
-    if to <= from {
-        return Ok(false);
-    }
-    let result = sqlx::query(
-        "INSERT INTO follower_checkpoints AS c (name, transaction_id, position, updated_at)
-         SELECT l.name, $4::text::xid8, $5, now()
-           FROM follower_leases l
-          WHERE l.name = $1 AND l.holder = $6 AND l.epoch = $7
-            FOR SHARE
-         ON CONFLICT (name) DO UPDATE
-            SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()
-          WHERE c.transaction_id = $2::text::xid8 AND c.position = $3
-            AND (EXCLUDED.transaction_id, EXCLUDED.position) > (c.transaction_id, c.position)",
-    )
-    .bind(name)
-    .bind(from.transaction_id.to_string())
-    .bind(from.position)
-    .bind(to.transaction_id.to_string())
-    .bind(to.position)
-    .bind(claim.holder)
-    .bind(claim.epoch)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    move_leased(executor, name, (from, to), claim, false).await
 }
 
 /// [`save_checkpoint_as`] and [`announce_progress`](super::announce_progress) in one
@@ -114,37 +117,35 @@ pub async fn save_checkpoint_announced<'e, E: PgExecutor<'e>>(
     to: Cursor,
     claim: LeaseClaim,
 ) -> Result<bool, sqlx::Error> {
+    move_leased(executor, name, (from, to), claim, true).await
+}
+
+async fn move_leased<'e, E: PgExecutor<'e>>(
+    executor: E,
+    name: &str,
+    (from, to): (Cursor, Cursor),
+    claim: LeaseClaim,
+    announce: bool,
+) -> Result<bool, sqlx::Error> {
     if to <= from {
         return Ok(false);
     }
-    let result = sqlx::query(
-        "WITH saved AS (
-           INSERT INTO follower_checkpoints AS c (name, transaction_id, position, updated_at)
-           SELECT l.name, $4::text::xid8, $5, now()
-             FROM follower_leases l
-            WHERE l.name = $1 AND l.holder = $6 AND l.epoch = $7
-              FOR SHARE
-           ON CONFLICT (name) DO UPDATE
-              SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()
-            WHERE c.transaction_id = $2::text::xid8 AND c.position = $3
-              AND (EXCLUDED.transaction_id, EXCLUDED.position) > (c.transaction_id, c.position)
-           RETURNING 1
-         )
-         SELECT pg_notify($8, $9) FROM saved",
-    )
+    let mut query = sqlx::query(if announce {
+        LEASED_MOVE_ANNOUNCED
+    } else {
+        LEASED_MOVE
+    })
     .bind(name)
     .bind(from.transaction_id.to_string())
     .bind(from.position)
     .bind(to.transaction_id.to_string())
     .bind(to.position)
     .bind(claim.holder)
-    .bind(claim.epoch)
-    .bind(CHANNEL)
-    .bind(progress_payload(name, to))
-    .execute(executor)
-    .await?;
-    // A `SELECT`'s count is the rows it returned: one when the checkpoint moved.
-    Ok(result.rows_affected() == 1)
+    .bind(claim.epoch);
+    if announce {
+        query = query.bind(CHANNEL).bind(progress_payload(name, to));
+    }
+    Ok(query.execute(executor).await?.rows_affected() == 1)
 }
 
 #[cfg(test)]

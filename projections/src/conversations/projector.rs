@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::messages;
+use super::transcript::RunTranscript;
 use crate::BatchProjector;
 use crate::decode::{payload, recorded_at};
 use crate::grouped::by_aggregate;
@@ -33,6 +34,13 @@ impl BatchProjector for ConversationsProjector {
             "conversation_view_runs",
             "conversation_messages",
         ]
+    }
+
+    /// Conversation events, and the run events that change a transcript: not a run's text as
+    /// it streams, nor its model calls' bookkeeping.
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        event.aggregate_type == "conversation"
+            || (event.aggregate_type == "run" && RunTranscript::folds(&event.event_type))
     }
 
     async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
