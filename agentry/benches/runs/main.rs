@@ -13,12 +13,17 @@
 //! `POST /v1/conversations`, `POST /v1/conversations/{id}/runs` with a unique input (the run's
 //! tag), waits until the LLM has sent the run's final answer, then polls the event store every
 //! millisecond until the conversation records the run's end.
+//!
+//! After Agentry's phases, the same runs against the same servers with nothing but their
+//! durable steps (`raw_steps.rs`, `BENCH_RAW=0` skips it): the raw limit of a durable run on
+//! this machine, for the per-step figures to be read against.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod client;
+mod raw_steps;
 mod report;
 mod servers;
 
@@ -49,6 +54,7 @@ async fn main() {
     let timeline = Arc::new(Timeline::default());
     let llm_url = servers::start_llm(Arc::clone(&timeline)).await;
     let tool_url = servers::start_tool(Arc::clone(&timeline)).await;
+    let llm_url_and_tool = (llm_url.clone(), tool_url.clone());
     let mut settings = serve_settings(&url);
     settings.runs.llm_base_url = Some(llm_url);
     settings.runs.llm_api_key = Some(secrecy::SecretString::from("bench-key".to_owned()));
@@ -122,8 +128,63 @@ async fn main() {
         summaries.push(summary);
     }
     report::print_summary(&summaries);
+    if env_or("BENCH_RAW", 1) == 1 {
+        raw_limit(
+            &pool,
+            &http,
+            &llm_url_and_tool.0,
+            &llm_url_and_tool.1,
+            &timeline,
+            &concurrencies,
+            phase,
+        )
+        .await;
+    }
     let _ = stop.send(());
     pool.close().await;
+}
+
+/// The same runs with nothing but their durable steps (`raw_steps.rs`), at each concurrency,
+/// committing per run and grouped: the floor under Agentry's per-step figures.
+async fn raw_limit(
+    pool: &sqlx::PgPool,
+    http: &reqwest::Client,
+    llm_url: &str,
+    tool_url: &str,
+    timeline: &Arc<Timeline>,
+    concurrencies: &[usize],
+    phase: Duration,
+) {
+    let payload = json!({ "type": "tool_call.completed", "call_id": uuid::Uuid::now_v7(), "result": { "status": 200, "body": "x".repeat(40) } }).to_string();
+    println!("## the raw limit: the same runs, only their durable steps (`raw_steps.rs`)\n");
+    println!("| concurrent runs | commits | runs/s | overhead per step p50 / p90 / p99 ms |");
+    println!("|---|---|---|---|");
+    for &concurrency in concurrencies {
+        for (name, commit) in [
+            ("a connection per run", raw_steps::Commit::PerRun(pool.clone())),
+            (
+                "grouped",
+                raw_steps::Commit::grouped(pool.clone(), payload.clone()),
+            ),
+        ] {
+            let raw = raw_steps::RawRuns {
+                http: http.clone(),
+                llm_url: llm_url.to_owned(),
+                tool_url: tool_url.to_owned(),
+                timeline: Arc::clone(timeline),
+                commit,
+            };
+            let (steps, rate) = raw_steps::measure_raw(&raw, concurrency, phase, &payload).await;
+            let ms = |quantile: f64| steps.value_at_quantile(quantile) as f64 / 1e3;
+            println!(
+                "| {concurrency} | {name} | {rate:.1} | {:.2} / {:.2} / {:.2} |",
+                ms(0.5),
+                ms(0.9),
+                ms(0.99)
+            );
+        }
+    }
+    println!();
 }
 
 /// `concurrency` clients each running one run after another for `phase` (after a warm-up);
