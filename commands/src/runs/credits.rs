@@ -28,10 +28,14 @@ const PAUSED_RUNS: &str = "
 /// Of the given runs, those that have ended: read from the log itself, not the run history
 /// view, so a run ended a moment ago (the view trails the log by a few milliseconds) is seen
 /// by the run whose hold its leftover just made fail.
+/// A run's terminal event is its last: one index probe per run, whatever it streamed.
 const ENDED_RUNS: &str = "
-    SELECT DISTINCT aggregate_id::uuid FROM events
-     WHERE aggregate_type = 'run' AND aggregate_id = ANY($1::text[])
-       AND event_type IN ('run.completed', 'run.failed', 'run.cancelled')";
+    SELECT held.run_id::uuid FROM unnest($1::text[]) AS held(run_id)
+     CROSS JOIN LATERAL (
+           SELECT event_type FROM events
+            WHERE aggregate_type = 'run' AND aggregate_id = held.run_id
+            ORDER BY sequence DESC LIMIT 1) AS last
+     WHERE last.event_type IN ('run.completed', 'run.failed', 'run.cancelled')";
 
 /// What a run recorded of its model calls: each `llm_call.completed` with its event id, and
 /// the `run.cancelled` that priced a call it had open.

@@ -155,8 +155,8 @@ impl Execution<'_> {
                     // again): the difference is held too, under a key of its own, released
                     // with the call's charge.
                     Some(top_up) => {
+                        self.topped_up.push(top_up.key.clone());
                         hold = top_up;
-                        self.topped_up = true;
                         continue;
                     }
                     None => return Ok(None),
@@ -215,19 +215,21 @@ impl Execution<'_> {
         let (run_id, key) = (self.run_id, llm_call_key(self.run_id, step));
         // The difference this execution held on top of a smaller hold is released with the
         // call's charge, so a run seen ended holds nothing.
-        let top_up = std::mem::take(&mut self.topped_up).then(|| format!("{key}+"));
+        let top_ups = std::mem::take(&mut self.topped_up);
         self.pending_settle = Some(tokio::spawn(async move {
-            let charged = billing
+            let mut settled = billing
                 .settle(org_id, &key, credits, tokens_counted, &context)
-                .await;
-            let released = match &top_up {
-                Some(top_up) if charged.is_ok() => billing
-                    .settle(org_id, top_up, 0, false, &context)
-                    .await
-                    .map(|_| ()),
-                _ => Ok(()),
-            };
-            match charged.map(|_| ()).and(released) {
+                .await
+                .map(|_| ());
+            for top_up in &top_ups {
+                if settled.is_ok() {
+                    settled = billing
+                        .settle(org_id, top_up, 0, false, &context)
+                        .await
+                        .map(|_| ());
+                }
+            }
+            match settled {
                 Ok(()) => true,
                 Err(error) => {
                     tracing::warn!(%error, run = %run_id, step, "charge not recorded now; it is when the run ends");

@@ -118,10 +118,10 @@ pub(super) struct Execution<'a> {
     /// Whether a hold this execution asked for is not yet seen charged (the call failed, or
     /// its charge did).
     pub(super) may_hold_credits: bool,
-    /// Whether this execution holds the difference of a call's worst case under a key of its
-    /// own (see `take_hold`): released with that call's charge, or at the run's end when the
-    /// call was never charged.
-    pub(super) topped_up: bool,
+    /// The keys under which this execution holds the difference of the open call's worst case
+    /// (see `take_hold`): released with that call's charge, or at the run's end when the call
+    /// was never charged.
+    pub(super) topped_up: Vec<String>,
     /// Whether an earlier execution took model steps of the run (and may have left a hold).
     /// With either, the run's end reads the ledger to settle what is left; a run whose every
     /// hold this execution charged skips that read.
@@ -281,7 +281,7 @@ impl Executor {
             last_event: started_event,
             pending_settle: None,
             may_hold_credits: false,
-            topped_up: false,
+            topped_up: Vec::new(),
             resumed,
         };
         match execution.drive().await? {
@@ -419,7 +419,7 @@ impl Execution<'_> {
                 service
                     .end_conversation_run(self.run.conversation_id(), self.run_id, org_id)
                     .await?;
-                if self.may_hold_credits || self.topped_up || self.resumed {
+                if self.may_hold_credits || !self.topped_up.is_empty() || self.resumed {
                     service.settle_run_credits(self.run_id, org_id).await?;
                 }
                 return Ok(Outcome::Ended);
