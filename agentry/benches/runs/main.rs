@@ -64,9 +64,12 @@ async fn main() {
     settings.billing.billing_enabled = false;
     let max_runs = settings.runs.max_concurrent_runs;
     let (address, stop) = serve(settings).await;
-    let pool = eventstore::database::connect(&url, 20).await.unwrap();
-    support::create_bare_table(&pool).await;
     let largest = concurrencies.iter().copied().max().unwrap_or(1);
+    // A connection for each raw run's task, and the group-commit writers (`raw_steps.rs`).
+    let pool = eventstore::database::connect(&url, u32::try_from(largest + 4).unwrap_or(u32::MAX).max(20))
+        .await
+        .unwrap();
+    support::create_bare_table(&pool).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(largest)
         .build()
@@ -128,7 +131,10 @@ async fn main() {
         summaries.push(summary);
     }
     report::print_summary(&summaries);
+    let _ = stop.send(());
     if env_or("BENCH_RAW", 1) == 1 {
+        // Agentry stopped: the raw runs have the machine to themselves.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         raw_limit(
             &pool,
             &http,
@@ -140,7 +146,6 @@ async fn main() {
         )
         .await;
     }
-    let _ = stop.send(());
     pool.close().await;
 }
 
@@ -162,10 +167,7 @@ async fn raw_limit(
     for &concurrency in concurrencies {
         for (name, commit) in [
             ("a connection per run", raw_steps::Commit::PerRun(pool.clone())),
-            (
-                "grouped",
-                raw_steps::Commit::grouped(pool.clone(), payload.clone()),
-            ),
+            ("grouped", raw_steps::Commit::grouped(pool, payload.clone()).await),
         ] {
             let raw = raw_steps::RawRuns {
                 http: http.clone(),

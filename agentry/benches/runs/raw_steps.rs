@@ -7,9 +7,12 @@
 //!
 //! Two ways to commit, both measured, so the figure is a floor whichever the runtime used:
 //! - **a connection per run**: each run's rows in one autocommit `INSERT … SELECT FROM unnest`
-//!   on a pooled connection (one round trip each);
-//! - **group commit**: one writer task takes every run's pending rows, writes them with one
-//!   such statement and answers them all (what Agentry's grouped appends do across runs).
+//!   on a connection the run's task keeps (one round trip each, no pool ping);
+//! - **group commit**: two writer tasks, each on a connection of its own, take every run's
+//!   pending rows, write them with one such statement and answer them all (what Agentry's
+//!   grouped appends do across runs, with as many statements in flight).
+//!
+//! Agentry is stopped before these phases, so they have the machine to themselves.
 //!
 //! The overhead per step is taken exactly as for Agentry (`report.rs`): the LLM's last byte to
 //! the next LLM request, and the last answer's last byte to the run's end (here: the commit of
@@ -22,7 +25,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::servers::Timeline;
@@ -31,39 +35,72 @@ use crate::support::measure;
 /// How a raw run makes its rows durable.
 #[derive(Clone)]
 pub enum Commit {
-    /// One autocommit statement per step on a connection of the pool.
+    /// One autocommit statement per step on a connection of the run's own (taken once, so no
+    /// pool ping per statement).
     PerRun(PgPool),
-    /// One writer committing every run's pending rows together.
+    /// [`WRITERS`] writers, each on a connection of its own, committing every run's pending
+    /// rows together (as Agentry's grouped appends do, with as many statements in flight).
+    Grouped(mpsc::UnboundedSender<(usize, oneshot::Sender<()>)>),
+}
+
+/// How many group-commit statements may be in flight at once (Agentry's group commit: 2).
+const WRITERS: usize = 2;
+
+/// What one run's task commits with, kept for all its runs.
+pub enum Committer {
+    Own(PoolConnection<Postgres>),
     Grouped(mpsc::UnboundedSender<(usize, oneshot::Sender<()>)>),
 }
 
 impl Commit {
-    /// A group-commit writer on `pool`'s connections, one batch at a time.
-    pub fn grouped(pool: PgPool, payload: String) -> Self {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<(usize, oneshot::Sender<()>)>();
-        tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                while let Ok(next) = receiver.try_recv() {
-                    batch.push(next);
+    /// The group-commit writers on connections of `pool`.
+    pub async fn grouped(pool: &PgPool, payload: String) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel::<(usize, oneshot::Sender<()>)>();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            let (receiver, payload) = (Arc::clone(&receiver), payload.clone());
+            let mut connection = pool.acquire().await.unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut receiver = receiver.lock().await;
+                        let Some(first) = receiver.recv().await else {
+                            return;
+                        };
+                        let mut batch = vec![first];
+                        while let Ok(next) = receiver.try_recv() {
+                            batch.push(next);
+                        }
+                        batch
+                    };
+                    let rows: usize = batch.iter().map(|(rows, _)| rows).sum();
+                    insert(&mut connection, rows, &payload).await;
+                    for (_, done) in batch {
+                        let _ = done.send(());
+                    }
                 }
-                let rows: usize = batch.iter().map(|(rows, _)| rows).sum();
-                insert(&pool, rows, &payload).await;
-                for (_, done) in batch {
-                    let _ = done.send(());
-                }
-            }
-        });
+            });
+        }
         Self::Grouped(sender)
     }
 
-    /// Makes `rows` rows durable.
-    async fn rows(&self, rows: usize, payload: &str) {
+    /// What one run's task commits with.
+    async fn committer(&self) -> Committer {
         match self {
-            Self::PerRun(pool) => insert(pool, rows, payload).await,
-            Self::Grouped(writer) => {
+            Self::PerRun(pool) => Committer::Own(pool.acquire().await.unwrap()),
+            Self::Grouped(writers) => Committer::Grouped(writers.clone()),
+        }
+    }
+}
+
+impl Committer {
+    /// Makes `rows` rows durable.
+    async fn rows(&mut self, rows: usize, payload: &str) {
+        match self {
+            Self::Own(connection) => insert(connection, rows, payload).await,
+            Self::Grouped(writers) => {
                 let (done, committed) = oneshot::channel();
-                writer.send((rows, done)).unwrap();
+                writers.send((rows, done)).unwrap();
                 committed.await.unwrap();
             }
         }
@@ -71,14 +108,14 @@ impl Commit {
 }
 
 /// `rows` copies of `payload` into the bare table, in one autocommit statement.
-async fn insert(pool: &PgPool, rows: usize, payload: &str) {
+async fn insert(connection: &mut PgConnection, rows: usize, payload: &str) {
     let payloads = vec![payload.to_owned(); rows];
     sqlx::query(
         "INSERT INTO bare (aggregate_id, payload, metadata) \
          SELECT 'raw', p::json, '{}'::json FROM unnest($1::text[]) AS p",
     )
     .bind(&payloads)
-    .execute(pool)
+    .execute(connection)
     .await
     .unwrap();
 }
@@ -95,25 +132,25 @@ pub struct RawRuns {
 
 impl RawRuns {
     /// One run tagged `tag`; answers when its end was committed.
-    async fn run(&self, tag: &str, payload: &str) -> DateTime<Utc> {
+    async fn run(&self, tag: &str, payload: &str, commit: &mut Committer) -> DateTime<Utc> {
         let mut messages = vec![
             json!({ "role": "system", "content": "Answer briefly." }),
             json!({ "role": "user", "content": tag }),
         ];
-        self.commit.rows(2, payload).await; // run started, first call started
+        commit.rows(2, payload).await; // run started, first call started
         let first = self.chat(&messages).await;
         let call = &first["tool_calls"][0];
         let arguments = call["function"]["arguments"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        self.commit.rows(3, payload).await; // call completed, tool call requested and started
+        commit.rows(3, payload).await; // call completed, tool call requested and started
         let result = self.post(&self.tool_url, arguments).await;
-        self.commit.rows(2, payload).await; // tool call completed, next call started
+        commit.rows(2, payload).await; // tool call completed, next call started
         messages.push(json!({ "role": "assistant", "tool_calls": [call] }));
         messages.push(json!({ "role": "tool", "tool_call_id": call["id"], "content": result }));
         self.chat(&messages).await;
-        self.commit.rows(2, payload).await; // answer, run completed
+        commit.rows(2, payload).await; // answer, run completed
         Utc::now()
     }
 
@@ -181,12 +218,13 @@ pub async fn measure_raw(
         );
         let payload = payload.to_owned();
         tasks.push(tokio::spawn(async move {
+            let mut committer = raw.commit.committer().await;
             let mut sequence = 0;
             while !stop.load(Ordering::Relaxed) {
                 sequence += 1;
                 let tag = format!("raw run {concurrency}-{number}-{sequence}");
                 let started_measuring = measuring.load(Ordering::Relaxed);
-                let ended = raw.run(&tag, &payload).await;
+                let ended = raw.run(&tag, &payload, &mut committer).await;
                 let times = raw.timeline.take(&tag);
                 count.fetch_add(1, Ordering::Relaxed);
                 if !(started_measuring && measuring.load(Ordering::Relaxed)) {
