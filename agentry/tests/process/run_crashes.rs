@@ -309,17 +309,22 @@ async fn assert_charged_once(pool: &sqlx::PgPool, run_id: Uuid, events: &[(Strin
     .fetch_all(pool)
     .await
     .unwrap();
+    // In key order: a call whose charge the killed node never committed is charged by the
+    // node that ends the run, after the later calls' charges.
     let keys = |kind: &str| -> Vec<String> {
-        entries
+        let mut keys: Vec<String> = entries
             .iter()
             .filter(|(found, _)| found == kind)
             .map(|(_, payload)| payload["llm_call"].as_str().unwrap().to_owned())
-            .collect()
+            .collect();
+        keys.sort();
+        keys
     };
-    let steps: Vec<String> = of_type(events, "llm_call.completed")
+    let mut steps: Vec<String> = of_type(events, "llm_call.completed")
         .iter()
         .map(|payload| format!("{run_id}/{}", payload["step"]))
         .collect();
+    steps.sort();
     for kind in [
         "credit_account.reserved",
         "credit_account.charged",
