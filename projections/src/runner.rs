@@ -168,19 +168,21 @@ impl ProjectionRunner {
 
     /// One batch: at most [`BATCH_EVENTS`] events, and no more once [`BATCH_BUDGET`] is spent,
     /// applied with the checkpoint in one transaction. `known` is where the checkpoint stands
-    /// when the caller knows (else it is read). Everything goes over one connection: each
-    /// acquire from the pool costs a round trip of its own (the pool's liveness ping).
+    /// when the caller knows (else it is read). The events come from the process's shared
+    /// tail of the log, most often without a read of their own (the relay or another
+    /// projector read them); the writes go over one connection, taken only when there is
+    /// something to write (each acquire from the pool costs a round trip: its liveness ping).
     async fn step_as(&self, claim: Option<LeaseClaim>, known: Option<Cursor>) -> Result<Step, sqlx::Error> {
         let name = self.projector.name();
-        let mut connection = self.pool.acquire().await?;
         let from = match known {
             Some(cursor) => cursor,
-            None => load_checkpoint(&mut *connection, name).await?,
+            None => load_checkpoint(&self.pool, name).await?,
         };
-        let mut batch = self.follower.read_after_on(&mut *connection, from).await?;
+        let mut batch = self.follower.read_after(from).await?;
         if batch.is_empty() {
             return Ok(Step::CaughtUp(from));
         }
+        let mut connection = self.pool.acquire().await?;
         let limit = batch_size(self.projector.as_ref());
         let full = batch.len() >= limit;
         batch.truncate(whole_transactions(&batch, limit));

@@ -1,8 +1,8 @@
 use serde_json::Value;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use super::{Cursor, RecordedEvent, parse_transaction_id};
+use super::{Cursor, LogTail, RecordedEvent, parse_transaction_id};
 use crate::EventStore;
 use crate::store::Upcasters;
 
@@ -47,42 +47,33 @@ pub type Row = (
 /// Every event comes out in its current shape, through the store's own upcasters: the relay,
 /// the projectors and bus subscribers never see a payload version the domain no longer writes.
 ///
-/// It holds no state: the relay and each projector keep their own cursor (their checkpoint).
-#[derive(Clone, Debug)]
+/// It holds no cursor: the relay and each projector keep their own (their checkpoint). Reads
+/// go through the store's [`LogTail`], so the followers of one process share them.
+#[derive(Clone)]
 pub struct LogFollower {
-    pool: PgPool,
-    upcasters: Upcasters,
-    batch_size: i64,
+    tail: LogTail,
+    batch_size: usize,
 }
 
 impl LogFollower {
     /// A follower of `store`'s log (its pool and upcasters) reading up to 1,000 events per batch.
     pub fn new(store: &EventStore) -> Self {
         Self {
-            pool: store.pool().clone(),
-            upcasters: store.upcasters().clone(),
+            tail: store.tail().clone(),
             batch_size: 1_000,
         }
     }
 
     /// How many events one read returns at most.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = i64::try_from(batch_size.max(1)).unwrap_or(i64::MAX);
+        self.batch_size = batch_size.max(1);
         self
     }
 
-    /// The next committed events after `after`; empty when the follower is caught up.
+    /// The next committed events after `after`; empty when the follower is caught up (a read
+    /// that began after this call found nothing).
     pub async fn read_after(&self, after: Cursor) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        self.read_after_on(&self.pool, after).await
-    }
-
-    /// [`read_after`](Self::read_after) on a connection the caller holds (and goes on using).
-    pub async fn read_after_on<'e, E: PgExecutor<'e>>(
-        &self,
-        executor: E,
-        after: Cursor,
-    ) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        read_after_with(executor, &self.upcasters, after, self.batch_size).await
+        self.tail.read_after(after, self.batch_size).await
     }
 }
 

@@ -17,6 +17,7 @@ mod read_event;
 mod recorded_event;
 mod signal;
 mod stall;
+mod tail;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_announced, save_checkpoint_as};
 pub use cursor::Cursor;
@@ -32,3 +33,4 @@ pub use signal::AppendSignal;
 pub use stall::{
     BLOCKED_AFTER_ATTEMPTS, FollowerFault, blocked_followers, record_fault, stall_seconds, watch_stalls,
 };
+pub use tail::LogTail;

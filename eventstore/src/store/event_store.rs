@@ -10,7 +10,7 @@ use super::append::{PendingAppend, sequence_to_db};
 use super::group_commit::{DEFAULT_WRITERS, GroupCommit, append_grouped, group_commit};
 use super::upcasters::Upcasters;
 use super::{CommandContext, DecidedWith, StoreError};
-use crate::log::AppendSignal;
+use crate::log::{AppendSignal, LogTail};
 
 const LOAD: &str = "
 SELECT sequence, event_type, event_version, payload
@@ -80,23 +80,27 @@ impl AppendedEvent {
 
 /// The Postgres event store: appends with optimistic concurrency and loads through upcasters.
 ///
-/// Cloning is cheap; every clone shares the pool, the upcasters, the append signal and the
-/// group commit (appends waiting at the same moment share a statement: `group_commit.rs`).
+/// Cloning is cheap; every clone shares the pool, the upcasters, the append signal, the
+/// group commit (appends waiting at the same moment share a statement: `group_commit.rs`) and
+/// the log's tail (the followers of the process share their reads: `log/tail.rs`).
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
     upcasters: Upcasters,
     signal: AppendSignal,
     group: Arc<GroupCommit>,
+    tail: LogTail,
 }
 
 impl EventStore {
     /// A store over `pool`; `upcasters` turn old payload versions into the current shape on load.
     pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        let upcasters = Upcasters::new(upcasters);
         Self {
             group: group_commit(pool.clone(), DEFAULT_WRITERS),
+            tail: LogTail::new(pool.clone(), upcasters.clone()),
             pool,
-            upcasters: Upcasters::new(upcasters),
+            upcasters,
             signal: AppendSignal::default(),
         }
     }
@@ -117,6 +121,12 @@ impl EventStore {
     /// The upcasters it loads through, for followers of the same log (one list for every reader).
     pub fn upcasters(&self) -> &Upcasters {
         &self.upcasters
+    }
+
+    /// The log's latest events as this process's followers read them (`LogFollower` reads
+    /// through it).
+    pub fn tail(&self) -> &LogTail {
+        &self.tail
     }
 
     /// Fires after every append through this store, so followers in this process wake at once

@@ -9,6 +9,7 @@ mod helpers;
 mod lag;
 mod large_events;
 mod log_order;
+mod log_tail;
 mod postgres_es_interop;
 mod progress;
 mod raw_publishes;

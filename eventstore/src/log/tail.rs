@@ -1,0 +1,341 @@
+//! One process's reading of the log's tail, shared by all of its followers.
+//!
+//! The relay and every projector follow the same log. Each reading it for itself cost one
+//! statement and one decode of every event per follower: at 16 concurrent runs, 9.3 of a run's
+//! 35 statements were these reads (BENCHMARKS.md, "Where Postgres's time goes"). The tail keeps
+//! the latest events any follower of the process read, in order, so the others take them from
+//! memory; a follower reads the database only when it has passed everything held.
+//!
+//! Why what it hands out is exactly what the log would: every read returns the events after a
+//! cursor, in `(transaction_id, position)` order, of transactions older than every running one
+//! (the log gate, `docs/event-store.md`). Nothing can ever appear behind what such a read
+//! returned, so reads that each start where the previous one ended make one gapless stretch of
+//! the log, and the events after any cursor inside it are those a read from that cursor would
+//! return, minus whatever was committed after the stretch's last read.
+//!
+//! That last part is the one difference: a follower inside the stretch gets what it holds
+//! without a read (it will find the rest on its next step). A follower that has passed
+//! everything held is told it is caught up only by a read that began after it asked, so an
+//! empty answer means what it meant before: nothing committed before the call is left unread.
+//! Followers asking while a read is running share the next one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use super::{Cursor, RecordedEvent, read_after_with};
+use crate::store::Upcasters;
+
+/// How many events one read of the tail takes at most, whoever asks.
+const READ_EVENTS: usize = 1_000;
+/// Most events held: a follower further behind reads the database itself.
+const HELD_EVENTS: usize = 4_096;
+/// Most payload and metadata bytes held, about (an event may hold up to 8 MiB).
+const HELD_BYTES: usize = 32 * 1024 * 1024;
+
+/// The shared tail of one store's log (cloning shares it).
+#[derive(Clone)]
+pub struct LogTail {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    pool: PgPool,
+    upcasters: Upcasters,
+    held: Mutex<Stretch>,
+    /// One read of the tail at a time; followers that need one meanwhile wait for it to end,
+    /// and the first of them reads for all.
+    reading: tokio::sync::Mutex<()>,
+    /// Reads of the database made so far.
+    reads: AtomicU64,
+}
+
+/// A gapless stretch of the log: every event after `start` up to the last one held.
+#[derive(Default)]
+struct Stretch {
+    /// Whether anything was read yet (before, no cursor is inside).
+    known: bool,
+    /// The cursor just before the first event held.
+    start: Cursor,
+    events: VecDeque<Arc<RecordedEvent>>,
+    bytes: usize,
+    /// When the read that last reached the end began: an empty answer is fresh for callers
+    /// that asked before it.
+    last_read_began: Option<Instant>,
+}
+
+/// What the stretch says about a cursor.
+enum Answer {
+    /// The events held after it (at least one).
+    Events(Vec<Arc<RecordedEvent>>),
+    /// It is at the end, and the last read began after the caller asked: caught up.
+    CaughtUp,
+    /// It is at the end (or past it, or nothing is held): a read is needed.
+    NeedsRead,
+    /// It is before the first event held: the caller reads the database itself.
+    Behind,
+}
+
+impl LogTail {
+    /// The tail of the log in `pool`, read through `upcasters`.
+    pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                pool,
+                upcasters,
+                held: Mutex::new(Stretch::default()),
+                reading: tokio::sync::Mutex::new(()),
+                reads: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// At most `limit` committed events after `after`, in log order, as a read of the log would
+    /// return them. Empty only when a read that began after this call found nothing.
+    pub async fn read_after(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        let asked = Instant::now();
+        let limit = limit.max(1);
+        loop {
+            match self.answer(after, limit, asked) {
+                Answer::Events(events) => return Ok(owned(events)),
+                Answer::CaughtUp => return Ok(Vec::new()),
+                Answer::Behind => return self.read_alone(after, limit).await,
+                Answer::NeedsRead => {}
+            }
+            let _reading = self.inner.reading.lock().await;
+            match self.answer(after, limit, asked) {
+                Answer::Events(events) => return Ok(owned(events)),
+                Answer::CaughtUp => return Ok(Vec::new()),
+                Answer::Behind => return self.read_alone(after, limit).await,
+                Answer::NeedsRead => self.read_on(after).await?,
+            }
+        }
+    }
+
+    /// How many reads of the database the process's followers made through the tail so far:
+    /// what it saves shows as fewer reads than follower steps.
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(Ordering::Relaxed)
+    }
+
+    fn answer(&self, after: Cursor, limit: usize, asked: Instant) -> Answer {
+        self.held().answer(after, limit, asked)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Stretch> {
+        // The stretch is consistent between statements; a panic elsewhere leaves it usable.
+        self.inner.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the events after `after` (the end of the stretch, or past it) and keeps them.
+    /// Called with `reading` held, so the end cannot move meanwhile.
+    async fn read_on(&self, after: Cursor) -> Result<(), sqlx::Error> {
+        let began = Instant::now();
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
+        let limit = i64::try_from(READ_EVENTS).unwrap_or(i64::MAX);
+        let events = read_after_with(&self.inner.pool, &self.inner.upcasters, after, limit).await?;
+        self.held().keep(after, events, began);
+        Ok(())
+    }
+
+    /// A read for a follower behind the stretch, not kept.
+    async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        read_after_with(&self.inner.pool, &self.inner.upcasters, after, limit).await
+    }
+}
+
+impl Stretch {
+    fn end(&self) -> Cursor {
+        self.events.back().map_or(self.start, |event| event.cursor())
+    }
+
+    fn answer(&self, after: Cursor, limit: usize, asked: Instant) -> Answer {
+        if !self.known || after > self.end() {
+            return Answer::NeedsRead;
+        }
+        if after < self.start {
+            return Answer::Behind;
+        }
+        let first = self.events.partition_point(|event| event.cursor() <= after);
+        if first < self.events.len() {
+            let events = self.events.range(first..).take(limit).cloned().collect();
+            return Answer::Events(events);
+        }
+        match self.last_read_began {
+            Some(began) if began >= asked => Answer::CaughtUp,
+            _ => Answer::NeedsRead,
+        }
+    }
+
+    /// Keeps what a read after `after` returned: appended when `after` is the end, else (past
+    /// the end, or nothing held yet) as a new stretch starting there. Then drops the oldest
+    /// events beyond the limits.
+    fn keep(&mut self, after: Cursor, events: Vec<RecordedEvent>, began: Instant) {
+        if !self.known || after != self.end() {
+            *self = Self {
+                known: true,
+                start: after,
+                ..Self::default()
+            };
+        }
+        for event in events {
+            self.bytes += approximate_bytes(&event);
+            self.events.push_back(Arc::new(event));
+        }
+        self.last_read_began = Some(began);
+        while self.events.len() > HELD_EVENTS || (self.bytes > HELD_BYTES && self.events.len() > 1) {
+            let Some(oldest) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= approximate_bytes(&oldest);
+            self.start = oldest.cursor();
+        }
+    }
+}
+
+fn owned(events: Vec<Arc<RecordedEvent>>) -> Vec<RecordedEvent> {
+    events
+        .into_iter()
+        .map(|event| RecordedEvent::clone(&event))
+        .collect()
+}
+
+/// About how many bytes an event's JSON takes in memory: enough to bound what the tail holds.
+fn approximate_bytes(event: &RecordedEvent) -> usize {
+    const EVENT: usize = 256;
+    EVENT + json_bytes(&event.data) + json_bytes(&event.metadata)
+}
+
+fn json_bytes(value: &Value) -> usize {
+    const NODE: usize = 32;
+    NODE + match value {
+        Value::String(text) => text.len(),
+        Value::Array(items) => items.iter().map(json_bytes).sum(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, field)| name.len() + json_bytes(field))
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{Answer, Cursor, HELD_BYTES, HELD_EVENTS, RecordedEvent, Stretch};
+
+    fn event(position: i64, text: &str) -> RecordedEvent {
+        RecordedEvent {
+            id: Uuid::now_v7(),
+            position,
+            transaction_id: 100 + u64::try_from(position).unwrap_or_default(),
+            org_id: None,
+            aggregate_type: "run".into(),
+            aggregate_id: "r".into(),
+            sequence: position,
+            event_type: "run.text".into(),
+            version: "1".into(),
+            data: json!({ "text": text }),
+            metadata: json!({}),
+        }
+    }
+
+    fn kept(count: i64, text: &str) -> Stretch {
+        let mut stretch = Stretch::default();
+        let events = (1..=count).map(|position| event(position, text)).collect();
+        stretch.keep(Cursor::START, events, Instant::now());
+        stretch
+    }
+
+    fn served(answer: Answer) -> Vec<i64> {
+        match answer {
+            Answer::Events(events) => events.iter().map(|event| event.position).collect(),
+            Answer::CaughtUp => vec![],
+            Answer::NeedsRead => vec![-1],
+            Answer::Behind => vec![-2],
+        }
+    }
+
+    #[test]
+    fn a_cursor_inside_gets_the_events_after_it_up_to_its_limit() {
+        let stretch = kept(10, "x");
+        let fourth = event(4, "x").cursor();
+        assert_eq!(served(stretch.answer(fourth, 3, Instant::now())), vec![5, 6, 7]);
+        assert_eq!(
+            served(stretch.answer(fourth, 100, Instant::now())),
+            vec![5, 6, 7, 8, 9, 10]
+        );
+    }
+
+    #[test]
+    fn the_end_is_caught_up_only_for_callers_that_asked_before_the_last_read_began() {
+        let asked_before = Instant::now();
+        let stretch = kept(3, "x");
+        let end = event(3, "x").cursor();
+        assert_eq!(served(stretch.answer(end, 10, asked_before)), Vec::<i64>::new());
+        let later = Instant::now() + Duration::from_millis(1);
+        assert_eq!(
+            served(stretch.answer(end, 10, later)),
+            vec![-1],
+            "a later caller needs a read"
+        );
+        let past = event(4, "x").cursor();
+        assert_eq!(
+            served(stretch.answer(past, 10, asked_before)),
+            vec![-1],
+            "past the end: a read"
+        );
+    }
+
+    #[test]
+    fn it_holds_at_most_its_count_and_a_follower_behind_reads_for_itself() {
+        let count = i64::try_from(HELD_EVENTS).unwrap_or_default() + 10;
+        let stretch = kept(count, "x");
+        assert_eq!(stretch.events.len(), HELD_EVENTS);
+        assert_eq!(stretch.start, event(10, "x").cursor());
+        assert_eq!(
+            served(stretch.answer(event(9, "x").cursor(), 5, Instant::now())),
+            vec![-2]
+        );
+        assert_eq!(
+            served(stretch.answer(event(10, "x").cursor(), 2, Instant::now())),
+            vec![11, 12]
+        );
+    }
+
+    #[test]
+    fn it_holds_at_most_its_bytes_of_large_events() {
+        let large = "y".repeat(1024 * 1024);
+        let stretch = kept(100, &large);
+        assert!(stretch.bytes <= HELD_BYTES, "{} bytes held", stretch.bytes);
+        assert!(
+            stretch.events.len() < 40,
+            "{} large events held",
+            stretch.events.len()
+        );
+        assert_eq!(stretch.events.back().map(|event| event.position), Some(100));
+    }
+
+    #[test]
+    fn a_read_that_does_not_start_at_the_end_starts_a_new_stretch() {
+        let mut stretch = kept(5, "x");
+        let elsewhere = event(20, "x").cursor();
+        stretch.keep(elsewhere, vec![event(21, "x")], Instant::now());
+        assert_eq!(stretch.start, elsewhere);
+        assert_eq!(
+            served(stretch.answer(event(3, "x").cursor(), 5, Instant::now())),
+            vec![-2]
+        );
+        assert_eq!(served(stretch.answer(elsewhere, 5, Instant::now())), vec![21]);
+    }
+}
