@@ -1,9 +1,10 @@
 //! Creating, connecting to and migrating the event-store database.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres};
 
 /// Every migration in `migrations/`, embedded in the binary.
@@ -37,9 +38,11 @@ const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 /// trip). It stays on: a connection Postgres ended while it sat idle (`pg_terminate_backend`,
 /// a failover) would otherwise fail the next statement on it, and the request as a 500
 /// (`agentry/tests/api/killed_connections.rs` fails without it).
+///
+/// A server on this machine is reached without TLS unless the URL (or `PGSSLMODE`) asks for
+/// it: see [`connect_options`].
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url
-        .parse::<PgConnectOptions>()?
+    let options = connect_options(url)?
         .application_name("agentry")
         .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT)]);
     PgPoolOptions::new()
@@ -47,6 +50,44 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
+}
+
+/// The options `url` names, with TLS off for a server on this machine (a loopback address,
+/// `localhost` or a Unix socket) unless the URL's `sslmode` or `PGSSLMODE` says otherwise.
+///
+/// sqlx's default (`prefer`) encrypts whenever the server offers TLS, also over loopback,
+/// where it protects nothing (whoever can read loopback traffic can read the server's memory)
+/// and costs every statement: from 16 connections a bare `SELECT 1` ran at 36,100/s with TLS
+/// and 58,400/s without, an `INSERT` at 9,600–10,200/s and 11,200–12,400/s (pgbench on this
+/// machine kind, BENCHMARKS.md); under the runs bench Postgres spent 8% of its time in TLS.
+/// A server elsewhere keeps sqlx's default.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let asked = has_ssl_mode(url) || std::env::var_os("PGSSLMODE").is_some();
+    if asked || !is_on_this_machine(options.get_host()) {
+        return Ok(options);
+    }
+    Ok(options.ssl_mode(PgSslMode::Disable))
+}
+
+/// Whether the URL's query names an SSL mode (`sslmode` or sqlx's `ssl-mode`).
+fn has_ssl_mode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            name.eq_ignore_ascii_case("sslmode") || name.eq_ignore_ascii_case("ssl-mode")
+        })
+    })
+}
+
+fn is_on_this_machine(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Creates (if needed), connects and migrates: what every `agentry` command does first.
@@ -61,4 +102,46 @@ fn is_duplicate_database(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|db| matches!(db.code().as_deref(), Some("42P04" | "23505")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_ssl_mode, is_on_this_machine};
+
+    #[test]
+    fn loopback_addresses_localhost_and_sockets_are_this_machine() {
+        for host in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+            "/run/postgresql",
+        ] {
+            assert!(is_on_this_machine(host), "{host}");
+        }
+        for host in [
+            "10.0.0.5",
+            "db.example.com",
+            "192.168.1.2",
+            "localhost.example.com",
+            "::2",
+        ] {
+            assert!(!is_on_this_machine(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_ssl_mode_in_the_query_is_seen_in_either_spelling() {
+        assert!(has_ssl_mode("postgres://u@127.0.0.1/db?sslmode=require"));
+        assert!(has_ssl_mode(
+            "postgres://u@127.0.0.1/db?application_name=x&SSLMODE=verify-full"
+        ));
+        assert!(has_ssl_mode("postgres://u@127.0.0.1/db?ssl-mode=require"));
+        assert!(!has_ssl_mode("postgres://u@127.0.0.1/db"));
+        assert!(!has_ssl_mode(
+            "postgres://u@127.0.0.1/db?application_name=sslmode"
+        ));
+    }
 }

@@ -19,4 +19,5 @@ mod relay_outage;
 mod stall;
 mod storable;
 mod subscriptions;
+mod tls;
 mod upcasting;
