@@ -54,7 +54,10 @@ struct Shared {
     reads: AtomicU64,
 }
 
-/// A gapless stretch of the log: every event after `start` up to the last one held.
+/// A gapless stretch of the log: every event after `start` up to the last one held. It ends on
+/// a transaction's last event (a full read's cut transaction is left for the next read), so a
+/// follower served from it never gets part of a command where a read of its own would have
+/// given all of it.
 #[derive(Default)]
 struct Stretch {
     /// Whether anything was read yet (before, no cursor is inside).
@@ -63,16 +66,28 @@ struct Stretch {
     start: Cursor,
     events: VecDeque<Arc<RecordedEvent>>,
     bytes: usize,
-    /// When the read that last reached the end began: an empty answer is fresh for callers
-    /// that asked before it.
-    last_read_began: Option<Instant>,
+    /// When the read that showed nothing after the end began (a read that reached the end and
+    /// was not full): an empty answer is fresh for callers that asked before it.
+    head_seen: Option<Instant>,
+    /// The last shared read that failed: when it began, and why. Followers that asked before
+    /// it began get its error rather than each waiting for a failure of their own in turn.
+    failed: Option<(Instant, String)>,
+}
+
+/// What one read of the database returned.
+struct Read {
+    after: Cursor,
+    events: Vec<RecordedEvent>,
+    began: Instant,
+    /// Fewer events than asked: everything committed (past the gate) after `after` when it began.
+    complete: bool,
 }
 
 /// What the stretch says about a cursor.
 enum Answer {
     /// The events held after it (at least one).
     Events(Vec<Arc<RecordedEvent>>),
-    /// It is at the end, and the last read began after the caller asked: caught up.
+    /// It is at the end, and a read that began after the caller asked saw nothing more.
     CaughtUp,
     /// It is at the end (or past it, or nothing is held): a read is needed.
     NeedsRead,
@@ -106,12 +121,29 @@ impl LogTail {
                 Answer::Behind => return self.read_alone(after, limit).await,
                 Answer::NeedsRead => {}
             }
-            let _reading = self.inner.reading.lock().await;
+            let reading = self.inner.reading.lock().await;
             match self.answer(after, limit, asked) {
                 Answer::Events(events) => return Ok(owned(events)),
                 Answer::CaughtUp => return Ok(Vec::new()),
-                Answer::Behind => return self.read_alone(after, limit).await,
-                Answer::NeedsRead => self.read_on(after).await?,
+                Answer::Behind => {
+                    drop(reading);
+                    return self.read_alone(after, limit).await;
+                }
+                Answer::NeedsRead => {}
+            }
+            if let Some(reason) = self.held().failed_since(asked) {
+                return Err(sqlx::Error::Protocol(format!(
+                    "the shared read of the log failed: {reason}"
+                )));
+            }
+            // At the end of the stretch, or past it (nothing held there yet): read from here.
+            let read = self.read(after, READ_EVENTS).await?;
+            // The caller is served from its own read, before the stretch is trimmed to its
+            // limits (large events could otherwise put it behind what it just read).
+            let served: Vec<RecordedEvent> = read.events.iter().take(limit).cloned().collect();
+            self.held().keep(read);
+            if !served.is_empty() {
+                return Ok(served);
             }
         }
     }
@@ -131,22 +163,37 @@ impl LogTail {
         self.inner.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the events after `after` (the end of the stretch, or past it) and keeps them.
-    /// Called with `reading` held, so the end cannot move meanwhile.
-    async fn read_on(&self, after: Cursor) -> Result<(), sqlx::Error> {
+    /// One read of up to `limit` events after `after`; a failure is remembered for the
+    /// followers waiting for this read.
+    async fn read(&self, after: Cursor, limit: usize) -> Result<Read, sqlx::Error> {
         let began = Instant::now();
         self.inner.reads.fetch_add(1, Ordering::Relaxed);
-        let limit = i64::try_from(READ_EVENTS).unwrap_or(i64::MAX);
-        let events = read_after_with(&self.inner.pool, &self.inner.upcasters, after, limit).await?;
-        self.held().keep(after, events, began);
-        Ok(())
+        let asked = i64::try_from(limit).unwrap_or(i64::MAX);
+        match read_after_with(&self.inner.pool, &self.inner.upcasters, after, asked).await {
+            Ok(events) => Ok(Read {
+                after,
+                complete: events.len() < limit,
+                events,
+                began,
+            }),
+            Err(error) => {
+                self.held().failed = Some((began, error.to_string()));
+                Err(error)
+            }
+        }
     }
 
-    /// A read for a follower behind the stretch, not kept.
+    /// A read for a follower behind the stretch, with its own limit. What it returns is kept
+    /// only when it reaches the stretch's end (the follower caught up): the stretch then
+    /// starts where this read did, so the followers around it stay inside.
     async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        self.inner.reads.fetch_add(1, Ordering::Relaxed);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        read_after_with(&self.inner.pool, &self.inner.upcasters, after, limit).await
+        let read = self.read(after, limit).await?;
+        let events = read.events.clone();
+        let mut held = self.held();
+        if held.would_keep(&read) {
+            held.keep(read);
+        }
+        Ok(events)
     }
 }
 
@@ -167,28 +214,67 @@ impl Stretch {
             let events = self.events.range(first..).take(limit).cloned().collect();
             return Answer::Events(events);
         }
-        match self.last_read_began {
-            Some(began) if began >= asked => Answer::CaughtUp,
+        match self.head_seen {
+            Some(seen) if seen >= asked => Answer::CaughtUp,
             _ => Answer::NeedsRead,
         }
     }
 
-    /// Keeps what a read after `after` returned: appended when `after` is the end, else (past
-    /// the end, or nothing held yet) as a new stretch starting there. Then drops the oldest
-    /// events beyond the limits.
-    fn keep(&mut self, after: Cursor, events: Vec<RecordedEvent>, began: Instant) {
-        if !self.known || after != self.end() {
+    /// The reason of a shared read that failed after `asked`.
+    fn failed_since(&self, asked: Instant) -> Option<String> {
+        self.failed
+            .as_ref()
+            .filter(|(began, _)| *began >= asked)
+            .map(|(_, reason)| reason.clone())
+    }
+
+    /// Whether [`keep`](Self::keep) would change anything for a read from behind the start:
+    /// only a read that reaches the end (checked before its events are copied for keeping).
+    fn would_keep(&self, read: &Read) -> bool {
+        let reached = read.events.last().map_or(read.after, RecordedEvent::cursor);
+        !self.known || read.after >= self.start || reached >= self.end()
+    }
+
+    /// Keeps what a read returned, ending on a whole transaction:
+    /// - from inside the stretch (its end, usually): the events past the end are appended;
+    /// - from past the end, or with nothing held: they start a stretch of their own;
+    /// - from before the start, reaching the end: they replace it (a wider stretch);
+    /// - otherwise (behind, and short of the end) nothing changes.
+    ///
+    /// Then drops the oldest events beyond the limits.
+    fn keep(&mut self, read: Read) {
+        let Read {
+            after,
+            mut events,
+            began,
+            complete,
+        } = read;
+        if !complete {
+            drop_cut_transaction(&mut events);
+        }
+        let reached = events.last().map_or(after, RecordedEvent::cursor);
+        let end = self.end();
+        if self.known && self.start <= after && after <= end {
+            if reached > end {
+                for event in events.into_iter().filter(|event| event.cursor() > end) {
+                    self.push(event);
+                }
+                self.head_seen = complete.then_some(began);
+            } else if reached == end && complete {
+                self.head_seen = Some(self.head_seen.map_or(began, |seen| seen.max(began)));
+            }
+        } else if !self.known || after > end || reached >= end {
             *self = Self {
                 known: true,
                 start: after,
+                head_seen: complete.then_some(began),
+                failed: self.failed.take(),
                 ..Self::default()
             };
+            for event in events {
+                self.push(event);
+            }
         }
-        for event in events {
-            self.bytes += approximate_bytes(&event);
-            self.events.push_back(Arc::new(event));
-        }
-        self.last_read_began = Some(began);
         while self.events.len() > HELD_EVENTS || (self.bytes > HELD_BYTES && self.events.len() > 1) {
             let Some(oldest) = self.events.pop_front() else {
                 break;
@@ -196,6 +282,26 @@ impl Stretch {
             self.bytes -= approximate_bytes(&oldest);
             self.start = oldest.cursor();
         }
+    }
+
+    fn push(&mut self, event: RecordedEvent) {
+        self.bytes += approximate_bytes(&event);
+        self.events.push_back(Arc::new(event));
+    }
+}
+
+/// Leaves out a full read's last transaction when the read may have cut it short (it is read
+/// whole next time), unless the read holds nothing else (a command larger than a read).
+fn drop_cut_transaction(events: &mut Vec<RecordedEvent>) {
+    let Some(last) = events.last().map(|event| event.transaction_id) else {
+        return;
+    };
+    let first_of_last = events
+        .iter()
+        .position(|event| event.transaction_id == last)
+        .unwrap_or(0);
+    if first_of_last > 0 {
+        events.truncate(first_of_last);
     }
 }
 
@@ -232,7 +338,7 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
-    use super::{Answer, Cursor, HELD_BYTES, HELD_EVENTS, RecordedEvent, Stretch};
+    use super::{Answer, Cursor, HELD_BYTES, HELD_EVENTS, Read, RecordedEvent, Stretch};
 
     fn event(position: i64, text: &str) -> RecordedEvent {
         RecordedEvent {
@@ -250,10 +356,19 @@ mod tests {
         }
     }
 
+    fn read(after: Cursor, events: Vec<RecordedEvent>, complete: bool) -> Read {
+        Read {
+            after,
+            events,
+            began: Instant::now(),
+            complete,
+        }
+    }
+
     fn kept(count: i64, text: &str) -> Stretch {
         let mut stretch = Stretch::default();
         let events = (1..=count).map(|position| event(position, text)).collect();
-        stretch.keep(Cursor::START, events, Instant::now());
+        stretch.keep(read(Cursor::START, events, true));
         stretch
     }
 
@@ -330,12 +445,102 @@ mod tests {
     fn a_read_that_does_not_start_at_the_end_starts_a_new_stretch() {
         let mut stretch = kept(5, "x");
         let elsewhere = event(20, "x").cursor();
-        stretch.keep(elsewhere, vec![event(21, "x")], Instant::now());
+        stretch.keep(read(elsewhere, vec![event(21, "x")], true));
         assert_eq!(stretch.start, elsewhere);
         assert_eq!(
             served(stretch.answer(event(3, "x").cursor(), 5, Instant::now())),
             vec![-2]
         );
         assert_eq!(served(stretch.answer(elsewhere, 5, Instant::now())), vec![21]);
+    }
+
+    fn in_transaction(position: i64, transaction_id: u64) -> RecordedEvent {
+        RecordedEvent {
+            transaction_id,
+            ..event(position, "x")
+        }
+    }
+
+    #[test]
+    fn a_full_read_leaves_its_cut_transaction_out_and_says_nothing_of_the_head() {
+        let asked_before = Instant::now();
+        let mut stretch = Stretch::default();
+        let events = vec![in_transaction(1, 7), in_transaction(2, 8), in_transaction(3, 8)];
+        stretch.keep(read(Cursor::START, events, false));
+        assert_eq!(
+            stretch.events.len(),
+            1,
+            "transaction 8 may go on past the read: read whole later"
+        );
+        assert_eq!(served(stretch.answer(Cursor::START, 10, asked_before)), vec![1]);
+        let end = in_transaction(1, 7).cursor();
+        assert_eq!(
+            served(stretch.answer(end, 10, asked_before)),
+            vec![-1],
+            "a full read is not the head"
+        );
+    }
+
+    #[test]
+    fn a_full_read_of_one_transaction_is_kept_whole() {
+        let mut stretch = Stretch::default();
+        let events = vec![in_transaction(1, 8), in_transaction(2, 8)];
+        stretch.keep(read(Cursor::START, events, false));
+        assert_eq!(stretch.events.len(), 2);
+    }
+
+    #[test]
+    fn a_read_from_inside_appends_only_what_is_past_the_end() {
+        let mut stretch = kept(5, "x");
+        let third = event(3, "x").cursor();
+        stretch.keep(read(
+            third,
+            (4..=7).map(|position| event(position, "x")).collect(),
+            true,
+        ));
+        let positions: Vec<i64> = stretch.events.iter().map(|event| event.position).collect();
+        assert_eq!(positions, vec![1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_read_from_behind_replaces_the_stretch_only_when_it_reaches_the_end() {
+        let mut stretch = Stretch::default();
+        stretch.keep(read(
+            event(10, "x").cursor(),
+            (11..=15).map(|p| event(p, "x")).collect(),
+            true,
+        ));
+        let short = read(
+            event(2, "x").cursor(),
+            (3..=12).map(|p| event(p, "x")).collect(),
+            false,
+        );
+        assert!(!stretch.would_keep(&short), "short of the end: the stretch stays");
+        let reaching = read(
+            event(2, "x").cursor(),
+            (3..=16).map(|p| event(p, "x")).collect(),
+            true,
+        );
+        assert!(stretch.would_keep(&reaching));
+        stretch.keep(reaching);
+        assert_eq!(stretch.start, event(2, "x").cursor());
+        assert_eq!(stretch.events.back().map(|event| event.position), Some(16));
+    }
+
+    #[test]
+    fn a_failed_read_is_the_answer_only_for_those_who_asked_before_it_began() {
+        let asked_before = Instant::now();
+        let stretch = Stretch {
+            failed: Some((Instant::now(), "connection refused".to_owned())),
+            ..Stretch::default()
+        };
+        assert_eq!(
+            stretch.failed_since(asked_before).as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(
+            stretch.failed_since(Instant::now() + Duration::from_millis(1)),
+            None
+        );
     }
 }
