@@ -319,13 +319,15 @@ fn approximate_bytes(event: &RecordedEvent) -> usize {
 }
 
 fn json_bytes(value: &Value) -> usize {
+    // A `Value` is 32 bytes; an object's key adds its `String` (24) and its map entry's share.
     const NODE: usize = 32;
+    const KEY: usize = 48;
     NODE + match value {
         Value::String(text) => text.len(),
         Value::Array(items) => items.iter().map(json_bytes).sum(),
         Value::Object(fields) => fields
             .iter()
-            .map(|(name, field)| name.len() + json_bytes(field))
+            .map(|(name, field)| KEY + name.len() + json_bytes(field))
             .sum(),
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
