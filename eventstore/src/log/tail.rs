@@ -69,9 +69,14 @@ struct Stretch {
     /// When the read that showed nothing after the end began (a read that reached the end and
     /// was not full): an empty answer is fresh for callers that asked before it.
     head_seen: Option<Instant>,
-    /// The last shared read that failed: when it began, and why. Followers that asked before
-    /// it began get its error rather than each waiting for a failure of their own in turn.
+    /// The last shared read, when it failed: when it began, and why. Followers that asked
+    /// before it began get its error rather than each waiting for a failure of their own in
+    /// turn. A shared read that succeeds clears it.
     failed: Option<(Instant, String)>,
+    /// How far a full shared read handed its caller past the end: the caller was served the
+    /// whole read, while the stretch left out its cut transaction. Reading on from the end
+    /// (not from that caller's cursor) keeps the stretch whole for everyone else.
+    handed_out: Option<Cursor>,
 }
 
 /// What one read of the database returned.
@@ -136,12 +141,28 @@ impl LogTail {
                     "the shared read of the log failed: {reason}"
                 )));
             }
-            // At the end of the stretch, or past it (nothing held there yet): read from here.
-            let read = self.read(after, READ_EVENTS).await?;
+            // At the end of the stretch, or past it: read on from the end when the caller is
+            // only inside what a full read handed out, else from the caller's cursor.
+            let from = self.held().read_from(after);
+            let read = self.read_shared(from).await?;
             // The caller is served from its own read, before the stretch is trimmed to its
             // limits (large events could otherwise put it behind what it just read).
-            let served: Vec<RecordedEvent> = read.events.iter().take(limit).cloned().collect();
-            self.held().keep(read);
+            let served: Vec<RecordedEvent> = read
+                .events
+                .iter()
+                .filter(|event| event.cursor() > after)
+                .take(limit)
+                .cloned()
+                .collect();
+            {
+                let complete = read.complete;
+                let mut held = self.held();
+                held.keep(read);
+                let handed_out = served.last().map(RecordedEvent::cursor);
+                if !complete && handed_out.is_some_and(|cursor| cursor > held.end()) {
+                    held.handed_out = handed_out;
+                }
+            }
             if !served.is_empty() {
                 return Ok(served);
             }
@@ -163,36 +184,39 @@ impl LogTail {
         self.inner.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One read of up to `limit` events after `after`; a failure is remembered for the
-    /// followers waiting for this read.
-    async fn read(&self, after: Cursor, limit: usize) -> Result<Read, sqlx::Error> {
+    /// The shared read (called with `reading` held): its outcome is remembered for the
+    /// followers waiting for it.
+    async fn read_shared(&self, after: Cursor) -> Result<Read, sqlx::Error> {
         let began = Instant::now();
+        let outcome = self.read(after, READ_EVENTS, began).await;
+        self.held().failed = outcome.as_ref().err().map(|error| (began, error.to_string()));
+        outcome
+    }
+
+    /// One read of up to `limit` events after `after`.
+    async fn read(&self, after: Cursor, limit: usize, began: Instant) -> Result<Read, sqlx::Error> {
         self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let asked = i64::try_from(limit).unwrap_or(i64::MAX);
-        match read_after_with(&self.inner.pool, &self.inner.upcasters, after, asked).await {
-            Ok(events) => Ok(Read {
-                after,
-                complete: events.len() < limit,
-                events,
-                began,
-            }),
-            Err(error) => {
-                self.held().failed = Some((began, error.to_string()));
-                Err(error)
-            }
-        }
+        let events = read_after_with(&self.inner.pool, &self.inner.upcasters, after, asked).await?;
+        Ok(Read {
+            after,
+            complete: events.len() < limit,
+            events,
+            began,
+        })
     }
 
     /// A read for a follower behind the stretch, with its own limit. What it returns is kept
     /// only when it reaches the stretch's end (the follower caught up): the stretch then
     /// starts where this read did, so the followers around it stay inside.
     async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        let read = self.read(after, limit).await?;
-        let events = read.events.clone();
+        let read = self.read(after, limit, Instant::now()).await?;
         let mut held = self.held();
-        if held.would_keep(&read) {
-            held.keep(read);
+        if !held.would_keep(&read) {
+            return Ok(read.events);
         }
+        let events = read.events.clone();
+        held.keep(read);
         Ok(events)
     }
 }
@@ -220,6 +244,16 @@ impl Stretch {
         }
     }
 
+    /// Where the read for a caller at `after` (at or past the end) starts: the end when the
+    /// caller is only inside what a full read handed out past it, else `after`.
+    fn read_from(&self, after: Cursor) -> Cursor {
+        let end = self.end();
+        match self.handed_out {
+            Some(handed_out) if self.known && end < after && after <= handed_out => end,
+            _ => after,
+        }
+    }
+
     /// The reason of a shared read that failed after `asked`.
     fn failed_since(&self, asked: Instant) -> Option<String> {
         self.failed
@@ -231,7 +265,13 @@ impl Stretch {
     /// Whether [`keep`](Self::keep) would change anything for a read from behind the start:
     /// only a read that reaches the end (checked before its events are copied for keeping).
     fn would_keep(&self, read: &Read) -> bool {
-        let reached = read.events.last().map_or(read.after, RecordedEvent::cursor);
+        let mut kept = read.events.len();
+        if !read.complete {
+            kept = whole_transactions_in(&read.events);
+        }
+        let reached = kept
+            .checked_sub(1)
+            .map_or(read.after, |last| read.events[last].cursor());
         !self.known || read.after >= self.start || reached >= self.end()
     }
 
@@ -293,15 +333,19 @@ impl Stretch {
 /// Leaves out a full read's last transaction when the read may have cut it short (it is read
 /// whole next time), unless the read holds nothing else (a command larger than a read).
 fn drop_cut_transaction(events: &mut Vec<RecordedEvent>) {
+    let whole = whole_transactions_in(events);
+    events.truncate(whole);
+}
+
+/// How many of a full read's events end on a whole transaction (all of them when the read
+/// holds one transaction only).
+fn whole_transactions_in(events: &[RecordedEvent]) -> usize {
     let Some(last) = events.last().map(|event| event.transaction_id) else {
-        return;
+        return 0;
     };
-    let first_of_last = events
-        .iter()
-        .position(|event| event.transaction_id == last)
-        .unwrap_or(0);
-    if first_of_last > 0 {
-        events.truncate(first_of_last);
+    match events.iter().position(|event| event.transaction_id == last) {
+        Some(0) | None => events.len(),
+        Some(first_of_last) => first_of_last,
     }
 }
 
@@ -543,6 +587,42 @@ mod tests {
         assert_eq!(
             stretch.failed_since(Instant::now() + Duration::from_millis(1)),
             None
+        );
+    }
+
+    #[test]
+    fn a_caller_handed_a_cut_transaction_reads_on_from_the_end() {
+        let mut stretch = kept(3, "x");
+        let end = event(3, "x").cursor();
+        stretch.handed_out = Some(event(5, "x").cursor());
+        assert_eq!(stretch.read_from(event(4, "x").cursor()), end);
+        assert_eq!(stretch.read_from(event(5, "x").cursor()), end);
+        let beyond = event(6, "x").cursor();
+        assert_eq!(
+            stretch.read_from(beyond),
+            beyond,
+            "past what was handed out: its own cursor"
+        );
+        assert_eq!(stretch.read_from(end), end);
+    }
+
+    #[test]
+    fn a_read_from_behind_that_only_reaches_the_end_with_its_cut_transaction_is_not_kept() {
+        let mut stretch = Stretch::default();
+        stretch.keep(read(
+            event(10, "x").cursor(),
+            (11..=12).map(|p| event(p, "x")).collect(),
+            true,
+        ));
+        let events = vec![
+            in_transaction(5, 105),
+            in_transaction(6, 106),
+            in_transaction(12, 112),
+        ];
+        let full = read(event(4, "x").cursor(), events, false);
+        assert!(
+            !stretch.would_keep(&full),
+            "without its cut transaction it stops short of the end"
         );
     }
 }

@@ -197,3 +197,29 @@ async fn followers_at_the_end_at_the_same_moment_share_their_reads(pool: PgPool)
         "{reads} reads for {followers} followers asking at once"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_follower_handed_a_cut_command_reads_on_without_pushing_the_others_out(pool: PgPool) {
+    let store = store(&pool);
+    // A full read (1,000 events) ends inside the second command: the stretch leaves that
+    // command out, while the relay-like follower that asked is handed all 1,000.
+    append(&store, "first", 0, 995).await;
+    append(&store, "second", 0, 10).await;
+    wait_past_gate(&store, Cursor::START, 1005).await;
+    let relay_like = LogFollower::new(&store);
+    let handed = relay_like.read_after(Cursor::START).await.unwrap();
+    assert_eq!(handed.len(), 1000);
+
+    let rest = relay_like.read_after(handed[999].cursor()).await.unwrap();
+    assert_eq!(rest.len(), 5, "the rest of the cut command");
+    let reads = store.tail().reads();
+    let projector_like = LogFollower::new(&store).with_batch_size(50);
+    let from_start = projector_like.read_after(Cursor::START).await.unwrap();
+
+    assert_eq!(from_start, handed[..50].to_vec());
+    assert_eq!(
+        store.tail().reads(),
+        reads,
+        "a follower at the start is still served from memory: the stretch was not moved past it"
+    );
+}
