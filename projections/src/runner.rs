@@ -340,14 +340,7 @@ pub(crate) fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize
     if batch.len() < limit {
         return batch.len();
     }
-    let Some(last) = batch.last() else { return 0 };
-    match batch
-        .iter()
-        .position(|event| event.transaction_id == last.transaction_id)
-    {
-        Some(0) | None => batch.len(),
-        Some(start) => start,
-    }
+    eventstore::log::whole_transactions(batch)
 }
 
 #[cfg(test)]

@@ -95,6 +95,19 @@ pub async fn read_after_with<'e, E: PgExecutor<'e>>(
         .collect()
 }
 
+/// How many of a read's `events` to use so that they end on a whole transaction, when the
+/// read was full and may have cut its last transaction short: all but that transaction's,
+/// unless it is all the read holds (one command larger than a read is then used in parts).
+pub fn whole_transactions(events: &[RecordedEvent]) -> usize {
+    let Some(last) = events.last().map(|event| event.transaction_id) else {
+        return 0;
+    };
+    match events.iter().position(|event| event.transaction_id == last) {
+        Some(0) | None => events.len(),
+        Some(first_of_last) => first_of_last,
+    }
+}
+
 /// A row as an event, as stored (not upcast); a transaction id that does not parse is an error
 /// (never 0, which would move a cursor back to the start of the log).
 pub fn into_event(row: Row) -> Result<RecordedEvent, sqlx::Error> {

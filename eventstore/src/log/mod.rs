@@ -21,7 +21,9 @@ mod tail;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_announced, save_checkpoint_as};
 pub use cursor::Cursor;
-pub use follower::{EVENT_COLUMNS, LogFollower, Row as EventRow, into_event, read_after_with};
+pub use follower::{
+    EVENT_COLUMNS, LogFollower, Row as EventRow, into_event, read_after_with, whole_transactions,
+};
 pub use gate::{gate_age_seconds, watch_gate};
 pub use lag::{COUNT_EXACTLY_UP_TO, FollowerLag, follower_lags};
 pub use lease::{LEASE_RENEW_EVERY, LEASE_TTL, Lease, LeaseClaim, LeaseTimings};

@@ -27,7 +27,7 @@ use std::time::Instant;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{Cursor, RecordedEvent, read_after_with};
+use super::{Cursor, RecordedEvent, read_after_with, whole_transactions};
 use crate::store::Upcasters;
 
 /// How many events one read of the tail takes at most, whoever asks.
@@ -65,6 +65,8 @@ struct Stretch {
     /// The cursor just before the first event held.
     start: Cursor,
     events: VecDeque<Arc<RecordedEvent>>,
+    /// Each held event's [`approximate_bytes`], computed once when it is kept.
+    sizes: VecDeque<usize>,
     bytes: usize,
     /// When the read that showed nothing after the end began (a read that reached the end and
     /// was not full): an empty answer is fresh for callers that asked before it.
@@ -267,7 +269,7 @@ impl Stretch {
     fn would_keep(&self, read: &Read) -> bool {
         let mut kept = read.events.len();
         if !read.complete {
-            kept = whole_transactions_in(&read.events);
+            kept = whole_transactions(&read.events);
         }
         let reached = kept
             .checked_sub(1)
@@ -316,16 +318,18 @@ impl Stretch {
             }
         }
         while self.events.len() > HELD_EVENTS || (self.bytes > HELD_BYTES && self.events.len() > 1) {
-            let Some(oldest) = self.events.pop_front() else {
+            let (Some(oldest), Some(size)) = (self.events.pop_front(), self.sizes.pop_front()) else {
                 break;
             };
-            self.bytes -= approximate_bytes(&oldest);
+            self.bytes -= size;
             self.start = oldest.cursor();
         }
     }
 
     fn push(&mut self, event: RecordedEvent) {
-        self.bytes += approximate_bytes(&event);
+        let size = approximate_bytes(&event);
+        self.bytes += size;
+        self.sizes.push_back(size);
         self.events.push_back(Arc::new(event));
     }
 }
@@ -333,20 +337,8 @@ impl Stretch {
 /// Leaves out a full read's last transaction when the read may have cut it short (it is read
 /// whole next time), unless the read holds nothing else (a command larger than a read).
 fn drop_cut_transaction(events: &mut Vec<RecordedEvent>) {
-    let whole = whole_transactions_in(events);
+    let whole = whole_transactions(events);
     events.truncate(whole);
-}
-
-/// How many of a full read's events end on a whole transaction (all of them when the read
-/// holds one transaction only).
-fn whole_transactions_in(events: &[RecordedEvent]) -> usize {
-    let Some(last) = events.last().map(|event| event.transaction_id) else {
-        return 0;
-    };
-    match events.iter().position(|event| event.transaction_id == last) {
-        Some(0) | None => events.len(),
-        Some(first_of_last) => first_of_last,
-    }
 }
 
 fn owned(events: Vec<Arc<RecordedEvent>>) -> Vec<RecordedEvent> {
