@@ -322,6 +322,19 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
     // The hold is asked for while the call's start is recorded: it names the event before.
     assert_eq!(reserved["caused_by"], event_of("run.started"), "{reserved}");
     assert_eq!(charged["caused_by"], event_of("llm_call.completed"), "{charged}");
+    // The run's end and its last charge are one commit: nobody sees the run ended without it.
+    let transactions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, transaction_id::text FROM events
+          WHERE (aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'run.completed')
+             OR (aggregate_type = 'credit_account' AND event_type = 'credit_account.charged'
+                 AND payload ->> 'llm_call' = $1 || '/1')",
+    )
+    .bind(&run)
+    .fetch_all(&flow.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(transactions.len(), 2, "{transactions:?}");
+    assert_eq!(transactions[0].1, transactions[1].1, "{transactions:?}");
     flow.cleanup().await;
 }
 

@@ -12,8 +12,10 @@
 //! decision sees includes every reservation committed before it, so with credits for N calls,
 //! N + k concurrent reservations give exactly N.
 
-use domain::credit_account::{CallPrice, CreditAccountCommand, CreditAccountError, CreditAccountEvent};
-use eventstore::CommandContext;
+use domain::credit_account::{
+    CallPrice, CreditAccount, CreditAccountCommand, CreditAccountError, CreditAccountEvent,
+};
+use eventstore::{CommandBus, CommandContext};
 use uuid::Uuid;
 
 use super::{BillingError, BillingService};
@@ -155,11 +157,7 @@ impl BillingService {
         tokens_counted: bool,
         context: &CommandContext,
     ) -> Result<Settlement, BillingError> {
-        let settle = CreditAccountCommand::Settle {
-            llm_call: llm_call.to_owned(),
-            actual,
-            tokens_counted,
-        };
+        let settle = Self::settle_command(llm_call, actual, tokens_counted);
         match self.execute(org_id, settle, context).await {
             Ok(committed) => {
                 Ok(settlement_in(&committed.events, false).ok_or(CreditAccountError::UnknownReservation)?)
@@ -175,6 +173,24 @@ impl BillingService {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// The account command [`settle`](Self::settle) runs, for a caller that commits it in one
+    /// transaction with another aggregate's command ([`CommandBus::execute_linked`] on
+    /// [`account_bus`](Self::account_bus), the account's id being the organization's).
+    pub fn settle_command(llm_call: &str, actual: u64, tokens_counted: bool) -> CreditAccountCommand {
+        CreditAccountCommand::Settle {
+            llm_call: llm_call.to_owned(),
+            actual,
+            tokens_counted,
+        }
+    }
+
+    /// The organizations' accounts, for commands linked with another aggregate's (see
+    /// [`settle_command`](Self::settle_command)): they take the same lock and remembered state
+    /// as every other command on the account.
+    pub fn account_bus(&self) -> &CommandBus<CreditAccount> {
+        self.accounts.bus()
     }
 
     async fn earlier_reservation(

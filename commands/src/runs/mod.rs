@@ -2,6 +2,7 @@
 //! executor that drives runs lives in the `runtime` crate and is reached through
 //! [`RunDispatch`].
 
+mod charged_answer;
 mod credits;
 mod dispatch;
 mod error;
@@ -11,6 +12,7 @@ mod stream_tickets;
 mod views;
 mod waiting;
 
+pub use charged_answer::CallCharge;
 pub use credits::llm_call_key;
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;

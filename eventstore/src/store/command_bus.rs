@@ -55,11 +55,11 @@ pub trait CommitObserver<A: Aggregate>: Send + Sync {
 /// command and returns nothing about what it wrote (see DESIGN-NOTES §1). The `Aggregate`
 /// trait and its `EventSink` are cqrs-es's own, so domain code is unchanged.
 pub struct CommandBus<A: Aggregate> {
-    store: EventStore,
+    pub(super) store: EventStore,
     services: A::Services,
-    cache: AggregateCache<A>,
-    attempts: usize,
-    observer: Option<Arc<dyn CommitObserver<A>>>,
+    pub(super) cache: AggregateCache<A>,
+    pub(super) attempts: usize,
+    pub(super) observer: Option<Arc<dyn CommitObserver<A>>>,
 }
 
 impl<A> CommandBus<A>
@@ -357,7 +357,7 @@ where
     }
 
     /// Runs `handle` on a copy, so a rejected or conflicting decision leaves the cache intact.
-    async fn decide(
+    pub(super) async fn decide(
         &self,
         current: &A,
         command: A::Command,
@@ -375,7 +375,11 @@ where
     ///
     /// Each loaded event must carry the next sequence: a gap or a repeat would mean the cache
     /// and the store disagree, and deciding on such a state could break any invariant.
-    async fn refresh(&self, aggregate_id: &str, known: Option<Loaded<A>>) -> Result<Loaded<A>, StoreError> {
+    pub(super) async fn refresh(
+        &self,
+        aggregate_id: &str,
+        known: Option<Loaded<A>>,
+    ) -> Result<Loaded<A>, StoreError> {
         let mut loaded = known.unwrap_or_default();
         for (sequence, event) in self.store.load::<A>(aggregate_id, loaded.version).await? {
             let expected = loaded.version + 1;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::append::{PendingAppend, sequence_to_db};
-use super::group_commit::{DEFAULT_WRITERS, GroupCommit, append_grouped, group_commit};
+use super::group_commit::{DEFAULT_WRITERS, GroupCommit, append_grouped, append_linked, group_commit};
 use super::upcasters::Upcasters;
 use super::{CommandContext, DecidedWith, StoreError};
 use crate::log::{AppendSignal, LogTail};
@@ -196,6 +196,19 @@ impl EventStore {
             PendingAppend::of_commands(aggregate_type, aggregate_id, expected_version, commands)?;
         append.decided_with = decided_with.cloned();
         let appended = append_grouped(&self.group, append).await?;
+        if appended.is_some() {
+            self.signal.notify();
+        }
+        Ok(appended)
+    }
+
+    /// Appends of different aggregates committed in one statement, all or none: each append's
+    /// events, or `None` when any append's condition failed and nothing was written.
+    pub(crate) async fn append_linked(
+        &self,
+        appends: &[PendingAppend],
+    ) -> Result<Option<Vec<Vec<AppendedEvent>>>, StoreError> {
+        let appended = append_linked(&self.pool, appends).await?;
         if appended.is_some() {
             self.signal.notify();
         }

@@ -17,7 +17,7 @@
 //! correlation. They share a transaction id, which followers handle as any multi-event append.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -64,6 +64,15 @@ SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r
  ORDER BY r.n
 RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
 
+/// [`APPEND_GROUP`] that writes every append or none: linked appends (see
+/// [`append_linked`]) commit together or not at all.
+static APPEND_LINKED: LazyLock<String> = LazyLock::new(|| {
+    let join = " JOIN writable w ON w.n = r.append\n";
+    let all_or_none = " WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)\n";
+    debug_assert!(APPEND_GROUP.contains(join));
+    APPEND_GROUP.replacen(join, &format!("{join}{all_or_none}"), 1)
+});
+
 pub(crate) type Outcome = Result<Option<Vec<AppendedEvent>>, StoreError>;
 
 /// The appends of one store, grouped while they wait.
@@ -104,7 +113,7 @@ impl BatchWork for GroupAppends {
         if let [append] = group.as_slice() {
             return vec![append_alone(&self.pool, append).await];
         }
-        let mut written = match append_group(&self.pool, &group).await {
+        let mut written = match append_group(&self.pool, &group, APPEND_GROUP).await {
             Ok(written) => written,
             Err(error) => {
                 tracing::debug!(%error, appends = group.len(), "a group append failed; each is sent alone");
@@ -133,11 +142,57 @@ impl BatchWork for GroupAppends {
 
 type AggregateKey = (String, String);
 
-/// Runs [`APPEND_GROUP`]: the events written, by aggregate. An append absent from the answer
-/// wrote nothing.
+/// Writes `appends` (of different aggregates) in one statement, all of them or none: each
+/// append's events in order, or `None` when any append's condition failed (its first sequence
+/// taken, the aggregate its decision rested on moved) and nothing was written. A race on a
+/// sequence with an uncommitted append is [`StoreError::Conflict`], nothing written either.
+///
+/// It is not grouped with other appends: a linked set stands for two commits in series (a
+/// model call's charge and the run's end), and one statement alone already halves them.
+pub(crate) async fn append_linked(
+    pool: &PgPool,
+    appends: &[PendingAppend],
+) -> Result<Option<Vec<Vec<AppendedEvent>>>, StoreError> {
+    let mut keys: Vec<(&str, &str)> = appends
+        .iter()
+        .map(|a| (a.aggregate_type.as_str(), a.aggregate_id.as_str()))
+        .collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(StoreError::Unexpected(
+            "linked appends must be of different aggregates".to_owned(),
+        ));
+    }
+    let mut written = match append_group(pool, appends, &APPEND_LINKED).await {
+        Ok(written) => written,
+        Err(StoreError::Database(error)) => {
+            let (aggregate_type, aggregate_id) = keys.first().copied().unwrap_or_default();
+            return Err(StoreError::from_append(error, aggregate_type, aggregate_id));
+        }
+        Err(other) => return Err(other),
+    };
+    let mut answer = Vec::with_capacity(appends.len());
+    for append in appends {
+        let key = (append.aggregate_type.clone(), append.aggregate_id.clone());
+        match written.remove(&key) {
+            Some(mut events) => {
+                events.sort_by_key(|event| event.sequence);
+                append.count_appended(events.len());
+                answer.push(events);
+            }
+            None if append.events.is_empty() => answer.push(Vec::new()),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(answer))
+}
+
+/// Runs [`APPEND_GROUP`] (or a statement with its parameters): the events written, by
+/// aggregate. An append absent from the answer wrote nothing.
 async fn append_group(
     pool: &PgPool,
     appends: &[PendingAppend],
+    statement: &str,
 ) -> Result<HashMap<AggregateKey, Vec<AppendedEvent>>, StoreError> {
     let numbers: Vec<i32> = (0..).take(appends.len()).collect();
     let others = appends.iter().map(|a| a.decided_with.as_ref());
@@ -158,7 +213,7 @@ async fn append_group(
             payloads.push(event.payload.as_str());
         }
     }
-    let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(APPEND_GROUP)
+    let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(statement)
         .bind(&numbers)
         .bind(
             appends

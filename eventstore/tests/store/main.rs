@@ -8,6 +8,7 @@ mod group_commit;
 mod helpers;
 mod lag;
 mod large_events;
+mod linked;
 mod log_order;
 mod log_tail;
 mod postgres_es_interop;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commands::billing::{BillingService, Reservation, ReserveOutcome};
-use commands::runs::{RunsError, llm_call_key};
+use commands::runs::{CallCharge, RunsError, llm_call_key};
 use domain::credit_account::CallPrice;
 use domain::run::{Run, RunCommand};
 use eventstore::CommandContext;
@@ -239,11 +239,50 @@ impl Execution<'_> {
         }));
     }
 
+    /// Records `answer`, the model's answer that ends the run, in one transaction with the
+    /// charge of its call (the model call of `step`, `credits`): the run is never seen ended
+    /// before its last charge, and its end waits for no commit of its own. A charge that could
+    /// not go with it (the ledger no longer holds the call's hold, the store failed) is settled
+    /// as any other call's.
+    pub(super) async fn record_final_answer(
+        &mut self,
+        answer: RunCommand,
+        step: u32,
+        credits: u64,
+        tokens_counted: bool,
+    ) -> Result<bool, ExecutionError> {
+        let executor = self.executor;
+        let service = executor.service();
+        let (Some(org_id), true) = (self.run.org_id(), self.topped_up.is_empty()) else {
+            let recorded = self.record(answer).await?;
+            if recorded {
+                self.settle_credits(step, credits, tokens_counted);
+            }
+            return Ok(recorded);
+        };
+        let charge = CallCharge {
+            step,
+            credits,
+            tokens_counted,
+        };
+        let linked = service
+            .record_with_charge(self.run_id, answer, &self.context, org_id, charge)
+            .await;
+        let recorded = self.recorded(linked.first)?;
+        match linked.second {
+            Some(Ok(_)) => self.may_hold_credits = self.charge_missed,
+            _ if recorded => self.settle_credits(step, credits, tokens_counted),
+            _ => {}
+        }
+        Ok(recorded)
+    }
+
     /// Waits for the last call's charge to be recorded.
     pub(super) async fn settled(&mut self) {
         if let Some(settling) = self.pending_settle.take() {
             let charged = settling.await.unwrap_or(false);
-            self.may_hold_credits = !charged;
+            self.charge_missed |= !charged;
+            self.may_hold_credits = self.charge_missed;
         }
     }
 

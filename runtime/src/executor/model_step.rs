@@ -172,7 +172,7 @@ impl Execution<'_> {
         let step = self.run.open_model_call();
         let tokens_counted = !outcome.usage_reported;
         let start_first_call = self.may_start_at_once(outcome.tool_calls.first());
-        let tool_calls = outcome
+        let tool_calls: Vec<ModelToolCall> = outcome
             .tool_calls
             .into_iter()
             .map(|call| ModelToolCall {
@@ -196,20 +196,32 @@ impl Execution<'_> {
             finish_reason: outcome.finish_reason,
             retries: outcome.retries,
         };
-        let recorded = self
-            .record(RunCommand::CompleteLlmCall {
-                executor: self.executor.id(),
-                record,
-                content: outcome.content,
-                tool_calls,
-                last_chunks,
-                start_first_call,
-                then_complete: self.executor.service().billing().is_none(),
-            })
-            .await?;
-        if let (true, Some(step)) = (recorded, step) {
-            self.settle_credits(step, credits, tokens_counted);
-        }
+        let billed_step = step.filter(|_| self.executor.service().billing().is_some());
+        let ends_run = tool_calls.is_empty();
+        let answer = RunCommand::CompleteLlmCall {
+            executor: self.executor.id(),
+            record,
+            content: outcome.content,
+            tool_calls,
+            last_chunks,
+            start_first_call,
+            // A billed run's end goes with its last charge (`record_final_answer`).
+            then_complete: true,
+        };
+        let recorded = match billed_step {
+            Some(step) if ends_run => {
+                self.record_final_answer(answer, step, credits, tokens_counted)
+                    .await?
+            }
+            Some(step) => {
+                let recorded = self.record(answer).await?;
+                if recorded {
+                    self.settle_credits(step, credits, tokens_counted);
+                }
+                recorded
+            }
+            None => self.record(answer).await?,
+        };
         self.call_started_here = self
             .run
             .calls()

@@ -118,6 +118,9 @@ pub(super) struct Execution<'a> {
     /// Whether a hold this execution asked for is not yet seen charged (the call failed, or
     /// its charge did).
     pub(super) may_hold_credits: bool,
+    /// Whether a charge this execution made failed: the run's end settles what it left,
+    /// whatever later charges did.
+    pub(super) charge_missed: bool,
     /// The keys under which this execution holds the difference of the open call's worst case
     /// (see `take_hold`): released with that call's charge, or at the run's end when the call
     /// was never charged.
@@ -281,6 +284,7 @@ impl Executor {
             last_event: started_event,
             pending_settle: None,
             may_hold_credits: false,
+            charge_missed: false,
             topped_up: Vec::new(),
             resumed,
         };
@@ -430,13 +434,22 @@ impl Execution<'_> {
     /// Records `command`; `Ok(false)` when the run refused it because it has moved on without
     /// this executor (cancelled, or taken over): the execution stops there.
     pub(super) async fn record(&mut self, command: RunCommand) -> Result<bool, ExecutionError> {
-        match self
+        let outcome = self
             .executor
             .service
             .runs()
             .execute(&self.run_id.to_string(), command, &self.context)
-            .await
-        {
+            .await;
+        self.recorded(outcome)
+    }
+
+    /// Takes in what recording a command came to: `Ok(false)` when the run refused it because
+    /// it has moved on without this executor.
+    pub(super) fn recorded(
+        &mut self,
+        outcome: Result<Committed<Run>, CommandError<RunError>>,
+    ) -> Result<bool, ExecutionError> {
+        match outcome {
             Ok(Committed {
                 state,
                 events,

@@ -1,0 +1,264 @@
+//! Two commands on two aggregates linked: committed in one transaction, both or neither, the
+//! second naming the first's events, also while another node races on both aggregates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError};
+use eventstore::store::NewEvent;
+use eventstore::{CommandBus, CommandContext, CommandError};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{context, store};
+
+const RESERVATION: u64 = 10;
+
+async fn open_account(bus: &CommandBus<CreditAccount>, org_id: Uuid, credits: u64) {
+    let open = CreditAccountCommand::Open {
+        org_id,
+        organization_event_id: Uuid::now_v7(),
+        signup_grant: credits,
+    };
+    bus.execute(&org_id.to_string(), open, &context(org_id))
+        .await
+        .unwrap();
+}
+
+fn reserve(key: &str) -> CreditAccountCommand {
+    CreditAccountCommand::Reserve {
+        reservation_id: Uuid::now_v7(),
+        run_id: Uuid::now_v7(),
+        llm_call: key.to_owned(),
+        credits: RESERVATION,
+        price: None,
+    }
+}
+
+/// The second command of a pair: the same key on the other account, caused by the first's
+/// event.
+fn follow(key: &str, org_id: Uuid) -> impl Fn(&[NewEvent]) -> (CreditAccountCommand, CommandContext) {
+    move |events: &[NewEvent]| {
+        let mut context = context(org_id);
+        context.causation_id = events.last().map(|event| event.event_id);
+        (reserve(key), context)
+    }
+}
+
+/// `(llm_call, transaction id, event id, causation id)` of every reservation of `org_id`.
+async fn reservations(pool: &PgPool, org_id: Uuid) -> Vec<(String, i64, Uuid, Option<String>)> {
+    sqlx::query_as(
+        "SELECT payload ->> 'llm_call', transaction_id::text::bigint, event_id, metadata ->> 'causation_id'
+           FROM events
+          WHERE aggregate_type = 'credit_account' AND aggregate_id = $1
+            AND event_type = 'credit_account.reserved'
+          ORDER BY sequence",
+    )
+    .bind(org_id.to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn sequences_have_no_gap(pool: &PgPool, org_id: Uuid) {
+    let (count, max): (i64, i64) =
+        sqlx::query_as("SELECT count(*), max(sequence) FROM events WHERE aggregate_id = $1")
+            .bind(org_id.to_string())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(count, max, "no gap, no repeat in {org_id}'s sequence");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn linked_commands_commit_together_and_the_second_names_the_first(pool: PgPool) {
+    let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&bus, first_org, 10 * RESERVATION).await;
+    open_account(&bus, second_org, 10 * RESERVATION).await;
+
+    let linked = bus
+        .execute_linked(
+            &first_org.to_string(),
+            reserve("pair"),
+            &context(first_org),
+            &bus,
+            &second_org.to_string(),
+            follow("pair", second_org),
+        )
+        .await;
+
+    let first = linked.first.unwrap();
+    let second = linked.second.expect("the second was decided").unwrap();
+    assert_eq!(first.appended.len(), 1);
+    assert_eq!(second.appended.len(), 1);
+    assert_eq!(
+        first.appended[0].transaction_id, second.appended[0].transaction_id,
+        "one transaction"
+    );
+    let stored = reservations(&pool, second_org).await;
+    assert_eq!(
+        stored[0].3.as_deref(),
+        Some(first.appended[0].event_id.to_string().as_str()),
+        "the second names the first's event, as appended"
+    );
+    assert_eq!(second.version, 3, "opened with a grant, then the reservation");
+    assert_eq!(bus.remembered(&second_org.to_string()).await.unwrap().1, 3);
+    assert_eq!(
+        bus.load(&second_org.to_string()).await.unwrap().available(),
+        i64::try_from(9 * RESERVATION).unwrap()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refused_second_leaves_the_first_committed_alone(pool: PgPool) {
+    let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&bus, first_org, 10 * RESERVATION).await;
+    open_account(&bus, second_org, RESERVATION - 1).await;
+
+    let linked = bus
+        .execute_linked(
+            &first_org.to_string(),
+            reserve("pair"),
+            &context(first_org),
+            &bus,
+            &second_org.to_string(),
+            follow("pair", second_org),
+        )
+        .await;
+
+    assert_eq!(linked.first.unwrap().appended.len(), 1);
+    assert!(matches!(
+        linked.second,
+        Some(Err(CommandError::Rejected(
+            CreditAccountError::InsufficientCredits { .. }
+        )))
+    ));
+    assert_eq!(reservations(&pool, first_org).await.len(), 1);
+    assert!(reservations(&pool, second_org).await.is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refused_first_tries_nothing_of_the_second(pool: PgPool) {
+    let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&bus, first_org, RESERVATION - 1).await;
+    open_account(&bus, second_org, 10 * RESERVATION).await;
+
+    let linked = bus
+        .execute_linked(
+            &first_org.to_string(),
+            reserve("pair"),
+            &context(first_org),
+            &bus,
+            &second_org.to_string(),
+            follow("pair", second_org),
+        )
+        .await;
+
+    assert!(matches!(
+        linked.first,
+        Err(CommandError::Rejected(
+            CreditAccountError::InsufficientCredits { .. }
+        ))
+    ));
+    assert!(linked.second.is_none());
+    assert!(reservations(&pool, second_org).await.is_empty());
+}
+
+/// Two nodes link reservations on the same two accounts, and a third reserves on the second
+/// account alone, so linked appends keep losing races on either aggregate: every pair is in
+/// both accounts or in neither, in one transaction, and no account overspends.
+#[sqlx::test(migrations = "../migrations")]
+async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
+    let nodes: Vec<Arc<CommandBus<CreditAccount>>> = (0..3)
+        .map(|_| Arc::new(CommandBus::new(store(&pool), ()).with_attempts(50)))
+        .collect();
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&nodes[0], first_org, 100 * RESERVATION).await;
+    open_account(&nodes[0], second_org, 30 * RESERVATION).await;
+
+    let mut racers = Vec::new();
+    for n in 0..60 {
+        let node = Arc::clone(&nodes[n % 3]);
+        racers.push(tokio::spawn(async move {
+            let key = format!("pair-{n}");
+            if n % 3 == 2 {
+                let alone = format!("alone-{n}");
+                let outcome = node
+                    .execute(&second_org.to_string(), reserve(&alone), &context(second_org))
+                    .await;
+                return (key, outcome.is_ok(), None);
+            }
+            let linked = node
+                .execute_linked(
+                    &first_org.to_string(),
+                    reserve(&key),
+                    &context(first_org),
+                    &node,
+                    &second_org.to_string(),
+                    follow(&key, second_org),
+                )
+                .await;
+            let both = matches!(linked.second, Some(Ok(_)));
+            match linked.first {
+                Ok(first) => (key, both, Some(first.appended.len())),
+                // Lost every race: nothing of the pair may be written.
+                Err(CommandError::Conflict) => (key, false, None),
+                Err(other) => panic!("{key}: {other:?}"),
+            }
+        }));
+    }
+    let (mut linked_both, mut first_written) = (HashSet::new(), HashSet::new());
+    for racer in racers {
+        let (key, both, first_appended) = racer.await.unwrap();
+        if first_appended.is_some() {
+            assert_eq!(first_appended, Some(1), "{key}: the first reserved once");
+            first_written.insert(key.clone());
+            if both {
+                linked_both.insert(key);
+            }
+        }
+    }
+
+    let first = reservations(&pool, first_org).await;
+    let second: HashMap<String, i64> = reservations(&pool, second_org)
+        .await
+        .into_iter()
+        .map(|(key, transaction, ..)| (key, transaction))
+        .collect();
+    let first_keys: HashSet<String> = first.iter().map(|(key, ..)| key.clone()).collect();
+    assert_eq!(
+        first_keys, first_written,
+        "each committed linked command reserved once on the first account"
+    );
+    assert_eq!(first.len(), first_keys.len());
+    for (key, transaction, _, _) in &first {
+        if linked_both.contains(key) {
+            assert_eq!(
+                second.get(key),
+                Some(transaction),
+                "{key}: both halves in one transaction"
+            );
+        } else {
+            assert!(
+                !second.contains_key(key),
+                "{key}: refused on the second, so alone"
+            );
+        }
+    }
+    assert_eq!(
+        second.len(),
+        30,
+        "the second account reserved exactly its credits"
+    );
+    assert!(
+        linked_both.len() >= 5,
+        "some pairs were linked: {}",
+        linked_both.len()
+    );
+    sequences_have_no_gap(&pool, first_org).await;
+    sequences_have_no_gap(&pool, second_org).await;
+}
