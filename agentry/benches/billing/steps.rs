@@ -7,8 +7,10 @@
 //!   the append of `llm_call.started` and sending the request; with it, also waiting for the
 //!   account's lock and the reservation's append.
 //! - *settle stretch*: `llm_call.completed` #k stamp → the next thing the run does (call 1: the
-//!   tool request; call 2: the `run.completed` stamp). With billing, the charge's append (after
-//!   the account's lock) is in it.
+//!   tool request; call 2: the `conversation.run_ended` stamp, taken once the run's end is
+//!   committed: a stamp is taken before its append, and the last answer, the charge and
+//!   `run.completed` may be one append). With billing, the charge's append (after the
+//!   account's lock) is in it.
 //!
 //! Their sum per call, billing on against off, is what billing adds to an LLM call.
 
@@ -135,7 +137,7 @@ impl Steps {
             started_2,
             completed_1,
             completed_2,
-            run_completed,
+            _run_completed,
             ended,
         ] = found[..]
         else {
@@ -154,7 +156,7 @@ impl Steps {
                 completed_1,
                 times.tool_requests[0],
             ),
-            (started_2, times.llm_requests[1], completed_2, run_completed),
+            (started_2, times.llm_requests[1], completed_2, ended),
         ];
         for (started, requested, completed, next) in calls {
             let (reserve, settle) = (micros(started, requested), micros(completed, next));

@@ -119,8 +119,9 @@ pub enum RunCommand {
         /// start is still recorded before the request leaves.
         start_first_call: bool,
         /// Also record the run as completed, in the same append, when the answer has no tool
-        /// calls: one commit fewer per run. Only for runs that are not billed: a billed run's
-        /// last charge is recorded between the answer and the run's end.
+        /// calls: one commit fewer per run. A billed run asks for it only when the last charge
+        /// goes in the same transaction (`CommandBus::execute_linked`); otherwise the charge is
+        /// recorded between the answer and the run's end.
         then_complete: bool,
     },
     /// The model call failed for good: the run fails.

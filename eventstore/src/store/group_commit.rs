@@ -69,7 +69,7 @@ RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transactio
 static APPEND_LINKED: LazyLock<String> = LazyLock::new(|| {
     let join = " JOIN writable w ON w.n = r.append\n";
     let all_or_none = " WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)\n";
-    debug_assert!(APPEND_GROUP.contains(join));
+    assert!(APPEND_GROUP.contains(join), "the group statement changed shape");
     APPEND_GROUP.replacen(join, &format!("{join}{all_or_none}"), 1)
 });
 
@@ -263,4 +263,25 @@ async fn append_group(
             .push(event);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{APPEND_GROUP, APPEND_LINKED};
+
+    #[test]
+    fn the_linked_statement_is_the_group_statement_writing_all_or_none() {
+        assert_ne!(APPEND_LINKED.as_str(), APPEND_GROUP);
+        assert!(
+            APPEND_LINKED.contains("WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)")
+        );
+        assert_eq!(
+            APPEND_LINKED.replacen(
+                " WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)\n",
+                "",
+                1
+            ),
+            APPEND_GROUP
+        );
+    }
 }

@@ -19,7 +19,8 @@ use super::aggregate_cache::Loaded;
 use super::append::PendingAppend;
 use super::{CommandBus, CommandContext, CommandError, Committed, NewEvent, StoreError};
 
-/// What [`CommandBus::execute_linked`] did.
+/// What [`CommandBus::execute_linked`] did. When `first` is an error other than a refusal
+/// ([`CommandError::Conflict`], [`CommandError::Store`]), nothing of either was written.
 #[derive(Debug)]
 pub struct Linked<A: Aggregate, B: Aggregate> {
     /// The first command's outcome, as [`CommandBus::execute`] would answer it.
@@ -76,6 +77,7 @@ where
         };
         let other_slot = other.cache.slot(other_id);
         let mut attempts = 0;
+        let mut other_stale = false;
         loop {
             let (state, events) = match self.decide(&current.state, command.clone()).await {
                 Ok((state, events)) if !events.is_empty() => (state, events),
@@ -123,6 +125,9 @@ where
             let (other_command, other_context) = follow(&stored);
             let mut other_guard = other_slot.lock().await;
             let other_current = match other_guard.take() {
+                // After a lost race the second is read again too: its remembered state would
+                // lose it again.
+                Some(loaded) if other_stale => other.refresh(other_id, Some(loaded)).await.map(|l| (l, true)),
                 Some(loaded) => Ok((loaded, false)),
                 None => other.refresh(other_id, None).await.map(|loaded| (loaded, true)),
             };
@@ -156,11 +161,12 @@ where
                         Ok(second) => second,
                         Err(error) => return failed(error),
                     };
-                    match self.store.append_linked(&[first, second]).await {
+                    let linked = self.store.append_linked(&[first, second]).await;
+                    let other_version = other_current.version + other_events.len();
+                    let written = match linked {
                         Ok(Some(mut appended)) => {
                             let other_appended = appended.pop().unwrap_or_default();
                             let own_appended = appended.pop().unwrap_or_default();
-                            let other_version = other_current.version + other_events.len();
                             *other_guard = Some(Loaded {
                                 state: other_state.clone(),
                                 version: other_version,
@@ -168,7 +174,6 @@ where
                             if let Some(observer) = &other.observer {
                                 observer.committed(other_id, &other_context, &other_events);
                             }
-                            drop(other_guard);
                             let second = Committed {
                                 state: other_state,
                                 version: other_version,
@@ -177,9 +182,15 @@ where
                             };
                             Ok((own_appended, Some(Ok(second))))
                         }
-                        Ok(None) | Err(StoreError::Conflict { .. }) => Err(()),
+                        Ok(None) | Err(StoreError::Conflict { .. }) => {
+                            // Kept (a tail read brings it up to date), not read whole again.
+                            *other_guard = Some(other_current);
+                            Err(())
+                        }
                         Err(error) => return failed(error),
-                    }
+                    };
+                    drop(other_guard);
+                    written
                 }
                 // Refused, or nothing to record: the first is committed alone.
                 other_decision => {
@@ -225,12 +236,13 @@ where
                     };
                 }
                 Err(()) => {
-                    // Another writer got to one of the two first: both are read again (the
-                    // second's lock was let go; its slot is empty, so it is read on next use).
+                    // Another writer got to one of the two first: both are brought up to date
+                    // and decided again, as often as the busier of the two buses allows.
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
                         .increment(1);
                     attempts += 1;
-                    if attempts >= self.attempts {
+                    if attempts >= self.attempts.max(other.attempts) {
+                        *guard = Some(current);
                         return Linked {
                             first: Err(CommandError::Conflict),
                             second: None,
@@ -241,6 +253,7 @@ where
                         Err(error) => return failed(error),
                     }
                     fresh = true;
+                    other_stale = true;
                 }
             }
         }

@@ -262,3 +262,49 @@ async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
     sequences_have_no_gap(&pool, first_org).await;
     sequences_have_no_gap(&pool, second_org).await;
 }
+
+/// The second account changed on another node since this one last saw it: the linked append
+/// loses the race, nothing of it is written, and the pair is decided again and committed.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed(pool: PgPool) {
+    let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let other_node = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&bus, first_org, 10 * RESERVATION).await;
+    open_account(&bus, second_org, 2 * RESERVATION).await;
+    other_node
+        .execute(
+            &second_org.to_string(),
+            reserve("elsewhere"),
+            &context(second_org),
+        )
+        .await
+        .unwrap();
+
+    let linked = bus
+        .execute_linked(
+            &first_org.to_string(),
+            reserve("pair"),
+            &context(first_org),
+            &bus,
+            &second_org.to_string(),
+            follow("pair", second_org),
+        )
+        .await;
+
+    let first = linked.first.unwrap();
+    let second = linked.second.expect("decided").unwrap();
+    assert_eq!(
+        first.appended[0].transaction_id,
+        second.appended[0].transaction_id
+    );
+    assert_eq!(second.version, 4, "decided on the other node's reservation too");
+    let keys: Vec<String> = reservations(&pool, second_org)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(keys, ["elsewhere", "pair"]);
+    assert_eq!(reservations(&pool, first_org).await.len(), 1, "the first once");
+    assert_eq!(bus.load(&second_org.to_string()).await.unwrap().available(), 0);
+}

@@ -15,7 +15,7 @@ use commands::billing::{BillingService, Reservation, ReserveOutcome};
 use commands::runs::{CallCharge, RunsError, llm_call_key};
 use domain::credit_account::CallPrice;
 use domain::run::{Run, RunCommand};
-use eventstore::CommandContext;
+use eventstore::{CommandContext, CommandError};
 use uuid::Uuid;
 
 use super::run_loop::{Execution, ExecutionError, Executor, Outcome};
@@ -240,10 +240,12 @@ impl Execution<'_> {
     }
 
     /// Records `answer`, the model's answer that ends the run, in one transaction with the
-    /// charge of its call (the model call of `step`, `credits`): the run is never seen ended
-    /// before its last charge, and its end waits for no commit of its own. A charge that could
-    /// not go with it (the ledger no longer holds the call's hold, the store failed) is settled
-    /// as any other call's.
+    /// charge of its call (the model call of `step`, `credits`) and the run's end: the run is
+    /// never seen ended before its last charge, and its end waits for no commit of its own.
+    ///
+    /// When they cannot go together (the execution holds a top-up under another key, the
+    /// account kept changing on other nodes, the store failed), the answer is recorded alone and
+    /// charged as any other call's; the run's end then waits for the charge, as it always did.
     pub(super) async fn record_final_answer(
         &mut self,
         answer: RunCommand,
@@ -253,26 +255,38 @@ impl Execution<'_> {
     ) -> Result<bool, ExecutionError> {
         let executor = self.executor;
         let service = executor.service();
-        let (Some(org_id), true) = (self.run.org_id(), self.topped_up.is_empty()) else {
-            let recorded = self.record(answer).await?;
-            if recorded {
-                self.settle_credits(step, credits, tokens_counted);
+        if let (Some(org_id), true) = (self.run.org_id(), self.topped_up.is_empty()) {
+            let mut ending = answer.clone();
+            if let RunCommand::CompleteLlmCall { then_complete, .. } = &mut ending {
+                *then_complete = true;
             }
-            return Ok(recorded);
-        };
-        let charge = CallCharge {
-            step,
-            credits,
-            tokens_counted,
-        };
-        let linked = service
-            .record_with_charge(self.run_id, answer, &self.context, org_id, charge)
-            .await;
-        let recorded = self.recorded(linked.first)?;
-        match linked.second {
-            Some(Ok(_)) => self.may_hold_credits = self.charge_missed,
-            _ if recorded => self.settle_credits(step, credits, tokens_counted),
-            _ => {}
+            let charge = CallCharge {
+                step,
+                credits,
+                tokens_counted,
+            };
+            let linked = service
+                .record_with_charge(self.run_id, ending, &self.context, org_id, charge)
+                .await;
+            match linked.first {
+                // Nothing of either was written: the answer goes alone below.
+                Err(CommandError::Conflict | CommandError::Store(_)) => {
+                    tracing::debug!(run = %self.run_id, step, "the run's end and its charge could not be recorded together");
+                }
+                first => {
+                    let recorded = self.recorded(first)?;
+                    match linked.second {
+                        Some(Ok(_)) => self.may_hold_credits = self.charge_missed,
+                        _ if recorded => self.settle_credits(step, credits, tokens_counted),
+                        _ => {}
+                    }
+                    return Ok(recorded);
+                }
+            }
+        }
+        let recorded = self.record(answer).await?;
+        if recorded {
+            self.settle_credits(step, credits, tokens_counted);
         }
         Ok(recorded)
     }

@@ -206,7 +206,7 @@ impl Execution<'_> {
             last_chunks,
             start_first_call,
             // A billed run's end goes with its last charge (`record_final_answer`).
-            then_complete: true,
+            then_complete: billed_step.is_none(),
         };
         let recorded = match billed_step {
             Some(step) if ends_run => {
