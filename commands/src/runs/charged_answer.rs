@@ -32,7 +32,13 @@ impl RunService {
     /// Records `command` (the answer of the model call `charge` prices) on `run_id` and, in
     /// the same transaction, the call's charge on `org_id`'s account. `second` of the answer is
     /// `Some(Ok(_))` when the ledger holds the charge now (recorded here, or earlier); any other
-    /// answer leaves it to [`BillingService::settle`]. Without billing, the command alone.
+    /// answer leaves it to [`BillingService::settle`].
+    ///
+    /// `None`, with nothing recorded, when runs are not billed or the account has a command
+    /// under way in this process: linked, the run would wait for it and then hold the account
+    /// for a round trip of its own, where the account's queued commands share one (in one busy
+    /// organization that made every call of every run wait on the run ends). The caller records
+    /// the answer and the charge apart then.
     pub async fn record_with_charge(
         &self,
         run_id: Uuid,
@@ -40,14 +46,13 @@ impl RunService {
         context: &CommandContext,
         org_id: Uuid,
         charge: CallCharge,
-    ) -> Linked<Run, CreditAccount> {
+    ) -> Option<Linked<Run, CreditAccount>> {
         let run_key = run_id.to_string();
-        let Some(billing) = &self.billing else {
-            return Linked {
-                first: self.runs().execute(&run_key, command, context).await,
-                second: None,
-            };
-        };
+        let billing = self.billing.as_ref()?;
+        let account_id = org_id.to_string();
+        if !billing.account_bus().is_idle(&account_id) {
+            return None;
+        }
         let key = llm_call_key(run_id, charge.step);
         let follow = |events: &[NewEvent]| {
             let mut charge_context = context.clone();
@@ -58,15 +63,17 @@ impl RunService {
             let settle = BillingService::settle_command(&key, charge.credits, charge.tokens_counted);
             (settle, charge_context)
         };
-        self.runs()
+        let linked = self
+            .runs()
             .execute_linked(
                 &run_key,
                 command,
                 context,
                 billing.account_bus(),
-                &org_id.to_string(),
+                &account_id,
                 follow,
             )
-            .await
+            .await;
+        Some(linked)
     }
 }

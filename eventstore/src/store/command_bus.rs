@@ -146,6 +146,13 @@ where
             .map(|loaded| (loaded.state.clone(), loaded.version))
     }
 
+    /// Whether no command of this process is under way on `aggregate_id` at this moment: a
+    /// caller that may either wait for the aggregate or do without it (see
+    /// [`execute_linked`](Self::execute_linked)) asks first.
+    pub fn is_idle(&self, aggregate_id: &str) -> bool {
+        self.cache.slot(aggregate_id).try_lock().is_ok()
+    }
+
     /// The aggregate's current state, brought up to date with the store (one query for the
     /// events this process has not seen).
     pub async fn load(&self, aggregate_id: &str) -> Result<A, StoreError> {
