@@ -15,7 +15,8 @@
 use domain::credit_account::{
     CallPrice, CreditAccount, CreditAccountCommand, CreditAccountError, CreditAccountEvent,
 };
-use eventstore::{CommandBus, CommandContext};
+use eventstore::CommandContext;
+use eventstore::store::CoalescingBus;
 use uuid::Uuid;
 
 use super::{BillingError, BillingService};
@@ -176,7 +177,7 @@ impl BillingService {
     }
 
     /// The account command [`settle`](Self::settle) runs, for a caller that commits it in one
-    /// transaction with another aggregate's command ([`CommandBus::execute_linked`] on
+    /// transaction with another aggregate's command ([`eventstore::CommandBus::execute_linked`] on
     /// [`account_bus`](Self::account_bus), the account's id being the organization's).
     pub fn settle_command(llm_call: &str, actual: u64, tokens_counted: bool) -> CreditAccountCommand {
         CreditAccountCommand::Settle {
@@ -187,10 +188,10 @@ impl BillingService {
     }
 
     /// The organizations' accounts, for commands linked with another aggregate's (see
-    /// [`settle_command`](Self::settle_command)): they take the same lock and remembered state
-    /// as every other command on the account.
-    pub fn account_bus(&self) -> &CommandBus<CreditAccount> {
-        self.accounts.bus()
+    /// [`settle_command`](Self::settle_command)): they queue and share appends with every
+    /// other command on the account.
+    pub fn account_bus(&self) -> &CoalescingBus<CreditAccount> {
+        &self.accounts
     }
 
     async fn earlier_reservation(

@@ -34,11 +34,7 @@ impl RunService {
     /// `Some(Ok(_))` when the ledger holds the charge now (recorded here, or earlier); any other
     /// answer leaves it to [`BillingService::settle`].
     ///
-    /// `None`, with nothing recorded, when runs are not billed or the account has a command
-    /// under way in this process: linked, the run would wait for it and then hold the account
-    /// for a round trip of its own, where the account's queued commands share one (in one busy
-    /// organization that made every call of every run wait on the run ends). The caller records
-    /// the answer and the charge apart then.
+    /// `None`, with nothing recorded, when runs are not billed.
     pub async fn record_with_charge(
         &self,
         run_id: Uuid,
@@ -50,9 +46,6 @@ impl RunService {
         let run_key = run_id.to_string();
         let billing = self.billing.as_ref()?;
         let account_id = org_id.to_string();
-        if !billing.account_bus().is_idle(&account_id) {
-            return None;
-        }
         let key = llm_call_key(run_id, charge.step);
         let follow = |events: &[NewEvent]| {
             let mut charge_context = context.clone();

@@ -15,11 +15,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cqrs_es::Aggregate;
 
-use super::{CommandBus, CommandContext, CommandError, Committed};
+use super::append::PendingAppend;
+use super::command_bus::nothing_written;
+use super::{AppendedEvent, CommandBus, CommandContext, CommandError, Committed};
 use crate::batch::{BatchWork, Batcher};
 
 /// At most this many commands decided and appended together.
 const MAX_COMMANDS_TOGETHER: usize = 64;
+
+/// A batch takes riders (see [`CoalescingBus::execute_riding`]) of at most this many bytes of
+/// payload together; a rider alone may be larger.
+const MAX_RIDER_BYTES: usize = 1024 * 1024;
 
 /// Batchers kept before the idle ones are dropped.
 const SWEEP_AT: usize = 1024;
@@ -65,31 +71,59 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Output<A> {
-        let batcher = {
-            let mut waiting = self.lock();
-            if waiting.len() >= SWEEP_AT {
-                // Aggregates with nothing under way need no batcher; dropping one that is just
-                // finishing is harmless (a new one takes over; the aggregate's lock still
-                // orders their commands).
-                waiting.retain(|_, batcher| !batcher.is_idle());
-            }
-            Arc::clone(waiting.entry(aggregate_id.to_owned()).or_insert_with(|| {
-                let work = AggregateCommands {
-                    bus: Arc::clone(&self.bus),
-                    aggregate_id: aggregate_id.to_owned(),
-                };
-                // One batch at a time per aggregate: the others queue and go together.
-                Batcher::new(work, 1)
-            }))
+        self.submit(aggregate_id, command, context, None).await.0
+    }
+
+    /// [`execute`](Self::execute) with a rider: another aggregate's append committed in the
+    /// same statement as this command's events, or not at all (see
+    /// [`CommandBus::run_riding`]). Answers where the rider was written, `None` when it was not.
+    pub(crate) async fn execute_riding(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        rider: PendingAppend,
+    ) -> (Output<A>, Option<Vec<AppendedEvent>>) {
+        self.submit(aggregate_id, command, context, Some(rider)).await
+    }
+
+    async fn submit(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        rider: Option<PendingAppend>,
+    ) -> (Output<A>, Option<Vec<AppendedEvent>>) {
+        let batcher = self.batcher(aggregate_id);
+        let queued = Queued {
+            command,
+            context: context.clone(),
+            rider,
         };
-        batcher
-            .submit((command, context.clone()))
-            .await
-            .unwrap_or_else(|lost| {
-                Err(CommandError::Store(super::StoreError::Unexpected(
-                    lost.to_string(),
-                )))
-            })
+        batcher.submit(queued).await.unwrap_or_else(|lost| {
+            let error = CommandError::Store(super::StoreError::Unexpected(lost.to_string()));
+            (Err(error), None)
+        })
+    }
+
+    /// The batcher of `aggregate_id`'s commands.
+    fn batcher(&self, aggregate_id: &str) -> Arc<Batcher<AggregateCommands<A>>> {
+        let mut waiting = self.lock();
+
+        if waiting.len() >= SWEEP_AT {
+            // Aggregates with nothing under way need no batcher; dropping one that is just
+            // finishing is harmless (a new one takes over; the aggregate's lock still
+            // orders their commands).
+            waiting.retain(|_, batcher| !batcher.is_idle());
+        }
+        Arc::clone(waiting.entry(aggregate_id.to_owned()).or_insert_with(|| {
+            let work = AggregateCommands {
+                bus: Arc::clone(&self.bus),
+                aggregate_id: aggregate_id.to_owned(),
+            };
+            // One batch at a time per aggregate: the others queue and go together.
+            Batcher::new(work, 1)
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Batcher<AggregateCommands<A>>>>> {
@@ -114,18 +148,46 @@ where
     A::Command: Clone + Send + Sync,
     A::Error: Send + Sync,
 {
-    type Item = (A::Command, CommandContext);
-    type Output = Output<A>;
+    type Item = Queued<A>;
+    type Output = (Output<A>, Option<Vec<AppendedEvent>>);
 
-    fn may_join(&self, batch: &[Self::Item], _next: &Self::Item) -> bool {
-        batch.len() < MAX_COMMANDS_TOGETHER
+    /// Within the limits; riders bring payload of their own, so they count too.
+    fn may_join(&self, batch: &[Self::Item], next: &Self::Item) -> bool {
+        let rider_bytes: usize = batch
+            .iter()
+            .chain([next])
+            .filter_map(|queued| queued.rider.as_ref())
+            .map(PendingAppend::payload_bytes)
+            .sum();
+        batch.len() < MAX_COMMANDS_TOGETHER && (rider_bytes <= MAX_RIDER_BYTES || next.rider.is_none())
     }
 
     async fn run(&self, batch: Vec<Self::Item>) -> Vec<Self::Output> {
         let commands: Vec<(A::Command, &CommandContext)> = batch
             .iter()
-            .map(|(command, context)| (command.clone(), context))
+            .map(|queued| (queued.command.clone(), &queued.context))
             .collect();
-        self.bus.execute_all(&self.aggregate_id, &commands).await
+        let riders: Vec<Option<&PendingAppend>> = batch.iter().map(|queued| queued.rider.as_ref()).collect();
+        let (outcomes, riders) = self
+            .bus
+            .run_riding(&self.aggregate_id, &commands, &riders, false, None)
+            .await;
+        outcomes
+            .into_iter()
+            .zip(riders)
+            .map(|(outcome, rider)| {
+                (
+                    outcome.and_then(|committed| committed.ok_or_else(nothing_written)),
+                    rider,
+                )
+            })
+            .collect()
     }
+}
+
+/// A command waiting for its batch, with its rider if it has one.
+pub(super) struct Queued<A: Aggregate> {
+    command: A::Command,
+    context: CommandContext,
+    rider: Option<PendingAppend>,
 }

@@ -5,6 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use thiserror::Error;
 
 use super::aggregate_cache::{AggregateCache, Loaded};
+use super::append::PendingAppend;
 use super::{AppendedEvent, CommandContext, DecidedWith, EventStore, NewEvent, StoreError};
 
 /// How many times a command is decided again after losing a race before the caller is told.
@@ -146,13 +147,6 @@ where
             .map(|loaded| (loaded.state.clone(), loaded.version))
     }
 
-    /// Whether no command of this process is under way on `aggregate_id` at this moment: a
-    /// caller that may either wait for the aggregate or do without it (see
-    /// [`execute_linked`](Self::execute_linked)) asks first.
-    pub fn is_idle(&self, aggregate_id: &str) -> bool {
-        self.cache.slot(aggregate_id).try_lock().is_ok()
-    }
-
     /// The aggregate's current state, brought up to date with the store (one query for the
     /// events this process has not seen).
     pub async fn load(&self, aggregate_id: &str) -> Result<A, StoreError> {
@@ -193,21 +187,6 @@ where
         })
     }
 
-    /// Commands on one aggregate waiting together ([`CoalescingBus`](super::CoalescingBus)):
-    /// decided one after another on the state each leaves, appended in one round trip, each
-    /// answered as if it had run alone in that order.
-    pub(crate) async fn execute_all(
-        &self,
-        aggregate_id: &str,
-        commands: &[(A::Command, &CommandContext)],
-    ) -> Vec<Result<Committed<A>, CommandError<A::Error>>> {
-        let outcomes = self.run(aggregate_id, commands, false, None).await;
-        outcomes
-            .into_iter()
-            .map(|outcome| outcome?.ok_or_else(nothing_written))
-            .collect()
-    }
-
     /// Decides `commands` in order, each on the state the previous left (a refused one leaves
     /// it as it was), and appends all their events in one append at the version the first saw;
     /// one outcome per command. A lost race decides all again on the winner's events.
@@ -218,6 +197,26 @@ where
         assume_new: bool,
         decided_with: Option<&DecidedWith>,
     ) -> Vec<Outcome<A>> {
+        self.run_riding(aggregate_id, commands, &[], assume_new, decided_with)
+            .await
+            .0
+    }
+
+    /// [`run`](Self::run) where a command may carry a rider (`riders[i]` for `commands[i]`; an
+    /// empty slice for none): another aggregate's append committed with the command's events in
+    /// one statement, or not at all. Answers each command's outcome and where its rider was
+    /// written: `None` when it was not (its command decided nothing to record, was refused, or
+    /// the rider's own aggregate had moved: that command is then answered
+    /// [`CommandError::Conflict`] and nothing of it is written).
+    pub(super) async fn run_riding(
+        &self,
+        aggregate_id: &str,
+        commands: &[(A::Command, &CommandContext)],
+        riders: &[Option<&PendingAppend>],
+        assume_new: bool,
+        decided_with: Option<&DecidedWith>,
+    ) -> (Vec<Outcome<A>>, Vec<Option<Vec<AppendedEvent>>>) {
+        let none_written = || commands.iter().map(|_| None).collect::<Vec<_>>();
         let slot = self.cache.slot(aggregate_id);
         let mut guard = slot.lock().await;
         // `fresh`: the state was just read from the store, not remembered or assumed.
@@ -226,15 +225,21 @@ where
             None if assume_new => (Loaded::default(), false),
             None => match self.refresh(aggregate_id, None).await {
                 Ok(loaded) => (loaded, true),
-                Err(error) => return all_failed(commands.len(), error),
+                Err(error) => return (all_failed(commands.len(), error), none_written()),
             },
         };
+        // Commands whose rider could not be written: left out, answered `Conflict`.
+        let mut dropped = vec![false; commands.len()];
         let mut attempts = 0;
         loop {
-            let decisions = self.decide_all(&current, commands).await;
+            let decisions = self.decide_all_but(&current, commands, &dropped).await;
             let doubtful = decisions
                 .iter()
-                .any(|decision| decision.as_ref().is_ok_and(|d| d.events.is_empty()) || decision.is_err());
+                .zip(&dropped)
+                .filter(|(_, dropped)| !**dropped)
+                .any(|(decision, _)| {
+                    decision.as_ref().is_ok_and(|d| d.events.is_empty()) || decision.is_err()
+                });
             if !fresh && doubtful {
                 // A refusal or a no-op decided on remembered state may only reflect what this
                 // process missed (another node removed the member, changed the role): such a
@@ -242,7 +247,7 @@ where
                 // with one query for the missing tail and decide again before answering.
                 match self.refresh(aggregate_id, Some(current)).await {
                     Ok(loaded) => current = loaded,
-                    Err(error) => return all_failed(commands.len(), error),
+                    Err(error) => return (all_failed(commands.len(), error), none_written()),
                 }
                 fresh = true;
                 continue;
@@ -254,16 +259,33 @@ where
             let Some((state, version)) = written.map(|last| (last.state.clone(), last.version)) else {
                 // Only refusals and no-ops: nothing to write, the state is as it was.
                 *guard = Some(current);
-                return decisions
+                let outcomes = decisions
                     .into_iter()
                     .map(|decision| decision.map(|d| Some(d.committed(Vec::new()))))
                     .collect();
+                return (outcomes, none_written());
             };
+            // The riders of the commands that record something go with this append.
+            let riding: Vec<Option<&PendingAppend>> = decisions
+                .iter()
+                .enumerate()
+                .map(|(n, decision)| {
+                    let records = decision.as_ref().is_ok_and(|d| !d.events.is_empty());
+                    riders.get(n).copied().flatten().filter(|_| records)
+                })
+                .collect();
             match self
-                .append(aggregate_id, &current, commands, &decisions, decided_with)
+                .append(
+                    aggregate_id,
+                    &current,
+                    commands,
+                    &decisions,
+                    decided_with,
+                    &riding,
+                )
                 .await
             {
-                Ok(Some(appended)) => {
+                Ok(Some((appended, mut rider_events))) => {
                     *guard = Some(Loaded { state, version });
                     // Still holding the aggregate's lock, so observers see its commits in order.
                     if let Some(observer) = &self.observer {
@@ -275,35 +297,67 @@ where
                             }
                         }
                     }
-                    return split_appended(decisions, appended);
+                    let rider_outcomes = riding
+                        .iter()
+                        .map(|rider| {
+                            rider.and_then(|_| (!rider_events.is_empty()).then(|| rider_events.remove(0)))
+                        })
+                        .collect();
+                    return (split_appended(decisions, appended), rider_outcomes);
+                }
+                Ok(None) if riding.iter().any(Option::is_some) => {
+                    // This aggregate, or a rider's, had moved. Read this one again: unmoved, a
+                    // rider's aggregate moved, and the commands with riders are left out.
+                    let before = current.version;
+                    match self.refresh(aggregate_id, Some(current)).await {
+                        Ok(loaded) => current = loaded,
+                        Err(error) => return (all_failed(commands.len(), error), none_written()),
+                    }
+                    fresh = true;
+                    if current.version == before {
+                        riding
+                            .iter()
+                            .zip(dropped.iter_mut())
+                            .for_each(|(rider, dropped)| *dropped |= rider.is_some());
+                    } else {
+                        attempts += 1;
+                        if attempts >= self.attempts {
+                            let outcomes = commands.iter().map(|_| Err(CommandError::Conflict)).collect();
+                            return (outcomes, none_written());
+                        }
+                    }
                 }
                 Ok(None) => {
                     // The other aggregate moved: nothing was written, this one is as it was.
                     *guard = Some(current);
-                    return decisions
+                    let outcomes = decisions
                         .into_iter()
                         .map(|decision| decision.map(|_| None))
                         .collect();
+                    return (outcomes, none_written());
                 }
                 Err(StoreError::Conflict { .. }) => {
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
                         .increment(1);
                     attempts += 1;
                     if attempts >= self.attempts {
-                        return commands.iter().map(|_| Err(CommandError::Conflict)).collect();
+                        let outcomes = commands.iter().map(|_| Err(CommandError::Conflict)).collect();
+                        return (outcomes, none_written());
                     }
                     match self.refresh(aggregate_id, Some(current)).await {
                         Ok(loaded) => current = loaded,
-                        Err(error) => return all_failed(commands.len(), error),
+                        Err(error) => return (all_failed(commands.len(), error), none_written()),
                     }
                     fresh = true;
                 }
-                Err(error) => return all_failed(commands.len(), error),
+                Err(error) => return (all_failed(commands.len(), error), none_written()),
             }
         }
     }
 
-    /// Appends what `decisions` decided, each command's events with its own metadata.
+    /// Appends what `decisions` decided, each command's events with its own metadata, and the
+    /// riders given in the same statement (all or none); answers this aggregate's events and
+    /// each rider's, in order.
     async fn append(
         &self,
         aggregate_id: &str,
@@ -311,7 +365,8 @@ where
         commands: &[(A::Command, &CommandContext)],
         decisions: &[Result<Decided<A>, CommandError<A::Error>>],
         decided_with: Option<&DecidedWith>,
-    ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
+        riders: &[Option<&PendingAppend>],
+    ) -> Result<Option<(Vec<AppendedEvent>, Vec<Vec<AppendedEvent>>)>, StoreError> {
         let mut stored = Vec::new();
         for ((_, context), decision) in commands.iter().zip(decisions) {
             if let Ok(decided) = decision {
@@ -330,9 +385,54 @@ where
             .iter()
             .map(|(events, context)| (events.as_slice(), *context))
             .collect();
-        self.store
-            .append_commands(A::TYPE, aggregate_id, current.version, &batch, decided_with)
-            .await
+        let riders: Vec<PendingAppend> = riders.iter().flatten().map(|rider| (*rider).clone()).collect();
+        if riders.is_empty() {
+            let appended = self
+                .store
+                .append_commands(A::TYPE, aggregate_id, current.version, &batch, decided_with)
+                .await?;
+            return Ok(appended.map(|appended| (appended, Vec::new())));
+        }
+        let mut appends = vec![PendingAppend::of_commands(
+            A::TYPE,
+            aggregate_id,
+            current.version,
+            &batch,
+        )?];
+        appends[0].decided_with = decided_with.cloned();
+        appends.extend(riders);
+        let Some(mut written) = self.store.append_linked(&appends).await? else {
+            return Ok(None);
+        };
+        let own = written.remove(0);
+        Ok(Some((own, written)))
+    }
+
+    /// [`decide_all`](Self::decide_all) leaving out the commands `dropped` marks: each of
+    /// those is answered [`CommandError::Conflict`] and leaves the state as it was.
+    async fn decide_all_but(
+        &self,
+        current: &Loaded<A>,
+        commands: &[(A::Command, &CommandContext)],
+        dropped: &[bool],
+    ) -> Vec<Result<Decided<A>, CommandError<A::Error>>> {
+        if !dropped.contains(&true) {
+            return self.decide_all(current, commands).await;
+        }
+        let kept: Vec<(A::Command, &CommandContext)> = commands
+            .iter()
+            .zip(dropped)
+            .filter(|(_, dropped)| !**dropped)
+            .map(|((command, context), _)| (command.clone(), *context))
+            .collect();
+        let mut decided = self.decide_all(current, &kept).await.into_iter();
+        dropped
+            .iter()
+            .map(|dropped| match dropped {
+                true => Err(CommandError::Conflict),
+                false => decided.next().unwrap_or(Err(CommandError::Conflict)),
+            })
+            .collect()
     }
 
     /// Decides each command on the state the previous one left (a refused one leaves it as it
@@ -407,7 +507,7 @@ where
 
 /// What `execute` and `create` answer if an append without a condition wrote nothing, which
 /// the store never does (it writes every event or fails).
-fn nothing_written<E>() -> CommandError<E> {
+pub(super) fn nothing_written<E>() -> CommandError<E> {
     CommandError::Store(StoreError::Unexpected(
         "an unconditional append wrote nothing".to_owned(),
     ))

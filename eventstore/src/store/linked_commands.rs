@@ -8,16 +8,23 @@
 //! event ids are chosen before the append), and both go to Postgres in one statement that
 //! writes every event or none.
 //!
-//! Each aggregate is decided under its own lock, as any command is: the first's, then the
-//! second's, always in that order (no path takes them the other way round, so two linked
-//! commands cannot wait on each other). A lost race on either decides both again on the
-//! winner's events.
+//! The second aggregate is a busy one (an organization's credit account, which every model
+//! call of every run reserves from and is charged on), so its commands are coalesced
+//! ([`CoalescingBus`]): the first command's events ride in the second's next shared append
+//! instead of holding the account for a round trip of their own, which in one busy
+//! organization made every reservation wait on the run ends.
+//!
+//! Locks are taken in one order: the first aggregate's, then (inside the second's batch) the
+//! second's; no path takes them the other way round, so linked commands cannot wait on each
+//! other. A lost race on either decides both again on the winner's events.
 
 use cqrs_es::Aggregate;
 
 use super::aggregate_cache::Loaded;
 use super::append::PendingAppend;
-use super::{CommandBus, CommandContext, CommandError, Committed, NewEvent, StoreError};
+use super::{
+    AppendedEvent, CoalescingBus, CommandBus, CommandContext, CommandError, Committed, NewEvent, StoreError,
+};
 
 /// What [`CommandBus::execute_linked`] did. When `first` is an error other than a refusal
 /// ([`CommandError::Conflict`], [`CommandError::Store`]), nothing of either was written.
@@ -32,7 +39,15 @@ pub struct Linked<A: Aggregate, B: Aggregate> {
     pub second: Option<Result<Committed<B>, CommandError<B::Error>>>,
 }
 
-type Decision<A> = Result<(A, Vec<<A as Aggregate>::Event>), CommandError<<A as Aggregate>::Error>>;
+/// What one attempt wrote: the first's events and the second's outcome; `Err(())` when a race
+/// was lost and nothing was written.
+type Attempt<B> = Result<
+    (
+        Vec<AppendedEvent>,
+        Result<Committed<B>, CommandError<<B as Aggregate>::Error>>,
+    ),
+    (),
+>;
 
 impl<A> CommandBus<A>
 where
@@ -47,13 +62,14 @@ where
         aggregate_id: &str,
         command: A::Command,
         context: &CommandContext,
-        other: &CommandBus<B>,
+        other: &CoalescingBus<B>,
         other_id: &str,
         follow: F,
     ) -> Linked<A, B>
     where
-        B: Aggregate + Clone,
-        B::Command: Clone,
+        B: Aggregate + Clone + 'static,
+        B::Command: Clone + Send + Sync,
+        B::Error: Send + Sync,
         F: Fn(&[NewEvent]) -> (B::Command, CommandContext),
     {
         let failed = |error: StoreError| Linked {
@@ -75,9 +91,7 @@ where
                 Err(error) => return failed(error),
             },
         };
-        let other_slot = other.cache.slot(other_id);
         let mut attempts = 0;
-        let mut other_stale = false;
         loop {
             let (state, events) = match self.decide(&current.state, command.clone()).await {
                 Ok((state, events)) if !events.is_empty() => (state, events),
@@ -123,99 +137,30 @@ where
                 Err(error) => return failed(error),
             };
             let (other_command, other_context) = follow(&stored);
-            let mut other_guard = other_slot.lock().await;
-            let other_current = match other_guard.take() {
-                // After a lost race the second is read again too: its remembered state would
-                // lose it again.
-                Some(loaded) if other_stale => other.refresh(other_id, Some(loaded)).await.map(|l| (l, true)),
-                Some(loaded) => Ok((loaded, false)),
-                None => other.refresh(other_id, None).await.map(|loaded| (loaded, true)),
-            };
-            let decided = match other_current {
-                Ok((other_current, other_fresh)) => {
-                    other
-                        .decide_checked(other_id, other_current, other_fresh, &other_command)
-                        .await
-                }
-                Err(error) => Err(error),
-            };
-            let (other_current, other_decision) = match decided {
-                Ok(decided) => decided,
-                Err(error) => return failed(error),
-            };
-            let written = match other_decision {
-                Ok((other_state, other_events)) if !other_events.is_empty() => {
-                    let second = other_events
-                        .iter()
-                        .map(NewEvent::from_domain)
-                        .collect::<Result<Vec<_>, _>>()
-                        .and_then(|other_stored| {
-                            PendingAppend::of_commands(
-                                B::TYPE,
-                                other_id,
-                                other_current.version,
-                                &[(&other_stored, &other_context)],
-                            )
-                        });
-                    let second = match second {
-                        Ok(second) => second,
-                        Err(error) => return failed(error),
-                    };
-                    let linked = self.store.append_linked(&[first, second]).await;
-                    let other_version = other_current.version + other_events.len();
-                    let written = match linked {
-                        Ok(Some(mut appended)) => {
-                            let other_appended = appended.pop().unwrap_or_default();
-                            let own_appended = appended.pop().unwrap_or_default();
-                            *other_guard = Some(Loaded {
-                                state: other_state.clone(),
-                                version: other_version,
-                            });
-                            if let Some(observer) = &other.observer {
-                                observer.committed(other_id, &other_context, &other_events);
-                            }
-                            let second = Committed {
-                                state: other_state,
-                                version: other_version,
-                                events: other_events,
-                                appended: other_appended,
-                            };
-                            Ok((own_appended, Some(Ok(second))))
-                        }
-                        Ok(None) | Err(StoreError::Conflict { .. }) => {
-                            // Kept (a tail read brings it up to date), not read whole again.
-                            *other_guard = Some(other_current);
-                            Err(())
-                        }
-                        Err(error) => return failed(error),
-                    };
-                    drop(other_guard);
-                    written
-                }
-                // Refused, or nothing to record: the first is committed alone.
-                other_decision => {
-                    let version = other_current.version;
-                    *other_guard = Some(other_current);
-                    drop(other_guard);
-                    let second = other_decision.map(|(state, events)| Committed {
-                        state,
-                        version,
-                        events,
-                        appended: Vec::new(),
-                    });
+            let (second, rider) = other
+                .execute_riding(other_id, other_command, &other_context, first)
+                .await;
+            let attempt: Attempt<B> = match (second, rider) {
+                (second, Some(appended)) => Ok((appended, second)),
+                // The second refused, or had nothing to record: the first goes alone.
+                (second @ (Ok(_) | Err(CommandError::Rejected(_))), None) => {
                     let alone = [(stored.as_slice(), context)];
                     match self
                         .store
                         .append_commands(A::TYPE, aggregate_id, current.version, &alone, None)
                         .await
                     {
-                        Ok(Some(appended)) => Ok((appended, Some(second))),
+                        Ok(Some(appended)) => Ok((appended, second)),
                         Ok(None) | Err(StoreError::Conflict { .. }) => Err(()),
                         Err(error) => return failed(error),
                     }
                 }
+                // Nothing of either was written: this aggregate (the rider's) or the other
+                // kept moving.
+                (Err(CommandError::Conflict), None) => Err(()),
+                (Err(CommandError::Store(error)), None) => return failed(error),
             };
-            match written {
+            match attempt {
                 Ok((appended, second)) => {
                     let version = current.version + events.len();
                     *guard = Some(Loaded {
@@ -232,16 +177,14 @@ where
                             events,
                             appended,
                         }),
-                        second,
+                        second: Some(second),
                     };
                 }
                 Err(()) => {
-                    // Another writer got to one of the two first: both are brought up to date
-                    // and decided again, as often as the busier of the two buses allows.
                     metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
                         .increment(1);
                     attempts += 1;
-                    if attempts >= self.attempts.max(other.attempts) {
+                    if attempts >= self.attempts {
                         *guard = Some(current);
                         return Linked {
                             first: Err(CommandError::Conflict),
@@ -253,29 +196,8 @@ where
                         Err(error) => return failed(error),
                     }
                     fresh = true;
-                    other_stale = true;
                 }
             }
-        }
-    }
-
-    /// Decides `command` on `current`, reading the aggregate again first when a refusal or a
-    /// no-op was decided on remembered state; answers the state decided on and the decision.
-    async fn decide_checked(
-        &self,
-        aggregate_id: &str,
-        mut current: Loaded<A>,
-        mut fresh: bool,
-        command: &A::Command,
-    ) -> Result<(Loaded<A>, Decision<A>), StoreError> {
-        loop {
-            let decision = self.decide(&current.state, command.clone()).await;
-            let doubtful = decision.as_ref().map_or(true, |(_, events)| events.is_empty());
-            if fresh || !doubtful {
-                return Ok((current, decision));
-            }
-            current = self.refresh(aggregate_id, Some(current)).await?;
-            fresh = true;
         }
     }
 }

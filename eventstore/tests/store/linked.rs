@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError};
-use eventstore::store::NewEvent;
+use eventstore::store::{CoalescingBus, NewEvent};
 use eventstore::{CommandBus, CommandContext, CommandError};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -74,16 +74,17 @@ async fn sequences_have_no_gap(pool: &PgPool, org_id: Uuid) {
 #[sqlx::test(migrations = "../migrations")]
 async fn linked_commands_commit_together_and_the_second_names_the_first(pool: PgPool) {
     let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let accounts = CoalescingBus::new(CommandBus::<CreditAccount>::new(store(&pool), ()));
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     open_account(&bus, first_org, 10 * RESERVATION).await;
-    open_account(&bus, second_org, 10 * RESERVATION).await;
+    open_account(accounts.bus(), second_org, 10 * RESERVATION).await;
 
     let linked = bus
         .execute_linked(
             &first_org.to_string(),
             reserve("pair"),
             &context(first_org),
-            &bus,
+            &accounts,
             &second_org.to_string(),
             follow("pair", second_org),
         )
@@ -104,9 +105,22 @@ async fn linked_commands_commit_together_and_the_second_names_the_first(pool: Pg
         "the second names the first's event, as appended"
     );
     assert_eq!(second.version, 3, "opened with a grant, then the reservation");
-    assert_eq!(bus.remembered(&second_org.to_string()).await.unwrap().1, 3);
     assert_eq!(
-        bus.load(&second_org.to_string()).await.unwrap().available(),
+        accounts
+            .bus()
+            .remembered(&second_org.to_string())
+            .await
+            .unwrap()
+            .1,
+        3
+    );
+    assert_eq!(
+        accounts
+            .bus()
+            .load(&second_org.to_string())
+            .await
+            .unwrap()
+            .available(),
         i64::try_from(9 * RESERVATION).unwrap()
     );
 }
@@ -114,16 +128,17 @@ async fn linked_commands_commit_together_and_the_second_names_the_first(pool: Pg
 #[sqlx::test(migrations = "../migrations")]
 async fn a_refused_second_leaves_the_first_committed_alone(pool: PgPool) {
     let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let accounts = CoalescingBus::new(CommandBus::<CreditAccount>::new(store(&pool), ()));
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     open_account(&bus, first_org, 10 * RESERVATION).await;
-    open_account(&bus, second_org, RESERVATION - 1).await;
+    open_account(accounts.bus(), second_org, RESERVATION - 1).await;
 
     let linked = bus
         .execute_linked(
             &first_org.to_string(),
             reserve("pair"),
             &context(first_org),
-            &bus,
+            &accounts,
             &second_org.to_string(),
             follow("pair", second_org),
         )
@@ -143,16 +158,17 @@ async fn a_refused_second_leaves_the_first_committed_alone(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_refused_first_tries_nothing_of_the_second(pool: PgPool) {
     let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let accounts = CoalescingBus::new(CommandBus::<CreditAccount>::new(store(&pool), ()));
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     open_account(&bus, first_org, RESERVATION - 1).await;
-    open_account(&bus, second_org, 10 * RESERVATION).await;
+    open_account(accounts.bus(), second_org, 10 * RESERVATION).await;
 
     let linked = bus
         .execute_linked(
             &first_org.to_string(),
             reserve("pair"),
             &context(first_org),
-            &bus,
+            &accounts,
             &second_org.to_string(),
             follow("pair", second_org),
         )
@@ -168,17 +184,23 @@ async fn a_refused_first_tries_nothing_of_the_second(pool: PgPool) {
     assert!(reservations(&pool, second_org).await.is_empty());
 }
 
-/// Two nodes link reservations on the same two accounts, and a third reserves on the second
-/// account alone, so linked appends keep losing races on either aggregate: every pair is in
-/// both accounts or in neither, in one transaction, and no account overspends.
+/// Three nodes link reservations on the same two accounts (riding in the second's shared
+/// appends), and reserve on the second account alone beside them, so linked appends keep
+/// losing races on either aggregate: every pair is in both accounts or in neither, in one
+/// transaction, and no account overspends.
 #[sqlx::test(migrations = "../migrations")]
 async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
-    let nodes: Vec<Arc<CommandBus<CreditAccount>>> = (0..3)
-        .map(|_| Arc::new(CommandBus::new(store(&pool), ()).with_attempts(50)))
+    // Each node: a bus for the first account, the coalesced accounts for the second.
+    type Node = (CommandBus<CreditAccount>, CoalescingBus<CreditAccount>);
+    let nodes: Vec<Arc<Node>> = (0..3)
+        .map(|_| {
+            let bus = || CommandBus::new(store(&pool), ()).with_attempts(50);
+            Arc::new((bus(), CoalescingBus::new(bus())))
+        })
         .collect();
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
-    open_account(&nodes[0], first_org, 100 * RESERVATION).await;
-    open_account(&nodes[0], second_org, 30 * RESERVATION).await;
+    open_account(&nodes[0].0, first_org, 100 * RESERVATION).await;
+    open_account(&nodes[0].0, second_org, 30 * RESERVATION).await;
 
     let mut racers = Vec::new();
     for n in 0..60 {
@@ -188,16 +210,18 @@ async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
             if n % 3 == 2 {
                 let alone = format!("alone-{n}");
                 let outcome = node
+                    .1
                     .execute(&second_org.to_string(), reserve(&alone), &context(second_org))
                     .await;
                 return (key, outcome.is_ok(), None);
             }
             let linked = node
+                .0
                 .execute_linked(
                     &first_org.to_string(),
                     reserve(&key),
                     &context(first_org),
-                    &node,
+                    &node.1,
                     &second_org.to_string(),
                     follow(&key, second_org),
                 )
@@ -268,10 +292,11 @@ async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed(pool: PgPool) {
     let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let accounts = CoalescingBus::new(CommandBus::<CreditAccount>::new(store(&pool), ()));
     let other_node = CommandBus::<CreditAccount>::new(store(&pool), ());
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     open_account(&bus, first_org, 10 * RESERVATION).await;
-    open_account(&bus, second_org, 2 * RESERVATION).await;
+    open_account(accounts.bus(), second_org, 2 * RESERVATION).await;
     other_node
         .execute(
             &second_org.to_string(),
@@ -286,7 +311,7 @@ async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed
             &first_org.to_string(),
             reserve("pair"),
             &context(first_org),
-            &bus,
+            &accounts,
             &second_org.to_string(),
             follow("pair", second_org),
         )
@@ -306,5 +331,13 @@ async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed
         .collect();
     assert_eq!(keys, ["elsewhere", "pair"]);
     assert_eq!(reservations(&pool, first_org).await.len(), 1, "the first once");
-    assert_eq!(bus.load(&second_org.to_string()).await.unwrap().available(), 0);
+    assert_eq!(
+        accounts
+            .bus()
+            .load(&second_org.to_string())
+            .await
+            .unwrap()
+            .available(),
+        0
+    );
 }

@@ -243,9 +243,8 @@ impl Execution<'_> {
     /// charge of its call (the model call of `step`, `credits`) and the run's end: the run is
     /// never seen ended before its last charge, and its end waits for no commit of its own.
     ///
-    /// When they cannot go together (the account is busy in this process, the execution holds
-    /// a top-up under another key, the account kept changing on other nodes, the store
-    /// failed), the answer is recorded alone and
+    /// When they cannot go together (the execution holds a top-up under another key, the
+    /// account kept changing on other nodes, the store failed), the answer is recorded alone and
     /// charged as any other call's; the run's end then waits for the charge, as it always did.
     pub(super) async fn record_final_answer(
         &mut self,
@@ -270,10 +269,9 @@ impl Execution<'_> {
                 .record_with_charge(self.run_id, ending, &self.context, org_id, charge)
                 .await;
             match linked.map(|linked| (linked.first, linked.second)) {
-                // The account is busy in this process: the answer goes alone below.
-                None => {}
-                // Nothing of either was written: the answer goes alone below.
-                Some((Err(CommandError::Conflict | CommandError::Store(_)), _)) => {
+                // Nothing of either was written (or runs are not billed): the answer goes alone
+                // below.
+                None | Some((Err(CommandError::Conflict | CommandError::Store(_)), _)) => {
                     tracing::debug!(run = %self.run_id, step, "the run's end and its charge could not be recorded together");
                 }
                 Some((first, second)) => {
