@@ -305,23 +305,36 @@ where
                         .collect();
                     return (split_appended(decisions, appended), rider_outcomes);
                 }
-                Ok(None) if riding.iter().any(Option::is_some) => {
-                    // This aggregate, or a rider's, had moved. Read this one again: unmoved, a
-                    // rider's aggregate moved, and the commands with riders are left out.
+                Ok(None) | Err(StoreError::Conflict { .. }) if riding.iter().any(Option::is_some) => {
+                    // This aggregate or a rider's had moved: nothing was written. The riders
+                    // whose aggregate moved are left out (their commands answered `Conflict`,
+                    // so their callers decide again); only this aggregate's own race counts as
+                    // an attempt, so a rider never makes the rest of the batch fail.
+                    let riders_now: Vec<&PendingAppend> = riding.iter().flatten().copied().collect();
+                    let moved = match self.store.first_sequences_taken(&riders_now).await {
+                        Ok(moved) => moved,
+                        Err(error) => return (all_failed(commands.len(), error), none_written()),
+                    };
+                    let mut moved = moved.into_iter();
+                    let mut riders_moved = false;
+                    for (rider, dropped) in riding.iter().zip(dropped.iter_mut()) {
+                        if rider.is_some() && moved.next().unwrap_or(false) {
+                            *dropped = true;
+                            riders_moved = true;
+                        }
+                    }
                     let before = current.version;
                     match self.refresh(aggregate_id, Some(current)).await {
                         Ok(loaded) => current = loaded,
                         Err(error) => return (all_failed(commands.len(), error), none_written()),
                     }
                     fresh = true;
-                    if current.version == before {
-                        riding
-                            .iter()
-                            .zip(dropped.iter_mut())
-                            .for_each(|(rider, dropped)| *dropped |= rider.is_some());
-                    } else {
+                    if current.version != before || !riders_moved {
+                        metrics::counter!("agentry_command_conflicts_total", "aggregate_type" => A::TYPE)
+                            .increment(1);
                         attempts += 1;
                         if attempts >= self.attempts {
+                            *guard = Some(current);
                             let outcomes = commands.iter().map(|_| Err(CommandError::Conflict)).collect();
                             return (outcomes, none_written());
                         }

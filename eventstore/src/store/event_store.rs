@@ -78,6 +78,15 @@ impl AppendedEvent {
     }
 }
 
+/// Whether each `(aggregate type, aggregate id, sequence)` given has an event, in order.
+const FIRST_SEQUENCES_TAKEN: &str = "
+    SELECT EXISTS (SELECT 1 FROM events e
+                    WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
+                      AND e.sequence = a.sequence)
+      FROM UNNEST($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY
+           AS a(aggregate_type, aggregate_id, sequence, n)
+     ORDER BY a.n";
+
 /// The Postgres event store: appends with optimistic concurrency and loads through upcasters.
 ///
 /// Cloning is cheap; every clone shares the pool, the upcasters, the append signal, the
@@ -213,6 +222,31 @@ impl EventStore {
             self.signal.notify();
         }
         Ok(appended)
+    }
+
+    /// For each append, whether its first sequence is taken now: which of a linked set that
+    /// wrote nothing had lost its race.
+    pub(crate) async fn first_sequences_taken(
+        &self,
+        appends: &[&PendingAppend],
+    ) -> Result<Vec<bool>, StoreError> {
+        let rows: Vec<(bool,)> = sqlx::query_as(FIRST_SEQUENCES_TAKEN)
+            .bind(
+                appends
+                    .iter()
+                    .map(|a| a.aggregate_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                appends
+                    .iter()
+                    .map(|a| a.aggregate_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(appends.iter().map(|a| a.first_sequence()).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(taken,)| taken).collect())
     }
 
     /// Loads the events of one aggregate after `after_sequence`, upcast to the current shape,

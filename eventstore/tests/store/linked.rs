@@ -278,6 +278,11 @@ async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
         30,
         "the second account reserved exactly its credits"
     );
+    let leaked: Vec<&String> = second
+        .keys()
+        .filter(|key| key.starts_with("pair-") && !first_keys.contains(*key))
+        .collect();
+    assert!(leaked.is_empty(), "second halves without their first: {leaked:?}");
     assert!(
         linked_both.len() >= 5,
         "some pairs were linked: {}",
@@ -339,5 +344,113 @@ async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed
             .unwrap()
             .available(),
         0
+    );
+}
+
+/// Many runs' worth of linked commands from three nodes, each from one of twenty first
+/// aggregates that the other nodes keep changing (their riders lose races on their own
+/// aggregate), riding together in the shared account's batches beside plain reservations:
+/// every pair is in both aggregates, in one transaction, or in neither; riders that lost were
+/// left out without failing the rest of their batch.
+#[sqlx::test(migrations = "../migrations")]
+async fn riders_that_lose_their_race_are_left_out_and_the_batch_goes_on(pool: PgPool) {
+    type Node = (CommandBus<CreditAccount>, CoalescingBus<CreditAccount>);
+    let nodes: Vec<Arc<Node>> = (0..3)
+        .map(|_| {
+            let bus = || CommandBus::new(store(&pool), ()).with_attempts(50);
+            Arc::new((bus(), CoalescingBus::new(bus())))
+        })
+        .collect();
+    let firsts: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    let shared = Uuid::now_v7();
+    for first in &firsts {
+        open_account(&nodes[0].0, *first, 1_000 * RESERVATION).await;
+    }
+    open_account(&nodes[0].0, shared, 1_000 * RESERVATION).await;
+    // Every node remembers every first aggregate, so another node's change makes it stale.
+    for node in &nodes {
+        for first in &firsts {
+            node.0.load(&first.to_string()).await.unwrap();
+        }
+    }
+
+    let mut racers = Vec::new();
+    for n in 0..180 {
+        let node = Arc::clone(&nodes[n % 3]);
+        let first = firsts[n % firsts.len()];
+        racers.push(tokio::spawn(async move {
+            let key = format!("pair-{n}");
+            match n % 4 {
+                // A plain change of a first aggregate: other nodes' riders on it lose.
+                0 => {
+                    node.0
+                        .execute(&first.to_string(), reserve(&format!("stir-{n}")), &context(first))
+                        .await
+                        .unwrap();
+                    None
+                }
+                // A plain reservation in the shared account's batches.
+                1 => {
+                    node.1
+                        .execute(
+                            &shared.to_string(),
+                            reserve(&format!("alone-{n}")),
+                            &context(shared),
+                        )
+                        .await
+                        .unwrap();
+                    None
+                }
+                _ => {
+                    let linked = node
+                        .0
+                        .execute_linked(
+                            &first.to_string(),
+                            reserve(&key),
+                            &context(first),
+                            &node.1,
+                            &shared.to_string(),
+                            follow(&key, shared),
+                        )
+                        .await;
+                    let first = linked.first.map(|committed| committed.appended.len());
+                    let second = linked.second.map(|second| second.map(|c| c.appended.len()));
+                    Some((key, first.ok(), second.and_then(Result::ok)))
+                }
+            }
+        }));
+    }
+    let mut linked = Vec::new();
+    for racer in racers {
+        if let Some(outcome) = racer.await.unwrap() {
+            linked.push(outcome);
+        }
+    }
+
+    let mut in_firsts: HashMap<String, i64> = HashMap::new();
+    for first in &firsts {
+        for (key, transaction, ..) in reservations(&pool, *first).await {
+            in_firsts.insert(key, transaction);
+        }
+        sequences_have_no_gap(&pool, *first).await;
+    }
+    let in_shared: HashMap<String, i64> = reservations(&pool, shared)
+        .await
+        .into_iter()
+        .map(|(key, transaction, ..)| (key, transaction))
+        .collect();
+    sequences_have_no_gap(&pool, shared).await;
+    assert_eq!(linked.len(), 90);
+    for (key, first, second) in &linked {
+        assert_eq!(*first, Some(1), "{key}: committed once despite the races");
+        assert_eq!(*second, Some(1), "{key}: with its second");
+        assert_eq!(in_firsts.get(key), in_shared.get(key), "{key}: one transaction");
+    }
+    let pairs_in_shared = in_shared.keys().filter(|key| key.starts_with("pair-")).count();
+    assert_eq!(pairs_in_shared, 90, "no second half without its first");
+    assert_eq!(
+        in_shared.keys().filter(|key| key.starts_with("alone-")).count(),
+        45,
+        "every plain reservation went through, riders losing or not"
     );
 }
