@@ -335,8 +335,7 @@ where
                         attempts += 1;
                         if attempts >= self.attempts {
                             *guard = Some(current);
-                            let outcomes = commands.iter().map(|_| Err(CommandError::Conflict)).collect();
-                            return (outcomes, none_written());
+                            return (all_conflicted(commands.len()), none_written());
                         }
                     }
                 }
@@ -354,8 +353,7 @@ where
                         .increment(1);
                     attempts += 1;
                     if attempts >= self.attempts {
-                        let outcomes = commands.iter().map(|_| Err(CommandError::Conflict)).collect();
-                        return (outcomes, none_written());
+                        return (all_conflicted(commands.len()), none_written());
                     }
                     match self.refresh(aggregate_id, Some(current)).await {
                         Ok(loaded) => current = loaded,
@@ -544,6 +542,11 @@ impl<A: Aggregate> Decided<A> {
             appended,
         }
     }
+}
+
+/// Every command of a run lost its races as often as it may.
+fn all_conflicted<A: Aggregate>(commands: usize) -> Vec<Outcome<A>> {
+    (0..commands).map(|_| Err(CommandError::Conflict)).collect()
 }
 
 /// Every command of a run failed with the store's `error` (the first gets it whole).

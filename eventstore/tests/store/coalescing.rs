@@ -12,29 +12,10 @@ use eventstore::{CommandBus, CommandError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{context, store};
-
-const RESERVATION: u64 = 10;
-
-async fn open_account(bus: &CommandBus<CreditAccount>, org_id: Uuid, credits: u64) {
-    let open = CreditAccountCommand::Open {
-        org_id,
-        organization_event_id: Uuid::now_v7(),
-        signup_grant: credits,
-    };
-    bus.execute(&org_id.to_string(), open, &context(org_id))
-        .await
-        .unwrap();
-}
+use crate::helpers::{self, RESERVATION, context, open_account, store};
 
 fn reserve(n: usize) -> CreditAccountCommand {
-    CreditAccountCommand::Reserve {
-        reservation_id: Uuid::now_v7(),
-        run_id: Uuid::now_v7(),
-        llm_call: format!("call-{n}"),
-        credits: RESERVATION,
-        price: None,
-    }
+    helpers::reserve(&format!("call-{n}"))
 }
 
 #[sqlx::test(migrations = "../migrations")]

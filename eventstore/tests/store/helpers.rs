@@ -2,9 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use domain::Actor;
+use domain::credit_account::{CreditAccount, CreditAccountCommand};
 use eventstore::relay::NatsBus;
 use eventstore::store::NewEvent;
-use eventstore::{CommandContext, EventBus, EventStore, Relay, RequestOrigin};
+use eventstore::{CommandBus, CommandContext, EventBus, EventStore, Relay, RequestOrigin};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,32 @@ use uuid::Uuid;
 /// The store every test uses: the real one, with the domain's upcasters.
 pub fn store(pool: &PgPool) -> EventStore {
     EventStore::new(pool.clone(), domain::upcasting::upcasters())
+}
+
+/// Credits one test reservation holds.
+pub const RESERVATION: u64 = 10;
+
+/// Opens `org_id`'s credit account with `credits`.
+pub async fn open_account(bus: &CommandBus<CreditAccount>, org_id: Uuid, credits: u64) {
+    let open = CreditAccountCommand::Open {
+        org_id,
+        organization_event_id: Uuid::now_v7(),
+        signup_grant: credits,
+    };
+    bus.execute(&org_id.to_string(), open, &context(org_id))
+        .await
+        .unwrap();
+}
+
+/// A reservation of [`RESERVATION`] credits under `key`, for a run of its own.
+pub fn reserve(key: &str) -> CreditAccountCommand {
+    CreditAccountCommand::Reserve {
+        reservation_id: Uuid::now_v7(),
+        run_id: Uuid::now_v7(),
+        llm_call: key.to_owned(),
+        credits: RESERVATION,
+        price: None,
+    }
 }
 
 /// A small stored event, for tests of the store and the relay that need no aggregate.

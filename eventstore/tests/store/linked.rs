@@ -6,34 +6,44 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError};
-use eventstore::store::{CoalescingBus, NewEvent};
+use eventstore::store::{CoalescingBus, Linked, NewEvent};
 use eventstore::{CommandBus, CommandContext, CommandError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{context, store};
+use crate::helpers::{RESERVATION, context, open_account, reserve, store};
 
-const RESERVATION: u64 = 10;
-
-async fn open_account(bus: &CommandBus<CreditAccount>, org_id: Uuid, credits: u64) {
-    let open = CreditAccountCommand::Open {
-        org_id,
-        organization_event_id: Uuid::now_v7(),
-        signup_grant: credits,
-    };
-    bus.execute(&org_id.to_string(), open, &context(org_id))
-        .await
-        .unwrap();
+/// Links a reservation under `key` on `first` with one under the same key on `second`.
+async fn link(
+    bus: &CommandBus<CreditAccount>,
+    accounts: &CoalescingBus<CreditAccount>,
+    first: Uuid,
+    second: Uuid,
+    key: &str,
+) -> Linked<CreditAccount, CreditAccount> {
+    bus.execute_linked(
+        &first.to_string(),
+        reserve(key),
+        &context(first),
+        accounts,
+        &second.to_string(),
+        follow(key, second),
+    )
+    .await
 }
 
-fn reserve(key: &str) -> CreditAccountCommand {
-    CreditAccountCommand::Reserve {
-        reservation_id: Uuid::now_v7(),
-        run_id: Uuid::now_v7(),
-        llm_call: key.to_owned(),
-        credits: RESERVATION,
-        price: None,
-    }
+/// One process on the store: a bus for the first aggregates, the coalesced accounts for the
+/// second.
+type Node = (CommandBus<CreditAccount>, CoalescingBus<CreditAccount>);
+
+/// Three processes on `pool`, each trying hard before giving up on a race.
+fn nodes(pool: &PgPool) -> Vec<Arc<Node>> {
+    (0..3)
+        .map(|_| {
+            let bus = || CommandBus::new(store(pool), ()).with_attempts(50);
+            Arc::new((bus(), CoalescingBus::new(bus())))
+        })
+        .collect()
 }
 
 /// The second command of a pair: the same key on the other account, caused by the first's
@@ -79,16 +89,7 @@ async fn linked_commands_commit_together_and_the_second_names_the_first(pool: Pg
     open_account(&bus, first_org, 10 * RESERVATION).await;
     open_account(accounts.bus(), second_org, 10 * RESERVATION).await;
 
-    let linked = bus
-        .execute_linked(
-            &first_org.to_string(),
-            reserve("pair"),
-            &context(first_org),
-            &accounts,
-            &second_org.to_string(),
-            follow("pair", second_org),
-        )
-        .await;
+    let linked = link(&bus, &accounts, first_org, second_org, "pair").await;
 
     let first = linked.first.unwrap();
     let second = linked.second.expect("the second was decided").unwrap();
@@ -133,16 +134,7 @@ async fn a_refused_second_leaves_the_first_committed_alone(pool: PgPool) {
     open_account(&bus, first_org, 10 * RESERVATION).await;
     open_account(accounts.bus(), second_org, RESERVATION - 1).await;
 
-    let linked = bus
-        .execute_linked(
-            &first_org.to_string(),
-            reserve("pair"),
-            &context(first_org),
-            &accounts,
-            &second_org.to_string(),
-            follow("pair", second_org),
-        )
-        .await;
+    let linked = link(&bus, &accounts, first_org, second_org, "pair").await;
 
     assert_eq!(linked.first.unwrap().appended.len(), 1);
     assert!(matches!(
@@ -163,16 +155,7 @@ async fn a_refused_first_tries_nothing_of_the_second(pool: PgPool) {
     open_account(&bus, first_org, RESERVATION - 1).await;
     open_account(accounts.bus(), second_org, 10 * RESERVATION).await;
 
-    let linked = bus
-        .execute_linked(
-            &first_org.to_string(),
-            reserve("pair"),
-            &context(first_org),
-            &accounts,
-            &second_org.to_string(),
-            follow("pair", second_org),
-        )
-        .await;
+    let linked = link(&bus, &accounts, first_org, second_org, "pair").await;
 
     assert!(matches!(
         linked.first,
@@ -190,14 +173,7 @@ async fn a_refused_first_tries_nothing_of_the_second(pool: PgPool) {
 /// transaction, and no account overspends.
 #[sqlx::test(migrations = "../migrations")]
 async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
-    // Each node: a bus for the first account, the coalesced accounts for the second.
-    type Node = (CommandBus<CreditAccount>, CoalescingBus<CreditAccount>);
-    let nodes: Vec<Arc<Node>> = (0..3)
-        .map(|_| {
-            let bus = || CommandBus::new(store(&pool), ()).with_attempts(50);
-            Arc::new((bus(), CoalescingBus::new(bus())))
-        })
-        .collect();
+    let nodes = nodes(&pool);
     let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     open_account(&nodes[0].0, first_org, 100 * RESERVATION).await;
     open_account(&nodes[0].0, second_org, 30 * RESERVATION).await;
@@ -215,17 +191,7 @@ async fn racing_linked_commands_are_written_both_or_neither(pool: PgPool) {
                     .await;
                 return (key, outcome.is_ok(), None);
             }
-            let linked = node
-                .0
-                .execute_linked(
-                    &first_org.to_string(),
-                    reserve(&key),
-                    &context(first_org),
-                    &node.1,
-                    &second_org.to_string(),
-                    follow(&key, second_org),
-                )
-                .await;
+            let linked = link(&node.0, &node.1, first_org, second_org, &key).await;
             let both = matches!(linked.second, Some(Ok(_)));
             match linked.first {
                 Ok(first) => (key, both, Some(first.appended.len())),
@@ -311,16 +277,7 @@ async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed
         .await
         .unwrap();
 
-    let linked = bus
-        .execute_linked(
-            &first_org.to_string(),
-            reserve("pair"),
-            &context(first_org),
-            &accounts,
-            &second_org.to_string(),
-            follow("pair", second_org),
-        )
-        .await;
+    let linked = link(&bus, &accounts, first_org, second_org, "pair").await;
 
     let first = linked.first.unwrap();
     let second = linked.second.expect("decided").unwrap();
@@ -354,13 +311,7 @@ async fn a_second_aggregate_moved_elsewhere_is_read_again_and_the_pair_committed
 /// left out without failing the rest of their batch.
 #[sqlx::test(migrations = "../migrations")]
 async fn riders_that_lose_their_race_are_left_out_and_the_batch_goes_on(pool: PgPool) {
-    type Node = (CommandBus<CreditAccount>, CoalescingBus<CreditAccount>);
-    let nodes: Vec<Arc<Node>> = (0..3)
-        .map(|_| {
-            let bus = || CommandBus::new(store(&pool), ()).with_attempts(50);
-            Arc::new((bus(), CoalescingBus::new(bus())))
-        })
-        .collect();
+    let nodes = nodes(&pool);
     let firsts: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
     let shared = Uuid::now_v7();
     for first in &firsts {
@@ -402,17 +353,7 @@ async fn riders_that_lose_their_race_are_left_out_and_the_batch_goes_on(pool: Pg
                     None
                 }
                 _ => {
-                    let linked = node
-                        .0
-                        .execute_linked(
-                            &first.to_string(),
-                            reserve(&key),
-                            &context(first),
-                            &node.1,
-                            &shared.to_string(),
-                            follow(&key, shared),
-                        )
-                        .await;
+                    let linked = link(&node.0, &node.1, first, shared, &key).await;
                     let first = linked.first.map(|committed| committed.appended.len());
                     let second = linked.second.map(|second| second.map(|c| c.appended.len()));
                     Some((key, first.ok(), second.and_then(Result::ok)))
