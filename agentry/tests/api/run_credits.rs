@@ -319,8 +319,8 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
     .await
     .unwrap();
     let event_of = |kind: &str| events.iter().find(|(found, _)| found == kind).unwrap().1.clone();
-    // The call's start is recorded with the run's: the hold, asked for next, names it.
-    assert_eq!(reserved["caused_by"], event_of("llm_call.started"), "{reserved}");
+    // The hold is asked for while the call's start is recorded: it names the event before.
+    assert_eq!(reserved["caused_by"], event_of("run.started"), "{reserved}");
     assert_eq!(charged["caused_by"], event_of("llm_call.completed"), "{charged}");
     // The run's end and its last charge are one commit: nobody sees the run ended without it.
     let transactions: Vec<(String, String)> = sqlx::query_as(

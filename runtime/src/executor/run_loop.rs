@@ -218,10 +218,11 @@ impl Executor {
         let resumed = run.steps() > 0;
         let (agent_id, version) = run.agent();
         let agent = self.service.agent_definition(agent_id, version).await;
-        // A run goes on with its model call in the append that records its start; a billed
-        // run's hold is asked for once the request is built, before it is sent (`call_model`).
+        // Not billed, a run goes on with its model call in the append that records its start.
         let then_call_model = match &agent {
-            Ok(agent) if self.models.get(&agent.model).is_ok() => Some(agent.model.clone()),
+            Ok(agent) if self.service.billing().is_none() && self.models.get(&agent.model).is_ok() => {
+                Some(agent.model.clone())
+            }
             _ => None,
         };
         let start = RunCommand::Start {
