@@ -105,6 +105,30 @@ impl PendingAppend {
     }
 }
 
+/// The aggregates of several appends and their first sequences, as parallel arrays: how a
+/// statement over many appends (a group, a linked set's check) receives them.
+pub(crate) struct AppendKeys<'a> {
+    pub aggregate_types: Vec<&'a str>,
+    pub aggregate_ids: Vec<&'a str>,
+    pub first_sequences: Vec<i64>,
+}
+
+impl<'a> AppendKeys<'a> {
+    pub fn of(appends: impl IntoIterator<Item = &'a PendingAppend>) -> Self {
+        let mut keys = Self {
+            aggregate_types: Vec::new(),
+            aggregate_ids: Vec::new(),
+            first_sequences: Vec::new(),
+        };
+        for append in appends {
+            keys.aggregate_types.push(&append.aggregate_type);
+            keys.aggregate_ids.push(&append.aggregate_id);
+            keys.first_sequences.push(append.first_sequence());
+        }
+        keys
+    }
+}
+
 /// [`EventStore::append`](super::EventStore::append) on any executor, so an append can join a
 /// caller's transaction (tests use this to hold a transaction open and commit out of order).
 pub async fn append_with<'e, E: PgExecutor<'e>>(

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::append::{PendingAppend, sequence_to_db};
+use super::append::{AppendKeys, PendingAppend, sequence_to_db};
 use super::group_commit::{DEFAULT_WRITERS, GroupCommit, append_grouped, append_linked, group_commit};
 use super::upcasters::Upcasters;
 use super::{CommandContext, DecidedWith, StoreError};
@@ -230,20 +230,11 @@ impl EventStore {
         &self,
         appends: &[&PendingAppend],
     ) -> Result<Vec<bool>, StoreError> {
+        let keys = AppendKeys::of(appends.iter().copied());
         let rows: Vec<(bool,)> = sqlx::query_as(FIRST_SEQUENCES_TAKEN)
-            .bind(
-                appends
-                    .iter()
-                    .map(|a| a.aggregate_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                appends
-                    .iter()
-                    .map(|a| a.aggregate_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(appends.iter().map(|a| a.first_sequence()).collect::<Vec<_>>())
+            .bind(keys.aggregate_types)
+            .bind(keys.aggregate_ids)
+            .bind(keys.first_sequences)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(taken,)| taken).collect())

@@ -22,7 +22,7 @@ use std::sync::{Arc, LazyLock};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::append::{PendingAppend, append_alone, appended_event, sequence_to_db};
+use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, sequence_to_db};
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
 
@@ -213,21 +213,12 @@ async fn append_group(
             payloads.push(event.payload.as_str());
         }
     }
+    let keys = AppendKeys::of(appends);
     let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(statement)
         .bind(&numbers)
-        .bind(
-            appends
-                .iter()
-                .map(|a| a.aggregate_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            appends
-                .iter()
-                .map(|a| a.aggregate_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(appends.iter().map(|a| a.first_sequence()).collect::<Vec<_>>())
+        .bind(keys.aggregate_types)
+        .bind(keys.aggregate_ids)
+        .bind(keys.first_sequences)
         .bind(
             others
                 .clone()
