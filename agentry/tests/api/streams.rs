@@ -6,6 +6,7 @@
 mod cut_off;
 mod decisions;
 mod reading;
+mod slow_store;
 mod support;
 
 pub use support::connect_ws;

@@ -1,15 +1,21 @@
 //! One model call: the request from the conversation so far, the answer streamed and its text
 //! recorded in batches, then the answer and its tool calls recorded whole.
 
+use std::pin::Pin;
 use std::time::Instant;
 
 use commands::runs::{RunTranscript, Speaker, TranscriptMessage};
 use domain::agent::{Approval, ApprovalMode};
-use domain::run::{LlmCallRecord, ModelToolCall, RunCommand, RunEvent};
+use domain::run::{LlmCallRecord, MAX_UNRECORDED_IDS, ModelToolCall, Run, RunCommand, RunError, RunEvent};
+use eventstore::{CommandError, Committed};
 use futures::StreamExt;
 use streams::StreamFrame;
 
 use super::run_loop::{Execution, ExecutionError, Outcome};
+
+/// The append of a batch of text chunks, made while the model's stream is read on.
+type Recording<'a> =
+    Pin<Box<dyn Future<Output = Result<Committed<Run>, CommandError<RunError>>> + Send + 'a>>;
 use crate::llm::{ChatEvent, ChatMessage, ChatOutcome, ChatRequest, LlmError, ToolCall};
 
 impl Execution<'_> {
@@ -65,23 +71,58 @@ impl Execution<'_> {
             Err(error) => return self.model_failed(&error).await,
         };
         let settings = self.executor.settings().clone();
+        let batch = settings.delta_batch.clamp(1, MAX_UNRECORDED_IDS as usize / 2);
+        let cancel = self.cancel.clone();
+        // Chunks sent live and not yet handed to the store.
         let mut pending: Vec<String> = Vec::new();
+        // The batch being recorded while the stream goes on: how many chunks, and its append.
+        // The live path never waits for the store: a slow append delayed every chunk behind it.
+        let mut recording: Option<(usize, Recording<'_>)> = None;
         let mut last_flush = Instant::now();
         loop {
             let next = tokio::select! {
-                // Dropping the stream closes the provider's HTTP call.
-                () = self.cancel.cancelled() => return Ok(Some(Outcome::LetGo)),
+                // Dropping the stream closes the provider's HTTP call. A batch being recorded is
+                // let finish first, so what this execution knows of the run stays true.
+                () = cancel.cancelled(), if recording.is_none() => return Ok(Some(Outcome::LetGo)),
+                outcome = recorded(&mut recording), if recording.is_some() => {
+                    recording = None;
+                    if !self.recorded(outcome)? {
+                        return Ok(Some(Outcome::LetGo));
+                    }
+                    continue;
+                }
                 next = stream.next() => next,
             };
+            if !matches!(next, Some(Ok(ChatEvent::TextDelta(_))))
+                && let Some((_, append)) = recording.take()
+                && !self.recorded(append.await)?
+            {
+                return Ok(Some(Outcome::LetGo));
+            }
             match next {
                 Some(Ok(ChatEvent::TextDelta(text))) => {
-                    self.send_live(pending.len(), &text);
+                    let in_flight = recording.as_ref().map_or(0, |(chunks, _)| *chunks);
+                    self.send_live(in_flight + pending.len(), &text);
                     pending.push(text);
-                    if pending.len() >= settings.delta_batch || last_flush.elapsed() >= settings.delta_window
+                    let due = pending.len() >= batch || last_flush.elapsed() >= settings.delta_window;
+                    if !due {
+                        continue;
+                    }
+                    // At most two batches are unrecorded: the one being recorded and this one.
+                    if pending.len() >= batch
+                        && let Some((_, append)) = recording.take()
+                        && !self.recorded(append.await)?
                     {
-                        if !self.flush(&mut pending).await? {
-                            return Ok(Some(Outcome::LetGo));
-                        }
+                        return Ok(Some(Outcome::LetGo));
+                    }
+                    if recording.is_none() {
+                        let chunks = std::mem::take(&mut pending);
+                        let count = chunks.len();
+                        let command = RunCommand::RecordDeltas {
+                            executor: self.executor.id(),
+                            chunks,
+                        };
+                        recording = Some((count, Box::pin(self.recording(command))));
                         last_flush = Instant::now();
                     }
                 }
@@ -143,18 +184,6 @@ impl Execution<'_> {
         let id = self.run.next_id() + unrecorded as u64;
         let frame = StreamFrame::delta(self.run_id, id, self.run.steps(), text);
         live.publish(org_id, self.run_id, frame);
-    }
-
-    async fn flush(&mut self, pending: &mut Vec<String>) -> Result<bool, ExecutionError> {
-        if pending.is_empty() {
-            return Ok(true);
-        }
-        let chunks = std::mem::take(pending);
-        self.record(RunCommand::RecordDeltas {
-            executor: self.executor.id(),
-            chunks,
-        })
-        .await
     }
 
     async fn model_answered(
@@ -328,5 +357,15 @@ fn approval_required(policy: &Approval, tool: &str) -> bool {
     match policy {
         Approval::All(mode) => *mode == ApprovalMode::Always,
         Approval::PerTool(modes) => modes.get(tool) == Some(&ApprovalMode::Always),
+    }
+}
+
+/// What the batch being recorded came to; never ready when there is none.
+async fn recorded(
+    recording: &mut Option<(usize, Recording<'_>)>,
+) -> Result<Committed<Run>, CommandError<RunError>> {
+    match recording {
+        Some((_, append)) => append.await,
+        None => std::future::pending().await,
     }
 }

@@ -23,7 +23,9 @@ pub struct ExecutorSettings {
     /// Text deltas are recorded at least this often while a model streams (the durable record
     /// of a message being generated lags the live stream by at most this).
     pub delta_window: Duration,
-    /// …or as soon as this many chunks wait (well under [`domain::run::MAX_UNRECORDED_IDS`]).
+    /// …or as soon as this many chunks wait. While one batch is recorded the stream goes on
+    /// into the next, so up to twice this many ids are sent live unrecorded: keep it at most
+    /// half of [`domain::run::MAX_UNRECORDED_IDS`].
     pub delta_batch: usize,
     /// Credits per model call.
     pub prices: PriceTable,
@@ -380,7 +382,7 @@ async fn watch(
     }
 }
 
-impl Execution<'_> {
+impl<'a> Execution<'a> {
     async fn drive(&mut self) -> Result<Outcome, ExecutionError> {
         let executor = self.executor.id;
         loop {
@@ -434,13 +436,18 @@ impl Execution<'_> {
     /// Records `command`; `Ok(false)` when the run refused it because it has moved on without
     /// this executor (cancelled, or taken over): the execution stops there.
     pub(super) async fn record(&mut self, command: RunCommand) -> Result<bool, ExecutionError> {
-        let outcome = self
-            .executor
-            .service
-            .runs()
-            .execute(&self.run_id.to_string(), command, &self.context)
-            .await;
+        let outcome = self.recording(command).await;
         self.recorded(outcome)
+    }
+
+    /// Records `command` without borrowing the execution, so it can go on meanwhile (the model's
+    /// stream is read while its text is recorded); hand the outcome to [`Self::recorded`].
+    pub(super) fn recording(
+        &self,
+        command: RunCommand,
+    ) -> impl Future<Output = Result<Committed<Run>, CommandError<RunError>>> + Send + 'a {
+        let (executor, key, context) = (self.executor, self.run_id.to_string(), self.context.clone());
+        async move { executor.service.runs().execute(&key, command, &context).await }
     }
 
     /// Takes in what recording a command came to: `Ok(false)` when the run refused it because
