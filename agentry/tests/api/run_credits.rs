@@ -319,22 +319,33 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
     .await
     .unwrap();
     let event_of = |kind: &str| events.iter().find(|(found, _)| found == kind).unwrap().1.clone();
-    // The hold is asked for while the call's start is recorded: it names the event before.
-    assert_eq!(reserved["caused_by"], event_of("run.started"), "{reserved}");
+    assert_eq!(reserved["caused_by"], event_of("llm_call.started"), "{reserved}");
     assert_eq!(charged["caused_by"], event_of("llm_call.completed"), "{charged}");
-    // The run's end and its last charge are one commit: nobody sees the run ended without it.
-    let transactions: Vec<(String, String)> = sqlx::query_as(
-        "SELECT event_type, transaction_id::text FROM events
-          WHERE (aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'run.completed')
-             OR (aggregate_type = 'credit_account' AND event_type = 'credit_account.charged'
-                 AND payload ->> 'llm_call' = $1 || '/1')",
-    )
-    .bind(&run)
-    .fetch_all(&flow.app.pool)
-    .await
-    .unwrap();
-    assert_eq!(transactions.len(), 2, "{transactions:?}");
-    assert_eq!(transactions[0].1, transactions[1].1, "{transactions:?}");
+    // The run's start, its first call's start and the call's hold are one commit, as are the
+    // run's end and its last charge: nobody sees the run ended without its charge, and the
+    // request waits for no second commit in series.
+    let transaction_of = |run_event: &'static str, ledger_event: &'static str| {
+        let pool = flow.app.pool.clone();
+        let run = run.clone();
+        async move {
+            let transactions: Vec<(String, String)> = sqlx::query_as(
+                "SELECT event_type, transaction_id::text FROM events
+                  WHERE (aggregate_type = 'run' AND aggregate_id = $1 AND event_type = $2)
+                     OR (aggregate_type = 'credit_account' AND event_type = $3
+                         AND payload ->> 'llm_call' = $1 || '/1')",
+            )
+            .bind(&run)
+            .bind(run_event)
+            .bind(ledger_event)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(transactions.len(), 2, "{transactions:?}");
+            assert_eq!(transactions[0].1, transactions[1].1, "{transactions:?}");
+        }
+    };
+    transaction_of("run.started", "credit_account.reserved").await;
+    transaction_of("run.completed", "credit_account.charged").await;
     flow.cleanup().await;
 }
 

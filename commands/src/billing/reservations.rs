@@ -110,14 +110,39 @@ impl BillingService {
         price: Option<CallPrice>,
         context: &CommandContext,
     ) -> Result<ReserveOutcome, BillingError> {
-        let reserve = CreditAccountCommand::Reserve {
+        let reserve = Self::reserve_command(run_id, llm_call, worst_case, price);
+        let appended = self.execute(org_id, reserve, context).await;
+        self.reserve_outcome(org_id, llm_call, appended).await
+    }
+
+    /// The command that holds `worst_case` credits for the LLM call `llm_call` of `run_id`:
+    /// what [`reserve_priced`](Self::reserve_priced) sends, and what a model call's start
+    /// recorded with its hold sends (`RunService::record_with_hold`).
+    pub fn reserve_command(
+        run_id: Uuid,
+        llm_call: &str,
+        worst_case: u64,
+        price: Option<CallPrice>,
+    ) -> CreditAccountCommand {
+        CreditAccountCommand::Reserve {
             reservation_id: Uuid::now_v7(),
             run_id,
             llm_call: llm_call.to_owned(),
             credits: worst_case,
             price,
-        };
-        match self.execute(org_id, reserve, context).await {
+        }
+    }
+
+    /// What a [`reserve_command`](Self::reserve_command) for `llm_call` came to, answered as
+    /// [`reserve_priced`](Self::reserve_priced) answers: the hold (now or earlier), or
+    /// [`ReserveOutcome::Insufficient`].
+    pub async fn reserve_outcome(
+        &self,
+        org_id: Uuid,
+        llm_call: &str,
+        appended: Result<eventstore::Committed<CreditAccount>, BillingError>,
+    ) -> Result<ReserveOutcome, BillingError> {
+        match appended {
             Ok(committed) => match committed.state.reservation(llm_call) {
                 Some(open) => Ok(ReserveOutcome::Reserved(Reservation {
                     reservation_id: open.reservation_id,

@@ -6,6 +6,7 @@ mod charged_answer;
 mod credits;
 mod dispatch;
 mod error;
+mod held_call;
 mod history;
 mod service;
 mod stream_tickets;
@@ -16,6 +17,7 @@ pub use charged_answer::CallCharge;
 pub use credits::llm_call_key;
 pub use dispatch::{NoDispatch, RunDispatch};
 pub use error::RunsError;
+pub use held_call::{CallHold, HeldCall};
 pub use projections::conversations::{
     RunTranscript, Speaker, TranscriptCall, TranscriptMessage, transcript_of,
 };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commands::billing::{BillingService, Reservation, ReserveOutcome};
-use commands::runs::{CallCharge, RunsError, llm_call_key};
+use commands::runs::{CallCharge, CallHold, RunsError, llm_call_key};
 use domain::credit_account::CallPrice;
 use domain::run::{Run, RunCommand};
 use eventstore::{CommandContext, CommandError};
@@ -78,6 +78,21 @@ impl Hold {
     /// The credits it holds.
     pub(super) fn worst_case(&self) -> u64 {
         self.worst_case
+    }
+
+    /// What the ledger is asked for, to record it with the run's command that starts the call.
+    pub(super) fn call_hold(&self) -> CallHold {
+        CallHold {
+            key: self.key.clone(),
+            worst_case: self.worst_case,
+            price: self.price,
+        }
+    }
+
+    /// The same hold, naming `event` as its cause (a top-up asked for later names it too).
+    pub(super) fn caused_by(mut self, event: Option<Uuid>) -> Self {
+        self.context.causation_id = event;
+        self
     }
 
     /// Asks the ledger for the hold once.

@@ -13,6 +13,7 @@ mod nats_queue;
 mod prices;
 mod redispatch;
 mod run_loop;
+mod start;
 mod tool_step;
 mod toolbox;
 

@@ -143,7 +143,7 @@ impl Execution<'_> {
     }
 
     /// The conversation so far: the earlier runs' messages and this run's, each read once.
-    async fn transcript(&mut self) -> Result<Vec<TranscriptMessage>, ExecutionError> {
+    pub(super) async fn transcript(&mut self) -> Result<Vec<TranscriptMessage>, ExecutionError> {
         let service = self.executor.service();
         if self.history.is_none() {
             let history = service

@@ -220,53 +220,24 @@ impl Executor {
         let resumed = run.steps() > 0;
         let (agent_id, version) = run.agent();
         let agent = self.service.agent_definition(agent_id, version).await;
-        // Not billed, a run goes on with its model call in the append that records its start.
-        let then_call_model = match &agent {
-            Ok(agent) if self.service.billing().is_none() && self.models.get(&agent.model).is_ok() => {
-                Some(agent.model.clone())
-            }
-            _ => None,
-        };
-        let start = RunCommand::Start {
-            executor: self.id,
-            takeover,
-            then_call_model,
-        };
-        let (run, started_event, llm_call_started) =
-            match self.service.runs().execute(&key, start, &context).await {
-                Ok(committed) => {
-                    let started_event = committed.appended.last().map(|appended| appended.event_id);
-                    let llm_call_started = committed
-                        .events
-                        .iter()
-                        .zip(&committed.appended)
-                        .find(|(event, _)| matches!(event, RunEvent::LlmCallStarted { .. }))
-                        .map(|(_, appended)| appended.event_id);
-                    (committed.state, started_event, llm_call_started)
-                }
-                Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
-                Err(error) => return Err(RunsError::from(error).into()),
-            };
-        let agent = match agent {
-            Ok(agent) => agent,
-            Err(RunsError::Agent(error)) => {
-                return self
-                    .fail_run(run_id, run, &context, "agent_not_found", &error.to_string())
-                    .await;
-            }
+        let found = match agent {
+            Ok(agent) => match self.models.get(&agent.model) {
+                Ok(model) => Ok((agent, model)),
+                Err(error) => Err(("unknown_model", error.to_string())),
+            },
+            Err(RunsError::Agent(error)) => Err(("agent_not_found", error.to_string())),
             Err(error) => return Err(error.into()),
         };
-        let model = match self.models.get(&agent.model) {
-            Ok(model) => model,
-            Err(error) => {
+        let (agent, model) = match found {
+            Ok(found) => found,
+            Err((code, detail)) => {
                 return self
-                    .fail_run(run_id, run, &context, "unknown_model", &error.to_string())
+                    .start_to_fail(run_id, takeover, &context, code, &detail)
                     .await;
             }
         };
         let org_id = run.org_id().unwrap_or_default();
         let tools = self.toolbox.resolve(org_id, &agent.tools).await;
-        let model_started_here = llm_call_started.and(run.open_model_call());
         let mut execution = Execution {
             executor: self,
             run_id,
@@ -280,16 +251,19 @@ impl Executor {
             run_transcript: None,
             early_hold: None,
             call_started_here: None,
-            model_started_here,
-            llm_call_started,
+            model_started_here: None,
+            llm_call_started: None,
             llm_call_completed: None,
-            last_event: started_event,
+            last_event: None,
             pending_settle: None,
             may_hold_credits: false,
             charge_missed: false,
             topped_up: Vec::new(),
             resumed,
         };
+        if !execution.start(takeover).await? {
+            return Ok(Outcome::LetGo);
+        }
         match execution.drive().await? {
             Outcome::LetGo => self.after_letting_go(run_id).await,
             outcome => Ok(outcome),
@@ -317,6 +291,35 @@ impl Executor {
             return Ok(Outcome::TakenOver);
         }
         Ok(Outcome::LetGo)
+    }
+
+    /// Takes the run, so that its failure is recorded by its executor, and fails it.
+    async fn start_to_fail(
+        &self,
+        run_id: Uuid,
+        takeover: bool,
+        context: &CommandContext,
+        code: &str,
+        detail: &str,
+    ) -> Result<Outcome, ExecutionError> {
+        let start = RunCommand::Start {
+            executor: self.id,
+            takeover,
+            then_call_model: None,
+        };
+        match self
+            .service
+            .runs()
+            .execute(&run_id.to_string(), start, context)
+            .await
+        {
+            Ok(committed) => {
+                self.fail_run(run_id, committed.state, context, code, detail)
+                    .await
+            }
+            Err(CommandError::Rejected(_)) => Ok(Outcome::LetGo),
+            Err(error) => Err(RunsError::from(error).into()),
+        }
     }
 
     async fn fail_run(
