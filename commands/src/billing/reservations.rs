@@ -135,7 +135,8 @@ impl BillingService {
 
     /// What a [`reserve_command`](Self::reserve_command) for `llm_call` came to, answered as
     /// [`reserve_priced`](Self::reserve_priced) answers: the hold (now or earlier), or
-    /// [`ReserveOutcome::Insufficient`].
+    /// [`ReserveOutcome::Insufficient`]. An account not opened yet stays an error here
+    /// ([`CreditAccountError::NotOpen`]): `reserve_priced` opens it and asks again.
     pub async fn reserve_outcome(
         &self,
         org_id: Uuid,

@@ -54,7 +54,7 @@ impl RunService {
                 .find(|event| event.event_type == LLM_CALL_COMPLETED)
                 .map(|event| event.event_id);
             let settle = BillingService::settle_command(&key, charge.credits, charge.tokens_counted);
-            (settle, charge_context)
+            Some((settle, charge_context))
         };
         let linked = self
             .runs()

@@ -6,7 +6,7 @@
 //! the `llm_call.started` it is for.
 
 use domain::credit_account::CallPrice;
-use domain::run::{Run, RunCommand, RunError};
+use domain::run::{Run, RunCommand, RunError, RunEvent};
 use eventstore::store::NewEvent;
 use eventstore::{CommandContext, CommandError, Committed};
 use uuid::Uuid;
@@ -20,6 +20,8 @@ const LLM_CALL_STARTED: &str = "llm_call.started";
 /// A model call's hold: what [`BillingService::reserve_priced`] would be asked for.
 #[derive(Clone, Debug)]
 pub struct CallHold {
+    /// The step whose model call it holds for.
+    pub step: u32,
     /// The call's key in the ledger (`llm_call_key`).
     pub key: String,
     /// Its worst case, in credits.
@@ -33,9 +35,11 @@ pub struct CallHold {
 pub struct HeldCall {
     /// The run's command, as [`RunService::runs`]'s `execute` would answer it.
     pub recorded: Result<Committed<Run>, CommandError<RunError>>,
-    /// The ledger's answer to the hold, as [`BillingService::reserve_priced`] answers it, when
-    /// it was asked with the command; `None` when it was not (the command was refused, decided
-    /// nothing, or failed): ask for it alone then.
+    /// The ledger's answer to the hold, when it was asked with the command: as
+    /// [`BillingService::reserve_priced`] answers, except that an account not opened yet is
+    /// an error here (`reserve_priced` opens it). `None` when it was not asked (the command was
+    /// refused, decided nothing, failed, or started no call of the hold's step): ask for it
+    /// alone then.
     pub hold: Option<Result<ReserveOutcome, BillingError>>,
 }
 
@@ -55,15 +59,19 @@ impl RunService {
         hold: &CallHold,
     ) -> Option<HeldCall> {
         let billing = self.billing.as_ref()?;
+        // Only when the store decided to start the call the hold was built for (the run may
+        // have moved on since the caller read it): else the command goes alone.
         let follow = |events: &[NewEvent]| {
+            let started = events.iter().find(|event| event.event_type == LLM_CALL_STARTED)?;
+            match serde_json::from_str(&started.payload) {
+                Ok(RunEvent::LlmCallStarted { step, .. }) if step == hold.step => {}
+                _ => return None,
+            }
             let mut hold_context = context.clone();
-            hold_context.causation_id = events
-                .iter()
-                .find(|event| event.event_type == LLM_CALL_STARTED)
-                .map(|event| event.event_id);
+            hold_context.causation_id = Some(started.event_id);
             let reserve =
                 BillingService::reserve_command(run_id, &hold.key, hold.worst_case, Some(hold.price));
-            (reserve, hold_context)
+            Some((reserve, hold_context))
         };
         let linked = self
             .runs()

@@ -83,8 +83,8 @@ pub enum RunCommand {
         /// holds is refused, so a duplicate dispatch never steals a live run.
         takeover: bool,
         /// Also record the model call it goes on with as started, in the same append, when
-        /// that is what the run does next: one commit fewer per run. Only for runs that are not
-        /// billed: a billed call's hold is asked for while its start is recorded.
+        /// that is what the run does next: one commit fewer per run. For a billed run, the
+        /// call's hold is recorded in the same transaction (`RunService::record_with_hold`).
         then_call_model: Option<String>,
     },
     /// The executor is about to call the model.

@@ -34,17 +34,17 @@ pub struct Linked<A: Aggregate, B: Aggregate> {
     pub first: Result<Committed<A>, CommandError<A::Error>>,
     /// The second command's, when this call decided it: committed with the first, or refused,
     /// or decided to need nothing (the first was then committed alone). `None` when nothing of
-    /// it was written: the first was refused, decided nothing, or failed. Run it alone then if
-    /// it is still wanted.
+    /// it was written: the first was refused, decided nothing, or failed, or `follow` found
+    /// nothing to link to its events. Run it alone then if it is still wanted.
     pub second: Option<Result<Committed<B>, CommandError<B::Error>>>,
 }
 
-/// What one attempt wrote: the first's events and the second's outcome; `Err(())` when a race
-/// was lost and nothing was written.
+/// What one attempt wrote: the first's events and the second's outcome (`None`: nothing was
+/// linked); `Err(())` when a race was lost and nothing was written.
 type Attempt<B> = Result<
     (
         Vec<AppendedEvent>,
-        Result<Committed<B>, CommandError<<B as Aggregate>::Error>>,
+        Option<Result<Committed<B>, CommandError<<B as Aggregate>::Error>>>,
     ),
     (),
 >;
@@ -56,7 +56,9 @@ where
 {
     /// Decides `command` on `aggregate_id`, then `follow(events)` (the command's events, ids
     /// chosen) on `other_id` of `other`, and commits both in one statement: both are written
-    /// or neither. When the second is refused or decides nothing, the first is committed alone.
+    /// or neither. When the second is refused or decides nothing, or `follow` answers `None`
+    /// (the events the store decided call for no second command), the first is committed
+    /// alone.
     pub async fn execute_linked<B, F>(
         &self,
         aggregate_id: &str,
@@ -70,7 +72,7 @@ where
         B: Aggregate + Clone + 'static,
         B::Command: Clone + Send + Sync,
         B::Error: Send + Sync,
-        F: Fn(&[NewEvent]) -> (B::Command, CommandContext),
+        F: Fn(&[NewEvent]) -> Option<(B::Command, CommandContext)>,
     {
         let failed = |error: StoreError| Linked {
             first: Err(CommandError::Store(error)),
@@ -127,38 +129,45 @@ where
                 Ok(stored) => stored,
                 Err(error) => return failed(error),
             };
-            let first = match PendingAppend::of_commands(
-                A::TYPE,
-                aggregate_id,
-                current.version,
-                &[(&stored, context)],
-            ) {
-                Ok(first) => first,
-                Err(error) => return failed(error),
-            };
-            let (other_command, other_context) = follow(&stored);
-            let (second, rider) = other
-                .execute_riding(other_id, other_command, &other_context, first)
-                .await;
-            let attempt: Attempt<B> = match (second, rider) {
-                (second, Some(appended)) => Ok((appended, second)),
-                // The second refused, or had nothing to record: the first goes alone.
-                (second @ (Ok(_) | Err(CommandError::Rejected(_))), None) => {
-                    let alone = [(stored.as_slice(), context)];
-                    match self
-                        .store
-                        .append_commands(A::TYPE, aggregate_id, current.version, &alone, None)
+            let attempt: Attempt<B> = match follow(&stored) {
+                Some((other_command, other_context)) => {
+                    let first = match PendingAppend::of_commands(
+                        A::TYPE,
+                        aggregate_id,
+                        current.version,
+                        &[(&stored, context)],
+                    ) {
+                        Ok(first) => first,
+                        Err(error) => return failed(error),
+                    };
+                    match other
+                        .execute_riding(other_id, other_command, &other_context, first)
                         .await
                     {
-                        Ok(Some(appended)) => Ok((appended, second)),
-                        Ok(None) | Err(StoreError::Conflict { .. }) => Err(()),
-                        Err(error) => return failed(error),
+                        (second, Some(appended)) => Ok((appended, Some(second))),
+                        // The second refused, or had nothing to record: the first goes alone.
+                        (second @ (Ok(_) | Err(CommandError::Rejected(_))), None) => {
+                            match self
+                                .append_alone(aggregate_id, current.version, &stored, context)
+                                .await
+                            {
+                                Ok(appended) => appended.map(|appended| (appended, Some(second))),
+                                Err(error) => return failed(error),
+                            }
+                        }
+                        // Nothing of either was written: this aggregate (the rider's) or the
+                        // other kept moving.
+                        (Err(CommandError::Conflict), None) => Err(()),
+                        (Err(CommandError::Store(error)), None) => return failed(error),
                     }
                 }
-                // Nothing of either was written: this aggregate (the rider's) or the other
-                // kept moving.
-                (Err(CommandError::Conflict), None) => Err(()),
-                (Err(CommandError::Store(error)), None) => return failed(error),
+                None => match self
+                    .append_alone(aggregate_id, current.version, &stored, context)
+                    .await
+                {
+                    Ok(appended) => appended.map(|appended| (appended, None)),
+                    Err(error) => return failed(error),
+                },
             };
             match attempt {
                 Ok((appended, second)) => {
@@ -177,7 +186,7 @@ where
                             events,
                             appended,
                         }),
-                        second: Some(second),
+                        second,
                     };
                 }
                 Err(()) => {
@@ -198,6 +207,27 @@ where
                     fresh = true;
                 }
             }
+        }
+    }
+
+    /// Appends `events` of the first aggregate without a second: `Ok(Err(()))` when its race was
+    /// lost.
+    async fn append_alone(
+        &self,
+        aggregate_id: &str,
+        version: usize,
+        events: &[NewEvent],
+        context: &CommandContext,
+    ) -> Result<Result<Vec<AppendedEvent>, ()>, StoreError> {
+        let alone = [(events, context)];
+        match self
+            .store
+            .append_commands(A::TYPE, aggregate_id, version, &alone, None)
+            .await
+        {
+            Ok(Some(appended)) => Ok(Ok(appended)),
+            Ok(None) | Err(StoreError::Conflict { .. }) => Ok(Err(())),
+            Err(error) => Err(error),
         }
     }
 }

@@ -48,11 +48,11 @@ fn nodes(pool: &PgPool) -> Vec<Arc<Node>> {
 
 /// The second command of a pair: the same key on the other account, caused by the first's
 /// event.
-fn follow(key: &str, org_id: Uuid) -> impl Fn(&[NewEvent]) -> (CreditAccountCommand, CommandContext) {
+fn follow(key: &str, org_id: Uuid) -> impl Fn(&[NewEvent]) -> Option<(CreditAccountCommand, CommandContext)> {
     move |events: &[NewEvent]| {
         let mut context = context(org_id);
         context.causation_id = events.last().map(|event| event.event_id);
-        (reserve(key), context)
+        Some((reserve(key), context))
     }
 }
 
@@ -145,6 +145,44 @@ async fn a_refused_second_leaves_the_first_committed_alone(pool: PgPool) {
     ));
     assert_eq!(reservations(&pool, first_org).await.len(), 1);
     assert!(reservations(&pool, second_org).await.is_empty());
+}
+
+/// The first's events decide what follows: when they call for no second command, the first is
+/// committed alone, and nothing is asked of the second aggregate.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_first_whose_events_call_for_no_second_is_committed_alone(pool: PgPool) {
+    let bus = CommandBus::<CreditAccount>::new(store(&pool), ());
+    let accounts = CoalescingBus::new(CommandBus::<CreditAccount>::new(store(&pool), ()));
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(&bus, first_org, 10 * RESERVATION).await;
+    open_account(accounts.bus(), second_org, 10 * RESERVATION).await;
+    // The allowed path first: the same accounts link.
+    link(&bus, &accounts, first_org, second_org, "pair")
+        .await
+        .first
+        .unwrap();
+    assert_eq!(reservations(&pool, second_org).await.len(), 1);
+
+    let linked = bus
+        .execute_linked(
+            &first_org.to_string(),
+            reserve("alone"),
+            &context(first_org),
+            &accounts,
+            &second_org.to_string(),
+            |_: &[NewEvent]| None,
+        )
+        .await;
+
+    assert_eq!(linked.first.unwrap().appended.len(), 1);
+    assert!(linked.second.is_none());
+    assert_eq!(reservations(&pool, first_org).await.len(), 2);
+    assert_eq!(
+        reservations(&pool, second_org).await.len(),
+        1,
+        "nothing more on the second"
+    );
+    sequences_have_no_gap(&pool, first_org).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

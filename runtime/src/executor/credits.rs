@@ -81,8 +81,9 @@ impl Hold {
     }
 
     /// What the ledger is asked for, to record it with the run's command that starts the call.
-    pub(super) fn call_hold(&self) -> CallHold {
+    pub(super) fn call_hold(&self, step: u32) -> CallHold {
         CallHold {
+            step,
             key: self.key.clone(),
             worst_case: self.worst_case,
             price: self.price,

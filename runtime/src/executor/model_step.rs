@@ -11,6 +11,7 @@ use eventstore::{CommandError, Committed};
 use futures::StreamExt;
 use streams::StreamFrame;
 
+use super::credits::Hold;
 use super::run_loop::{Execution, ExecutionError, Outcome};
 
 /// The append of a batch of text chunks, made while the model's stream is read on.
@@ -30,14 +31,17 @@ impl Execution<'_> {
         self.settled().await;
         let step = self.run.open_model_call().unwrap_or(self.run.steps() + 1);
         let (hold, mut first_answer) = match self.early_hold.take() {
-            // Asked for while the call's start was recorded with the tool result before it.
-            Some((early_step, hold, answer)) if early_step == step => {
-                debug_assert_eq!(
-                    Some(hold.worst_case()),
-                    self.hold_for(step, &request).map(|now| now.worst_case()),
-                    "the hold asked for ahead was built from another request than the one sent"
-                );
-                (Some(hold), Some(answer))
+            // Asked for while the call's start was recorded (with the run's start, or the tool
+            // result before it), built from what this execution expected the request to be. If
+            // the run changed meanwhile and the request grew, the ledger's answer is short of
+            // the hold this request needs, and `take_hold` tops it up.
+            Some((early_step, early, answer)) if early_step == step => {
+                let now = self.hold_for(step, &request);
+                if now.as_ref().map(Hold::worst_case) == Some(early.worst_case()) {
+                    (Some(early), Some(answer))
+                } else {
+                    (now, Some(answer))
+                }
             }
             _ => (self.hold_for(step, &request), None),
         };
@@ -83,7 +87,13 @@ impl Execution<'_> {
             let next = tokio::select! {
                 // Dropping the stream closes the provider's HTTP call. A batch being recorded is
                 // let finish first, so what this execution knows of the run stays true.
-                () = cancel.cancelled(), if recording.is_none() => return Ok(Some(Outcome::LetGo)),
+                () = cancel.cancelled() => {
+                    drop(stream);
+                    if let Some((_, append)) = recording.take() {
+                        self.recorded(append.await)?;
+                    }
+                    return Ok(Some(Outcome::LetGo));
+                }
                 outcome = recorded(&mut recording), if recording.is_some() => {
                     recording = None;
                     if !self.recorded(outcome)? {

@@ -21,7 +21,8 @@ use crate::llm::{ChatModel, Models};
 #[derive(Clone, Debug)]
 pub struct ExecutorSettings {
     /// Text deltas are recorded at least this often while a model streams (the durable record
-    /// of a message being generated lags the live stream by at most this).
+    /// of a message being generated lags the live stream by at most this, and the time its
+    /// append takes: a batch due while the one before is being recorded waits for it).
     pub delta_window: Duration,
     /// …or as soon as this many chunks wait. While one batch is recorded the stream goes on
     /// into the next, so up to twice this many ids are sent live unrecorded: keep it at most
@@ -98,10 +99,11 @@ pub(super) struct Execution<'a> {
     /// The messages of the conversation's earlier runs, read once (they never change).
     pub(super) history: Option<Vec<commands::runs::TranscriptMessage>>,
     /// This run's messages: read once, then kept up to date from what this execution records
-    /// (within an execution no one else records anything the model reads).
+    /// (within an execution no one else records anything the model reads; read before the run
+    /// is taken, they are read again if another executor recorded meanwhile: `start`).
     pub(super) run_transcript: Option<RunTranscript>,
-    /// The next model call's hold, asked for while the tool result before it was recorded:
-    /// its step, the hold and the ledger's answer.
+    /// The next model call's hold, asked for while its start was recorded (with the run's
+    /// start, or the tool result before it): its step, the hold and the ledger's answer.
     pub(super) early_hold: Option<(u32, Hold, ReserveOutcome)>,
     /// A tool call this execution recorded as started together with the model's answer: the
     /// next step sends it without recording its start again.

@@ -20,16 +20,19 @@ impl Execution<'_> {
     /// cannot go together (the account kept changing on other nodes, the store failed), the
     /// start is recorded alone and the hold asked for before the request, as for any call.
     pub(super) async fn start(&mut self, takeover: bool) -> Result<bool, ExecutionError> {
+        // A run out of steps is failed by `drive`, with no call started.
+        let then_call_model = (self.run.steps() < self.agent.max_steps).then(|| self.agent.model.clone());
         let start = RunCommand::Start {
             executor: self.executor.id(),
             takeover,
-            then_call_model: Some(self.agent.model.clone()),
+            then_call_model,
         };
+        let next_id = self.run.next_id();
         if let Some((step, hold)) = self.start_hold(&start).await?
             && let Some(org_id) = self.run.org_id()
         {
             let service = self.executor.service();
-            let call_hold = hold.call_hold();
+            let call_hold = hold.call_hold(step);
             let held = service
                 .record_with_hold(self.run_id, start.clone(), &self.context, org_id, &call_hold)
                 .await;
@@ -44,7 +47,7 @@ impl Execution<'_> {
                     tracing::debug!(run = %self.run_id, "the run's start and its first hold could not be recorded together");
                 }
                 Some(held) => {
-                    let started = self.started(held.recorded)?;
+                    let started = self.started(held.recorded, next_id)?;
                     match held.hold {
                         Some(Ok(answer)) if started => {
                             let hold = hold.caused_by(self.llm_call_started);
@@ -61,7 +64,7 @@ impl Execution<'_> {
             }
         }
         let outcome = self.recording(start).await;
-        self.started(outcome)
+        self.started(outcome, next_id)
     }
 
     /// When runs are billed and `start` also starts a model call: that call's step and hold,
@@ -85,16 +88,22 @@ impl Execution<'_> {
         Ok(self.hold_for(step, &request).map(|hold| (step, hold)))
     }
 
-    /// Takes in what recording the start came to.
+    /// Takes in what recording the start came to. `next_id` is the run's next stream id when
+    /// the start was decided here: when the store decided it on a later state (another executor
+    /// recorded meanwhile), the run's messages read before the start are read again.
     fn started(
         &mut self,
         outcome: Result<Committed<Run>, CommandError<RunError>>,
+        next_id: u64,
     ) -> Result<bool, ExecutionError> {
         match outcome {
             Err(CommandError::Rejected(_)) => Ok(false),
             Err(error) => Err(RunsError::from(error).into()),
-            committed => {
-                self.recorded(committed)?;
+            Ok(committed) => {
+                if committed.events.first().map(RunEvent::first_id) != Some(next_id) {
+                    self.run_transcript = None;
+                }
+                self.recorded(Ok(committed))?;
                 self.model_started_here = self.llm_call_started.and(self.run.open_model_call());
                 Ok(true)
             }
