@@ -412,7 +412,7 @@ where
         )?];
         appends[0].decided_with = decided_with.cloned();
         appends.extend(riders);
-        let Some(mut written) = self.store.append_linked(&appends).await? else {
+        let Some(mut written) = self.store.append_linked(appends).await? else {
             return Ok(None);
         };
         let own = written.remove(0);

@@ -211,13 +211,14 @@ impl EventStore {
         Ok(appended)
     }
 
-    /// Appends of different aggregates committed in one statement, all or none: each append's
-    /// events, or `None` when any append's condition failed and nothing was written.
+    /// Appends of different aggregates committed in one statement, all or none (grouped with
+    /// other appends waiting at the same moment): each append's events, or `None` when any
+    /// append's condition failed and nothing was written.
     pub(crate) async fn append_linked(
         &self,
-        appends: &[PendingAppend],
+        appends: Vec<PendingAppend>,
     ) -> Result<Option<Vec<Vec<AppendedEvent>>>, StoreError> {
-        let appended = append_linked(&self.pool, appends).await?;
+        let appended = append_linked(&self.group, appends).await?;
         if appended.is_some() {
             self.signal.notify();
         }

@@ -15,9 +15,16 @@
 //!
 //! Each append keeps its own metadata, so its events name their own command, actor and
 //! correlation. They share a transaction id, which followers handle as any multi-event append.
+//!
+//! The group's members are *units*: one append, or a linked set of appends of different
+//! aggregates that must be written all or none (see `linked_commands.rs`). The statement
+//! writes a unit only if every one of its appends' conditions holds; a linked set it did not
+//! write is sent again alone, all or none. Linked sets used to go alone, a commit of their own
+//! each: with a billed run's start and end both linked, across 16 organizations that made every
+//! step of a run slower than the commits they saved (BENCHMARKS.md, 2026-12-06 16:00).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -36,25 +43,30 @@ const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
 const MAX_GROUP_BYTES: usize = 1024 * 1024;
 
-/// Every append in the group written by one `INSERT`, each under its own conditions: its first
+/// Every unit in the group written by one `INSERT`, each append under its own conditions: its first
 /// sequence not yet taken (a committed conflict is skipped here and found again when the append
 /// is retried alone; an uncommitted one makes the statement fail, and all are retried alone) and
-/// the aggregate it was decided with unmoved. Rows keep the order given (`ORDER BY r.n`), so
-/// each append's positions follow its sequences.
+/// the aggregate it was decided with unmoved; a unit is written only if all of its appends'
+/// conditions hold (`unit`). Rows keep the order given (`ORDER BY r.n`), so each append's
+/// positions follow its sequences.
 const APPEND_GROUP: &str = "
 WITH appends AS (
   SELECT *
-    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
-         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version)
-), writable AS (
-  SELECT a.* FROM appends a
-   WHERE NOT EXISTS (SELECT 1 FROM events e
+    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $15::int4[])
+         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version, unit)
+), checked AS (
+  SELECT a.*,
+         NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
                         AND e.sequence = a.first_sequence)
-     AND (a.other_type IS NULL
-          OR NOT EXISTS (SELECT 1 FROM events o
-                          WHERE o.aggregate_type = a.other_type AND o.aggregate_id = a.other_id
-                            AND o.sequence > a.other_version))
+         AND (a.other_type IS NULL
+              OR NOT EXISTS (SELECT 1 FROM events o
+                              WHERE o.aggregate_type = a.other_type AND o.aggregate_id = a.other_id
+                                AND o.sequence > a.other_version)) AS holds
+    FROM appends a
+), writable AS (
+  SELECT c.* FROM checked c
+   WHERE NOT EXISTS (SELECT 1 FROM checked u WHERE u.unit = c.unit AND NOT u.holds)
 )
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
@@ -64,14 +76,10 @@ SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r
  ORDER BY r.n
 RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
 
-/// [`APPEND_GROUP`] that writes every append or none: linked appends (see
-/// [`append_linked`]) commit together or not at all.
-static APPEND_LINKED: LazyLock<String> = LazyLock::new(|| {
-    let join = " JOIN writable w ON w.n = r.append\n";
-    let all_or_none = " WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)\n";
-    assert!(APPEND_GROUP.contains(join), "the group statement changed shape");
-    APPEND_GROUP.replacen(join, &format!("{join}{all_or_none}"), 1)
-});
+/// What one unit came to: each of its appends' events, `None` when nothing of it was written
+/// (a condition did not hold), [`StoreError::Conflict`] when one of its aggregates already had
+/// an event at its sequence.
+pub(crate) type UnitOutcome = Result<Option<Vec<Vec<AppendedEvent>>>, StoreError>;
 
 pub(crate) type Outcome = Result<Option<Vec<AppendedEvent>>, StoreError>;
 
@@ -85,74 +93,19 @@ pub(crate) fn group_commit(pool: PgPool, writers: usize) -> Arc<GroupCommit> {
 
 /// Writes `append`, alone or in a group, and answers as [`append_alone`] would have.
 pub(crate) async fn append_grouped(group: &Arc<GroupCommit>, append: PendingAppend) -> Outcome {
-    group
-        .submit(append)
+    let outcome = group
+        .submit(vec![append])
         .await
-        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))
+        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))?;
+    Ok(outcome.map(|mut appended| appended.pop().unwrap_or_default()))
 }
 
-/// What a group of appends does: one statement, then each unwritten append alone.
-pub(crate) struct GroupAppends {
-    pool: PgPool,
-}
-
-impl BatchWork for GroupAppends {
-    type Item = PendingAppend;
-    type Output = Outcome;
-
-    /// No two of one aggregate (the later follows the earlier's events), within the limits.
-    fn may_join(&self, group: &[PendingAppend], next: &PendingAppend) -> bool {
-        let bytes: usize = group.iter().chain([next]).map(PendingAppend::payload_bytes).sum();
-        let same_aggregate = group.iter().any(|taken| {
-            taken.aggregate_type == next.aggregate_type && taken.aggregate_id == next.aggregate_id
-        });
-        group.len() < MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate
-    }
-
-    async fn run(&self, group: Vec<PendingAppend>) -> Vec<Outcome> {
-        if let [append] = group.as_slice() {
-            return vec![append_alone(&self.pool, append).await];
-        }
-        let mut written = match append_group(&self.pool, &group, APPEND_GROUP).await {
-            Ok(written) => written,
-            Err(error) => {
-                tracing::debug!(%error, appends = group.len(), "a group append failed; each is sent alone");
-                HashMap::new()
-            }
-        };
-        // Rare: a conflict, a moved aggregate, or a failed statement. Alone, each gets exactly
-        // the answer it would have had without the group.
-        futures::future::join_all(group.iter().map(|append| {
-            let key = (append.aggregate_type.clone(), append.aggregate_id.clone());
-            let events = written.remove(&key);
-            async move {
-                match events {
-                    Some(mut events) => {
-                        events.sort_by_key(|event| event.sequence);
-                        append.count_appended(events.len());
-                        Ok(Some(events))
-                    }
-                    None => append_alone(&self.pool, append).await,
-                }
-            }
-        }))
-        .await
-    }
-}
-
-type AggregateKey = (String, String);
-
-/// Writes `appends` (of different aggregates) in one statement, all of them or none: each
-/// append's events in order, or `None` when any append's condition failed (its first sequence
-/// taken, the aggregate its decision rested on moved) and nothing was written. A race on a
-/// sequence with an uncommitted append is [`StoreError::Conflict`], nothing written either.
-///
-/// It is not grouped with other appends: a linked set stands for two commits in series (a
-/// model call's charge and the run's end), and one statement alone already halves them.
-pub(crate) async fn append_linked(
-    pool: &PgPool,
-    appends: &[PendingAppend],
-) -> Result<Option<Vec<Vec<AppendedEvent>>>, StoreError> {
+/// Writes `appends` (of different aggregates) all or none, alone or in a group with other
+/// units: each append's events in order, or `None` when any append's condition failed (its
+/// first sequence taken, the aggregate its decision rested on moved) and nothing was written.
+/// A race on a sequence with an uncommitted append is [`StoreError::Conflict`], nothing
+/// written either.
+pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<PendingAppend>) -> UnitOutcome {
     let mut keys: Vec<(&str, &str)> = appends
         .iter()
         .map(|a| (a.aggregate_type.as_str(), a.aggregate_id.as_str()))
@@ -163,37 +116,121 @@ pub(crate) async fn append_linked(
             "linked appends must be of different aggregates".to_owned(),
         ));
     }
-    let mut written = match append_group(pool, appends, &APPEND_LINKED).await {
+    group
+        .submit(appends)
+        .await
+        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))
+}
+
+/// What a group of units does: one statement, then each unit not written alone.
+pub(crate) struct GroupAppends {
+    pool: PgPool,
+}
+
+impl BatchWork for GroupAppends {
+    /// A unit: one append, or a linked set written all or none.
+    type Item = Vec<PendingAppend>;
+    type Output = UnitOutcome;
+
+    /// No two appends of one aggregate (the later follows the earlier's events), within the
+    /// limits.
+    fn may_join(&self, group: &[Vec<PendingAppend>], next: &Vec<PendingAppend>) -> bool {
+        let taken = || group.iter().flatten();
+        let appends = taken().count() + next.len();
+        let bytes: usize = taken().chain(next).map(PendingAppend::payload_bytes).sum();
+        let same_aggregate = next.iter().any(|append| {
+            taken().any(|other| {
+                other.aggregate_type == append.aggregate_type && other.aggregate_id == append.aggregate_id
+            })
+        });
+        appends <= MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate
+    }
+
+    async fn run(&self, group: Vec<Vec<PendingAppend>>) -> Vec<UnitOutcome> {
+        if let [unit] = group.as_slice() {
+            return vec![unit_alone(&self.pool, unit).await];
+        }
+        let units: Vec<&[PendingAppend]> = group.iter().map(Vec::as_slice).collect();
+        let mut written = match append_group(&self.pool, &units).await {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::debug!(%error, units = group.len(), "a group append failed; each unit is sent alone");
+                HashMap::new()
+            }
+        };
+        // Rare: a conflict, a moved aggregate, or a failed statement. Alone, each unit gets
+        // exactly the answer it would have had without the group.
+        futures::future::join_all(group.iter().map(|unit| {
+            let events = take_unit(&mut written, unit);
+            async move {
+                match events {
+                    Some(events) => Ok(Some(events)),
+                    None => unit_alone(&self.pool, unit).await,
+                }
+            }
+        }))
+        .await
+    }
+}
+
+/// `unit`'s events from what a statement wrote, when it wrote the whole unit (an append with
+/// no events writes nothing and counts as written).
+fn take_unit(
+    written: &mut HashMap<AggregateKey, Vec<AppendedEvent>>,
+    unit: &[PendingAppend],
+) -> Option<Vec<Vec<AppendedEvent>>> {
+    let whole = unit.iter().all(|append| {
+        append.events.is_empty()
+            || written.contains_key(&(append.aggregate_type.clone(), append.aggregate_id.clone()))
+    });
+    if !whole {
+        return None;
+    }
+    let events = unit
+        .iter()
+        .map(|append| {
+            let key = (append.aggregate_type.clone(), append.aggregate_id.clone());
+            let mut events = written.remove(&key).unwrap_or_default();
+            events.sort_by_key(|event| event.sequence);
+            append.count_appended(events.len());
+            events
+        })
+        .collect();
+    Some(events)
+}
+
+/// One unit in a statement of its own: one append as it always was, a linked set all or none.
+async fn unit_alone(pool: &PgPool, unit: &[PendingAppend]) -> UnitOutcome {
+    if let [append] = unit {
+        return Ok(append_alone(pool, append).await?.map(|events| vec![events]));
+    }
+    let mut written = match append_group(pool, &[unit]).await {
         Ok(written) => written,
         Err(StoreError::Database(error)) => {
-            let (aggregate_type, aggregate_id) = keys.first().copied().unwrap_or_default();
+            let first = unit.first();
+            let (aggregate_type, aggregate_id) = first
+                .map(|a| (a.aggregate_type.as_str(), a.aggregate_id.as_str()))
+                .unwrap_or_default();
             return Err(StoreError::from_append(error, aggregate_type, aggregate_id));
         }
         Err(other) => return Err(other),
     };
-    let mut answer = Vec::with_capacity(appends.len());
-    for append in appends {
-        let key = (append.aggregate_type.clone(), append.aggregate_id.clone());
-        match written.remove(&key) {
-            Some(mut events) => {
-                events.sort_by_key(|event| event.sequence);
-                append.count_appended(events.len());
-                answer.push(events);
-            }
-            None if append.events.is_empty() => answer.push(Vec::new()),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(answer))
+    Ok(take_unit(&mut written, unit))
 }
 
-/// Runs [`APPEND_GROUP`] (or a statement with its parameters): the events written, by
-/// aggregate. An append absent from the answer wrote nothing.
+type AggregateKey = (String, String);
+
+/// Runs [`APPEND_GROUP`] over `units`: the events written, by aggregate. An append absent
+/// from the answer wrote nothing.
 async fn append_group(
     pool: &PgPool,
-    appends: &[PendingAppend],
-    statement: &str,
+    units: &[&[PendingAppend]],
 ) -> Result<HashMap<AggregateKey, Vec<AppendedEvent>>, StoreError> {
+    let appends: Vec<&PendingAppend> = units.iter().flat_map(|unit| unit.iter()).collect();
+    let unit_numbers: Vec<i32> = (0..)
+        .zip(units)
+        .flat_map(|(number, unit)| std::iter::repeat_n(number, unit.len()))
+        .collect();
     let numbers: Vec<i32> = (0..).take(appends.len()).collect();
     let others = appends.iter().map(|a| a.decided_with.as_ref());
     let mut row_append = Vec::new();
@@ -201,7 +238,7 @@ async fn append_group(
     let mut sequences = Vec::new();
     let (mut types, mut versions, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
     let mut metadata: Vec<&str> = Vec::new();
-    for (number, append) in numbers.iter().zip(appends) {
+    for (number, append) in numbers.iter().zip(appends.iter().copied()) {
         let rows = append.events.iter().zip(append.sequences()).zip(&append.metadata);
         for ((event, sequence), event_metadata) in rows {
             metadata.push(event_metadata);
@@ -213,8 +250,8 @@ async fn append_group(
             payloads.push(event.payload.as_str());
         }
     }
-    let keys = AppendKeys::of(appends);
-    let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(statement)
+    let keys = AppendKeys::of(appends.iter().copied());
+    let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(APPEND_GROUP)
         .bind(&numbers)
         .bind(keys.aggregate_types)
         .bind(keys.aggregate_ids)
@@ -243,6 +280,7 @@ async fn append_group(
         .bind(versions)
         .bind(payloads)
         .bind(metadata)
+        .bind(unit_numbers)
         .fetch_all(pool)
         .await?;
     let mut written: HashMap<AggregateKey, Vec<AppendedEvent>> = HashMap::new();
@@ -254,25 +292,4 @@ async fn append_group(
             .push(event);
     }
     Ok(written)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{APPEND_GROUP, APPEND_LINKED};
-
-    #[test]
-    fn the_linked_statement_is_the_group_statement_writing_all_or_none() {
-        assert_ne!(APPEND_LINKED.as_str(), APPEND_GROUP);
-        assert!(
-            APPEND_LINKED.contains("WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)")
-        );
-        assert_eq!(
-            APPEND_LINKED.replacen(
-                " WHERE (SELECT count(*) FROM writable) = (SELECT count(*) FROM appends)\n",
-                "",
-                1
-            ),
-            APPEND_GROUP
-        );
-    }
 }

@@ -6,15 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore::store::{AppendedEvent, DecidedWith, append_with};
-use eventstore::{CommandContext, EventStore, StoreError};
+use domain::credit_account::CreditAccount;
+use eventstore::store::{AppendedEvent, CoalescingBus, DecidedWith, NewEvent, append_with};
+use eventstore::{CommandBus, CommandContext, EventStore, StoreError};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::helpers::{context, renamed_event, store};
+use crate::helpers::{RESERVATION, context, open_account, renamed_event, reserve, store};
 
 type Outcome<T> = JoinHandle<Result<T, StoreError>>;
 
@@ -229,4 +231,64 @@ async fn a_group_meeting_an_uncommitted_conflict_is_retried_one_by_one(pool: PgP
     assert_eq!(event_count(&pool, "contested").await, 1);
     assert_eq!(event_count(&pool, "first").await, 1);
     assert_eq!(event_count(&pool, "second").await, 1);
+}
+
+/// A linked pair (a command on one account and one built from its events on another, all or
+/// none) that waits with other appends is written in their statement: one transaction for
+/// all, rather than a commit of its own.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(pool: PgPool) {
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let opener = CommandBus::<CreditAccount>::new(store(&pool), ());
+    open_account(&opener, first_org, 10 * RESERVATION).await;
+    open_account(&opener, second_org, 10 * RESERVATION).await;
+    let (store, held, blocked) = busy_store(&pool).await;
+    let bus = Arc::new(CommandBus::<CreditAccount>::new(store.clone(), ()));
+    let accounts = Arc::new(CoalescingBus::new(CommandBus::<CreditAccount>::new(
+        store.clone(),
+        (),
+    )));
+    let linked = tokio::spawn(async move {
+        let follow = |events: &[NewEvent]| {
+            let mut follow_context = context(second_org);
+            follow_context.causation_id = events.last().map(|event| event.event_id);
+            Some((reserve("pair"), follow_context))
+        };
+        let linked = bus
+            .execute_linked(
+                &first_org.to_string(),
+                reserve("pair"),
+                &context(first_org),
+                &accounts,
+                &second_org.to_string(),
+                follow,
+            )
+            .await;
+        let first = linked.first.unwrap().appended;
+        let second = linked.second.unwrap().unwrap().appended;
+        (first, second)
+    });
+    let queued: Vec<_> = (0..3)
+        .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
+        .collect();
+    settle().await;
+    held.commit().await.unwrap();
+
+    assert!(matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })));
+    let (first, second) = linked.await.unwrap();
+    assert_eq!(
+        (first.len(), second.len()),
+        (1, 1),
+        "both halves of the pair written"
+    );
+    let mut transactions = vec![first[0].transaction_id, second[0].transaction_id];
+    for outcome in queued {
+        transactions.push(outcome.await.unwrap().unwrap()[0].transaction_id);
+    }
+    transactions.dedup();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "the pair and the three appends queued with it were one transaction"
+    );
 }

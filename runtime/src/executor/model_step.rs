@@ -152,18 +152,29 @@ impl Execution<'_> {
         }
     }
 
-    /// The conversation so far: the earlier runs' messages and this run's, each read once.
+    /// The conversation so far: the earlier runs' messages and this run's, each read once (the
+    /// two reads at once: a billed run makes them before it is taken, in series with its start).
     pub(super) async fn transcript(&mut self) -> Result<Vec<TranscriptMessage>, ExecutionError> {
         let service = self.executor.service();
-        if self.history.is_none() {
-            let history = service
-                .transcript_before(self.run.conversation_id(), self.run_id)
-                .await?;
+        let (conversation_id, run_id) = (self.run.conversation_id(), self.run_id);
+        let history = async {
+            match self.history {
+                Some(_) => Ok(None),
+                None => service.transcript_before(conversation_id, run_id).await.map(Some),
+            }
+        };
+        let run_messages = async {
+            match self.run_transcript {
+                Some(_) => Ok(None),
+                None => service.transcript_of_run(run_id).await.map(Some),
+            }
+        };
+        let (history, run_messages) = tokio::try_join!(history, run_messages)?;
+        if let Some(history) = history {
             self.history = Some(history);
         }
-        if self.run_transcript.is_none() {
-            let messages = service.transcript_of_run(self.run_id).await?;
-            self.run_transcript = Some(RunTranscript::new(self.run_id, messages));
+        if let Some(messages) = run_messages {
+            self.run_transcript = Some(RunTranscript::new(run_id, messages));
         }
         Ok(self.transcript_with(&[]))
     }

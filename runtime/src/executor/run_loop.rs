@@ -295,7 +295,8 @@ impl Executor {
         Ok(Outcome::LetGo)
     }
 
-    /// Takes the run, so that its failure is recorded by its executor, and fails it.
+    /// Takes the run, so that its failure is recorded by its executor, and fails it with
+    /// `code` (its agent or model cannot be found).
     async fn start_to_fail(
         &self,
         run_id: Uuid,
@@ -304,45 +305,23 @@ impl Executor {
         code: &str,
         detail: &str,
     ) -> Result<Outcome, ExecutionError> {
+        let key = run_id.to_string();
         let start = RunCommand::Start {
             executor: self.id,
             takeover,
             then_call_model: None,
         };
-        match self
-            .service
-            .runs()
-            .execute(&run_id.to_string(), start, context)
-            .await
-        {
-            Ok(committed) => {
-                self.fail_run(run_id, committed.state, context, code, detail)
-                    .await
-            }
-            Err(CommandError::Rejected(_)) => Ok(Outcome::LetGo),
-            Err(error) => Err(RunsError::from(error).into()),
-        }
-    }
-
-    async fn fail_run(
-        &self,
-        run_id: Uuid,
-        run: Run,
-        context: &CommandContext,
-        code: &str,
-        detail: &str,
-    ) -> Result<Outcome, ExecutionError> {
+        let run = match self.service.runs().execute(&key, start, context).await {
+            Ok(committed) => committed.state,
+            Err(CommandError::Rejected(_)) => return Ok(Outcome::LetGo),
+            Err(error) => return Err(RunsError::from(error).into()),
+        };
         let fail = RunCommand::Fail {
             executor: self.id,
             code: code.to_owned(),
             detail: detail.to_owned(),
         };
-        match self
-            .service
-            .runs()
-            .execute(&run_id.to_string(), fail, context)
-            .await
-        {
+        match self.service.runs().execute(&key, fail, context).await {
             Ok(_) => {
                 let org_id = run.org_id().unwrap_or_default();
                 self.service
