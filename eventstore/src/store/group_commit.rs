@@ -19,9 +19,13 @@
 //! The group's members are *units*: one append, or a linked set of appends of different
 //! aggregates that must be written all or none (see `linked_commands.rs`). The statement
 //! writes a unit only if every one of its appends' conditions holds; a linked set it did not
-//! write is sent again alone, all or none. Linked sets used to go alone, a commit of their own
-//! each: with a billed run's start and end both linked, across 16 organizations that made every
-//! step of a run slower than the commits they saved (BENCHMARKS.md, 2026-12-06 16:00).
+//! write is sent again alone, all or none (for a linked set, "nothing written" rather than a
+//! conflict when the group failed on a race with an uncommitted append: its callers treat both
+//! alike and decide again). Linked sets used to go alone, a commit of their own each: with a
+//! billed run's start and end both linked, across 16 organizations every step of a run got
+//! slower than the commits they saved (BENCHMARKS.md, "A billed run's start with its first
+//! hold", 2026-12-06). The price: a linked set, like any append, waits for one of the group's
+//! writers, and the account's batch holds the account meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,8 +107,8 @@ pub(crate) async fn append_grouped(group: &Arc<GroupCommit>, append: PendingAppe
 /// Writes `appends` (of different aggregates) all or none, alone or in a group with other
 /// units: each append's events in order, or `None` when any append's condition failed (its
 /// first sequence taken, the aggregate its decision rested on moved) and nothing was written.
-/// A race on a sequence with an uncommitted append is [`StoreError::Conflict`], nothing
-/// written either.
+/// A race on a sequence with an uncommitted append is [`StoreError::Conflict`] (or `None`
+/// when the set was retried after its group failed on it), nothing written either.
 pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<PendingAppend>) -> UnitOutcome {
     let mut keys: Vec<(&str, &str)> = appends
         .iter()
