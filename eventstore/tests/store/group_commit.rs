@@ -292,3 +292,86 @@ async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(p
         "the pair and the three appends queued with it were one transaction"
     );
 }
+
+/// A linked pair whose first aggregate moves (another node appends to it) while the pair waits
+/// in a group: the group's statement leaves the whole pair out and writes the appends waiting
+/// with it; the pair is then decided again and committed once, both halves together.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_linked_pair_that_lost_its_race_in_a_group_leaves_the_rest_of_the_group_written(pool: PgPool) {
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let other_node = CommandBus::<CreditAccount>::new(store(&pool), ());
+    open_account(&other_node, first_org, 10 * RESERVATION).await;
+    open_account(&other_node, second_org, 10 * RESERVATION).await;
+    let (store, held, blocked) = busy_store(&pool).await;
+    let bus = Arc::new(CommandBus::<CreditAccount>::new(store.clone(), ()));
+    let accounts = Arc::new(CoalescingBus::new(CommandBus::<CreditAccount>::new(
+        store.clone(),
+        (),
+    )));
+    let linked = tokio::spawn(async move {
+        let follow = |events: &[NewEvent]| {
+            let mut follow_context = context(second_org);
+            follow_context.causation_id = events.last().map(|event| event.event_id);
+            Some((reserve("pair"), follow_context))
+        };
+        let linked = bus
+            .execute_linked(
+                &first_org.to_string(),
+                reserve("pair"),
+                &context(first_org),
+                &accounts,
+                &second_org.to_string(),
+                follow,
+            )
+            .await;
+        let first = linked.first.unwrap().appended;
+        let second = linked.second.unwrap().unwrap().appended;
+        (first, second)
+    });
+    let queued: Vec<_> = (0..3)
+        .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
+        .collect();
+    settle().await;
+    // Another node moves the pair's first aggregate while the pair waits.
+    other_node
+        .execute(&first_org.to_string(), reserve("elsewhere"), &context(first_org))
+        .await
+        .unwrap();
+    held.commit().await.unwrap();
+
+    assert!(matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })));
+    let mut plain = Vec::new();
+    for outcome in queued {
+        plain.push(outcome.await.unwrap().unwrap()[0].transaction_id);
+    }
+    plain.dedup();
+    assert_eq!(plain.len(), 1, "the three plain appends were one transaction");
+    let (first, second) = linked.await.unwrap();
+    assert_eq!(
+        first[0].transaction_id, second[0].transaction_id,
+        "the pair, decided again, committed together"
+    );
+    assert_ne!(
+        first[0].transaction_id, plain[0],
+        "the pair was left out of the group that lost its race"
+    );
+    let elsewhere: i64 = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_id = $1 AND payload ->> 'llm_call' = 'elsewhere'",
+    )
+    .bind(first_org.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        first[0].sequence,
+        elsewhere + 1,
+        "decided again after the other node's reservation"
+    );
+    let pair_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'credit_account.reserved' AND payload ->> 'llm_call' = 'pair'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(pair_rows, 2, "each half once");
+}
