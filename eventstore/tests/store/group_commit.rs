@@ -248,6 +248,9 @@ async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(p
         store.clone(),
         (),
     )));
+    // Both accounts in memory: the pair is decided and queued without a read of its own.
+    bus.load(&first_org.to_string()).await.unwrap();
+    accounts.bus().load(&second_org.to_string()).await.unwrap();
     let linked = tokio::spawn(async move {
         let follow = |events: &[NewEvent]| {
             let mut follow_context = context(second_org);
@@ -308,6 +311,9 @@ async fn a_linked_pair_that_lost_its_race_in_a_group_leaves_the_rest_of_the_grou
         store.clone(),
         (),
     )));
+    // Both accounts in memory: the pair is decided and queued without a read of its own.
+    bus.load(&first_org.to_string()).await.unwrap();
+    accounts.bus().load(&second_org.to_string()).await.unwrap();
     let linked = tokio::spawn(async move {
         let follow = |events: &[NewEvent]| {
             let mut follow_context = context(second_org);
