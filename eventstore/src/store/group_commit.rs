@@ -47,13 +47,39 @@ const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
 const MAX_GROUP_BYTES: usize = 1024 * 1024;
 
-/// Every unit in the group written by one `INSERT`, each append under its own conditions: its first
+/// Every append in the group written by one `INSERT`, each under its own conditions: its first
 /// sequence not yet taken (a committed conflict is skipped here and found again when the append
 /// is retried alone; an uncommitted one makes the statement fail, and all are retried alone) and
-/// the aggregate it was decided with unmoved; a unit is written only if all of its appends'
-/// conditions hold (`unit`). Rows keep the order given (`ORDER BY r.n`), so each append's
-/// positions follow its sequences.
+/// the aggregate it was decided with unmoved. Rows keep the order given (`ORDER BY r.n`), so
+/// each append's positions follow its sequences.
 const APPEND_GROUP: &str = "
+WITH appends AS (
+  SELECT *
+    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
+         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version)
+), writable AS (
+  SELECT a.* FROM appends a
+   WHERE NOT EXISTS (SELECT 1 FROM events e
+                      WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
+                        AND e.sequence = a.first_sequence)
+     AND (a.other_type IS NULL
+          OR NOT EXISTS (SELECT 1 FROM events o
+                          WHERE o.aggregate_type = a.other_type AND o.aggregate_id = a.other_id
+                            AND o.sequence > a.other_version))
+)
+INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
+  FROM UNNEST($8::int4[], $9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
+       AS r(append, event_id, sequence, event_type, event_version, payload, metadata, n)
+  JOIN writable w ON w.n = r.append
+ ORDER BY r.n
+RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
+
+/// [`APPEND_GROUP`] for a group holding a linked set: a unit (`$15`, one number per append) is
+/// written only if every one of its appends' conditions holds. Kept apart because its extra
+/// step cost plain groups a sixth of conversation creation's rate (BENCHMARKS.md, the
+/// conversations bench of 2026-12-06 17:12).
+const APPEND_UNITS: &str = "
 WITH appends AS (
   SELECT *
     FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $15::int4[])
@@ -224,8 +250,8 @@ async fn unit_alone(pool: &PgPool, unit: &[PendingAppend]) -> UnitOutcome {
 
 type AggregateKey = (String, String);
 
-/// Runs [`APPEND_GROUP`] over `units`: the events written, by aggregate. An append absent
-/// from the answer wrote nothing.
+/// Runs [`APPEND_GROUP`] (or [`APPEND_UNITS`] when a unit is a linked set) over `units`: the
+/// events written, by aggregate. An append absent from the answer wrote nothing.
 async fn append_group(
     pool: &PgPool,
     units: &[&[PendingAppend]],
@@ -255,7 +281,9 @@ async fn append_group(
         }
     }
     let keys = AppendKeys::of(appends.iter().copied());
-    let rows: Vec<(String, String, Uuid, i64, i64, String)> = sqlx::query_as(APPEND_GROUP)
+    let linked = units.iter().any(|unit| unit.len() > 1);
+    let statement = if linked { APPEND_UNITS } else { APPEND_GROUP };
+    let mut query = sqlx::query_as::<_, (String, String, Uuid, i64, i64, String)>(statement)
         .bind(&numbers)
         .bind(keys.aggregate_types)
         .bind(keys.aggregate_ids)
@@ -283,10 +311,11 @@ async fn append_group(
         .bind(types)
         .bind(versions)
         .bind(payloads)
-        .bind(metadata)
-        .bind(unit_numbers)
-        .fetch_all(pool)
-        .await?;
+        .bind(metadata);
+    if linked {
+        query = query.bind(unit_numbers);
+    }
+    let rows = query.fetch_all(pool).await?;
     let mut written: HashMap<AggregateKey, Vec<AppendedEvent>> = HashMap::new();
     for (aggregate_type, aggregate_id, event_id, sequence, position, transaction_id) in rows {
         let event = appended_event((event_id, sequence, position, transaction_id))?;
@@ -296,4 +325,18 @@ async fn append_group(
             .push(event);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{APPEND_GROUP, APPEND_UNITS};
+
+    /// The two statements write rows the same way; only which appends are writable differs.
+    #[test]
+    fn the_units_statement_inserts_as_the_group_statement_does() {
+        let insert =
+            |statement: &'static str| &statement[statement.find("INSERT INTO events").unwrap_or(0)..];
+        assert_eq!(insert(APPEND_UNITS), insert(APPEND_GROUP));
+        assert!(APPEND_UNITS.contains("$15::int4[]") && !APPEND_GROUP.contains("$15"));
+    }
 }
