@@ -100,6 +100,42 @@ fn append_new(store: &EventStore, aggregate_id: &str, ctx: CommandContext) -> Ou
     })
 }
 
+/// The halves of a linked pair: the first account's events and the second's.
+type PairOutcome = JoinHandle<(Vec<AppendedEvent>, Vec<AppendedEvent>)>;
+
+/// Queues on `store` a linked pair of reservations under the key `pair`: one on `first_org`'s
+/// account and one built from its events on `second_org`'s, all or none. Both accounts are
+/// loaded first, so the pair is decided and queued without a read of its own.
+async fn spawn_pair(store: &EventStore, first_org: Uuid, second_org: Uuid) -> PairOutcome {
+    let bus = Arc::new(CommandBus::<CreditAccount>::new(store.clone(), ()));
+    let accounts = Arc::new(CoalescingBus::new(CommandBus::<CreditAccount>::new(
+        store.clone(),
+        (),
+    )));
+    bus.load(&first_org.to_string()).await.unwrap();
+    accounts.bus().load(&second_org.to_string()).await.unwrap();
+    tokio::spawn(async move {
+        let follow = |events: &[NewEvent]| {
+            let mut follow_context = context(second_org);
+            follow_context.causation_id = events.last().map(|event| event.event_id);
+            Some((reserve("pair"), follow_context))
+        };
+        let linked = bus
+            .execute_linked(
+                &first_org.to_string(),
+                reserve("pair"),
+                &context(first_org),
+                &accounts,
+                &second_org.to_string(),
+                follow,
+            )
+            .await;
+        let first = linked.first.unwrap().appended;
+        let second = linked.second.unwrap().unwrap().appended;
+        (first, second)
+    })
+}
+
 /// Gives queued appends time to reach the queue (they are spawned tasks).
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -243,34 +279,7 @@ async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(p
     open_account(&opener, first_org, 10 * RESERVATION).await;
     open_account(&opener, second_org, 10 * RESERVATION).await;
     let (store, held, blocked) = busy_store(&pool).await;
-    let bus = Arc::new(CommandBus::<CreditAccount>::new(store.clone(), ()));
-    let accounts = Arc::new(CoalescingBus::new(CommandBus::<CreditAccount>::new(
-        store.clone(),
-        (),
-    )));
-    // Both accounts in memory: the pair is decided and queued without a read of its own.
-    bus.load(&first_org.to_string()).await.unwrap();
-    accounts.bus().load(&second_org.to_string()).await.unwrap();
-    let linked = tokio::spawn(async move {
-        let follow = |events: &[NewEvent]| {
-            let mut follow_context = context(second_org);
-            follow_context.causation_id = events.last().map(|event| event.event_id);
-            Some((reserve("pair"), follow_context))
-        };
-        let linked = bus
-            .execute_linked(
-                &first_org.to_string(),
-                reserve("pair"),
-                &context(first_org),
-                &accounts,
-                &second_org.to_string(),
-                follow,
-            )
-            .await;
-        let first = linked.first.unwrap().appended;
-        let second = linked.second.unwrap().unwrap().appended;
-        (first, second)
-    });
+    let linked = spawn_pair(&store, first_org, second_org).await;
     let queued: Vec<_> = (0..3)
         .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
         .collect();
@@ -306,34 +315,7 @@ async fn a_linked_pair_that_lost_its_race_in_a_group_leaves_the_rest_of_the_grou
     open_account(&other_node, first_org, 10 * RESERVATION).await;
     open_account(&other_node, second_org, 10 * RESERVATION).await;
     let (store, held, blocked) = busy_store(&pool).await;
-    let bus = Arc::new(CommandBus::<CreditAccount>::new(store.clone(), ()));
-    let accounts = Arc::new(CoalescingBus::new(CommandBus::<CreditAccount>::new(
-        store.clone(),
-        (),
-    )));
-    // Both accounts in memory: the pair is decided and queued without a read of its own.
-    bus.load(&first_org.to_string()).await.unwrap();
-    accounts.bus().load(&second_org.to_string()).await.unwrap();
-    let linked = tokio::spawn(async move {
-        let follow = |events: &[NewEvent]| {
-            let mut follow_context = context(second_org);
-            follow_context.causation_id = events.last().map(|event| event.event_id);
-            Some((reserve("pair"), follow_context))
-        };
-        let linked = bus
-            .execute_linked(
-                &first_org.to_string(),
-                reserve("pair"),
-                &context(first_org),
-                &accounts,
-                &second_org.to_string(),
-                follow,
-            )
-            .await;
-        let first = linked.first.unwrap().appended;
-        let second = linked.second.unwrap().unwrap().appended;
-        (first, second)
-    });
+    let linked = spawn_pair(&store, first_org, second_org).await;
     let queued: Vec<_> = (0..3)
         .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
         .collect();
