@@ -350,6 +350,49 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
 }
 
 #[tokio::test]
+async fn a_call_that_asks_for_a_tool_is_charged_in_the_commit_of_its_answer() {
+    let flow = billed_flow(1_000).await;
+    flow.tool("weather", "/weather", None).await;
+    let agent = limited_agent_with(&flow, &["weather"]).await;
+    flow.llm
+        .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
+        .push(Reply::words("Sunny").with_usage(9, 2));
+
+    let (_, run) = flow.run(&agent, "Weather?").await;
+    let done = flow.run_reaching(&run, "completed").await;
+    assert_eq!(done["usage"]["credits"], 3 + 2, "{done:#}");
+    let charges = charges_by_run(&flow).await;
+    assert_eq!(charges.get(&run), Some(&(3 + 2)), "{charges:?}");
+    // The first answer (the one asking for the tool) and its charge are one commit, so no
+    // charge is in flight on the account when the tool's result asks for the next hold.
+    let pool = &flow.app.pool;
+    let answered: String = sqlx::query_scalar(
+        "SELECT transaction_id::text FROM events
+          WHERE aggregate_type = 'run' AND aggregate_id = $1 AND event_type = 'llm_call.completed'
+          ORDER BY sequence LIMIT 1",
+    )
+    .bind(&run)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let charged: Vec<String> = sqlx::query_scalar(
+        "SELECT transaction_id::text FROM events
+          WHERE aggregate_type = 'credit_account' AND event_type = 'credit_account.charged'
+            AND payload ->> 'llm_call' = $1 || '/1'",
+    )
+    .bind(&run)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        charged,
+        [answered],
+        "the first call's charge, once, in its answer's commit"
+    );
+    flow.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_failed_call_is_not_charged_and_one_cancelled_while_streaming_is_charged_for_what_it_streamed() {
     let flow = billed_flow(1_000).await;
     let agent = limited_agent(&flow).await;

@@ -1,9 +1,11 @@
 //! A model call's answer recorded in one transaction with the call's charge.
 //!
-//! The answer that ends a run (`llm_call.completed`, the message and `run.completed`) and the
-//! call's charge in the ledger are one commit: a client who sees the run ended sees what it
-//! cost, and the run's end no longer waits for a second commit in series. The charge names the
-//! `llm_call.completed` it settles, as every charge does.
+//! A model call's answer (`llm_call.completed`, the message, the tool calls it asks for, and
+//! `run.completed` when it ends the run) and the call's charge in the ledger are one commit: a
+//! client who sees the run ended sees what it cost, the run's end waits for no second commit in
+//! series, and no charge is still in flight on the account when the next call's hold is asked
+//! for (the executor links an answer that asks for tools only while the account is idle). The
+//! charge names the `llm_call.completed` it settles, as every charge does.
 
 use domain::credit_account::CreditAccount;
 use domain::run::{Run, RunCommand};

@@ -63,6 +63,14 @@ where
         &self.bus
     }
 
+    /// Whether no command of `aggregate_id` waits or is being appended in this process: one
+    /// submitted now is decided and appended at once, behind nothing.
+    pub fn is_idle(&self, aggregate_id: &str) -> bool {
+        self.lock()
+            .get(aggregate_id)
+            .is_none_or(|batcher| batcher.is_idle())
+    }
+
     /// [`CommandBus::execute`], sharing the append with the commands on the same aggregate
     /// that wait at the same moment.
     pub async fn execute(

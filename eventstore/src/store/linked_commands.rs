@@ -3,10 +3,11 @@
 //! Some facts must never be seen apart. A run that says it ended must show the charge of its
 //! last model call in the ledger, and the charge names the model call's event as its cause.
 //! Recorded one after another, the charge is a second commit in series before the run may end
-//! (the billing bench measured it as most of what billing adds to a run). Linked, the run's
-//! command is decided first, the account's command is built from its events (it can name them:
-//! event ids are chosen before the append), and both go to Postgres in one statement that
-//! writes every event or none.
+//! (the billing bench measured it as most of what billing adds to a run). A billed model call's
+//! answer may go with its charge the same way, and a billed run's start with its first call's
+//! hold. Linked, the run's command is decided first, the account's command is built from its
+//! events (it can name them: event ids are chosen before the append), and both go to Postgres
+//! in one statement that writes every event or none.
 //!
 //! The second aggregate is a busy one (an organization's credit account, which every model
 //! call of every run reserves from and is charged on), so its commands are coalesced

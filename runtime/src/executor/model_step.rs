@@ -255,20 +255,13 @@ impl Execution<'_> {
             tool_calls,
             last_chunks,
             start_first_call,
-            // A billed run's end goes with its last charge (`record_final_answer`).
+            // A billed run's end goes with its last charge (`record_charged_answer`).
             then_complete: billed_step.is_none(),
         };
         let recorded = match billed_step {
-            Some(step) if ends_run => {
-                self.record_final_answer(answer, step, credits, tokens_counted)
-                    .await?
-            }
             Some(step) => {
-                let recorded = self.record(answer).await?;
-                if recorded {
-                    self.settle_credits(step, credits, tokens_counted);
-                }
-                recorded
+                self.record_charged_answer(answer, step, credits, tokens_counted, ends_run)
+                    .await?
             }
             None => self.record(answer).await?,
         };

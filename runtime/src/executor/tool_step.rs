@@ -88,7 +88,8 @@ impl Execution<'_> {
     /// built from what `finish` will record (the store decides the same events on the same
     /// state), so it can be asked for while `finish` is recorded.
     ///
-    /// The last call's charge was queued on the account when its answer was recorded, long
+    /// The last call's charge is in its answer's commit when the account was idle
+    /// (`record_charged_answer`). When it could not go there, it was queued on the account once the answer was recorded,
     /// before this hold: the account decides its commands in the order they queued, so the
     /// charge (and the credits it gives back) comes first without the run waiting for its
     /// commit. Waiting for it here put a whole account batch before every tool result in a busy
