@@ -32,6 +32,13 @@ pub trait BatchWork: Send + Sync + 'static {
 
     /// Does the work: one answer per item, in the items' order.
     fn run(&self, batch: Vec<Self::Item>) -> impl Future<Output = Vec<Self::Output>> + Send;
+
+    /// Whether `item` holds others up while it waits (a busy aggregate's batch, which every
+    /// command queued on that aggregate waits behind): when every batch slot is taken it is
+    /// run at once, alone, in one slot kept for such items. None by default.
+    fn urgent(&self, _item: &Self::Item) -> bool {
+        false
+    }
 }
 
 struct Waiting<W: BatchWork> {
@@ -43,6 +50,8 @@ struct Queue<W: BatchWork> {
     waiting: VecDeque<Waiting<W>>,
     /// Batch loops running now; a new one starts only below the limit.
     running: usize,
+    /// Whether an urgent item runs alone in the slot kept for them (see [`BatchWork::urgent`]).
+    urgent_running: bool,
 }
 
 /// Runs [`BatchWork`] for concurrent callers, at most `max_running` batches at once.
@@ -50,6 +59,16 @@ pub struct Batcher<W: BatchWork> {
     work: W,
     queue: Mutex<Queue<W>>,
     max_running: usize,
+}
+
+/// What a submitted request starts.
+enum Start<W: BatchWork> {
+    /// A batch loop, which takes it with whatever else waits.
+    Loop,
+    /// Its own run in the urgent slot.
+    Alone(Waiting<W>),
+    /// Nothing: a running loop takes it.
+    Nothing,
 }
 
 /// Why a request got no answer: its batch's task ended without one (it panicked).
@@ -65,6 +84,7 @@ impl<W: BatchWork> Batcher<W> {
             queue: Mutex::new(Queue {
                 waiting: VecDeque::new(),
                 running: 0,
+                urgent_running: false,
             }),
             max_running: max_running.max(1),
         })
@@ -78,25 +98,51 @@ impl<W: BatchWork> Batcher<W> {
     /// Whether nothing waits and no batch runs.
     pub fn is_idle(&self) -> bool {
         let queue = self.lock();
-        queue.waiting.is_empty() && queue.running == 0
+        queue.waiting.is_empty() && queue.running == 0 && !queue.urgent_running
     }
 
     /// Runs `item`, alone or in a batch, and answers what [`BatchWork::run`] gave it.
     pub async fn submit(self: &Arc<Self>, item: W::Item) -> Result<W::Output, BatchLost> {
         let (reply, answer) = oneshot::channel();
+        let urgent = self.work.urgent(&item);
         let start = {
             let mut queue = self.lock();
-            queue.waiting.push_back(Waiting { item, reply });
-            let free = queue.running < self.max_running;
-            if free {
+            let waiting = Waiting { item, reply };
+            if queue.running < self.max_running {
                 queue.running += 1;
+                queue.waiting.push_back(waiting);
+                Start::Loop
+            } else if urgent && !queue.urgent_running {
+                queue.urgent_running = true;
+                Start::Alone(waiting)
+            } else {
+                queue.waiting.push_back(waiting);
+                Start::Nothing
             }
-            free
         };
-        if start {
-            tokio::spawn(Arc::clone(self).run_while_waiting());
+        match start {
+            Start::Loop => drop(tokio::spawn(Arc::clone(self).run_while_waiting())),
+            Start::Alone(waiting) => drop(tokio::spawn(Arc::clone(self).run_urgent(waiting))),
+            Start::Nothing => {}
         }
         answer.await.map_err(|_| BatchLost)
+    }
+
+    /// Runs an urgent item alone in the slot kept for one, and frees the slot (also when the
+    /// work panics: the caller is then answered [`BatchLost`]).
+    async fn run_urgent(self: Arc<Self>, waiting: Waiting<W>) {
+        struct FreeSlot<'a, W: BatchWork>(&'a Batcher<W>);
+        impl<W: BatchWork> Drop for FreeSlot<'_, W> {
+            fn drop(&mut self) {
+                self.0.lock().urgent_running = false;
+            }
+        }
+        let _slot = FreeSlot(&self);
+        let Waiting { item, reply } = waiting;
+        if let Some(output) = self.work.run(vec![item]).await.pop() {
+            // A caller that stopped waiting needs no answer.
+            let _ = reply.send(output);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue<W>> {
@@ -143,5 +189,90 @@ impl<W: BatchWork> Batcher<W> {
             replies.push(next.reply);
         }
         (items, replies)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// Items are numbers; an even one is urgent. Each run waits for a permit, so the test
+    /// decides when batches finish, and counts the runs under way.
+    struct Gated {
+        gate: Semaphore,
+        running: AtomicUsize,
+        most_running: AtomicUsize,
+    }
+
+    impl BatchWork for Gated {
+        type Item = u32;
+        type Output = u32;
+
+        fn may_join(&self, _batch: &[u32], _next: &u32) -> bool {
+            true
+        }
+
+        async fn run(&self, batch: Vec<u32>) -> Vec<u32> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now, Ordering::SeqCst);
+            self.gate.acquire().await.unwrap().forget();
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            batch
+        }
+
+        fn urgent(&self, item: &u32) -> bool {
+            item.is_multiple_of(2)
+        }
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn an_urgent_item_runs_at_once_beside_busy_batches_and_only_one_at_a_time() {
+        let batcher = Batcher::new(
+            Gated {
+                gate: Semaphore::new(0),
+                running: AtomicUsize::new(0),
+                most_running: AtomicUsize::new(0),
+            },
+            1,
+        );
+        let submit = |item: u32| {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.submit(item).await.unwrap() })
+        };
+        // The one slot is busy with 1; 3 queues behind it; 2 (urgent) runs at once beside it.
+        let first = submit(1);
+        settle().await;
+        let plain = submit(3);
+        let urgent = submit(2);
+        settle().await;
+        assert_eq!(
+            batcher.work().running.load(Ordering::SeqCst),
+            2,
+            "1 and 2 run, 3 waits"
+        );
+        // A second urgent item while the urgent slot is taken queues like any other.
+        let second_urgent = submit(4);
+        settle().await;
+        assert_eq!(batcher.work().running.load(Ordering::SeqCst), 2);
+        assert!(!batcher.is_idle());
+
+        batcher.work().gate.add_permits(10);
+        for (task, item) in [(first, 1), (plain, 3), (urgent, 2), (second_urgent, 4)] {
+            assert_eq!(task.await.unwrap(), item);
+        }
+        assert_eq!(batcher.work().most_running.load(Ordering::SeqCst), 2);
+        settle().await;
+        assert!(batcher.is_idle(), "both slots freed");
     }
 }

@@ -62,6 +62,17 @@ async fn limited_agent_with(flow: &Flow, tools: &[&str]) -> String {
         .to_owned()
 }
 
+/// Starts a run of an agent with the `weather` tool (at `path` on the tool server): the model
+/// asks for the tool (3 completion tokens), then answers (2). Answers the run's id.
+async fn weather_run(flow: &Flow, path: &str) -> String {
+    flow.tool("weather", path, None).await;
+    let agent = limited_agent_with(flow, &["weather"]).await;
+    flow.llm
+        .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
+        .push(Reply::words("Sunny").with_usage(9, 2));
+    flow.run(&agent, "Weather?").await.1
+}
+
 /// Starts `count` runs at once, each in a conversation of its own: their ids.
 async fn start_runs_at_once(flow: &Flow, agent: &str, count: usize) -> Vec<String> {
     let mut conversations = Vec::new();
@@ -352,13 +363,7 @@ async fn each_model_call_is_reserved_before_it_is_made_and_charged_from_the_prov
 #[tokio::test]
 async fn a_call_that_asks_for_a_tool_is_charged_in_the_commit_of_its_answer() {
     let flow = billed_flow(1_000).await;
-    flow.tool("weather", "/weather", None).await;
-    let agent = limited_agent_with(&flow, &["weather"]).await;
-    flow.llm
-        .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
-        .push(Reply::words("Sunny").with_usage(9, 2));
-
-    let (_, run) = flow.run(&agent, "Weather?").await;
+    let run = weather_run(&flow, "/weather").await;
     let done = flow.run_reaching(&run, "completed").await;
     assert_eq!(done["usage"]["credits"], 3 + 2, "{done:#}");
     let charges = charges_by_run(&flow).await;
@@ -541,12 +546,7 @@ async fn a_hold_an_ended_run_was_left_with_is_released_when_another_run_needs_th
 #[tokio::test]
 async fn a_smaller_hold_another_executor_left_for_the_next_call_is_topped_up_to_its_worst_case() {
     let flow = billed_flow(1_000).await;
-    flow.tool("weather", "/slow/1500/weather", None).await;
-    let agent = limited_agent_with(&flow, &["weather"]).await;
-    flow.llm
-        .push(Reply::tool_call("call_1", "weather", [r#"{"city":"Oslo"}"#]).with_usage(5, 3))
-        .push(Reply::words("Sunny").with_usage(9, 2));
-    let (_, run) = flow.run(&agent, "Weather?").await;
+    let run = weather_run(&flow, "/slow/1500/weather").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !flow
         .event_types(&run)

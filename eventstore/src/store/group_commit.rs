@@ -176,6 +176,22 @@ impl BatchWork for GroupAppends {
         appends <= MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate
     }
 
+    /// A linked set carrying more than one rider: a busy aggregate's coalesced batch (an
+    /// organization's credit account) with several runs' appends riding in it. Every command
+    /// queued on that account, so every run of the organization, waits behind it; queued
+    /// behind the writers' plain appends, it held them all up. It gets the writer kept for
+    /// urgent work. A batch with one rider (an account no other run is using) waits as any
+    /// append, so the extra writer stays rare.
+    ///
+    /// Measured with the billing bench, one organization: billed runs +11% per second, billing
+    /// per LLM call +2.3 / +2.4 ms p50 / p99 against +4.5 / +6.7. A third writer for every
+    /// group instead helped the same runs, but cost conversation creation 12% (smaller groups);
+    /// urgent for every linked set, the 16-organization phase got slower at p99 (BENCHMARKS.md,
+    /// 2026-12-06 19:15–19:51).
+    fn urgent(&self, unit: &Vec<PendingAppend>) -> bool {
+        unit.len() > 2
+    }
+
     async fn run(&self, group: Vec<Vec<PendingAppend>>) -> Vec<UnitOutcome> {
         if let [unit] = group.as_slice() {
             return vec![unit_alone(&self.pool, unit).await];
