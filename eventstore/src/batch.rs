@@ -2,7 +2,8 @@
 //!
 //! Under load most of a small query's cost is not its rows but the round trip around them:
 //! the pool's checks, the statement, the commit, the wake-ups. A [`Batcher`] lets at most a
-//! few batches of one kind run at once. A request that finds one free is sent at once, alone:
+//! few batches of one kind run at once (and one more item its work calls urgent, alone: see
+//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone:
 //! nothing waits for a batch to fill, so a quiet system is as fast as without it. Requests that
 //! arrive while all are busy queue, and the next batch to finish takes the whole queue with it.
 //!
@@ -35,7 +36,8 @@ pub trait BatchWork: Send + Sync + 'static {
 
     /// Whether `item` holds others up while it waits (a busy aggregate's batch, which every
     /// command queued on that aggregate waits behind): when every batch slot is taken it is
-    /// run at once, alone, in one slot kept for such items. None by default.
+    /// run at once, alone, in one slot kept for such items; when that slot is taken too, it
+    /// queues as any other. None by default.
     fn urgent(&self, _item: &Self::Item) -> bool {
         false
     }
@@ -54,7 +56,8 @@ struct Queue<W: BatchWork> {
     urgent_running: bool,
 }
 
-/// Runs [`BatchWork`] for concurrent callers, at most `max_running` batches at once.
+/// Runs [`BatchWork`] for concurrent callers, at most `max_running` batches at once, plus one
+/// urgent item alone.
 pub struct Batcher<W: BatchWork> {
     work: W,
     queue: Mutex<Queue<W>>,
@@ -77,7 +80,8 @@ enum Start<W: BatchWork> {
 pub struct BatchLost;
 
 impl<W: BatchWork> Batcher<W> {
-    /// A batcher running `work`, at most `max_running` batches at once (at least one).
+    /// A batcher running `work`, at most `max_running` batches at once (at least one), plus one
+    /// urgent item alone.
     pub fn new(work: W, max_running: usize) -> Arc<Self> {
         Arc::new(Self {
             work,
@@ -137,9 +141,13 @@ impl<W: BatchWork> Batcher<W> {
                 self.0.lock().urgent_running = false;
             }
         }
-        let _slot = FreeSlot(&self);
+        // Declared after `reply`, so dropped before it on a panic too: the slot is free before
+        // the caller hears, so its next urgent item finds it free.
         let Waiting { item, reply } = waiting;
-        if let Some(output) = self.work.run(vec![item]).await.pop() {
+        let slot = FreeSlot(&self);
+        let output = self.work.run(vec![item]).await.pop();
+        drop(slot);
+        if let Some(output) = output {
             // A caller that stopped waiting needs no answer.
             let _ = reply.send(output);
         }

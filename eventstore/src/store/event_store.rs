@@ -115,8 +115,9 @@ impl EventStore {
     }
 
     /// The same store with at most `writers` append statements in flight at once (default
-    /// [`DEFAULT_WRITERS`](super::DEFAULT_APPEND_WRITERS)); appends beyond them wait and go
-    /// together. Benchmarks compare settings with it.
+    /// [`DEFAULT_WRITERS`](super::DEFAULT_APPEND_WRITERS), plus one for a busy account's
+    /// batch: see `group_commit.rs`); appends beyond them wait and go together. Benchmarks
+    /// compare settings with it.
     pub fn with_append_writers(mut self, writers: usize) -> Self {
         self.group = group_commit(self.pool.clone(), writers);
         self
