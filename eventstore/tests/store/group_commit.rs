@@ -269,21 +269,54 @@ async fn a_group_meeting_an_uncommitted_conflict_is_retried_one_by_one(pool: PgP
     assert_eq!(event_count(&pool, "second").await, 1);
 }
 
+/// What [`queued_behind_a_busy_writer`] left waiting.
+struct QueuedBehind {
+    /// The account the pair's first half is on.
+    first_org: Uuid,
+    /// Holds the store's one writer until committed.
+    held: Transaction<'static, Postgres>,
+    /// The append in that writer, which loses its race once `held` commits.
+    blocked: Outcome<Vec<AppendedEvent>>,
+    /// The linked pair.
+    linked: PairOutcome,
+    /// Three plain appends, each on an aggregate of its own.
+    queued: Vec<Outcome<Vec<AppendedEvent>>>,
+}
+
+/// Opens two accounts with `opener`, then queues a linked pair on them and three plain
+/// appends behind a store whose one writer is busy, and lets them settle in its queue.
+async fn queued_behind_a_busy_writer(pool: &PgPool, opener: &CommandBus<CreditAccount>) -> QueuedBehind {
+    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
+    open_account(opener, first_org, 10 * RESERVATION).await;
+    open_account(opener, second_org, 10 * RESERVATION).await;
+    let (store, held, blocked) = busy_store(pool).await;
+    let linked = spawn_pair(&store, first_org, second_org).await;
+    let queued = (0..3)
+        .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
+        .collect();
+    settle().await;
+    QueuedBehind {
+        first_org,
+        held,
+        blocked,
+        linked,
+        queued,
+    }
+}
+
 /// A linked pair (a command on one account and one built from its events on another, all or
 /// none) that waits with other appends is written in their statement: one transaction for
 /// all, rather than a commit of its own.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(pool: PgPool) {
-    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     let opener = CommandBus::<CreditAccount>::new(store(&pool), ());
-    open_account(&opener, first_org, 10 * RESERVATION).await;
-    open_account(&opener, second_org, 10 * RESERVATION).await;
-    let (store, held, blocked) = busy_store(&pool).await;
-    let linked = spawn_pair(&store, first_org, second_org).await;
-    let queued: Vec<_> = (0..3)
-        .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
-        .collect();
-    settle().await;
+    let QueuedBehind {
+        held,
+        blocked,
+        linked,
+        queued,
+        ..
+    } = queued_behind_a_busy_writer(&pool, &opener).await;
     held.commit().await.unwrap();
 
     assert!(matches!(blocked.await.unwrap(), Err(StoreError::Conflict { .. })));
@@ -310,16 +343,14 @@ async fn a_linked_pair_waiting_with_other_appends_commits_in_their_transaction(p
 /// with it; the pair is then decided again and committed once, both halves together.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_linked_pair_that_lost_its_race_in_a_group_leaves_the_rest_of_the_group_written(pool: PgPool) {
-    let (first_org, second_org) = (Uuid::now_v7(), Uuid::now_v7());
     let other_node = CommandBus::<CreditAccount>::new(store(&pool), ());
-    open_account(&other_node, first_org, 10 * RESERVATION).await;
-    open_account(&other_node, second_org, 10 * RESERVATION).await;
-    let (store, held, blocked) = busy_store(&pool).await;
-    let linked = spawn_pair(&store, first_org, second_org).await;
-    let queued: Vec<_> = (0..3)
-        .map(|n| append_new(&store, &format!("queued-{n}"), context(Uuid::now_v7())))
-        .collect();
-    settle().await;
+    let QueuedBehind {
+        first_org,
+        held,
+        blocked,
+        linked,
+        queued,
+    } = queued_behind_a_busy_writer(&pool, &other_node).await;
     // Another node moves the pair's first aggregate while the pair waits.
     other_node
         .execute(&first_org.to_string(), reserve("elsewhere"), &context(first_org))
