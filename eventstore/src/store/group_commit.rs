@@ -47,12 +47,28 @@ const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
 const MAX_GROUP_BYTES: usize = 1024 * 1024;
 
+/// The end both group statements share: every event of the appends in `writable` (a CTE the
+/// statement defines), in the order given, and what the caller reads back. One text, so the
+/// two statements cannot drift apart in what they write or answer.
+macro_rules! insert_writable {
+    () => {
+        "INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
+  FROM UNNEST($8::int4[], $9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
+       AS r(append, event_id, sequence, event_type, event_version, payload, metadata, n)
+  JOIN writable w ON w.n = r.append
+ ORDER BY r.n
+RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text"
+    };
+}
+
 /// Every append in the group written by one `INSERT`, each under its own conditions: its first
 /// sequence not yet taken (a committed conflict is skipped here and found again when the append
 /// is retried alone; an uncommitted one makes the statement fail, and all are retried alone) and
 /// the aggregate it was decided with unmoved. Rows keep the order given (`ORDER BY r.n`), so
 /// each append's positions follow its sequences.
-const APPEND_GROUP: &str = "
+const APPEND_GROUP: &str = concat!(
+    "
 WITH appends AS (
   SELECT *
     FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
@@ -67,19 +83,16 @@ WITH appends AS (
                           WHERE o.aggregate_type = a.other_type AND o.aggregate_id = a.other_id
                             AND o.sequence > a.other_version))
 )
-INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
-  FROM UNNEST($8::int4[], $9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
-       AS r(append, event_id, sequence, event_type, event_version, payload, metadata, n)
-  JOIN writable w ON w.n = r.append
- ORDER BY r.n
-RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
+",
+    insert_writable!()
+);
 
 /// [`APPEND_GROUP`] for a group holding a linked set: a unit (`$15`, one number per append) is
 /// written only if every one of its appends' conditions holds. Kept apart because its extra
 /// step cost plain groups a sixth of conversation creation's rate (BENCHMARKS.md, the
 /// conversations bench of 2026-12-06 17:12).
-const APPEND_UNITS: &str = "
+const APPEND_UNITS: &str = concat!(
+    "
 WITH appends AS (
   SELECT *
     FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $15::int4[])
@@ -98,13 +111,9 @@ WITH appends AS (
   SELECT c.* FROM checked c
    WHERE NOT EXISTS (SELECT 1 FROM checked u WHERE u.unit = c.unit AND NOT u.holds)
 )
-INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT r.event_id, w.aggregate_type, w.aggregate_id, r.sequence, r.event_type, r.event_version, r.payload::json, r.metadata::json
-  FROM UNNEST($8::int4[], $9::uuid[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY
-       AS r(append, event_id, sequence, event_type, event_version, payload, metadata, n)
-  JOIN writable w ON w.n = r.append
- ORDER BY r.n
-RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transaction_id::text";
+",
+    insert_writable!()
+);
 
 /// What one unit came to: each of its appends' events, `None` when nothing of it was written
 /// (a condition did not hold), [`StoreError::Conflict`] when one of its aggregates already had
