@@ -136,7 +136,7 @@ impl IdentityService {
         progress: FollowerProgress,
     ) -> Self {
         Self {
-            standing_reads: standing_reads(store.pool().clone()),
+            standing_reads: standing_reads(store.pool()),
             pool: store.pool().clone(),
             progress,
             users: CommandBus::new(store.clone(), ()),

