@@ -39,9 +39,13 @@ pub(super) fn standing_reads(pool: &PgPool) -> Arc<StandingReads> {
 /// standing query, the busiest of every authenticated request, spent 0.12 ms planning for
 /// 0.03 ms running, and under 16 clients creating conversations its planning was a third of
 /// the statements' time in Postgres (`pg_stat_statements`; BENCHMARKS.md, 2026-12-06
-/// "Standing reads planned once"). Its one generic plan is sound: every lookup is by key, and
-/// the plan is made again whenever the tables' statistics change. On the shared pool the
-/// setting would apply to every statement, including some whose plan must see the values.
+/// "Standing reads planned once"). Its one generic plan is sound at any size of the tables,
+/// even when made while they were empty: the statement reads each table by its key in a scalar
+/// subquery, an index probe in any plan (`projections`' `standings`, and the test
+/// `planned_on_empty_tables_the_standing_query_probes_each_table_by_its_key`). That is not true
+/// of statements in general: the group commit's, planned so on an empty log, hashes a
+/// sequential scan of `events`; hence a pool of its own rather than the setting on the shared
+/// pool.
 fn generic_plan_pool(pool: &PgPool) -> PgPool {
     let options = (*pool.connect_options())
         .clone()

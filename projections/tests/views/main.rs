@@ -9,4 +9,5 @@ mod replay;
 mod replayed_events;
 mod runner_lease;
 mod sessions;
+mod standing_plan;
 mod users;
