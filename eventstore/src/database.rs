@@ -52,6 +52,47 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .await
 }
 
+/// A small pool beside `pool` (same server and settings, at most `connections`) whose sessions
+/// plan each prepared statement once, for the hottest statements only.
+///
+/// Postgres plans a prepared statement anew on each execution while a plan for the values at
+/// hand looks cheaper than its generic plan, which for statements over arrays of changing
+/// length, or near the end of the log, is most of the time. Measured with `pg_stat_statements`
+/// under load, planning was 1.8 s beside 0.35 s of execution for the standing query during
+/// conversation creation, and 2.7 s beside 4.4 s for the group append in the billing bench
+/// (BENCHMARKS.md, 2026-12-06 "Statements planned once").
+///
+/// Only for statements whose generic plan is sound whatever the tables' sizes when it was
+/// made, since it is made once per connection, possibly on empty tables, and kept while they
+/// grow (it is made again only when their statistics change): each table read as an index
+/// probe by key in a scalar subquery, or in key order under a `LIMIT`. A join or `EXISTS` over
+/// a table may be planned as a hash over a sequential scan of the empty table instead, ruinous
+/// once it holds millions of rows. `tests/store/generic_plans.rs` checks every statement
+/// run on such a pool. On the shared pool the setting would reach every statement.
+pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .application_name(application_name)
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
+}
+
+/// Every statement this crate runs on a pool of [`generic_plan_pool`], by name: what
+/// `tests/store/generic_plans.rs` plans on an empty log.
+#[doc(hidden)]
+pub fn generic_planned_statements() -> [(&'static str, &'static str); 5] {
+    [
+        ("append", crate::store::APPEND_STATEMENTS[0]),
+        ("append_if_unmoved", crate::store::APPEND_STATEMENTS[1]),
+        ("append_group", crate::store::APPEND_STATEMENTS[2]),
+        ("append_units", crate::store::APPEND_STATEMENTS[3]),
+        ("read_after", crate::log::READ_AFTER),
+    ]
+}
+
 /// The options `url` names, with TLS off for a server on this machine (a loopback address,
 /// `localhost` or a Unix socket) unless the URL's `sslmode` or `PGSSLMODE` says otherwise.
 ///

@@ -5,12 +5,10 @@
 //! answer older than the request.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use eventstore::batch::{BatchWork, Batcher};
 use projections::identity::queries::{Standing, StandingQuery, standings};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use super::IdentityError;
 
@@ -32,29 +30,13 @@ pub(super) fn standing_reads(pool: &PgPool) -> Arc<StandingReads> {
 }
 
 /// A pool of its own for the standing query, one connection per query in flight, whose
-/// sessions plan each statement once (`plan_cache_mode = force_generic_plan`).
-///
-/// Postgres plans a prepared statement anew on each execution while that looks cheaper than a
-/// plan for any parameters, which for a statement over arrays of changing length is always: the
-/// standing query, the busiest of every authenticated request, spent 0.12 ms planning for
-/// 0.03 ms running, and under 16 clients creating conversations its planning was a third of
-/// the statements' time in Postgres (`pg_stat_statements`; BENCHMARKS.md, 2026-12-06
-/// "Standing reads planned once"). Its one generic plan is sound at any size of the tables,
-/// even when made while they were empty: the statement reads each table by its key in a scalar
-/// subquery, an index probe in any plan (`projections`' `standings`, and the test
-/// `planned_on_empty_tables_the_standing_query_probes_each_table_by_its_key`). That is not true
-/// of statements in general: the group commit's, planned so on an empty log, hashes a
-/// sequential scan of `events`; hence a pool of its own rather than the setting on the shared
-/// pool.
+/// sessions plan it once (`eventstore::database::generic_plan_pool`): planned on every
+/// execution, the busiest statement of every authenticated request spent 0.12 ms planning for
+/// 0.03 ms running, a third of Postgres's statement time while 16 clients created
+/// conversations. Its one generic plan is sound at any size of the tables (`projections`'
+/// `STANDINGS` and the test `planned_on_empty_tables_the_standing_query_probes_each_table_by_its_key`).
 fn generic_plan_pool(pool: &PgPool) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .application_name("agentry-standings")
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(MAX_QUERIES_IN_FLIGHT as u32)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options)
+    eventstore::database::generic_plan_pool(pool, MAX_QUERIES_IN_FLIGHT as u32, "agentry-standings")
 }
 
 /// Reads `query`'s standing, alone or with others waiting at the same moment.

@@ -13,7 +13,7 @@ use crate::store::Upcasters;
 /// `ORDER BY` is the *output* column, `transaction_id::text`, which sorts `"100000"` before
 /// `"99999"` (every read across a power of ten would deliver later transactions first) and
 /// cannot use `events_log_order`, so each read sorted every event after the cursor.
-const READ_AFTER: &str = "
+pub(crate) const READ_AFTER: &str = "
 SELECT event_id, position, transaction_id::text, org_id, aggregate_type, aggregate_id, sequence,
        event_type, event_version, payload, metadata
   FROM events

@@ -21,6 +21,7 @@ mod tail;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, save_checkpoint_announced, save_checkpoint_as};
 pub use cursor::Cursor;
+pub(crate) use follower::READ_AFTER;
 pub use follower::{
     EVENT_COLUMNS, LogFollower, Row as EventRow, into_event, read_after_with, whole_transactions,
 };

@@ -14,7 +14,7 @@ use crate::log::parse_transaction_id;
 /// metadata. `WITH ORDINALITY … ORDER BY` makes the rows reach
 /// the insert in the order given, so positions (taken at insert) follow sequences; without it
 /// that order would only be what today's plan happens to produce.
-const APPEND: &str = "
+pub(crate) const APPEND: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
   FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
@@ -24,7 +24,7 @@ RETURNING event_id, sequence, position, transaction_id::text";
 
 /// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`: the
 /// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
-const APPEND_IF_UNMOVED: &str = "
+pub(crate) const APPEND_IF_UNMOVED: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
   FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY

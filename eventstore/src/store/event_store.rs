@@ -106,7 +106,7 @@ impl EventStore {
     pub fn new(pool: PgPool, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
         let upcasters = Upcasters::new(upcasters);
         Self {
-            group: group_commit(pool.clone(), DEFAULT_WRITERS),
+            group: group_commit(&pool, DEFAULT_WRITERS),
             tail: LogTail::new(pool.clone(), upcasters.clone()),
             pool,
             upcasters,
@@ -119,7 +119,7 @@ impl EventStore {
     /// batch: see `group_commit.rs`); appends beyond them wait and go together. Benchmarks
     /// compare settings with it.
     pub fn with_append_writers(mut self, writers: usize) -> Self {
-        self.group = group_commit(self.pool.clone(), writers);
+        self.group = group_commit(&self.pool, writers);
         self
     }
 

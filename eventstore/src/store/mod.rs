@@ -24,5 +24,13 @@ pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent};
 pub use group_commit::DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS;
 pub use linked_commands::Linked;
+
+/// The append statements, which run on the group commit's generic-plan pool.
+pub(crate) const APPEND_STATEMENTS: [&str; 4] = [
+    append::APPEND,
+    append::APPEND_IF_UNMOVED,
+    group_commit::APPEND_GROUP,
+    group_commit::APPEND_UNITS,
+];
 pub use storable::MAX_EVENT_BYTES;
 pub use upcasters::Upcasters;

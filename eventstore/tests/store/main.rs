@@ -4,6 +4,7 @@ mod append;
 mod coalescing;
 mod concurrency;
 mod gate;
+mod generic_plans;
 mod group_commit;
 mod helpers;
 mod lag;
