@@ -129,7 +129,7 @@ impl Platform {
         let mut names = Vec::with_capacity(projectors.len());
         for projector in projectors {
             names.push(projector.name().to_owned());
-            let runner = ProjectionRunner::new(&self.store, projector);
+            let runner = ProjectionRunner::new(&self.store, projector).with_progress(self.progress());
             self.tasks.spawn(runner.run(self.shutdown.clone()));
         }
         names

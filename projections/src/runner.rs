@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use eventstore::log::{
-    Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault, save_checkpoint,
-    save_checkpoint_announced,
+    FollowerProgress, Lease, LeaseClaim, LeaseTimings, announce_progress, load_checkpoint, record_fault,
+    save_checkpoint, save_checkpoint_announced,
 };
 use eventstore::{AppendSignal, Cursor, EventStore, LogFollower, RecordedEvent};
 use sqlx::{Acquire, PgPool};
@@ -32,6 +32,14 @@ const BATCHED_PROJECTOR_EVENTS: usize = 1000;
 /// the log gate for every follower (the relay, the other projectors) from its first write to
 /// its commit, so batches stay this short whatever the events cost.
 const BATCH_BUDGET: Duration = Duration::from_millis(5);
+/// How long a runner that reports to this process's [`FollowerProgress`] may leave its checkpoint
+/// behind events it has nothing to fold (it saves the move with its next batch that folds
+/// something, or once this has passed). Every append wakes every projector, and most projectors
+/// fold none of most appends: saved at each wake, these moves were a third of a statement per
+/// conversation created (four projectors at their 5 ms pace; BENCHMARKS.md, "One log read per
+/// process"). Readers in this process see the runner's position at once; a reader on another
+/// node waits up to this much longer for a view whose follower had nothing to fold.
+const SKIP_SAVE_EVERY: Duration = Duration::from_millis(50);
 /// First pause after a failed batch; it doubles while the same failure repeats.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// Longest pause between retries of a failing batch.
@@ -49,15 +57,35 @@ pub struct ProjectionRunner {
     failing: AtomicBool,
     /// The projector's [`pace`](Projector::pace).
     pace: Duration,
+    /// This process's progress board: with one, moves past events the projector does not fold
+    /// are reported there at once and saved at most every [`SKIP_SAVE_EVERY`].
+    progress: Option<FollowerProgress>,
+}
+
+/// Where a runner stands: how far it has read and applied the log, and where its saved
+/// checkpoint is (behind that only by events the projector does not fold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Position {
+    passed: Cursor,
+    saved: Cursor,
+}
+
+impl Position {
+    fn saved_at(cursor: Cursor) -> Self {
+        Self {
+            passed: cursor,
+            saved: cursor,
+        }
+    }
 }
 
 /// What one step did.
 enum Step {
-    /// A batch was applied and the checkpoint moved to `to`; `full` when the read was full
-    /// (the projector is behind and goes on at once).
-    Applied { to: Cursor, full: bool },
-    /// Nothing to apply after this cursor.
-    CaughtUp(Cursor),
+    /// A batch was applied (or skipped) up to `to.passed`; `full` when the read was full (the
+    /// projector is behind and goes on at once).
+    Applied { to: Position, full: bool },
+    /// Nothing to apply after this position.
+    CaughtUp(Position),
     /// The checkpoint was not ours to move (another runner, or a lost lease); rolled back.
     NotOurs,
 }
@@ -74,7 +102,15 @@ impl ProjectionRunner {
             failing: AtomicBool::new(false),
             pace: projector.pace(),
             projector,
+            progress: None,
         }
+    }
+
+    /// Reports moves past events the projector does not fold to `progress` at once, and saves
+    /// them less often ([`SKIP_SAVE_EVERY`]). The process's own reads wait on `progress`.
+    pub fn with_progress(mut self, progress: FollowerProgress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Uses other lease durations (tests shorten them).
@@ -114,17 +150,27 @@ impl ProjectionRunner {
         let name = self.projector.name();
         let mut waiter = self.signal.subscribe();
         let mut retry = RETRY_PAUSE;
-        // Where the checkpoint stands, kept between steps: under the lease only this runner
-        // moves it, so it is read once per term (and after a failure) instead of every step.
+        // Where the runner stands (read, and saved), kept between steps: under the lease only
+        // this runner moves the checkpoint, so it is read once per term (and after a failure)
+        // instead of every step.
         // Anyone else's move (a rebuild's switch) makes the next save refuse, and the term end.
         let mut cursor = None;
+        let mut last_save = Instant::now();
         while !shutdown.is_cancelled() {
             if !lease.is_valid() {
                 tracing::warn!(projector = name, "projector cannot prove its lease; standing by");
                 return;
             }
             let started = tokio::time::Instant::now();
-            match self.step_as(Some(lease.claim()), cursor).await {
+            let defer_skips = self.progress.is_some() && last_save.elapsed() < SKIP_SAVE_EVERY;
+            let saved_before = cursor.map(|position: Position| position.saved);
+            let step = self.step_as(Some(lease.claim()), cursor, defer_skips).await;
+            if let Ok(Step::Applied { to, .. } | Step::CaughtUp(to)) = &step
+                && saved_before != Some(to.saved)
+            {
+                last_save = Instant::now();
+            }
+            match step {
                 Ok(Step::Applied { to, full }) => {
                     cursor = Some(to);
                     retry = RETRY_PAUSE;
@@ -163,7 +209,10 @@ impl ProjectionRunner {
     /// tests stepping by hand; two such runners are kept apart by the checkpoint's
     /// compare-and-set). `false` when caught up.
     pub async fn step(&self) -> Result<bool, sqlx::Error> {
-        Ok(!matches!(self.step_as(None, None).await?, Step::CaughtUp(_)))
+        Ok(!matches!(
+            self.step_as(None, None, false).await?,
+            Step::CaughtUp(_)
+        ))
     }
 
     /// One batch: at most [`BATCH_EVENTS`] events, and no more once [`BATCH_BUDGET`] is spent,
@@ -172,32 +221,51 @@ impl ProjectionRunner {
     /// tail of the log, most often without a read of their own (the relay or another
     /// projector read them); the writes go over one connection, taken only when there is
     /// something to write (each acquire from the pool costs a round trip: its liveness ping).
-    async fn step_as(&self, claim: Option<LeaseClaim>, known: Option<Cursor>) -> Result<Step, sqlx::Error> {
+    ///
+    /// With `defer_skips` (under a lease only), a batch holding nothing the projector folds is
+    /// not saved but reported to this process's progress board; otherwise such a batch, or an
+    /// empty read while a move is unsaved, saves the checkpoint where the runner has got to.
+    async fn step_as(
+        &self,
+        claim: Option<LeaseClaim>,
+        known: Option<Position>,
+        defer_skips: bool,
+    ) -> Result<Step, sqlx::Error> {
         let name = self.projector.name();
-        let from = match known {
-            Some(cursor) => cursor,
-            None => load_checkpoint(&self.pool, name).await?,
+        let at = match known {
+            Some(position) => position,
+            None => Position::saved_at(load_checkpoint(&self.pool, name).await?),
         };
-        let mut batch = self.follower.read_after(from).await?;
+        let mut batch = self.follower.read_after(at.passed).await?;
         if batch.is_empty() {
-            return Ok(Step::CaughtUp(from));
+            return match claim {
+                Some(claim) if !defer_skips && at.passed > at.saved => self.save_skips(at, claim, &[]).await,
+                _ => Ok(Step::CaughtUp(at)),
+            };
         }
-        let mut connection = self.pool.acquire().await?;
         let limit = batch_size(self.projector.as_ref());
         let full = batch.len() >= limit;
         batch.truncate(whole_transactions(&batch, limit));
         if let Some(claim) = claim
             && !batch.iter().any(|event| self.projector.folds(event))
         {
-            // Nothing to write but the checkpoint: one statement, no transaction.
-            let to = batch.last().map_or(from, RecordedEvent::cursor);
-            if !save_checkpoint_announced(&mut *connection, name, from, to, claim).await? {
-                return Ok(Step::NotOurs);
+            let to = batch.last().map_or(at.passed, RecordedEvent::cursor);
+            let moved = Position {
+                passed: to,
+                saved: at.saved,
+            };
+            if defer_skips && let Some(progress) = &self.progress {
+                progress.passed(name, to);
+                record_lag(name, &batch);
+                return Ok(Step::Applied { to: moved, full });
             }
-            self.got_past_failure();
-            record_lag(name, &batch);
-            return Ok(Step::Applied { to, full });
+            return match self.save_skips(moved, claim, &batch).await? {
+                Step::CaughtUp(to) => Ok(Step::Applied { to, full }),
+                other => Ok(other),
+            };
         }
+        let from = at.saved;
+        let mut connection = self.pool.acquire().await?;
         let mut transaction = connection.begin().await?;
         let started = Instant::now();
         let mut applied = 0;
@@ -226,7 +294,7 @@ impl ProjectionRunner {
             applied += 1;
         }
         let applied = &batch[..applied];
-        let to = applied.last().map_or(from, RecordedEvent::cursor);
+        let to = applied.last().map_or(at.passed, RecordedEvent::cursor);
         let saved = match claim {
             Some(claim) => save_checkpoint_announced(&mut *transaction, name, from, to, claim).await?,
             None => {
@@ -246,9 +314,28 @@ impl ProjectionRunner {
         self.got_past_failure();
         record_lag(name, applied);
         Ok(Step::Applied {
-            to,
+            to: Position::saved_at(to),
             full: full || applied.len() < batch.len(),
         })
+    }
+
+    /// Saves the checkpoint at `at.passed`, past events the projector does not fold (`skipped`
+    /// is the read that got there, if any): one statement, no transaction. Answers
+    /// `CaughtUp` at the saved position, or `NotOurs`.
+    async fn save_skips(
+        &self,
+        at: Position,
+        claim: LeaseClaim,
+        skipped: &[RecordedEvent],
+    ) -> Result<Step, sqlx::Error> {
+        let name = self.projector.name();
+        let mut connection = self.pool.acquire().await?;
+        if !save_checkpoint_announced(&mut *connection, name, at.saved, at.passed, claim).await? {
+            return Ok(Step::NotOurs);
+        }
+        self.got_past_failure();
+        record_lag(name, skipped);
+        Ok(Step::CaughtUp(Position::saved_at(at.passed)))
     }
 
     /// Clears the blocked gauge once a batch commits after a failed one.

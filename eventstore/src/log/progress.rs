@@ -146,6 +146,13 @@ impl FollowerProgress {
         }
     }
 
+    /// Records that this process's runner of `name` has passed `at` without saving it: every
+    /// event up to `at` that it folds is committed, the rest it has read and found nothing to
+    /// do with. Waiters in this process learn of it at once; others when the runner saves it.
+    pub fn passed(&self, name: &str, at: Cursor) {
+        self.advance(name, at);
+    }
+
     /// The channel of `name`, made on first use.
     fn sender(&self, name: &str) -> watch::Sender<Cursor> {
         let mut followers = self

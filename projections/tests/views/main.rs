@@ -9,5 +9,6 @@ mod replay;
 mod replayed_events;
 mod runner_lease;
 mod sessions;
+mod skipped_moves;
 mod standing_plan;
 mod users;
