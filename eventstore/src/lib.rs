@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod database;
 pub mod log;
+pub mod plan_check;
 pub mod relay;
 pub mod store;
 

@@ -181,6 +181,19 @@ pub struct RawEvent<'a> {
 }
 
 impl RawEvent<'_> {
+    /// A streaming run's text (`message.delta`), which most views ignore.
+    pub fn streamed_text(run_id: &str, sequence: i64) -> RawEvent<'static> {
+        RawEvent {
+            aggregate_type: "run",
+            aggregate_id: run_id.to_owned(),
+            sequence,
+            event_type: "message.delta",
+            version: "1",
+            payload: serde_json::json!({ "type": "message.delta", "step": 1, "chunks": ["Hel", "lo"] }),
+            metadata: metadata(None),
+        }
+    }
+
     pub async fn insert(&self, pool: &PgPool) {
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)

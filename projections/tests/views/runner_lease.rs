@@ -10,13 +10,12 @@ use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use eventstore::log::FollowerProgress;
 use projections::{IDENTITY, IdentityProjector, Projector};
-use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::helpers::{
-    RawEvent, catch_up, checkpoint, create_organization, last_cursor, metadata, runner, runner_of, store,
+    RawEvent, catch_up, checkpoint, create_organization, last_cursor, runner, runner_of, store,
 };
 
 /// The identity projector, counting every event it is asked to apply (committed or rolled
@@ -66,17 +65,7 @@ async fn events_a_projector_ignores_move_its_checkpoint_and_wake_its_waiters_wit
     // A streaming run's text, which the identity view ignores: passed, announced, not applied.
     let run_id = Uuid::now_v7().to_string();
     for sequence in 1..=5 {
-        RawEvent {
-            aggregate_type: "run",
-            aggregate_id: run_id.clone(),
-            sequence,
-            event_type: "message.delta",
-            version: "1",
-            payload: json!({ "type": "message.delta", "step": 1, "chunks": ["Hel", "lo"] }),
-            metadata: metadata(None),
-        }
-        .insert(&pool)
-        .await;
+        RawEvent::streamed_text(&run_id, sequence).insert(&pool).await;
     }
     let ignored = last_cursor(&pool).await;
     let waited = progress.wait_for(IDENTITY, ignored, Duration::from_secs(20));

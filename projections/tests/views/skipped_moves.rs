@@ -8,30 +8,19 @@ use std::time::Duration;
 use eventstore::EventStore;
 use eventstore::log::FollowerProgress;
 use projections::{IDENTITY, IdentityProjector};
-use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{RawEvent, checkpoint, create_organization, last_cursor, metadata, runner_of, store};
+use crate::helpers::{RawEvent, checkpoint, create_organization, last_cursor, runner_of, store};
 
 /// Events the identity view ignores (a streaming run's text), one commit each, `pause` apart,
 /// each announced to the process's followers as the store's own appends are.
 async fn ignored_events(store: &EventStore, pool: &PgPool, count: i64, pause: Duration) {
     let run_id = Uuid::now_v7().to_string();
     for sequence in 1..=count {
-        RawEvent {
-            aggregate_type: "run",
-            aggregate_id: run_id.clone(),
-            sequence,
-            event_type: "message.delta",
-            version: "1",
-            payload: json!({ "type": "message.delta", "step": 1, "chunks": ["Hel", "lo"] }),
-            metadata: metadata(None),
-        }
-        .insert(pool)
-        .await;
+        RawEvent::streamed_text(&run_id, sequence).insert(pool).await;
         store.signal().notify();
         tokio::time::sleep(pause).await;
     }
