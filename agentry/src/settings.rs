@@ -276,7 +276,8 @@ pub struct DatabaseSettings {
     )]
     pub private_postgres_port: u16,
 
-    /// Database connections this process may hold.
+    /// Connections of this process's main database pool (a process also opens up to 7 more,
+    /// for the small pools of its hottest statements and its progress listener).
     #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub db_max_connections: u32,
 }

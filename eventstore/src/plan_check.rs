@@ -13,6 +13,8 @@ pub struct TableRead {
     pub node: String,
     /// Whether it has an `Index Cond`.
     pub bounded: bool,
+    /// The `Index Cond`, as Postgres prints it.
+    pub condition: Option<String>,
 }
 
 /// How the generic plan of `statement` reads each table on `connection`'s database as it is
@@ -52,9 +54,11 @@ fn table_reads(plan: &Value, into: &mut Vec<TableRead>) {
     let node = plan["Node Type"].as_str().unwrap_or_default();
     // An insert's target (`ModifyTable`) names a relation too, but reads nothing.
     if plan.get("Relation Name").is_some() && node.ends_with("Scan") {
+        let condition = plan.get("Index Cond").and_then(Value::as_str).map(str::to_owned);
         into.push(TableRead {
             node: node.to_owned(),
-            bounded: plan.get("Index Cond").is_some(),
+            bounded: condition.is_some(),
+            condition,
         });
     }
     for child in plan.get("Plans").and_then(Value::as_array).into_iter().flatten() {

@@ -38,7 +38,7 @@ const BATCH_BUDGET: Duration = Duration::from_millis(5);
 /// fold none of most appends: saved at each wake, these moves were a third of a statement per
 /// conversation created (four projectors at their 5 ms pace; BENCHMARKS.md, "One log read per
 /// process"). Readers in this process see the runner's position at once; a reader on another
-/// node waits up to this much longer for a view whose follower had nothing to fold.
+/// node waits about this much longer (and one pace) for a view whose follower had nothing to fold.
 const SKIP_SAVE_EVERY: Duration = Duration::from_millis(50);
 /// First pause after a failed batch; it doubles while the same failure repeats.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
@@ -58,8 +58,10 @@ pub struct ProjectionRunner {
     /// The projector's [`pace`](Projector::pace).
     pace: Duration,
     /// This process's progress board: with one, moves past events the projector does not fold
-    /// are reported there at once and saved at most every [`SKIP_SAVE_EVERY`].
+    /// are reported there at once and saved at most every `skip_save_every`.
     progress: Option<FollowerProgress>,
+    /// [`SKIP_SAVE_EVERY`], unless a test asks otherwise.
+    skip_save_every: Duration,
 }
 
 /// Where a runner stands: how far it has read and applied the log, and where its saved
@@ -103,6 +105,7 @@ impl ProjectionRunner {
             pace: projector.pace(),
             projector,
             progress: None,
+            skip_save_every: SKIP_SAVE_EVERY,
         }
     }
 
@@ -110,6 +113,13 @@ impl ProjectionRunner {
     /// them less often ([`SKIP_SAVE_EVERY`]). The process's own reads wait on `progress`.
     pub fn with_progress(mut self, progress: FollowerProgress) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Saves moves past ignored events at most every `every` instead of [`SKIP_SAVE_EVERY`]
+    /// (tests lengthen it to see what the progress board alone does).
+    pub fn with_skip_save_every(mut self, every: Duration) -> Self {
+        self.skip_save_every = every;
         self
     }
 
@@ -162,7 +172,7 @@ impl ProjectionRunner {
                 return;
             }
             let started = tokio::time::Instant::now();
-            let defer_skips = self.progress.is_some() && last_save.elapsed() < SKIP_SAVE_EVERY;
+            let defer_skips = self.progress.is_some() && last_save.elapsed() < self.skip_save_every;
             let saved_before = cursor.map(|position: Position| position.saved);
             let step = self.step_as(Some(lease.claim()), cursor, defer_skips).await;
             if let Ok(Step::Applied { to, .. } | Step::CaughtUp(to)) = &step
@@ -181,8 +191,16 @@ impl ProjectionRunner {
                 Ok(Step::CaughtUp(at)) => {
                     cursor = Some(at);
                     retry = RETRY_PAUSE;
+                    // An unsaved move is saved by the first step after its interval.
+                    let idle = if at.passed > at.saved {
+                        (last_save + self.skip_save_every)
+                            .saturating_duration_since(Instant::now())
+                            .min(IDLE_POLL)
+                    } else {
+                        IDLE_POLL
+                    };
                     tokio::select! {
-                        () = waiter.wait(IDLE_POLL) => {}
+                        () = waiter.wait(idle) => {}
                         () = shutdown.cancelled() => {}
                     }
                     let gathered = tokio::time::Instant::now() + GATHER_AFTER_WAKE;

@@ -24,6 +24,10 @@ RETURNING event_id, sequence, position, transaction_id::text";
 
 /// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`: the
 /// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
+///
+/// It runs under one generic plan (the group commit's pool), where a correlated `NOT EXISTS`
+/// could become a hash over a scan of `events`; this one refers to no row of the statement, so
+/// it is a one-time probe whatever the plan (`tests/store/generic_plans.rs` checks it).
 pub(crate) const APPEND_IF_UNMOVED: &str = "
 INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json

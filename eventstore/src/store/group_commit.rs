@@ -138,12 +138,19 @@ pub(crate) type GroupCommit = Batcher<GroupAppends>;
 /// Its statements go over a pool of their own whose sessions plan each statement once
 /// ([`generic_plan_pool`]): the group statements were planned anew on 60% of their executions
 /// (the arrays' lengths change), 2.7 s of planning beside 4.4 s of execution in the billing
-/// bench. Connections: one per writer, the urgent one, and one for the units a failed group
-/// sends again alone (they take turns).
+/// bench. One connection per writer and one for the urgent unit. The units a failed group
+/// sends again alone (rare, and as many as 64 at once) go over `pool`, as they always did, so
+/// they never hold up the writers or the urgent unit.
 pub(crate) fn group_commit(pool: &PgPool, writers: usize) -> Arc<GroupCommit> {
-    let connections = u32::try_from(writers + 2).unwrap_or(u32::MAX);
-    let pool = generic_plan_pool(pool, connections, "agentry-appends");
-    Batcher::new(GroupAppends { pool }, writers)
+    let connections = u32::try_from(writers + 1).unwrap_or(u32::MAX);
+    let generic = generic_plan_pool(pool, connections, "agentry-appends");
+    Batcher::new(
+        GroupAppends {
+            pool: generic,
+            retries: pool.clone(),
+        },
+        writers,
+    )
 }
 
 /// Writes `append`, alone or in a group, and answers as [`append_alone`] would have.
@@ -179,7 +186,10 @@ pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<Pending
 
 /// What a group of units does: one statement, then each unit not written alone.
 pub(crate) struct GroupAppends {
+    /// For the group's statement, or a lone unit's: at most one per writer and the urgent one.
     pool: PgPool,
+    /// For the units of a group that were not written, sent again alone, all at once.
+    retries: PgPool,
 }
 
 impl BatchWork for GroupAppends {
@@ -239,7 +249,7 @@ impl BatchWork for GroupAppends {
             async move {
                 match events {
                     Some(events) => Ok(Some(events)),
-                    None => unit_alone(&self.pool, unit).await,
+                    None => unit_alone(&self.retries, unit).await,
                 }
             }
         }))

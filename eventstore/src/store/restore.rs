@@ -35,8 +35,8 @@ pub const RESTORED_TRANSACTION_ID: &str = "1";
 /// The relay's checkpoint name (`eventstore::Relay::new`).
 pub const RELAY_CHECKPOINT: &str = crate::relay::RELAY_NAME;
 
-/// The `application_name` of every `agentry` node's connections (`database::connect`): a
-/// session with it on the database means a node is running.
+/// The `application_name` of every `agentry` node's main pool (`database::connect`; its small
+/// pools are `agentry-…`): a session with it on the database means a node is running.
 const NODE_APPLICATION_NAME: &str = "agentry";
 
 /// How long a node's session may stay idle and still count as a running node's.
