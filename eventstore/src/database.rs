@@ -81,16 +81,12 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
 }
 
 /// Every statement this crate runs on a pool of [`generic_plan_pool`], by name: what
-/// `tests/store/generic_plans.rs` plans on an empty log.
+/// `tests/store/generic_plans.rs` plans on an empty log and on a full one.
 #[doc(hidden)]
-pub fn generic_planned_statements() -> [(&'static str, &'static str); 5] {
-    [
-        ("append", crate::store::APPEND_STATEMENTS[0]),
-        ("append_if_unmoved", crate::store::APPEND_STATEMENTS[1]),
-        ("append_group", crate::store::APPEND_STATEMENTS[2]),
-        ("append_units", crate::store::APPEND_STATEMENTS[3]),
-        ("read_after", crate::log::READ_AFTER),
-    ]
+pub fn generic_planned_statements() -> Vec<(&'static str, &'static str)> {
+    let mut statements = crate::store::GENERIC_PLANNED_APPENDS.to_vec();
+    statements.push(("read_after", crate::log::READ_AFTER));
+    statements
 }
 
 /// The options `url` names, with TLS off for a server on this machine (a loopback address,

@@ -24,13 +24,13 @@ pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent};
 pub use group_commit::DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS;
 pub use linked_commands::Linked;
-
-/// The append statements, which run on the group commit's generic-plan pool.
-pub(crate) const APPEND_STATEMENTS: [&str; 4] = [
-    append::APPEND,
-    append::APPEND_IF_UNMOVED,
-    group_commit::APPEND_GROUP,
-    group_commit::APPEND_UNITS,
-];
 pub use storable::MAX_EVENT_BYTES;
 pub use upcasters::Upcasters;
+
+/// The append statements by name: all run on the group commit's generic-plan pool.
+pub(crate) const GENERIC_PLANNED_APPENDS: [(&str, &str); 4] = [
+    ("append", append::APPEND),
+    ("append_if_unmoved", append::APPEND_IF_UNMOVED),
+    ("append_group", group_commit::APPEND_GROUP),
+    ("append_units", group_commit::APPEND_UNITS),
+];
