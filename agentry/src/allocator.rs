@@ -1,67 +1,25 @@
-//! glibc's malloc, limited to [`MALLOC_ARENAS`] arenas unless the operator chose otherwise.
+//! jemalloc as the allocator of every program built on this crate: `agentry` itself, and the
+//! benches and tests that run the application in-process, so they measure what is deployed.
 //!
-//! Why: glibc gives threads arenas of their own (up to eight per core) and keeps what is freed
-//! in each for that arena's next allocations, so memory freed on one worker is not reused by
-//! another and stays resident. With many long-lived connections served from every worker, that
-//! held-back memory was the largest part of an idle WebSocket's cost: 8.5–9.0 KiB per socket at
-//! 10,000 with glibc's default (and with 4 arenas), 4.9–5.1 KiB with 2, 4.3 KiB with 1, for no
-//! change in token latency or CPU per delta beyond noise (BENCHMARKS.md, "Run streams: the
-//! allocator's arenas"). Two rather than one: a little more room for the workers to allocate
-//! at once, at the measured cost of under 1 KiB per socket.
+//! Why not the system's (glibc's) malloc: on the hot paths (an HTTP request, an event read
+//! from the log and handed to each follower, a projector's batch) most allocations are small
+//! and short-lived and are freed on another worker thread than the one that made them. In a
+//! `perf` profile of the conversations bench's process (the server and its 16 HTTP clients),
+//! glibc's `malloc`/`free` (with its `malloc_consolidate` and `unlink_chunk` slow paths) took
+//! 21% of the CPU. Measured in the same minutes (BENCHMARKS.md, "jemalloc instead of glibc's
+//! malloc"; the benches' clients switched too): conversations created per second +17%, agent
+//! runs per second at 16 at once +17%; an idle WebSocket 4.5 KiB against 5.4 KiB with glibc
+//! limited to two arenas (as `agentry` then ran it), for about 7 MiB more at start.
 //!
-//! The operator's choice wins: with `MALLOC_ARENA_MAX` (or `glibc.malloc.arena_max` in
-//! `GLIBC_TUNABLES`) set, which glibc reads itself at start, nothing is changed here. Other
-//! C libraries (musl) and systems keep their allocator's behaviour.
+//! **tikv-jemallocator** builds jemalloc from its bundled source (a C compiler and `make`, both
+//! on every machine that builds this); TiKV and many services run on it. jemalloc's defaults are
+//! kept: four arenas per CPU it sees (the host's, not a container's quota), a cache per thread,
+//! and freed pages handed back to the system about 10 s after they were freed, when the arena
+//! is next used (no background thread: an idle process keeps them until it works again).
+//! `_RJEM_MALLOC_CONF` (jemalloc's `MALLOC_CONF` under the prefix of this build, whose symbols
+//! do not replace the C library's `malloc`) tunes it at start without a rebuild, e.g.
+//! `narenas:2,background_thread:true`.
 
-/// Arenas glibc's malloc may use when the operator set no number.
-pub const MALLOC_ARENAS: i32 = 2;
-
-/// Limits glibc's arenas to [`MALLOC_ARENAS`] unless `MALLOC_ARENA_MAX` or
-/// `GLIBC_TUNABLES=…glibc.malloc.arena_max=…` is set. Call it first in `main`, before any
-/// thread starts (a thread that allocated already keeps its arena). Whether it changed
-/// anything.
-pub fn limit_malloc_arenas() -> bool {
-    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if operator_chose(std::env::var_os("MALLOC_ARENA_MAX").is_some(), &tunables) {
-        return false;
-    }
-    set_arena_max(MALLOC_ARENAS)
-}
-
-/// Whether the operator set the number of arenas: `MALLOC_ARENA_MAX` set, or
-/// `glibc.malloc.arena_max` among the colon-separated `GLIBC_TUNABLES`.
-fn operator_chose(arena_max_set: bool, tunables: &str) -> bool {
-    arena_max_set
-        || tunables
-            .split(':')
-            .any(|tunable| tunable.trim().starts_with("glibc.malloc.arena_max="))
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn set_arena_max(arenas: i32) -> bool {
-    // SAFETY: `mallopt` only sets one of malloc's parameters (under malloc's own lock); it
-    // takes no pointer and is sound to call at any time. glibc returns 1 on success.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) == 1 }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_arena_max(_arenas: i32) -> bool {
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::operator_chose;
-
-    #[test]
-    fn the_operators_arena_max_wins_whether_set_directly_or_as_a_tunable() {
-        assert!(operator_chose(true, ""));
-        assert!(operator_chose(
-            false,
-            "glibc.malloc.trim_threshold=1:glibc.malloc.arena_max=8"
-        ));
-        assert!(!operator_chose(false, ""));
-        assert!(!operator_chose(false, "glibc.malloc.trim_threshold=131072"));
-    }
-}
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -13,7 +13,7 @@
 //! - [`embedded_postgres`]: the private PostgreSQL for the zero-configuration default.
 //! - [`restored_store`]: `agentry store restored`, run after restoring a logical dump.
 //! - [`audit_verify`]: `agentry audit verify`, which checks every audit chain.
-//! - [`allocator`]: glibc malloc's arenas, limited at start (memory per idle connection).
+//! - [`allocator`]: jemalloc as the global allocator (CPU per request, memory per idle socket).
 
 pub mod allocator;
 pub mod audit_verify;

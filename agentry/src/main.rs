@@ -16,8 +16,6 @@ use commands::identity::IdentityError;
 const ADMIN_VIEW_WAIT_MS: u64 = 30_000;
 
 fn main() -> ExitCode {
-    // Before the runtime starts its threads, each of which would take an arena of its own.
-    agentry::allocator::limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -1,9 +1,9 @@
 //! Argon2id hashing and verification over memory the hashing permits own.
 //!
 //! `Argon2::hash_password` allocates its 19 MiB working memory on every call. Under a flood of
-//! logins that churn left the allocator holding several hundred MiB (one arena per thread that
-//! ever hashed), so the process's memory depended on the allocator rather than on the number of
-//! hashes allowed at once. Here each hashing permit owns one block of memory, allocated once and
+//! logins that churn left the allocator holding several hundred MiB (with glibc's malloc, one
+//! arena per thread that ever hashed), so the process's memory depended on the allocator
+//! rather than on the number of hashes allowed at once. Here each hashing permit owns one block of memory, allocated once and
 //! reused, so the memory for passwords is exactly permits × the Argon2 memory cost, known at
 //! start. The PHC strings produced and accepted are the same as `argon2`'s own.
 
