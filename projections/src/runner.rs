@@ -1,3 +1,4 @@
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -254,7 +255,10 @@ impl ProjectionRunner {
             Some(position) => position,
             None => Position::saved_at(load_checkpoint(&self.pool, name).await?),
         };
-        let mut batch = self.follower.read_after(at.passed).await?;
+        // Shared with the process's other followers: made this runner's own below only when
+        // the projector folds something in it. A read that is all skips copies nothing
+        // (the identity, usage and conversation views skip most of a run's events).
+        let mut batch = self.follower.read_after_shared(at.passed).await?;
         if batch.is_empty() {
             return match claim {
                 Some(claim) if !defer_skips && at.passed > at.saved => self.save_skips(at, claim, &[]).await,
@@ -267,7 +271,7 @@ impl ProjectionRunner {
         if let Some(claim) = claim
             && !batch.iter().any(|event| self.projector.folds(event))
         {
-            let to = batch.last().map_or(at.passed, RecordedEvent::cursor);
+            let to = batch.last().map_or(at.passed, |event| event.cursor());
             let moved = Position {
                 passed: to,
                 saved: at.saved,
@@ -282,6 +286,8 @@ impl ProjectionRunner {
                 other => Ok(other),
             };
         }
+        // Moved out where this runner alone holds them (a read of its own, behind the tail).
+        let batch: Vec<RecordedEvent> = batch.into_iter().map(Arc::unwrap_or_clone).collect();
         let from = at.saved;
         let mut connection = self.pool.acquire().await?;
         let mut transaction = connection.begin().await?;
@@ -344,7 +350,7 @@ impl ProjectionRunner {
         &self,
         at: Position,
         claim: LeaseClaim,
-        skipped: &[RecordedEvent],
+        skipped: &[Arc<RecordedEvent>],
     ) -> Result<Step, sqlx::Error> {
         let name = self.projector.name();
         let mut connection = self.pool.acquire().await?;
@@ -419,8 +425,11 @@ fn batch_size(projector: &dyn Projector) -> usize {
     }
 }
 
-fn record_lag(name: &'static str, batch: &[RecordedEvent]) {
-    if let Some(seconds) = batch.last().and_then(|event| event.age_seconds(Utc::now())) {
+fn record_lag<E: Borrow<RecordedEvent>>(name: &'static str, batch: &[E]) {
+    if let Some(seconds) = batch
+        .last()
+        .and_then(|event| event.borrow().age_seconds(Utc::now()))
+    {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name).set(seconds);
     }
     metrics::counter!("agentry_projected_events_total", "projector" => name).increment(batch.len() as u64);
@@ -441,7 +450,7 @@ async fn pause(shutdown: &CancellationToken, duration: Duration) {
 /// read (`limit` events) may have cut its last transaction short, so that transaction's events
 /// wait for the next read, unless they are all the batch holds (one command of more than
 /// `limit` events is then applied in parts, the only case that is).
-pub(crate) fn whole_transactions(batch: &[RecordedEvent], limit: usize) -> usize {
+pub(crate) fn whole_transactions<E: Borrow<RecordedEvent>>(batch: &[E], limit: usize) -> usize {
     if batch.len() < limit {
         return batch.len();
     }

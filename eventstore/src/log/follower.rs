@@ -1,3 +1,6 @@
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -75,6 +78,12 @@ impl LogFollower {
     pub async fn read_after(&self, after: Cursor) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         self.tail.read_after(after, self.batch_size).await
     }
+
+    /// [`read_after`](Self::read_after), the events shared with the process's other followers
+    /// rather than copied for this one ([`LogTail::read_after_shared`]).
+    pub async fn read_after_shared(&self, after: Cursor) -> Result<Vec<Arc<RecordedEvent>>, sqlx::Error> {
+        self.tail.read_after_shared(after, self.batch_size).await
+    }
 }
 
 /// [`LogFollower::read_after`] on any executor, with explicit upcasters and batch size.
@@ -98,11 +107,14 @@ pub async fn read_after_with<'e, E: PgExecutor<'e>>(
 /// How many of a read's `events` to use so that they end on a whole transaction, when the
 /// read was full and may have cut its last transaction short: all but that transaction's,
 /// unless it is all the read holds (one command larger than a read is then used in parts).
-pub fn whole_transactions(events: &[RecordedEvent]) -> usize {
-    let Some(last) = events.last().map(|event| event.transaction_id) else {
+pub fn whole_transactions<E: Borrow<RecordedEvent>>(events: &[E]) -> usize {
+    let Some(last) = events.last().map(|event| event.borrow().transaction_id) else {
         return 0;
     };
-    match events.iter().position(|event| event.transaction_id == last) {
+    match events
+        .iter()
+        .position(|event| event.borrow().transaction_id == last)
+    {
         Some(0) | None => events.len(),
         Some(first_of_last) => first_of_last,
     }

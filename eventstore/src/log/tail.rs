@@ -91,7 +91,7 @@ struct Stretch {
 /// What one read of the database returned.
 struct Read {
     after: Cursor,
-    events: Vec<RecordedEvent>,
+    events: Vec<Arc<RecordedEvent>>,
     began: Instant,
     /// Fewer events than asked: everything committed (past the gate) after `after` when it began.
     complete: bool,
@@ -127,18 +127,29 @@ impl LogTail {
     /// At most `limit` committed events after `after`, in log order, as a read of the log would
     /// return them. Empty only when a read that began after this call found nothing.
     pub async fn read_after(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+        Ok(owned(self.read_after_shared(after, limit).await?))
+    }
+
+    /// [`read_after`](Self::read_after), the events shared with the tail and the process's
+    /// other followers rather than copied: a follower that looks at most of what it reads
+    /// without keeping it (a projector skipping events it does not fold) copies nothing.
+    pub async fn read_after_shared(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> Result<Vec<Arc<RecordedEvent>>, sqlx::Error> {
         let asked = Instant::now();
         let limit = limit.max(1);
         loop {
             match self.answer(after, limit, asked) {
-                Answer::Events(events) => return Ok(owned(events)),
+                Answer::Events(events) => return Ok(events),
                 Answer::CaughtUp => return Ok(Vec::new()),
                 Answer::Behind => return self.read_alone(after, limit).await,
                 Answer::NeedsRead => {}
             }
             let reading = self.inner.reading.lock().await;
             match self.answer(after, limit, asked) {
-                Answer::Events(events) => return Ok(owned(events)),
+                Answer::Events(events) => return Ok(events),
                 Answer::CaughtUp => return Ok(Vec::new()),
                 Answer::Behind => {
                     drop(reading);
@@ -157,7 +168,7 @@ impl LogTail {
             let read = self.read_shared(from).await?;
             // The caller is served from its own read, before the stretch is trimmed to its
             // limits (large events could otherwise put it behind what it just read).
-            let served: Vec<RecordedEvent> = read
+            let served: Vec<Arc<RecordedEvent>> = read
                 .events
                 .iter()
                 .filter(|event| event.cursor() > after)
@@ -168,7 +179,7 @@ impl LogTail {
                 let complete = read.complete;
                 let mut held = self.held();
                 held.keep(read);
-                let handed_out = served.last().map(RecordedEvent::cursor);
+                let handed_out = served.last().map(|event| event.cursor());
                 if !complete && handed_out.is_some_and(|cursor| cursor > held.end()) {
                     held.handed_out = handed_out;
                 }
@@ -215,7 +226,11 @@ impl LogTail {
     ) -> Result<Read, sqlx::Error> {
         self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let asked = i64::try_from(limit).unwrap_or(i64::MAX);
-        let events = read_after_with(pool, &self.inner.upcasters, after, asked).await?;
+        let events: Vec<Arc<RecordedEvent>> = read_after_with(pool, &self.inner.upcasters, after, asked)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         Ok(Read {
             after,
             complete: events.len() < limit,
@@ -227,7 +242,7 @@ impl LogTail {
     /// A read for a follower behind the stretch, with its own limit. What it returns is kept
     /// only when it reaches the stretch's end (the follower caught up): the stretch then
     /// starts where this read did, so the followers around it stay inside.
-    async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<Arc<RecordedEvent>>, sqlx::Error> {
         let read = self.read(&self.inner.pool, after, limit, Instant::now()).await?;
         let mut held = self.held();
         if !held.would_keep(&read) {
@@ -281,7 +296,8 @@ impl Stretch {
     }
 
     /// Whether [`keep`](Self::keep) would change anything for a read from behind the start:
-    /// only a read that reaches the end (checked before its events are copied for keeping).
+    /// only a read that reaches the end. Checked first, so that a read not kept stays unshared
+    /// and its caller gets its events without a copy.
     fn would_keep(&self, read: &Read) -> bool {
         let mut kept = read.events.len();
         if !read.complete {
@@ -310,7 +326,7 @@ impl Stretch {
         if !complete {
             drop_cut_transaction(&mut events);
         }
-        let reached = events.last().map_or(after, RecordedEvent::cursor);
+        let reached = events.last().map_or(after, |event| event.cursor());
         let end = self.end();
         if self.known && self.start <= after && after <= end {
             if reached > end {
@@ -342,26 +358,24 @@ impl Stretch {
         }
     }
 
-    fn push(&mut self, event: RecordedEvent) {
+    fn push(&mut self, event: Arc<RecordedEvent>) {
         let size = approximate_bytes(&event);
         self.bytes += size;
         self.sizes.push_back(size);
-        self.events.push_back(Arc::new(event));
+        self.events.push_back(event);
     }
 }
 
 /// Leaves out a full read's last transaction when the read may have cut it short (it is read
 /// whole next time), unless the read holds nothing else (a command larger than a read).
-fn drop_cut_transaction(events: &mut Vec<RecordedEvent>) {
+fn drop_cut_transaction(events: &mut Vec<Arc<RecordedEvent>>) {
     let whole = whole_transactions(events);
     events.truncate(whole);
 }
 
+/// The events as the caller's own: moved out where nothing else shares them, else copied.
 fn owned(events: Vec<Arc<RecordedEvent>>) -> Vec<RecordedEvent> {
-    events
-        .into_iter()
-        .map(|event| RecordedEvent::clone(&event))
-        .collect()
+    events.into_iter().map(Arc::unwrap_or_clone).collect()
 }
 
 /// About how many bytes an event's JSON takes in memory: enough to bound what the tail holds.
@@ -387,6 +401,7 @@ fn json_bytes(value: &Value) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use serde_json::json;
@@ -413,7 +428,7 @@ mod tests {
     fn read(after: Cursor, events: Vec<RecordedEvent>, complete: bool) -> Read {
         Read {
             after,
-            events,
+            events: events.into_iter().map(Arc::new).collect(),
             began: Instant::now(),
             complete,
         }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use async_nats::jetstream::context::PublishAckFuture;
@@ -43,7 +45,7 @@ impl EventBus {
     /// other work (read the next batch) while the broker stores it.
     pub async fn publish(
         &self,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
         publisher: Publisher<'_>,
     ) -> Result<PendingAcks, BusError> {
         match self {

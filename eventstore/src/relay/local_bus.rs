@@ -26,9 +26,9 @@ impl Default for LocalBus {
 
 impl LocalBus {
     /// Sends each event to every current subscriber; having none is not an error.
-    pub fn publish(&self, events: &[RecordedEvent]) {
+    pub fn publish(&self, events: &[Arc<RecordedEvent>]) {
         for event in events {
-            let _ = self.sender.send(Arc::new(event.clone()));
+            let _ = self.sender.send(Arc::clone(event));
         }
     }
 

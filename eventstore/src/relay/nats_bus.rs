@@ -89,7 +89,7 @@ impl NatsBus {
     /// every message: a leader frozen mid-batch stops where it was when it wakes.
     pub async fn publish(
         &self,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
         publisher: Publisher<'_>,
     ) -> Result<PendingAcks, BusError> {
         self.ensure_stream().await?;

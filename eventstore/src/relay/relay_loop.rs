@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -51,7 +52,7 @@ enum Stopped {
 /// What came of publishing one batch.
 enum Published {
     /// The bus stored it; carries the read-ahead of the next batch.
-    Accepted(Result<Vec<RecordedEvent>, sqlx::Error>),
+    Accepted(Result<Vec<Arc<RecordedEvent>>, sqlx::Error>),
     /// Not sent (again): shutdown, or the lease is no longer provably held.
     Stopped(Stopped),
 }
@@ -141,9 +142,9 @@ impl Relay {
         while !shutdown.is_cancelled() {
             let batch = match prefetched.take() {
                 Some(batch) => batch,
-                None => self.follower.read_after(cursor).await?,
+                None => self.follower.read_after_shared(cursor).await?,
             };
-            let Some(last) = batch.last().map(RecordedEvent::cursor) else {
+            let Some(last) = batch.last().map(|event| event.cursor()) else {
                 if saved != cursor && last_save.elapsed() >= CHECKPOINT_EVERY {
                     saved = self.save(leadership, saved, cursor).await?;
                     last_save = Instant::now();
@@ -193,7 +194,7 @@ impl Relay {
     async fn publish_until_accepted(
         &self,
         leadership: &Leadership,
-        batch: &[RecordedEvent],
+        batch: &[Arc<RecordedEvent>],
         last: Cursor,
         shutdown: &CancellationToken,
     ) -> Published {
@@ -209,7 +210,8 @@ impl Relay {
             };
             let outcome = match self.bus.publish(batch, publisher).await {
                 Ok(pending) => {
-                    let (confirmed, next) = tokio::join!(pending.confirmed(), self.follower.read_after(last));
+                    let (confirmed, next) =
+                        tokio::join!(pending.confirmed(), self.follower.read_after_shared(last));
                     confirmed.map(|()| next)
                 }
                 Err(error) => Err(error),
@@ -259,14 +261,14 @@ impl Relay {
 /// The relay's lag: a histogram of every event's age when published, and the last one's age
 /// as the follower's gauge (moved only when something is delivered; a stall shows in
 /// `agentry_follower_stall_seconds`, computed from the store).
-fn record_lag(name: &str, batch: &[RecordedEvent]) {
+fn record_lag(name: &str, batch: &[Arc<RecordedEvent>]) {
     let now = Utc::now();
     let lag = |event: &RecordedEvent| event.age_seconds(now);
-    for seconds in batch.iter().filter_map(lag) {
+    for seconds in batch.iter().filter_map(|event| lag(event)) {
         metrics::histogram!("agentry_relay_lag_seconds").record(seconds);
     }
     metrics::counter!("agentry_relay_published_total").increment(batch.len() as u64);
-    if let Some(seconds) = batch.last().and_then(lag) {
+    if let Some(seconds) = batch.last().and_then(|event| lag(event)) {
         metrics::gauge!("agentry_follower_lag_seconds", "follower" => name.to_owned()).set(seconds);
     }
 }

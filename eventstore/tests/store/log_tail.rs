@@ -91,6 +91,38 @@ async fn what_one_follower_read_the_others_take_without_reading_again(pool: PgPo
     );
 }
 
+/// Followers that read shared events get the tail's own, not copies: a process with many
+/// followers holds each event once, and one that skips most of what it reads copies nothing.
+#[sqlx::test(migrations = "../migrations")]
+async fn followers_reading_shared_events_get_the_same_events_not_copies(pool: PgPool) {
+    let store = store(&pool);
+    append(&store, "a", 0, 3).await;
+    let expected = wait_past_gate(&store, Cursor::START, 3).await;
+    let first = LogFollower::new(&store)
+        .read_after_shared(Cursor::START)
+        .await
+        .unwrap();
+    let second = LogFollower::new(&store)
+        .read_after_shared(Cursor::START)
+        .await
+        .unwrap();
+    let as_read: Vec<RecordedEvent> = first.iter().map(|event| RecordedEvent::clone(event)).collect();
+    assert_eq!(as_read, expected, "the same events a read of the log returns");
+    assert_eq!(store.tail().reads(), 1);
+    assert!(
+        first
+            .iter()
+            .zip(&second)
+            .all(|(one, other)| Arc::ptr_eq(one, other)),
+        "the second follower shares the first one's events"
+    );
+    let owned = LogFollower::new(&store).read_after(Cursor::START).await.unwrap();
+    assert_eq!(
+        owned, expected,
+        "read_after still answers the caller's own events"
+    );
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn an_event_another_process_committed_is_found_by_the_next_read_at_the_end(pool: PgPool) {
     let here = store(&pool);
