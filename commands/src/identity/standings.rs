@@ -12,8 +12,13 @@ use sqlx::PgPool;
 
 use super::IdentityError;
 
-/// Standing queries in flight at once; more wait and go together.
-const MAX_QUERIES_IN_FLIGHT: usize = 2;
+/// Standing queries in flight at once; more wait and go together. One: the callers arriving
+/// while a query runs all go in the next, so each carries more of them. With two, 16 clients
+/// creating conversations cost 1.24 transactions per conversation against 1.06 with one, for
+/// 5% fewer conversations per second (BENCHMARKS.md, "One standing read in flight"). A query
+/// takes well under a millisecond and at most [`MAX_CALLERS_PER_QUERY`] callers, so one
+/// connection serves far more requests per second than the process can take.
+const MAX_QUERIES_IN_FLIGHT: usize = 1;
 /// At most this many callers in one query.
 const MAX_CALLERS_PER_QUERY: usize = 128;
 
