@@ -276,7 +276,7 @@ pub struct DatabaseSettings {
     )]
     pub private_postgres_port: u16,
 
-    /// Connections of this process's main database pool (a process also opens up to 6 more,
+    /// Connections of this process's main database pool (a process also opens up to 7 more,
     /// for the small pools of its hottest statements and its progress listener).
     #[arg(long, env = "AGENTRY_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub db_max_connections: u32,

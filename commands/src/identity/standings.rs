@@ -12,13 +12,12 @@ use sqlx::PgPool;
 
 use super::IdentityError;
 
-/// Standing queries in flight at once; more wait and go together. One: the callers arriving
-/// while a query runs all go in the next, so each carries more of them. With two, 16 clients
-/// creating conversations cost 1.24 transactions per conversation against 1.06 with one, for
-/// 5% fewer conversations per second (BENCHMARKS.md, "One standing read in flight"). A query
-/// takes well under a millisecond and at most [`MAX_CALLERS_PER_QUERY`] callers, so one
-/// connection serves far more requests per second than the process can take.
-const MAX_QUERIES_IN_FLIGHT: usize = 1;
+/// Standing queries in flight at once; more wait and go together. Two, not one: with one, a
+/// query stuck on its connection (a stalled or frozen backend; the query has no timeout) would
+/// hold every authenticated request of the process, while with two the other keeps serving.
+/// One would carry more callers per query (1.06 transactions per conversation created against
+/// 1.24, 5% more conversations per second: BENCHMARKS.md, "One standing read in flight").
+const MAX_QUERIES_IN_FLIGHT: usize = 2;
 /// At most this many callers in one query.
 const MAX_CALLERS_PER_QUERY: usize = 128;
 
