@@ -16,6 +16,7 @@ mod control_characters;
 mod cors;
 mod email_verification;
 mod events;
+mod frozen_backends;
 mod helpers;
 mod history;
 mod identity_flows;

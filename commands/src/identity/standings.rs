@@ -5,19 +5,30 @@
 //! answer older than the request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use eventstore::batch::{BatchWork, Batcher};
 use projections::identity::queries::{Standing, StandingQuery, standings};
 use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 
 use super::IdentityError;
 
-/// Standing queries in flight at once; more wait and go together. Two, not one: with one, a
-/// query stuck on its connection (a stalled or frozen backend; the query has no timeout) would
-/// hold every authenticated request of the process, while with two the other keeps serving.
-/// One would carry more callers per query (1.06 transactions per conversation created against
-/// 1.24, 5% more conversations per second: BENCHMARKS.md, "One standing read in flight").
-const MAX_QUERIES_IN_FLIGHT: usize = 2;
+/// Standing queries in flight at once; more wait and go together. One carries more callers per
+/// query than two (1.06 transactions per conversation created against 1.24, 5% more
+/// conversations per second: BENCHMARKS.md, "One standing read in flight"). A query stuck on
+/// its connection (a stalled or frozen backend, a connection lost without a reset) holds every
+/// authenticated request of the process, but only for [`ATTEMPT_TIMEOUT`].
+const MAX_QUERIES_IN_FLIGHT: usize = 1;
+/// How long one attempt may take: taking a connection (which pings an idle one first) and the
+/// query. The query itself takes well under a millisecond, and a few under load; past this the
+/// connection is taken for stuck, dropped without a goodbye (its backend may never read one),
+/// and the query made once more on a new connection. Without it, a backend frozen by SIGSTOP
+/// or a paused VM held the callers until it resumed, and a connection whose peer vanished
+/// until TCP gave up on it, minutes later.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts per query before its callers are answered "database busy".
+const ATTEMPTS: usize = 2;
 /// At most this many callers in one query.
 const MAX_CALLERS_PER_QUERY: usize = 128;
 
@@ -61,7 +72,21 @@ impl BatchWork for StandingWork {
     }
 
     async fn run(&self, batch: Vec<StandingQuery>) -> Vec<Self::Output> {
-        match standings(&self.pool, &batch).await {
+        let mut outcome = Err(sqlx::Error::PoolTimedOut);
+        for _ in 0..ATTEMPTS {
+            match self.attempt(&batch).await {
+                Some(done) => {
+                    outcome = done;
+                    break;
+                }
+                None => tracing::warn!(
+                    timeout_ms = ATTEMPT_TIMEOUT.as_millis(),
+                    callers = batch.len(),
+                    "a standing query got no answer in time; its connection is dropped"
+                ),
+            }
+        }
+        match outcome {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             // The database error is not `Clone`: every caller gets what it means to them.
             Err(error) => {
@@ -77,6 +102,30 @@ impl BatchWork for StandingWork {
                         })
                     })
                     .collect()
+            }
+        }
+    }
+}
+
+impl StandingWork {
+    /// One attempt at `batch`'s query within [`ATTEMPT_TIMEOUT`], or `None` when it took longer:
+    /// the connection it held (if it got one) is then closed rather than handed back, so the
+    /// next attempt opens a new one. A connection stuck in `acquire`'s ping is dropped by sqlx
+    /// itself when the timeout cancels the ping.
+    async fn attempt(&self, batch: &[StandingQuery]) -> Option<Result<Vec<Option<Standing>>, sqlx::Error>> {
+        let mut held: Option<PoolConnection<sqlx::Postgres>> = None;
+        let attempt = async {
+            let connection = held.insert(self.pool.acquire().await?);
+            standings(connection, batch).await
+        };
+        let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await;
+        match outcome {
+            Ok(done) => Some(done),
+            Err(_elapsed) => {
+                // Detached, the connection no longer counts against the pool, and dropping it
+                // closes its socket at once; `close` would wait to send a goodbye.
+                drop(held.take().map(PoolConnection::detach));
+                None
             }
         }
     }
