@@ -80,7 +80,8 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
         .connect_lazy_with(options)
 }
 
-/// Every statement this crate runs on a pool of [`generic_plan_pool`], by name: what
+/// Every statement this crate runs under a generic plan ([`generic_plan_pool`] for the appends,
+/// a [`HeldConnection`](crate::held_connection::HeldConnection) for the log tail's read), by name: what
 /// `tests/store/generic_plans.rs` plans on an empty log and on a full one.
 #[doc(hidden)]
 pub fn generic_planned_statements() -> Vec<(&'static str, &'static str)> {

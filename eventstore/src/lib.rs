@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod database;
+pub mod held_connection;
 pub mod log;
 pub mod plan_check;
 pub mod relay;

@@ -27,9 +27,19 @@ impl Frozen {
         .fetch_all(&app.pool)
         .await
         .unwrap();
+        // The server runs on this machine (the tests' Postgres does): its backends are
+        // processes here. Checked, so a server elsewhere never gets a local process stopped.
+        for pid in &pids {
+            let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            assert_eq!(
+                command.trim(),
+                "postgres",
+                "backend {pid} is a local postgres process"
+            );
+        }
         let frozen = Self(pids);
         for pid in &frozen.0 {
-            signal("STOP", *pid);
+            assert!(signal("STOP", *pid), "kill -STOP {pid}");
         }
         frozen
     }
@@ -38,18 +48,21 @@ impl Frozen {
 impl Drop for Frozen {
     fn drop(&mut self) {
         for pid in &self.0 {
-            signal("CONT", *pid);
+            // No panic here: this also runs while a failed test unwinds.
+            if !signal("CONT", *pid) {
+                eprintln!("could not wake backend {pid} with SIGCONT");
+            }
         }
     }
 }
 
-fn signal(name: &str, pid: i32) {
-    let status = Command::new("kill")
+/// `kill -<name> <pid>`; whether it succeeded.
+fn signal(name: &str, pid: i32) -> bool {
+    Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
         .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
+        .is_ok_and(|status| status.success())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,10 +96,10 @@ async fn authenticated_requests_go_on_while_the_standing_reads_backend_is_frozen
             response.text().await.unwrap()
         );
     }
-    // One attempt's timeout (2 s), then a new connection.
+    // One attempt's timeout (2 s) on the frozen connection, then a new connection.
     assert!(waited < Duration::from_secs(6), "answered after {waited:?}");
 
-    // And the next requests do not wait again: the frozen connection is gone from the pool.
+    // And the next requests do not wait again: the frozen connection was dropped.
     let started = Instant::now();
     for _ in 0..5 {
         assert_eq!(api.get("/v1/agents").await.status(), StatusCode::OK);

@@ -10,9 +10,9 @@ use crate::accounts::register;
 use crate::agents::{create_agent, definition};
 use crate::helpers::TestApp;
 
-/// Ends every session the application holds on its database (the main pool's `agentry` and the
-/// small pools' `agentry-…`: appends, the log's shared read, standing reads, the progress
-/// listener); answers how many.
+/// Ends every session the application holds on its database (the main pool's `agentry`, the
+/// appends' pool, the connections held by the log's shared read and the standing reads, and
+/// the progress listener, all named `agentry-…`); answers how many.
 async fn terminate_application_sessions(app: &TestApp) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity

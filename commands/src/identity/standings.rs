@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventstore::batch::{BatchWork, Batcher};
+use eventstore::held_connection::HeldConnection;
 use projections::identity::queries::{Standing, StandingQuery, standings};
 use sqlx::PgPool;
-use sqlx::pool::PoolConnection;
 
 use super::IdentityError;
 
@@ -18,34 +18,33 @@ use super::IdentityError;
 /// query than two (1.06 transactions per conversation created against 1.24, 5% more
 /// conversations per second: BENCHMARKS.md, "One standing read in flight"). A query stuck on
 /// its connection (a stalled or frozen backend, a connection lost without a reset) holds every
-/// authenticated request of the process, but only for [`ATTEMPT_TIMEOUT`].
+/// authenticated request of the process, but for at most two [`ATTEMPT_TIMEOUT`]s (the held
+/// connection's, then a new one's; `eventstore::held_connection`).
 const MAX_QUERIES_IN_FLIGHT: usize = 1;
-/// How long one attempt may take: taking a connection (which pings an idle one first) and the
-/// query. The query itself takes well under a millisecond, and a few under load; past this the
-/// connection is taken for stuck, dropped without a goodbye (its backend may never read one),
-/// and the query made once more on a new connection. Without it, a backend frozen by SIGSTOP
-/// or a paused VM held the callers until it resumed, and a connection whose peer vanished
-/// until TCP gave up on it, minutes later.
+/// How long one attempt may take (connecting when needed, and the query). The query itself
+/// takes well under a millisecond, and a few under load; past this the connection is taken for
+/// stuck and dropped, and the query made once more on a new connection if it was the held one;
+/// past that the callers are answered 503 `database_busy`. Without it, a backend
+/// frozen by SIGSTOP or a paused VM held the callers until it resumed, and a connection whose
+/// peer vanished until TCP gave up on it, minutes later.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts per query before its callers are answered "database busy".
-const ATTEMPTS: usize = 2;
 /// At most this many callers in one query.
 const MAX_CALLERS_PER_QUERY: usize = 128;
 
 /// The standing reads of one identity service.
 pub(super) type StandingReads = Batcher<StandingWork>;
 
-/// The standing reads over a pool of their own beside `pool`, one connection per query in
-/// flight, whose sessions plan the query once (`eventstore::database::generic_plan_pool`).
-/// Planned on every execution, the busiest statement of every authenticated request spent
-/// 0.12–0.26 ms planning for 0.02–0.035 ms running (as subqueries, as a join), 34–40% of all
-/// statement time in Postgres while 16 clients created conversations. Its one generic plan is
-/// sound at any size of the tables (`projections`' `STANDINGS`, and the test
+/// The standing reads over a connection of their own to `pool`'s server, held open between
+/// queries (`eventstore::held_connection`: no round trip to test it before and after each
+/// query, as a pool makes), whose session plans the query once. Planned on every execution,
+/// the busiest statement of every authenticated request spent 0.12–0.26 ms planning for
+/// 0.02–0.035 ms running (as subqueries, as a join), 34–40% of all statement time in Postgres
+/// while 16 clients created conversations. Its one generic plan is sound at any size of the
+/// tables (`projections`' `STANDINGS`, and the test
 /// `planned_on_empty_tables_the_standing_query_probes_each_table_by_its_key`).
 pub(super) fn standing_reads(pool: &PgPool) -> Arc<StandingReads> {
-    let connections = MAX_QUERIES_IN_FLIGHT as u32;
-    let pool = eventstore::database::generic_plan_pool(pool, connections, "agentry-standings");
-    Batcher::new(StandingWork { pool }, MAX_QUERIES_IN_FLIGHT)
+    let connection = HeldConnection::generic_plan(pool, "agentry-standings", ATTEMPT_TIMEOUT);
+    Batcher::new(StandingWork { connection }, MAX_QUERIES_IN_FLIGHT)
 }
 
 /// Reads `query`'s standing, alone or with others waiting at the same moment.
@@ -60,7 +59,7 @@ pub(super) async fn read_standing(
 }
 
 pub(super) struct StandingWork {
-    pool: PgPool,
+    connection: HeldConnection,
 }
 
 impl BatchWork for StandingWork {
@@ -72,20 +71,12 @@ impl BatchWork for StandingWork {
     }
 
     async fn run(&self, batch: Vec<StandingQuery>) -> Vec<Self::Output> {
-        let mut outcome = Err(sqlx::Error::PoolTimedOut);
-        for _ in 0..ATTEMPTS {
-            match self.attempt(&batch).await {
-                Some(done) => {
-                    outcome = done;
-                    break;
-                }
-                None => tracing::warn!(
-                    timeout_ms = ATTEMPT_TIMEOUT.as_millis(),
-                    callers = batch.len(),
-                    "a standing query got no answer in time; its connection is dropped"
-                ),
-            }
-        }
+        let outcome = self
+            .connection
+            .read(batch.as_slice(), |connection, batch| {
+                Box::pin(standings(connection, batch))
+            })
+            .await;
         match outcome {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
             // The database error is not `Clone`: every caller gets what it means to them.
@@ -102,30 +93,6 @@ impl BatchWork for StandingWork {
                         })
                     })
                     .collect()
-            }
-        }
-    }
-}
-
-impl StandingWork {
-    /// One attempt at `batch`'s query within [`ATTEMPT_TIMEOUT`], or `None` when it took longer:
-    /// the connection it held (if it got one) is then closed rather than handed back, so the
-    /// next attempt opens a new one. A connection stuck in `acquire`'s ping is dropped by sqlx
-    /// itself when the timeout cancels the ping.
-    async fn attempt(&self, batch: &[StandingQuery]) -> Option<Result<Vec<Option<Standing>>, sqlx::Error>> {
-        let mut held: Option<PoolConnection<sqlx::Postgres>> = None;
-        let attempt = async {
-            let connection = held.insert(self.pool.acquire().await?);
-            standings(connection, batch).await
-        };
-        let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await;
-        match outcome {
-            Ok(done) => Some(done),
-            Err(_elapsed) => {
-                // Detached, the connection no longer counts against the pool, and dropping it
-                // closes its socket at once; `close` would wait to send a goodbye.
-                drop(held.take().map(PoolConnection::detach));
-                None
             }
         }
     }

@@ -20,19 +20,24 @@
 //! Followers asking while a read is running share the next one.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::PgPool;
 
 use super::{Cursor, RecordedEvent, read_after_with, whole_transactions};
-use crate::database::generic_plan_pool;
+use crate::held_connection::HeldConnection;
 use crate::store::Upcasters;
 
 /// How many events one read of the tail takes at most, whoever asks.
 const READ_EVENTS: usize = 1_000;
+/// How long one attempt at the shared read may take before its connection is taken for stuck
+/// (a frozen backend) and dropped. Far above what a read of [`READ_EVENTS`] ordinary events
+/// takes; a stretch of very large events that cannot be read in time is read in smaller parts
+/// (`Shared::shared_limit`).
+const SHARED_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events held: a follower further behind reads the database itself.
 const HELD_EVENTS: usize = 4_096;
 /// Most payload and metadata bytes held, about (an event may hold up to 8 MiB).
@@ -47,11 +52,12 @@ pub struct LogTail {
 struct Shared {
     /// For reads of a follower behind the stretch (several may run at once).
     pool: PgPool,
-    /// For the shared read at the end, one at a time: a connection whose session plans the
-    /// read once (`generic_plan_pool`; its plan is an index scan in log order under a `LIMIT`,
-    /// sound at any size of the log). Planned on each execution, the read spent 0.9 s planning
-    /// beside 0.6 s running in the billing bench.
-    shared_reads: PgPool,
+    /// For the shared read at the end, one at a time: a connection held open between reads
+    /// (no pool's test round trips before and after each), whose session plans the read once
+    /// (its plan is an index scan in log order under a `LIMIT`, sound at any size of the log).
+    /// Planned on each execution, the read spent 0.9 s planning beside 0.6 s running in the
+    /// billing bench.
+    shared_reads: HeldConnection,
     upcasters: Upcasters,
     held: Mutex<Stretch>,
     /// One read of the tail at a time; followers that need one meanwhile wait for it to end,
@@ -59,6 +65,11 @@ struct Shared {
     reading: tokio::sync::Mutex<()>,
     /// Reads of the database made so far.
     reads: AtomicU64,
+    /// How many events the next shared read asks for: [`READ_EVENTS`], halved after a read
+    /// that timed out and doubled back after each that did not, so a stretch of events too
+    /// large to read within [`SHARED_READ_TIMEOUT`] is read in smaller parts instead of being
+    /// asked for whole again and again.
+    shared_limit: AtomicUsize,
 }
 
 /// A gapless stretch of the log: every event after `start` up to the last one held. It ends on
@@ -109,17 +120,34 @@ enum Answer {
     Behind,
 }
 
+impl Read {
+    fn new(after: Cursor, events: Vec<RecordedEvent>, limit: usize, began: Instant) -> Self {
+        Self {
+            after,
+            complete: events.len() < limit,
+            events: events.into_iter().map(Arc::new).collect(),
+            began,
+        }
+    }
+}
+
+/// `limit` as the read's SQL parameter.
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 impl LogTail {
     /// The tail of the log in `pool`, read through `upcasters`.
     pub fn new(pool: PgPool, upcasters: Upcasters) -> Self {
         Self {
             inner: Arc::new(Shared {
-                shared_reads: generic_plan_pool(&pool, 1, "agentry-log-tail"),
+                shared_reads: HeldConnection::generic_plan(&pool, "agentry-log-tail", SHARED_READ_TIMEOUT),
                 pool,
                 upcasters,
                 held: Mutex::new(Stretch::default()),
                 reading: tokio::sync::Mutex::new(()),
                 reads: AtomicU64::new(0),
+                shared_limit: AtomicUsize::new(READ_EVENTS),
             }),
         }
     }
@@ -209,41 +237,34 @@ impl LogTail {
     /// followers waiting for it.
     async fn read_shared(&self, after: Cursor) -> Result<Read, sqlx::Error> {
         let began = Instant::now();
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
+        let limit = self.inner.shared_limit.load(Ordering::Relaxed);
+        let upcasters = &self.inner.upcasters;
         let outcome = self
-            .read(&self.inner.shared_reads, after, READ_EVENTS, began)
-            .await;
+            .inner
+            .shared_reads
+            .read(&(upcasters, after), |connection, (upcasters, after)| {
+                Box::pin(read_after_with(connection, upcasters, *after, limit_of(limit)))
+            })
+            .await
+            .map(|events| Read::new(after, events, limit, began));
+        let next_limit = match &outcome {
+            Err(sqlx::Error::PoolTimedOut) => (limit / 2).max(1),
+            _ => limit.saturating_mul(2).min(READ_EVENTS),
+        };
+        self.inner.shared_limit.store(next_limit, Ordering::Relaxed);
         self.held().failed = outcome.as_ref().err().map(|error| (began, error.to_string()));
         outcome
-    }
-
-    /// One read of up to `limit` events after `after`.
-    async fn read(
-        &self,
-        pool: &PgPool,
-        after: Cursor,
-        limit: usize,
-        began: Instant,
-    ) -> Result<Read, sqlx::Error> {
-        self.inner.reads.fetch_add(1, Ordering::Relaxed);
-        let asked = i64::try_from(limit).unwrap_or(i64::MAX);
-        let events: Vec<Arc<RecordedEvent>> = read_after_with(pool, &self.inner.upcasters, after, asked)
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
-        Ok(Read {
-            after,
-            complete: events.len() < limit,
-            events,
-            began,
-        })
     }
 
     /// A read for a follower behind the stretch, with its own limit. What it returns is kept
     /// only when it reaches the stretch's end (the follower caught up): the stretch then
     /// starts where this read did, so the followers around it stay inside.
     async fn read_alone(&self, after: Cursor, limit: usize) -> Result<Vec<Arc<RecordedEvent>>, sqlx::Error> {
-        let read = self.read(&self.inner.pool, after, limit, Instant::now()).await?;
+        let began = Instant::now();
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
+        let events = read_after_with(&self.inner.pool, &self.inner.upcasters, after, limit_of(limit)).await?;
+        let read = Read::new(after, events, limit, began);
         let mut held = self.held();
         if !held.would_keep(&read) {
             return Ok(read.events);

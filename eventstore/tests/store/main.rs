@@ -6,6 +6,7 @@ mod concurrency;
 mod gate;
 mod generic_plans;
 mod group_commit;
+mod held_connection;
 mod helpers;
 mod lag;
 mod large_events;
