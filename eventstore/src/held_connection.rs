@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
@@ -117,19 +117,23 @@ impl HeldConnection {
         let attempt = async {
             let mut held = match taken {
                 Some(held) => held,
-                None => self.connect().await,
+                None => match self.connect().await {
+                    Ok(held) => held,
+                    Err(error) => return Err(error),
+                },
             };
             let outcome = read(&mut held.connection, context).await;
             held.last_used = Instant::now();
-            (outcome, held)
+            Ok((outcome, held))
         };
         match tokio::time::timeout(self.attempt_timeout, attempt).await {
-            Ok((outcome, held)) => {
+            Ok(Ok((outcome, held))) => {
                 if !outcome.as_ref().is_err_and(connection_lost) {
                     *slot = Some(held);
                 }
                 outcome
             }
+            Ok(Err(connect_error)) => Err(connect_error),
             Err(_elapsed) => {
                 tracing::warn!(
                     application_name = self.options.get_application_name(),
@@ -141,25 +145,27 @@ impl HeldConnection {
         }
     }
 
-    /// A new connection, trying again while the server refuses it (restarting, out of
-    /// connections, unreachable), as a pool does; the attempt's timeout ends the trying.
-    async fn connect(&self) -> Held {
+    /// A new connection, trying again while the server refuses it for now (not listening yet,
+    /// starting up, out of connections), as a pool does; the attempt's timeout ends the
+    /// trying. Any other failure (a wrong password, no such database) is answered at once.
+    async fn connect(&self) -> Result<Held, sqlx::Error> {
         let mut pause = FIRST_CONNECT_PAUSE;
         loop {
             match self.options.connect().await {
                 Ok(connection) => {
                     let now = Instant::now();
-                    return Held {
+                    return Ok(Held {
                         connection,
                         connected_at: now,
                         last_used: now,
-                    };
+                    });
                 }
-                Err(error) => {
-                    tracing::debug!(%error, application_name = self.options.get_application_name(), "connecting failed; trying again");
+                Err(error) if refused_for_now(&error) => {
+                    tracing::debug!(%error, application_name = self.options.get_application_name(), "the server refused a connection; trying again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_CONNECT_PAUSE);
                 }
+                Err(error) => return Err(error),
             }
         }
     }
@@ -167,8 +173,9 @@ impl HeldConnection {
 
 /// Whether `error` says the connection is gone, stuck or unusable, rather than that the
 /// statement failed: I/O and protocol errors, the attempt's timeout ([`sqlx::Error::PoolTimedOut`]:
-/// the read itself runs on no pool), and the server ending the session (SQLSTATE classes 08,
-/// connection exception, and 57P, operator intervention such as `pg_terminate_backend`).
+/// the read itself runs on no pool), and the server ending the session: an error of severity
+/// `FATAL` or `PANIC` (`pg_terminate_backend`, a conflict with recovery on a standby, a
+/// session timeout), or of SQLSTATE class 08 (connection exception).
 fn connection_lost(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -176,9 +183,24 @@ fn connection_lost(error: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(error) => {
+            let ended = error
+                .try_downcast_ref::<PgDatabaseError>()
+                .is_some_and(|error| matches!(error.severity(), PgSeverity::Fatal | PgSeverity::Panic));
+            ended || error.code().is_some_and(|code| code.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether connecting failed for a reason that passes: nothing listening yet (a restart), or
+/// the server starting up or out of connections (SQLSTATE 57P03, 53300), as sqlx's pool judges.
+fn refused_for_now(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(error) => error.kind() == std::io::ErrorKind::ConnectionRefused,
         sqlx::Error::Database(error) => error
             .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            .is_some_and(|code| code == "57P03" || code == "53300"),
         _ => false,
     }
 }

@@ -20,7 +20,7 @@
 //! Followers asking while a read is running share the next one.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,8 @@ use crate::store::Upcasters;
 const READ_EVENTS: usize = 1_000;
 /// How long one attempt at the shared read may take before its connection is taken for stuck
 /// (a frozen backend) and dropped. Far above what a read of [`READ_EVENTS`] ordinary events
-/// takes; a stretch of very large events that cannot be read in time is read in smaller parts
-/// (`Shared::shared_limit`).
+/// takes; a read of very large events that takes longer goes to the main pool, untimed
+/// (`LogTail::read_shared`).
 const SHARED_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events held: a follower further behind reads the database itself.
 const HELD_EVENTS: usize = 4_096;
@@ -65,11 +65,6 @@ struct Shared {
     reading: tokio::sync::Mutex<()>,
     /// Reads of the database made so far.
     reads: AtomicU64,
-    /// How many events the next shared read asks for: [`READ_EVENTS`], halved after a read
-    /// that timed out and doubled back after each that did not, so a stretch of events too
-    /// large to read within [`SHARED_READ_TIMEOUT`] is read in smaller parts instead of being
-    /// asked for whole again and again.
-    shared_limit: AtomicUsize,
 }
 
 /// A gapless stretch of the log: every event after `start` up to the last one held. It ends on
@@ -147,7 +142,6 @@ impl LogTail {
                 held: Mutex::new(Stretch::default()),
                 reading: tokio::sync::Mutex::new(()),
                 reads: AtomicU64::new(0),
-                shared_limit: AtomicUsize::new(READ_EVENTS),
             }),
         }
     }
@@ -238,21 +232,26 @@ impl LogTail {
     async fn read_shared(&self, after: Cursor) -> Result<Read, sqlx::Error> {
         let began = Instant::now();
         self.inner.reads.fetch_add(1, Ordering::Relaxed);
-        let limit = self.inner.shared_limit.load(Ordering::Relaxed);
         let upcasters = &self.inner.upcasters;
-        let outcome = self
+        let limit = limit_of(READ_EVENTS);
+        let held = self
             .inner
             .shared_reads
             .read(&(upcasters, after), |connection, (upcasters, after)| {
-                Box::pin(read_after_with(connection, upcasters, *after, limit_of(limit)))
+                Box::pin(read_after_with(connection, upcasters, *after, limit))
             })
-            .await
-            .map(|events| Read::new(after, events, limit, began));
-        let next_limit = match &outcome {
-            Err(sqlx::Error::PoolTimedOut) => (limit / 2).max(1),
-            _ => limit.saturating_mul(2).min(READ_EVENTS),
+            .await;
+        let events = match held {
+            // No answer in time, on the held connection nor on a new one: either the read is
+            // slow (many large events) or no connection could be made. The main pool reads it
+            // without a time limit, as before the connection was held, so a slow read is never
+            // cut short again and again; its own limits answer for the connections.
+            Err(sqlx::Error::PoolTimedOut) => {
+                read_after_with(&self.inner.pool, upcasters, after, limit).await
+            }
+            other => other,
         };
-        self.inner.shared_limit.store(next_limit, Ordering::Relaxed);
+        let outcome = events.map(|events| Read::new(after, events, READ_EVENTS, began));
         self.held().failed = outcome.as_ref().err().map(|error| (began, error.to_string()));
         outcome
     }
