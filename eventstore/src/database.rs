@@ -70,14 +70,20 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// once it holds millions of rows. `tests/store/generic_plans.rs` checks every statement
 /// run on such a pool. On the shared pool the setting would reach every statement.
 pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .application_name(application_name)
-        .options([("plan_cache_mode", "force_generic_plan")]);
     PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options)
+        .connect_lazy_with(generic_plan_options(pool, application_name))
+}
+
+/// `pool`'s server and settings for a session named `application_name` that plans each
+/// prepared statement once: what [`generic_plan_pool`]'s connections and a
+/// [`HeldConnection`](crate::held_connection::HeldConnection) open.
+pub(crate) fn generic_plan_options(pool: &PgPool, application_name: &str) -> PgConnectOptions {
+    (*pool.connect_options())
+        .clone()
+        .application_name(application_name)
+        .options([("plan_cache_mode", "force_generic_plan")])
 }
 
 /// Every statement this crate runs under a generic plan ([`generic_plan_pool`] for the appends,

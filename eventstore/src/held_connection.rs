@@ -21,6 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgSeverity};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
+use crate::database::generic_plan_options;
+
 /// How long a held connection serves at most before it is replaced, as a pool's
 /// `max_lifetime` would: a server moved behind the same name (a failover through DNS or a
 /// virtual address) is reached within this.
@@ -66,12 +68,8 @@ impl HeldConnection {
     /// with [`sqlx::Error::PoolTimedOut`], the error a pool gives when it has no connection to
     /// offer in time, so callers answer it as they answer a busy pool. Connects lazily.
     pub fn generic_plan(pool: &PgPool, application_name: &str, attempt_timeout: Duration) -> Self {
-        let options = (*pool.connect_options())
-            .clone()
-            .application_name(application_name)
-            .options([("plan_cache_mode", "force_generic_plan")]);
         Self {
-            options,
+            options: generic_plan_options(pool, application_name),
             attempt_timeout,
             slot: Mutex::new(None),
         }
@@ -117,14 +115,11 @@ impl HeldConnection {
         let attempt = async {
             let mut held = match taken {
                 Some(held) => held,
-                None => match self.connect().await {
-                    Ok(held) => held,
-                    Err(error) => return Err(error),
-                },
+                None => self.connect().await?,
             };
             let outcome = read(&mut held.connection, context).await;
             held.last_used = Instant::now();
-            Ok((outcome, held))
+            Ok::<_, sqlx::Error>((outcome, held))
         };
         match tokio::time::timeout(self.attempt_timeout, attempt).await {
             Ok(Ok((outcome, held))) => {
