@@ -84,6 +84,13 @@ impl BatchProjector for RunHistoryProjector {
         &["run_history"]
     }
 
+    /// Only runs' events. Folding everything, every read of conversations being created (or
+    /// of credit holds) cost the run history a transaction that wrote nothing but its
+    /// checkpoint: a third of conversation creation's transactions.
+    fn folds(&self, event: &RecordedEvent) -> bool {
+        event.aggregate_type == <Run as Aggregate>::TYPE
+    }
+
     async fn fold(&self, connection: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         let runs = by_aggregate(events, "run")?;
         if runs.is_empty() {
@@ -280,4 +287,42 @@ async fn save(connection: &mut PgConnection, rows: Vec<(Uuid, Row)>) -> Result<(
 /// A count as Postgres's `bigint` (no count reaches 2^63).
 pub(crate) fn as_bigint(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use eventstore::RecordedEvent;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::RunHistoryProjector;
+    use crate::Projector;
+
+    fn event(aggregate_type: &str, event_type: &str) -> RecordedEvent {
+        RecordedEvent {
+            id: Uuid::now_v7(),
+            position: 1,
+            transaction_id: 1,
+            org_id: None,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: Uuid::now_v7().to_string(),
+            sequence: 1,
+            event_type: event_type.into(),
+            version: "1".into(),
+            data: json!({}),
+            metadata: json!({}),
+        }
+    }
+
+    /// A read of the log holding only other aggregates' events (every conversation created,
+    /// every credit hold) moves the run history's checkpoint without a transaction of its own.
+    #[test]
+    fn only_run_events_are_folded() {
+        let projector = RunHistoryProjector;
+        assert!(projector.folds(&event("run", "run.queued")));
+        assert!(projector.folds(&event("run", "llm_call.completed")));
+        assert!(!projector.folds(&event("conversation", "conversation.created")));
+        assert!(!projector.folds(&event("credit_account", "credit_account.reserved")));
+        assert!(!projector.folds(&event("user", "user.registered")));
+    }
 }
