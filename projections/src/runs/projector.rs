@@ -86,7 +86,14 @@ impl BatchProjector for RunHistoryProjector {
 
     /// Only runs' events. Folding everything, every read of conversations being created (or
     /// of credit holds) cost the run history a transaction that wrote nothing but its
-    /// checkpoint: a third of conversation creation's transactions.
+    /// checkpoint: about half of the projectors' transactions while conversations were
+    /// created (BENCHMARKS.md, "Where a conversation's time goes on two cores").
+    ///
+    /// The price is the one the other views pay for the events they skip: on a node that does
+    /// not hold the run history's lease, a wait for it to pass the log's head (`admit_run`
+    /// under a concurrency limit, the quota report, run lists) learns of a move past other
+    /// aggregates' events when it is saved, at most `SKIP_SAVE_EVERY` (50 ms) later. On the
+    /// node running it, at once.
     fn folds(&self, event: &RecordedEvent) -> bool {
         event.aggregate_type == <Run as Aggregate>::TYPE
     }
