@@ -14,6 +14,8 @@ mod projector;
 pub mod rebuild;
 mod runner;
 pub mod runs;
+#[cfg(test)]
+mod test_events;
 pub mod usage;
 
 pub use audit::{AUDIT, AuditProjector};

@@ -460,24 +460,17 @@ pub(crate) fn whole_transactions<E: Borrow<RecordedEvent>>(batch: &[E], limit: u
 #[cfg(test)]
 mod tests {
     use eventstore::RecordedEvent;
-    use serde_json::json;
-    use uuid::Uuid;
 
     use super::whole_transactions;
+    use crate::test_events::recorded;
 
     fn event(transaction_id: u64, position: i64) -> RecordedEvent {
         RecordedEvent {
-            id: Uuid::now_v7(),
             position,
             transaction_id,
-            org_id: None,
-            aggregate_type: "user".into(),
             aggregate_id: "u".into(),
             sequence: position,
-            event_type: "user.registered".into(),
-            version: "1".into(),
-            data: json!({}),
-            metadata: json!({}),
+            ..recorded("user", "user.registered")
         }
     }
 

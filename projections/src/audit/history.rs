@@ -136,18 +136,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::test_events::recorded;
 
     fn event(data: Value) -> RecordedEvent {
         RecordedEvent {
-            id: Uuid::now_v7(),
             position: 7,
             transaction_id: 9,
-            org_id: None,
-            aggregate_type: "tool".into(),
-            aggregate_id: Uuid::now_v7().to_string(),
             sequence: 3,
-            event_type: "tool.secret_rotated".into(),
-            version: "1".into(),
             data,
             metadata: json!({
                 "actor": "system",
@@ -155,6 +150,7 @@ mod tests {
                 "correlation_id": "c",
                 "request_id": "r",
             }),
+            ..recorded("tool", "tool.secret_rotated")
         }
     }
 

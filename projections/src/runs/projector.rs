@@ -298,28 +298,9 @@ pub(crate) fn as_bigint(count: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use eventstore::RecordedEvent;
-    use serde_json::json;
-    use uuid::Uuid;
-
     use super::RunHistoryProjector;
     use crate::Projector;
-
-    fn event(aggregate_type: &str, event_type: &str) -> RecordedEvent {
-        RecordedEvent {
-            id: Uuid::now_v7(),
-            position: 1,
-            transaction_id: 1,
-            org_id: None,
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: Uuid::now_v7().to_string(),
-            sequence: 1,
-            event_type: event_type.into(),
-            version: "1".into(),
-            data: json!({}),
-            metadata: json!({}),
-        }
-    }
+    use crate::test_events::recorded as event;
 
     /// A read of the log holding only other aggregates' events (every conversation created,
     /// every credit hold) moves the run history's checkpoint without a transaction of its own.
