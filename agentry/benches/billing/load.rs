@@ -24,6 +24,7 @@ pub struct CpuSnapshot {
 }
 
 /// What a phase cost the machine, in cores.
+#[derive(Clone)]
 pub struct Usage {
     pub busy_cores: f64,
     pub cores: usize,

@@ -4,7 +4,8 @@
 //! `cargo bench -p agentry --bench billing` (needs Postgres). `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_billing, dropped and recreated),
 //! `BENCH_SECONDS` per phase (default 8), `BENCH_CLIENTS` (default 16), `BENCH_ROUNDS`
-//! (default 2). About 1.5 minutes.
+//! (default 2), `BENCH_SIDE_ROUNDS` (default `BENCH_ROUNDS`; 0 skips part 2),
+//! `BENCH_SIDE_CLIENTS` (default half of `BENCH_CLIENTS`). About 2.5 minutes.
 //!
 //! 1. **End to end**: the runs bench's 3-step runs (model → tool → model, against an LLM and a
 //!    tool that answer at once) by `BENCH_CLIENTS` clients, each one run after another; all
@@ -14,7 +15,13 @@
 //!    bench's overhead per step, and per LLM call the stretches billing works in (see
 //!    `steps.rs`); every organization starts with 10^12 credits and the bench checks no run
 //!    paused.
-//! 2. **The ledger alone**: reserve + settle pairs timed directly against a `BillingService`,
+//! 2. **Side by side**: the same, with billing on in one application and off in another at the
+//!    same moment, each on a database of its own (`<BENCH_DATABASE_URL>_beside` for the second)
+//!    on the same Postgres, `BENCH_SIDE_CLIENTS` clients each (by default half, so the machine
+//!    carries `BENCH_CLIENTS` runs as in part 1). In turn the machine drifts between phases by
+//!    more than the goal (1 ms p99 per LLM call); side by side both feel the same drift. A
+//!    control round with billing off in both shows the measurement's own noise.
+//! 3. **The ledger alone**: reserve + settle pairs timed directly against a `BillingService`,
 //!    1 task, `BENCH_CLIENTS` tasks on one account, and as many on one account each, next to a
 //!    bare INSERT + COMMIT from 1 and from `BENCH_CLIENTS` connections in the same run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -41,10 +48,9 @@ use std::time::Duration;
 
 use commands::billing::{BillingConfig, BillingService};
 use eventstore::EventStore;
-use sqlx::migrate::MigrateDatabase;
 
 use report::{Layout, Outcome};
-use runs::{Org, Target};
+use runs::{Org, Phase, Target, together};
 use steps::Steps;
 use support::env_or;
 
@@ -55,32 +61,18 @@ async fn main() {
     let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 8));
     let clients = env_or("BENCH_CLIENTS", 16) as usize;
     let rounds = env_or("BENCH_ROUNDS", 2) as usize;
-    let _ = sqlx::Postgres::drop_database(&url).await;
+    let side_rounds = env_or("BENCH_SIDE_ROUNDS", rounds as u64) as usize;
+    let side_clients = (env_or("BENCH_SIDE_CLIENTS", clients as u64 / 2) as usize).clamp(1, clients);
     println!("machine at the start: load average {}\n", load::load_average());
 
     let timeline = Arc::new(servers::Timeline::default());
     let llm_url = servers::start_llm(Arc::clone(&timeline)).await;
     let tool_url = servers::start_tool(Arc::clone(&timeline)).await;
-    // Migrated by the first application; the bench's own connections open after it.
-    let target = Target {
-        pool: sqlx::PgPool::connect_lazy(&url).unwrap(),
-        url: url.clone(),
-        llm_url,
-        tool_url,
-        timeline,
-    };
-    let orgs = target.organizations(clients).await;
-    let target = Target {
-        pool: eventstore::database::connect(&url, 20).await.unwrap(),
-        ..target
-    };
+    let (target, orgs) = Target::create(&url, &llm_url, &tool_url, &timeline, clients).await;
 
     let mut outcomes = Vec::new();
     for layout in [Layout::OneOrg, Layout::ManyOrgs] {
-        let members: Vec<Org> = match layout {
-            Layout::OneOrg => vec![orgs[0].clone(); clients],
-            Layout::ManyOrgs => orgs.clone(),
-        };
+        let members = layout.members(&orgs, clients);
         let (mut off, mut on) = (Steps::default(), Steps::default());
         for round in 0..rounds {
             // off, on, then on, off: a drift of the machine weighs on both alike.
@@ -92,27 +84,24 @@ async fn main() {
             for billing in order {
                 let label = format!("{}-{}-{round}", layout.tag(), if billing { "on" } else { "off" });
                 let phase = target.phase(&label, &members, billing, seconds).await;
-                println!(
-                    "{label}: {:.1} runs/s, {} runs; {} run.paused; {}",
-                    phase.runs_per_second,
-                    phase.finished.len(),
-                    phase.paused,
-                    phase.usage
-                );
-                assert_eq!(
-                    phase.paused, 0,
-                    "a run paused for credits: the figures would include its wait"
-                );
                 let steps = if billing { &mut on } else { &mut off };
-                steps
-                    .add_phase(&target.pool, &phase.finished, phase.since, phase.runs_per_second)
-                    .await;
+                add_phase(steps, &target, &label, phase).await;
             }
         }
         outcomes.push(Outcome { layout, off, on });
     }
-    println!();
-    report::print_runs(&outcomes, clients);
+    if rounds > 0 {
+        println!();
+        report::print_runs(
+            &format!("end to end: {clients} concurrent runs, billing off and on in turn"),
+            &outcomes,
+            clients,
+        );
+    }
+
+    if side_rounds > 0 {
+        side_by_side(&target, &orgs, side_clients, side_rounds, seconds).await;
+    }
 
     let store = EventStore::new(
         eventstore::database::connect(&url, 32).await.unwrap(),
@@ -141,4 +130,96 @@ async fn main() {
         [&alone, &one_account, &many_accounts],
     );
     target.pool.close().await;
+}
+
+/// Adds a phase's runs to `steps` after printing what it did; no run may have paused for
+/// credits.
+async fn add_phase(steps: &mut Steps, target: &Target, label: &str, phase: Phase) {
+    println!(
+        "{label}: {:.1} runs/s, {} runs; {} run.paused; {}",
+        phase.runs_per_second,
+        phase.finished.len(),
+        phase.paused,
+        phase.usage
+    );
+    assert_eq!(
+        phase.paused, 0,
+        "a run paused for credits: the figures would include its wait"
+    );
+    steps
+        .add_phase(&target.pool, &phase.finished, phase.since, phase.runs_per_second)
+        .await;
+}
+
+/// Billing on and off at the same moment: two applications, each on a database of its own
+/// (one log each, so neither executes the other's runs) on the same Postgres, `clients`
+/// clients each, in one measuring window. Which database bills alternates by round. Then a
+/// control round with billing off in both: the difference two identical applications show
+/// side by side, which is the measurement's own noise.
+async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds: usize, seconds: Duration) {
+    let (second, second_orgs) = Target::create(
+        &format!("{}_beside", first.url),
+        &first.llm_url,
+        &first.tool_url,
+        &first.timeline,
+        clients,
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    let mut controls = Vec::new();
+    for layout in [Layout::OneOrg, Layout::ManyOrgs] {
+        let databases = [
+            (first, layout.members(first_orgs, clients)),
+            (&second, layout.members(&second_orgs, clients)),
+        ];
+        let (mut off, mut on) = (Steps::default(), Steps::default());
+        for round in 0..rounds {
+            let billed = round % 2;
+            let apps: Vec<(&Target, &[Org], bool)> = databases
+                .iter()
+                .enumerate()
+                .map(|(index, (target, members))| (*target, members.as_slice(), index == billed))
+                .collect();
+            let label = format!("{}-beside-{round}", layout.tag());
+            let phases = together(&label, &apps, seconds).await;
+            for ((target, _, billing), phase) in apps.iter().zip(phases) {
+                let label = format!("{label} (billing {})", if *billing { "on" } else { "off" });
+                let steps = if *billing { &mut on } else { &mut off };
+                add_phase(steps, target, &label, phase).await;
+            }
+        }
+        outcomes.push(Outcome { layout, off, on });
+
+        let apps: Vec<(&Target, &[Org], bool)> = databases
+            .iter()
+            .map(|(target, members)| (*target, members.as_slice(), false))
+            .collect();
+        let label = format!("{}-control", layout.tag());
+        let phases = together(&label, &apps, seconds).await;
+        let (mut first_off, mut second_off) = (Steps::default(), Steps::default());
+        for ((target, _, _), (phase, steps)) in apps.iter().zip(phases.into_iter().zip([&mut first_off, &mut second_off])) {
+            add_phase(steps, target, &label, phase).await;
+        }
+        controls.push(Outcome {
+            layout,
+            off: first_off,
+            on: second_off,
+        });
+    }
+    println!();
+    report::print_runs(
+        &format!(
+            "side by side: billing on in one application and off in another at the same moment, {clients} concurrent runs each ({rounds} rounds, the billed database alternating)"
+        ),
+        &outcomes,
+        clients,
+    );
+    report::print_runs(
+        &format!(
+            "control: billing off in both applications side by side (\"on\" is the second database's, also unbilled; its \"on − off\" is the noise of the measurement), {clients} concurrent runs each"
+        ),
+        &controls,
+        clients,
+    );
+    second.pool.close().await;
 }

@@ -23,6 +23,14 @@ impl Layout {
         }
     }
 
+    /// Each client's organization: the first of `orgs` for every client, or one each.
+    pub fn members<T: Clone>(self, orgs: &[T], clients: usize) -> Vec<T> {
+        match self {
+            Self::OneOrg => vec![orgs[0].clone(); clients],
+            Self::ManyOrgs => orgs[..clients].to_vec(),
+        }
+    }
+
     fn describe(self, clients: usize) -> String {
         match self {
             Self::OneOrg => "1 organization".to_owned(),
@@ -48,10 +56,10 @@ fn added_p50_p99(on: &Histogram<u64>, off: &Histogram<u64>) -> String {
     format!("{} / {}", added(on, off, 0.5), added(on, off, 0.99))
 }
 
-/// The end-to-end figures: each layout with billing off and on, the difference, and where the
-/// time goes with billing on.
-pub fn print_runs(outcomes: &[Outcome], clients: usize) {
-    println!("## end to end: {clients} concurrent runs\n");
+/// The end-to-end figures under `title`: each layout with billing off and on, the difference,
+/// and where the time goes with billing on.
+pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize) {
+    println!("## {title}\n");
     println!(
         "| organizations | billing | runs/s | runs | overhead per step p50 / p99 ms | LLM→LLM p50 / p99 | last byte→run end p50 / p99 | per LLM call: reserve + settle stretches p50 / p99 | reserve stretch | settle stretch | client run latency p50 / p99 |"
     );

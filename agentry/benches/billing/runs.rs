@@ -1,7 +1,7 @@
-//! The end-to-end half: the runs bench's 3-step runs, with billing off and on, all clients in
+//! The end-to-end parts: the runs bench's 3-step runs, with billing off and on, all clients in
 //! one organization or each in its own. Each phase builds the real application with billing
-//! on or off, runs its clients, and stops it before the next phase starts on the same
-//! database.
+//! on or off (or two, each on a database of its own, serving at once), runs its clients, and
+//! stops it before the next phase starts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use std::time::Duration;
 use agentry::settings::Settings;
 use serde_json::json;
 use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
 
 use crate::client::{Client, Finished};
@@ -51,6 +52,29 @@ pub struct Phase {
 }
 
 impl Target {
+    /// A target on the database at `url` (dropped and recreated; the first application
+    /// migrates it), with `count` organizations registered there.
+    pub async fn create(
+        url: &str,
+        llm_url: &str,
+        tool_url: &str,
+        timeline: &Arc<Timeline>,
+        count: usize,
+    ) -> (Self, Vec<Org>) {
+        let _ = sqlx::Postgres::drop_database(url).await;
+        let target = Self {
+            pool: PgPool::connect_lazy(url).unwrap(),
+            url: url.to_owned(),
+            llm_url: llm_url.to_owned(),
+            tool_url: tool_url.to_owned(),
+            timeline: Arc::clone(timeline),
+        };
+        let orgs = target.organizations(count).await;
+        // The bench's own connections open once the application has migrated the database.
+        let pool = eventstore::database::connect(url, 20).await.unwrap();
+        (Self { pool, ..target }, orgs)
+    }
+
     /// The settings of `agentry serve` against the bench's database and servers, billing every
     /// model call or none.
     fn settings(&self, billing: bool) -> Settings {
@@ -64,7 +88,7 @@ impl Target {
     }
 
     /// Registers `count` organizations, each with the tool `lookup` and an agent naming it.
-    pub async fn organizations(&self, count: usize) -> Vec<Org> {
+    async fn organizations(&self, count: usize) -> Vec<Org> {
         let served = Served::start(self.settings(true)).await;
         let http = reqwest::Client::new();
         let mut orgs = Vec::with_capacity(count);
@@ -87,43 +111,68 @@ impl Target {
     /// after another for `seconds` after a warm-up, against an application with billing on or
     /// off.
     pub async fn phase(&self, label: &str, orgs: &[Org], billing: bool, seconds: Duration) -> Phase {
-        let since = last_position(&self.pool).await;
-        let served = Served::start(self.settings(billing)).await;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(orgs.len())
-            .build()
-            .unwrap();
-        let clients: Vec<Client> = orgs
-            .iter()
-            .map(|org| Client {
-                http: http.clone(),
-                address: served.address.clone(),
-                token: org.token.clone(),
-                agent_id: org.agent_id.clone(),
-                timeline: Arc::clone(&self.timeline),
-                pool: self.pool.clone(),
-            })
-            .collect();
-        let cpu = CpuSnapshot::take();
-        let (finished, runs_per_second) = run_clients(label, clients, seconds).await;
-        let usage = cpu.usage_until_now();
-        drop(http);
+        let mut phases = together(label, &[(self, orgs, billing)], seconds).await;
+        phases.pop().unwrap()
+    }
+
+    fn client(&self, http: &reqwest::Client, address: &str, org: &Org) -> Client {
+        Client {
+            http: http.clone(),
+            address: address.to_owned(),
+            token: org.token.clone(),
+            agent_id: org.agent_id.clone(),
+            timeline: Arc::clone(&self.timeline),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+/// One application per entry (its database, its clients' organizations, billing on or off),
+/// all serving at once and their clients running in one measuring window, so the machine's
+/// drift during the window weighs on each alike. Answers each application's phase; its
+/// `usage` is the whole machine's. With more than one entry, an application's runs per second
+/// is the window's rate times its share of the runs measured.
+pub async fn together(label: &str, apps: &[(&Target, &[Org], bool)], seconds: Duration) -> Vec<Phase> {
+    let mut started = Vec::with_capacity(apps.len());
+    for (target, _, billing) in apps {
+        let since = last_position(&target.pool).await;
+        let served = Served::start(target.settings(*billing)).await;
+        started.push((since, served));
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(apps.iter().map(|(_, orgs, _)| orgs.len()).max().unwrap_or(1))
+        .build()
+        .unwrap();
+    let mut clients = Vec::new();
+    for ((target, orgs, _), (_, served)) in apps.iter().zip(&started) {
+        let own: Vec<Client> = orgs.iter().map(|org| target.client(&http, &served.address, org)).collect();
+        clients.push(own);
+    }
+    let cpu = CpuSnapshot::take();
+    let (finished, runs_per_second) = run_clients(label, clients, seconds).await;
+    let usage = cpu.usage_until_now();
+    drop(http);
+    let measured_in_all = finished.iter().flatten().filter(|run| run.measured).count().max(1);
+    let mut phases = Vec::with_capacity(apps.len());
+    for ((target, _, _), ((since, served), finished)) in apps.iter().zip(started.into_iter().zip(finished)) {
         served.stop().await;
         let paused = sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE position > $1 AND event_type = 'run.paused'",
         )
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&target.pool)
         .await
         .unwrap();
-        Phase {
+        let share = finished.iter().filter(|run| run.measured).count() as f64 / measured_in_all as f64;
+        phases.push(Phase {
             finished,
-            runs_per_second,
-            usage,
+            runs_per_second: runs_per_second * share,
+            usage: usage.clone(),
             since,
             paused,
-        }
+        });
     }
+    phases
 }
 
 /// Creates the tool `lookup` at `tool_url` and an agent naming it; answers the agent's id.
@@ -145,33 +194,39 @@ async fn create_agent(http: &reqwest::Client, address: &str, token: &str, tool_u
     agent["id"].as_str().unwrap().to_owned()
 }
 
-/// Every client running one run after another; answers all runs (those started and ended
-/// inside the window marked `measured`) and the runs completed per second in the window.
-async fn run_clients(label: &str, clients: Vec<Client>, seconds: Duration) -> (Vec<Finished>, f64) {
+/// Every client of every group running one run after another; answers each group's runs
+/// (those started and ended inside the window marked `measured`) and the runs completed per
+/// second in the window by all groups.
+async fn run_clients(label: &str, groups: Vec<Vec<Client>>, seconds: Duration) -> (Vec<Vec<Finished>>, f64) {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
-    let finished = Arc::new(Mutex::new(Vec::new()));
+    let finished: Vec<Arc<Mutex<Vec<Finished>>>> = groups.iter().map(|_| Arc::default()).collect();
     let mut tasks = Vec::new();
-    for (number, client) in clients.into_iter().enumerate() {
-        let (count, stop, measuring, finished) =
-            (count.clone(), stop.clone(), measuring.clone(), finished.clone());
-        let label = label.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut sequence = 0;
-            while !stop.load(Ordering::Relaxed) {
-                sequence += 1;
-                let tag = format!("bench run {label}-{number}-{sequence}");
-                let started_measuring = measuring.load(Ordering::Relaxed);
-                let mut run = client.run(&tag).await;
-                run.measured = started_measuring && measuring.load(Ordering::Relaxed);
-                finished.lock().unwrap().push(run);
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
+    for (group, clients) in groups.into_iter().enumerate() {
+        for (number, client) in clients.into_iter().enumerate() {
+            let (count, stop, measuring, finished) =
+                (count.clone(), stop.clone(), measuring.clone(), finished[group].clone());
+            let label = label.to_owned();
+            tasks.push(tokio::spawn(async move {
+                let mut sequence = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    sequence += 1;
+                    let tag = format!("bench run {label}-{group}-{number}-{sequence}");
+                    let started_measuring = measuring.load(Ordering::Relaxed);
+                    let mut run = client.run(&tag).await;
+                    run.measured = started_measuring && measuring.load(Ordering::Relaxed);
+                    finished.lock().unwrap().push(run);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
     }
     let rate = measure(seconds, &count, &stop, tasks, &measuring).await;
-    let finished = std::mem::take(&mut *finished.lock().unwrap());
+    let finished = finished
+        .iter()
+        .map(|group| std::mem::take(&mut *group.lock().unwrap()))
+        .collect();
     (finished, rate)
 }
 
