@@ -197,7 +197,10 @@ async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds
         let label = format!("{}-control", layout.tag());
         let phases = together(&label, &apps, seconds).await;
         let (mut first_off, mut second_off) = (Steps::default(), Steps::default());
-        for ((target, _, _), (phase, steps)) in apps.iter().zip(phases.into_iter().zip([&mut first_off, &mut second_off])) {
+        for ((target, _, _), (phase, steps)) in apps
+            .iter()
+            .zip(phases.into_iter().zip([&mut first_off, &mut second_off]))
+        {
             add_phase(steps, target, &label, phase).await;
         }
         controls.push(Outcome {

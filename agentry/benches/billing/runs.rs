@@ -145,14 +145,22 @@ pub async fn together(label: &str, apps: &[(&Target, &[Org], bool)], seconds: Du
         .unwrap();
     let mut clients = Vec::new();
     for ((target, orgs, _), (_, served)) in apps.iter().zip(&started) {
-        let own: Vec<Client> = orgs.iter().map(|org| target.client(&http, &served.address, org)).collect();
+        let own: Vec<Client> = orgs
+            .iter()
+            .map(|org| target.client(&http, &served.address, org))
+            .collect();
         clients.push(own);
     }
     let cpu = CpuSnapshot::take();
     let (finished, runs_per_second) = run_clients(label, clients, seconds).await;
     let usage = cpu.usage_until_now();
     drop(http);
-    let measured_in_all = finished.iter().flatten().filter(|run| run.measured).count().max(1);
+    let measured_in_all = finished
+        .iter()
+        .flatten()
+        .filter(|run| run.measured)
+        .count()
+        .max(1);
     let mut phases = Vec::with_capacity(apps.len());
     for ((target, _, _), ((since, served), finished)) in apps.iter().zip(started.into_iter().zip(finished)) {
         served.stop().await;
@@ -205,8 +213,12 @@ async fn run_clients(label: &str, groups: Vec<Vec<Client>>, seconds: Duration) -
     let mut tasks = Vec::new();
     for (group, clients) in groups.into_iter().enumerate() {
         for (number, client) in clients.into_iter().enumerate() {
-            let (count, stop, measuring, finished) =
-                (count.clone(), stop.clone(), measuring.clone(), finished[group].clone());
+            let (count, stop, measuring, finished) = (
+                count.clone(),
+                stop.clone(),
+                measuring.clone(),
+                finished[group].clone(),
+            );
             let label = label.to_owned();
             tasks.push(tokio::spawn(async move {
                 let mut sequence = 0;
