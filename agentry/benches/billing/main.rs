@@ -4,8 +4,9 @@
 //! `cargo bench -p agentry --bench billing` (needs Postgres). `BENCH_DATABASE_URL` (default
 //! postgres://postgres@127.0.0.1:5432/agentry_bench_billing, dropped and recreated),
 //! `BENCH_SECONDS` per phase (default 8), `BENCH_CLIENTS` (default 16), `BENCH_ROUNDS`
-//! (default 2), `BENCH_SIDE_ROUNDS` (default `BENCH_ROUNDS`; 0 skips part 2),
-//! `BENCH_SIDE_CLIENTS` (default half of `BENCH_CLIENTS`). About 2.5 minutes.
+//! (default 2; 0 skips part 1), `BENCH_SIDE_ROUNDS` (default `BENCH_ROUNDS`, rounded up to an
+//! even count; 0 skips part 2), `BENCH_SIDE_CLIENTS` (default half of `BENCH_CLIENTS`). About
+//! 2.5 minutes.
 //!
 //! 1. **End to end**: the runs bench's 3-step runs (model → tool → model, against an LLM and a
 //!    tool that answer at once) by `BENCH_CLIENTS` clients, each one run after another; all
@@ -20,7 +21,8 @@
 //!    on the same Postgres, `BENCH_SIDE_CLIENTS` clients each (by default half, so the machine
 //!    carries `BENCH_CLIENTS` runs as in part 1). In turn the machine drifts between phases by
 //!    more than the goal (1 ms p99 per LLM call); side by side both feel the same drift. A
-//!    control round with billing off in both shows the measurement's own noise.
+//!    control round with billing off in both shows the measurement's own noise (and the two
+//!    databases' difference).
 //! 3. **The ledger alone**: reserve + settle pairs timed directly against a `BillingService`,
 //!    1 task, `BENCH_CLIENTS` tasks on one account, and as many on one account each, next to a
 //!    bare INSERT + COMMIT from 1 and from `BENCH_CLIENTS` connections in the same run.
@@ -61,7 +63,8 @@ async fn main() {
     let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 8));
     let clients = env_or("BENCH_CLIENTS", 16) as usize;
     let rounds = env_or("BENCH_ROUNDS", 2) as usize;
-    let side_rounds = env_or("BENCH_SIDE_ROUNDS", rounds as u64) as usize;
+    // Even, so each database is billed as often as the other.
+    let side_rounds = env_or("BENCH_SIDE_ROUNDS", rounds as u64).next_multiple_of(2) as usize;
     let side_clients = (env_or("BENCH_SIDE_CLIENTS", clients as u64 / 2) as usize).clamp(1, clients);
     println!("machine at the start: load average {}\n", load::load_average());
 
@@ -96,6 +99,7 @@ async fn main() {
             &format!("end to end: {clients} concurrent runs, billing off and on in turn"),
             &outcomes,
             clients,
+            ["off", "on"],
         );
     }
 
@@ -153,12 +157,14 @@ async fn add_phase(steps: &mut Steps, target: &Target, label: &str, phase: Phase
 
 /// Billing on and off at the same moment: two applications, each on a database of its own
 /// (one log each, so neither executes the other's runs) on the same Postgres, `clients`
-/// clients each, in one measuring window. Which database bills alternates by round. Then a
-/// control round with billing off in both: the difference two identical applications show
-/// side by side, which is the measurement's own noise.
+/// clients each, in one measuring window. Which database bills alternates by round (`rounds`
+/// is even). Then a control round with billing off in both: the difference two unbilled
+/// applications show side by side, the measurement's own noise plus the two databases'
+/// difference (the first holds part 1's history; the alternation cancels it, the control
+/// does not).
 async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds: usize, seconds: Duration) {
     let (second, second_orgs) = Target::create(
-        &format!("{}_beside", first.url),
+        &beside(&first.url),
         &first.llm_url,
         &first.tool_url,
         &first.timeline,
@@ -216,13 +222,23 @@ async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds
         ),
         &outcomes,
         clients,
+        ["off", "on"],
     );
     report::print_runs(
         &format!(
-            "control: billing off in both applications side by side (\"on\" is the second database's, also unbilled; its \"on − off\" is the noise of the measurement), {clients} concurrent runs each"
+            "control: billing off in both applications side by side, {clients} concurrent runs each (the difference is the measurement's noise plus the two databases' difference: the first holds part 1's history)"
         ),
         &controls,
         clients,
+        ["off, database 1", "off, database 2"],
     );
     second.pool.close().await;
+}
+
+/// The database beside `url`'s: its name with `_beside` appended, the rest of the URL as is.
+fn beside(url: &str) -> String {
+    let mut url = reqwest::Url::parse(url).expect("BENCH_DATABASE_URL is a URL");
+    let name = url.path().trim_start_matches('/').to_owned();
+    url.set_path(&format!("/{name}_beside"));
+    url.to_string()
 }

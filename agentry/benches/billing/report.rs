@@ -56,9 +56,9 @@ fn added_p50_p99(on: &Histogram<u64>, off: &Histogram<u64>) -> String {
     format!("{} / {}", added(on, off, 0.5), added(on, off, 0.99))
 }
 
-/// The end-to-end figures under `title`: each layout with billing off and on, the difference,
-/// and where the time goes with billing on.
-pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize) {
+/// The end-to-end figures under `title`: each layout with billing off and on (rows named
+/// `labels`), the difference, and where the time goes in each.
+pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize, labels: [&str; 2]) {
     println!("## {title}\n");
     println!(
         "| organizations | billing | runs/s | runs | overhead per step p50 / p99 ms | LLM→LLM p50 / p99 | last byte→run end p50 / p99 | per LLM call: reserve + settle stretches p50 / p99 | reserve stretch | settle stretch | client run latency p50 / p99 |"
@@ -66,7 +66,7 @@ pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize) {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for outcome in outcomes {
         let who = outcome.layout.describe(clients);
-        for (billing, steps) in [("off", &outcome.off), ("on", &outcome.on)] {
+        for (billing, steps) in [(labels[0], &outcome.off), (labels[1], &outcome.on)] {
             println!(
                 "| {who} | {billing} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 steps.rate(),
@@ -82,7 +82,9 @@ pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize) {
         }
         let (on, off) = (&outcome.on, &outcome.off);
         println!(
-            "| {who} | **on − off** | {:+.1} | | {} | {} | {} | **{}** | {} | {} | {} |",
+            "| {who} | **{} − {}** | {:+.1} | | {} | {} | {} | **{}** | {} | {} | {} |",
+            labels[1],
+            labels[0],
             on.rate() - off.rate(),
             added_p50_p99(&on.step, &off.step),
             added_p50_p99(&on.llm_to_llm, &off.llm_to_llm),
@@ -94,13 +96,13 @@ pub fn print_runs(title: &str, outcomes: &[Outcome], clients: usize) {
         );
         if outcome.off.incomplete + outcome.on.incomplete > 0 {
             println!(
-                "| {who} | incomplete runs: {} off, {} on | | | | | | | | | |",
-                outcome.off.incomplete, outcome.on.incomplete
+                "| {who} | incomplete runs: {} {}, {} {} | | | | | | | | | |",
+                outcome.off.incomplete, labels[0], outcome.on.incomplete, labels[1]
             );
         }
     }
     for outcome in outcomes {
-        for (billing, steps) in [("off", &outcome.off), ("on", &outcome.on)] {
+        for (billing, steps) in [(labels[0], &outcome.off), (labels[1], &outcome.on)] {
             println!(
                 "\nwhere the time goes, {}, billing {billing} (gaps between consecutive moments; an event's moment is its `recorded_at`, taken inside its aggregate's lock just before its append):\n",
                 outcome.layout.describe(clients)

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::client::{Client, Finished};
 use crate::load::{CpuSnapshot, Usage};
 use crate::servers::Timeline;
-use crate::support::{Served, measure, post, register, serve_settings};
+use crate::support::{Served, measure_each, post, register, serve_settings};
 
 /// Credits each organization starts with: enough that no run ever waits for credits (a call's
 /// worst case here is about 10^4).
@@ -40,10 +40,12 @@ pub struct Org {
     pub agent_id: String,
 }
 
-/// What one phase left behind.
+/// What one phase left behind (one application's share of it, when several served at once).
 pub struct Phase {
     pub finished: Vec<Finished>,
+    /// The application's runs completed per second in the measuring window.
     pub runs_per_second: f64,
+    /// What the whole machine did during the phase (every application serving in it).
     pub usage: Usage,
     /// The log's last position before the phase: its events come after.
     pub since: i64,
@@ -130,8 +132,7 @@ impl Target {
 /// One application per entry (its database, its clients' organizations, billing on or off),
 /// all serving at once and their clients running in one measuring window, so the machine's
 /// drift during the window weighs on each alike. Answers each application's phase; its
-/// `usage` is the whole machine's. With more than one entry, an application's runs per second
-/// is the window's rate times its share of the runs measured.
+/// `usage` is the whole machine's.
 pub async fn together(label: &str, apps: &[(&Target, &[Org], bool)], seconds: Duration) -> Vec<Phase> {
     let mut started = Vec::with_capacity(apps.len());
     for (target, _, billing) in apps {
@@ -152,17 +153,14 @@ pub async fn together(label: &str, apps: &[(&Target, &[Org], bool)], seconds: Du
         clients.push(own);
     }
     let cpu = CpuSnapshot::take();
-    let (finished, runs_per_second) = run_clients(label, clients, seconds).await;
+    let (finished, rates) = run_clients(label, clients, seconds).await;
     let usage = cpu.usage_until_now();
     drop(http);
-    let measured_in_all = finished
-        .iter()
-        .flatten()
-        .filter(|run| run.measured)
-        .count()
-        .max(1);
     let mut phases = Vec::with_capacity(apps.len());
-    for ((target, _, _), ((since, served), finished)) in apps.iter().zip(started.into_iter().zip(finished)) {
+    for ((target, _, _), ((since, served), (finished, runs_per_second))) in apps
+        .iter()
+        .zip(started.into_iter().zip(finished.into_iter().zip(rates)))
+    {
         served.stop().await;
         let paused = sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE position > $1 AND event_type = 'run.paused'",
@@ -171,10 +169,9 @@ pub async fn together(label: &str, apps: &[(&Target, &[Org], bool)], seconds: Du
         .fetch_one(&target.pool)
         .await
         .unwrap();
-        let share = finished.iter().filter(|run| run.measured).count() as f64 / measured_in_all as f64;
         phases.push(Phase {
             finished,
-            runs_per_second: runs_per_second * share,
+            runs_per_second,
             usage: usage.clone(),
             since,
             paused,
@@ -203,10 +200,14 @@ async fn create_agent(http: &reqwest::Client, address: &str, token: &str, tool_u
 }
 
 /// Every client of every group running one run after another; answers each group's runs
-/// (those started and ended inside the window marked `measured`) and the runs completed per
-/// second in the window by all groups.
-async fn run_clients(label: &str, groups: Vec<Vec<Client>>, seconds: Duration) -> (Vec<Vec<Finished>>, f64) {
-    let count = Arc::new(AtomicU64::new(0));
+/// (those started and ended inside the window marked `measured`) and its runs completed per
+/// second in the window.
+async fn run_clients(
+    label: &str,
+    groups: Vec<Vec<Client>>,
+    seconds: Duration,
+) -> (Vec<Vec<Finished>>, Vec<f64>) {
+    let counts: Vec<Arc<AtomicU64>> = groups.iter().map(|_| Arc::default()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let finished: Vec<Arc<Mutex<Vec<Finished>>>> = groups.iter().map(|_| Arc::default()).collect();
@@ -214,7 +215,7 @@ async fn run_clients(label: &str, groups: Vec<Vec<Client>>, seconds: Duration) -
     for (group, clients) in groups.into_iter().enumerate() {
         for (number, client) in clients.into_iter().enumerate() {
             let (count, stop, measuring, finished) = (
-                count.clone(),
+                counts[group].clone(),
                 stop.clone(),
                 measuring.clone(),
                 finished[group].clone(),
@@ -234,12 +235,13 @@ async fn run_clients(label: &str, groups: Vec<Vec<Client>>, seconds: Duration) -
             }));
         }
     }
-    let rate = measure(seconds, &count, &stop, tasks, &measuring).await;
+    let each: Vec<&AtomicU64> = counts.iter().map(|count| count.as_ref()).collect();
+    let rates = measure_each(seconds, &each, &stop, tasks, &measuring).await;
     let finished = finished
         .iter()
         .map(|group| std::mem::take(&mut *group.lock().unwrap()))
         .collect();
-    (finished, rate)
+    (finished, rates)
 }
 
 /// The log's last position.

@@ -182,17 +182,39 @@ pub async fn measure(
     tasks: Vec<tokio::task::JoinHandle<()>>,
     measuring: &AtomicBool,
 ) -> f64 {
+    measure_each(phase, &[count], stop, tasks, measuring).await[0]
+}
+
+/// [`measure`] for several groups of clients, each counting its own: answers each count per
+/// second over the same `phase`.
+pub async fn measure_each(
+    phase: Duration,
+    counts: &[&AtomicU64],
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    measuring: &AtomicBool,
+) -> Vec<f64> {
+    let read = || {
+        counts
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect::<Vec<_>>()
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     measuring.store(true, Ordering::Relaxed);
-    let start_count = count.load(Ordering::Relaxed);
+    let start_counts = read();
     let started = Instant::now();
     tokio::time::sleep(phase).await;
-    let done = count.load(Ordering::Relaxed) - start_count;
+    let end_counts = read();
     let elapsed = started.elapsed().as_secs_f64();
     measuring.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
     }
-    done as f64 / elapsed
+    end_counts
+        .iter()
+        .zip(start_counts)
+        .map(|(end, start)| (end - start) as f64 / elapsed)
+        .collect()
 }
