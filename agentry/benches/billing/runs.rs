@@ -3,8 +3,8 @@
 //! on or off (or two, each on a database of its own, serving at once), runs its clients, and
 //! stops it before the next phase starts.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use agentry::settings::Settings;
@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
 
-use crate::client::{Client, Finished};
+use crate::client::{Client, Finished, Tally};
 use crate::load::{CpuSnapshot, Usage};
 use crate::servers::Timeline;
 use crate::support::{Served, measure_each, post, register, serve_settings};
@@ -207,39 +207,28 @@ async fn run_clients(
     groups: Vec<Vec<Client>>,
     seconds: Duration,
 ) -> (Vec<Vec<Finished>>, Vec<f64>) {
-    let counts: Vec<Arc<AtomicU64>> = groups.iter().map(|_| Arc::default()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
-    let finished: Vec<Arc<Mutex<Vec<Finished>>>> = groups.iter().map(|_| Arc::default()).collect();
+    let tallies: Vec<Tally> = groups
+        .iter()
+        .map(|_| Tally {
+            stop: Arc::clone(&stop),
+            measuring: Arc::clone(&measuring),
+            count: Arc::default(),
+            finished: Arc::default(),
+        })
+        .collect();
     let mut tasks = Vec::new();
-    for (group, clients) in groups.into_iter().enumerate() {
+    for ((group, clients), tally) in groups.into_iter().enumerate().zip(&tallies) {
         for (number, client) in clients.into_iter().enumerate() {
-            let (count, stop, measuring, finished) = (
-                counts[group].clone(),
-                stop.clone(),
-                measuring.clone(),
-                finished[group].clone(),
-            );
-            let label = label.to_owned();
-            tasks.push(tokio::spawn(async move {
-                let mut sequence = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    sequence += 1;
-                    let tag = format!("bench run {label}-{group}-{number}-{sequence}");
-                    let started_measuring = measuring.load(Ordering::Relaxed);
-                    let mut run = client.run(&tag).await;
-                    run.measured = started_measuring && measuring.load(Ordering::Relaxed);
-                    finished.lock().unwrap().push(run);
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
+            tasks.push(client.keep_running(format!("bench run {label}-{group}-{number}"), tally.clone()));
         }
     }
-    let each: Vec<&AtomicU64> = counts.iter().map(|count| count.as_ref()).collect();
+    let each: Vec<&AtomicU64> = tallies.iter().map(|tally| tally.count.as_ref()).collect();
     let rates = measure_each(seconds, &each, &stop, tasks, &measuring).await;
-    let finished = finished
+    let finished = tallies
         .iter()
-        .map(|group| std::mem::take(&mut *group.lock().unwrap()))
+        .map(|tally| std::mem::take(&mut *tally.finished.lock().unwrap()))
         .collect();
     (finished, rates)
 }

@@ -4,7 +4,8 @@
 //! Shared by the runs bench and the billing bench (which gives each organization's clients
 //! their own token and agent).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -95,5 +96,33 @@ impl Client {
         .fetch_one(&self.pool)
         .await
         .unwrap()
+    }
+}
+
+/// The flags and tallies a client's loop shares with the bench: when to stop, whether the
+/// measuring window is open, the runs completed and every run seen through.
+#[derive(Clone)]
+pub struct Tally {
+    pub stop: Arc<AtomicBool>,
+    pub measuring: Arc<AtomicBool>,
+    pub count: Arc<AtomicU64>,
+    pub finished: Arc<Mutex<Vec<Finished>>>,
+}
+
+impl Client {
+    /// Runs one run after another until `tally.stop`, each tagged `{prefix}-{sequence}`; a run
+    /// counts in the figures (`measured`) only if it started and ended inside the window.
+    pub fn keep_running(self, prefix: String, tally: Tally) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut sequence = 0;
+            while !tally.stop.load(Ordering::Relaxed) {
+                sequence += 1;
+                let started_measuring = tally.measuring.load(Ordering::Relaxed);
+                let mut run = self.run(&format!("{prefix}-{sequence}")).await;
+                run.measured = started_measuring && tally.measuring.load(Ordering::Relaxed);
+                tally.finished.lock().unwrap().push(run);
+                tally.count.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }
 }

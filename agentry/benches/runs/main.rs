@@ -27,14 +27,14 @@ mod raw_steps;
 mod report;
 mod servers;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 use sqlx::migrate::MigrateDatabase;
 
-use client::{Client, Finished};
+use client::{Client, Finished, Tally};
 use report::Sizes;
 use servers::Timeline;
 use support::{env_or, measure, post, register_owner, serve, serve_settings};
@@ -197,31 +197,18 @@ async fn run_phase(
     phase: Duration,
     finished: &Arc<Mutex<Vec<Finished>>>,
 ) -> f64 {
-    let count = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for number in 0..concurrency {
-        let (client, count, stop, measuring, finished) = (
-            client.clone(),
-            count.clone(),
-            stop.clone(),
-            measuring.clone(),
-            finished.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut sequence = 0;
-            while !stop.load(Ordering::Relaxed) {
-                sequence += 1;
-                let tag = format!("bench run {concurrency}-{number}-{sequence}");
-                // Only runs started and ended inside the window count in the figures.
-                let started_measuring = measuring.load(Ordering::Relaxed);
-                let mut run = client.run(&tag).await;
-                run.measured = started_measuring && measuring.load(Ordering::Relaxed);
-                finished.lock().unwrap().push(run);
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    measure(phase, &count, &stop, tasks, &measuring).await
+    let tally = Tally {
+        stop: Arc::new(AtomicBool::new(false)),
+        measuring: Arc::new(AtomicBool::new(false)),
+        count: Arc::new(AtomicU64::new(0)),
+        finished: Arc::clone(finished),
+    };
+    let tasks = (0..concurrency)
+        .map(|number| {
+            client
+                .clone()
+                .keep_running(format!("bench run {concurrency}-{number}"), tally.clone())
+        })
+        .collect();
+    measure(phase, &tally.count, &tally.stop, tasks, &tally.measuring).await
 }
