@@ -88,7 +88,7 @@ async fn main() {
                 let label = format!("{}-{}-{round}", layout.tag(), if billing { "on" } else { "off" });
                 let phase = target.phase(&label, &members, billing, seconds).await;
                 let steps = if billing { &mut on } else { &mut off };
-                add_phase(steps, &target, &label, phase).await;
+                add_phase(steps, &target, (label, phase)).await;
             }
         }
         outcomes.push(Outcome { layout, off, on });
@@ -138,7 +138,7 @@ async fn main() {
 
 /// Adds a phase's runs to `steps` after printing what it did; no run may have paused for
 /// credits.
-async fn add_phase(steps: &mut Steps, target: &Target, label: &str, phase: Phase) {
+async fn add_phase(steps: &mut Steps, target: &Target, (label, phase): (String, Phase)) {
     println!(
         "{label}: {:.1} runs/s, {} runs; {} run.paused; {}",
         phase.runs_per_second,
@@ -180,35 +180,22 @@ async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds
         ];
         let (mut off, mut on) = (Steps::default(), Steps::default());
         for round in 0..rounds {
-            let billed = round % 2;
-            let apps: Vec<(&Target, &[Org], bool)> = databases
-                .iter()
-                .enumerate()
-                .map(|(index, (target, members))| (*target, members.as_slice(), index == billed))
-                .collect();
             let label = format!("{}-beside-{round}", layout.tag());
-            let phases = together(&label, &apps, seconds).await;
-            for ((target, _, billing), phase) in apps.iter().zip(phases) {
-                let label = format!("{label} (billing {})", if *billing { "on" } else { "off" });
-                let steps = if *billing { &mut on } else { &mut off };
-                add_phase(steps, target, &label, phase).await;
+            let billed = Some(round % 2);
+            for (target, billing, phase) in side_round(&label, &databases, billed, seconds).await {
+                let steps = if billing { &mut on } else { &mut off };
+                add_phase(steps, target, phase).await;
             }
         }
         outcomes.push(Outcome { layout, off, on });
 
-        let apps: Vec<(&Target, &[Org], bool)> = databases
-            .iter()
-            .map(|(target, members)| (*target, members.as_slice(), false))
-            .collect();
         let label = format!("{}-control", layout.tag());
-        let phases = together(&label, &apps, seconds).await;
-        let (mut first_off, mut second_off) = (Steps::default(), Steps::default());
-        for ((target, _, _), (phase, steps)) in apps
-            .iter()
-            .zip(phases.into_iter().zip([&mut first_off, &mut second_off]))
-        {
-            add_phase(steps, target, &label, phase).await;
+        let mut unbilled = [Steps::default(), Steps::default()];
+        let phases = side_round(&label, &databases, None, seconds).await;
+        for ((target, _, phase), steps) in phases.into_iter().zip(&mut unbilled) {
+            add_phase(steps, target, phase).await;
         }
+        let [first_off, second_off] = unbilled;
         controls.push(Outcome {
             layout,
             off: first_off,
@@ -233,6 +220,32 @@ async fn side_by_side(first: &Target, first_orgs: &[Org], clients: usize, rounds
         ["off, database 1", "off, database 2"],
     );
     second.pool.close().await;
+}
+
+/// One side-by-side round: each database's application serving at once, billing on in the
+/// one numbered `billed` (none: all unbilled). Answers, in the databases' order, each one's
+/// target, whether it billed, and its phase with the label it is printed under.
+async fn side_round<'a>(
+    label: &str,
+    databases: &'a [(&'a Target, Vec<Org>); 2],
+    billed: Option<usize>,
+    seconds: Duration,
+) -> Vec<(&'a Target, bool, (String, Phase))> {
+    let apps: Vec<(&Target, &[Org], bool)> = databases
+        .iter()
+        .enumerate()
+        .map(|(index, (target, members))| (*target, members.as_slice(), billed == Some(index)))
+        .collect();
+    let phases = together(label, &apps, seconds).await;
+    apps.iter()
+        .zip(phases)
+        .enumerate()
+        .map(|(index, ((target, _, billing), phase))| {
+            let on_off = if *billing { "on" } else { "off" };
+            let label = format!("{label} (database {}, billing {on_off})", index + 1);
+            (*target, *billing, (label, phase))
+        })
+        .collect()
 }
 
 /// The database beside `url`'s: its name with `_beside` appended, the rest of the URL as is.
