@@ -11,9 +11,10 @@
 //!
 //! The real application is built on port 0 as `agentry serve` builds it (pool of 32, relay and
 //! projectors running) and spoken to by reqwest clients in this process: every
-//! `POST /v1/conversations` authenticates the owner's token (one query for the caller's
-//! standing) and appends `conversation.created` pinned to the agent's version, which the
-//! server remembers (the append checks it is still the latest).
+//! `POST /v1/conversations` authenticates the owner's token (its signature and expiry; the
+//! caller's standing as the server last read it, without a query after the first) and appends
+//! `conversation.created` pinned to the agent's version, which the server remembers too (the
+//! append checks that both are still as remembered).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;

@@ -3,7 +3,7 @@
 //! sqlx's pool sends a round trip to the server each time a connection is taken
 //! (`test_before_acquire`) and another each time one is handed back (unconditionally, to find
 //! connections a cancelled statement left in an unknown state). For a loop that makes one
-//! short read after another (the standing read of every authenticated request, the shared read
+//! short read after another (the standing read of authenticated requests, the shared read
 //! at the end of the log), that tripled the round trips: `perf` on the conversations bench put
 //! 16% of the process's CPU in those pings, most of it in the kernel sending them
 //! (BENCHMARKS.md, "Standing reads with a timeout, reads on a held connection").

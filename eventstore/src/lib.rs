@@ -24,6 +24,6 @@ pub mod store;
 pub use log::{AppendSignal, Cursor, LogFollower, RecordedEvent};
 pub use relay::{EventBus, Relay};
 pub use store::{
-    CommandBus, CommandContext, CommandError, CommitObserver, Committed, DecidedWith, EventStore,
-    RequestOrigin, StoreError,
+    CallerStanding, CommandBus, CommandContext, CommandError, CommitObserver, Committed, DecidedWith,
+    EventStore, RequestOrigin, StoreError,
 };

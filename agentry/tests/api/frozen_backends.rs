@@ -1,6 +1,6 @@
 //! A Postgres backend frozen in the middle of a session (SIGSTOP here; a paused VM or a
 //! connection whose peer vanished without a reset in production) holds authenticated requests
-//! for a bounded time only: the standing read every authenticated request makes gives up on
+//! for a bounded time only: the standing read authenticated requests make gives up on
 //! its connection after its timeout and asks again on a new one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

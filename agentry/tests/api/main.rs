@@ -36,6 +36,7 @@ mod rate_limit;
 mod read_models;
 mod refresh_grace;
 mod registration_recovery;
+mod remembered_standing;
 mod roles;
 mod run_credits;
 mod run_flows;

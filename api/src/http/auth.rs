@@ -1,27 +1,68 @@
-use commands::identity::Caller;
-use poem::Request;
-use poem_openapi::SecurityScheme;
-use poem_openapi::auth::Bearer;
+use commands::identity::{Caller, GuardedCaller};
+use poem::{Request, RequestBody};
+use poem_openapi::auth::{Bearer, BearerAuthorization};
+use poem_openapi::registry::Registry;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme};
 
 use super::ApiError;
 use crate::routes::AppState;
 
-/// `Authorization: Bearer <access token or API key>`. The one place that resolves the caller
-/// (organization, user or key, role) for every `/v1` route, and applies the rate limits (the
-/// caller's and its organization's).
+/// `Authorization: Bearer <access token or API key>`. Resolves the caller (organization, user
+/// or key, role) for every `/v1` route but the writes that take [`WriteBearerAuth`], and
+/// applies the rate limits (the caller's and its organization's).
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", key_name = "Authorization", checker = "resolve_caller")]
 pub struct BearerAuth(pub Caller);
 
 async fn resolve_caller(request: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let state = request
-        .data::<AppState>()
-        .ok_or_else(|| ApiError::internal(&"application state missing from the request"))?;
+    let state = app_state(request)?;
     let caller = state
         .identity
         .authenticate(&bearer.token)
         .await
         .map_err(ApiError::from)?;
-    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await?;
+    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids()).await?;
     Ok(caller)
+}
+
+/// [`BearerAuth`] for a route whose write confirms the caller's standing in its own append
+/// (`commands::identity::GuardedCaller`): a user's standing may come from this process's
+/// memory instead of a query. The same scheme in the OpenAPI document, the same rate limits.
+pub struct WriteBearerAuth(pub GuardedCaller);
+
+impl<'a> ApiExtractor<'a> for WriteBearerAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <BearerAuth as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <BearerAuth as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _options: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bearer = <Bearer as BearerAuthorization>::from_request(request)?;
+        let state = app_state(request)?;
+        let caller = state
+            .identity
+            .authenticate_for_write(&bearer.token)
+            .await
+            .map_err(ApiError::from)?;
+        super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids()).await?;
+        Ok(Self(caller))
+    }
+}
+
+fn app_state(request: &Request) -> poem::Result<&AppState> {
+    Ok(request
+        .data::<AppState>()
+        .ok_or_else(|| ApiError::internal(&"application state missing from the request"))?)
 }

@@ -34,7 +34,7 @@ mod upgrade_origin;
 /// Seconds a client waits before retrying when every database connection of the node was busy.
 const DATABASE_BUSY_RETRY_AFTER: u64 = 1;
 
-pub use auth::BearerAuth;
+pub use auth::{BearerAuth, WriteBearerAuth};
 pub use auth_rate_limit::limit_by_address;
 pub use body_limit::BodyLimit;
 pub use browser_origins::{BrowserOrigins, InvalidOrigin};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use commands::identity::Caller;
+use commands::identity::CallerIds;
 use commands::quotas::QuotaService;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -62,7 +62,7 @@ impl OrgRateLimits {
 
     /// 429 `organization_rate_limited` when the caller's organization has used its plan's
     /// requests per minute; `Ok` for credentials of no organization and unlimited plans.
-    pub async fn check(&self, caller: &Caller) -> Result<(), ApiError> {
+    pub async fn check(&self, caller: CallerIds) -> Result<(), ApiError> {
         let Some(org_id) = caller.org_id else {
             return Ok(());
         };
@@ -121,7 +121,7 @@ impl Bucket {
 pub async fn check_rate_limits(
     per_caller: &RateLimits,
     per_organization: &OrgRateLimits,
-    caller: &Caller,
+    caller: CallerIds,
 ) -> Result<(), ApiError> {
     per_caller.check(caller).map_err(ApiError::too_many_requests)?;
     per_organization.check(caller).await

@@ -1,7 +1,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use commands::identity::Caller;
+use commands::identity::CallerIds;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -31,7 +31,7 @@ impl RateLimits {
     }
 
     /// `Err(seconds to wait)` when the caller's bucket is empty.
-    pub fn check(&self, caller: &Caller) -> Result<(), u64> {
+    pub fn check(&self, caller: CallerIds) -> Result<(), u64> {
         let key = match (caller.api_key_id, caller.user_id) {
             (Some(key), _) => format!("key:{key}"),
             (None, Some(user)) => format!("user:{user}"),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::runs::{RunList, RunStatusName, run_view};
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, Text, TextBlock};
+use crate::http::{ApiError, BearerAuth, RequestId, Text, TextBlock, WriteBearerAuth};
 
 /// Conversations of the caller's organization (everyone reads; auditors do not write).
 pub struct ConversationsApi;
@@ -210,14 +210,15 @@ impl ConversationsApi {
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
-        auth: BearerAuth,
+        auth: WriteBearerAuth,
         body: Json<CreateConversationRequest>,
     ) -> Result<ConversationCreatedResponse, ApiError> {
         let body = body.0;
         let (id, agent_version) = state
             .runs
             .create_conversation(
-                &auth.0,
+                &state.identity,
+                auth.0,
                 body.agent_id,
                 body.title.map(|t| t.0),
                 request_id.for_events(),

@@ -40,7 +40,8 @@ impl StreamAuth {
             Self::Bearer(caller) => Ok(caller),
             Self::Ticket(ticket) => {
                 let caller = state.identity.redeem_stream_ticket(&ticket, run_id).await?;
-                crate::http::check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await?;
+                crate::http::check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids())
+                    .await?;
                 Ok(caller)
             }
         }

@@ -108,7 +108,7 @@ pub(super) async fn answer(
             return answer;
         }
     };
-    if let Err(limited) = check_rate_limits(&state.rate_limits, &state.org_rate_limits, &caller).await {
+    if let Err(limited) = check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids()).await {
         return refused(Some(request), call_id, &limited.into_problem());
     }
     let recorded_as = request_id.for_events();

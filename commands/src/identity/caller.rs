@@ -31,7 +31,28 @@ pub struct Caller {
     pub impersonation_id: Option<Uuid>,
 }
 
+/// Whose requests these are, for counting them (rate limits): the credentials' ids, which no
+/// change of membership, role or suspension alters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallerIds {
+    /// The organization the credentials act for, if any.
+    pub org_id: Option<Uuid>,
+    /// The user, for tokens.
+    pub user_id: Option<Uuid>,
+    /// The API key, for keys.
+    pub api_key_id: Option<Uuid>,
+}
+
 impl Caller {
+    /// Its ids, for counting its requests.
+    pub fn ids(&self) -> CallerIds {
+        CallerIds {
+            org_id: self.org_id,
+            user_id: self.user_id,
+            api_key_id: self.api_key_id,
+        }
+    }
+
     /// Who events written for this caller name as their actor.
     pub fn actor(&self) -> Actor {
         match (self.user_id, self.api_key_id) {

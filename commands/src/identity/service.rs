@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::login_throttle::{LoginLimits, LoginThrottle};
 use super::passwords::{HashingLimits, PasswordHashing};
+use super::remembered_standings::RememberedStandings;
 use super::standings::{StandingReads, standing_reads};
 use super::{IDENTITY_VIEW, IdentityError, KeyPrefixSource, Mailer, TokenKeys};
 use eventstore::log::FollowerProgress;
@@ -124,6 +125,8 @@ pub struct IdentityService {
     pub(super) login_throttle: LoginThrottle,
     pub(super) config: IdentityConfig,
     pub(super) standing_reads: Arc<StandingReads>,
+    /// The standings last read, for write routes that confirm them in their append.
+    pub(super) remembered_standings: RememberedStandings,
 }
 
 impl IdentityService {
@@ -137,6 +140,7 @@ impl IdentityService {
     ) -> Self {
         Self {
             standing_reads: standing_reads(store.pool()),
+            remembered_standings: RememberedStandings::default(),
             pool: store.pool().clone(),
             progress,
             users: CommandBus::new(store.clone(), ()),

@@ -1,6 +1,7 @@
 //! Every authenticated request reads its caller's standing (membership, role, suspension,
 //! session, impersonation) from the store, so a removal applies to the very next request on
-//! every node. Requests that wait for it at the same moment share one query: a [`Batcher`]
+//! every node; but a write that confirms the standing in its own append (a conversation's
+//! start) may decide with the standing last read, which that append then checks. Requests that wait for it at the same moment share one query: a [`Batcher`]
 //! starts a query for a request only after the request arrived, so sharing never serves an
 //! answer older than the request.
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::waiting::{self, SweepHorizon, WaitingRun};
 use super::{RunDispatch, RunsError, StepView, TranscriptMessage, steps_of, transcript_of};
-use crate::identity::{Caller, IdentityError};
+use crate::identity::{Caller, GuardedCaller, IdentityError, IdentityService};
 use crate::quotas::QuotaService;
 
 use crate::pages::MAX_PAGE;
@@ -134,8 +134,8 @@ const PENDING_CALLS: &str = "
                    OR (d.event_type IN ('tool_call.approved', 'tool_call.denied')
                        AND (d.payload ->> 'call_id') = (r.payload -> 'call' ->> 'call_id'))))";
 
-/// How many times a conversation's creation reads the agent again after it changed between the
-/// read and the append, before answering that it keeps changing.
+/// How many times a conversation's creation decides again after the agent (or the caller's
+/// standing) changed between the read and the append, before answering that it keeps changing.
 const AGENT_CHANGED_ATTEMPTS: usize = 5;
 
 /// Conversations and runs: one per process, shared by every route and the executor.
@@ -194,49 +194,100 @@ impl RunService {
     /// Starts a conversation with an agent of the caller's organization, pinned at the agent's
     /// latest version (owners, admins, members).
     ///
-    /// The agent comes from memory when this process knows it, without a query: the append
-    /// commits only if the agent has not changed since (checked in the append's own statement),
-    /// so the version pinned is the agent's latest at that moment whichever node updated it.
-    /// When it had changed, or this process does not know the agent, it is read from the store.
+    /// Neither the agent nor the caller's standing needs a query when this process knows them:
+    /// the append commits only if the agent has not changed since and the caller's standing is
+    /// still the one it was authorized with, both checked in the append's own statement. So the
+    /// version pinned is the agent's latest at that moment whichever node updated it, and a
+    /// member removed (a session ended, an organization suspended) a moment ago on any node
+    /// writes nothing. When the append wrote nothing, the agent is read from the store and the
+    /// standing from `identity`, and the decision made again. A refusal or an error is answered
+    /// only from a standing read for this request.
     pub async fn create_conversation(
         &self,
-        caller: &Caller,
+        identity: &IdentityService,
+        mut caller: GuardedCaller,
         agent_id: Uuid,
         title: Option<String>,
         origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), RunsError> {
-        let org_id = caller.org()?;
-        caller.require(Role::can_write, "start conversations")?;
-        let key = agent_id.to_string();
-        let context = caller.context(origin);
+        if !caller.confirmed() && may_start_conversations(caller.unconfirmed()).is_err() {
+            caller = identity.confirm(&caller).await?;
+        }
+        may_start_conversations(caller.unconfirmed())?;
         let id = Uuid::now_v7();
-        let mut remembered = self.agents.remembered(&key).await;
+        let mut remembered = self.agents.remembered(&agent_id.to_string()).await;
         for _ in 0..AGENT_CHANGED_ATTEMPTS {
-            // An agent this process does not know of may have been created on another node.
-            let (agent, version) = match remembered.take().filter(|(agent, _)| agent.exists()) {
-                Some(known) => known,
-                None => self.agents.load_versioned(&key).await?,
-            };
-            if agent.org_id() != Some(org_id) {
-                return Err(AgentError::NotFound.into());
-            }
-            let create = ConversationCommand::Create {
-                org_id,
-                agent_id,
-                agent_version: agent.version(),
-                title: title.clone(),
-            };
-            let decided_with = DecidedWith::new(<Agent as cqrs_es::Aggregate>::TYPE, &key, version);
-            if self
-                .conversations
-                .create_if_unmoved(&id.to_string(), create, &context, &decided_with)
-                .await?
-                .is_some()
-            {
-                return Ok((id, agent.version()));
+            let attempt = self
+                .try_create_conversation(
+                    &caller,
+                    id,
+                    agent_id,
+                    remembered.take(),
+                    title.as_deref(),
+                    origin.clone(),
+                )
+                .await;
+            match attempt {
+                Ok(Some(created)) => return Ok(created),
+                // The agent moved, or the caller's standing changed: read the standing again
+                // (answering the refusal it now calls for) and decide again.
+                Ok(None) if caller.guarded() => {
+                    caller = identity.confirm(&caller).await?;
+                    may_start_conversations(caller.unconfirmed())?;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    // Decided with a remembered standing (an agent of another organization,
+                    // say): answered only if the standing still stands.
+                    if !caller.confirmed() {
+                        identity.confirm(&caller).await?;
+                    }
+                    return Err(error);
+                }
             }
         }
         Err(IdentityError::Busy.into())
+    }
+
+    /// One decision of [`create_conversation`](Self::create_conversation) with the agent
+    /// `remembered` (read from the store when `None` or not found): `Ok(None)` when the append
+    /// found the agent or the caller's standing changed and wrote nothing.
+    async fn try_create_conversation(
+        &self,
+        caller: &GuardedCaller,
+        id: Uuid,
+        agent_id: Uuid,
+        remembered: Option<(Agent, usize)>,
+        title: Option<&str>,
+        origin: Option<RequestOrigin>,
+    ) -> Result<Option<(Uuid, u32)>, RunsError> {
+        let org_id = may_start_conversations(caller.unconfirmed())?;
+        let key = agent_id.to_string();
+        // An agent this process does not know of may have been created on another node.
+        let (agent, version) = match remembered.filter(|(agent, _)| agent.exists()) {
+            Some(known) => known,
+            None => self.agents.load_versioned(&key).await?,
+        };
+        if agent.org_id() != Some(org_id) {
+            return Err(AgentError::NotFound.into());
+        }
+        let create = ConversationCommand::Create {
+            org_id,
+            agent_id,
+            agent_version: agent.version(),
+            title: title.map(str::to_owned),
+        };
+        let decided_with = caller.decided_with(DecidedWith::new(
+            <Agent as cqrs_es::Aggregate>::TYPE,
+            &key,
+            version,
+        ));
+        let context = caller.unconfirmed().context(origin);
+        let created = self
+            .conversations
+            .create_if_unmoved(&id.to_string(), create, &context, &decided_with)
+            .await?;
+        Ok(created.map(|_| (id, agent.version())))
     }
 
     /// Archives a conversation (owners, admins, members): it takes no new runs.
@@ -748,4 +799,12 @@ pub(super) fn run_view(id: Uuid, run: &Run, events: &[RunEvent]) -> RunView {
 
 fn parse_id(text: &str) -> Result<Uuid, RunsError> {
     Uuid::parse_str(text).map_err(|error| IdentityError::Internal(error.to_string()).into())
+}
+
+/// The organization `caller` starts conversations in, if its role allows it (owners, admins,
+/// members).
+fn may_start_conversations(caller: &Caller) -> Result<Uuid, IdentityError> {
+    let org_id = caller.org()?;
+    caller.require(Role::can_write, "start conversations")?;
+    Ok(org_id)
 }

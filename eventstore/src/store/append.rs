@@ -5,6 +5,7 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use super::standing::{standing_parts, standing_unchanged};
 use super::storable::check_storable;
 use super::{AppendedEvent, CommandContext, DecidedWith, NewEvent, StoreError};
 use crate::log::parse_transaction_id;
@@ -22,21 +23,46 @@ SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload:
  ORDER BY e.n
 RETURNING event_id, sequence, position, transaction_id::text";
 
+/// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`, and
+/// `$guard` holds.
+macro_rules! append_if_unmoved {
+    ($guard:expr) => {
+        concat!(
+            "
+INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
+  FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+       AS e(metadata, event_id, sequence, event_type, event_version, payload, n)
+ WHERE NOT EXISTS (SELECT 1 FROM events g
+                    WHERE g.aggregate_type = $9 AND g.aggregate_id = $10 AND g.sequence > $11)",
+            $guard,
+            "
+ ORDER BY e.n
+RETURNING event_id, sequence, position, transaction_id::text"
+        )
+    };
+}
+
 /// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`: the
 /// other aggregate a decision rested on moved (see [`DecidedWith`]). One probe of the primary key.
 ///
 /// It runs under one generic plan (the group commit's pool), where a correlated `NOT EXISTS`
 /// could become a hash over a scan of `events`; this one refers to no row of the statement, so
 /// it is a one-time probe whatever the plan (`tests/store/generic_plans.rs` checks it).
-pub(crate) const APPEND_IF_UNMOVED: &str = "
-INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
-  FROM UNNEST($3::text[], $4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-       AS e(metadata, event_id, sequence, event_type, event_version, payload, n)
- WHERE NOT EXISTS (SELECT 1 FROM events g
-                    WHERE g.aggregate_type = $9 AND g.aggregate_id = $10 AND g.sequence > $11)
- ORDER BY e.n
-RETURNING event_id, sequence, position, transaction_id::text";
+pub(crate) const APPEND_IF_UNMOVED: &str = append_if_unmoved!("");
+
+/// [`APPEND_IF_UNMOVED`] that also inserts nothing unless the caller's standing (`$12` to `$15`
+/// its user, organization, session and impersonation, `$16` its text) is still that one: five
+/// key probes of the identity read model (`standing.rs`). Kept apart so that no other append
+/// reads (or waits on) an identity table.
+pub(crate) const APPEND_IF_GUARDED: &str = append_if_unmoved!(concat!(
+    "
+   AND (SELECT ",
+    standing_unchanged!("k.guard_"),
+    "
+          FROM (SELECT $12::uuid AS guard_user_id, $13::uuid AS guard_org_id, $14::uuid AS guard_session_id,
+                       $15::uuid AS guard_impersonation_id, $16::text AS guard_standing) k)"
+));
 
 /// What one command appends, owned, checked and with its metadata serialized: ready to be
 /// written alone or in a group.
@@ -85,6 +111,11 @@ impl PendingAppend {
             metadata,
             decided_with: None,
         })
+    }
+
+    /// Whether it carries its caller's standing, to be confirmed by the statement.
+    pub fn guarded(&self) -> bool {
+        self.decided_with.as_ref().is_some_and(|d| d.standing.is_some())
     }
 
     /// The sequence of its first event.
@@ -160,10 +191,10 @@ pub(crate) async fn append_alone<'e, E: PgExecutor<'e>>(
     append: &PendingAppend,
 ) -> Result<Option<Vec<AppendedEvent>>, StoreError> {
     let events = &append.events;
-    let statement = if append.decided_with.is_some() {
-        APPEND_IF_UNMOVED
-    } else {
-        APPEND
+    let statement = match &append.decided_with {
+        None => APPEND,
+        Some(_) if append.guarded() => APPEND_IF_GUARDED,
+        Some(_) => APPEND_IF_UNMOVED,
     };
     let mut query = sqlx::query_as::<_, (Uuid, i64, i64, String)>(statement)
         .bind(append.aggregate_type.as_str())
@@ -184,6 +215,15 @@ pub(crate) async fn append_alone<'e, E: PgExecutor<'e>>(
             .bind(other.aggregate_type.as_str())
             .bind(other.aggregate_id.as_str())
             .bind(sequence_to_db(other.version));
+    }
+    if append.guarded() {
+        let guard = standing_parts(append.decided_with.as_ref());
+        query = query
+            .bind(guard.user_id)
+            .bind(guard.org_id)
+            .bind(guard.session_id)
+            .bind(guard.impersonation_id)
+            .bind(guard.text);
     }
     let rows: Vec<(Uuid, i64, i64, String)> = query
         .fetch_all(executor)

@@ -122,8 +122,9 @@ where
 
     /// Like [`create`](Self::create) for a command decided with another aggregate's state
     /// (`decided_with`, at the version the decision saw): it commits only while that aggregate
-    /// has not moved past it, checked in the append itself. `Ok(None)`: it had moved, nothing
-    /// was written; read it again and decide again.
+    /// has not moved past it (and the caller's standing, when `decided_with` carries one, is
+    /// unchanged), checked in the append itself. `Ok(None)`: it had moved (or the standing
+    /// changed), nothing was written; read it again and decide again.
     pub async fn create_if_unmoved(
         &self,
         aggregate_id: &str,
@@ -340,7 +341,8 @@ where
                     }
                 }
                 Ok(None) => {
-                    // The other aggregate moved: nothing was written, this one is as it was.
+                    // The other aggregate moved (or the caller's standing changed): nothing was
+                    // written, this one is as it was.
                     *guard = Some(current);
                     let outcomes = decisions
                         .into_iter()

@@ -169,8 +169,8 @@ impl EventStore {
     }
 
     /// [`append`](Self::append) that commits only while the aggregate `decided_with` names has
-    /// not moved past the version the decision saw; `Ok(None)` when it has, and nothing was
-    /// written.
+    /// not moved past the version the decision saw, and the caller's standing it may carry is
+    /// unchanged; `Ok(None)` when either is not so, and nothing was written.
     pub async fn append_if_unmoved(
         &self,
         aggregate_type: &str,

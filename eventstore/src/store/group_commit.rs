@@ -8,9 +8,9 @@
 //!
 //! An append alone is sent in the statement it always had. A group's statement checks each
 //! append's own conditions (its first sequence still free, the aggregate its decision rested on
-//! unmoved) and writes only the appends that pass; any append it did not write is sent again
-//! alone, which gives it exactly the answer it would have had without grouping (a conflict, or
-//! "moved, nothing written"). A statement that fails (a race on a sequence between two nodes)
+//! unmoved, its caller's standing unchanged when it carries one) and writes only the appends
+//! that pass; any append it did not write is sent again alone, which gives it exactly the
+//! answer it would have had without grouping (a conflict, or "moved, nothing written"). A statement that fails (a race on a sequence between two nodes)
 //! has written nothing, and each of its appends is sent again alone too.
 //!
 //! Each append keeps its own metadata, so its events name their own command, actor and
@@ -34,6 +34,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, sequence_to_db};
+use super::standing::{StandingParts, standing_parts, standing_unchanged};
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
 use crate::database::generic_plan_pool;
@@ -63,21 +64,21 @@ RETURNING aggregate_type, aggregate_id, event_id, sequence, position, transactio
     };
 }
 
-/// Every append in the group written by one `INSERT`, each under its own conditions: its first
-/// sequence not yet taken (a committed conflict is skipped here and found again when the append
-/// is retried alone; an uncommitted one makes the statement fail, and all are retried alone) and
-/// the aggregate it was decided with unmoved. Rows keep the order given (`ORDER BY r.n`), so
-/// each append's positions follow its sequences.
-///
-/// Each condition is a scalar subquery (a probe of the primary key), not `NOT EXISTS`: the
-/// statement runs under one generic plan ([`group_commit`]), and planned on an empty log a
-/// `NOT EXISTS` becomes a hash anti-join over a sequential scan of `events`.
-pub(crate) const APPEND_GROUP: &str = concat!(
-    "
+/// A group statement: the appends' arrays (`$1` to `$7`, then `$extra_arrays`, naming the
+/// extra columns `$extra_columns`), each append written when its conditions (its first
+/// sequence free, the aggregate it was decided with unmoved, and `$extra_condition`) hold.
+macro_rules! append_group {
+    ($extra_arrays:expr, $extra_columns:expr, $extra_condition:expr) => {
+        concat!(
+            "
 WITH appends AS (
   SELECT *
-    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
-         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version)
+    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[]",
+            $extra_arrays,
+            ")
+         AS a(n, aggregate_type, aggregate_id, first_sequence, other_type, other_id, other_version",
+            $extra_columns,
+            ")
 ), writable AS (
   SELECT a.* FROM appends a
    WHERE (SELECT 1 FROM events e
@@ -87,16 +88,45 @@ WITH appends AS (
           OR (SELECT 1 FROM events o
                WHERE o.aggregate_type = a.other_type AND o.aggregate_id = a.other_id
                  AND o.sequence > a.other_version
-               LIMIT 1) IS NULL)
+               LIMIT 1) IS NULL)",
+            $extra_condition,
+            "
 )
 ",
-    insert_writable!()
+            insert_writable!()
+        )
+    };
+}
+
+/// Every append in the group written by one `INSERT`, each under its own conditions: its first
+/// sequence not yet taken (a committed conflict is skipped here and found again when the append
+/// is retried alone; an uncommitted one makes the statement fail, and all are retried alone) and
+/// the aggregate it was decided with unmoved. Rows keep the order given (`ORDER BY r.n`), so
+/// each append's positions follow its sequences.
+///
+/// Each condition is a scalar subquery (a probe of the primary key), not `NOT EXISTS`: the
+/// statement runs under one generic plan ([`group_commit`]), and planned on an empty log a
+/// `NOT EXISTS` becomes a hash anti-join over a sequential scan of `events`.
+pub(crate) const APPEND_GROUP: &str = append_group!("", "", "");
+
+/// [`APPEND_GROUP`] for a group in which an append carries its caller's standing
+/// (`$15` to `$18` the key, `$19` the text; see `standing.rs`): that append is written only
+/// while the standing is that one. Kept apart so that every other group reads no identity
+/// table (nor waits on one: a rebuild of the identity view locks its tables while it swaps
+/// them in).
+pub(crate) const APPEND_GUARDED_GROUP: &str = append_group!(
+    ",
+                $15::uuid[], $16::uuid[], $17::uuid[], $18::uuid[], $19::text[]",
+    ",
+              guard_user_id, guard_org_id, guard_session_id, guard_impersonation_id, guard_standing",
+    concat!("\n     AND ", standing_unchanged!("a.guard_"))
 );
 
 /// [`APPEND_GROUP`] for a group holding a linked set: a unit (`$15`, one number per append) is
 /// written only if every one of its appends' conditions holds. Kept apart because its extra
 /// step cost plain groups a sixth of conversation creation's rate (BENCHMARKS.md, the
-/// conversations bench of 2026-12-06 17:12).
+/// conversations bench of 2026-12-06 17:12). Such a group carries no standing guard
+/// ([`GroupAppends::may_join`]).
 pub(crate) const APPEND_UNITS: &str = concat!(
     "
 WITH appends AS (
@@ -198,7 +228,7 @@ impl BatchWork for GroupAppends {
     type Output = UnitOutcome;
 
     /// No two appends of one aggregate (the later follows the earlier's events), within the
-    /// limits.
+    /// limits; and no linked set in a group with a standing guard, which no one statement checks.
     fn may_join(&self, group: &[Vec<PendingAppend>], next: &Vec<PendingAppend>) -> bool {
         let taken = || group.iter().flatten();
         let appends = taken().count() + next.len();
@@ -208,7 +238,11 @@ impl BatchWork for GroupAppends {
                 other.aggregate_type == append.aggregate_type && other.aggregate_id == append.aggregate_id
             })
         });
-        appends <= MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate
+        let linked = |unit: &Vec<PendingAppend>| unit.len() > 1;
+        let guarded = |unit: &Vec<PendingAppend>| unit.iter().any(PendingAppend::guarded);
+        let mixed =
+            (linked(next) || group.iter().any(linked)) && (guarded(next) || group.iter().any(guarded));
+        appends <= MAX_GROUP_APPENDS && bytes <= MAX_GROUP_BYTES && !same_aggregate && !mixed
     }
 
     /// A linked set carrying more than one rider: a busy aggregate's coalesced batch (an
@@ -242,7 +276,7 @@ impl BatchWork for GroupAppends {
                 HashMap::new()
             }
         };
-        // Rare: a conflict, a moved aggregate, or a failed statement. Alone, each unit gets
+        // Rare: a conflict, a moved aggregate, a changed standing, or a failed statement. Alone, each unit gets
         // exactly the answer it would have had without the group.
         futures::future::join_all(group.iter().map(|unit| {
             let events = take_unit(&mut written, unit);
@@ -336,7 +370,17 @@ async fn append_group(
     }
     let keys = AppendKeys::of(appends.iter().copied());
     let linked = units.iter().any(|unit| unit.len() > 1);
-    let statement = if linked { APPEND_UNITS } else { APPEND_GROUP };
+    let guarded = appends.iter().any(|append| append.guarded());
+    let statement = match (linked, guarded) {
+        (false, false) => APPEND_GROUP,
+        (false, true) => APPEND_GUARDED_GROUP,
+        (true, false) => APPEND_UNITS,
+        (true, true) => {
+            return Err(StoreError::Unexpected(
+                "a linked set goes in no group with a standing guard".to_owned(),
+            ));
+        }
+    };
     let mut query = sqlx::query_as::<_, (String, String, Uuid, i64, i64, String)>(statement)
         .bind(&numbers)
         .bind(keys.aggregate_types)
@@ -366,6 +410,18 @@ async fn append_group(
         .bind(versions)
         .bind(payloads)
         .bind(metadata);
+    if guarded {
+        let guards: Vec<StandingParts> = appends
+            .iter()
+            .map(|a| standing_parts(a.decided_with.as_ref()))
+            .collect();
+        query = query
+            .bind(guards.iter().map(|g| g.user_id).collect::<Vec<_>>())
+            .bind(guards.iter().map(|g| g.org_id).collect::<Vec<_>>())
+            .bind(guards.iter().map(|g| g.session_id).collect::<Vec<_>>())
+            .bind(guards.iter().map(|g| g.impersonation_id).collect::<Vec<_>>())
+            .bind(guards.iter().map(|g| g.text).collect::<Vec<_>>());
+    }
     if linked {
         query = query.bind(unit_numbers);
     }
@@ -383,14 +439,18 @@ async fn append_group(
 
 #[cfg(test)]
 mod tests {
-    use super::{APPEND_GROUP, APPEND_UNITS};
+    use super::{APPEND_GROUP, APPEND_GUARDED_GROUP, APPEND_UNITS};
 
-    /// The two statements write rows the same way; only which appends are writable differs.
+    /// The statements write rows the same way; only which appends are writable differs, and
+    /// only the guarded one reads the identity view.
     #[test]
     fn the_units_statement_inserts_as_the_group_statement_does() {
         let insert =
             |statement: &'static str| &statement[statement.find("INSERT INTO events").unwrap_or(0)..];
         assert_eq!(insert(APPEND_UNITS), insert(APPEND_GROUP));
+        assert_eq!(insert(APPEND_GUARDED_GROUP), insert(APPEND_GROUP));
         assert!(APPEND_UNITS.contains("$15::int4[]") && !APPEND_GROUP.contains("$15"));
+        assert!(APPEND_GUARDED_GROUP.contains("$19::text[]") && APPEND_GUARDED_GROUP.contains("memberships"));
+        assert!(!APPEND_GROUP.contains("memberships") && !APPEND_UNITS.contains("memberships"));
     }
 }

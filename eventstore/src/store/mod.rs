@@ -11,6 +11,7 @@ mod event_store;
 mod group_commit;
 mod linked_commands;
 pub mod restore;
+mod standing;
 mod storable;
 mod upcasters;
 
@@ -24,13 +25,16 @@ pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent};
 pub use group_commit::DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS;
 pub use linked_commands::Linked;
+pub use standing::CallerStanding;
 pub use storable::MAX_EVENT_BYTES;
 pub use upcasters::Upcasters;
 
 /// The append statements by name: all run on the group commit's generic-plan pool.
-pub(crate) const GENERIC_PLANNED_APPENDS: [(&str, &str); 4] = [
+pub(crate) const GENERIC_PLANNED_APPENDS: [(&str, &str); 6] = [
     ("append", append::APPEND),
     ("append_if_unmoved", append::APPEND_IF_UNMOVED),
+    ("append_if_guarded", append::APPEND_IF_GUARDED),
     ("append_group", group_commit::APPEND_GROUP),
+    ("append_guarded_group", group_commit::APPEND_GUARDED_GROUP),
     ("append_units", group_commit::APPEND_UNITS),
 ];

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::helpers::{RESERVATION, context, open_account, renamed_event, reserve, store};
 
-type Outcome<T> = JoinHandle<Result<T, StoreError>>;
+pub(crate) type Outcome<T> = JoinHandle<Result<T, StoreError>>;
 
 /// A transaction holding `aggregate_id`'s first event uncommitted: an append of that event
 /// elsewhere waits on it.
@@ -58,7 +58,7 @@ async fn until_waiting_on_locks(pool: &PgPool, count: i64) {
 
 /// A store with one writer, busy on `blocker` (held by the returned transaction) until the
 /// transaction ends; its own append then conflicts.
-async fn busy_store(
+pub(crate) async fn busy_store(
     pool: &PgPool,
 ) -> (
     EventStore,
@@ -82,7 +82,7 @@ async fn busy_store(
     (store, held, blocked)
 }
 
-fn spawn<T, F, Fut>(store: &EventStore, append: F) -> Outcome<T>
+pub(crate) fn spawn<T, F, Fut>(store: &EventStore, append: F) -> Outcome<T>
 where
     T: Send + 'static,
     F: FnOnce(EventStore) -> Fut,
@@ -91,7 +91,11 @@ where
     tokio::spawn(append(store.clone()))
 }
 
-fn append_new(store: &EventStore, aggregate_id: &str, ctx: CommandContext) -> Outcome<Vec<AppendedEvent>> {
+pub(crate) fn append_new(
+    store: &EventStore,
+    aggregate_id: &str,
+    ctx: CommandContext,
+) -> Outcome<Vec<AppendedEvent>> {
     let aggregate_id = aggregate_id.to_owned();
     spawn(store, |store| async move {
         store
@@ -137,11 +141,11 @@ async fn spawn_pair(store: &EventStore, first_org: Uuid, second_org: Uuid) -> Pa
 }
 
 /// Gives queued appends time to reach the queue (they are spawned tasks).
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-async fn event_count(pool: &PgPool, aggregate_id: &str) -> i64 {
+pub(crate) async fn event_count(pool: &PgPool, aggregate_id: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
         .bind(aggregate_id)
         .fetch_one(pool)

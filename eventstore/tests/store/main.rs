@@ -20,6 +20,7 @@ mod relay_lease;
 mod relay_order;
 mod relay_outage;
 mod stall;
+mod standing_guard;
 mod storable;
 mod subscriptions;
 mod tls;

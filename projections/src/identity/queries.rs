@@ -53,6 +53,9 @@ pub struct Standing {
     /// Whether the token's impersonation has been ended (false when the token names none, or
     /// it is not projected yet).
     pub impersonation_ended: bool,
+    /// All of the above as one text: what an append guarded by this standing compares
+    /// (`eventstore::CallerStanding`).
+    pub text: String,
 }
 
 /// An API key as its organization lists it (never the hash).
@@ -205,7 +208,7 @@ fn key_row((key_id, org_id, key_hash, revoked, org_suspended, used_recently): Ke
 
 /// Whose standing is asked: a user, in an organization (or only as a user, without one), with
 /// the session and impersonation their token names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StandingQuery {
     /// The user.
     pub user_id: Uuid,
@@ -218,22 +221,25 @@ pub struct StandingQuery {
 }
 
 /// The standing query of [`standings`] ($1 the callers' numbers, $2 users, $3 organizations, $4
-/// sessions, $5 impersonations, one element per caller).
-pub const STANDINGS: &str = "SELECT q.n,
-            (SELECT u.is_platform_admin FROM users u WHERE u.user_id = q.user_id) AS is_platform_admin,
-            (SELECT o.suspended FROM organizations o WHERE o.org_id = q.org_id) AS org_suspended,
-            (SELECT m.role FROM memberships m WHERE m.org_id = q.org_id AND m.user_id = q.user_id) AS role,
-            COALESCE((SELECT s.revoked_at IS NOT NULL FROM sessions s
-                       WHERE s.session_id = q.session_id AND s.user_id = q.user_id), false) AS session_revoked,
-            COALESCE((SELECT i.ended_at IS NOT NULL FROM impersonations i
-                       WHERE i.impersonation_id = q.impersonation_id AND i.user_id = q.user_id), false)
-              AS impersonation_ended
-       FROM UNNEST($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
-            AS q(n, user_id, org_id, session_id, impersonation_id)";
+/// sessions, $5 impersonations, one element per caller). Its columns and their text are the
+/// event store's (`eventstore::standing_columns!`), which an append guarded by the standing
+/// reads again. `OFFSET 0` keeps the inner query whole: merged into the outer one, each
+/// column's subquery would run twice, once for the column and once for the text.
+pub const STANDINGS: &str = concat!(
+    "SELECT c.*, ",
+    eventstore::standing_text!("c."),
+    " AS standing_text
+       FROM (SELECT q.n, ",
+    eventstore::standing_columns!("q."),
+    "
+               FROM UNNEST($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[])
+                    AS q(n, user_id, org_id, session_id, impersonation_id)
+             OFFSET 0) c"
+);
 
 /// Each query's standing, and whether its session and impersonation have ended: `None` where
-/// the user does not exist. One query for all, because it runs on every authenticated request
-/// and concurrent requests share it (`commands`' standing batcher).
+/// the user does not exist. One query for all, because it runs on nearly every authenticated
+/// request and concurrent requests share it (`commands`' standing batcher).
 ///
 /// Every table is read by its key in a scalar subquery, never joined. The standing batcher runs
 /// this statement under one generic plan (see `commands`' `standings.rs`), made once per
@@ -266,6 +272,7 @@ pub async fn standings(
                 role: row.role.and_then(|role| role.parse().ok()),
                 session_revoked: row.session_revoked,
                 impersonation_ended: row.impersonation_ended,
+                text: row.standing_text,
             });
         }
     }
@@ -280,6 +287,7 @@ struct StandingRow {
     role: Option<String>,
     session_revoked: bool,
     impersonation_ended: bool,
+    standing_text: String,
 }
 
 /// The impersonations of the user that have not ended nor expired, for ending them all.
