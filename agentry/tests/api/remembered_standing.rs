@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::accounts::{
     Account, add_member, assert_code, create_api_key, expect_json, platform_admin, register,
 };
-use crate::admin::suspend;
+use crate::admin::{impersonate, impersonation_of, suspend};
 use crate::helpers::TestApp;
 use crate::runs::echo_agent;
 
@@ -107,10 +107,6 @@ async fn a_member_removed_on_another_node_starts_no_conversation() {
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     scene.visible(&scene.member, StatusCode::UNAUTHORIZED).await;
 
-    // Not a 404 for an agent it cannot see, decided with the standing remembered: the same 401.
-    let unknown = uuid::Uuid::now_v7().to_string();
-    let response = create_conversation(&scene.writer, &scene.member.access_token, &unknown).await;
-    assert_code(response, StatusCode::UNAUTHORIZED, "membership_ended").await;
     scene
         .refused(&scene.member, StatusCode::UNAUTHORIZED, "membership_ended")
         .await;
@@ -119,6 +115,27 @@ async fn a_member_removed_on_another_node_starts_no_conversation() {
         .refused(&scene.member, StatusCode::UNAUTHORIZED, "membership_ended")
         .await;
     scene.created(&scene.owner).await;
+    scene.cleanup().await;
+}
+
+/// A request that fails before its append (an agent it cannot see) answers from the standing
+/// read again, never from the remembered one: a 401, not a 404 that tells what the agent is.
+#[tokio::test]
+async fn a_removed_member_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
+    let scene = Scene::new(|_| {}).await;
+    let removed = scene
+        .app
+        .with_bearer(&scene.owner.access_token)
+        .delete(&format!("/v1/members/{}", scene.member.user_id))
+        .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    scene.visible(&scene.member, StatusCode::UNAUTHORIZED).await;
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let response = create_conversation(&scene.writer, &scene.owner.access_token, &unknown).await;
+    assert_code(response, StatusCode::NOT_FOUND, "agent_not_found").await;
+    let response = create_conversation(&scene.writer, &scene.member.access_token, &unknown).await;
+    assert_code(response, StatusCode::UNAUTHORIZED, "membership_ended").await;
     scene.cleanup().await;
 }
 
@@ -222,5 +239,35 @@ async fn an_api_key_revoked_on_another_node_starts_no_conversation() {
     let response = create_conversation(&scene.writer, &key.key, &scene.agent_id).await;
     assert_code(response, StatusCode::UNAUTHORIZED, "api_key_revoked").await;
     assert_eq!(scene.app.event_count().await, before, "nothing written");
+    scene.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_impersonation_ended_on_another_node_starts_no_conversation() {
+    let scene = Scene::new(|_| {}).await;
+    let admin = platform_admin(&scene.app, "root").await;
+    let body = impersonation_of(scene.member.user_id, scene.owner.org_id);
+    let started = impersonate(&scene.app, &admin.access_token, &body).await;
+    let started = expect_json(started, StatusCode::CREATED, "impersonation").await;
+    let impersonating = Account {
+        access_token: started["access_token"].as_str().unwrap().to_owned(),
+        ..scene.member.clone()
+    };
+    scene.created(&impersonating).await;
+
+    let id = started["impersonation_id"].as_str().unwrap();
+    let ended = scene
+        .app
+        .with_bearer(&admin.access_token)
+        .post_json(&format!("/v1/admin/impersonations/{id}/end"), &json!({}))
+        .await;
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    scene.visible(&impersonating, StatusCode::UNAUTHORIZED).await;
+
+    scene
+        .refused(&impersonating, StatusCode::UNAUTHORIZED, "impersonation_ended")
+        .await;
+    // The impersonated member's own token is untouched.
+    scene.created(&scene.member).await;
     scene.cleanup().await;
 }
