@@ -140,6 +140,25 @@ async fn a_removed_member_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
 }
 
 #[tokio::test]
+async fn a_member_demoted_to_auditor_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
+    let scene = Scene::new(|_| {}).await;
+    let path = format!("/v1/members/{}", scene.member.user_id);
+    let owner = scene.app.with_bearer(&scene.owner.access_token);
+    let demoted = owner
+        .request(Method::PATCH, &path)
+        .json(&json!({ "role": "auditor" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demoted.status(), StatusCode::NO_CONTENT);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let response = create_conversation(&scene.writer, &scene.member.access_token, &unknown).await;
+    assert_code(response, StatusCode::FORBIDDEN, "role_not_allowed").await;
+    scene.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_member_demoted_to_auditor_starts_no_conversation_and_one_promoted_does() {
     let scene = Scene::new(|_| {}).await;
     let role = |role: &str| {

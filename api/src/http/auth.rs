@@ -1,4 +1,4 @@
-use commands::identity::{Caller, GuardedCaller};
+use commands::identity::{Caller, CallerIds, GuardedCaller, IdentityError};
 use poem::{Request, RequestBody};
 use poem_openapi::auth::{Bearer, BearerAuthorization};
 use poem_openapi::registry::Registry;
@@ -16,13 +16,8 @@ pub struct BearerAuth(pub Caller);
 
 async fn resolve_caller(request: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let state = app_state(request)?;
-    let caller = state
-        .identity
-        .authenticate(&bearer.token)
-        .await
-        .map_err(ApiError::from)?;
-    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids()).await?;
-    Ok(caller)
+    let resolved = state.identity.authenticate(&bearer.token).await;
+    counted(state, resolved, Caller::ids).await
 }
 
 /// [`BearerAuth`] for a route whose write confirms the caller's standing in its own append
@@ -51,14 +46,21 @@ impl<'a> ApiExtractor<'a> for WriteBearerAuth {
     ) -> poem::Result<Self> {
         let bearer = <Bearer as BearerAuthorization>::from_request(request)?;
         let state = app_state(request)?;
-        let caller = state
-            .identity
-            .authenticate_for_write(&bearer.token)
-            .await
-            .map_err(ApiError::from)?;
-        super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, caller.ids()).await?;
-        Ok(Self(caller))
+        let resolved = state.identity.authenticate_for_write(&bearer.token).await;
+        Ok(Self(counted(state, resolved, GuardedCaller::ids).await?))
     }
+}
+
+/// The caller `resolved`, once its request is counted against its own and its organization's
+/// rate limits (over them: 429).
+async fn counted<T>(
+    state: &AppState,
+    resolved: Result<T, IdentityError>,
+    ids: fn(&T) -> CallerIds,
+) -> poem::Result<T> {
+    let caller = resolved.map_err(ApiError::from)?;
+    super::check_rate_limits(&state.rate_limits, &state.org_rate_limits, ids(&caller)).await?;
+    Ok(caller)
 }
 
 fn app_state(request: &Request) -> poem::Result<&AppState> {

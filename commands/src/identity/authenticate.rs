@@ -56,9 +56,9 @@ impl IdentityService {
     }
 
     /// `caller` with its standing read now: what a write decided with a remembered standing
-    /// does before answering a refusal or an error, and what any guarded write does after its
-    /// append found the standing changed. The refusal the standing now calls for (401, 403) is
-    /// the error.
+    /// does before answering a refusal or an error, and what any guarded write does when its
+    /// append wrote nothing (the standing may have changed). The refusal the standing now calls
+    /// for (401, 403) is the error.
     pub async fn confirm(&self, caller: &GuardedCaller) -> Result<GuardedCaller, IdentityError> {
         let Some(credentials) = caller.credentials() else {
             // An API key: read on every request, its refusals are never from memory.

@@ -238,9 +238,10 @@ impl RunService {
                 Ok(None) => {}
                 Err(error) => {
                     // Decided with a remembered standing (an agent of another organization,
-                    // say): answered only if the standing still stands.
+                    // say): answered only if the standing read now allows the request at all.
                     if !caller.confirmed() {
-                        identity.confirm(&caller).await?;
+                        let confirmed = identity.confirm(&caller).await?;
+                        may_start_conversations(confirmed.unconfirmed())?;
                     }
                     return Err(error);
                 }

@@ -23,8 +23,8 @@ SELECT e.event_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload:
  ORDER BY e.n
 RETURNING event_id, sequence, position, transaction_id::text";
 
-/// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`, and
-/// `$guard` holds.
+/// [`APPEND`] that inserts nothing when the aggregate `$9`/`$10` has an event after `$11`, or
+/// when `$guard` does not hold.
 macro_rules! append_if_unmoved {
     ($guard:expr) => {
         concat!(
@@ -53,7 +53,7 @@ pub(crate) const APPEND_IF_UNMOVED: &str = append_if_unmoved!("");
 
 /// [`APPEND_IF_UNMOVED`] that also inserts nothing unless the caller's standing (`$12` to `$15`
 /// its user, organization, session and impersonation, `$16` its text) is still that one: five
-/// key probes of the identity read model (`standing.rs`). Kept apart so that no other append
+/// key probes of the identity read model (`standing.rs`). Kept apart so that no other statement
 /// reads (or waits on) an identity table.
 pub(crate) const APPEND_IF_GUARDED: &str = append_if_unmoved!(concat!(
     "

@@ -49,9 +49,9 @@ const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
 const MAX_GROUP_BYTES: usize = 1024 * 1024;
 
-/// The end both group statements share: every event of the appends in `writable` (a CTE the
+/// The end every group statement shares: every event of the appends in `writable` (a CTE the
 /// statement defines), in the order given, and what the caller reads back. One text, so the
-/// two statements cannot drift apart in what they write or answer.
+/// statements cannot drift apart in what they write or answer.
 macro_rules! insert_writable {
     () => {
         "INSERT INTO events (event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -111,9 +111,11 @@ pub(crate) const APPEND_GROUP: &str = append_group!("", "", "");
 
 /// [`APPEND_GROUP`] for a group in which an append carries its caller's standing
 /// (`$15` to `$18` the key, `$19` the text; see `standing.rs`): that append is written only
-/// while the standing is that one. Kept apart so that every other group reads no identity
-/// table (nor waits on one: a rebuild of the identity view locks its tables while it swaps
-/// them in).
+/// while the standing is that one. Kept apart so that a group without a guarded append reads
+/// no identity table (nor waits on one: a rebuild of the identity view locks its tables while
+/// it swaps them in). The plain appends that share a group with a guarded one run in this
+/// statement and may wait so, for the moment of the swap; keeping them apart would split the
+/// groups of a node that starts conversations while it runs agents.
 pub(crate) const APPEND_GUARDED_GROUP: &str = append_group!(
     ",
                 $15::uuid[], $16::uuid[], $17::uuid[], $18::uuid[], $19::text[]",
@@ -195,6 +197,7 @@ pub(crate) async fn append_grouped(group: &Arc<GroupCommit>, append: PendingAppe
 /// Writes `appends` (of different aggregates) all or none, alone or in a group with other
 /// units: each append's events in order, or `None` when any append's condition failed (its
 /// first sequence taken, the aggregate its decision rested on moved) and nothing was written.
+/// None of them may carry a standing guard ([`StoreError::Unexpected`]).
 /// A race on a sequence with an uncommitted append is [`StoreError::Conflict`] (or `None`
 /// when the set was retried after its group failed on it), nothing written either.
 pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<PendingAppend>) -> UnitOutcome {
@@ -338,8 +341,11 @@ async fn unit_alone(pool: &PgPool, unit: &[PendingAppend]) -> UnitOutcome {
 
 type AggregateKey = (String, String);
 
-/// Runs [`APPEND_GROUP`] (or [`APPEND_UNITS`] when a unit is a linked set) over `units`: the
-/// events written, by aggregate. An append absent from the answer wrote nothing.
+/// Runs [`APPEND_GROUP`] (or [`APPEND_UNITS`] when a unit is a linked set,
+/// [`APPEND_GUARDED_GROUP`] when an append carries a standing guard) over `units`: the events
+/// written, by aggregate. An append absent from the answer wrote nothing. A linked set with a
+/// guarded append is refused ([`StoreError::Unexpected`]), nothing written: no statement
+/// checks both.
 async fn append_group(
     pool: &PgPool,
     units: &[&[PendingAppend]],
