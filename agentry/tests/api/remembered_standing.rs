@@ -90,6 +90,28 @@ impl Scene {
         panic!("/v1/me never answered {status}");
     }
 
+    /// The owner removes the member, through the other node, and it is visible there.
+    async fn remove_member(&self) {
+        let path = format!("/v1/members/{}", self.member.user_id);
+        let removed = self.app.with_bearer(&self.owner.access_token).delete(&path).await;
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        self.visible(&self.member, StatusCode::UNAUTHORIZED).await;
+    }
+
+    /// The owner gives the member `role`, through the other node.
+    async fn set_role(&self, role: &str) {
+        let path = format!("/v1/members/{}", self.member.user_id);
+        let changed = self
+            .app
+            .with_bearer(&self.owner.access_token)
+            .request(Method::PATCH, &path)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    }
+
     async fn cleanup(self) {
         self.writer.cleanup().await;
         self.app.cleanup().await;
@@ -99,13 +121,7 @@ impl Scene {
 #[tokio::test]
 async fn a_member_removed_on_another_node_starts_no_conversation() {
     let scene = Scene::new(|_| {}).await;
-    let removed = scene
-        .app
-        .with_bearer(&scene.owner.access_token)
-        .delete(&format!("/v1/members/{}", scene.member.user_id))
-        .await;
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    scene.visible(&scene.member, StatusCode::UNAUTHORIZED).await;
+    scene.remove_member().await;
 
     scene
         .refused(&scene.member, StatusCode::UNAUTHORIZED, "membership_ended")
@@ -123,13 +139,7 @@ async fn a_member_removed_on_another_node_starts_no_conversation() {
 #[tokio::test]
 async fn a_removed_member_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
     let scene = Scene::new(|_| {}).await;
-    let removed = scene
-        .app
-        .with_bearer(&scene.owner.access_token)
-        .delete(&format!("/v1/members/{}", scene.member.user_id))
-        .await;
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    scene.visible(&scene.member, StatusCode::UNAUTHORIZED).await;
+    scene.remove_member().await;
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let response = create_conversation(&scene.writer, &scene.owner.access_token, &unknown).await;
@@ -142,15 +152,7 @@ async fn a_removed_member_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
 #[tokio::test]
 async fn a_member_demoted_to_auditor_naming_an_unknown_agent_gets_the_refusal_not_a_404() {
     let scene = Scene::new(|_| {}).await;
-    let path = format!("/v1/members/{}", scene.member.user_id);
-    let owner = scene.app.with_bearer(&scene.owner.access_token);
-    let demoted = owner
-        .request(Method::PATCH, &path)
-        .json(&json!({ "role": "auditor" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(demoted.status(), StatusCode::NO_CONTENT);
+    scene.set_role("auditor").await;
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let response = create_conversation(&scene.writer, &scene.member.access_token, &unknown).await;
@@ -161,22 +163,7 @@ async fn a_member_demoted_to_auditor_naming_an_unknown_agent_gets_the_refusal_no
 #[tokio::test]
 async fn a_member_demoted_to_auditor_starts_no_conversation_and_one_promoted_does() {
     let scene = Scene::new(|_| {}).await;
-    let role = |role: &str| {
-        let path = format!("/v1/members/{}", scene.member.user_id);
-        let body = json!({ "role": role });
-        let owner = scene.app.with_bearer(&scene.owner.access_token);
-        async move {
-            let changed = owner
-                .request(Method::PATCH, &path)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(changed.status(), StatusCode::NO_CONTENT);
-        }
-    };
-
-    role("auditor").await;
+    scene.set_role("auditor").await;
     let me = scene
         .app
         .with_bearer(&scene.member.access_token)
@@ -188,7 +175,7 @@ async fn a_member_demoted_to_auditor_starts_no_conversation_and_one_promoted_doe
         .await;
 
     // A standing that changed and still allows the write: decided again, written once.
-    role("admin").await;
+    scene.set_role("admin").await;
     let before = scene.app.event_count().await;
     scene.created(&scene.member).await;
     assert_eq!(scene.app.event_count().await, before + 1, "one conversation");
