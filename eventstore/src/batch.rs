@@ -3,11 +3,9 @@
 //! Under load most of a small query's cost is not its rows but the round trip around them:
 //! the pool's checks, the statement, the commit, the wake-ups. A [`Batcher`] lets at most a
 //! few batches of one kind run at once (and one more item its work calls urgent, alone: see
-//! [`BatchWork::urgent`]). A request that finds one free starts a batch at once, which lets
-//! the requests already on their way join it (a few yields to the runtime while the queue
-//! grows, no timer: [`Batcher::gather`]); nothing waits for a batch to fill, so a quiet system
-//! is as fast as without it. Requests that arrive while all are busy queue, and the next batch
-//! to finish takes the whole queue with it.
+//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone:
+//! nothing waits for a batch to fill, so a quiet system is as fast as without it. Requests that
+//! arrive while all are busy queue, and the next batch to finish takes the whole queue with it.
 //!
 //! Every queued request was queued before its batch started, so a batch's answer is never
 //! older than the request: a check that must see "everything committed before this request"
@@ -44,11 +42,6 @@ pub trait BatchWork: Send + Sync + 'static {
         false
     }
 }
-
-/// At most this many yields to the runtime before a batch is taken ([`Batcher::gather`]): 4
-/// carried more per batch than one; 16 no more than 4 (BENCHMARKS.md, "Batches gather what is
-/// on its way").
-const MAX_GATHER_YIELDS: usize = 4;
 
 struct Waiting<W: BatchWork> {
     item: W::Item,
@@ -168,7 +161,6 @@ impl<W: BatchWork> Batcher<W> {
     /// lock, so a request queued just before never waits without a loop to take it.
     async fn run_while_waiting(self: Arc<Self>) {
         loop {
-            self.gather().await;
             let (items, replies): (Vec<_>, Vec<_>) = {
                 let mut queue = self.lock();
                 if queue.waiting.is_empty() {
@@ -186,28 +178,6 @@ impl<W: BatchWork> Batcher<W> {
                 // A caller that stopped waiting needs no answer.
                 let _ = reply.send(output);
             }
-        }
-    }
-
-    /// Lets the requests already on their way join the queue before a batch is taken: yields
-    /// to the runtime while the queue grows, at most [`MAX_GATHER_YIELDS`] times, no timer.
-    ///
-    /// Under load, requests arrive in bursts (a batch's callers, answered together, send their
-    /// next requests together), and a loop that took the queue at once carried the first of a
-    /// burst alone and left the rest for its next batch: half the appends of the conversations
-    /// bench went alone, each paying a statement and a commit. One yield first gave 3.9% more
-    /// conversations per second, yielding while the queue grows 6.4% more than that
-    /// (BENCHMARKS.md, "Batches gather what is on its way"). Idle, a request waits a yield or
-    /// two: microseconds.
-    async fn gather(&self) {
-        let mut queued = self.lock().waiting.len();
-        for _ in 0..MAX_GATHER_YIELDS {
-            tokio::task::yield_now().await;
-            let now = self.lock().waiting.len();
-            if now == queued {
-                return;
-            }
-            queued = now;
         }
     }
 
