@@ -3,8 +3,10 @@
 //! Under load most of a small query's cost is not its rows but the round trip around them:
 //! the pool's checks, the statement, the commit, the wake-ups. A [`Batcher`] lets at most a
 //! few batches of one kind run at once (and one more item its work calls urgent, alone: see
-//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone:
-//! nothing waits for a batch to fill, so a quiet system is as fast as without it. Requests that
+//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone, or, for
+//! work that asks for it ([`BatchWork::gathers`]), with the requests already on their way (a
+//! few yields to the runtime while the queue grows, no timer: [`Batcher::gather`]). Nothing
+//! waits for a batch to fill, so a quiet system is as fast as without it. Requests that
 //! arrive while all are busy queue, and the next batch to finish takes the whole queue with it.
 //!
 //! Every queued request was queued before its batch started, so a batch's answer is never
@@ -41,7 +43,20 @@ pub trait BatchWork: Send + Sync + 'static {
     fn urgent(&self, _item: &Self::Item) -> bool {
         false
     }
+
+    /// Whether a batch may wait a few yields for the requests on their way when `item` waits
+    /// in its queue ([`Batcher::gather`]). Every queued item must agree: one that holds others
+    /// up (a chain of requests each waiting on the one before) is taken at once. None by
+    /// default.
+    fn gathers(&self, _item: &Self::Item) -> bool {
+        false
+    }
 }
+
+/// At most this many yields to the runtime before a batch is taken ([`Batcher::gather`]): 4
+/// carried more per batch than one; 16 no more than 4 (BENCHMARKS.md, "Batches gather what is
+/// on its way").
+const MAX_GATHER_YIELDS: usize = 4;
 
 struct Waiting<W: BatchWork> {
     item: W::Item,
@@ -161,6 +176,7 @@ impl<W: BatchWork> Batcher<W> {
     /// lock, so a request queued just before never waits without a loop to take it.
     async fn run_while_waiting(self: Arc<Self>) {
         loop {
+            self.gather().await;
             let (items, replies): (Vec<_>, Vec<_>) = {
                 let mut queue = self.lock();
                 if queue.waiting.is_empty() {
@@ -179,6 +195,41 @@ impl<W: BatchWork> Batcher<W> {
                 let _ = reply.send(output);
             }
         }
+    }
+
+    /// Lets the requests already on their way join the queue before a batch is taken: yields
+    /// to the runtime while the queue grows, at most [`MAX_GATHER_YIELDS`] times, no timer,
+    /// and only while every queued item [`BatchWork::gathers`].
+    ///
+    /// Under load, requests arrive in bursts (a batch's callers, answered together, send their
+    /// next requests together), and a loop that took the queue at once carried the first of a
+    /// burst alone and left the rest for its next batch: half the appends of the conversations
+    /// bench went alone, each paying a statement and a commit. Idle, a request waits a yield or
+    /// two: microseconds. Under a chain of requests each waiting on the one before (a billed
+    /// run's appends through its organization's account), the yields add up along the chain:
+    /// gathering everywhere cost billed runs across organizations +3.7 / +6.2 ms per LLM call
+    /// (BENCHMARKS.md, "Batches gather what is on its way"), hence [`BatchWork::gathers`].
+    async fn gather(&self) {
+        let Some(mut queued) = self.gathering_queue() else {
+            return;
+        };
+        for _ in 0..MAX_GATHER_YIELDS {
+            tokio::task::yield_now().await;
+            match self.gathering_queue() {
+                Some(now) if now != queued => queued = now,
+                _ => return,
+            }
+        }
+    }
+
+    /// How many requests wait, when every one of them lets its batch gather.
+    fn gathering_queue(&self) -> Option<usize> {
+        let queue = self.lock();
+        let all_gather = queue
+            .waiting
+            .iter()
+            .all(|waiting| self.work.gathers(&waiting.item));
+        all_gather.then_some(queue.waiting.len())
     }
 
     /// The requests at the front of the queue that may share a batch, in order.
@@ -282,5 +333,75 @@ mod tests {
         assert_eq!(batcher.work().most_running.load(Ordering::SeqCst), 2);
         settle().await;
         assert!(batcher.is_idle(), "both slots freed");
+    }
+
+    /// Records each batch it runs; gathers when `gathering` says so, for every item but 0. Sets
+    /// off the test's burst when a batch is about to start (the first `gathers` question).
+    struct Recording {
+        gathering: bool,
+        batches: Mutex<Vec<Vec<u32>>>,
+        starting: tokio::sync::Notify,
+    }
+
+    impl BatchWork for Recording {
+        type Item = u32;
+        type Output = u32;
+
+        fn may_join(&self, _batch: &[u32], _next: &u32) -> bool {
+            true
+        }
+
+        async fn run(&self, batch: Vec<u32>) -> Vec<u32> {
+            self.batches.lock().unwrap().push(batch.clone());
+            batch
+        }
+
+        fn gathers(&self, item: &u32) -> bool {
+            self.starting.notify_one();
+            self.gathering && *item != 0
+        }
+    }
+
+    /// The batches `first` and a burst of `later` end in, when the burst sets off as `first`'s
+    /// batch is about to start: on its way.
+    async fn batches_of_a_burst(gathering: bool, first: u32, later: [u32; 3]) -> Vec<Vec<u32>> {
+        let batcher = Batcher::new(
+            Recording {
+                gathering,
+                batches: Mutex::new(Vec::new()),
+                starting: tokio::sync::Notify::new(),
+            },
+            1,
+        );
+        let burst = {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move {
+                batcher.work().starting.notified().await;
+                futures::future::join_all(later.map(|item| batcher.submit(item))).await
+            })
+        };
+        batcher.submit(first).await.unwrap();
+        burst.await.unwrap();
+        let batches = batcher.work().batches.lock().unwrap().clone();
+        batches
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_gathering_batch_waits_for_the_burst_on_its_way_and_only_then() {
+        assert_eq!(
+            batches_of_a_burst(true, 1, [2, 3, 4]).await,
+            vec![vec![1, 2, 3, 4]],
+            "one statement for the burst"
+        );
+        assert_eq!(
+            batches_of_a_burst(false, 1, [2, 3, 4]).await,
+            vec![vec![1], vec![2, 3, 4]],
+            "work that does not gather takes the first request alone"
+        );
+        assert_eq!(
+            batches_of_a_burst(true, 0, [2, 3, 4]).await,
+            vec![vec![0], vec![2, 3, 4]],
+            "an item that does not gather is taken at once"
+        );
     }
 }

@@ -267,6 +267,16 @@ impl BatchWork for GroupAppends {
         unit.len() > 2
     }
 
+    /// A lone append may wait a few yields for the appends on their way, so that a burst goes
+    /// as one statement; a linked set may not: it is an account's batch with the runs of its
+    /// organization waiting behind it. Gathering everything cost billed runs across
+    /// organizations +3.7 / +6.2 ms per LLM call; gathering lone appends only, conversations
+    /// +8% per second and billing in one organization from +4 / +5.5 ms per LLM call to
+    /// +0.3 / 0.0 (BENCHMARKS.md, "Lone appends gather, linked sets do not").
+    fn gathers(&self, unit: &Vec<PendingAppend>) -> bool {
+        unit.len() == 1
+    }
+
     async fn run(&self, group: Vec<Vec<PendingAppend>>) -> Vec<UnitOutcome> {
         if let [unit] = group.as_slice() {
             return vec![unit_alone(&self.pool, unit).await];
