@@ -382,8 +382,8 @@ mod tests {
         };
         batcher.submit(first).await.unwrap();
         burst.await.unwrap();
-        let batches = batcher.work().batches.lock().unwrap().clone();
-        batches
+        let batches = batcher.work().batches.lock().unwrap();
+        batches.clone()
     }
 
     #[tokio::test(flavor = "current_thread")]
