@@ -3,11 +3,13 @@
 //! Under load most of a small query's cost is not its rows but the round trip around them:
 //! the pool's checks, the statement, the commit, the wake-ups. A [`Batcher`] lets at most a
 //! few batches of one kind run at once (and one more item its work calls urgent, alone: see
-//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone, or, for
-//! work that asks for it ([`BatchWork::gathers`]), with the requests already on their way (a
-//! few yields to the runtime while the queue grows, no timer: [`Batcher::gather`]). Nothing
-//! waits for a batch to fill, so a quiet system is as fast as without it. Requests that
-//! arrive while all are busy queue, and the next batch to finish takes the whole queue with it.
+//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone. Requests that
+//! arrive while all are busy queue, and the next batch to finish takes the queue with it (as
+//! much of it as may share a batch: [`BatchWork::may_join`]). For work that asks for it
+//! ([`BatchWork::gathers`]), a loop about to take a batch first lets the requests already on
+//! their way join the queue (a few yields to the runtime while it grows, no timer:
+//! [`Batcher::gather`]). Nothing waits for a batch to fill, so a quiet system is as fast as
+//! without it.
 //!
 //! Every queued request was queued before its batch started, so a batch's answer is never
 //! older than the request: a check that must see "everything committed before this request"
@@ -45,9 +47,9 @@ pub trait BatchWork: Send + Sync + 'static {
     }
 
     /// Whether a batch may wait a few yields for the requests on their way when `item` waits
-    /// in its queue ([`Batcher::gather`]). Every queued item must agree: one that holds others
-    /// up (a chain of requests each waiting on the one before) is taken at once. None by
-    /// default.
+    /// in its queue ([`Batcher::gather`]). Every queued item must agree: while one that holds
+    /// others up (a chain of requests each waiting on the one before) waits, the next batch is
+    /// taken at once. None by default.
     fn gathers(&self, _item: &Self::Item) -> bool {
         false
     }
@@ -87,6 +89,35 @@ enum Start<W: BatchWork> {
     Alone(Waiting<W>),
     /// Nothing: a running loop takes it.
     Nothing,
+}
+
+/// A running batch loop's place in [`Queue::running`], given back however the loop ends.
+///
+/// A loop leaves by its own path when nothing waits. When its work panics (or its task is
+/// dropped, as at shutdown), this frees its place, so later requests start loops of their own
+/// instead of queueing for ever behind a loop that is gone; and when requests already wait
+/// and the loop ended by a panic, it starts a loop in its place to take them (their batch's
+/// callers get [`BatchLost`]).
+struct LoopSlot<W: BatchWork> {
+    batcher: Arc<Batcher<W>>,
+    /// Whether the loop left by its own path, its place already given back.
+    left: bool,
+}
+
+impl<W: BatchWork> Drop for LoopSlot<W> {
+    fn drop(&mut self) {
+        if self.left {
+            return;
+        }
+        let mut queue = self.batcher.lock();
+        if std::thread::panicking() && !queue.waiting.is_empty() {
+            drop(queue);
+            // The place passes to the new loop.
+            drop(tokio::spawn(Arc::clone(&self.batcher).run_while_waiting()));
+        } else {
+            queue.running -= 1;
+        }
+    }
 }
 
 /// Why a request got no answer: its batch's task ended without one (it panicked).
@@ -175,12 +206,17 @@ impl<W: BatchWork> Batcher<W> {
     /// Takes what waits, runs it, and goes on until nothing waits. It leaves under the queue's
     /// lock, so a request queued just before never waits without a loop to take it.
     async fn run_while_waiting(self: Arc<Self>) {
+        let mut slot = LoopSlot {
+            batcher: Arc::clone(&self),
+            left: false,
+        };
         loop {
             self.gather().await;
             let (items, replies): (Vec<_>, Vec<_>) = {
                 let mut queue = self.lock();
                 if queue.waiting.is_empty() {
                     queue.running -= 1;
+                    slot.left = true;
                     return;
                 }
                 self.take_batch(&mut queue.waiting)
@@ -222,13 +258,15 @@ impl<W: BatchWork> Batcher<W> {
         }
     }
 
-    /// How many requests wait, when every one of them lets its batch gather.
+    /// How many requests wait, when some do and every one of them lets its batch gather. An
+    /// empty queue does not gather: a loop about to leave leaves at once.
     fn gathering_queue(&self) -> Option<usize> {
         let queue = self.lock();
-        let all_gather = queue
-            .waiting
-            .iter()
-            .all(|waiting| self.work.gathers(&waiting.item));
+        let all_gather = !queue.waiting.is_empty()
+            && queue
+                .waiting
+                .iter()
+                .all(|waiting| self.work.gathers(&waiting.item));
         all_gather.then_some(queue.waiting.len())
     }
 
@@ -380,8 +418,14 @@ mod tests {
                 futures::future::join_all(later.map(|item| batcher.submit(item))).await
             })
         };
-        batcher.submit(first).await.unwrap();
-        burst.await.unwrap();
+        // Bounded: a batcher that never asks `gathers` never sets the burst off; fail, not hang.
+        let both = async {
+            batcher.submit(first).await.unwrap();
+            burst.await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(10), both)
+            .await
+            .expect("the burst was never set off: no batch asked whether its items gather");
         let batches = batcher.work().batches.lock().unwrap();
         batches.clone()
     }
@@ -403,5 +447,63 @@ mod tests {
             vec![vec![0], vec![2, 3, 4]],
             "an item that does not gather is taken at once"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loop_with_nothing_left_to_take_leaves_at_once() {
+        for gathering in [false, true] {
+            let batcher = Batcher::new(
+                Recording {
+                    gathering,
+                    batches: Mutex::new(Vec::new()),
+                    starting: tokio::sync::Notify::new(),
+                },
+                1,
+            );
+            assert_eq!(batcher.submit(1).await.unwrap(), 1);
+            // Its caller runs after the loop: had the loop yielded on its empty queue, it would
+            // still hold its place (an account's batcher looks busy while it does).
+            assert!(batcher.is_idle(), "gathering: {gathering}");
+        }
+    }
+
+    /// Each item alone; 99 panics.
+    struct Panicking;
+
+    impl BatchWork for Panicking {
+        type Item = u32;
+        type Output = u32;
+
+        fn may_join(&self, _batch: &[u32], _next: &u32) -> bool {
+            false
+        }
+
+        async fn run(&self, batch: Vec<u32>) -> Vec<u32> {
+            assert!(!batch.contains(&99), "the work panics on 99");
+            batch
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_loses_its_callers_answer_and_nothing_else() {
+        let batcher = Batcher::new(Panicking, 1);
+        let bound = Duration::from_secs(10);
+
+        // 2 queues behind 99, whose batch panics: 99's caller is told, 2 is still answered.
+        let (lost, queued) = tokio::time::timeout(bound, async {
+            tokio::join!(batcher.submit(99), batcher.submit(2))
+        })
+        .await
+        .expect("the request queued behind the panic was never taken");
+        assert!(lost.is_err(), "the panicking batch's caller hears it was lost");
+        assert_eq!(queued.unwrap(), 2);
+
+        // And the place the panicking loop held is free again for the next request.
+        let next = tokio::time::timeout(bound, batcher.submit(1))
+            .await
+            .expect("the panicking loop kept its place");
+        assert_eq!(next.unwrap(), 1);
+        settle().await;
+        assert!(batcher.is_idle());
     }
 }
