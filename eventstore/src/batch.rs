@@ -291,7 +291,7 @@ impl<W: BatchWork> Batcher<W> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;

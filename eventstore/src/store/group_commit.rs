@@ -271,8 +271,8 @@ impl BatchWork for GroupAppends {
     /// as one statement; a linked set may not: it is an account's batch with the runs of its
     /// organization waiting behind it. Gathering everything cost billed runs across
     /// organizations +3.7 / +6.2 ms per LLM call; gathering lone appends only, conversations
-    /// +8% per second and billing in one organization from +4 / +5.5 ms per LLM call to
-    /// +0.3 / 0.0 (BENCHMARKS.md, "Lone appends gather, linked sets do not").
+    /// +8 to +20% per second, and billing in one organization +0.9 ms p50 per LLM call
+    /// instead of +2.5 to +4.5 (BENCHMARKS.md, "Lone appends gather, linked sets do not").
     fn gathers(&self, unit: &Vec<PendingAppend>) -> bool {
         unit.len() == 1
     }
