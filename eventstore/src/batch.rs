@@ -3,7 +3,8 @@
 //! Under load most of a small query's cost is not its rows but the round trip around them:
 //! the pool's checks, the statement, the commit, the wake-ups. A [`Batcher`] lets at most a
 //! few batches of one kind run at once (and one more item its work calls urgent, alone: see
-//! [`BatchWork::urgent`]). A request that finds one free is sent at once, alone. Requests that
+//! [`BatchWork::urgent`]). A request that finds one free starts a batch at once (alone if
+//! nothing else waits, after the few yields below for work that gathers). Requests that
 //! arrive while all are busy queue, and the next batch to finish takes the queue with it (as
 //! much of it as may share a batch: [`BatchWork::may_join`]). For work that asks for it
 //! ([`BatchWork::gathers`]), a loop about to take a batch first lets the requests already on
@@ -20,8 +21,10 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use futures::FutureExt;
 use tokio::sync::oneshot;
 
 /// Work done for many requests at once.
@@ -32,7 +35,8 @@ pub trait BatchWork: Send + Sync + 'static {
     type Output: Send + 'static;
 
     /// Whether `next` may join `batch` (never asked for the first item: a batch holds at least
-    /// one). Queued items keep their order: the first that may not join closes the batch.
+    /// one). Queued items keep their order: the first that may not join closes the batch. Must
+    /// not panic (it runs under the queue's lock; see `LoopSlot`).
     fn may_join(&self, batch: &[Self::Item], next: &Self::Item) -> bool;
 
     /// Does the work: one answer per item, in the items' order.
@@ -49,7 +53,7 @@ pub trait BatchWork: Send + Sync + 'static {
     /// Whether a batch may wait a few yields for the requests on their way when `item` waits
     /// in its queue ([`Batcher::gather`]). Every queued item must agree: while one that holds
     /// others up (a chain of requests each waiting on the one before) waits, the next batch is
-    /// taken at once. None by default.
+    /// taken at once. None by default. Must not panic, as [`may_join`](Self::may_join).
     fn gathers(&self, _item: &Self::Item) -> bool {
         false
     }
@@ -93,11 +97,12 @@ enum Start<W: BatchWork> {
 
 /// A running batch loop's place in [`Queue::running`], given back however the loop ends.
 ///
-/// A loop leaves by its own path when nothing waits. When its work panics (or its task is
-/// dropped, as at shutdown), this frees its place, so later requests start loops of their own
-/// instead of queueing for ever behind a loop that is gone; and when requests already wait
-/// and the loop ended by a panic, it starts a loop in its place to take them (their batch's
-/// callers get [`BatchLost`]).
+/// A loop leaves by its own path when nothing waits, and a panic in its work is caught
+/// ([`Batcher::run_while_waiting`]). If its task ends otherwise (a panic in
+/// [`BatchWork::gathers`] or [`BatchWork::may_join`], which must not panic, or the task
+/// dropped as its runtime shuts down), this gives its place back, so later requests start
+/// loops of their own instead of queueing for ever behind a loop that is gone; what already
+/// waits goes with the next request's loop.
 struct LoopSlot<W: BatchWork> {
     batcher: Arc<Batcher<W>>,
     /// Whether the loop left by its own path, its place already given back.
@@ -106,16 +111,8 @@ struct LoopSlot<W: BatchWork> {
 
 impl<W: BatchWork> Drop for LoopSlot<W> {
     fn drop(&mut self) {
-        if self.left {
-            return;
-        }
-        let mut queue = self.batcher.lock();
-        if std::thread::panicking() && !queue.waiting.is_empty() {
-            drop(queue);
-            // The place passes to the new loop.
-            drop(tokio::spawn(Arc::clone(&self.batcher).run_while_waiting()));
-        } else {
-            queue.running -= 1;
+        if !self.left {
+            self.batcher.lock().running -= 1;
         }
     }
 }
@@ -225,7 +222,15 @@ impl<W: BatchWork> Batcher<W> {
                 metrics::histogram!("agentry_batch_size", "work" => std::any::type_name::<W>())
                     .record(items.len() as f64);
             }
-            let outputs = self.work.run(items).await;
+            // A panic in the work loses this batch's answers (its callers hear `BatchLost`) and
+            // nothing else: the loop goes on with what waits behind it.
+            let Ok(outputs) = AssertUnwindSafe(self.work.run(items)).catch_unwind().await else {
+                tracing::error!(
+                    work = std::any::type_name::<W>(),
+                    "a batch's work panicked; its callers are told their request was lost"
+                );
+                continue;
+            };
             for (reply, output) in replies.into_iter().zip(outputs) {
                 // A caller that stopped waiting needs no answer.
                 let _ = reply.send(output);
@@ -497,6 +502,12 @@ mod tests {
         .expect("the request queued behind the panic was never taken");
         assert!(lost.is_err(), "the panicking batch's caller hears it was lost");
         assert_eq!(queued.unwrap(), 2);
+
+        // A panicking batch alone: its caller is told, and the loop leaves as usual.
+        let alone = tokio::time::timeout(bound, batcher.submit(99))
+            .await
+            .expect("the panicking batch's caller was never answered");
+        assert!(alone.is_err());
 
         // And the place the panicking loop held is free again for the next request.
         let next = tokio::time::timeout(bound, batcher.submit(1))
