@@ -386,6 +386,18 @@ mod tests {
         starting: tokio::sync::Notify,
     }
 
+    impl Recording {
+        /// A batcher of one loop at a time over a new `Recording`.
+        fn batcher(gathering: bool) -> Arc<Batcher<Self>> {
+            let work = Self {
+                gathering,
+                batches: Mutex::new(Vec::new()),
+                starting: tokio::sync::Notify::new(),
+            };
+            Batcher::new(work, 1)
+        }
+    }
+
     impl BatchWork for Recording {
         type Item = u32;
         type Output = u32;
@@ -408,14 +420,7 @@ mod tests {
     /// The batches `first` and a burst of `later` end in, when the burst sets off as `first`'s
     /// batch is about to start: on its way.
     async fn batches_of_a_burst(gathering: bool, first: u32, later: [u32; 3]) -> Vec<Vec<u32>> {
-        let batcher = Batcher::new(
-            Recording {
-                gathering,
-                batches: Mutex::new(Vec::new()),
-                starting: tokio::sync::Notify::new(),
-            },
-            1,
-        );
+        let batcher = Recording::batcher(gathering);
         let burst = {
             let batcher = Arc::clone(&batcher);
             tokio::spawn(async move {
@@ -457,14 +462,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_loop_with_nothing_left_to_take_leaves_at_once() {
         for gathering in [false, true] {
-            let batcher = Batcher::new(
-                Recording {
-                    gathering,
-                    batches: Mutex::new(Vec::new()),
-                    starting: tokio::sync::Notify::new(),
-                },
-                1,
-            );
+            let batcher = Recording::batcher(gathering);
             assert_eq!(batcher.submit(1).await.unwrap(), 1);
             // Its caller runs after the loop: had the loop yielded on its empty queue, it would
             // still hold its place (an account's batcher looks busy while it does).
