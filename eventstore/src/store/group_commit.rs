@@ -38,6 +38,7 @@ use super::standing::{StandingParts, standing_parts, standing_unchanged};
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
 use crate::database::generic_plan_pool;
+use crate::held_connection::connection_lost;
 
 /// Statements of one store in flight at once: few enough that concurrent appends find them
 /// busy and queue into groups, more than one so a large append does not hold up every other.
@@ -279,7 +280,7 @@ impl BatchWork for GroupAppends {
 
     async fn run(&self, group: Vec<Vec<PendingAppend>>) -> Vec<UnitOutcome> {
         if let [unit] = group.as_slice() {
-            return vec![unit_alone(&self.pool, unit).await];
+            return vec![self.lone_unit(unit).await];
         }
         let units: Vec<&[PendingAppend]> = group.iter().map(Vec::as_slice).collect();
         let mut written = match append_group(&self.pool, &units).await {
@@ -301,6 +302,25 @@ impl BatchWork for GroupAppends {
             }
         }))
         .await
+    }
+}
+
+impl GroupAppends {
+    /// A unit alone on the writers' pool, and again on the shared pool when the connection it
+    /// got was found lost: the writers' pool hands out idle connections untested
+    /// ([`generic_plan_pool`]), so one Postgres ended while it sat idle (`pg_terminate_backend`,
+    /// a failover) fails the first statement sent on it. Sending the unit again is safe
+    /// whatever the first attempt did: if it was written after all, its first sequence is
+    /// taken and the second attempt writes nothing and answers a conflict, as any append
+    /// that lost a race does (a failed group's units are sent again the same way).
+    async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
+        match unit_alone(&self.pool, unit).await {
+            Err(StoreError::Database(error)) if connection_lost(&error) => {
+                tracing::debug!(%error, "an append's connection was lost; sending it again on the shared pool");
+                unit_alone(&self.retries, unit).await
+            }
+            outcome => outcome,
+        }
     }
 }
 
