@@ -70,18 +70,76 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// once it holds millions of rows. `tests/store/generic_plans.rs` checks every statement
 /// run on such a pool. On the shared pool the setting would reach every statement.
 ///
-/// Unlike the shared pool, it hands out an idle connection without testing it first: the test
-/// is a round trip before every statement (sqlx sends one more as each connection comes back,
-/// which no setting turns off). So a statement on a connection Postgres ended while it sat
-/// idle fails, and its caller sends it again on the shared pool, as the group commit does.
-/// Without the test, 1–4% more conversations per second, and agent runs' steps the same to
-/// 10% faster at p99 (BENCHMARKS.md, "Appends without the pool's test").
+/// Unlike the shared pool, it tests a connection before handing it out only when it sat idle
+/// for [`GENERIC_POOL_TEST_AFTER_IDLE`]: the test is a round trip before every statement (sqlx
+/// sends one more as each connection comes back, which no setting turns off), and under load
+/// a writer's connection is idle for microseconds. A connection Postgres ended while it sat
+/// idle for less than that fails its first statement with the server's `FATAL` notice, before
+/// the statement ran; its caller sends it again on the shared pool, as the group commit does
+/// ([`ended_before_the_statement`] tells such a failure). Without the test, 1–4% more
+/// conversations per second (BENCHMARKS.md, "Appends without the pool's test").
 pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
     PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= GENERIC_POOL_TEST_AFTER_IDLE {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(generic_plan_options(pool, application_name))
+}
+
+/// How long a connection of a [`generic_plan_pool`] may sit idle and still be handed out
+/// untested. Past it, the test keeps what it was for: a connection the server ended, or whose
+/// backend froze (SIGSTOP, a paused VM), is found within the pool's acquire timeout instead of
+/// holding a writer for as long as TCP takes to give up.
+pub const GENERIC_POOL_TEST_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Whether `error` is the server's notice that it ended the session (an administrator's
+/// `pg_terminate_backend`, a shutdown: `FATAL` with SQLSTATE class 57P) received in answer to
+/// a statement. A session ended so rolls back whatever it had not committed, and a statement
+/// that completed is answered before the notice is read, so the statement that got this did
+/// not take effect: it may be sent again on another connection. A lost connection without that
+/// notice (an I/O error, no answer) leaves open whether it committed, and is answered as it is.
+pub fn ended_before_the_statement(error: &sqlx::Error) -> bool {
+    let Some(error) = error.as_database_error() else {
+        return false;
+    };
+    let fatal = error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|error| matches!(error.severity(), sqlx::postgres::PgSeverity::Fatal));
+    fatal && error.code().is_some_and(|code| code.starts_with("57P"))
+}
+
+/// Whether `error` leaves open whether the statement took effect: the connection was lost
+/// after the statement may have reached the server, with no notice that the session was ended
+/// first (an I/O or protocol error, a crashed connection task, an error that ended the
+/// session other than [`ended_before_the_statement`]). A statement that failed so must not be
+/// taken for one that wrote nothing.
+pub fn outcome_unknown(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+            true
+        }
+        sqlx::Error::Database(database) => {
+            let ended = database
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|error| {
+                    matches!(
+                        error.severity(),
+                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                    )
+                });
+            (ended || database.code().is_some_and(|code| code.starts_with("08")))
+                && !ended_before_the_statement(error)
+        }
+        _ => false,
+    }
 }
 
 /// `pool`'s server and settings for a session named `application_name` that plans each

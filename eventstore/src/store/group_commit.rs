@@ -37,8 +37,7 @@ use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, seq
 use super::standing::{StandingParts, standing_parts, standing_unchanged};
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
-use crate::database::generic_plan_pool;
-use crate::held_connection::connection_lost;
+use crate::database::{ended_before_the_statement, generic_plan_pool, outcome_unknown};
 
 /// Statements of one store in flight at once: few enough that concurrent appends find them
 /// busy and queue into groups, more than one so a large append does not hold up every other.
@@ -222,7 +221,8 @@ pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<Pending
 pub(crate) struct GroupAppends {
     /// For the group's statement, or a lone unit's: at most one per writer and the urgent one.
     pool: PgPool,
-    /// For the units of a group that were not written, sent again alone, all at once.
+    /// For the units of a group that were not written, sent again alone, all at once, and a
+    /// lone unit whose session the server had ended.
     retries: PgPool,
 }
 
@@ -285,6 +285,14 @@ impl BatchWork for GroupAppends {
         let units: Vec<&[PendingAppend]> = group.iter().map(Vec::as_slice).collect();
         let mut written = match append_group(&self.pool, &units).await {
             Ok(written) => written,
+            Err(StoreError::Database(error)) if outcome_unknown(&error) => {
+                // The connection was lost with no word from the server: the statement may have
+                // been committed. Sent again, its units would be answered "not written" (their
+                // sequences taken by themselves), and their callers would decide again on top.
+                tracing::warn!(%error, units = group.len(), "a group append lost its connection; its outcome is unknown");
+                let error = StoreError::Database(error);
+                return group.iter().map(|_| Err(error.lossy_copy())).collect();
+            }
             Err(error) => {
                 tracing::debug!(%error, units = group.len(), "a group append failed; each unit is sent alone");
                 HashMap::new()
@@ -306,17 +314,17 @@ impl BatchWork for GroupAppends {
 }
 
 impl GroupAppends {
-    /// A unit alone on the writers' pool, and again on the shared pool when the connection it
-    /// got was found lost: the writers' pool hands out idle connections untested
-    /// ([`generic_plan_pool`]), so one Postgres ended while it sat idle (`pg_terminate_backend`,
-    /// a failover) fails the first statement sent on it. Sending the unit again is safe
-    /// whatever the first attempt did: if it was written after all, its first sequence is
-    /// taken and the second attempt writes nothing and answers a conflict, as any append
-    /// that lost a race does (a failed group's units are sent again the same way).
+    /// A unit alone on the writers' pool, and again on the shared pool when the server had
+    /// ended the session of the connection it got: the writers' pool hands out connections
+    /// idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
+    /// meanwhile (`pg_terminate_backend`, a failover) answers the first statement sent on it
+    /// with its `FATAL` notice, the statement not run ([`ended_before_the_statement`]). Any
+    /// other failure is answered as it is: after a connection lost without that notice, the
+    /// unit may have been written, and sent again it would be answered as not written.
     async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
         match unit_alone(&self.pool, unit).await {
-            Err(StoreError::Database(error)) if connection_lost(&error) => {
-                tracing::debug!(%error, "an append's connection was lost; sending it again on the shared pool");
+            Err(StoreError::Database(error)) if ended_before_the_statement(&error) => {
+                tracing::debug!(%error, "an append's session had been ended; sending it again on the shared pool");
                 unit_alone(&self.retries, unit).await
             }
             outcome => outcome,

@@ -3,6 +3,7 @@
 mod append;
 mod coalescing;
 mod concurrency;
+mod ended_sessions;
 mod gate;
 mod generic_plans;
 mod group_commit;
