@@ -76,7 +76,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// a writer's connection is idle for microseconds. A connection Postgres ended while it sat
 /// idle for less than that fails its first statement with the server's `FATAL` notice, before
 /// the statement ran; its caller sends it again on the shared pool, as the group commit does
-/// ([`ended_before_the_statement`] tells such a failure). Without the test, 1–4% more
+/// ([`ended_before_the_statement`] tells such a failure). Without the test, 1–9% more
 /// conversations per second (BENCHMARKS.md, "Appends without the pool's test").
 pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
     PgPoolOptions::new()
