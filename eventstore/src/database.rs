@@ -73,11 +73,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// Unlike the shared pool, it tests a connection before handing it out only when it sat idle
 /// for [`GENERIC_POOL_TEST_AFTER_IDLE`]: the test is a round trip before every statement (sqlx
 /// sends one more as each connection comes back, which no setting turns off), and under load
-/// a writer's connection is idle for microseconds. A connection Postgres ended while it sat
-/// idle for less than that fails its first statement with the server's `FATAL` notice, before
-/// the statement ran; its caller sends it again on the shared pool, as the group commit does
-/// ([`ended_before_the_statement`] tells such a failure). Without the test, 1–9% more
-/// conversations per second (BENCHMARKS.md, "Appends without the pool's test").
+/// a writer's connection is idle for microseconds. A connection Postgres ended with its notice
+/// while it sat idle for less than that fails its first statement with that `FATAL`, the
+/// statement not run, and the group commit sends it again on the shared pool
+/// ([`ended_before_the_statement`]); one lost without a notice fails it with an I/O error,
+/// answered as it is. Without the test, +0.9% to +9.2% conversations per second over six
+/// pairs, within the spread of `main`'s own runs for most (BENCHMARKS.md, "Appends without the
+/// pool's test").
 pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
     PgPoolOptions::new()
         .max_connections(connections)
@@ -97,15 +99,21 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
 /// How long a connection of a [`generic_plan_pool`] may sit idle and still be handed out
 /// untested. Past it, the test keeps what it was for: a connection the server ended, or whose
 /// backend froze (SIGSTOP, a paused VM), is found within the pool's acquire timeout instead of
-/// holding a writer for as long as TCP takes to give up.
+/// holding a writer for as long as TCP takes to give up. A backend that freezes in the second
+/// after its last use, or under a statement, still holds its writer so, as before.
 pub const GENERIC_POOL_TEST_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Whether `error` is the server's notice that it ended the session (an administrator's
-/// `pg_terminate_backend`, a shutdown: `FATAL` with SQLSTATE class 57P) received in answer to
-/// a statement. A session ended so rolls back whatever it had not committed, and a statement
-/// that completed is answered before the notice is read, so the statement that got this did
-/// not take effect: it may be sent again on another connection. A lost connection without that
-/// notice (an I/O error, no answer) leaves open whether it committed, and is answered as it is.
+/// `pg_terminate_backend`, `idle_session_timeout`, a smart or fast shutdown: `FATAL` with
+/// SQLSTATE class 57P) read in answer to a statement. For one statement in an implicit
+/// transaction (every append is one), the commit happens at the protocol's Sync with
+/// interrupts held, and its answer up to ReadyForQuery goes out before the server looks at
+/// interrupts again: a `FATAL` read in its place means the statement was not committed, so it
+/// may be sent again on another connection. That does not hold for a `COMMIT` sent as a
+/// statement of its own (the server may look at interrupts after committing, before
+/// answering): keep this to single-statement writes. Many endings give no such notice (a
+/// crash, an immediate shutdown, a vanished host, a Unix socket's broken pipe): those are I/O
+/// errors, [`outcome_unknown`].
 pub fn ended_before_the_statement(error: &sqlx::Error) -> bool {
     let Some(error) = error.as_database_error() else {
         return false;

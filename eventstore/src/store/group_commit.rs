@@ -11,7 +11,9 @@
 //! unmoved, its caller's standing unchanged when it carries one) and writes only the appends
 //! that pass; any append it did not write is sent again alone, which gives it exactly the
 //! answer it would have had without grouping (a conflict, or "moved, nothing written"). A statement that fails (a race on a sequence between two nodes)
-//! has written nothing, and each of its appends is sent again alone too.
+//! has written nothing, and each of its appends is sent again alone too; but one whose
+//! connection was lost with no word from the server may have been committed, and each of its
+//! appends is answered that error (`outcome_unknown`) rather than "not written".
 //!
 //! Each append keeps its own metadata, so its events name their own command, actor and
 //! correlation. They share a transaction id, which followers handle as any multi-event append.
@@ -30,7 +32,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, sequence_to_db};
@@ -283,7 +285,16 @@ impl BatchWork for GroupAppends {
             return vec![self.lone_unit(unit).await];
         }
         let units: Vec<&[PendingAppend]> = group.iter().map(Vec::as_slice).collect();
-        let mut written = match append_group(&self.pool, &units).await {
+        // Taken apart from the statement, so that a failure to connect (nothing sent) is not
+        // mistaken for a connection lost under the statement (outcome unknown).
+        let sent = match self.pool.acquire().await {
+            Ok(mut connection) => append_group(&mut *connection, &units).await,
+            Err(error) => {
+                tracing::debug!(%error, "no connection for a group append; each unit is sent alone");
+                Ok(HashMap::new())
+            }
+        };
+        let mut written = match sent {
             Ok(written) => written,
             Err(StoreError::Database(error)) if outcome_unknown(&error) => {
                 // The connection was lost with no word from the server: the statement may have
@@ -317,10 +328,11 @@ impl GroupAppends {
     /// A unit alone on the writers' pool, and again on the shared pool when the server had
     /// ended the session of the connection it got: the writers' pool hands out connections
     /// idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
-    /// meanwhile (`pg_terminate_backend`, a failover) answers the first statement sent on it
-    /// with its `FATAL` notice, the statement not run ([`ended_before_the_statement`]). Any
-    /// other failure is answered as it is: after a connection lost without that notice, the
-    /// unit may have been written, and sent again it would be answered as not written.
+    /// meanwhile with its notice (`pg_terminate_backend`, `idle_session_timeout`) answers the
+    /// first statement sent on it with that `FATAL`, the statement not run
+    /// ([`ended_before_the_statement`]). Any other failure is answered as it is: a connection
+    /// lost without that notice (a crash, a failover, a vanished host: an I/O error) leaves
+    /// open whether the unit was written, and sent again it would be answered as not written.
     async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
         match unit_alone(&self.pool, unit).await {
             Err(StoreError::Database(error)) if ended_before_the_statement(&error) => {
@@ -384,8 +396,8 @@ type AggregateKey = (String, String);
 /// written, by aggregate. An append absent from the answer wrote nothing. A linked set with a
 /// guarded append is refused ([`StoreError::Unexpected`]), nothing written: no statement
 /// checks both.
-async fn append_group(
-    pool: &PgPool,
+async fn append_group<'e, E: PgExecutor<'e>>(
+    executor: E,
     units: &[&[PendingAppend]],
 ) -> Result<HashMap<AggregateKey, Vec<AppendedEvent>>, StoreError> {
     let appends: Vec<&PendingAppend> = units.iter().flat_map(|unit| unit.iter()).collect();
@@ -469,7 +481,7 @@ async fn append_group(
     if linked {
         query = query.bind(unit_numbers);
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(executor).await?;
     let mut written: HashMap<AggregateKey, Vec<AppendedEvent>> = HashMap::new();
     for (aggregate_type, aggregate_id, event_id, sequence, position, transaction_id) in rows {
         let event = appended_event((event_id, sequence, position, transaction_id))?;
