@@ -300,7 +300,9 @@ impl Execution<'_> {
                 .await;
             match linked.map(|linked| (linked.first, linked.second)) {
                 // Nothing of either was written (or runs are not billed): the answer goes alone
-                // below.
+                // below. A store error may also be a connection lost under a statement that was
+                // committed; the answer's own record is then refused as out of step, and this
+                // execution stops there (dispatched again, the run goes on from its record).
                 None | Some((Err(CommandError::Conflict | CommandError::Store(_)), _)) => {
                     tracing::debug!(run = %self.run_id, step, "the answer and its charge could not be recorded together");
                 }

@@ -44,6 +44,8 @@ impl Execution<'_> {
                         Err(CommandError::Conflict | CommandError::Store(_))
                     ) =>
                 {
+                    // As for a charged answer (`credits.rs`): a store error may hide a start that
+                    // was committed: the start recorded alone is then refused as out of step.
                     tracing::debug!(run = %self.run_id, "the run's start and its first hold could not be recorded together");
                 }
                 Some(held) => {
