@@ -125,29 +125,15 @@ pub fn ended_before_the_statement(error: &sqlx::Error) -> bool {
 }
 
 /// Whether `error` leaves open whether the statement took effect: the connection was lost
-/// after the statement may have reached the server, with no notice that the session was ended
-/// first (an I/O or protocol error, a crashed connection task, an error that ended the
-/// session other than [`ended_before_the_statement`]). A statement that failed so must not be
-/// taken for one that wrote nothing.
+/// after the statement may have reached the server (what
+/// [`HeldConnection`](crate::held_connection::HeldConnection) calls a lost connection), with
+/// no notice that the session was ended first ([`ended_before_the_statement`]). A pool's
+/// timeout is not one: no connection was had, nothing was sent. A statement that failed so
+/// must not be taken for one that wrote nothing.
 pub fn outcome_unknown(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
-            true
-        }
-        sqlx::Error::Database(database) => {
-            let ended = database
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .is_some_and(|error| {
-                    matches!(
-                        error.severity(),
-                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
-                    )
-                });
-            (ended || database.code().is_some_and(|code| code.starts_with("08")))
-                && !ended_before_the_statement(error)
-        }
-        _ => false,
-    }
+    !matches!(error, sqlx::Error::PoolTimedOut)
+        && crate::held_connection::connection_lost(error)
+        && !ended_before_the_statement(error)
 }
 
 /// `pool`'s server and settings for a session named `application_name` that plans each

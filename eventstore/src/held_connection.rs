@@ -171,7 +171,7 @@ impl HeldConnection {
 /// the read itself runs on no pool), and the server ending the session: an error of severity
 /// `FATAL` or `PANIC` (`pg_terminate_backend`, a conflict with recovery on a standby, a
 /// session timeout), or of SQLSTATE class 08 (connection exception).
-fn connection_lost(error: &sqlx::Error) -> bool {
+pub(crate) fn connection_lost(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Protocol(_)
