@@ -100,7 +100,8 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
 /// untested. Past it, the test keeps what it was for: a connection the server ended, or whose
 /// backend froze (SIGSTOP, a paused VM), is found within the pool's acquire timeout instead of
 /// holding a writer for as long as TCP takes to give up. A backend that freezes in the second
-/// after its last use, or under a statement, still holds its writer so, as before.
+/// after its last use, or under a statement, holds its writer until the statement's deadline
+/// (`store::APPEND_STATEMENT_DEADLINE`), which closes the connection.
 pub const GENERIC_POOL_TEST_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Whether `error` is the server's notice that it ended the session (an administrator's

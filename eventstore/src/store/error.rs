@@ -68,8 +68,9 @@ pub enum StoreError {
 
 impl StoreError {
     /// The same failure for another caller that shared the attempt (the database error is not
-    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event) is kept,
-    /// any other failure becomes its message.
+    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event, a lost
+    /// connection that leaves the outcome open: `database::outcome_unknown`) is kept, any other
+    /// failure becomes its message.
     pub fn lossy_copy(&self) -> Self {
         match self {
             Self::Conflict {
@@ -81,6 +82,13 @@ impl StoreError {
             },
             Self::Database(sqlx::Error::PoolTimedOut) => Self::Database(sqlx::Error::PoolTimedOut),
             Self::Database(sqlx::Error::PoolClosed) => Self::Database(sqlx::Error::PoolClosed),
+            Self::Database(sqlx::Error::Io(error)) => Self::Database(sqlx::Error::Io(std::io::Error::new(
+                error.kind(),
+                error.to_string(),
+            ))),
+            Self::Database(sqlx::Error::Protocol(message)) => {
+                Self::Database(sqlx::Error::Protocol(message.clone()))
+            }
             Self::EventTooLarge {
                 event_type,
                 bytes,

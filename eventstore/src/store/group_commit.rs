@@ -31,8 +31,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgExecutor, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, sequence_to_db};
@@ -46,6 +48,16 @@ use crate::database::{ended_before_the_statement, generic_plan_pool, outcome_unk
 /// Measured with the conversations bench: 1, 2 and 4 gave 18.1%, 18.1% and 12.7–15.0% of a bare
 /// INSERT's rate (BENCHMARKS.md, "Group commit").
 pub const DEFAULT_WRITERS: usize = 2;
+/// How long a writer waits for its statement's answer. Past it the connection is taken for
+/// stuck (its backend frozen by SIGSTOP or a paused VM, or its host gone without a reset, which
+/// TCP alone may never notice: a frozen backend's kernel still acknowledges), closed rather
+/// than returned to the pool, and each of the statement's units answered an error that leaves
+/// its outcome open ([`outcome_unknown`]): the server may still commit the statement once it
+/// runs again. Without it, a backend frozen under a statement held its writer, and every append
+/// queued behind it, for good. A group's statement takes milliseconds, even under load; this
+/// is the pool's acquire timeout again, so an append waits at most that for a connection and
+/// that for its answer.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(5);
 /// At most this many appends in one group: the statement's arrays stay small.
 const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
@@ -288,7 +300,12 @@ impl BatchWork for GroupAppends {
         // Taken apart from the statement, so that a failure to connect (nothing sent) is not
         // mistaken for a connection lost under the statement (outcome unknown).
         let sent = match self.pool.acquire().await {
-            Ok(mut connection) => append_group(&mut *connection, &units).await,
+            Ok(mut connection) => {
+                match tokio::time::timeout(STATEMENT_DEADLINE, append_group(&mut *connection, &units)).await {
+                    Ok(sent) => sent,
+                    Err(_) => Err(stuck(connection)),
+                }
+            }
             Err(error) => {
                 tracing::debug!(%error, "no connection for a group append; each unit is sent alone");
                 Ok(HashMap::new())
@@ -333,8 +350,19 @@ impl GroupAppends {
     /// ([`ended_before_the_statement`]). Any other failure is answered as it is: a connection
     /// lost without that notice (a crash, a failover, a vanished host: an I/O error) leaves
     /// open whether the unit was written, and sent again it would be answered as not written.
+    ///
+    /// Its statement is bounded as a group's is ([`STATEMENT_DEADLINE`]).
     async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
-        match unit_alone(&self.pool, unit).await {
+        let outcome = match self.pool.acquire().await {
+            Ok(mut connection) => {
+                match tokio::time::timeout(STATEMENT_DEADLINE, unit_alone(&mut *connection, unit)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(stuck(connection)),
+                }
+            }
+            Err(error) => Err(StoreError::Database(error)),
+        };
+        match outcome {
             Err(StoreError::Database(error)) if ended_before_the_statement(&error) => {
                 tracing::debug!(%error, "an append's session had been ended; sending it again on the shared pool");
                 unit_alone(&self.retries, unit).await
@@ -370,12 +398,27 @@ fn take_unit(
     Some(events)
 }
 
+/// The error for a statement that had no answer within [`STATEMENT_DEADLINE`], after closing
+/// its connection: dropped, the pool would test it before taking it back, waiting on the stuck
+/// backend as long again (for good, with one frozen), and keep it if it ever answered.
+fn stuck(mut connection: PoolConnection<Postgres>) -> StoreError {
+    connection.close_on_drop();
+    drop(connection);
+    tracing::warn!(deadline = ?STATEMENT_DEADLINE, "an append had no answer in time; its connection is closed and its outcome unknown");
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer to the append within {STATEMENT_DEADLINE:?}: its connection was closed, and whether it was written is unknown"
+        ),
+    )))
+}
+
 /// One unit in a statement of its own: one append as it always was, a linked set all or none.
-async fn unit_alone(pool: &PgPool, unit: &[PendingAppend]) -> UnitOutcome {
+async fn unit_alone<'e, E: PgExecutor<'e>>(executor: E, unit: &[PendingAppend]) -> UnitOutcome {
     if let [append] = unit {
-        return Ok(append_alone(pool, append).await?.map(|events| vec![events]));
+        return Ok(append_alone(executor, append).await?.map(|events| vec![events]));
     }
-    let mut written = match append_group(pool, &[unit]).await {
+    let mut written = match append_group(executor, &[unit]).await {
         Ok(written) => written,
         Err(StoreError::Database(error)) => {
             let first = unit.first();

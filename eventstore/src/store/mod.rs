@@ -24,6 +24,7 @@ pub use decided_with::DecidedWith;
 pub use error::StoreError;
 pub use event_store::{AppendedEvent, EventStore, NewEvent};
 pub use group_commit::DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS;
+pub use group_commit::STATEMENT_DEADLINE as APPEND_STATEMENT_DEADLINE;
 pub use linked_commands::Linked;
 pub use standing::CallerStanding;
 pub use storable::MAX_EVENT_BYTES;

@@ -22,7 +22,7 @@ pub(crate) type Outcome<T> = JoinHandle<Result<T, StoreError>>;
 
 /// A transaction holding `aggregate_id`'s first event uncommitted: an append of that event
 /// elsewhere waits on it.
-async fn hold_first_event(pool: &PgPool, aggregate_id: &str) -> Transaction<'static, Postgres> {
+pub(crate) async fn hold_first_event(pool: &PgPool, aggregate_id: &str) -> Transaction<'static, Postgres> {
     let mut transaction = pool.begin().await.unwrap();
     let ctx = context(Uuid::now_v7());
     append_with(
@@ -39,7 +39,7 @@ async fn hold_first_event(pool: &PgPool, aggregate_id: &str) -> Transaction<'sta
 }
 
 /// Waits until `count` statements of this test's database wait on a lock.
-async fn until_waiting_on_locks(pool: &PgPool, count: i64) {
+pub(crate) async fn until_waiting_on_locks(pool: &PgPool, count: i64) {
     for _ in 0..500 {
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM pg_stat_activity

@@ -4,6 +4,7 @@ mod append;
 mod coalescing;
 mod concurrency;
 mod ended_sessions;
+mod frozen_writers;
 mod gate;
 mod generic_plans;
 mod group_commit;

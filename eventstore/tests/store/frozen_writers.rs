@@ -1,0 +1,167 @@
+//! A writer's backend frozen under its statement (SIGSTOP here; a paused VM, or a host gone
+//! without a reset, which TCP alone may never notice) holds that writer, and every append queued
+//! behind it, for a bounded time only: past [`APPEND_STATEMENT_DEADLINE`] the writer closes the
+//! connection and answers each of the statement's units that its outcome is unknown (the server
+//! may still commit it once it runs again), then goes on with the next appends.
+//!
+//! Each test parks the statement on a lock another transaction holds, freezes the backend that
+//! waits, and then lets the lock go: only the freeze keeps the statement from finishing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use eventstore::StoreError;
+use eventstore::database::outcome_unknown;
+use eventstore::store::APPEND_STATEMENT_DEADLINE;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::group_commit::{append_new, busy_store, hold_first_event, settle, until_waiting_on_locks};
+use crate::helpers::context;
+
+/// How much later than the deadline a frozen statement's caller may hear of it.
+const SLACK: Duration = Duration::from_secs(3);
+
+/// Backends frozen with SIGSTOP, woken with SIGCONT when dropped (also when the test fails, so
+/// no frozen backend outlives it).
+struct Frozen(i32);
+
+impl Frozen {
+    /// Freezes the writer's backend that waits on a lock in this test's database.
+    async fn waiting_writer(pool: &PgPool) -> Self {
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'agentry-appends'
+                AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        // The tests' server runs on this machine: checked, so that a server elsewhere never
+        // gets a local process stopped.
+        let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(
+            command.trim(),
+            "postgres",
+            "backend {pid} is a local postgres process"
+        );
+        assert!(signal("STOP", pid), "kill -STOP {pid}");
+        Self(pid)
+    }
+
+    /// Wakes it and waits until its session is gone: closed by the writer that gave up on it,
+    /// its connection is not returned to the pool to live on.
+    async fn wake_and_see_it_end(self, pool: &PgPool) {
+        let pid = self.0;
+        drop(self);
+        for _ in 0..500 {
+            let alive: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                    .bind(pid)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            if !alive {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("backend {pid} lived on after it woke: its connection was kept");
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // No panic here: this also runs while a failed test unwinds.
+        if !signal("CONT", self.0) {
+            eprintln!("could not wake backend {} with SIGCONT", self.0);
+        }
+    }
+}
+
+/// `kill -<name> <pid>`; whether it succeeded.
+fn signal(name: &str, pid: i32) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn assert_outcome_unknown(outcome: Result<impl std::fmt::Debug, StoreError>, what: &str) {
+    match outcome {
+        Err(StoreError::Database(error)) => {
+            assert!(
+                outcome_unknown(&error),
+                "{what}: answered as unknown, got {error:?}"
+            );
+        }
+        other => panic!("{what}: expected an unknown outcome, got {other:?}"),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lone_append_whose_backend_froze_gives_up_in_time_and_the_writer_goes_on(pool: PgPool) {
+    let (store, held, blocked) = busy_store(&pool).await;
+    // The allowed path: once the lock goes, the waiting append is written.
+    held.rollback().await.unwrap();
+    blocked.await.unwrap().expect("written once the lock went");
+
+    let held = hold_first_event(&pool, "frozen").await;
+    let stuck = append_new(&store, "frozen", context(Uuid::now_v7()));
+    until_waiting_on_locks(&pool, 1).await;
+    let frozen = Frozen::waiting_writer(&pool).await;
+    held.rollback().await.unwrap();
+    let started = Instant::now();
+
+    let outcome = tokio::time::timeout(APPEND_STATEMENT_DEADLINE + SLACK, stuck)
+        .await
+        .expect("the append gives up on its frozen backend")
+        .unwrap();
+    assert_outcome_unknown(outcome, "the frozen append");
+    assert!(started.elapsed() >= APPEND_STATEMENT_DEADLINE - Duration::from_millis(500));
+
+    let next = append_new(&store, "next", context(Uuid::now_v7()));
+    tokio::time::timeout(SLACK, next)
+        .await
+        .expect("the only writer is free again")
+        .unwrap()
+        .expect("and writes the next append");
+    frozen.wake_and_see_it_end(&pool).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_group_whose_backend_froze_answers_each_unit_that_its_outcome_is_unknown(pool: PgPool) {
+    let (store, held, blocked) = busy_store(&pool).await;
+    let held_group = hold_first_event(&pool, "frozen").await;
+    let queued = [
+        append_new(&store, "frozen", context(Uuid::now_v7())),
+        append_new(&store, "beside-1", context(Uuid::now_v7())),
+        append_new(&store, "beside-2", context(Uuid::now_v7())),
+    ];
+    settle().await;
+    // The writer finishes the blocked append and takes the three queued as one group, which
+    // waits on the lock `held_group` holds.
+    held.rollback().await.unwrap();
+    blocked.await.unwrap().expect("written once the lock went");
+    until_waiting_on_locks(&pool, 1).await;
+    let frozen = Frozen::waiting_writer(&pool).await;
+    held_group.rollback().await.unwrap();
+
+    for (n, unit) in queued.into_iter().enumerate() {
+        let outcome = tokio::time::timeout(APPEND_STATEMENT_DEADLINE + SLACK, unit)
+            .await
+            .expect("the group gives up on its frozen backend")
+            .unwrap();
+        assert_outcome_unknown(outcome, &format!("unit {n} of the frozen group"));
+    }
+
+    let next = append_new(&store, "next", context(Uuid::now_v7()));
+    tokio::time::timeout(SLACK, next)
+        .await
+        .expect("the only writer is free again")
+        .unwrap()
+        .expect("and writes the next append");
+    frozen.wake_and_see_it_end(&pool).await;
+}
