@@ -80,7 +80,21 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// answered as it is. Without the test, +0.9% to +9.2% conversations per second over six
 /// pairs, within the spread of `main`'s own runs for most (BENCHMARKS.md, "Appends without the
 /// pool's test").
-pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str) -> PgPool {
+///
+/// Its sessions end a statement that runs longer than `statement_timeout` themselves
+/// (SQLSTATE 57014, nothing committed: [`cancelled_by_the_server`]). The group commit gives up
+/// on a statement with no answer a second later (`store::APPEND_STATEMENT_DEADLINE`), when the
+/// backend cannot even do that (frozen, or its host gone); the server's own limit comes first
+/// so that a statement merely waiting (on a lock another transaction holds, on a slow disk) is
+/// ended with a known outcome rather than left behind to commit after its caller heard of a
+/// failure.
+pub fn generic_plan_pool(
+    pool: &PgPool,
+    connections: u32,
+    application_name: &str,
+    statement_timeout: Duration,
+) -> PgPool {
+    let timeout = format!("{}ms", statement_timeout.as_millis());
     PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -93,7 +107,18 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
                 Ok(true)
             })
         })
-        .connect_lazy_with(generic_plan_options(pool, application_name))
+        .connect_lazy_with(
+            generic_plan_options(pool, application_name).options([("statement_timeout", timeout)]),
+        )
+}
+
+/// Whether `error` is the server cancelling the statement (SQLSTATE 57014: its
+/// `statement_timeout`, or an administrator's `pg_cancel_backend`): the statement's implicit
+/// transaction was rolled back, nothing of it committed, and it may be sent again.
+pub fn cancelled_by_the_server(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.code().as_deref() == Some("57014"))
 }
 
 /// How long a connection of a [`generic_plan_pool`] may sit idle and still be handed out
@@ -101,7 +126,8 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32, application_name: &str
 /// backend froze (SIGSTOP, a paused VM), is found within the pool's acquire timeout instead of
 /// holding a writer for as long as TCP takes to give up. A backend that freezes in the second
 /// after its last use, or under a statement, holds its writer until the statement's deadline
-/// (`store::APPEND_STATEMENT_DEADLINE`), which closes the connection.
+/// (`store::APPEND_STATEMENT_DEADLINE`), which closes the connection and leaves the statement's
+/// outcome unknown.
 pub const GENERIC_POOL_TEST_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Whether `error` is the server's notice that it ended the session (an administrator's

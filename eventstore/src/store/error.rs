@@ -68,9 +68,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// The same failure for another caller that shared the attempt (the database error is not
-    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event, a lost
-    /// connection that leaves the outcome open: `database::outcome_unknown`) is kept, any other
-    /// failure becomes its message.
+    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event) is kept, and
+    /// so are an I/O or protocol error, which `database::outcome_unknown` reads as a lost
+    /// connection (the group commit answers every unit of a statement so lost with copies);
+    /// any other failure becomes its message.
     pub fn lossy_copy(&self) -> Self {
         match self {
             Self::Conflict {

@@ -41,7 +41,9 @@ use super::append::{AppendKeys, PendingAppend, append_alone, appended_event, seq
 use super::standing::{StandingParts, standing_parts, standing_unchanged};
 use super::{AppendedEvent, StoreError};
 use crate::batch::{BatchWork, Batcher};
-use crate::database::{ended_before_the_statement, generic_plan_pool, outcome_unknown};
+use crate::database::{
+    cancelled_by_the_server, ended_before_the_statement, generic_plan_pool, outcome_unknown,
+};
 
 /// Statements of one store in flight at once: few enough that concurrent appends find them
 /// busy and queue into groups, more than one so a large append does not hold up every other.
@@ -54,10 +56,14 @@ pub const DEFAULT_WRITERS: usize = 2;
 /// than returned to the pool, and each of the statement's units answered an error that leaves
 /// its outcome open ([`outcome_unknown`]): the server may still commit the statement once it
 /// runs again. Without it, a backend frozen under a statement held its writer, and every append
-/// queued behind it, for good. A group's statement takes milliseconds, even under load; this
-/// is the pool's acquire timeout again, so an append waits at most that for a connection and
-/// that for its answer.
+/// queued behind it, for good. A statement that is merely slow (waiting on a lock, a slow disk)
+/// is ended by the server first, at [`SERVER_STATEMENT_TIMEOUT`], with nothing committed, and
+/// its units are sent again alone on the shared pool, which waits as long as it takes.
 pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(5);
+/// The writers' sessions' own `statement_timeout`: a second before [`STATEMENT_DEADLINE`], so a
+/// backend that can still act ends its statement with a known outcome. A group's statement
+/// takes milliseconds, even under load.
+const SERVER_STATEMENT_TIMEOUT: Duration = Duration::from_secs(4);
 /// At most this many appends in one group: the statement's arrays stay small.
 const MAX_GROUP_APPENDS: usize = 64;
 /// A group stops growing past this many bytes of payload: large events go nearly alone.
@@ -189,7 +195,7 @@ pub(crate) type GroupCommit = Batcher<GroupAppends>;
 /// they never hold up the writers or the urgent unit.
 pub(crate) fn group_commit(pool: &PgPool, writers: usize) -> Arc<GroupCommit> {
     let connections = u32::try_from(writers + 1).unwrap_or(u32::MAX);
-    let generic = generic_plan_pool(pool, connections, "agentry-appends");
+    let generic = generic_plan_pool(pool, connections, "agentry-appends", SERVER_STATEMENT_TIMEOUT);
     Batcher::new(
         GroupAppends {
             pool: generic,
@@ -351,7 +357,9 @@ impl GroupAppends {
     /// lost without that notice (a crash, a failover, a vanished host: an I/O error) leaves
     /// open whether the unit was written, and sent again it would be answered as not written.
     ///
-    /// Its statement is bounded as a group's is ([`STATEMENT_DEADLINE`]).
+    /// Its statement is bounded as a group's is ([`STATEMENT_DEADLINE`]); one the server ended
+    /// at its own timeout (nothing committed) is sent again on the shared pool too, as a failed
+    /// group's units are.
     async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
         let outcome = match self.pool.acquire().await {
             Ok(mut connection) => {
@@ -363,8 +371,10 @@ impl GroupAppends {
             Err(error) => Err(StoreError::Database(error)),
         };
         match outcome {
-            Err(StoreError::Database(error)) if ended_before_the_statement(&error) => {
-                tracing::debug!(%error, "an append's session had been ended; sending it again on the shared pool");
+            Err(StoreError::Database(error))
+                if ended_before_the_statement(&error) || cancelled_by_the_server(&error) =>
+            {
+                tracing::debug!(%error, "an append did not run (its session had been ended, or it ran out of time); sending it again on the shared pool");
                 unit_alone(&self.retries, unit).await
             }
             outcome => outcome,
@@ -399,11 +409,12 @@ fn take_unit(
 }
 
 /// The error for a statement that had no answer within [`STATEMENT_DEADLINE`], after closing
-/// its connection: dropped, the pool would test it before taking it back, waiting on the stuck
-/// backend as long again (for good, with one frozen), and keep it if it ever answered.
-fn stuck(mut connection: PoolConnection<Postgres>) -> StoreError {
-    connection.close_on_drop();
-    drop(connection);
+/// its connection: returned to the pool, it would be tested before it is taken back, waiting on
+/// the stuck backend as long again (for good, with one frozen), and kept if it ever answered.
+/// Detached and dropped, its socket is closed at once (nothing more sent, not even the rest of
+/// the statement) and the pool may open another in its place.
+fn stuck(connection: PoolConnection<Postgres>) -> StoreError {
+    drop(connection.detach());
     tracing::warn!(deadline = ?STATEMENT_DEADLINE, "an append had no answer in time; its connection is closed and its outcome unknown");
     StoreError::Database(sqlx::Error::Io(std::io::Error::new(
         std::io::ErrorKind::TimedOut,

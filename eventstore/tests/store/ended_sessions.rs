@@ -31,7 +31,7 @@ async fn terminate(pool: &PgPool, backend: i32) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_session_ended_while_idle_answers_that_the_statement_did_not_run(pool: PgPool) {
-    let appends = generic_plan_pool(&pool, 1, "agentry-test-appends");
+    let appends = generic_plan_pool(&pool, 1, "agentry-test-appends", Duration::from_secs(4));
     let first = backend_of(&appends).await;
     assert_eq!(backend_of(&appends).await, first, "one connection, reused");
 
@@ -52,7 +52,7 @@ async fn a_session_ended_while_idle_answers_that_the_statement_did_not_run(pool:
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_connection_idle_past_the_limit_is_tested_before_it_is_handed_out(pool: PgPool) {
-    let appends = generic_plan_pool(&pool, 1, "agentry-test-appends");
+    let appends = generic_plan_pool(&pool, 1, "agentry-test-appends", Duration::from_secs(4));
     let first = backend_of(&appends).await;
 
     terminate(&pool, first).await;

@@ -5,10 +5,16 @@
 //! may still commit it once it runs again), then goes on with the next appends.
 //!
 //! Each test parks the statement on a lock another transaction holds, freezes the backend that
-//! waits, and then lets the lock go: only the freeze keeps the statement from finishing.
+//! waits, and then lets the lock go: only the freeze keeps the statement from finishing. A
+//! statement merely waiting is not given up on: its server ends it first, nothing committed,
+//! and it is sent again.
+//!
+//! While a backend is frozen, Postgres's `CREATE DATABASE` and `DROP DATABASE` (every
+//! `sqlx::test`'s setup and teardown, in any test running beside these) wait for it to absorb
+//! their barrier: the freezes here last one deadline (5 s) at most.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eventstore::StoreError;
@@ -17,8 +23,10 @@ use eventstore::store::APPEND_STATEMENT_DEADLINE;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::group_commit::{append_new, busy_store, hold_first_event, settle, until_waiting_on_locks};
-use crate::helpers::context;
+use crate::group_commit::{
+    append_new, busy_store, event_count, hold_first_event, settle, until_waiting_on_locks,
+};
+use crate::helpers::{context, store};
 
 /// How much later than the deadline a frozen statement's caller may hear of it.
 const SLACK: Duration = Duration::from_secs(3);
@@ -46,6 +54,16 @@ impl Frozen {
             "postgres",
             "backend {pid} is a local postgres process"
         );
+        // Should this test process be killed before its drop runs, the backend still wakes.
+        let watchdog = format!("(sleep 60; kill -CONT {pid}) >/dev/null 2>&1 &");
+        let started = Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(started.success(), "the watchdog started");
         assert!(signal("STOP", pid), "kill -STOP {pid}");
         Self(pid)
     }
@@ -109,18 +127,21 @@ async fn a_lone_append_whose_backend_froze_gives_up_in_time_and_the_writer_goes_
     blocked.await.unwrap().expect("written once the lock went");
 
     let held = hold_first_event(&pool, "frozen").await;
+    let started = Instant::now();
     let stuck = append_new(&store, "frozen", context(Uuid::now_v7()));
     until_waiting_on_locks(&pool, 1).await;
     let frozen = Frozen::waiting_writer(&pool).await;
     held.rollback().await.unwrap();
-    let started = Instant::now();
 
     let outcome = tokio::time::timeout(APPEND_STATEMENT_DEADLINE + SLACK, stuck)
         .await
         .expect("the append gives up on its frozen backend")
         .unwrap();
     assert_outcome_unknown(outcome, "the frozen append");
-    assert!(started.elapsed() >= APPEND_STATEMENT_DEADLINE - Duration::from_millis(500));
+    assert!(
+        started.elapsed() >= APPEND_STATEMENT_DEADLINE,
+        "not before the deadline"
+    );
 
     let next = append_new(&store, "next", context(Uuid::now_v7()));
     tokio::time::timeout(SLACK, next)
@@ -164,4 +185,31 @@ async fn a_group_whose_backend_froze_answers_each_unit_that_its_outcome_is_unkno
         .unwrap()
         .expect("and writes the next append");
     frozen.wake_and_see_it_end(&pool).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lone_append_waiting_on_a_lock_past_the_deadline_is_written_once_it_goes(pool: PgPool) {
+    let store = store(&pool).with_append_writers(1);
+    let held = hold_first_event(&pool, "waiting").await;
+    let waiting = append_new(&store, "waiting", context(Uuid::now_v7()));
+    until_waiting_on_locks(&pool, 1).await;
+    // Longer than the writer waits for an answer: the server has ended the statement by then
+    // (its own timeout comes first), and it waits again on the shared pool.
+    tokio::time::sleep(APPEND_STATEMENT_DEADLINE + Duration::from_secs(1)).await;
+    held.rollback().await.unwrap();
+
+    tokio::time::timeout(SLACK, waiting)
+        .await
+        .expect("answered once the lock went")
+        .unwrap()
+        .expect("written, not answered that its outcome is unknown");
+    assert_eq!(event_count(&pool, "waiting").await, 1, "written once");
+    let left_waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left_waiting, 0, "no statement left behind waiting to commit");
 }
