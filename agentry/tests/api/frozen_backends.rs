@@ -4,65 +4,25 @@
 //! its connection after its timeout and asks again on a new one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use testkit::FrozenBackends;
 
 use crate::accounts::register;
 use crate::helpers::TestApp;
 
-/// Backends frozen with SIGSTOP, woken with SIGCONT when dropped (also when the test fails, so
-/// no frozen backend outlives it).
-struct Frozen(Vec<i32>);
-
-impl Frozen {
-    /// Freezes every backend of this test's database whose application name is `name`.
-    async fn backends_of(app: &TestApp, name: &str) -> Self {
-        let pids: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name = $1",
-        )
-        .bind(name)
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-        // The server runs on this machine (the tests' Postgres does): its backends are
-        // processes here. Checked, so a server elsewhere never gets a local process stopped.
-        for pid in &pids {
-            let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            assert_eq!(
-                command.trim(),
-                "postgres",
-                "backend {pid} is a local postgres process"
-            );
-        }
-        let frozen = Self(pids);
-        for pid in &frozen.0 {
-            assert!(signal("STOP", *pid), "kill -STOP {pid}");
-        }
-        frozen
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            // No panic here: this also runs while a failed test unwinds.
-            if !signal("CONT", *pid) {
-                eprintln!("could not wake backend {pid} with SIGCONT");
-            }
-        }
-    }
-}
-
-/// `kill -<name> <pid>`; whether it succeeded.
-fn signal(name: &str, pid: i32) -> bool {
-    Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|status| status.success())
+/// Freezes every backend of this test's database whose application name is `name`.
+async fn freeze_backends_of(app: &TestApp, name: &str) -> FrozenBackends {
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(name)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    FrozenBackends::freeze(pids)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,8 +39,8 @@ async fn authenticated_requests_go_on_while_the_standing_reads_backend_is_frozen
         }
     }
 
-    let frozen = Frozen::backends_of(&app, "agentry-standings").await;
-    assert!(!frozen.0.is_empty(), "the standing reads hold a connection");
+    let frozen = freeze_backends_of(&app, "agentry-standings").await;
+    assert!(!frozen.pids().is_empty(), "the standing reads hold a connection");
 
     let started = Instant::now();
     let during: Vec<_> = (0..8).map(|_| api.get("/v1/agents")).collect();

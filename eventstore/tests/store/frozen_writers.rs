@@ -14,13 +14,13 @@
 //! their barrier: the freezes here last one deadline (5 s) at most.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eventstore::StoreError;
 use eventstore::database::outcome_unknown;
 use eventstore::store::APPEND_STATEMENT_DEADLINE;
+use eventstore::{EventStore, StoreError};
 use sqlx::PgPool;
+use testkit::FrozenBackends;
 use uuid::Uuid;
 
 use crate::group_commit::{
@@ -31,80 +31,43 @@ use crate::helpers::{context, store};
 /// How much later than the deadline a frozen statement's caller may hear of it.
 const SLACK: Duration = Duration::from_secs(3);
 
-/// Backends frozen with SIGSTOP, woken with SIGCONT when dropped (also when the test fails, so
-/// no frozen backend outlives it).
-struct Frozen(i32);
+/// The writer's backend that waits on a lock in this test's database, frozen.
+async fn freeze_waiting_writer(pool: &PgPool) -> FrozenBackends {
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'agentry-appends'
+            AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    FrozenBackends::freeze(vec![pid])
+}
 
-impl Frozen {
-    /// Freezes the writer's backend that waits on a lock in this test's database.
-    async fn waiting_writer(pool: &PgPool) -> Self {
-        let pid: i32 = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name = 'agentry-appends'
-                AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
+/// After a frozen statement was given up on: the store's only writer writes the next append at
+/// once, and the frozen backend, woken, finds its connection closed and ends (returned to the
+/// pool, it would have lived on).
+async fn writer_goes_on_and_frozen_session_ends(store: &EventStore, pool: &PgPool, frozen: FrozenBackends) {
+    let next = append_new(store, "next", context(Uuid::now_v7()));
+    tokio::time::timeout(SLACK, next)
         .await
-        .unwrap();
-        // The tests' server runs on this machine: checked, so that a server elsewhere never
-        // gets a local process stopped.
-        let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        assert_eq!(
-            command.trim(),
-            "postgres",
-            "backend {pid} is a local postgres process"
-        );
-        // Should this test process be killed before its drop runs, the backend still wakes.
-        let watchdog = format!("(sleep 60; kill -CONT {pid}) >/dev/null 2>&1 &");
-        let started = Command::new("sh")
-            .args(["-c", &watchdog])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+        .expect("the only writer is free again")
+        .unwrap()
+        .expect("and writes the next append");
+    let pid = frozen.pids()[0];
+    drop(frozen);
+    for _ in 0..500 {
+        let alive: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+            .bind(pid)
+            .fetch_one(pool)
+            .await
             .unwrap();
-        assert!(started.success(), "the watchdog started");
-        assert!(signal("STOP", pid), "kill -STOP {pid}");
-        Self(pid)
-    }
-
-    /// Wakes it and waits until its session is gone: closed by the writer that gave up on it,
-    /// its connection is not returned to the pool to live on.
-    async fn wake_and_see_it_end(self, pool: &PgPool) {
-        let pid = self.0;
-        drop(self);
-        for _ in 0..500 {
-            let alive: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
-                    .bind(pid)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap();
-            if !alive {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if !alive {
+            return;
         }
-        panic!("backend {pid} lived on after it woke: its connection was kept");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        // No panic here: this also runs while a failed test unwinds.
-        if !signal("CONT", self.0) {
-            eprintln!("could not wake backend {} with SIGCONT", self.0);
-        }
-    }
-}
-
-/// `kill -<name> <pid>`; whether it succeeded.
-fn signal(name: &str, pid: i32) -> bool {
-    Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|status| status.success())
+    panic!("backend {pid} lived on after it woke: its connection was kept");
 }
 
 fn assert_outcome_unknown(outcome: Result<impl std::fmt::Debug, StoreError>, what: &str) {
@@ -130,7 +93,7 @@ async fn a_lone_append_whose_backend_froze_gives_up_in_time_and_the_writer_goes_
     let started = Instant::now();
     let stuck = append_new(&store, "frozen", context(Uuid::now_v7()));
     until_waiting_on_locks(&pool, 1).await;
-    let frozen = Frozen::waiting_writer(&pool).await;
+    let frozen = freeze_waiting_writer(&pool).await;
     held.rollback().await.unwrap();
 
     let outcome = tokio::time::timeout(APPEND_STATEMENT_DEADLINE + SLACK, stuck)
@@ -143,13 +106,7 @@ async fn a_lone_append_whose_backend_froze_gives_up_in_time_and_the_writer_goes_
         "not before the deadline"
     );
 
-    let next = append_new(&store, "next", context(Uuid::now_v7()));
-    tokio::time::timeout(SLACK, next)
-        .await
-        .expect("the only writer is free again")
-        .unwrap()
-        .expect("and writes the next append");
-    frozen.wake_and_see_it_end(&pool).await;
+    writer_goes_on_and_frozen_session_ends(&store, &pool, frozen).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -167,7 +124,7 @@ async fn a_group_whose_backend_froze_answers_each_unit_that_its_outcome_is_unkno
     held.rollback().await.unwrap();
     blocked.await.unwrap().expect("written once the lock went");
     until_waiting_on_locks(&pool, 1).await;
-    let frozen = Frozen::waiting_writer(&pool).await;
+    let frozen = freeze_waiting_writer(&pool).await;
     held_group.rollback().await.unwrap();
 
     for (n, unit) in queued.into_iter().enumerate() {
@@ -178,13 +135,7 @@ async fn a_group_whose_backend_froze_answers_each_unit_that_its_outcome_is_unkno
         assert_outcome_unknown(outcome, &format!("unit {n} of the frozen group"));
     }
 
-    let next = append_new(&store, "next", context(Uuid::now_v7()));
-    tokio::time::timeout(SLACK, next)
-        .await
-        .expect("the only writer is free again")
-        .unwrap()
-        .expect("and writes the next append");
-    frozen.wake_and_see_it_end(&pool).await;
+    writer_goes_on_and_frozen_session_ends(&store, &pool, frozen).await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
