@@ -85,9 +85,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// (SQLSTATE 57014, nothing committed: [`cancelled_by_the_server`]). The group commit gives up
 /// on a statement with no answer a second later (`store::APPEND_STATEMENT_DEADLINE`), when the
 /// backend cannot even do that (frozen, or its host gone); the server's own limit comes first
-/// so that a statement merely waiting (on a lock another transaction holds, on a slow disk) is
-/// ended with a known outcome rather than left behind to commit after its caller heard of a
-/// failure.
+/// so that a statement merely slow in its execution (waiting on a lock another transaction
+/// holds) is ended with a known outcome rather than left behind to commit after its caller
+/// heard of a failure. It does not cover the commit's WAL flush (the server stops the timer
+/// before committing) nor the time to send the statement.
 pub fn generic_plan_pool(
     pool: &PgPool,
     connections: u32,
@@ -113,8 +114,10 @@ pub fn generic_plan_pool(
 }
 
 /// Whether `error` is the server cancelling the statement (SQLSTATE 57014: its
-/// `statement_timeout`, or an administrator's `pg_cancel_backend`): the statement's implicit
-/// transaction was rolled back, nothing of it committed, and it may be sent again.
+/// `statement_timeout`, or an administrator's `pg_cancel_backend`). For one statement in an
+/// implicit transaction (every append is one) its transaction was rolled back, nothing of it
+/// committed, and it may be sent again; not so for a `COMMIT` sent as a statement of its own,
+/// as for [`ended_before_the_statement`].
 pub fn cancelled_by_the_server(error: &sqlx::Error) -> bool {
     error
         .as_database_error()

@@ -1,6 +1,7 @@
 //! Postgres backends frozen with SIGSTOP, as a paused VM or a host gone without a reset would
 //! leave them: the test's server runs on this machine, so its backends are processes here.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// How long a watchdog waits before it wakes a frozen backend itself: should the test process
@@ -32,6 +33,8 @@ impl FrozenBackends {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
+                // A group of its own: a test runner ending the test's group spares it.
+                .process_group(0)
                 .status()
                 .expect("sh runs");
             assert!(started.success(), "the watchdog of backend {pid} started");

@@ -56,9 +56,11 @@ pub const DEFAULT_WRITERS: usize = 2;
 /// than returned to the pool, and each of the statement's units answered an error that leaves
 /// its outcome open ([`outcome_unknown`]): the server may still commit the statement once it
 /// runs again. Without it, a backend frozen under a statement held its writer, and every append
-/// queued behind it, for good. A statement that is merely slow (waiting on a lock, a slow disk)
-/// is ended by the server first, at [`SERVER_STATEMENT_TIMEOUT`], with nothing committed, and
-/// its units are sent again alone on the shared pool, which waits as long as it takes.
+/// queued behind it, for good. A statement merely slow in its execution (waiting on a lock, a
+/// slow scan) is ended by the server first, at [`SERVER_STATEMENT_TIMEOUT`], with nothing
+/// committed, and its units are sent again alone on the shared pool by their callers, which
+/// wait as long as it takes. The server's timer does not cover the commit's WAL flush, nor the
+/// sending of a large statement: one stuck there reaches this deadline, its outcome unknown.
 pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(5);
 /// The writers' sessions' own `statement_timeout`: a second before [`STATEMENT_DEADLINE`], so a
 /// backend that can still act ends its statement with a known outcome. A group's statement
@@ -190,9 +192,10 @@ pub(crate) type GroupCommit = Batcher<GroupAppends>;
 /// Its statements go over a pool of their own whose sessions plan each statement once
 /// ([`generic_plan_pool`]): the group statements were planned anew on 60% of their executions
 /// (the arrays' lengths change), 2.7 s of planning beside 4.4 s of execution in the billing
-/// bench. One connection per writer and one for the urgent unit. The units a failed group
-/// sends again alone (rare, and as many as 64 at once) go over `pool`, as they always did, so
-/// they never hold up the writers or the urgent unit.
+/// bench. One connection per writer and one for the urgent unit. The units a writer hands back
+/// unwritten (a failed group's, as many as 64 at once, and a lone unit that did not run: rare)
+/// are sent again alone by their callers, each in its own task, over `pool`: no writer waits
+/// for them ([`Written::SendAlone`]).
 pub(crate) fn group_commit(pool: &PgPool, writers: usize) -> Arc<GroupCommit> {
     let connections = u32::try_from(writers + 1).unwrap_or(u32::MAX);
     let generic = generic_plan_pool(pool, connections, "agentry-appends", SERVER_STATEMENT_TIMEOUT);
@@ -207,11 +210,29 @@ pub(crate) fn group_commit(pool: &PgPool, writers: usize) -> Arc<GroupCommit> {
 
 /// Writes `append`, alone or in a group, and answers as [`append_alone`] would have.
 pub(crate) async fn append_grouped(group: &Arc<GroupCommit>, append: PendingAppend) -> Outcome {
-    let outcome = group
-        .submit(vec![append])
-        .await
-        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))?;
+    let outcome = submit(group, vec![append]).await?;
     Ok(outcome.map(|mut appended| appended.pop().unwrap_or_default()))
+}
+
+/// What a writer answers a unit: its outcome, or the unit itself, which its caller then sends
+/// again alone on the shared pool. A writer does not send it itself: it would wait for it, and
+/// a unit whose statement the server ended after waiting on a lock may wait on it as long
+/// again, holding the writer, and every append queued behind it, meanwhile.
+pub(crate) enum Written {
+    /// What the unit came to.
+    Answered(UnitOutcome),
+    /// Not written, and known not to be (a condition that did not hold in a group, a failed
+    /// group statement, a lone statement the server did not run or ended).
+    SendAlone(Vec<PendingAppend>),
+}
+
+/// Hands `unit` to the group commit, and sends it again alone if a writer handed it back.
+async fn submit(group: &Arc<GroupCommit>, unit: Vec<PendingAppend>) -> UnitOutcome {
+    match group.submit(unit).await {
+        Ok(Written::Answered(outcome)) => outcome,
+        Ok(Written::SendAlone(unit)) => unit_alone(&group.work().retries, &unit).await,
+        Err(lost) => Err(StoreError::Unexpected(lost.to_string())),
+    }
 }
 
 /// Writes `appends` (of different aggregates) all or none, alone or in a group with other
@@ -231,25 +252,22 @@ pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<Pending
             "linked appends must be of different aggregates".to_owned(),
         ));
     }
-    group
-        .submit(appends)
-        .await
-        .unwrap_or_else(|lost| Err(StoreError::Unexpected(lost.to_string())))
+    submit(group, appends).await
 }
 
 /// What a group of units does: one statement, then each unit not written alone.
 pub(crate) struct GroupAppends {
     /// For the group's statement, or a lone unit's: at most one per writer and the urgent one.
     pool: PgPool,
-    /// For the units of a group that were not written, sent again alone, all at once, and a
-    /// lone unit whose session the server had ended.
+    /// For the units the writers hand back ([`Written::SendAlone`]), sent again alone by their
+    /// callers.
     retries: PgPool,
 }
 
 impl BatchWork for GroupAppends {
     /// A unit: one append, or a linked set written all or none.
     type Item = Vec<PendingAppend>;
-    type Output = UnitOutcome;
+    type Output = Written;
 
     /// No two appends of one aggregate (the later follows the earlier's events), within the
     /// limits; and no linked set in a group with a standing guard, which no one statement checks.
@@ -298,9 +316,9 @@ impl BatchWork for GroupAppends {
         unit.len() == 1
     }
 
-    async fn run(&self, group: Vec<Vec<PendingAppend>>) -> Vec<UnitOutcome> {
-        if let [unit] = group.as_slice() {
-            return vec![self.lone_unit(unit).await];
+    async fn run(&self, mut group: Vec<Vec<PendingAppend>>) -> Vec<Written> {
+        if let [_] = group.as_slice() {
+            return vec![self.lone_unit(group.swap_remove(0)).await];
         }
         let units: Vec<&[PendingAppend]> = group.iter().map(Vec::as_slice).collect();
         // Taken apart from the statement, so that a failure to connect (nothing sent) is not
@@ -325,31 +343,32 @@ impl BatchWork for GroupAppends {
                 // sequences taken by themselves), and their callers would decide again on top.
                 tracing::warn!(%error, units = group.len(), "a group append lost its connection; its outcome is unknown");
                 let error = StoreError::Database(error);
-                return group.iter().map(|_| Err(error.lossy_copy())).collect();
+                return group
+                    .iter()
+                    .map(|_| Written::Answered(Err(error.lossy_copy())))
+                    .collect();
             }
             Err(error) => {
                 tracing::debug!(%error, units = group.len(), "a group append failed; each unit is sent alone");
                 HashMap::new()
             }
         };
-        // Rare: a conflict, a moved aggregate, a changed standing, or a failed statement. Alone, each unit gets
-        // exactly the answer it would have had without the group.
-        futures::future::join_all(group.iter().map(|unit| {
-            let events = take_unit(&mut written, unit);
-            async move {
-                match events {
-                    Some(events) => Ok(Some(events)),
-                    None => unit_alone(&self.retries, unit).await,
-                }
-            }
-        }))
-        .await
+        // Rare: a conflict, a moved aggregate, a changed standing, or a failed statement. Sent
+        // again alone by its caller, each unit gets exactly the answer it would have had
+        // without the group.
+        group
+            .into_iter()
+            .map(|unit| match take_unit(&mut written, &unit) {
+                Some(events) => Written::Answered(Ok(Some(events))),
+                None => Written::SendAlone(unit),
+            })
+            .collect()
     }
 }
 
 impl GroupAppends {
-    /// A unit alone on the writers' pool, and again on the shared pool when the server had
-    /// ended the session of the connection it got: the writers' pool hands out connections
+    /// A unit alone on the writers' pool, handed back to be sent again on the shared pool when
+    /// the server had ended the session of the connection it got: the writers' pool hands out connections
     /// idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
     /// meanwhile with its notice (`pg_terminate_backend`, `idle_session_timeout`) answers the
     /// first statement sent on it with that `FATAL`, the statement not run
@@ -358,12 +377,11 @@ impl GroupAppends {
     /// open whether the unit was written, and sent again it would be answered as not written.
     ///
     /// Its statement is bounded as a group's is ([`STATEMENT_DEADLINE`]); one the server ended
-    /// at its own timeout (nothing committed) is sent again on the shared pool too, as a failed
-    /// group's units are.
-    async fn lone_unit(&self, unit: &[PendingAppend]) -> UnitOutcome {
+    /// at its own timeout (nothing committed) is handed back too, as a failed group's units are.
+    async fn lone_unit(&self, unit: Vec<PendingAppend>) -> Written {
         let outcome = match self.pool.acquire().await {
             Ok(mut connection) => {
-                match tokio::time::timeout(STATEMENT_DEADLINE, unit_alone(&mut *connection, unit)).await {
+                match tokio::time::timeout(STATEMENT_DEADLINE, unit_alone(&mut *connection, &unit)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(stuck(connection)),
                 }
@@ -375,9 +393,9 @@ impl GroupAppends {
                 if ended_before_the_statement(&error) || cancelled_by_the_server(&error) =>
             {
                 tracing::debug!(%error, "an append did not run (its session had been ended, or it ran out of time); sending it again on the shared pool");
-                unit_alone(&self.retries, unit).await
+                Written::SendAlone(unit)
             }
-            outcome => outcome,
+            outcome => Written::Answered(outcome),
         }
     }
 }

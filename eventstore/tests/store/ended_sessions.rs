@@ -4,7 +4,7 @@
 //! it again elsewhere), and a connection idle longer is tested and replaced before use.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eventstore::database::{
     GENERIC_POOL_TEST_AFTER_IDLE, ended_before_the_statement, generic_plan_pool, outcome_unknown,
@@ -32,22 +32,30 @@ async fn terminate(pool: &PgPool, backend: i32) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_session_ended_while_idle_answers_that_the_statement_did_not_run(pool: PgPool) {
     let appends = generic_plan_pool(&pool, 1, "agentry-test-appends", Duration::from_secs(4));
-    let first = backend_of(&appends).await;
-    assert_eq!(backend_of(&appends).await, first, "one connection, reused");
+    // The pool hands the connection out untested only if it sat idle for under the limit: on
+    // a loaded machine the termination may take longer, and the scenario is tried again.
+    for _ in 0..5 {
+        let first = backend_of(&appends).await;
+        assert_eq!(backend_of(&appends).await, first, "one connection, reused");
+        let used = Instant::now();
 
-    terminate(&pool, first).await;
-    let error = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&appends)
-        .await
-        .expect_err("handed out untested, the ended session fails the statement");
-    assert!(
-        ended_before_the_statement(&error),
-        "the server's notice says the statement did not run: {error:?}"
-    );
-    assert!(!outcome_unknown(&error), "so its outcome is known: {error:?}");
+        terminate(&pool, first).await;
+        let outcome = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&appends).await;
+        if outcome.is_ok() && used.elapsed() >= GENERIC_POOL_TEST_AFTER_IDLE {
+            continue;
+        }
+        let error = outcome.expect_err("handed out untested, the ended session fails the statement");
+        assert!(
+            ended_before_the_statement(&error),
+            "the server's notice says the statement did not run: {error:?}"
+        );
+        assert!(!outcome_unknown(&error), "so its outcome is known: {error:?}");
 
-    let next = backend_of(&appends).await;
-    assert_ne!(next, first, "the ended connection was dropped, a new one serves");
+        let next = backend_of(&appends).await;
+        assert_ne!(next, first, "the ended connection was dropped, a new one serves");
+        return;
+    }
+    panic!("the connection was never handed out within the idle limit");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -147,6 +147,13 @@ async fn a_lone_append_waiting_on_a_lock_past_the_deadline_is_written_once_it_go
     // Longer than the writer waits for an answer: the server has ended the statement by then
     // (its own timeout comes first), and it waits again on the shared pool.
     tokio::time::sleep(APPEND_STATEMENT_DEADLINE + Duration::from_secs(1)).await;
+    // It waits there in its caller's task, not in the writer's: the only writer is free.
+    let beside = append_new(&store, "beside", context(Uuid::now_v7()));
+    tokio::time::timeout(SLACK, beside)
+        .await
+        .expect("the writer does not wait for the append sent again")
+        .unwrap()
+        .expect("and writes the next append");
     held.rollback().await.unwrap();
 
     tokio::time::timeout(SLACK, waiting)
