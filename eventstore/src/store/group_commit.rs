@@ -255,7 +255,8 @@ pub(crate) async fn append_linked(group: &Arc<GroupCommit>, appends: Vec<Pending
     submit(group, appends).await
 }
 
-/// What a group of units does: one statement, then each unit not written alone.
+/// What a group of units does: one statement, each unit it did not write handed back to be sent
+/// again alone.
 pub(crate) struct GroupAppends {
     /// For the group's statement, or a lone unit's: at most one per writer and the urgent one.
     pool: PgPool,
@@ -367,9 +368,9 @@ impl BatchWork for GroupAppends {
 }
 
 impl GroupAppends {
-    /// A unit alone on the writers' pool, handed back to be sent again on the shared pool when
-    /// the server had ended the session of the connection it got: the writers' pool hands out connections
-    /// idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
+    /// A unit alone on the writers' pool, handed back to be sent again on the shared pool
+    /// when the server had ended the session of the connection it got: the writers' pool hands
+    /// out connections idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
     /// meanwhile with its notice (`pg_terminate_backend`, `idle_session_timeout`) answers the
     /// first statement sent on it with that `FATAL`, the statement not run
     /// ([`ended_before_the_statement`]). Any other failure is answered as it is: a connection
