@@ -78,6 +78,7 @@ pub mod email;
 pub mod email_claim;
 pub mod event_schema;
 pub mod event_types;
+pub mod idempotency;
 pub mod impersonation;
 pub mod invitation;
 pub mod key_prefix_claim;

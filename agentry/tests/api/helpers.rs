@@ -217,6 +217,29 @@ impl TestApp {
             .await
             .expect("counting events")
     }
+
+    /// [`event_count`](Self::event_count) once nothing has been recorded for a while: a run's
+    /// last appends (freeing its conversation, say) follow the status a test waited for.
+    pub async fn settled_event_count(&self) -> i64 {
+        let mut count = self.event_count().await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let now = self.event_count().await;
+            if now == count {
+                return count;
+            }
+            count = now;
+        }
+    }
+
+    /// The events of type `event_type` in the store.
+    pub async fn events_of_type(&self, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(&self.pool)
+            .await
+            .expect("counting events")
+    }
 }
 
 impl Drop for TestApp {

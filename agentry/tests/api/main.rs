@@ -19,6 +19,7 @@ mod events;
 mod frozen_backends;
 mod helpers;
 mod history;
+mod idempotency_keys;
 mod identity_flows;
 mod impersonation_end;
 mod invitations;

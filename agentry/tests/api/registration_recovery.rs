@@ -10,7 +10,7 @@ use crate::accounts::{PASSWORD, email_of, login};
 use crate::helpers::TestApp;
 
 /// Makes every append to `aggregate_type` fail until [`heal`] (SQLSTATE P0001, a 500 to the client).
-async fn inject_fault(app: &TestApp, aggregate_type: &str) {
+pub(crate) async fn inject_fault(app: &TestApp, aggregate_type: &str) {
     sqlx::raw_sql(&format!(
         "CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$;
@@ -22,7 +22,7 @@ async fn inject_fault(app: &TestApp, aggregate_type: &str) {
     .unwrap();
 }
 
-async fn heal(app: &TestApp) {
+pub(crate) async fn heal(app: &TestApp) {
     sqlx::raw_sql("DROP TRIGGER injected_fault ON events; DROP FUNCTION injected_fault();")
         .execute(&app.pool)
         .await
@@ -37,14 +37,6 @@ async fn register(app: &TestApp, name: &str, password: &str) -> reqwest::Respons
     .await
 }
 
-async fn count(app: &TestApp, event_type: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
-        .bind(event_type)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registration_interrupted_after_the_email_claim_is_completed_by_a_retry() {
     let app = TestApp::spawn().await;
@@ -52,11 +44,11 @@ async fn a_registration_interrupted_after_the_email_claim_is_completed_by_a_retr
     let interrupted = register(&app, "ann", PASSWORD).await;
     assert_eq!(interrupted.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        count(&app, "email_claim.claimed").await,
+        app.events_of_type("email_claim.claimed").await,
         1,
         "the claim was recorded"
     );
-    assert_eq!(count(&app, "user.registered").await, 0, "the user was not");
+    assert_eq!(app.events_of_type("user.registered").await, 0, "the user was not");
     heal(&app).await;
 
     let retried = register(&app, "ann", PASSWORD).await;
@@ -68,7 +60,7 @@ async fn a_registration_interrupted_after_the_email_claim_is_completed_by_a_retr
         retried.text().await.unwrap()
     );
     assert_eq!(
-        count(&app, "email_claim.claimed").await,
+        app.events_of_type("email_claim.claimed").await,
         1,
         "the claim was reused"
     );
@@ -82,8 +74,8 @@ async fn a_registration_interrupted_before_the_organization_is_completed_only_wi
     inject_fault(&app, "organization").await;
     let interrupted = register(&app, "ann", PASSWORD).await;
     assert_eq!(interrupted.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(count(&app, "user.registered").await, 1);
-    assert_eq!(count(&app, "organization.created").await, 0);
+    assert_eq!(app.events_of_type("user.registered").await, 1);
+    assert_eq!(app.events_of_type("organization.created").await, 0);
     heal(&app).await;
 
     let other_password = register(&app, "ann", "another long passphrase").await;
@@ -100,8 +92,12 @@ async fn a_registration_interrupted_before_the_organization_is_completed_only_wi
         "{}",
         retried.text().await.unwrap()
     );
-    assert_eq!(count(&app, "user.registered").await, 1, "the same user, once");
-    assert_eq!(count(&app, "organization.created").await, 1);
+    assert_eq!(
+        app.events_of_type("user.registered").await,
+        1,
+        "the same user, once"
+    );
+    assert_eq!(app.events_of_type("organization.created").await, 1);
     let again = register(&app, "ann", PASSWORD).await;
     assert_eq!(
         again.status(),

@@ -412,26 +412,12 @@ fn private_to(owner: &Account) -> Vec<String> {
     ]
 }
 
-/// The number of events once nothing is being recorded any more (runs an earlier row's control
-/// started record their steps in the background).
-async fn settled_event_count(app: &TestApp) -> i64 {
-    let mut count = app.event_count().await;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        let now = app.event_count().await;
-        if now == count {
-            return count;
-        }
-        count = now;
-    }
-}
-
 /// Each mismatch as a line, so one run reports every row that leaks.
 async fn check_isolated(app: &TestApp, route: &IdRoute, a: &Account, b: &Account) -> Vec<String> {
     let label = route.label();
     let mut mismatches = Vec::new();
     let resource = (route.setup)(app, a).await;
-    let before = settled_event_count(app).await;
+    let before = app.settled_event_count().await;
 
     let response = route.call(app, &b.access_token, &resource).await;
     match check_problem(response, StatusCode::NOT_FOUND).await {

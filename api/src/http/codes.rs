@@ -61,6 +61,7 @@ error_codes! {
     AuthBusy = "auth_busy": "The service is busy checking passwords; retry after `Retry-After` seconds.",
     TooManyAttempts = "too_many_attempts": "Too many failed logins for this account from this address; refused, even with the right password, for `Retry-After` seconds.",
     Internal = "internal": "A failure on our side; the logs have it under this request's id.",
+    OutcomeUnknown = "outcome_unknown": "The database connection was lost during the request, after what it records may have been sent: it may or may not be recorded. Repeat it with the same `Idempotency-Key` where the operation takes one; otherwise read the resource before repeating it, or it may be done twice.",
     NotReady = "not_ready": "A part the service depends on is failing (readiness).",
     OriginNotAllowed = "origin_not_allowed": "A WebSocket connection from a web page whose origin is not allowed to call the API (`AGENTRY_CORS_ORIGINS`).",
     // The event store.
@@ -69,6 +70,8 @@ error_codes! {
     ConcurrentModification = "concurrent_modification": "The resource changed concurrently too often; retrying the request may succeed.",
     CatchingUp = "catching_up": "The service is catching up with changes of a moment ago and cannot answer this yet; retry after `Retry-After` seconds.",
     NotYetEffective = "not_yet_effective": "The change is recorded but not in effect yet because the service is behind; do not repeat it, retry what depends on it after `Retry-After`.",
+    InvalidIdempotencyKey = "invalid_idempotency_key": "The `Idempotency-Key` header is not 1 to 255 visible ASCII characters (`!` to `~`).",
+    IdempotencyKeyReused = "idempotency_key_reused": "The `Idempotency-Key` was first sent with a different request (the detail says what differs); nothing was done. A new request needs a new key.",
     // Accounts and credentials.
     InvalidEmail = "invalid_email": "The email address is not usable (the detail says why).",
     EmailInvisibleCharacter = "email_invisible_character": "The email address holds an invisible or control character (zero-width, bidirectional control…).",

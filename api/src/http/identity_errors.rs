@@ -66,6 +66,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::TooManyAttempts { retry_after_seconds } => {
                 return Self::too_many(ErrorCode::TooManyAttempts, detail, retry_after_seconds);
             }
+            IdentityError::OutcomeUnknown(_) => return Self::outcome_unknown(&detail),
             IdentityError::Internal(_) => return Self::internal(&detail),
         };
         Self::with_status(status, code, detail)

@@ -32,6 +32,9 @@ impl From<RunsError> for ApiError {
             RunsError::Agent(refusal) => commands::agents::AgentsError::Agent(refusal).into(),
             RunsError::Billing(billing) => billing.into(),
             RunsError::Quota(exceeded) => exceeded.into(),
+            RunsError::IdempotencyKeyReused(_) => {
+                Self::unprocessable(ErrorCode::IdempotencyKeyReused, error.to_string())
+            }
             RunsError::Identity(other) => other.into(),
         }
     }
@@ -44,6 +47,8 @@ fn conversation_problem(error: ConversationError) -> (StatusCode, ErrorCode) {
         ConversationError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::ConversationNotFound),
         ConversationError::TitleTooLong { .. } => (INVALID, ErrorCode::ConversationTitleTooLong),
         ConversationError::RunActive { .. } => (StatusCode::CONFLICT, ErrorCode::RunActive),
+        // Answered with the run by the service; reaching here would be a start that raced.
+        ConversationError::RunAlreadyStarted { .. } => (StatusCode::CONFLICT, ErrorCode::RunExists),
         ConversationError::Archived => (StatusCode::CONFLICT, ErrorCode::ConversationArchived),
         ConversationError::EmptyInput => (INVALID, ErrorCode::InputRequired),
         ConversationError::InputTooLong { .. } => (INVALID, ErrorCode::InputTooLong),

@@ -252,6 +252,7 @@ const FIELD_RULES: &[(&str, &str, &str, ErrorCode)] = &[
     ),
     (PARAMETER, "limit", "", ErrorCode::PageLimitOutOfRange),
     (PARAMETER, "cursor", "", ErrorCode::InvalidCursor),
+    (PARAMETER, "Idempotency-Key", "", ErrorCode::InvalidIdempotencyKey),
 ];
 
 /// Enum types and the code for a value that is none of theirs.

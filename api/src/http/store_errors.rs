@@ -4,7 +4,8 @@ use super::{ApiError, ErrorCode};
 
 /// One problem per event-store outcome. The two refusals are the caller's input (a result too
 /// large to record, text holding U+0000) and get their own codes, never a 500; a lost race is
-/// a 409 like every other; the rest is ours, logged and not shown.
+/// a 409 like every other; a write whose connection was lost has its own code (it may have been
+/// recorded); the rest is ours, logged and not shown.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let detail = error.to_string();
@@ -14,6 +15,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => Self::conflict(ErrorCode::ConcurrentModification, detail),
             StoreError::Database(sqlx::Error::PoolTimedOut) => {
                 Self::unavailable(ErrorCode::DatabaseBusy, detail, super::DATABASE_BUSY_RETRY_AFTER)
+            }
+            StoreError::Database(ref lost) if eventstore::database::outcome_unknown(lost) => {
+                Self::outcome_unknown(&detail)
             }
             StoreError::Serialization { .. }
             | StoreError::SequenceGap { .. }
@@ -63,6 +67,26 @@ mod tests {
             (422, "unstorable_text")
         );
         assert_eq!(problem.0.problem_type, "urn:agentry:problem:unstorable_text");
+    }
+
+    #[test]
+    fn a_write_whose_connection_was_lost_has_its_own_code_and_a_pool_timeout_does_not() {
+        let lost = StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer to the append within 5s",
+        )));
+        let ApiError::Internal(problem) = ApiError::from(lost) else {
+            panic!("500 expected");
+        };
+        assert_eq!(problem.0.code.as_str(), "outcome_unknown");
+        assert!(!problem.0.detail.contains("5s"), "{}", problem.0.detail);
+
+        // Nothing was sent without a connection: busy, not unknown.
+        let busy = ApiError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert!(
+            matches!(busy, ApiError::Unavailable(ref problem, _) if problem.0.code.as_str() == "database_busy"),
+            "{busy:?}"
+        );
     }
 
     #[test]

@@ -53,7 +53,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("listAgents", &[422]),
     // 404 no such agent here; 409 a lost race; 422 a rule of the definition, or no field.
     ("updateAgent", &[404, 409, 422]),
-    // 404 no such agent here; 409 a lost race; 422 the title's length.
+    // 404 no such agent here; 409 a lost race; 422 the title's length, an invalid
+    // `Idempotency-Key`, or the key sent before with another agent or title.
     ("createConversation", &[404, 409, 422]),
     // 404 no such conversation here (or not yet at `as_of`); 503 the view behind.
     ("getConversation", &[404, 503]),
@@ -64,7 +65,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     // 402 no credit left (`insufficient_credits`) or the month's tokens used up
     // (`token_quota_exceeded`); 404 no such conversation here; 409 a run is active, archived, or
     // a lost race (or another node's start of the organization held the quota lock too long);
-    // 422 the input's rules; 429 the concurrent-run limit (`concurrent_run_limit`); 503 the run
+    // 422 the input's rules, an invalid `Idempotency-Key`, or the key sent before with another
+    // input; 429 the concurrent-run limit (`concurrent_run_limit`); 503 the run
     // view behind, under a concurrent-run limit.
     ("createRun", &[402, 404, 409, 422, 429, 503]),
     // 404 no such conversation here; 422 the page limit or cursor; 503 the view behind.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use commands::runs::{ConversationSummary, ConversationView, TranscriptMessage};
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::runs::{RunList, RunStatusName, run_view};
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, Text, TextBlock, WriteBearerAuth};
+use crate::http::{ApiError, BearerAuth, RequestId, Text, TextBlock, WriteBearerAuth, idempotency_key};
 
 /// Conversations of the caller's organization (everyone reads; auditors do not write).
 pub struct ConversationsApi;
@@ -205,15 +205,29 @@ impl ConversationsApi {
     ///
     /// With an agent of the caller's organization (owners, admins and members), pinned at the
     /// agent's current version: later updates of the agent do not change it.
+    ///
+    /// With an `Idempotency-Key`, sending the same request again (after a lost answer, or a 500
+    /// `outcome_unknown`) answers the conversation the first one created, never a second one.
     #[oai(path = "/conversations", method = "post", operation_id = "createConversation")]
     async fn create(
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: WriteBearerAuth,
+        /// A key of the client's choosing (1–255 visible ASCII characters) that makes the request
+        /// safe to repeat: the same key with the same body answers the conversation it created;
+        /// with another body, 422 `idempotency_key_reused`. Keys are the organization's, per
+        /// operation, and never expire.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        key: Header<Option<String>>,
         body: Json<CreateConversationRequest>,
+        request: &poem::Request,
     ) -> Result<ConversationCreatedResponse, ApiError> {
         let body = body.0;
+        let key = idempotency_key(key.0.as_deref(), request)?;
         let (id, agent_version) = state
             .runs
             .create_conversation(
@@ -221,6 +235,7 @@ impl ConversationsApi {
                 auth.0,
                 body.agent_id,
                 body.title.map(|t| t.0),
+                key.as_ref(),
                 request_id.for_events(),
             )
             .await?;
@@ -304,7 +319,12 @@ impl ConversationsApi {
     /// The agent answers `input` in the background: this answers at once with the queued run.
     /// One run per conversation at a time: while another is active, 409 `run_active` names it
     /// in `run_id`. Owners, admins and members.
+    ///
+    /// With an `Idempotency-Key`, sending the same request again answers the run the first one
+    /// started, with its status now, and starts no other.
     #[oai(path = "/conversations/:id/runs", method = "post", operation_id = "createRun")]
+    // Each argument is one documented part of the request (poem-openapi's extractors).
+    #[allow(clippy::too_many_arguments)]
     async fn create_run(
         &self,
         state: Data<&AppState>,
@@ -312,11 +332,29 @@ impl ConversationsApi {
         auth: BearerAuth,
         /// The conversation's id.
         id: Path<Uuid>,
+        /// A key of the client's choosing (1–255 visible ASCII characters) that makes the request
+        /// safe to repeat: the same key with the same input in the same conversation answers
+        /// the run it started (whatever its status now) and starts none; with another input,
+        /// 422 `idempotency_key_reused`. Keys are the organization's, per conversation, and
+        /// never expire.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        key: Header<Option<String>>,
         body: Json<CreateRunRequest>,
+        request: &poem::Request,
     ) -> Result<RunAccepted, ApiError> {
+        let key = idempotency_key(key.0.as_deref(), request)?;
         let (run_id, status) = state
             .runs
-            .start_run(&auth.0, id.0, body.0.input.0, request_id.for_events())
+            .start_run(
+                &auth.0,
+                id.0,
+                body.0.input.0,
+                key.as_ref(),
+                request_id.for_events(),
+            )
             .await?;
         Ok(RunAccepted::Accepted(Json(RunQueued {
             run_id,

@@ -8,6 +8,7 @@ mod dispatch;
 mod error;
 mod held_call;
 mod history;
+mod repeated;
 mod service;
 mod stream_tickets;
 mod views;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use domain::Role;
 use domain::agent::{Agent, AgentDefinition, AgentError};
 use domain::conversation::{Conversation, ConversationCommand, ConversationError, check_input};
+use domain::idempotency::IdempotencyKey;
 use domain::run::{Run, RunCommand, RunError, RunEvent, RunStatus};
 use eventstore::log::FollowerProgress;
 use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, DecidedWith, EventStore};
@@ -146,8 +147,8 @@ pub struct RunService {
     /// moment ago to reach them).
     pub(super) progress: FollowerProgress,
     agents: CommandBus<Agent>,
-    conversations: CommandBus<Conversation>,
-    runs: Arc<CommandBus<Run>>,
+    pub(super) conversations: CommandBus<Conversation>,
+    pub(super) runs: Arc<CommandBus<Run>>,
     pub(super) dispatch: Arc<dyn RunDispatch>,
     /// The organizations' credits, when runs are billed (every process the CLI starts).
     pub(super) billing: Option<Arc<crate::billing::BillingService>>,
@@ -208,13 +209,14 @@ impl RunService {
         mut caller: GuardedCaller,
         agent_id: Uuid,
         title: Option<String>,
+        key: Option<&IdempotencyKey>,
         origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), RunsError> {
         if !caller.confirmed() && may_start_conversations(caller.unconfirmed()).is_err() {
             caller = identity.confirm(&caller).await?;
         }
-        may_start_conversations(caller.unconfirmed())?;
-        let id = Uuid::now_v7();
+        let org_id = may_start_conversations(caller.unconfirmed())?;
+        let id = key.map_or_else(Uuid::now_v7, |key| super::repeated::conversation_id(key, org_id));
         let mut remembered = self.agents.remembered(&agent_id.to_string()).await;
         for _ in 0..AGENT_CHANGED_ATTEMPTS {
             let attempt = self
@@ -236,12 +238,30 @@ impl RunService {
                     may_start_conversations(caller.unconfirmed())?;
                 }
                 Ok(None) => {}
+                // A failure of the store decided nothing with the standing: answered as it is
+                // (a write's `OutcomeUnknown` above all, which a read of the standing failing
+                // in turn would hide).
+                Err(
+                    failure @ RunsError::Identity(
+                        IdentityError::OutcomeUnknown(_)
+                        | IdentityError::DatabaseBusy
+                        | IdentityError::Internal(_),
+                    ),
+                ) => return Err(failure),
                 Err(error) => {
                     // Decided with a remembered standing (an agent of another organization,
                     // say): answered only if the standing read now allows the request at all.
                     if !caller.confirmed() {
                         let confirmed = identity.confirm(&caller).await?;
                         may_start_conversations(confirmed.unconfirmed())?;
+                    }
+                    // Only an id drawn from a key can exist already: the key sent again.
+                    if key.is_some()
+                        && matches!(error, RunsError::Conversation(ConversationError::AlreadyExists))
+                    {
+                        return self
+                            .repeated_conversation(org_id, id, agent_id, title.as_deref())
+                            .await;
                     }
                     return Err(error);
                 }
@@ -320,17 +340,53 @@ impl RunService {
         caller: &Caller,
         conversation_id: Uuid,
         input: String,
+        key: Option<&IdempotencyKey>,
         origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, RunStatus), RunsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "start runs")?;
+        let Some(key) = key else {
+            return self
+                .start_new_run(caller, org_id, conversation_id, Uuid::now_v7(), input, origin)
+                .await;
+        };
+        let run_id = super::repeated::run_id(key, org_id, conversation_id);
+        // A key sent again finds its run before any limit is counted: repeating a start that
+        // happened costs nothing and is refused nothing.
+        if self.started_before(org_id, conversation_id, run_id).await? {
+            return self.repeated_start(org_id, conversation_id, run_id, &input).await;
+        }
+        let started = self
+            .start_new_run(caller, org_id, conversation_id, run_id, input.clone(), origin)
+            .await;
+        match started {
+            // A limit counted the run of the same key that a racing start was recording
+            // (admission waits for it): the start happened, and this is its repeat.
+            Err(RunsError::Quota(_) | RunsError::Billing(_))
+                if self.started_before(org_id, conversation_id, run_id).await? =>
+            {
+                self.repeated_start(org_id, conversation_id, run_id, &input).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`start_run`](Self::start_run) of a run that `run_id` names for the first time.
+    async fn start_new_run(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        conversation_id: Uuid,
+        run_id: Uuid,
+        input: String,
+        origin: Option<RequestOrigin>,
+    ) -> Result<(Uuid, RunStatus), RunsError> {
         // Held until the run is recorded: no other start of the organization counts runs meanwhile.
         let _admission = self.quotas.admit_run(org_id).await?;
         let conversation = self.conversation_in_org(org_id, conversation_id).await?;
         check_input(&input)?;
         self.require_credit(org_id).await?;
         let context = caller.context(origin);
-        let run_id = Uuid::now_v7();
         let claim = ConversationCommand::StartRun {
             run_id,
             input: input.clone(),
@@ -343,6 +399,11 @@ impl RunService {
                 .await
             {
                 Ok(_) => break,
+                // Only an id drawn from a key can have been started: the key sent again, by a
+                // start racing this one or one interrupted before it recorded the run.
+                Err(CommandError::Rejected(ConversationError::RunAlreadyStarted { .. })) => {
+                    return self.repeated_start(org_id, conversation_id, run_id, &input).await;
+                }
                 Err(CommandError::Rejected(ConversationError::RunActive { run_id: active }))
                     if !settled_once =>
                 {
@@ -376,21 +437,7 @@ impl RunService {
         let run = self.runs.load(&active.to_string()).await?;
         let org_id = conversation.org_id().unwrap_or_default();
         if !run.exists() {
-            let latest = self.conversations.load(&conversation_id.to_string()).await?;
-            if let Some(claim) = latest.active_run().filter(|claim| claim.run_id == active) {
-                let context = CommandContext::system(Some(org_id));
-                let version = self
-                    .record_run(
-                        &latest,
-                        org_id,
-                        conversation_id,
-                        active,
-                        claim.input.clone(),
-                        &context,
-                    )
-                    .await?;
-                self.dispatch.dispatch(active, version);
-            }
+            self.record_claimed_run(org_id, conversation_id, active).await?;
             return Ok(false);
         }
         if run.status().is_terminal() {
@@ -398,6 +445,35 @@ impl RunService {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Records `run_id` and hands it to an executor when the conversation's active run is that
+    /// run and a start was interrupted after claiming the conversation (or is recording it at
+    /// this moment: recording is idempotent, and an executor takes a run once). Answers the
+    /// claim's input, or `None` when the conversation's active run is another or none.
+    pub(super) async fn record_claimed_run(
+        &self,
+        org_id: Uuid,
+        conversation_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<Option<String>, RunsError> {
+        let latest = self.conversations.load(&conversation_id.to_string()).await?;
+        let Some(claim) = latest.active_run().filter(|claim| claim.run_id == run_id) else {
+            return Ok(None);
+        };
+        let context = CommandContext::system(Some(org_id));
+        let version = self
+            .record_run(
+                &latest,
+                org_id,
+                conversation_id,
+                run_id,
+                claim.input.clone(),
+                &context,
+            )
+            .await?;
+        self.dispatch.dispatch(run_id, version);
+        Ok(Some(claim.input.clone()))
     }
 
     /// Records the run as queued; answers its version then (1: `run.queued` is a run's first
@@ -725,7 +801,7 @@ impl RunService {
         Ok(events.into_iter().map(|(_, event)| event).collect())
     }
 
-    async fn run_with_events(&self, id: Uuid) -> Result<(Run, Vec<RunEvent>), RunsError> {
+    pub(super) async fn run_with_events(&self, id: Uuid) -> Result<(Run, Vec<RunEvent>), RunsError> {
         let events = self.run_events(id).await?;
         let mut run = Run::default();
         for event in &events {

@@ -75,6 +75,14 @@ impl Conversation {
         self.archived
     }
 
+    /// Whether a `Create` with this agent and title (as it would record it, trimmed) is the one
+    /// that created the conversation: a request repeated with its idempotency key is, one that
+    /// reuses the key for something else is not.
+    pub fn created_with(&self, agent_id: Uuid, title: Option<&str>) -> bool {
+        let title = title.map(str::trim).filter(|title| !title.is_empty());
+        self.exists() && self.agent_id == agent_id && self.title.as_deref() == title
+    }
+
     fn create(&self, org_id: Uuid, agent_id: Uuid, agent_version: u32, title: Option<String>) -> Decision {
         if self.exists() {
             return Err(ConversationError::AlreadyExists);
@@ -100,6 +108,9 @@ impl Conversation {
     fn start_run(&self, run_id: Uuid, input: String) -> Decision {
         if !self.exists() {
             return Err(ConversationError::NotFound);
+        }
+        if self.runs.contains(&run_id) {
+            return Err(ConversationError::RunAlreadyStarted { run_id });
         }
         if let Some(active) = &self.active {
             return Err(ConversationError::RunActive {
@@ -257,6 +268,47 @@ mod tests {
                 run_id: Uuid::from_u128(11),
                 input: "hello".to_owned(),
             }]);
+    }
+
+    #[test]
+    fn a_run_started_before_is_not_started_again_active_or_ended() {
+        let first = ConversationEvent::RunStarted {
+            run_id: Uuid::from_u128(10),
+            input: "hello".to_owned(),
+        };
+        let refused = ConversationError::RunAlreadyStarted {
+            run_id: Uuid::from_u128(10),
+        };
+        TestFramework::<Conversation>::with(())
+            .given(vec![created(), first.clone()])
+            .when(start(10))
+            .then_expect_error(refused.clone());
+        TestFramework::<Conversation>::with(())
+            .given(vec![
+                created(),
+                first,
+                ConversationEvent::RunEnded {
+                    run_id: Uuid::from_u128(10),
+                },
+            ])
+            .when(start(10))
+            .then_expect_error(refused);
+    }
+
+    #[test]
+    fn created_with_tells_the_same_creation_from_another() {
+        let mut conversation = Conversation::default();
+        assert!(!conversation.created_with(Uuid::from_u128(2), None));
+        conversation.apply(ConversationEvent::Created {
+            org_id: Uuid::from_u128(1),
+            agent_id: Uuid::from_u128(2),
+            agent_version: 3,
+            title: Some("Trip".to_owned()),
+        });
+        assert!(conversation.created_with(Uuid::from_u128(2), Some(" Trip ")));
+        assert!(!conversation.created_with(Uuid::from_u128(2), Some("Other")));
+        assert!(!conversation.created_with(Uuid::from_u128(2), None));
+        assert!(!conversation.created_with(Uuid::from_u128(9), Some("Trip")));
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub enum ConversationError {
         /// The active run.
         run_id: Uuid,
     },
+    /// This run was started in the conversation before: an idempotency key sent again (its
+    /// run id is drawn from the key), which the caller answers with the run as it stands.
+    #[error("run {run_id} was already started in this conversation")]
+    RunAlreadyStarted {
+        /// The run.
+        run_id: Uuid,
+    },
     /// The conversation was archived.
     #[error("the conversation is archived and takes no new runs")]
     Archived,
