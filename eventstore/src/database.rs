@@ -77,7 +77,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// while it sat idle for less than that fails its first statement with that `FATAL`, the
 /// statement not run, and the group commit sends it again on the shared pool
 /// ([`ended_before_the_statement`]); one lost without a notice fails it with an I/O error,
-/// answered as it is. Without the test, +0.9% to +9.2% conversations per second over six
+/// answered `StoreError::OutcomeUnknown`. Without the test, +0.9% to +9.2% conversations per second over six
 /// pairs, within the spread of `main`'s own runs for most (BENCHMARKS.md, "Appends without the
 /// pool's test").
 ///

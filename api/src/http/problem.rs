@@ -255,8 +255,7 @@ impl ApiError {
     /// 500 `outcome_unknown`: logs `error` and says only that what the request records may or
     /// may not be recorded. A 500 like any failure of ours, with a code of its own because the
     /// client's next step differs: repeating blindly may do the work twice, so it repeats with
-    /// its idempotency key or reads first. (A read that lost its connection gets it too: the
-    /// store cannot tell its statements apart there, and the advice is harmless for a read.)
+    /// its idempotency key or reads first. Only an append answers it (`StoreError::OutcomeUnknown`).
     pub fn outcome_unknown(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "the outcome of a write is unknown");
         Self::Internal(Json(Problem::new(

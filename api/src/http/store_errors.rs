@@ -16,9 +16,7 @@ impl From<StoreError> for ApiError {
             StoreError::Database(sqlx::Error::PoolTimedOut) => {
                 Self::unavailable(ErrorCode::DatabaseBusy, detail, super::DATABASE_BUSY_RETRY_AFTER)
             }
-            StoreError::Database(ref lost) if eventstore::database::outcome_unknown(lost) => {
-                Self::outcome_unknown(&detail)
-            }
+            StoreError::OutcomeUnknown(_) => Self::outcome_unknown(&detail),
             StoreError::Serialization { .. }
             | StoreError::SequenceGap { .. }
             | StoreError::Unexpected(_)
@@ -70,16 +68,23 @@ mod tests {
     }
 
     #[test]
-    fn a_write_whose_connection_was_lost_has_its_own_code_and_a_pool_timeout_does_not() {
-        let lost = StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer to the append within 5s",
-        )));
-        let ApiError::Internal(problem) = ApiError::from(lost) else {
+    fn an_append_whose_outcome_is_unknown_has_its_own_code_and_other_failures_do_not() {
+        let unknown = StoreError::OutcomeUnknown("no answer to the append within 5s".into());
+        let ApiError::Internal(problem) = ApiError::from(unknown) else {
             panic!("500 expected");
         };
         assert_eq!(problem.0.code.as_str(), "outcome_unknown");
         assert!(!problem.0.detail.contains("5s"), "{}", problem.0.detail);
+
+        // A lost connection the append path did not answer so (a read's): ours, nothing more.
+        let lost = StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        )));
+        let ApiError::Internal(problem) = ApiError::from(lost) else {
+            panic!("500 expected");
+        };
+        assert_eq!(problem.0.code.as_str(), "internal");
 
         // Nothing was sent without a connection: busy, not unknown.
         let busy = ApiError::from(StoreError::Database(sqlx::Error::PoolTimedOut));

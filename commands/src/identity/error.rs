@@ -109,9 +109,9 @@ pub enum IdentityError {
         /// Seconds until attempts are admitted again.
         retry_after_seconds: u64,
     },
-    /// The connection to the database was lost after what the request records may have reached
-    /// it (`eventstore::database::outcome_unknown`): it may or may not be recorded, so the
-    /// caller reads before repeating. The detail is for logs only.
+    /// An append's connection was lost after it may have reached the database
+    /// (`StoreError::OutcomeUnknown`): it may or may not be recorded, so the caller repeats
+    /// with its idempotency key or reads first. The detail is for logs only.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
     /// A failure on our side; the detail is for logs only.
@@ -223,9 +223,7 @@ impl From<StoreError> for IdentityError {
         match error {
             StoreError::EventTooLarge { .. } | StoreError::UnstorableText { .. } => Self::Unstorable(error),
             StoreError::Database(sqlx::Error::PoolTimedOut) => Self::DatabaseBusy,
-            StoreError::Database(lost) if eventstore::database::outcome_unknown(&lost) => {
-                Self::OutcomeUnknown(lost.to_string())
-            }
+            StoreError::OutcomeUnknown(text) => Self::OutcomeUnknown(text),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -61,6 +61,15 @@ pub enum StoreError {
     /// number): never papered over, since a wrong cursor would skip or repeat events.
     #[error("unexpected value from the event store: {0}")]
     Unexpected(String),
+    /// An append's connection was lost after its statement may have reached the server, with
+    /// no word from it ([`database::outcome_unknown`](crate::database::outcome_unknown), or no
+    /// answer within the appends' deadline): it may have been committed, or not. Never sent
+    /// again (its rows would be found taken and answered "not written"). Only the group
+    /// commit's appends answer it (every append of the service), so a read, or a failure to
+    /// connect, is never taken for one; `append_with`, on a caller's executor, answers the
+    /// database's error as it is.
+    #[error("whether the append was written is unknown: {0}")]
+    OutcomeUnknown(String),
     /// The database failed or could not be reached.
     #[error("event store database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -68,10 +77,9 @@ pub enum StoreError {
 
 impl StoreError {
     /// The same failure for another caller that shared the attempt (the database error is not
-    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event) is kept, and
-    /// so are an I/O or protocol error, which `database::outcome_unknown` reads as a lost
-    /// connection (the group commit answers every unit of a statement so lost with copies);
-    /// any other failure becomes its message.
+    /// `Clone`): what callers tell apart (a conflict, a busy pool, a refused event, an unknown
+    /// outcome) is kept, and so are an I/O or protocol error (for the log, which names them
+    /// better than a message); any other failure becomes its message.
     pub fn lossy_copy(&self) -> Self {
         match self {
             Self::Conflict {
@@ -81,6 +89,7 @@ impl StoreError {
                 aggregate_type: aggregate_type.clone(),
                 aggregate_id: aggregate_id.clone(),
             },
+            Self::OutcomeUnknown(text) => Self::OutcomeUnknown(text.clone()),
             Self::Database(sqlx::Error::PoolTimedOut) => Self::Database(sqlx::Error::PoolTimedOut),
             Self::Database(sqlx::Error::PoolClosed) => Self::Database(sqlx::Error::PoolClosed),
             Self::Database(sqlx::Error::Io(error)) => Self::Database(sqlx::Error::Io(std::io::Error::new(

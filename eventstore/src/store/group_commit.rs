@@ -13,7 +13,7 @@
 //! answer it would have had without grouping (a conflict, or "moved, nothing written"). A statement that fails (a race on a sequence between two nodes)
 //! has written nothing, and each of its appends is sent again alone too; but one whose
 //! connection was lost with no word from the server may have been committed, and each of its
-//! appends is answered that error (`outcome_unknown`) rather than "not written".
+//! appends is answered [`StoreError::OutcomeUnknown`] rather than "not written".
 //!
 //! Each append keeps its own metadata, so its events name their own command, actor and
 //! correlation. They share a transaction id, which followers handle as any multi-event append.
@@ -53,9 +53,9 @@ pub const DEFAULT_WRITERS: usize = 2;
 /// How long a writer waits for its statement's answer. Past it the connection is taken for
 /// stuck (its backend frozen by SIGSTOP or a paused VM, or its host gone without a reset, which
 /// TCP alone may never notice: a frozen backend's kernel still acknowledges), closed rather
-/// than returned to the pool, and each of the statement's units answered an error that leaves
-/// its outcome open ([`outcome_unknown`]): the server may still commit the statement once it
-/// runs again. Without it, a backend frozen under a statement held its writer, and every append
+/// than returned to the pool, and each of the statement's units answered
+/// [`StoreError::OutcomeUnknown`]: the server may still commit the statement once it runs
+/// again. Without it, a backend frozen under a statement held its writer, and every append
 /// queued behind it, for good. A statement merely slow in its execution (waiting on a lock, a
 /// slow scan) is ended by the server first, at [`SERVER_STATEMENT_TIMEOUT`], with nothing
 /// committed, and its units are sent again alone on the shared pool by their callers, which
@@ -230,7 +230,12 @@ pub(crate) enum Written {
 async fn submit(group: &Arc<GroupCommit>, unit: Vec<PendingAppend>) -> UnitOutcome {
     match group.submit(unit).await {
         Ok(Written::Answered(outcome)) => outcome,
-        Ok(Written::SendAlone(unit)) => unit_alone(&group.work().retries, &unit).await,
+        // Its connection taken apart from the statement, as the writers' are: a failure to
+        // connect sent nothing.
+        Ok(Written::SendAlone(unit)) => match group.work().retries.acquire().await {
+            Ok(mut connection) => open_outcome(unit_alone(&mut *connection, &unit).await),
+            Err(error) => Err(StoreError::Database(error)),
+        },
         Err(lost) => Err(StoreError::Unexpected(lost.to_string())),
     }
 }
@@ -336,17 +341,17 @@ impl BatchWork for GroupAppends {
                 Ok(HashMap::new())
             }
         };
-        let mut written = match sent {
+        let mut written = match sent.map_err(lost_under_the_statement) {
             Ok(written) => written,
-            Err(StoreError::Database(error)) if outcome_unknown(&error) => {
-                // The connection was lost with no word from the server: the statement may have
-                // been committed. Sent again, its units would be answered "not written" (their
-                // sequences taken by themselves), and their callers would decide again on top.
-                tracing::warn!(%error, units = group.len(), "a group append lost its connection; its outcome is unknown");
-                let error = StoreError::Database(error);
+            Err(unknown @ StoreError::OutcomeUnknown(_)) => {
+                // The connection was lost with no word from the server, or no answer came in
+                // time: the statement may have been committed. Sent again, its units would be
+                // answered "not written" (their sequences taken by themselves), and their
+                // callers would decide again on top.
+                tracing::warn!(error = %unknown, units = group.len(), "a group append lost its connection; its outcome is unknown");
                 return group
                     .iter()
-                    .map(|_| Written::Answered(Err(error.lossy_copy())))
+                    .map(|_| Written::Answered(Err(unknown.lossy_copy())))
                     .collect();
             }
             Err(error) => {
@@ -373,9 +378,10 @@ impl GroupAppends {
     /// out connections idle for less than a second untested ([`generic_plan_pool`]), so one Postgres ended
     /// meanwhile with its notice (`pg_terminate_backend`, `idle_session_timeout`) answers the
     /// first statement sent on it with that `FATAL`, the statement not run
-    /// ([`ended_before_the_statement`]). Any other failure is answered as it is: a connection
-    /// lost without that notice (a crash, a failover, a vanished host: an I/O error) leaves
-    /// open whether the unit was written, and sent again it would be answered as not written.
+    /// ([`ended_before_the_statement`]). Any other failure is answered as it is, and a
+    /// connection lost without that notice (a crash, a failover, a vanished host: an I/O error)
+    /// as [`StoreError::OutcomeUnknown`]: it leaves open whether the unit was written, and sent
+    /// again it would be answered as not written.
     ///
     /// Its statement is bounded as a group's is ([`STATEMENT_DEADLINE`]); one the server ended
     /// at its own timeout (nothing committed) is handed back too, as a failed group's units are.
@@ -383,7 +389,7 @@ impl GroupAppends {
         let outcome = match self.pool.acquire().await {
             Ok(mut connection) => {
                 match tokio::time::timeout(STATEMENT_DEADLINE, unit_alone(&mut *connection, &unit)).await {
-                    Ok(outcome) => outcome,
+                    Ok(outcome) => open_outcome(outcome),
                     Err(_) => Err(stuck(connection)),
                 }
             }
@@ -435,12 +441,25 @@ fn take_unit(
 fn stuck(connection: PoolConnection<Postgres>) -> StoreError {
     drop(connection.detach());
     tracing::warn!(deadline = ?STATEMENT_DEADLINE, "an append had no answer in time; its connection is closed and its outcome unknown");
-    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!(
-            "no answer to the append within {STATEMENT_DEADLINE:?}: its connection was closed, and whether it was written is unknown"
-        ),
-    )))
+    StoreError::OutcomeUnknown(format!(
+        "no answer to the append within {STATEMENT_DEADLINE:?}: its connection was closed"
+    ))
+}
+
+/// A statement's failure, with a connection lost under it read as what it is: the statement
+/// may have been committed ([`StoreError::OutcomeUnknown`]).
+fn lost_under_the_statement(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Database(error) if outcome_unknown(&error) => {
+            StoreError::OutcomeUnknown(error.to_string())
+        }
+        error => error,
+    }
+}
+
+/// [`lost_under_the_statement`] for a unit's outcome.
+fn open_outcome(outcome: UnitOutcome) -> UnitOutcome {
+    outcome.map_err(lost_under_the_statement)
 }
 
 /// One unit in a statement of its own: one append as it always was, a linked set all or none.
@@ -568,7 +587,33 @@ async fn append_group<'e, E: PgExecutor<'e>>(
 
 #[cfg(test)]
 mod tests {
-    use super::{APPEND_GROUP, APPEND_GUARDED_GROUP, APPEND_UNITS};
+    use super::{APPEND_GROUP, APPEND_GUARDED_GROUP, APPEND_UNITS, lost_under_the_statement};
+    use crate::StoreError;
+
+    /// A connection lost under a statement leaves its outcome open; a busy pool (nothing sent)
+    /// and a conflict do not.
+    #[test]
+    fn only_a_connection_lost_under_the_statement_leaves_the_outcome_unknown() {
+        let io = |kind| sqlx::Error::Io(std::io::Error::new(kind, "lost"));
+        for lost in [
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::UnexpectedEof),
+            sqlx::Error::Protocol("unexpected message".into()),
+        ] {
+            let answered = lost_under_the_statement(StoreError::Database(lost));
+            assert!(matches!(answered, StoreError::OutcomeUnknown(_)), "{answered:?}");
+        }
+        let busy = lost_under_the_statement(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert!(
+            matches!(busy, StoreError::Database(sqlx::Error::PoolTimedOut)),
+            "{busy:?}"
+        );
+        let conflict = lost_under_the_statement(StoreError::Conflict {
+            aggregate_type: "run".into(),
+            aggregate_id: "1".into(),
+        });
+        assert!(matches!(conflict, StoreError::Conflict { .. }), "{conflict:?}");
+    }
 
     /// The statements write rows the same way; only which appends are writable differs, and
     /// only the guarded one reads the identity view.
