@@ -523,3 +523,82 @@ async fn an_administrators_refund_of_a_purchase_refunds_its_money_through_stripe
     assert_eq!(problem["code"], "refund_exceeds_purchase", "{problem}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_checkout_repeated_with_its_key_answers_the_same_session() {
+    let stripe = StripeServer::start().await;
+    let app = stripe_app(&stripe).await;
+    let owner = register(&app, "owner").await;
+    let checkout = |token: String, key: Option<&'static str>, credits: u64| {
+        let app = &app;
+        async move {
+            let mut request = app
+                .with_bearer(token)
+                .request(reqwest::Method::POST, "/v1/billing/checkout")
+                .json(&json!({ "credits": credits }));
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    let token = || owner.access_token.clone();
+
+    // Without a key, two requests are two sessions (the path a key changes).
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let created = expect_json(
+            checkout(token(), None, 2_500_000).await,
+            StatusCode::CREATED,
+            "checkout",
+        )
+        .await;
+        sessions.push(created["session_id"].clone());
+    }
+    assert_ne!(sessions[0], sessions[1]);
+
+    let first = expect_json(
+        checkout(token(), Some("buy-1"), 2_500_000).await,
+        StatusCode::CREATED,
+        "checkout with a key",
+    )
+    .await;
+    let again = expect_json(
+        checkout(token(), Some("buy-1"), 2_500_000).await,
+        StatusCode::CREATED,
+        "the same key again",
+    )
+    .await;
+    assert_eq!(again, first, "the repeat answers the first session");
+
+    let refused = assert_problem(
+        checkout(token(), Some("buy-1"), 5_000_000).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["code"], "idempotency_key_reused", "{refused}");
+
+    // Another organization's key of the same text is its own, at Stripe too.
+    let stranger = register(&app, "stranger").await;
+    let theirs = expect_json(
+        checkout(stranger.access_token.clone(), Some("buy-1"), 2_500_000).await,
+        StatusCode::CREATED,
+        "another organization's key",
+    )
+    .await;
+    assert_ne!(theirs["session_id"], first["session_id"]);
+    let keys: Vec<Option<String>> = stripe
+        .requests("/v1/checkout/sessions")
+        .into_iter()
+        .map(|request| request.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    assert_ne!(keys[0], keys[1], "without a key, each request its own: {keys:?}");
+    assert_eq!(keys[2], keys[3], "{keys:?}");
+    assert_ne!(keys[5], keys[2], "{keys:?}");
+    assert!(
+        !keys[2].as_deref().unwrap().contains("buy-1"),
+        "the client's key is not sent as it is"
+    );
+    app.cleanup().await;
+}

@@ -31,9 +31,15 @@ pub struct StripeRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// A request's form parameters and Stripe's answer to it.
+type Reply = (HashMap<String, String>, Value);
+
 #[derive(Default)]
 struct State {
     requests: Mutex<Vec<StripeRequest>>,
+    /// What each idempotency key was first sent with, and the answer then: Stripe answers a
+    /// repeat with the same parameters as it did the first time, and refuses other parameters.
+    replies: Mutex<HashMap<String, Reply>>,
 }
 
 /// A local Stripe; stops serving when dropped.
@@ -121,8 +127,28 @@ fn create_session(
     let Some(n) = record(&state, request, form.clone()) else {
         return unauthorized();
     };
+    let key = request.header("idempotency-key").map(str::to_owned);
+    let mut replies = state.replies.lock().unwrap();
+    if let Some((first_form, first_answer)) = key.as_ref().and_then(|key| replies.get(key)) {
+        if *first_form != form {
+            let body = json!({ "error": {
+                "type": "idempotency_error",
+                "message": "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+            }});
+            return Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .content_type("application/json")
+                .body(body.to_string());
+        }
+        let mut replayed = json_response(first_answer.clone());
+        replayed.headers_mut().insert(
+            "idempotent-replayed",
+            poem::http::HeaderValue::from_static("true"),
+        );
+        return replayed;
+    }
     let id = format!("cs_test_{n}");
-    json_response(json!({
+    let answer = json!({
         "id": id,
         "object": "checkout.session",
         "url": format!("https://checkout.stripe.test/c/pay/{id}"),
@@ -130,7 +156,11 @@ fn create_session(
         "client_reference_id": form.get("client_reference_id"),
         "payment_status": "unpaid",
         "status": "open",
-    }))
+    });
+    if let Some(key) = key {
+        replies.insert(key, (form, answer.clone()));
+    }
+    json_response(answer)
 }
 
 #[handler]

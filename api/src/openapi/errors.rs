@@ -141,7 +141,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     ("getBalance", &[404, 409]),
     // 409 a lost race opening the account; 422 the page limit or cursor.
     ("listLedgerEntries", &[409, 422]),
-    // 422 the amount, or under Stripe's smallest charge; 503 Stripe not configured or failing.
+    // 422 the amount, under Stripe's smallest charge, an invalid `Idempotency-Key`, or the key
+    // sent before with other credits; 503 Stripe not configured or failing.
     ("createCheckoutSession", &[422, 503]),
     // 400 signature missing, malformed, not matching or stale, or an unreadable event; 409 a
     // lost race on the account; 503 no webhook secret configured. 401/403/429 do not apply

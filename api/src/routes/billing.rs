@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, RequestId, SignedBody};
+use crate::http::{ApiError, BearerAuth, RequestId, SignedBody, idempotency_key};
 
 /// The organization's credits, and Stripe.
 pub struct BillingApi;
@@ -287,6 +287,9 @@ impl BillingApi {
     /// Creates a Stripe Checkout Session for `credits` (owners and admins) and answers where to
     /// pay. The credits are granted once Stripe reports the payment to the webhook. 503
     /// `stripe_not_configured` on a deployment without Stripe.
+    ///
+    /// With an `Idempotency-Key`, the same request repeated within 24 hours (Stripe's limit)
+    /// answers the session the first one created, so a buyer is never sent two.
     #[oai(
         path = "/billing/checkout",
         method = "post",
@@ -297,11 +300,22 @@ impl BillingApi {
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// A key of the client's choosing (1–255 visible ASCII characters) that makes the request
+        /// safe to repeat: the same key with the same credits within 24 hours answers the session
+        /// it created; with other credits, 422 `idempotency_key_reused`. Keys are the
+        /// organization's.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        key: Header<Option<String>>,
         body: Json<CheckoutRequest>,
+        request: &poem::Request,
     ) -> Result<CheckoutCreated, ApiError> {
+        let key = idempotency_key(key.0.as_deref(), request)?;
         let session = state
             .billing
-            .checkout(&auth.0, body.credits, request_id.for_events())
+            .checkout(&auth.0, body.credits, key.as_ref(), request_id.for_events())
             .await?;
         Ok(CheckoutCreated::Created(Json(CheckoutResponse {
             checkout_url: session.url,

@@ -4,13 +4,14 @@ use domain::Role;
 use std::sync::Arc;
 
 use domain::credit_account::{CreditAccount, CreditAccountCommand, CreditAccountError, CreditAccountEvent};
+use domain::idempotency::IdempotencyKey;
 use domain::organization::OrganizationError;
 use eventstore::store::CoalescingBus;
 use eventstore::{CommandBus, CommandContext, CommandError, CommitObserver, EventStore, RequestOrigin};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::stripe::{CheckoutSession, StripeClient};
+use super::stripe::{CheckoutSession, StripeCallError, StripeClient};
 use super::{BillingConfig, BillingError, StripeConfig};
 use crate::identity::{Caller, IdentityError};
 
@@ -155,10 +156,15 @@ impl BillingService {
     /// Creates a Stripe Checkout Session for `credits` (owners and admins). The session carries
     /// the organization and the credits in its metadata (and its PaymentIntent's), which the
     /// webhook reads back when Stripe reports the payment.
+    ///
+    /// With the client's idempotency `key`, Stripe's own key is drawn from it (and the
+    /// organization), so the same request repeated answers the session Stripe created for the
+    /// first, for as long as Stripe keeps keys (24 hours); without one, each request is its own.
     pub async fn checkout(
         &self,
         caller: &Caller,
         credits: u64,
+        key: Option<&IdempotencyKey>,
         origin: Option<RequestOrigin>,
     ) -> Result<CheckoutSession, BillingError> {
         let org_id = caller.org()?;
@@ -173,13 +179,18 @@ impl BillingService {
             });
         }
         let form = checkout_form(config, org_id, credits, amount);
-        let idempotency_key = origin
-            .map(|origin| format!("agentry-checkout-{}", origin.request_id))
-            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let idempotency_key = match (key, origin) {
+            (Some(key), _) => format!("agentry-checkout-{}", key.id_for(org_id, "checkout", Uuid::nil())),
+            (None, Some(origin)) => format!("agentry-checkout-{}", origin.request_id),
+            (None, None) => Uuid::now_v7().to_string(),
+        };
         let session = stripe
             .create_checkout_session(&form, &idempotency_key)
             .await
-            .map_err(BillingError::Stripe)?;
+            .map_err(|error| match error {
+                StripeCallError::KeyReused(_) => BillingError::IdempotencyKeyReused,
+                StripeCallError::Failed(text) => BillingError::Stripe(text),
+            })?;
         tracing::info!(org = %org_id, credits, amount, session = %session.id, "checkout session created");
         Ok(session)
     }

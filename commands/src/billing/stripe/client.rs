@@ -18,6 +18,18 @@ pub struct CheckoutSession {
     pub url: String,
 }
 
+/// Why a Stripe call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeCallError {
+    /// Stripe refused the idempotency key: it was first sent with other parameters
+    /// (`idempotency_error`), which a client's `Idempotency-Key` reused for another request is.
+    #[error("Stripe refused the idempotency key: {0}")]
+    KeyReused(String),
+    /// Stripe could not be reached, answered an error, or answered what cannot be read.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Talks to Stripe at a base URL (`STRIPE_API_BASE`) with a secret key.
 #[derive(Clone)]
 pub struct StripeClient {
@@ -46,9 +58,10 @@ impl StripeClient {
         &self,
         form: &[(String, String)],
         idempotency_key: &str,
-    ) -> Result<CheckoutSession, String> {
+    ) -> Result<CheckoutSession, StripeCallError> {
         let answer = self.post("/v1/checkout/sessions", form, idempotency_key).await?;
-        serde_json::from_value(answer).map_err(|error| format!("unexpected Checkout Session: {error}"))
+        serde_json::from_value(answer)
+            .map_err(|error| StripeCallError::Failed(format!("unexpected Checkout Session: {error}")))
     }
 
     /// `POST /v1/refunds` of `amount` cents of `payment_intent`; answers the refund's id.
@@ -67,7 +80,10 @@ impl StripeClient {
         for (key, value) in metadata {
             form.push((format!("metadata[{key}]"), value.clone()));
         }
-        let answer = self.post("/v1/refunds", &form, idempotency_key).await?;
+        let answer = self
+            .post("/v1/refunds", &form, idempotency_key)
+            .await
+            .map_err(|error| error.to_string())?;
         answer["id"]
             .as_str()
             .map(str::to_owned)
@@ -79,7 +95,7 @@ impl StripeClient {
         path: &str,
         form: &[(String, String)],
         idempotency_key: &str,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, StripeCallError> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -92,20 +108,26 @@ impl StripeClient {
             .body(body)
             .send()
             .await
-            .map_err(|error| format!("cannot reach Stripe: {}", without_url(&error)))?;
+            .map_err(|error| {
+                StripeCallError::Failed(format!("cannot reach Stripe: {}", without_url(&error)))
+            })?;
         let status = response.status();
         let answer: Value = response.json().await.map_err(|error| {
-            format!(
+            StripeCallError::Failed(format!(
                 "Stripe answered {status} with a body that is not JSON: {}",
                 without_url(&error)
-            )
+            ))
         })?;
         if status.is_success() {
-            Ok(answer)
-        } else {
-            let message = answer["error"]["message"].as_str().unwrap_or("no message");
-            Err(format!("Stripe answered {status}: {message}"))
+            return Ok(answer);
         }
+        let message = answer["error"]["message"].as_str().unwrap_or("no message");
+        if answer["error"]["type"] == "idempotency_error" {
+            return Err(StripeCallError::KeyReused(message.to_owned()));
+        }
+        Err(StripeCallError::Failed(format!(
+            "Stripe answered {status}: {message}"
+        )))
     }
 }
 

@@ -9,5 +9,5 @@
 mod client;
 mod signature;
 
-pub use client::{CheckoutSession, StripeClient};
+pub use client::{CheckoutSession, StripeCallError, StripeClient};
 pub use signature::{SignatureError, sign, verify};
