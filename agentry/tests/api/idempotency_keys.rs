@@ -7,7 +7,7 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::accounts::{expect_json, register};
+use crate::accounts::{Account, expect_json, register};
 use crate::helpers::{Authorized, TestApp, assert_problem, check_problem};
 use crate::runs::{conversation, echo_agent, run_reaching};
 
@@ -18,6 +18,14 @@ async fn post_with_key(api: &Authorized<'_>, path: &str, key: &str, body: &Value
         .send()
         .await
         .expect("POST request")
+}
+
+/// An owner with an echo agent and a conversation with it: (owner, agent, conversation).
+async fn owner_with_conversation(app: &TestApp) -> (Account, String, String) {
+    let owner = register(app, "owner").await;
+    let agent_id = echo_agent(app, &owner.access_token, 3).await;
+    let conversation_id = conversation(app, &owner.access_token, &agent_id).await;
+    (owner, agent_id, conversation_id)
 }
 
 #[tokio::test]
@@ -119,9 +127,7 @@ async fn concurrent_creations_with_one_key_create_one_conversation() {
 #[tokio::test]
 async fn a_run_started_again_with_its_key_is_the_same_run_and_starts_no_other() {
     let app = TestApp::spawn().await;
-    let owner = register(&app, "owner").await;
-    let agent_id = echo_agent(&app, &owner.access_token, 3).await;
-    let conversation_id = conversation(&app, &owner.access_token, &agent_id).await;
+    let (owner, agent_id, conversation_id) = owner_with_conversation(&app).await;
     let api = app.with_bearer(&owner.access_token);
     let runs = format!("/v1/conversations/{conversation_id}/runs");
     let input = json!({ "input": "hello there" });
@@ -179,9 +185,7 @@ async fn a_run_started_again_with_its_key_is_the_same_run_and_starts_no_other() 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_starts_with_one_key_start_one_run_and_none_is_told_run_active() {
     let app = TestApp::spawn().await;
-    let owner = register(&app, "owner").await;
-    let agent_id = echo_agent(&app, &owner.access_token, 3).await;
-    let conversation_id = conversation(&app, &owner.access_token, &agent_id).await;
+    let (owner, _, conversation_id) = owner_with_conversation(&app).await;
     let api = app.with_bearer(&owner.access_token);
     let runs = format!("/v1/conversations/{conversation_id}/runs");
     let input = json!({ "input": "one run only" });
@@ -214,9 +218,7 @@ async fn concurrent_starts_with_one_key_start_one_run_and_none_is_told_run_activ
 #[tokio::test]
 async fn a_bad_key_is_refused_with_its_code_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    let owner = register(&app, "owner").await;
-    let agent_id = echo_agent(&app, &owner.access_token, 3).await;
-    let conversation_id = conversation(&app, &owner.access_token, &agent_id).await;
+    let (owner, agent_id, conversation_id) = owner_with_conversation(&app).await;
     let api = app.with_bearer(&owner.access_token);
     let conversations = ("/v1/conversations".to_owned(), json!({ "agent_id": agent_id }));
     let runs = (
@@ -329,9 +331,7 @@ async fn a_start_interrupted_before_its_run_was_recorded_is_finished_by_its_repe
     use crate::registration_recovery::{heal, inject_fault};
 
     let app = TestApp::spawn().await;
-    let owner = register(&app, "owner").await;
-    let agent_id = echo_agent(&app, &owner.access_token, 3).await;
-    let conversation_id = conversation(&app, &owner.access_token, &agent_id).await;
+    let (owner, _, conversation_id) = owner_with_conversation(&app).await;
     let api = app.with_bearer(&owner.access_token);
     let runs = format!("/v1/conversations/{conversation_id}/runs");
     let input = json!({ "input": "hello again" });
@@ -361,9 +361,7 @@ async fn a_start_interrupted_before_its_run_was_recorded_is_finished_by_its_repe
 #[tokio::test]
 async fn a_key_on_another_organizations_conversation_is_404_and_several_keys_are_refused() {
     let app = TestApp::spawn().await;
-    let owner = register(&app, "owner").await;
-    let agent_id = echo_agent(&app, &owner.access_token, 3).await;
-    let conversation_id = conversation(&app, &owner.access_token, &agent_id).await;
+    let (owner, _, conversation_id) = owner_with_conversation(&app).await;
     let runs = format!("/v1/conversations/{conversation_id}/runs");
     let input = json!({ "input": "hello" });
 
@@ -403,5 +401,61 @@ async fn a_key_on_another_organizations_conversation_is_404_and_several_keys_are
     // Nothing was started by the refused requests.
     assert_eq!(app.events_of_type("run.queued").await, 1);
     assert_eq!(app.events_of_type("conversation.run_started").await, 1);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_created_again_with_its_key_is_the_same_one_even_after_an_update() {
+    let app = TestApp::spawn().await;
+    let owner = register(&app, "owner").await;
+    let api = app.with_bearer(&owner.access_token);
+    let definition = json!({ "name": "Helper", "model": "echo", "max_steps": 3 });
+
+    // Without a key, two requests are two agents (the path a key changes).
+    for _ in 0..2 {
+        let created = api.post_json("/v1/agents", &definition).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.events_of_type("agent.created").await, 2);
+
+    // Racing with one key: one agent.
+    let racing: Vec<_> = (0..8)
+        .map(|_| post_with_key(&api, "/v1/agents", "helper-1", &definition))
+        .collect();
+    let mut answers = Vec::new();
+    for answer in futures::future::join_all(racing).await {
+        answers.push(expect_json(answer, StatusCode::CREATED, "a racing creation").await);
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["version"], 1);
+    assert_eq!(app.events_of_type("agent.created").await, 3);
+
+    // Updated since, the repeat still answers what the first request did.
+    let id = answers[0]["id"].as_str().unwrap();
+    let updated = api
+        .request(Method::PATCH, &format!("/v1/agents/{id}"))
+        .json(&json!({ "max_steps": 5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let again = expect_json(
+        post_with_key(&api, "/v1/agents", "helper-1", &definition).await,
+        StatusCode::CREATED,
+        "the repeat after an update",
+    )
+    .await;
+    assert_eq!(again, answers[0]);
+
+    let events = app.event_count().await;
+    let other = json!({ "name": "Helper", "model": "echo", "max_steps": 4 });
+    let refused = assert_problem(
+        post_with_key(&api, "/v1/agents", "helper-1", &other).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["code"], "idempotency_key_reused", "{refused}");
+    assert_eq!(app.event_count().await, events);
     app.cleanup().await;
 }

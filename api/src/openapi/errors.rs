@@ -45,7 +45,8 @@ const ROUTE_STATUSES: &[(&str, &[u16])] = &[
     // 404 no such key here; 409 already revoked, or a lost race; 503 the read model behind.
     ("revokeApiKey", &[404, 409, 503]),
     ("listMembers", &[]),
-    // 409 a lost race; 422 a rule of the definition.
+    // 409 a lost race; 422 a rule of the definition, an invalid `Idempotency-Key`, or the key
+    // sent before with another definition.
     ("createAgent", &[409, 422]),
     // 404 no such agent here, or no such version of it.
     ("getAgent", &[404]),

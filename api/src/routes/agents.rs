@@ -2,7 +2,7 @@
 
 use domain::agent::{AgentChange, AgentDefinition, Approval, DEFAULT_MAX_STEPS};
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::tags::ApiTags;
-use crate::http::{ApiError, BearerAuth, ErrorCode, RequestId, Text, TextBlock};
+use crate::http::{ApiError, BearerAuth, ErrorCode, RequestId, Text, TextBlock, idempotency_key};
 
 /// Agents of the caller's organization (everyone reads; auditors do not write).
 pub struct AgentsApi;
@@ -177,14 +177,28 @@ impl AgentsApi {
     ///
     /// In the caller's organization (owners, admins and members; auditors may not). Answers
     /// the id and version 1.
+    ///
+    /// With an `Idempotency-Key`, sending the same request again answers the agent the first
+    /// one created, never a second one.
     #[oai(path = "/agents", method = "post", operation_id = "createAgent")]
     async fn create(
         &self,
         state: Data<&AppState>,
         request_id: Data<&RequestId>,
         auth: BearerAuth,
+        /// A key of the client's choosing (1–255 visible ASCII characters) that makes the request
+        /// safe to repeat: the same key with the same definition answers the agent it created,
+        /// at version 1; with another definition, 422 `idempotency_key_reused`. Keys are the
+        /// organization's, per operation, and never expire.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
+        key: Header<Option<String>>,
         body: Json<CreateAgentRequest>,
+        request: &poem::Request,
     ) -> Result<AgentCreated, ApiError> {
+        let key = idempotency_key(key.0.as_deref(), request)?;
         let body = body.0;
         let definition = AgentDefinition {
             name: body.name.0,
@@ -199,7 +213,7 @@ impl AgentsApi {
         };
         let (id, version) = state
             .agents
-            .create(&auth.0, definition, request_id.for_events())
+            .create(&auth.0, definition, key.as_ref(), request_id.for_events())
             .await?;
         Ok(AgentCreated::Created(Json(AgentVersionRef { id, version })))
     }

@@ -2,8 +2,9 @@
 
 use domain::Role;
 use domain::agent::{Agent, AgentChange, AgentCommand, AgentDefinition, AgentError};
+use domain::idempotency::IdempotencyKey;
 use eventstore::RequestOrigin;
-use eventstore::{CommandBus, EventStore};
+use eventstore::{CommandBus, CommandError, EventStore};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -72,22 +73,41 @@ impl AgentService {
 
     /// Creates an agent in the caller's organization (everyone but auditors); answers its id
     /// and version (1).
+    ///
+    /// With the client's idempotency `key`, the agent's id is drawn from it (as a
+    /// conversation's is, `commands/src/runs/repeated.rs`): sent again with the same
+    /// definition, the request answers the agent the first one created, at version 1.
     pub async fn create(
         &self,
         caller: &Caller,
         definition: AgentDefinition,
+        key: Option<&IdempotencyKey>,
         origin: Option<RequestOrigin>,
     ) -> Result<(Uuid, u32), AgentsError> {
         let org_id = caller.org()?;
         caller.require(Role::can_write, "create agents")?;
         self.check_model(Some(&definition.model))?;
-        let id = Uuid::now_v7();
-        let create = AgentCommand::CreateAgent { org_id, definition };
-        let created = self
+        let id = key.map_or_else(Uuid::now_v7, |key| key.id_for(org_id, "agent", Uuid::nil()));
+        let create = AgentCommand::CreateAgent {
+            org_id,
+            definition: definition.clone(),
+        };
+        match self
             .agents
             .create(&id.to_string(), create, &caller.context(origin))
-            .await?;
-        Ok((id, created.state.version()))
+            .await
+        {
+            Ok(created) => Ok((id, created.state.version())),
+            // Only an id drawn from a key can exist already: the key sent again.
+            Err(CommandError::Rejected(AgentError::AlreadyExists)) if key.is_some() => {
+                let agent = self.agents.load(&id.to_string()).await?;
+                if agent.org_id() != Some(org_id) || !agent.created_with(&definition) {
+                    return Err(AgentsError::IdempotencyKeyReused);
+                }
+                Ok((id, 1))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Records a new version of an agent of the caller's organization with `change` applied

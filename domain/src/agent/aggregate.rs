@@ -48,6 +48,14 @@ impl Agent {
             .ok_or(AgentError::VersionNotFound)
     }
 
+    /// Whether a `CreateAgent` with `definition` (as it would record it, names trimmed) is the
+    /// one that created the agent: a request repeated with its idempotency key is, one that
+    /// reuses the key for another definition is not, whatever versions came since.
+    pub fn created_with(&self, definition: &AgentDefinition) -> bool {
+        let first = self.versions.first();
+        first.is_some() && definition.clone().validated().ok().as_ref() == first
+    }
+
     fn create(&self, org_id: Uuid, definition: AgentDefinition) -> Decision {
         if self.exists() {
             return Err(AgentError::AlreadyExists);
