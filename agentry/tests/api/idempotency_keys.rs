@@ -20,6 +20,28 @@ async fn post_with_key(api: &Authorized<'_>, path: &str, key: &str, body: &Value
         .expect("POST request")
 }
 
+/// Sends the same keyed POST 8 times at once; each must answer `status`, and all the same
+/// `field` (the whole body when `None`: a run's status may move between the answers). The
+/// value they agree on.
+async fn racing_repeats(
+    api: &Authorized<'_>,
+    path: &str,
+    key: &str,
+    body: &Value,
+    status: StatusCode,
+    field: Option<&str>,
+) -> Value {
+    let racing: Vec<_> = (0..8).map(|_| post_with_key(api, path, key, body)).collect();
+    let mut answers = Vec::new();
+    for answer in futures::future::join_all(racing).await {
+        let answered = expect_json(answer, status, "a racing request").await;
+        answers.push(field.map_or(answered.clone(), |field| answered[field].clone()));
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "every racer is answered the same: {answers:?}");
+    answers.remove(0)
+}
+
 /// An owner with an echo agent and a conversation with it: (owner, agent, conversation).
 async fn owner_with_conversation(app: &TestApp) -> (Account, String, String) {
     let owner = register(app, "owner").await;
@@ -106,20 +128,15 @@ async fn concurrent_creations_with_one_key_create_one_conversation() {
     let api = app.with_bearer(&owner.access_token);
     let body = json!({ "agent_id": agent_id, "title": "Race" });
 
-    let racing: Vec<_> = (0..8)
-        .map(|_| post_with_key(&api, "/v1/conversations", "race-1", &body))
-        .collect();
-    let mut ids = Vec::new();
-    for answer in futures::future::join_all(racing).await {
-        let created = expect_json(answer, StatusCode::CREATED, "a racing creation").await;
-        ids.push(created["id"].as_str().unwrap().to_owned());
-    }
-    ids.dedup();
-    assert_eq!(
-        ids.len(),
-        1,
-        "every racer is answered the one conversation: {ids:?}"
-    );
+    racing_repeats(
+        &api,
+        "/v1/conversations",
+        "race-1",
+        &body,
+        StatusCode::CREATED,
+        Some("id"),
+    )
+    .await;
     assert_eq!(app.events_of_type("conversation.created").await, 1);
     app.cleanup().await;
 }
@@ -190,21 +207,16 @@ async fn concurrent_starts_with_one_key_start_one_run_and_none_is_told_run_activ
     let runs = format!("/v1/conversations/{conversation_id}/runs");
     let input = json!({ "input": "one run only" });
 
-    let racing: Vec<_> = (0..8)
-        .map(|_| post_with_key(&api, &runs, "once-1", &input))
-        .collect();
-    let mut run_ids = Vec::new();
-    for answer in futures::future::join_all(racing).await {
-        let accepted = expect_json(answer, StatusCode::ACCEPTED, "a racing start").await;
-        run_ids.push(accepted["run_id"].as_str().unwrap().to_owned());
-    }
-    run_ids.dedup();
-    assert_eq!(
-        run_ids.len(),
-        1,
-        "every racer is answered the one run: {run_ids:?}"
-    );
-    run_reaching(&app, &owner.access_token, &run_ids[0], "completed").await;
+    let run_id = racing_repeats(
+        &api,
+        &runs,
+        "once-1",
+        &input,
+        StatusCode::ACCEPTED,
+        Some("run_id"),
+    )
+    .await;
+    run_reaching(&app, &owner.access_token, run_id.as_str().unwrap(), "completed").await;
     assert_eq!(app.events_of_type("run.queued").await, 1);
     assert_eq!(app.events_of_type("run.started").await, 1);
     assert_eq!(app.events_of_type("run.completed").await, 1);
@@ -293,17 +305,22 @@ async fn repeats_racing_the_first_start_are_not_refused_by_the_concurrent_run_li
     // A run that waits for approval stays active: the one run the limit allows.
     let input = json!({ "input": r#"/tool send_mail {"to": "ann@example.com"}"# });
 
-    let racing: Vec<_> = (0..8)
-        .map(|_| post_with_key(&api, &runs, "mail-1", &input))
-        .collect();
-    let mut run_ids = Vec::new();
-    for answer in futures::future::join_all(racing).await {
-        let accepted = expect_json(answer, StatusCode::ACCEPTED, "a racing start").await;
-        run_ids.push(accepted["run_id"].as_str().unwrap().to_owned());
-    }
-    run_ids.dedup();
-    assert_eq!(run_ids.len(), 1, "{run_ids:?}");
-    run_reaching(&app, &owner.access_token, &run_ids[0], "awaiting_approval").await;
+    let run_id = racing_repeats(
+        &api,
+        &runs,
+        "mail-1",
+        &input,
+        StatusCode::ACCEPTED,
+        Some("run_id"),
+    )
+    .await;
+    run_reaching(
+        &app,
+        &owner.access_token,
+        run_id.as_str().unwrap(),
+        "awaiting_approval",
+    )
+    .await;
     let again = expect_json(
         post_with_key(&api, &runs, "mail-1", &input).await,
         StatusCode::ACCEPTED,
@@ -419,20 +436,20 @@ async fn an_agent_created_again_with_its_key_is_the_same_one_even_after_an_updat
     assert_eq!(app.events_of_type("agent.created").await, 2);
 
     // Racing with one key: one agent.
-    let racing: Vec<_> = (0..8)
-        .map(|_| post_with_key(&api, "/v1/agents", "helper-1", &definition))
-        .collect();
-    let mut answers = Vec::new();
-    for answer in futures::future::join_all(racing).await {
-        answers.push(expect_json(answer, StatusCode::CREATED, "a racing creation").await);
-    }
-    answers.dedup();
-    assert_eq!(answers.len(), 1, "{answers:?}");
-    assert_eq!(answers[0]["version"], 1);
+    let created = racing_repeats(
+        &api,
+        "/v1/agents",
+        "helper-1",
+        &definition,
+        StatusCode::CREATED,
+        None,
+    )
+    .await;
+    assert_eq!(created["version"], 1);
     assert_eq!(app.events_of_type("agent.created").await, 3);
 
     // Updated since, the repeat still answers what the first request did.
-    let id = answers[0]["id"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
     let updated = api
         .request(Method::PATCH, &format!("/v1/agents/{id}"))
         .json(&json!({ "max_steps": 5 }))
@@ -446,7 +463,7 @@ async fn an_agent_created_again_with_its_key_is_the_same_one_even_after_an_updat
         "the repeat after an update",
     )
     .await;
-    assert_eq!(again, answers[0]);
+    assert_eq!(again, created);
 
     let events = app.event_count().await;
     let other = json!({ "name": "Helper", "model": "echo", "max_steps": 4 });

@@ -21,11 +21,6 @@ impl From<AgentsError> for ApiError {
                 ErrorCode::UnknownModel,
                 unknown.to_string(),
             ),
-            AgentsError::IdempotencyKeyReused => Self::with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::IdempotencyKeyReused,
-                error.to_string(),
-            ),
             AgentsError::Identity(other) => other.into(),
         }
     }

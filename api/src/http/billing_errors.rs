@@ -26,9 +26,6 @@ impl From<BillingError> for ApiError {
             }
             BillingError::Signature(refusal) => (StatusCode::BAD_REQUEST, signature_code(refusal)),
             BillingError::InvalidEvent(_) => (StatusCode::BAD_REQUEST, ErrorCode::StripeEventInvalid),
-            BillingError::IdempotencyKeyReused => {
-                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::IdempotencyKeyReused)
-            }
             BillingError::PurchaseTooSmall { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::PurchaseTooSmall)
             }

@@ -50,6 +50,9 @@ impl From<IdentityError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UndeliverableEmail)
             }
             IdentityError::Busy => (StatusCode::CONFLICT, ErrorCode::ConcurrentModification),
+            IdentityError::IdempotencyKeyReused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::IdempotencyKeyReused)
+            }
             IdentityError::DatabaseBusy => {
                 return Self::unavailable(ErrorCode::DatabaseBusy, detail, DATABASE_BUSY_RETRY_AFTER);
             }

@@ -32,9 +32,6 @@ impl From<RunsError> for ApiError {
             RunsError::Agent(refusal) => commands::agents::AgentsError::Agent(refusal).into(),
             RunsError::Billing(billing) => billing.into(),
             RunsError::Quota(exceeded) => exceeded.into(),
-            RunsError::IdempotencyKeyReused(_) => {
-                Self::unprocessable(ErrorCode::IdempotencyKeyReused, error.to_string())
-            }
             RunsError::Identity(other) => other.into(),
         }
     }

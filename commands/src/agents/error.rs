@@ -21,11 +21,6 @@ pub enum AgentsError {
         /// The names offered.
         offered: Vec<String>,
     },
-    /// An idempotency key sent again with another definition than the one it first came with.
-    #[error(
-        "this Idempotency-Key was first sent with a different agent definition; send a new key for a new request"
-    )]
-    IdempotencyKeyReused,
     /// Denied, lost a race, unstorable input, or our failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),

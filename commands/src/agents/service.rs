@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{AgentsError, ModelCatalog};
-use crate::identity::Caller;
+use crate::identity::{Caller, IdentityError};
 
 /// One version of an agent.
 #[derive(Clone, Debug)]
@@ -102,7 +102,7 @@ impl AgentService {
             Err(CommandError::Rejected(AgentError::AlreadyExists)) if key.is_some() => {
                 let agent = self.agents.load(&id.to_string()).await?;
                 if agent.org_id() != Some(org_id) || !agent.created_with(&definition) {
-                    return Err(AgentsError::IdempotencyKeyReused);
+                    return Err(IdentityError::IdempotencyKeyReused("agent definition").into());
                 }
                 Ok((id, 1))
             }

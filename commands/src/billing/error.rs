@@ -21,12 +21,6 @@ pub enum BillingError {
     /// Stripe could not be reached, or answered an error; the text says which (never a secret).
     #[error("Stripe: {0}")]
     Stripe(String),
-    /// A checkout's `Idempotency-Key` sent before with another number of credits (Stripe
-    /// keeps the first request's parameters with the key).
-    #[error(
-        "this Idempotency-Key was first sent with a different number of credits; send a new key for a new request"
-    )]
-    IdempotencyKeyReused,
     /// A webhook whose `Stripe-Signature` does not verify.
     #[error(transparent)]
     Signature(#[from] SignatureError),

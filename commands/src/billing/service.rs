@@ -188,7 +188,10 @@ impl BillingService {
             .create_checkout_session(&form, &idempotency_key)
             .await
             .map_err(|error| match error {
-                StripeCallError::KeyReused(_) => BillingError::IdempotencyKeyReused,
+                // Stripe keeps the first request's parameters with the key.
+                StripeCallError::KeyReused(_) => {
+                    IdentityError::IdempotencyKeyReused("number of credits").into()
+                }
                 StripeCallError::Failed(text) => BillingError::Stripe(text),
             })?;
         tracing::info!(org = %org_id, credits, amount, session = %session.id, "checkout session created");

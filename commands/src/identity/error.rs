@@ -109,6 +109,11 @@ pub enum IdentityError {
         /// Seconds until attempts are admitted again.
         retry_after_seconds: u64,
     },
+    /// An idempotency key sent again with another request than the one it first came with
+    /// (the text names what differs): refused, never answered with the first request's result,
+    /// which would pass one request off as another. Shared by every operation that takes a key.
+    #[error("this Idempotency-Key was first sent with a different {0}; send a new key for a new request")]
+    IdempotencyKeyReused(&'static str),
     /// An append's connection was lost after it may have reached the database
     /// (`StoreError::OutcomeUnknown`): it may or may not be recorded, so the caller repeats
     /// with its idempotency key or reads first. The detail is for logs only.

@@ -28,11 +28,6 @@ pub enum RunsError {
     /// A plan limit of the organization is reached (a run's start).
     #[error(transparent)]
     Quota(#[from] QuotaExceeded),
-    /// An idempotency key sent again with another request than the one it first came with
-    /// (the text says what differs): answered as a refusal, never as the first request's
-    /// result, which would pass one request off as another.
-    #[error("this Idempotency-Key was first sent with a different {0}; send a new key for a new request")]
-    IdempotencyKeyReused(&'static str),
     /// Denied, lost a race, unstorable input, or our failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),

@@ -41,7 +41,7 @@ impl RunService {
     ) -> Result<(Uuid, u32), RunsError> {
         let conversation = self.conversation_in_org(org_id, id).await?;
         if !conversation.created_with(agent_id, title) {
-            return Err(RunsError::IdempotencyKeyReused("agent or title"));
+            return Err(IdentityError::IdempotencyKeyReused("agent or title").into());
         }
         Ok((id, conversation.agent_version()))
     }
@@ -74,7 +74,7 @@ impl RunService {
         }
         let recorded = self.record_claimed_run(org_id, conversation_id, run_id).await?;
         if recorded.is_some_and(|first_input| first_input != input) {
-            return Err(RunsError::IdempotencyKeyReused("input"));
+            return Err(IdentityError::IdempotencyKeyReused("input").into());
         }
         // Recorded here, or (no longer the active claim) by the racing start since the read above.
         self.repeated_run(org_id, conversation_id, run_id, input)
@@ -106,7 +106,7 @@ impl RunService {
             _ => None,
         });
         if first_input != Some(input) {
-            return Err(RunsError::IdempotencyKeyReused("input"));
+            return Err(IdentityError::IdempotencyKeyReused("input").into());
         }
         Ok(Some((run_id, run.status())))
     }
